@@ -1,0 +1,82 @@
+/* Parser: tokens -> AST. The AST is a list of statements, every node owned
+ * by the model's arena and located by byte offsets into the source. */
+#ifndef BPV_AST_H
+#define BPV_AST_H
+
+#include "base.h"
+#include "lexer.h"
+
+typedef enum bpv_ast_kind {
+    AST_NUMBER, /* num */
+    AST_NAME,   /* name */
+    AST_STRING, /* name holds the unquoted text (escapes resolved) */
+    AST_UNARY,  /* op = TK_MINUS or TK_PLUS, args[0] */
+    AST_BINARY, /* op = TK_PLUS ... TK_AT (TK_STARSTAR is folded to TK_CARET), args[0], args[1] */
+    AST_CALL,   /* name(args...); kwnames[i] non-NULL for NAME=VALUE arguments */
+    AST_LIST,   /* [args...] */
+    AST_RANGE   /* A:B inside a call (csv columns): args[0], args[1] */
+} bpv_ast_kind;
+
+typedef struct bpv_ast {
+    bpv_ast_kind kind;
+    size_t off, len; /* whole expression's span, for carets under it */
+    bpv_token_kind op;
+    double num;
+    const char *name; /* arena string */
+    size_t name_off;  /* AST_CALL: offset of the function name */
+    struct bpv_ast **args;
+    const char **kwnames; /* NULL when the call has no keyword arguments */
+    size_t *kwoffs;
+    int nargs;
+} bpv_ast;
+
+/* KEY=VALUE as in `train epochs=100` or `param w = 1 lr=0.1`. */
+typedef struct bpv_ast_kv {
+    const char *key;
+    size_t key_off, key_len;
+    bpv_ast *value;
+} bpv_ast_kv;
+
+typedef enum bpv_stmt_kind {
+    ST_DATA,    /* data NAME = value */
+    ST_PARAM,   /* param NAME = value [kv...] */
+    ST_CONST,   /* const NAME = value */
+    ST_LET,     /* NAME = value */
+    ST_FN,      /* fn NAME(params) = value [grad p = e, ...] */
+    ST_TRAIN,   /* train kv... */
+    ST_PREDICT, /* predict NAME(kv...): name is the node, kv the bindings */
+    ST_DTYPE    /* dtype NAME (f32 | f64): name */
+} bpv_stmt_kind;
+
+typedef struct bpv_stmt {
+    bpv_stmt_kind kind;
+    size_t off, len; /* whole statement, without comment and newline */
+    const char *name;
+    size_t name_off, name_len;
+    bpv_ast *value;
+    /* ST_FN */
+    const char **params;
+    size_t *param_offs;
+    int nparams;
+    /* ST_FN with `grad`: grads[i] is the partial for params[i] or NULL */
+    bpv_ast **grads;
+    /* ST_PARAM options, ST_TRAIN keys, ST_PREDICT bindings */
+    bpv_ast_kv *kv;
+    int nkv;
+} bpv_stmt;
+
+typedef struct bpv_program {
+    bpv_stmt *stmts;
+    int nstmts;
+} bpv_program;
+
+/* Maximum nesting of parentheses/brackets/unary operators the parser
+ * accepts; deeper input gets a located error instead of exhausting the
+ * stack. */
+#define BPV_MAX_NESTING 200
+
+/* Parses the whole source. Returns false with a located error in *err on the
+ * first syntax error. All nodes are allocated in `arena`. */
+bool bpv_parse(const bpv_source *src, bpv_arena *arena, bpv_program *out, bpv_error **err);
+
+#endif

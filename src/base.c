@@ -1,0 +1,420 @@
+/* Foundations: arena, string buffer, located errors, UTF-8, suggestions and
+ * Python-repr number formatting. */
+#include "base.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- arena --------------------------------------------------------------- */
+
+/* Chunks are chained; big requests get a chunk of their own so a huge
+ * tensor does not waste the rest of a block. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    max_align_t data[]; /* aligned for any type */
+} chunk;
+
+struct bpv_arena {
+    chunk *head;
+    size_t total;
+};
+
+#define ARENA_CHUNK ((size_t)64 * 1024)
+#define ARENA_ALIGN (sizeof(max_align_t))
+
+bpv_arena *bpv_arena_new(void) { return calloc(1, sizeof(bpv_arena)); }
+
+void bpv_arena_free(bpv_arena *a) {
+    if (!a) return;
+    chunk *c = a->head;
+    while (c) {
+        chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(a);
+}
+
+void *bpv_arena_alloc(bpv_arena *a, size_t size) {
+    if (size == 0) size = 1;
+    if (size > SIZE_MAX / 2) return NULL;
+    size = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+    chunk *c = a->head;
+    if (!c || c->size - c->used < size) {
+        size_t cap = size > ARENA_CHUNK / 4 ? size : ARENA_CHUNK;
+        chunk *n = malloc(sizeof(chunk) + cap);
+        if (!n) return NULL;
+        n->size = cap;
+        n->used = 0;
+        if (c && cap == size) {
+            /* keep the partly used head for later small requests */
+            n->next = c->next;
+            c->next = n;
+        } else {
+            n->next = c;
+            a->head = n;
+        }
+        c = n;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += size;
+    a->total += size;
+    memset(p, 0, size);
+    return p;
+}
+
+void *bpv_arena_calloc(bpv_arena *a, size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) return NULL;
+    return bpv_arena_alloc(a, n * size);
+}
+
+char *bpv_arena_strndup(bpv_arena *a, const char *s, size_t n) {
+    char *p = bpv_arena_alloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+char *bpv_arena_strdup(bpv_arena *a, const char *s) { return bpv_arena_strndup(a, s, strlen(s)); }
+
+size_t bpv_arena_used(const bpv_arena *a) { return a->total; }
+
+/* ---- string buffer ------------------------------------------------------- */
+
+void bpv_buf_init(bpv_buf *b) {
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void bpv_buf_free(bpv_buf *b) {
+    free(b->data);
+    bpv_buf_init(b);
+}
+
+static void buf_reserve(bpv_buf *b, size_t extra) {
+    if (b->len + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) abort(); /* text buffers are small; running out here is fatal */
+    b->data = p;
+    b->cap = cap;
+}
+
+void bpv_buf_add(bpv_buf *b, const char *s, size_t n) {
+    buf_reserve(b, n);
+    if (n) memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void bpv_buf_puts(bpv_buf *b, const char *s) { bpv_buf_add(b, s, strlen(s)); }
+
+void bpv_buf_putc(bpv_buf *b, char c) { bpv_buf_add(b, &c, 1); }
+
+static void buf_vprintf(bpv_buf *b, const char *fmt, va_list ap) {
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) return;
+    buf_reserve(b, (size_t)n);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+}
+
+void bpv_buf_printf(bpv_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+char *bpv_buf_take(bpv_buf *b) {
+    if (!b->data) bpv_buf_add(b, "", 0);
+    char *p = b->data;
+    bpv_buf_init(b);
+    return p;
+}
+
+/* ---- source locations and errors ----------------------------------------- */
+
+static bool utf8_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+void bpv_source_locate(const bpv_source *src, size_t off, int *line, int *col) {
+    if (off > src->len) off = src->len;
+    int l = 1, c = 1;
+    for (size_t i = 0; i < off; i++) {
+        unsigned char ch = (unsigned char)src->text[i];
+        if (ch == '\n') {
+            l++;
+            c = 1;
+        } else if (!utf8_cont(ch)) {
+            c++;
+        }
+    }
+    *line = l;
+    *col = c;
+}
+
+/* Appends the source line holding `off` and a caret line under it. Tabs are
+ * kept in the caret line so the caret lines up in any terminal. */
+static void append_caret(bpv_buf *b, const bpv_source *src, size_t off, size_t len) {
+    if (off > src->len) off = src->len;
+    size_t start = off, end = off;
+    while (start > 0 && src->text[start - 1] != '\n') start--;
+    while (end < src->len && src->text[end] != '\n') end++;
+    size_t shown_end = end;
+    if (shown_end > start && src->text[shown_end - 1] == '\r') shown_end--;
+    bpv_buf_puts(b, "    ");
+    /* control bytes other than tab would garble a terminal: show them as '?' */
+    for (size_t i = start; i < shown_end; i++) {
+        unsigned char ch = (unsigned char)src->text[i];
+        bpv_buf_putc(b, (ch < 0x20 && ch != '\t') || ch == 0x7f ? '?' : (char)ch);
+    }
+    bpv_buf_puts(b, "\n    ");
+    for (size_t i = start; i < off; i++) {
+        unsigned char ch = (unsigned char)src->text[i];
+        if (ch == '\t') bpv_buf_putc(b, '\t');
+        else if (!utf8_cont(ch)) bpv_buf_putc(b, ' ');
+    }
+    bpv_buf_putc(b, '^');
+    size_t stop = off + len;
+    if (stop > shown_end) stop = shown_end;
+    for (size_t i = off + 1; i < stop; i++)
+        if (!utf8_cont((unsigned char)src->text[i])) bpv_buf_putc(b, '~');
+    bpv_buf_putc(b, '\n');
+}
+
+static bpv_error *error_make(int status, char *msg) {
+    bpv_error *e = malloc(sizeof *e);
+    if (!e) {
+        free(msg);
+        return NULL;
+    }
+    e->status = status;
+    e->message = msg;
+    return e;
+}
+
+bpv_error *bpv_error_at(const bpv_source *src, size_t off, size_t len, int status,
+                        const char *fmt, ...) {
+    int line, col;
+    bpv_source_locate(src, off, &line, &col);
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_printf(&b, "%s:%d:%d: error: ", src->name, line, col);
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    bpv_buf_putc(&b, '\n');
+    append_caret(&b, src, off, len);
+    return error_make(status, bpv_buf_take(&b));
+}
+
+bpv_error *bpv_error_new(int status, const char *fmt, ...) {
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_puts(&b, "bpviz: error: ");
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    bpv_buf_putc(&b, '\n');
+    return error_make(status, bpv_buf_take(&b));
+}
+
+int bpv_error_set(bpv_error **err, bpv_error *e) {
+    int status = e ? e->status : BPV_ERR_RUNTIME;
+    if (err && !*err) *err = e;
+    else bpv_error_free(e);
+    return status;
+}
+
+void bpv_error_free(bpv_error *err) {
+    if (!err) return;
+    free(err->message);
+    free(err);
+}
+
+/* ---- UTF-8 ----------------------------------------------------------------- */
+
+bool bpv_utf8_valid(const char *s, size_t len, size_t *bad_off) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n;
+        unsigned min;
+        if (c == 0) goto bad;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1;
+            min = 0x80;
+            c &= 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2;
+            min = 0x800;
+            c &= 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3;
+            min = 0x10000;
+            c &= 0x07;
+        } else {
+            goto bad;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len || !utf8_cont(p[i + k])) goto bad;
+            c = (c << 6) | (p[i + k] & 0x3F);
+        }
+        /* overlong forms, surrogates and values past U+10FFFF are invalid */
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) goto bad;
+        i += n + 1;
+    }
+    return true;
+bad:
+    if (bad_off) *bad_off = i;
+    return false;
+}
+
+/* ---- suggestions ------------------------------------------------------------- */
+
+static size_t edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return SIZE_MAX;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *bpv_closest(const char *name, const char *const *known, size_t n) {
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    size_t len = strlen(name);
+    /* allow about one edit per three characters, at least one */
+    size_t limit = len < 3 ? 1 : len / 3 + 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!known[i]) continue;
+        size_t d = edit_distance(name, known[i]);
+        if (d < best_d && d <= limit && d < strlen(known[i]) + (len > 1)) {
+            best = known[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* ---- numbers ------------------------------------------------------------------ */
+
+/* Adds one unit in the last mantissa digit of "-d.ddde+XX" text, carrying
+ * into the exponent when the digits were all nines. */
+static bool bump_last_digit(char *t) {
+    char *e = strchr(t, 'e');
+    if (!e) return false;
+    char *q = e - 1;
+    for (;; q--) {
+        if (*q == '.') continue;
+        if (*q == '-' || q < t) break;
+        if (*q < '9') {
+            (*q)++;
+            return true;
+        }
+        *q = '0';
+        if (q == t || q[-1] == '-') break;
+    }
+    /* all nines: 9.99e+05 -> 1.00e+06 */
+    *q = '1';
+    int ex = atoi(e + 1) + 1;
+    sprintf(e, "e%+d", ex);
+    return true;
+}
+
+char *bpv_fmt_repr_s(char *buf, double v) {
+    if (isnan(v)) {
+        strcpy(buf, "nan");
+        return buf;
+    }
+    if (isinf(v)) {
+        strcpy(buf, v < 0 ? "-inf" : "inf");
+        return buf;
+    }
+    if (v == 0) {
+        strcpy(buf, signbit(v) ? "-0.0" : "0.0");
+        return buf;
+    }
+    /* Shortest digit string that reads back to v (glibc's printf rounds
+     * correctly, so the first precision that round-trips is the shortest). */
+    char digits[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(digits, sizeof digits, "%.*e", prec - 1, v);
+        if (strtod(digits, NULL) == v) break;
+        /* At a power of two the gap below v is half the gap above, so the
+         * nearest prec-digit decimal can miss while the next one up (in
+         * magnitude) still reads back to v: Python's repr then uses it. */
+        if (bump_last_digit(digits) && strtod(digits, NULL) == v) break;
+    }
+    /* digits looks like "-d.ddde+XX": split into sign, mantissa digits and
+     * decimal exponent, then lay them out as Python's repr does. */
+    const char *p = digits;
+    bool neg = *p == '-';
+    if (neg) p++;
+    char mant[24];
+    int nm = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') mant[nm++] = *p;
+    while (nm > 1 && mant[nm - 1] == '0') nm--;
+    mant[nm] = '\0';
+    int exp10 = atoi(p + 1);
+    int decpt = exp10 + 1; /* value = 0.MANT x 10^decpt */
+    char *o = buf;
+    if (neg) *o++ = '-';
+    if (decpt > -4 && decpt <= 16) {
+        if (decpt <= 0) {
+            *o++ = '0';
+            *o++ = '.';
+            for (int i = 0; i < -decpt; i++) *o++ = '0';
+            for (int i = 0; i < nm; i++) *o++ = mant[i];
+        } else {
+            for (int i = 0; i < decpt; i++) *o++ = i < nm ? mant[i] : '0';
+            *o++ = '.';
+            if (nm > decpt)
+                for (int i = decpt; i < nm; i++) *o++ = mant[i];
+            else
+                *o++ = '0';
+        }
+        *o = '\0';
+    } else {
+        *o++ = mant[0];
+        if (nm > 1) {
+            *o++ = '.';
+            for (int i = 1; i < nm; i++) *o++ = mant[i];
+        }
+        int e = decpt - 1;
+        sprintf(o, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+    }
+    return buf;
+}
+
+void bpv_fmt_repr(bpv_buf *b, double v) {
+    char tmp[40];
+    bpv_buf_puts(b, bpv_fmt_repr_s(tmp, v));
+}

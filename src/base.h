@@ -1,0 +1,92 @@
+/* Shared foundations: arena, growable string buffer, source text and
+ * located diagnostics, number formatting. Every other module builds on
+ * these and nothing here knows about models. */
+#ifndef BPV_BASE_H
+#define BPV_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bpviz/bpviz.h"
+
+#if defined(__GNUC__)
+#define BPV_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define BPV_PRINTF(f, a)
+#endif
+
+/* ---- arena: owns every AST node, graph node and buffer of a model ------ */
+/* Memory is released all at once by bpv_arena_free; there is no per-object
+ * free. Allocations are zeroed and aligned for any type. */
+typedef struct bpv_arena bpv_arena;
+bpv_arena *bpv_arena_new(void);
+void bpv_arena_free(bpv_arena *a);
+/* Returns NULL when the request overflows or the system is out of memory. */
+void *bpv_arena_alloc(bpv_arena *a, size_t size);
+/* alloc of n * size with overflow check. */
+void *bpv_arena_calloc(bpv_arena *a, size_t n, size_t size);
+char *bpv_arena_strndup(bpv_arena *a, const char *s, size_t n);
+char *bpv_arena_strdup(bpv_arena *a, const char *s);
+/* Bytes handed out so far (for the model memory limit). */
+size_t bpv_arena_used(const bpv_arena *a);
+
+/* ---- string buffer ----------------------------------------------------- */
+typedef struct bpv_buf {
+    char *data; /* NUL-terminated, malloc'd; owned by the buffer */
+    size_t len, cap;
+} bpv_buf;
+void bpv_buf_init(bpv_buf *b);
+void bpv_buf_free(bpv_buf *b);
+void bpv_buf_add(bpv_buf *b, const char *s, size_t n);
+void bpv_buf_puts(bpv_buf *b, const char *s);
+void bpv_buf_putc(bpv_buf *b, char c);
+void bpv_buf_printf(bpv_buf *b, const char *fmt, ...) BPV_PRINTF(2, 3);
+/* Hands the malloc'd text to the caller and resets the buffer. */
+char *bpv_buf_take(bpv_buf *b);
+
+/* ---- source text and diagnostics --------------------------------------- */
+typedef struct bpv_source {
+    const char *name; /* "model.bp" or "<stdin>" as shown in messages */
+    const char *dir;  /* folder relative CSV paths start from */
+    const char *text; /* NUL-terminated copy of the file */
+    size_t len;
+} bpv_source;
+
+/* Line and column (both from 1; the column counts UTF-8 characters) of a
+ * byte offset, computed on demand: tokens and AST nodes carry offsets only. */
+void bpv_source_locate(const bpv_source *src, size_t off, int *line, int *col);
+
+/* Makes a located error:
+ *   NAME:LINE:COL: error: MESSAGE
+ *       <source line>
+ *       ^~~~   (caret under off, tildes over the rest of len, at least 1)
+ * `status` is BPV_ERR_MODEL for mistakes in the model. Returns a malloc'd
+ * bpv_error the caller frees with bpv_error_free. */
+bpv_error *bpv_error_at(const bpv_source *src, size_t off, size_t len, int status,
+                        const char *fmt, ...) BPV_PRINTF(5, 6);
+/* An error with no location: "bpviz: error: MESSAGE\n". */
+bpv_error *bpv_error_new(int status, const char *fmt, ...) BPV_PRINTF(2, 3);
+/* Stores e in *err when err is not NULL, frees it otherwise; returns status. */
+int bpv_error_set(bpv_error **err, bpv_error *e);
+
+/* Checks that text is valid UTF-8 with no NUL bytes; on failure returns
+ * false and the offset of the first bad byte. */
+bool bpv_utf8_valid(const char *s, size_t len, size_t *bad_off);
+
+/* The known name closest to `name` by edit distance, or NULL if none is
+ * close enough to suggest. */
+const char *bpv_closest(const char *name, const char *const *known, size_t n);
+
+/* ---- numbers ----------------------------------------------------------- */
+/* Formats v the way Python's repr() formats a float: shortest text that
+ * reads back to the same double, "1.0", "0.1", "1e-05", "1e+16", "nan",
+ * "inf", "-inf", "-0.0". Appends to b. For a float32 value, widen it to
+ * double first (the printed digits are those of the widened double). */
+void bpv_fmt_repr(bpv_buf *b, double v);
+/* Same, into a fixed buffer of at least 32 bytes; returns buf. */
+char *bpv_fmt_repr_s(char *buf, double v);
+
+#endif

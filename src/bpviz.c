@@ -1,0 +1,332 @@
+/* The public API: loading, running and exporting models, atomic writes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "model.h"
+
+#ifndef BPV_VERSION_STRING
+#define BPV_VERSION_STRING "0.0.0"
+#endif
+
+/* A model file larger than this is refused before it is read: models are
+ * small programs, and a huge file is a mistake (a data file passed by
+ * accident) rather than a model. */
+#define BPV_MAX_SOURCE_BYTES ((size_t)16 << 20)
+
+const char *bpv_version(void) { return BPV_VERSION_STRING; }
+
+/* ---- loading --------------------------------------------------------------- */
+
+static char *read_stream(FILE *f, size_t *len, bool *too_big) {
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap);
+    *too_big = false;
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+        if (n > BPV_MAX_SOURCE_BYTES) {
+            *too_big = true;
+            free(buf);
+            return NULL;
+        }
+        if (n + 1 == cap) {
+            char *p = realloc(buf, cap *= 2);
+            if (!p) free(buf);
+            buf = p;
+        }
+    }
+    if (!buf) return NULL;
+    if (ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+bpv_model *bpv_model_load(const char *path, bpv_error **err) {
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "cannot open model '%s': %s", path,
+                                         strerror(errno)));
+        return NULL;
+    }
+    struct stat st;
+    if (!is_stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "'%s' is a folder, not a model file",
+                                         path));
+        return NULL;
+    }
+    size_t len = 0;
+    bool too_big;
+    int saved = 0;
+    char *text = read_stream(f, &len, &too_big);
+    if (!text) saved = errno;
+    if (!is_stdin) fclose(f);
+    if (!text) {
+        if (too_big)
+            bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                             "model '%s' is larger than %zu MiB; is it really a "
+                                             "model file?",
+                                             path, BPV_MAX_SOURCE_BYTES >> 20));
+        else
+            bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot read model '%s': %s", path,
+                                             strerror(saved ? saved : EIO)));
+        return NULL;
+    }
+    bpv_model *m = bpv_model_load_string(is_stdin ? "<stdin>" : path, text, len, err);
+    free(text);
+    return m;
+}
+
+bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
+                                 bpv_error **err) {
+    bpv_arena *a = bpv_arena_new();
+    bpv_model *m = a ? bpv_arena_alloc(a, sizeof *m) : NULL;
+    char *copy = m ? bpv_arena_alloc(a, len + 1) : NULL;
+    if (!copy) {
+        bpv_arena_free(a);
+        bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory loading '%s'", name));
+        return NULL;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    m->arena = a;
+    m->src.name = bpv_arena_strdup(a, name);
+    m->src.text = copy;
+    m->src.len = len;
+    /* relative CSV paths start from the model's folder */
+    const char *slash = strrchr(name, '/');
+    if (strcmp(name, "<stdin>") == 0 || !slash)
+        m->src.dir = ".";
+    else
+        m->src.dir = slash == name ? "/" : bpv_arena_strndup(a, name, (size_t)(slash - name));
+    m->dtype = BPV_F32;
+    if (!bpv_parse(&m->src, a, &m->prog, err) || !bpv_model_check(m, err)) {
+        bpv_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void bpv_model_free(bpv_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->nsnaps; i++) bpv_snapshot_free(m->snaps[i]);
+    free(m->snaps);
+    bpv_arena_free(m->arena); /* m itself lives in its arena */
+}
+
+/* ---- running --------------------------------------------------------------- */
+
+int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
+    if (m->ran)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "a model can be run only once"));
+    m->ran = true;
+    bpv_run_options none = {0};
+    return bpv_model_exec(m, opts ? opts : &none, err);
+}
+
+long bpv_model_step_count(const bpv_model *m) { return m->total_steps; }
+
+size_t bpv_model_snapshot_count(const bpv_model *m) { return m->nsnaps; }
+
+const bpv_snapshot *bpv_model_snapshot(const bpv_model *m, size_t i) {
+    return i < m->nsnaps ? m->snaps[i] : NULL;
+}
+
+long bpv_snapshot_step(const bpv_snapshot *s) { return s->step; }
+
+/* ---- exporting ------------------------------------------------------------- */
+
+static const char *const format_names[BPV_FORMAT_COUNT] = {"dot", "svg", "png", "pdf", "json"};
+
+int bpv_format_from_name(const char *name) {
+    if (strcasecmp(name, "gv") == 0) return BPV_FORMAT_DOT;
+    for (int i = 0; i < BPV_FORMAT_COUNT; i++)
+        if (strcasecmp(name, format_names[i]) == 0) return i;
+    return -1;
+}
+
+int bpv_format_from_path(const char *path) {
+    const char *base = strrchr(path, '/');
+    const char *dot = strrchr(base ? base : path, '.');
+    return dot ? bpv_format_from_name(dot + 1) : -1;
+}
+
+int bpv_export(const bpv_model *m, const bpv_snapshot *const *snaps, size_t n, bpv_format fmt,
+               const bpv_figure_options *fig, char **out, size_t *out_len, bpv_error **err) {
+    *out = NULL;
+    *out_len = 0;
+    if (fmt == BPV_FORMAT_JSON) {
+        bpv_buf b;
+        bpv_buf_init(&b);
+        bpv_export_json(&b, m->src.name, m->dtype, snaps, n);
+        *out_len = b.len;
+        *out = bpv_buf_take(&b);
+        return BPV_OK;
+    }
+    if ((unsigned)fmt >= BPV_FORMAT_COUNT)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "unknown output format"));
+    if (n == 0)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "no step to draw"));
+    bpv_figure_options defaults;
+    if (!fig) {
+        bpv_figure_options_init(&defaults);
+        fig = &defaults;
+    }
+    return bpv_export_figure(snaps[0], fmt, fig, out, out_len, err);
+}
+
+/* ---- atomic file writes ---------------------------------------------------- */
+
+static int write_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
+    if (strcmp(path, "-") == 0) {
+        fflush(stdout);
+        if (write_all(STDOUT_FILENO, data, len) != 0)
+            return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                                    "cannot write to standard output: %s",
+                                                    strerror(errno)));
+        return BPV_OK;
+    }
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    /* The temporary file sits beside the target so rename() stays within
+     * one file system and is atomic. */
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+    memcpy(tmp, path, dirlen);
+    snprintf(tmp + dirlen, plen - dirlen + 16, ".%s.XXXXXX", path + dirlen);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
+                                                strerror(e)));
+    }
+    /* keep the permissions an ordinary new file would get */
+    mode_t mask = umask(0);
+    umask(mask);
+    struct stat st;
+    mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : (0666 & ~mask);
+    int rc = write_all(fd, data, len);
+    int e = errno;
+    if (rc == 0 && fchmod(fd, mode) != 0) (void)0; /* best effort */
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        free(tmp);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
+                                                strerror(e)));
+    }
+    free(tmp);
+    return BPV_OK;
+}
+
+/* ---- the whole job --------------------------------------------------------- */
+
+void bpv_render_options_init(bpv_render_options *o) {
+    memset(o, 0, sizeof *o);
+    o->format = -1;
+    bpv_figure_options_init(&o->figure);
+}
+
+int bpv_render(const bpv_render_options *o, bpv_error **err) {
+    const char *output = o->output ? o->output : "-";
+    int fmt = o->format;
+    if (fmt < 0) {
+        fmt = strcmp(output, "-") == 0 ? BPV_FORMAT_DOT : bpv_format_from_path(output);
+        if (fmt < 0) {
+            const char *dot = strrchr(output, '.');
+            return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                    "cannot tell the format of '%s' from its "
+                                                    "extension%s%s%s; use .dot, .gv, .svg, .png, "
+                                                    ".pdf or .json, or -T FORMAT",
+                                                    output, dot ? " '" : "", dot ? dot : "",
+                                                    dot ? "'" : ""));
+        }
+    }
+    const char *spec = o->steps ? o->steps : "1";
+    bpv_step_set *keep = bpv_step_set_parse(spec, err);
+    if (!keep) return BPV_ERR_MODEL;
+    bpv_model *m = bpv_model_load(o->model, err);
+    if (!m) {
+        bpv_step_set_free(keep);
+        return err && *err ? (*err)->status : BPV_ERR_MODEL;
+    }
+    int rc = BPV_OK;
+    long total = bpv_model_step_count(m);
+    long first = bpv_step_set_min(keep, total), last = bpv_step_set_max(keep, total);
+
+    if (total == 0) {
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                              "the model has no training step to draw; add a "
+                                              "`train epochs=N` statement"));
+    } else if (last > total) {
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                              "step %ld is past the end: the model has %ld "
+                                              "step%s (steps 1 to %ld, or 'last')",
+                                              first > total ? first : last, total,
+                                              total == 1 ? "" : "s", total));
+    }
+    if (rc == BPV_OK) {
+        bpv_run_options ro = {0};
+        ro.keep = keep;
+        ro.stop_after_last_kept = 1;
+        rc = bpv_model_run(m, &ro, err);
+    }
+    size_t n = bpv_model_snapshot_count(m);
+    if (rc == BPV_OK && fmt != BPV_FORMAT_JSON && n > 1)
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                              "a figure shows one step, but '%s' selects %zu; "
+                                              "use --step N, or -T json for several",
+                                              spec, n));
+    char *data = NULL;
+    size_t len = 0;
+    if (rc == BPV_OK) {
+        const bpv_snapshot **snaps = malloc((n ? n : 1) * sizeof *snaps);
+        if (!snaps) {
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        } else {
+            for (size_t i = 0; i < n; i++) snaps[i] = bpv_model_snapshot(m, i);
+            rc = bpv_export(m, snaps, n, (bpv_format)fmt, &o->figure, &data, &len, err);
+            free(snaps);
+        }
+    }
+    if (rc == BPV_OK) rc = bpv_file_write_atomic(output, data, len, err);
+    free(data);
+    bpv_model_free(m);
+    bpv_step_set_free(keep);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/* The static graph the compiler builds and the engine runs: a topologically
+ * sorted array of nodes (inputs always before their users) whose values and
+ * gradients live in flat double buffers. Under dtype f32 every stored value
+ * is a float32 value widened to double, and every kernel rounds each
+ * arithmetic step to float32 exactly where PyTorch's float32 kernel rounds,
+ * so the numbers agree bit for bit where the operations are IEEE-exact. */
+#ifndef BPV_GRAPH_H
+#define BPV_GRAPH_H
+
+#include <assert.h>
+
+#include "base.h"
+
+typedef enum bpv_dtype { BPV_F32, BPV_F64 } bpv_dtype;
+
+/* Rounds x to the dtype: float32 (round to nearest even) or unchanged. */
+static inline double bpv_round(bpv_dtype dt, double x) {
+    return dt == BPV_F32 ? (double)(float)x : x;
+}
+
+#define BPV_MAX_RANK 4
+typedef struct bpv_shape {
+    int rank;
+    int64_t dim[BPV_MAX_RANK];
+} bpv_shape;
+
+int64_t bpv_shape_numel(const bpv_shape *s);
+bool bpv_shape_eq(const bpv_shape *a, const bpv_shape *b);
+/* "[]" for a scalar, "[3]", "[4, 2]". Appends to b. */
+void bpv_shape_fmt(bpv_buf *b, const bpv_shape *s);
+/* PyTorch broadcasting: false when the shapes do not broadcast. */
+bool bpv_shape_broadcast(const bpv_shape *a, const bpv_shape *b, bpv_shape *out);
+
+/* ---- the op table ---------------------------------------------------------
+ * One row per op: name, symbol for figures, arity, and the symbolic local
+ * derivative per input. Forward and backward are one switch each in engine.c.
+ * The table is sized by BPV_OP_COUNT and checked by static_assert. */
+typedef enum bpv_op {
+    BPV_OP_NONE,     /* leaves: data, param, const */
+    BPV_OP_ADD,      /* a + b, broadcasting */
+    BPV_OP_SUB,      /* a - b */
+    BPV_OP_MUL,      /* a * b */
+    BPV_OP_DIV,      /* a / b */
+    BPV_OP_NEG,      /* -a */
+    BPV_OP_POW,      /* a ^ b (b any tensor broadcastable; a literal b is folded in figures) */
+    BPV_OP_MATMUL,   /* a @ b, torch.matmul for 1-D and 2-D */
+    BPV_OP_SIGMOID,
+    BPV_OP_RELU,
+    BPV_OP_TANH,
+    BPV_OP_EXP,
+    BPV_OP_LOG,
+    BPV_OP_SQRT,
+    BPV_OP_ABS,
+    BPV_OP_SUM,      /* all elements -> scalar */
+    BPV_OP_MEAN,     /* all elements -> scalar */
+    BPV_OP_T,        /* transpose of a 2-D tensor (1-D and scalars unchanged, like torch .T) */
+    BPV_OP_MSE,      /* mean((a-b)^2), torch MSELoss(reduction='mean') */
+    BPV_OP_BCE,      /* torch BCELoss(reduction='mean'), log clamped at -100 */
+    BPV_OP_SOFTMAX,  /* over the last dimension */
+    BPV_OP_LOG_SOFTMAX,
+    BPV_OP_CROSS_ENTROPY, /* logits [C] or [N, C]; targets class indices [] or [N] */
+    BPV_OP_IDENTITY, /* `b = a` where a is already a named node: a node of its own */
+    BPV_OP_COUNT
+} bpv_op;
+
+typedef struct bpv_op_info {
+    const char *name;     /* "mul": JSON and messages */
+    const char *symbol;   /* "×": figures */
+    int arity;            /* 1 or 2 */
+    /* Local partial derivative of the output with respect to each input, as
+     * text over the names a, b (the inputs) and out (the output); figures
+     * substitute the real names. NULL for inputs that take no gradient. */
+    const char *dlocal[2];
+} bpv_op_info;
+
+extern const bpv_op_info bpv_op_table[BPV_OP_COUNT];
+
+/* ---- nodes --------------------------------------------------------------- */
+typedef enum bpv_node_kind {
+    BPV_NODE_DATA,
+    BPV_NODE_PARAM,
+    BPV_NODE_CONST,
+    BPV_NODE_OP
+} bpv_node_kind;
+
+typedef struct bpv_node {
+    bpv_node_kind kind;
+    bpv_op op;
+    const char *name;    /* as written in the model, or NULL for an unnamed op */
+    bool literal;        /* a const written as a number in an expression */
+    int in[2];           /* indices of inputs (always < this node's index) */
+    int nin;
+    bpv_shape shape;
+    int64_t numel;
+    double *val;         /* numel values */
+    double *grad;        /* numel gradient of the objective; NULL if !needs_grad */
+    bool needs_grad;     /* on a path from a param to the objective */
+    int ref;             /* DATA: index into model data, PARAM: into params */
+    size_t src_off, src_len; /* where the node comes from in the source */
+    /* Backward contribution along each input edge (the input's shape), kept
+     * so snapshots can show every chained partial. NULL if the input takes
+     * no gradient. */
+    double *edge_grad[2];
+} bpv_node;
+
+typedef struct bpv_graph {
+    bpv_dtype dtype;
+    bpv_node *nodes; /* topologically sorted */
+    int nnodes;
+    int objective;   /* the node whose gradient is computed (loss), or -1 */
+    int64_t batch;   /* samples per step this graph was compiled for (0: none) */
+    double *scratch; /* kernel work space, sized by the compiler */
+    size_t nscratch;
+} bpv_graph;
+
+/* ---- the engine ------------------------------------------------------------ */
+/* Computes every op node's value from its inputs, in order. */
+void bpv_graph_forward(bpv_graph *g);
+/* Seeds d objective/d objective = 1 and fills grad and edge_grad of every
+ * node that needs a gradient, in reverse order. Param grads are added to
+ * (accumulated), not overwritten: the caller zeroes them when zero_grad. */
+void bpv_graph_backward(bpv_graph *g);
+/* The local partial derivative of node n's output with respect to input k,
+ * evaluated elementwise into out (n's numel values), for the ops where it is
+ * elementwise. Returns false (out untouched) for ops whose local derivative
+ * is a Jacobian (matmul, reductions over other elements, softmax...). */
+bool bpv_graph_local(const bpv_graph *g, int n, int k, double *out);
+
+#endif

@@ -1,0 +1,112 @@
+/* A loaded model: its source, AST, symbols (data, params, consts, named
+ * expressions, functions), training state and kept snapshots. The compiler
+ * turns the symbols into a bpv_graph; the runner executes the statements. */
+#ifndef BPV_MODEL_H
+#define BPV_MODEL_H
+
+#include "ast.h"
+#include "graph.h"
+#include "snapshot.h"
+
+/* Default limits; a model beyond them gets a clear error, not an OOM. */
+#define BPV_MAX_TENSOR_ELEMS ((int64_t)1 << 26) /* 64 Mi elements per tensor */
+#define BPV_MAX_MODEL_BYTES ((size_t)4 << 30)   /* 4 GiB for one model */
+#define BPV_MAX_NODES 1000000
+
+typedef struct bpv_data {
+    const char *name;
+    const bpv_stmt *stmt;
+    int64_t nsamples;
+    bpv_shape sample;  /* shape of one sample */
+    double *values;    /* nsamples * numel(sample), rounded to the dtype */
+} bpv_data;
+
+typedef struct bpv_param {
+    const char *name;
+    const bpv_stmt *stmt;
+    bpv_shape shape;
+    int64_t numel;
+    double *val;       /* current value; PARAM nodes point here */
+    double *grad;      /* .grad: persists across steps (zero_grad=false) */
+    bool has_lr;
+    double lr;         /* per-parameter lr override */
+    /* optimizer state */
+    double *m, *v;     /* adam moments, or m = sgd momentum buffer */
+    bool has_momentum; /* torch creates the momentum buffer on first step */
+    long adam_t;
+} bpv_param;
+
+typedef struct bpv_const {
+    const char *name;
+    const bpv_stmt *stmt;
+    bpv_shape shape;
+    double *values;
+} bpv_const;
+
+/* One `train` statement, checked. */
+typedef struct bpv_train {
+    const bpv_stmt *stmt;
+    long epochs;
+    double lr;
+    int64_t batch;       /* 1 default; 0 means all */
+    bool adam;
+    double momentum, beta1, beta2, eps;
+    bool zero_grad;
+    bool shuffle;
+    uint64_t seed;
+    const char *loss;    /* objective node name; "loss" by default */
+    size_t loss_off, loss_len;
+} bpv_train;
+
+struct bpv_model {
+    bpv_arena *arena;
+    bpv_source src;
+    bpv_program prog;
+    bpv_dtype dtype;
+
+    bpv_data *data;   int ndata;
+    bpv_param *params; int nparams;
+    bpv_const *consts; int nconsts;
+
+    long step;        /* steps taken so far */
+    long epoch;       /* epochs completed so far (the next epoch's number) */
+    long total_steps; /* known after loading */
+    bool ran;
+
+    /* Kept snapshots in step order; each owns its memory (malloc'd), freed
+     * with the model. */
+    bpv_snapshot **snaps;
+    size_t nsnaps, capsnaps;
+};
+
+/* Walks the statements once without training: checks declarations, shapes,
+ * the objective and train keys, and counts total_steps. Called by
+ * bpv_model_load so that a bad model fails before anything runs. */
+bool bpv_model_check(bpv_model *m, bpv_error **err);
+
+/* Compiles the graph that computes node `target` (a named node) for a
+ * batch of `batch` samples (0: one sample, no batch dimension), as the
+ * model's symbols stand after statement `upto`. Data shapes come from the
+ * data declarations, or from `bind` (predict bindings) when given. */
+typedef struct bpv_binding {
+    const char *name;
+    bpv_shape shape;
+    const double *values;
+} bpv_binding;
+bpv_graph *bpv_compile(bpv_model *m, int upto, const char *target, size_t target_off,
+                       size_t target_len, int64_t batch, const bpv_binding *bind,
+                       int nbind, bpv_error **err);
+
+/* Step selections (stepset.c). `total` is the model's step count, which
+ * "last" and open ranges resolve to. */
+bool bpv_step_set_has(const bpv_step_set *s, long step, long total);
+/* The highest / lowest selected step (0 for none), for stopping early and
+ * for "step past the end" errors. */
+long bpv_step_set_max(const bpv_step_set *s, long total);
+long bpv_step_set_min(const bpv_step_set *s, long total);
+
+/* Executes the statements top to bottom (model.c): predictions, training,
+ * snapshots of the steps opts->keep selects. */
+int bpv_model_exec(bpv_model *m, const bpv_run_options *opts, bpv_error **err);
+
+#endif

@@ -1,0 +1,130 @@
+/* Step selections: "3", "1-8", "1-100/10", "1,5,9", "all", "last",
+ * combined with commas. "last" stands for the model's final step, known only
+ * once the model is loaded, so it is resolved against a total. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+typedef struct step_range {
+    long from, to, every; /* to == -1: up to the last step */
+    bool from_last;       /* "last" */
+} step_range;
+
+struct bpv_step_set {
+    step_range *r;
+    size_t n;
+};
+
+static bool parse_long(const char **p, long *out) {
+    if (!isdigit((unsigned char)**p)) return false;
+    errno = 0;
+    char *end;
+    long v = strtol(*p, &end, 10);
+    if (errno || v < 1) return false;
+    *out = v;
+    *p = end;
+    return true;
+}
+
+bpv_step_set *bpv_step_set_parse(const char *spec, bpv_error **err) {
+    bpv_step_set *s = calloc(1, sizeof *s);
+    size_t cap = 0;
+    const char *p = spec;
+    if (!s) goto bad;
+    while (*p) {
+        step_range r = {0, 0, 1, false};
+        if (strncmp(p, "all", 3) == 0 && (p[3] == ',' || !p[3])) {
+            r.from = 1;
+            r.to = -1;
+            p += 3;
+        } else if (strncmp(p, "last", 4) == 0 && (p[4] == ',' || !p[4])) {
+            r.from_last = true;
+            p += 4;
+        } else {
+            if (!parse_long(&p, &r.from)) goto bad;
+            r.to = r.from;
+            if (*p == '-') {
+                p++;
+                if (strncmp(p, "last", 4) == 0) {
+                    r.to = -1;
+                    p += 4;
+                } else if (!parse_long(&p, &r.to) || r.to < r.from) {
+                    goto bad;
+                }
+                if (*p == '/') {
+                    p++;
+                    if (!parse_long(&p, &r.every)) goto bad;
+                }
+            }
+        }
+        if (*p == ',') {
+            p++;
+            if (!*p) goto bad;
+        } else if (*p) {
+            goto bad;
+        }
+        if (s->n == cap) {
+            cap = cap ? cap * 2 : 4;
+            step_range *nr = realloc(s->r, cap * sizeof *nr);
+            if (!nr) goto bad;
+            s->r = nr;
+        }
+        s->r[s->n++] = r;
+    }
+    if (s->n == 0) goto bad;
+    return s;
+bad:
+    bpv_step_set_free(s);
+    bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                     "bad step selection '%s': use N, A-B, A-B/K, a list "
+                                     "like 1,5,9, 'all' or 'last' (steps count from 1)",
+                                     spec));
+    return NULL;
+}
+
+void bpv_step_set_free(bpv_step_set *s) {
+    if (!s) return;
+    free(s->r);
+    free(s);
+}
+
+bool bpv_step_set_has(const bpv_step_set *s, long step, long total) {
+    if (!s) return false;
+    for (size_t i = 0; i < s->n; i++) {
+        const step_range *r = &s->r[i];
+        if (r->from_last) {
+            if (step == total) return true;
+            continue;
+        }
+        long to = r->to < 0 ? total : r->to;
+        if (step >= r->from && step <= to && (step - r->from) % r->every == 0) return true;
+    }
+    return false;
+}
+
+long bpv_step_set_max(const bpv_step_set *s, long total) {
+    long best = 0;
+    if (!s) return 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const step_range *r = &s->r[i];
+        long to = (r->from_last || r->to < 0) ? total : r->to;
+        if (!r->from_last && r->to >= 0 && r->every > 1)
+            to = r->from + (to - r->from) / r->every * r->every;
+        if (to > best) best = to;
+    }
+    return best;
+}
+
+long bpv_step_set_min(const bpv_step_set *s, long total) {
+    long best = LONG_MAX;
+    if (!s) return 0;
+    for (size_t i = 0; i < s->n; i++) {
+        long from = s->r[i].from_last ? total : s->r[i].from;
+        if (from < best) best = from;
+    }
+    return best;
+}

@@ -1,0 +1,184 @@
+/* Foundations: number format, UTF-8, located errors, suggestions, step
+ * selections, atomic writes, JSON strings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "model.h"
+#include "testutil.h"
+
+static void check_repr(double v, const char *want) {
+    char buf[40];
+    assert_string_equal(bpv_fmt_repr_s(buf, v), want);
+}
+
+/* Expected texts are Python's repr() of the same doubles. */
+static void test_repr_python(void **state) {
+    (void)state;
+    check_repr(1.0, "1.0");
+    check_repr(0.1, "0.1");
+    check_repr(1e-5, "1e-05");
+    check_repr(0.0001, "0.0001");
+    check_repr(1e16, "1e+16");
+    check_repr(1e15, "1000000000000000.0");
+    check_repr(-0.0, "-0.0");
+    check_repr(0.0, "0.0");
+    check_repr(-2.5, "-2.5");
+    check_repr(1.0 / 0.0, "inf");
+    check_repr(-1.0 / 0.0, "-inf");
+    check_repr(0.0 / 0.0, "nan");
+    check_repr(5e-324, "5e-324");
+    check_repr(1.7976931348623157e308, "1.7976931348623157e+308");
+    /* float32 values widened to double, as `bpviz run` prints them */
+    check_repr((double)8.8f, "8.800000190734863");
+    check_repr((double)0.006645866669714451f, "0.006645866669714451");
+    check_repr((double)7.842553895898163e-05f, "7.842553895898163e-05");
+    /* powers of two, where the shortest text is not the nearest one */
+    check_repr(0x1p-652, "5.351097043477547e-197");
+    check_repr(0x1p122, "5.316911983139664e+36");
+}
+
+static void test_utf8(void **state) {
+    (void)state;
+    size_t off = 99;
+    assert_true(bpv_utf8_valid("w = 1 # ω", strlen("w = 1 # ω"), &off));
+    assert_false(bpv_utf8_valid("ab\xff", 3, &off));
+    assert_int_equal(off, 2);
+    assert_false(bpv_utf8_valid("a\0b", 3, &off));
+    assert_int_equal(off, 1);
+    assert_false(bpv_utf8_valid("\xc0\x80", 2, &off)); /* overlong NUL */
+    assert_int_equal(off, 0);
+    assert_false(bpv_utf8_valid("x\xe2\x82", 3, &off)); /* truncated */
+    assert_int_equal(off, 1);
+    assert_false(bpv_utf8_valid("\xed\xa0\x80", 3, &off)); /* surrogate */
+}
+
+static void test_error_caret(void **state) {
+    (void)state;
+    const char *text = "data x = [1, 2]\nloss = (x * ω1) ^ 2\n";
+    bpv_source src = {"m.bp", ".", text, strlen(text)};
+    const char *p = strstr(text, "ω1");
+    bpv_error *e = bpv_error_at(&src, (size_t)(p - text), strlen("ω1"), BPV_ERR_MODEL,
+                                "unknown name '%s'", "ω1");
+    assert_non_null(e);
+    assert_int_equal(e->status, 2);
+    assert_string_equal(e->message, "m.bp:2:13: error: unknown name 'ω1'\n"
+                                    "    loss = (x * ω1) ^ 2\n"
+                                    "                ^~\n");
+    bpv_error_free(e);
+    int line, col;
+    bpv_source_locate(&src, src.len, &line, &col);
+    assert_int_equal(line, 3);
+    assert_int_equal(col, 1);
+}
+
+static void test_closest(void **state) {
+    (void)state;
+    const char *known[] = {"epochs", "lr", "batch", "optimizer", "momentum"};
+    assert_string_equal(bpv_closest("epoch", known, 5), "epochs");
+    assert_string_equal(bpv_closest("optimiser", known, 5), "optimizer");
+    assert_string_equal(bpv_closest("l", known, 5), "lr");
+    assert_null(bpv_closest("zzzzzz", known, 5));
+}
+
+static void test_step_set(void **state) {
+    (void)state;
+    bpv_error *err = NULL;
+    bpv_step_set *s = bpv_step_set_parse("1-8/3,20,last", &err);
+    assert_non_null(s);
+    assert_true(bpv_step_set_has(s, 1, 100));
+    assert_true(bpv_step_set_has(s, 4, 100));
+    assert_true(bpv_step_set_has(s, 7, 100));
+    assert_false(bpv_step_set_has(s, 8, 100));
+    assert_true(bpv_step_set_has(s, 20, 100));
+    assert_true(bpv_step_set_has(s, 100, 100));
+    assert_false(bpv_step_set_has(s, 99, 100));
+    assert_int_equal(bpv_step_set_max(s, 100), 100);
+    assert_int_equal(bpv_step_set_min(s, 100), 1);
+    bpv_step_set_free(s);
+
+    s = bpv_step_set_parse("all", &err);
+    assert_int_equal(bpv_step_set_max(s, 800), 800);
+    bpv_step_set_free(s);
+
+    const char *bad[] = {"", "0", "3-1", "1,", "x", "1-", "1-5/0", "-3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(bpv_step_set_parse(bad[i], &err));
+        assert_non_null(err);
+        assert_int_equal(err->status, 2);
+        bpv_error_free(err);
+        err = NULL;
+    }
+}
+
+static int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) n += e->d_name[0] != '.' || strlen(e->d_name) > 2;
+    closedir(d);
+    return n;
+}
+
+static void test_atomic_write(void **state) {
+    (void)state;
+    char dir[] = "/tmp/bpv-atomic-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], sub[256];
+    snprintf(path, sizeof path, "%s/out.svg", dir);
+    bpv_error *err = NULL;
+    assert_int_equal(bpv_file_write_atomic(path, "first", 5, &err), BPV_OK);
+    assert_int_equal(bpv_file_write_atomic(path, "second", 6, &err), BPV_OK);
+    char *got = tu_read_file(path, NULL);
+    assert_string_equal(got, "second");
+    free(got);
+    /* a folder in the way: the rename fails, nothing is left behind */
+    snprintf(sub, sizeof sub, "%s/taken", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    char inner[300];
+    snprintf(inner, sizeof inner, "%s/x", sub);
+    assert_int_equal(tu_write_file(inner, "keep", 4), 0);
+    assert_int_equal(bpv_file_write_atomic(sub, "data", 4, &err), BPV_ERR_RUNTIME);
+    assert_non_null(strstr(err->message, "cannot write"));
+    bpv_error_free(err);
+    err = NULL;
+    assert_int_equal(count_entries(dir), 2); /* out.svg and taken/ only */
+    /* a missing folder */
+    snprintf(path, sizeof path, "%s/missing/out.svg", dir);
+    assert_int_equal(bpv_file_write_atomic(path, "x", 1, &err), BPV_ERR_RUNTIME);
+    assert_non_null(strstr(err->message, "No such file or directory"));
+    bpv_error_free(err);
+    unlink(inner);
+    rmdir(sub);
+    snprintf(path, sizeof path, "%s/out.svg", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_json_string(void **state) {
+    (void)state;
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_json_string(&b, "a\"b\\c\n<ω>\x01");
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u003cω>\\u0001\"");
+    bpv_buf_free(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_repr_python),  cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_error_caret),  cmocka_unit_test(test_closest),
+        cmocka_unit_test(test_step_set),     cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_json_string),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

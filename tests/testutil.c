@@ -1,0 +1,86 @@
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, r;
+    char *buf = malloc(cap);
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 == cap) {
+            char *p = realloc(buf, cap *= 2);
+            if (!p) free(buf);
+            buf = p;
+        }
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+int tu_write_file(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+/* Reads a descriptor to its end into a malloc'd string. */
+static char *slurp_fd(int fd, size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + n, cap - n - 1)) > 0) {
+        n += (size_t)r;
+        if (cap - n - 1 == 0) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+int tu_run(char *const argv[], char **out, size_t *out_len, char **err) {
+    /* stderr goes to a temporary file so that a child writing a lot to both
+     * streams cannot deadlock against us reading one pipe */
+    char errpath[] = "/tmp/bpv-test-err-XXXXXX";
+    int errfd = mkstemp(errpath);
+    if (errfd < 0) return -2;
+    unlink(errpath);
+    int pfd[2];
+    if (pipe(pfd) != 0) return -2;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(pfd[1], 1);
+        dup2(errfd, 2);
+        close(pfd[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t n;
+    char *o = slurp_fd(pfd[0], &n);
+    close(pfd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (out) *out = o;
+    else free(o);
+    if (out_len) *out_len = n;
+    lseek(errfd, 0, SEEK_SET);
+    char *e = slurp_fd(errfd, NULL);
+    close(errfd);
+    if (err) *err = e;
+    else free(e);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
