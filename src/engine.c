@@ -1,0 +1,676 @@
+/* The engine: forward and backward over the topologically sorted node array,
+ * one switch per op. Every kernel rounds with R() exactly where PyTorch's
+ * float32 CPU kernel rounds (checked against torch 1.13, see
+ * tests/torch/ops_reference.py); transcendentals are computed in double and
+ * rounded once; reductions accumulate in double and round at the end.
+ * No allocation here: the scalar tutorial models run this every step. */
+#include <math.h>
+#include <string.h>
+
+#include "graph.h"
+
+#define R(x) bpv_round(dt, (x))
+
+static void fill(double *p, int64_t n, double v) {
+    for (int64_t i = 0; i < n; i++) p[i] = v;
+}
+
+/* ---- broadcasting --------------------------------------------------------
+ * Walks the output shape keeping the flat offset of each of two inputs; an
+ * input dimension of size 1 (or a missing leading one) has stride 0. */
+typedef struct bcast_it {
+    int rank;
+    int64_t dim[BPV_MAX_RANK];
+    int64_t st[2][BPV_MAX_RANK];
+    int64_t idx[BPV_MAX_RANK];
+    int64_t off[2];
+} bcast_it;
+
+static void bcast_init(bcast_it *it, const bpv_shape *out, const bpv_shape *a,
+                       const bpv_shape *b) {
+    const bpv_shape *in[2] = {a, b};
+    memset(it, 0, sizeof *it);
+    it->rank = out->rank;
+    for (int d = 0; d < out->rank; d++) it->dim[d] = out->dim[d];
+    for (int k = 0; k < 2; k++) {
+        int64_t stride = 1;
+        for (int d = out->rank - 1; d >= 0; d--) {
+            int sd = d - (out->rank - in[k]->rank);
+            int64_t sz = sd >= 0 ? in[k]->dim[sd] : 1;
+            it->st[k][d] = sz == 1 ? 0 : stride;
+            stride *= sz;
+        }
+    }
+}
+
+static inline void bcast_next(bcast_it *it) {
+    for (int d = it->rank - 1; d >= 0; d--) {
+        it->off[0] += it->st[0][d];
+        it->off[1] += it->st[1][d];
+        if (++it->idx[d] < it->dim[d]) return;
+        it->off[0] -= it->st[0][d] * it->dim[d];
+        it->off[1] -= it->st[1][d] * it->dim[d];
+        it->idx[d] = 0;
+    }
+}
+
+/* Runs the body for every element i of shape *osh (N elements) with ia, ib
+ * the offsets of inputs A and B. Equal sizes and scalar operands skip the index
+ * walk: equal numel means the same flat layout (only size-1 dims differ). */
+#define FOR_BCAST(...)                                                            \
+    do {                                                                          \
+        if (A->numel == N && B->numel == N) {                                     \
+            for (int64_t i = 0; i < N; i++) {                                     \
+                const int64_t ia = i, ib = i;                                     \
+                __VA_ARGS__;                                                      \
+            }                                                                     \
+        } else if (A->numel == N && B->numel == 1) {                              \
+            for (int64_t i = 0; i < N; i++) {                                     \
+                const int64_t ia = i, ib = 0;                                     \
+                __VA_ARGS__;                                                      \
+            }                                                                     \
+        } else if (A->numel == 1 && B->numel == N) {                              \
+            for (int64_t i = 0; i < N; i++) {                                     \
+                const int64_t ia = 0, ib = i;                                     \
+                __VA_ARGS__;                                                      \
+            }                                                                     \
+        } else {                                                                  \
+            bcast_it it_;                                                         \
+            bcast_init(&it_, osh, &A->shape, &B->shape);                    \
+            for (int64_t i = 0; i < N; i++) {                                     \
+                const int64_t ia = it_.off[0], ib = it_.off[1];                   \
+                __VA_ARGS__;                                                      \
+                bcast_next(&it_);                                                 \
+            }                                                                     \
+        }                                                                         \
+    } while (0)
+
+/* out[i] = EXPR(a, b) */
+#define FWD2(...)                                                                 \
+    FOR_BCAST({                                                                   \
+        const double a = A->val[ia], b = B->val[ib];                              \
+        (void)a; (void)b;                                                         \
+        o[i] = (__VA_ARGS__);                                                     \
+    })
+
+/* ---- torch-specific element formulas ------------------------------------- */
+
+/* torch.pow(tensor, python_number): the CPU kernel special-cases these
+ * exponents; others go through std::pow(float, double), one rounding. */
+static double pow_scalar(bpv_dtype dt, double a, double e) {
+    if (e == 0) return 1.0;
+    if (e == 1) return a;
+    if (e == 2) return R(a * a);
+    if (e == 3) return R(R(a * a) * a);
+    if (e == -2) return R(1.0 / R(a * a));
+    if (e == 0.5) return R(sqrt(a));
+    if (e == -0.5) return R(1.0 / R(sqrt(a)));
+    if (e == -1) return R(1.0 / a);
+    return R(pow(a, e));
+}
+
+/* A const scalar operand stands for a Python number in the torch program:
+ * `x ** 2` takes torch's scalar-exponent path and `2 / x` is computed by
+ * Tensor.__rtruediv__ as x.reciprocal() * 2. */
+static bool python_number(const bpv_node *x) {
+    return x->kind == BPV_NODE_CONST && x->numel == 1;
+}
+
+static bool pow_scalar_mode(const bpv_graph *g, const bpv_node *n) {
+    return python_number(&g->nodes[n->in[1]]);
+}
+
+static bool rdiv_mode(const bpv_graph *g, const bpv_node *n) {
+    return python_number(&g->nodes[n->in[0]]) && g->nodes[n->in[1]].kind != BPV_NODE_CONST;
+}
+
+/* torch's sigmoid kernel: 1 / (1 + exp(-a)), each step in float. */
+static double sigmoid(bpv_dtype dt, double a) {
+    return R(1.0 / R(1.0 + R(exp(-a))));
+}
+
+/* sign as torch's sgn: 0 for ±0 and NaN. */
+static double sign(double a) {
+    return (double)(a > 0) - (double)(a < 0);
+}
+
+/* The max that propagates NaN, like torch's vectorized maximum. */
+static double row_max(const double *x, int64_t c) {
+    double m = -INFINITY;
+    for (int64_t j = 0; j < c; j++) {
+        if (x[j] != x[j]) return x[j];
+        if (x[j] > m) m = x[j];
+    }
+    return m;
+}
+
+/* log(sum(exp(x - max))) of one row, as torch's log_softmax computes it. */
+static double row_logsumexp(bpv_dtype dt, const double *x, int64_t c, double m) {
+    double s = 0;
+    for (int64_t j = 0; j < c; j++) s += R(exp(R(x[j] - m)));
+    return R(log(R(s)));
+}
+
+/* Last-dimension rows of a node: softmax and friends work row by row. */
+static int64_t last_dim(const bpv_node *x) {
+    return x->shape.rank ? x->shape.dim[x->shape.rank - 1] : 1;
+}
+
+/* Matrix view of a matmul operand: [n] is a row for a, a column for b. */
+static void mat_dims(const bpv_node *a, const bpv_node *b, int64_t *m, int64_t *k, int64_t *p) {
+    *m = a->shape.rank == 2 ? a->shape.dim[0] : 1;
+    *k = a->shape.rank >= 1 ? a->shape.dim[a->shape.rank - 1] : 1;
+    *p = b->shape.rank == 2 ? b->shape.dim[1] : 1;
+}
+
+/* A class index target, or -1 when it is not an integer in [0, c). */
+static int64_t class_index(double t, int64_t c) {
+    if (!(t >= 0 && t < (double)c) || t != floor(t)) return -1;
+    return (int64_t)t;
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+static void forward_node(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = n->nin > 0 ? &g->nodes[n->in[0]] : NULL;
+    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
+    double *o = n->val;
+    const int64_t N = n->numel;
+    const bpv_shape *osh = &n->shape;
+    const double *x = A ? A->val : NULL;
+
+    switch (n->op) {
+    case BPV_OP_NONE:
+    case BPV_OP_COUNT:
+        break;
+    case BPV_OP_ADD: FWD2(R(a + b)); break;
+    case BPV_OP_SUB: FWD2(R(a - b)); break;
+    case BPV_OP_MUL: FWD2(R(a * b)); break;
+    case BPV_OP_DIV:
+        if (rdiv_mode(g, n)) FWD2(R(R(1.0 / b) * a));
+        else FWD2(R(a / b));
+        break;
+    case BPV_OP_POW:
+        if (pow_scalar_mode(g, n)) FWD2(pow_scalar(dt, a, b));
+        else FWD2(R(pow(a, b)));
+        break;
+    case BPV_OP_NEG: for (int64_t i = 0; i < N; i++) o[i] = -x[i]; break;
+    case BPV_OP_SIGMOID: for (int64_t i = 0; i < N; i++) o[i] = sigmoid(dt, x[i]); break;
+    /* torch relu keeps -0.0 and NaN: a < 0 ? 0 : a */
+    case BPV_OP_RELU: for (int64_t i = 0; i < N; i++) o[i] = x[i] < 0 ? 0.0 : x[i]; break;
+    case BPV_OP_TANH: for (int64_t i = 0; i < N; i++) o[i] = R(tanh(x[i])); break;
+    case BPV_OP_EXP: for (int64_t i = 0; i < N; i++) o[i] = R(exp(x[i])); break;
+    case BPV_OP_LOG: for (int64_t i = 0; i < N; i++) o[i] = R(log(x[i])); break;
+    case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;
+    case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;
+    case BPV_OP_IDENTITY: memmove(o, x, (size_t)N * sizeof *o); break;
+    case BPV_OP_SUM:
+    case BPV_OP_MEAN: {
+        double s = 0;
+        for (int64_t i = 0; i < A->numel; i++) s += x[i];
+        s = R(s);
+        /* torch mean = sum(x).div_(numel) */
+        o[0] = n->op == BPV_OP_MEAN ? R(s / (double)A->numel) : s;
+        break;
+    }
+    case BPV_OP_T:
+        if (A->shape.rank == 2) {
+            int64_t r = A->shape.dim[0], c = A->shape.dim[1];
+            for (int64_t i = 0; i < r; i++)
+                for (int64_t j = 0; j < c; j++) o[j * r + i] = x[i * c + j];
+        } else {
+            memmove(o, x, (size_t)N * sizeof *o);
+        }
+        break;
+    case BPV_OP_MATMUL: {
+        int64_t m, k, p;
+        mat_dims(A, B, &m, &k, &p);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < p; j++) {
+                double s = 0;
+                for (int64_t t = 0; t < k; t++) s += A->val[i * k + t] * B->val[t * p + j];
+                o[i * p + j] = R(s);
+            }
+        break;
+    }
+    case BPV_OP_MSE:
+    case BPV_OP_BCE: {
+        /* Loss over the broadcast shape, then mean (apply_loss_reduction). */
+        bpv_shape bs;
+        if (!bpv_shape_broadcast(&A->shape, &B->shape, &bs)) { o[0] = NAN; break; }
+        const bpv_shape *osh = &bs;
+        const int64_t N = bpv_shape_numel(&bs);
+        double s = 0;
+        if (n->op == BPV_OP_MSE) {
+            FOR_BCAST({
+                double d = R(A->val[ia] - B->val[ib]);
+                s += R(d * d);
+            });
+        } else {
+            /* torch 1.13 CPU: (y-1)*max(log(1-p),-100) - y*max(log(p),-100) */
+            FOR_BCAST({
+                double p = A->val[ia], y = B->val[ib];
+                double l1 = R(log(R(1.0 - p))), l0 = R(log(p));
+                if (l1 < -100) l1 = -100;
+                if (l0 < -100) l0 = -100;
+                s += R(R(R(y - 1.0) * l1) - R(y * l0));
+            });
+        }
+        o[0] = R(R(s) / (double)N);
+        break;
+    }
+    case BPV_OP_SOFTMAX:
+    case BPV_OP_LOG_SOFTMAX: {
+        int64_t c = last_dim(A), rows = c ? N / c : 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const double *xr = x + r * c;
+            double *orow = o + r * c;
+            double m = row_max(xr, c);
+            if (n->op == BPV_OP_LOG_SOFTMAX) {
+                double lse = row_logsumexp(dt, xr, c, m);
+                for (int64_t j = 0; j < c; j++) orow[j] = R(R(xr[j] - m) - lse);
+            } else {
+                /* torch: e = exp(x - max); out = e * (1 / sum e) */
+                double s = 0;
+                for (int64_t j = 0; j < c; j++) s += orow[j] = R(exp(R(xr[j] - m)));
+                double inv = R(1.0 / R(s));
+                for (int64_t j = 0; j < c; j++) orow[j] = R(orow[j] * inv);
+            }
+        }
+        break;
+    }
+    case BPV_OP_CROSS_ENTROPY: {
+        /* log_softmax then nll_loss(mean): -sum(ls[r, t_r]) / rows */
+        int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
+        double s = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const double *xr = x + r * c;
+            int64_t t = class_index(B->val[r < B->numel ? r : 0], c);
+            if (t < 0) { s = NAN; continue; }
+            double m = row_max(xr, c);
+            s += -R(R(xr[t] - m) - row_logsumexp(dt, xr, c, m));
+        }
+        o[0] = R(R(s) / (double)rows);
+        break;
+    }
+    }
+}
+
+void bpv_graph_forward(bpv_graph *g) {
+    for (int i = 0; i < g->nnodes; i++) {
+        bpv_node *n = &g->nodes[i];
+        if (n->kind == BPV_NODE_OP) forward_node(g, n);
+    }
+}
+
+/* ---- backward ------------------------------------------------------------- */
+
+/* Adds edge k's contribution into its input's grad. A non-param grad starts
+ * at -0.0, the exact identity of +, so its first contribution is copied as
+ * torch's input buffer does (a -0.0 gradient survives). Params are summed
+ * separately when the reverse walk reaches them (param_accumulate). */
+static void pass_grad(bpv_graph *g, const bpv_node *n, int k) {
+    const bpv_dtype dt = g->dtype;
+    bpv_node *in = &g->nodes[n->in[k]];
+    const double *e = n->edge_grad[k];
+    if (in->kind == BPV_NODE_PARAM || !in->grad) return;
+    for (int64_t j = 0; j < in->numel; j++) in->grad[j] = R(in->grad[j] + e[j]);
+}
+
+/* Whether edge k of n carries a gradient this pass. */
+static bool edge_live(const bpv_graph *g, const bpv_node *n, int k) {
+    const bpv_node *in = &g->nodes[n->in[k]];
+    return n->kind == BPV_NODE_OP && n->needs_grad && n->grad && in->needs_grad &&
+           in->grad && n->edge_grad[k];
+}
+
+/* The input's share of a contribution computed over n's (broadcast) shape is
+ * summed over the broadcast dimensions (torch's sum_to_size), in double, and
+ * rounded once; an input that was not broadcast takes it as it is. */
+#define GRAD2(K, ...)                                                             \
+    do {                                                                          \
+        if (!edge_live(g, n, K)) break;                                           \
+        const bpv_node *I_ = &g->nodes[n->in[K]];                                 \
+        double *e_ = n->edge_grad[K];                                             \
+        const bool red_ = I_->numel != N;                                         \
+        if (red_) fill(e_, I_->numel, -0.0);                                      \
+        FOR_BCAST({                                                               \
+            const double a = A->val[ia], b = B->val[ib], y = n->val[i];           \
+            const double gv = n->grad[i];                                         \
+            (void)a; (void)b; (void)y; (void)gv;                                  \
+            const double c_ = (__VA_ARGS__);                                      \
+            const int64_t t_ = (K) == 0 ? ia : ib;                                \
+            if (red_) e_[t_] += c_;                                               \
+            else e_[t_] = c_;                                                     \
+        });                                                                       \
+        if (red_)                                                                 \
+            for (int64_t j_ = 0; j_ < I_->numel; j_++) e_[j_] = R(e_[j_]);        \
+        pass_grad(g, n, K);                                                       \
+    } while (0)
+
+/* Unary elementwise ops: the input has n's shape. */
+#define GRAD1(...)                                                                \
+    do {                                                                          \
+        if (!edge_live(g, n, 0)) break;                                           \
+        double *e_ = n->edge_grad[0];                                             \
+        for (int64_t i = 0; i < N; i++) {                                         \
+            const double a = x[i], y = n->val[i], gv = n->grad[i];                \
+            (void)a; (void)y; (void)gv;                                           \
+            e_[i] = (__VA_ARGS__);                                                \
+        }                                                                         \
+        pass_grad(g, n, 0);                                                       \
+    } while (0)
+
+static void backward_node(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = n->nin > 0 ? &g->nodes[n->in[0]] : NULL;
+    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
+    const int64_t N = n->numel;
+    const bpv_shape *osh = &n->shape;
+    const double *x = A ? A->val : NULL;
+    const double *gr = n->grad;
+
+    switch (n->op) {
+    case BPV_OP_NONE:
+    case BPV_OP_COUNT:
+        break;
+    case BPV_OP_ADD:
+        GRAD2(0, gv);
+        GRAD2(1, gv);
+        break;
+    case BPV_OP_SUB:
+        GRAD2(0, gv);
+        GRAD2(1, -gv);
+        break;
+    case BPV_OP_MUL:
+        GRAD2(0, R(gv * b));
+        GRAD2(1, R(gv * a));
+        break;
+    case BPV_OP_DIV:
+        if (rdiv_mode(g, n)) {
+            /* y = reciprocal(b) * a: mul backward, then -g * (r * r) */
+            GRAD2(1, R(-R(gv * a) * R(R(1.0 / b) * R(1.0 / b))));
+        } else {
+            GRAD2(0, R(gv / b));
+            GRAD2(1, R(-gv * R(R(a / b) / b))); /* torch: -grad * ((a / b) / b) */
+        }
+        break;
+    case BPV_OP_POW:
+        if (pow_scalar_mode(g, n)) {
+            /* pow_backward: exp == 0 gives zeros, else grad * (exp * a.pow(exp - 1)) */
+            GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * pow_scalar(dt, a, b - 1.0))));
+        } else {
+            /* pow_backward_self / pow_backward_exponent (tensor exponent) */
+            GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * R(pow(a, R(b - 1.0))))));
+            GRAD2(1, R(gv * ((a == 0 && b >= 0) ? 0.0 : R(y * R(log(a))))));
+        }
+        break;
+    case BPV_OP_NEG: GRAD1(-gv); break;
+    case BPV_OP_IDENTITY: GRAD1(gv); break;
+    /* sigmoid_backward: grad * (1 - y) * y, left to right */
+    case BPV_OP_SIGMOID: GRAD1(R(R(gv * R(1.0 - y)) * y)); break;
+    /* threshold_backward: y <= 0 ? 0 : grad (NaN passes the gradient) */
+    case BPV_OP_RELU: GRAD1(y <= 0 ? 0.0 : gv); break;
+    /* tanh_backward: grad * (1 - y*y); torch's build fuses 1 - y*y into an FMA */
+    case BPV_OP_TANH: GRAD1(R(gv * R(fma(-y, y, 1.0)))); break;
+    case BPV_OP_EXP: GRAD1(R(gv * y)); break;
+    case BPV_OP_LOG: GRAD1(R(gv / a)); break;
+    case BPV_OP_SQRT: GRAD1(R(gv / R(2.0 * y))); break;
+    case BPV_OP_ABS: GRAD1(R(gv * sign(a))); break;
+    case BPV_OP_SUM:
+        if (edge_live(g, n, 0)) {
+            fill(n->edge_grad[0], A->numel, gr[0]);
+            pass_grad(g, n, 0);
+        }
+        break;
+    case BPV_OP_MEAN:
+        if (edge_live(g, n, 0)) {
+            fill(n->edge_grad[0], A->numel, R(gr[0] / (double)A->numel));
+            pass_grad(g, n, 0);
+        }
+        break;
+    case BPV_OP_T:
+        if (edge_live(g, n, 0)) {
+            double *e = n->edge_grad[0];
+            if (A->shape.rank == 2) {
+                int64_t r = A->shape.dim[0], c = A->shape.dim[1];
+                for (int64_t i = 0; i < r; i++)
+                    for (int64_t j = 0; j < c; j++) e[i * c + j] = gr[j * r + i];
+            } else {
+                memmove(e, gr, (size_t)N * sizeof *e);
+            }
+            pass_grad(g, n, 0);
+        }
+        break;
+    case BPV_OP_MATMUL: {
+        int64_t m, k, p;
+        mat_dims(A, B, &m, &k, &p);
+        if (edge_live(g, n, 0)) { /* g @ b^T */
+            double *e = n->edge_grad[0];
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t t = 0; t < k; t++) {
+                    double s = 0;
+                    for (int64_t j = 0; j < p; j++) s += gr[i * p + j] * B->val[t * p + j];
+                    e[i * k + t] = R(s);
+                }
+            pass_grad(g, n, 0);
+        }
+        if (edge_live(g, n, 1)) { /* a^T @ g */
+            double *e = n->edge_grad[1];
+            for (int64_t t = 0; t < k; t++)
+                for (int64_t j = 0; j < p; j++) {
+                    double s = 0;
+                    for (int64_t i = 0; i < m; i++) s += A->val[i * k + t] * gr[i * p + j];
+                    e[t * p + j] = R(s);
+                }
+            pass_grad(g, n, 1);
+        }
+        break;
+    }
+    case BPV_OP_MSE:
+    case BPV_OP_BCE: {
+        bpv_shape bs;
+        if (!bpv_shape_broadcast(&A->shape, &B->shape, &bs)) break;
+        const double gl = gr[0];
+        const bpv_shape *osh = &bs; /* the per-element work runs over the broadcast shape */
+        const int64_t N = bpv_shape_numel(&bs);
+        const double dn = (double)N;
+        for (int k = 0; k < 2; k++) {
+            if (!edge_live(g, n, k)) continue;
+            const bpv_node *I = k ? B : A;
+            double *e = n->edge_grad[k];
+            const bool red = I->numel != N;
+            if (red) fill(e, I->numel, -0.0);
+            FOR_BCAST({
+                const double a = A->val[ia], b = B->val[ib];
+                double c;
+                if (n->op == BPV_OP_MSE) {
+                    /* mse_loss_backward: (2/N) * (x - t) * grad */
+                    c = R(R(R(2.0 / dn) * R(k ? b - a : a - b)) * gl);
+                } else if (k == 0) {
+                    /* grad * (p - y) / max((1 - p) * p, 1e-12), then / N */
+                    double den = R(R(1.0 - a) * a), eps = R(1e-12);
+                    if (den < eps) den = eps;
+                    c = R(R(R(gl * R(a - b)) / den) / dn);
+                } else {
+                    /* target: -logit(p) * grad / N */
+                    c = R(R(-R(log(R(a / R(1.0 - a)))) * gl) / dn);
+                }
+                const int64_t t_ = k ? ib : ia;
+                if (red) e[t_] += c;
+                else e[t_] = c;
+            });
+            if (red)
+                for (int64_t j = 0; j < I->numel; j++) e[j] = R(e[j]);
+            pass_grad(g, n, k);
+        }
+        break;
+    }
+    case BPV_OP_SOFTMAX:
+    case BPV_OP_LOG_SOFTMAX:
+        if (edge_live(g, n, 0)) {
+            double *e = n->edge_grad[0];
+            int64_t c = last_dim(A), rows = c ? N / c : 0;
+            for (int64_t r = 0; r < rows; r++) {
+                const double *yr = n->val + r * c, *gw = gr + r * c;
+                double *er = e + r * c, s = 0;
+                if (n->op == BPV_OP_SOFTMAX) {
+                    /* y * (g - sum(g * y)) */
+                    for (int64_t j = 0; j < c; j++) s += R(gw[j] * yr[j]);
+                    s = R(s);
+                    for (int64_t j = 0; j < c; j++) er[j] = R(yr[j] * R(gw[j] - s));
+                } else {
+                    /* g - exp(y) * sum(g), fused in torch's build */
+                    for (int64_t j = 0; j < c; j++) s += gw[j];
+                    s = R(s);
+                    for (int64_t j = 0; j < c; j++) er[j] = R(fma(-R(exp(yr[j])), s, gw[j]));
+                }
+            }
+            pass_grad(g, n, 0);
+        }
+        break;
+    case BPV_OP_CROSS_ENTROPY:
+        if (edge_live(g, n, 0)) {
+            /* nll_loss_backward puts -(grad / rows) at the target, then
+             * log_softmax_backward: gi - exp(ls) * sum(gi) with sum(gi) = that */
+            double *e = n->edge_grad[0];
+            int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
+            double gt = -R(gr[0] / (double)rows);
+            for (int64_t r = 0; r < rows; r++) {
+                const double *xr = x + r * c;
+                double *er = e + r * c;
+                int64_t t = class_index(B->val[r < B->numel ? r : 0], c);
+                if (t < 0) { fill(er, c, NAN); continue; }
+                double m = row_max(xr, c), lse = row_logsumexp(dt, xr, c, m);
+                for (int64_t j = 0; j < c; j++) {
+                    double ls = R(R(xr[j] - m) - lse);
+                    er[j] = R(fma(-R(exp(ls)), gt, j == t ? gt : 0.0));
+                }
+            }
+            pass_grad(g, n, 0);
+        }
+        break;
+    }
+}
+
+/* torch sums all contributions to a leaf in its input buffer first (in the
+ * order they arrive) and then adds that sum into .grad. Contributions arrive
+ * from users in reverse node order, input slot 0 before 1. */
+#define MAX_GATHER 16
+static void param_accumulate(bpv_graph *g, int p, int last) {
+    const bpv_dtype dt = g->dtype;
+    bpv_node *pn = &g->nodes[p];
+    const double *es[MAX_GATHER];
+    int ne = 0, total = 0;
+    for (int j = last; j > p; j--) {
+        const bpv_node *u = &g->nodes[j];
+        for (int k = 0; k < u->nin; k++)
+            if (u->in[k] == p && edge_live(g, u, k)) {
+                if (ne < MAX_GATHER) es[ne++] = u->edge_grad[k];
+                total++;
+            }
+    }
+    if (total == 0) return;
+    for (int64_t i = 0; i < pn->numel; i++) {
+        double s = es[0][i];
+        if (total <= MAX_GATHER) {
+            for (int q = 1; q < ne; q++) s = R(s + es[q][i]);
+        } else { /* many users: walk them again per element rather than allocate */
+            int seen = 0;
+            for (int j = last; j > p; j--) {
+                const bpv_node *u = &g->nodes[j];
+                for (int k = 0; k < u->nin; k++)
+                    if (u->in[k] == p && edge_live(g, u, k) && seen++ > 0)
+                        s = R(s + u->edge_grad[k][i]);
+            }
+        }
+        pn->grad[i] = R(pn->grad[i] + s);
+    }
+}
+
+void bpv_graph_backward(bpv_graph *g) {
+    int obj = g->objective;
+    if (obj < 0 || obj >= g->nnodes) return;
+    for (int i = 0; i < g->nnodes; i++) {
+        bpv_node *n = &g->nodes[i];
+        if (n->grad && n->kind != BPV_NODE_PARAM) fill(n->grad, n->numel, i > obj ? 0.0 : -0.0);
+    }
+    bpv_node *on = &g->nodes[obj];
+    if (!on->grad) return;
+    if (on->kind != BPV_NODE_PARAM) fill(on->grad, on->numel, 1.0);
+    for (int i = obj; i >= 0; i--) {
+        bpv_node *n = &g->nodes[i];
+        if (!n->needs_grad || !n->grad) continue;
+        if (n->kind == BPV_NODE_PARAM) param_accumulate(g, i, obj);
+        else if (n->kind == BPV_NODE_OP) backward_node(g, n);
+    }
+}
+
+/* ---- local partials for snapshots ------------------------------------------ */
+
+#define LOCAL2(...)                                                               \
+    FOR_BCAST({                                                                   \
+        const double a = A->val[ia], b = B->val[ib], y = n->val[i];               \
+        (void)a; (void)b; (void)y;                                                \
+        out[i] = (__VA_ARGS__);                                                   \
+    })
+#define LOCAL1(...)                                                               \
+    for (int64_t i = 0; i < N; i++) {                                             \
+        const double a = A->val[i], y = n->val[i];                                \
+        (void)a; (void)y;                                                         \
+        out[i] = (__VA_ARGS__);                                                   \
+    }
+
+/* The backward formulas above with grad = 1, so a figure's local partial
+ * times the incoming gradient is the chained partial torch computes. */
+bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *n = &g->nodes[ni];
+    if (n->kind != BPV_NODE_OP || k < 0 || k >= n->nin) return false;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
+    const int64_t N = n->numel;
+    const bpv_shape *osh = &n->shape;
+
+    switch (n->op) {
+    case BPV_OP_ADD: fill(out, N, 1.0); return true;
+    case BPV_OP_SUB: fill(out, N, k ? -1.0 : 1.0); return true;
+    case BPV_OP_MUL:
+        if (k) LOCAL2(a);
+        else LOCAL2(b);
+        return true;
+    case BPV_OP_DIV:
+        if (k == 0) LOCAL2(R(1.0 / b));
+        else if (rdiv_mode(g, n)) LOCAL2(R(-a * R(R(1.0 / b) * R(1.0 / b))));
+        else LOCAL2(-R(R(a / b) / b));
+        return true;
+    case BPV_OP_POW:
+        if (k == 1) LOCAL2((a == 0 && b >= 0) ? 0.0 : R(y * R(log(a))));
+        else if (pow_scalar_mode(g, n)) LOCAL2(b == 0 ? 0.0 : R(b * pow_scalar(dt, a, b - 1.0)));
+        else LOCAL2(b == 0 ? 0.0 : R(b * R(pow(a, R(b - 1.0)))));
+        return true;
+    case BPV_OP_NEG: fill(out, N, -1.0); return true;
+    case BPV_OP_IDENTITY: fill(out, N, 1.0); return true;
+    case BPV_OP_SIGMOID: LOCAL1(R(R(1.0 - y) * y)); return true;
+    case BPV_OP_RELU: LOCAL1(y <= 0 ? 0.0 : 1.0); return true;
+    case BPV_OP_TANH: LOCAL1(R(fma(-y, y, 1.0))); return true;
+    case BPV_OP_EXP: LOCAL1(y); return true;
+    case BPV_OP_LOG: LOCAL1(R(1.0 / a)); return true;
+    case BPV_OP_SQRT: LOCAL1(R(1.0 / R(2.0 * y))); return true;
+    case BPV_OP_ABS: LOCAL1(sign(a)); return true;
+    case BPV_OP_SUM: out[0] = 1.0; return true;
+    case BPV_OP_MEAN: out[0] = R(1.0 / (double)A->numel); return true;
+    case BPV_OP_NONE:
+    case BPV_OP_MATMUL:
+    case BPV_OP_T:
+    case BPV_OP_MSE:
+    case BPV_OP_BCE:
+    case BPV_OP_SOFTMAX:
+    case BPV_OP_LOG_SOFTMAX:
+    case BPV_OP_CROSS_ENTROPY:
+    case BPV_OP_COUNT:
+        break;
+    }
+    return false;
+}
