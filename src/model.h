@@ -56,7 +56,31 @@ typedef struct bpv_train {
     uint64_t seed;
     const char *loss;    /* objective node name; "loss" by default */
     size_t loss_off, loss_len;
+    /* filled by bpv_model_check (additive, model.c) */
+    int stmt_index;      /* index of the train statement */
+    bpv_graph *full;     /* graph for a full step */
+    bpv_graph *part;     /* graph for the last, smaller batch, or NULL */
+    int64_t nsamples;    /* samples per epoch (1 when the graph uses no data) */
+    int64_t bsize;       /* samples per full step (1 for batch=1) */
+    long steps_per_epoch;
 } bpv_train;
+
+/* A declared name (additive, compile.c): one per name, never redefined, so
+ * "as the symbols stand after statement k" means "defined before k". */
+typedef enum bpv_sym_kind {
+    BPV_SYM_DATA,
+    BPV_SYM_PARAM,
+    BPV_SYM_CONST,
+    BPV_SYM_LET,
+    BPV_SYM_FN
+} bpv_sym_kind;
+
+typedef struct bpv_symbol {
+    const char *name;
+    bpv_sym_kind kind;
+    int ref;  /* index into data / params / consts; -1 for LET and FN */
+    int stmt; /* defining statement */
+} bpv_symbol;
 
 struct bpv_model {
     bpv_arena *arena;
@@ -67,6 +91,13 @@ struct bpv_model {
     bpv_data *data;   int ndata;
     bpv_param *params; int nparams;
     bpv_const *consts; int nconsts;
+
+    /* symbols (compile.c): open-addressing table over syms */
+    bpv_symbol *syms; int nsyms;
+    int *symtab; int symcap;
+    bpv_train *trains; int ntrains;
+    bpv_graph **predicts; /* per statement: the compiled predict graph or NULL */
+    int cur_stmt;         /* statement being run (snapshots list the params before it) */
 
     long step;        /* steps taken so far */
     long epoch;       /* epochs completed so far (the next epoch's number) */
@@ -96,6 +127,41 @@ typedef struct bpv_binding {
 bpv_graph *bpv_compile(bpv_model *m, int upto, const char *target, size_t target_off,
                        size_t target_len, int64_t batch, const bpv_binding *bind,
                        int nbind, bpv_error **err);
+
+/* bpv_compile with the two modes spelled out (additive): `predict` takes
+ * every data value from `bind` (copied into the graph); `objective` makes
+ * `target` the node whose gradient is computed (else no gradients). */
+bpv_graph *bpv_compile_ex(bpv_model *m, int upto, const char *target, size_t target_off,
+                          size_t target_len, int64_t batch, bool predict,
+                          const bpv_binding *bind, int nbind, bool objective, bpv_error **err);
+
+/* Marks in need[] (one flag per statement) every statement the named node
+ * depends on, itself included: named nodes, fns, data, params, consts.
+ * Returns false when the name is unknown. */
+bool bpv_mark_needed(const bpv_model *m, const char *target, bool *need);
+
+/* The statement at or after `stmt` that defines `name`, or -1: for "used
+ * before it is defined" messages. */
+int bpv_later_def(const bpv_model *m, const char *name, int stmt);
+
+/* Symbol table (compile.c). bpv_sym_find returns the symbol index or -1;
+ * bpv_sym_add returns false when out of memory. */
+int bpv_sym_find(const bpv_model *m, const char *name);
+bool bpv_sym_add(bpv_model *m, const char *name, bpv_sym_kind kind, int ref, int stmt);
+/* True for built-in function names (sigmoid, sum, csv, zeros...), which
+ * cannot be used as names. */
+bool bpv_is_builtin(const char *name);
+/* Checks the names and calls of an expression at its definition (statement
+ * `stmt`): every name defined before it or one of `params`, every call a
+ * built-in or an earlier fn with the right argument count; `self` (the fn
+ * being defined, or NULL) may not call itself. */
+bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
+                    int nparams, const char *self, bpv_error **err);
+/* Reads a constant number/list (numbers, unary minus, nested lists) into a
+ * shape and arena-allocated values rounded to the model's dtype. `what`
+ * names the thing in messages ("data 'x'"). */
+bool bpv_const_eval(bpv_model *m, const bpv_ast *e, const char *what, bpv_shape *shape,
+                    double **values, bpv_error **err);
 
 /* Step selections (stepset.c). `total` is the model's step count, which
  * "last" and open ranges resolve to. */

@@ -40,6 +40,7 @@ typedef struct bpv_snap_param {
     bpv_shape shape;
     int64_t numel;
     double *after;        /* value after this step's update */
+    int ref;              /* index into the model's params (additive) */
 } bpv_snap_param;
 
 struct bpv_snapshot {

@@ -1,0 +1,983 @@
+/* Compiler: the model's symbols -> a static graph for one target node.
+ *
+ * Names are checked where they are written (bpv_check_expr, at definition
+ * time), so a typo is reported on its own line; shapes are checked when a
+ * graph is built for a train or predict, because data shapes depend on the
+ * batch. Named nodes are compiled once and shared; fn calls are inlined. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* ---- built-ins --------------------------------------------------------- */
+
+typedef struct builtin {
+    const char *name;
+    bpv_op op;
+    int nargs;
+} builtin;
+
+static const builtin builtins[] = {
+    {"sigmoid", BPV_OP_SIGMOID, 1},  {"relu", BPV_OP_RELU, 1},
+    {"tanh", BPV_OP_TANH, 1},        {"exp", BPV_OP_EXP, 1},
+    {"log", BPV_OP_LOG, 1},          {"sqrt", BPV_OP_SQRT, 1},
+    {"abs", BPV_OP_ABS, 1},          {"sum", BPV_OP_SUM, 1},
+    {"mean", BPV_OP_MEAN, 1},        {"T", BPV_OP_T, 1},
+    {"softmax", BPV_OP_SOFTMAX, 1},  {"log_softmax", BPV_OP_LOG_SOFTMAX, 1},
+    {"pow", BPV_OP_POW, 2},          {"mse", BPV_OP_MSE, 2},
+    {"bce", BPV_OP_BCE, 2},          {"cross_entropy", BPV_OP_CROSS_ENTROPY, 2},
+};
+#define NBUILTINS (sizeof builtins / sizeof builtins[0])
+
+/* Initialisers: valid only as the value of a data or param declaration. */
+static const char *const init_fns[] = {"csv", "zeros", "ones", "randn", "uniform"};
+#define NINIT (sizeof init_fns / sizeof init_fns[0])
+
+static const builtin *find_builtin(const char *name) {
+    for (size_t i = 0; i < NBUILTINS; i++)
+        if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
+    return NULL;
+}
+
+static bool is_init_fn(const char *name) {
+    for (size_t i = 0; i < NINIT; i++)
+        if (strcmp(init_fns[i], name) == 0) return true;
+    return false;
+}
+
+bool bpv_is_builtin(const char *name) { return find_builtin(name) || is_init_fn(name); }
+
+/* Inlined fn calls nest at most this deep: a guard against fn chains long
+ * enough to exhaust the stack (direct recursion is rejected earlier). */
+#define MAX_INLINE_DEPTH 64
+
+/* ---- symbol table ---------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+int bpv_sym_find(const bpv_model *m, const char *name) {
+    if (!m->symcap) return -1;
+    size_t mask = (size_t)m->symcap - 1;
+    for (size_t i = hash_str(name) & mask;; i = (i + 1) & mask) {
+        int k = m->symtab[i] - 1; /* 0 marks an empty slot (arena memory is zeroed) */
+        if (k < 0) return -1;
+        if (strcmp(m->syms[k].name, name) == 0) return k;
+    }
+}
+
+bool bpv_sym_add(bpv_model *m, const char *name, bpv_sym_kind kind, int ref, int stmt) {
+    if (m->nsyms + 1 > m->symcap / 2) {
+        /* the table stays at most half full; syms has room for symcap/2 */
+        int cap = m->symcap ? m->symcap * 2 : 32;
+        bpv_symbol *syms = bpv_arena_calloc(m->arena, (size_t)cap / 2, sizeof *syms);
+        int *tab = bpv_arena_calloc(m->arena, (size_t)cap, sizeof *tab);
+        if (!syms || !tab) return false;
+        if (m->nsyms) memcpy(syms, m->syms, (size_t)m->nsyms * sizeof *syms);
+        m->syms = syms;
+        m->symtab = tab;
+        m->symcap = cap;
+        for (int k = 0; k < m->nsyms; k++) {
+            size_t mask = (size_t)cap - 1, i = hash_str(syms[k].name) & mask;
+            while (tab[i]) i = (i + 1) & mask;
+            tab[i] = k + 1;
+        }
+    }
+    int k = m->nsyms++;
+    m->syms[k] = (bpv_symbol){name, kind, ref, stmt};
+    size_t mask = (size_t)m->symcap - 1, i = hash_str(name) & mask;
+    while (m->symtab[i]) i = (i + 1) & mask;
+    m->symtab[i] = k + 1;
+    return true;
+}
+
+static int stmt_line(const bpv_model *m, int stmt) {
+    int line, col;
+    bpv_source_locate(&m->src, m->prog.stmts[stmt].off, &line, &col);
+    return line;
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static bool failv(const bpv_model *m, bpv_error **err, size_t off, size_t len, const char *fmt,
+                  va_list ap) {
+    bpv_buf b;
+    bpv_buf_init(&b);
+    char tmp[512];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    bpv_buf_puts(&b, tmp);
+    bpv_error_set(err, bpv_error_at(&m->src, off, len, BPV_ERR_MODEL, "%s", b.data));
+    bpv_buf_free(&b);
+    return false;
+}
+
+static bool fail(const bpv_model *m, bpv_error **err, size_t off, size_t len, const char *fmt,
+                 ...) BPV_PRINTF(5, 6);
+static bool fail(const bpv_model *m, bpv_error **err, size_t off, size_t len, const char *fmt,
+                 ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    failv(m, err, off, len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Shape text into a small fixed buffer, for messages. */
+static const char *shape_s(const bpv_shape *s, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < s->rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+/* ---- constants ----------------------------------------------------------------- */
+
+/* A number as written, with any unary signs folded in; false if e is not one. */
+static bool ast_number(const bpv_ast *e, double *v) {
+    double sign = 1;
+    while (e->kind == AST_UNARY && e->nargs == 1) {
+        if (e->op == TK_MINUS) sign = -sign;
+        e = e->args[0];
+    }
+    if (e->kind != AST_NUMBER) return false;
+    *v = sign * e->num;
+    return true;
+}
+
+/* Rounds a number written in the model to the dtype, refusing values the
+ * dtype cannot hold. */
+static bool round_number(const bpv_model *m, const bpv_ast *e, double v, double *out,
+                         bpv_error **err) {
+    if (!isfinite(v))
+        return fail(m, err, e->off, e->len, "this number is out of range for f64");
+    double r = bpv_round(m->dtype, v);
+    if (isinf(r))
+        return fail(m, err, e->off, e->len,
+                    "%g is out of range for f32 (the largest float32 is about 3.4028235e+38); "
+                    "use `dtype f64` for larger numbers",
+                    v);
+    *out = r;
+    return true;
+}
+
+/* Finds the shape of a nested list by following first elements. */
+static bool list_shape(const bpv_model *m, const bpv_ast *e, const char *what, bpv_shape *s,
+                       bpv_error **err) {
+    s->rank = 0;
+    while (e->kind == AST_LIST) {
+        if (e->nargs == 0) return fail(m, err, e->off, e->len, "%s is an empty list", what);
+        if (s->rank == BPV_MAX_RANK)
+            return fail(m, err, e->off, e->len, "%s is nested more than %d levels deep", what,
+                        BPV_MAX_RANK);
+        s->dim[s->rank++] = e->nargs;
+        e = e->args[0];
+    }
+    return true;
+}
+
+/* Fills values from a nested list of the given shape; reports ragged rows. */
+static bool list_fill(const bpv_model *m, const bpv_ast *e, const char *what, const bpv_shape *s,
+                      int depth, double **out, bpv_error **err) {
+    if (depth == s->rank) {
+        double v;
+        if (e->kind == AST_LIST)
+            return fail(m, err, e->off, e->len,
+                        "%s is ragged: this element is a list, but the first element at this "
+                        "level is a number",
+                        what);
+        if (!ast_number(e, &v))
+            return fail(m, err, e->off, e->len, "%s: expected a number here", what);
+        return round_number(m, e, v, (*out)++, err);
+    }
+    if (e->kind != AST_LIST)
+        return fail(m, err, e->off, e->len,
+                    "%s is ragged: expected a list of %lld elements here, like its first "
+                    "element",
+                    what, (long long)s->dim[depth]);
+    if (e->nargs != s->dim[depth])
+        return fail(m, err, e->off, e->len,
+                    "%s is ragged: this list has %d element%s but the first one at this level "
+                    "has %lld",
+                    what, e->nargs, e->nargs == 1 ? "" : "s", (long long)s->dim[depth]);
+    for (int i = 0; i < e->nargs; i++)
+        if (!list_fill(m, e->args[i], what, s, depth + 1, out, err)) return false;
+    return true;
+}
+
+bool bpv_const_eval(bpv_model *m, const bpv_ast *e, const char *what, bpv_shape *shape,
+                    double **values, bpv_error **err) {
+    bpv_shape s = {0};
+    if (e->kind != AST_LIST) {
+        double v;
+        if (!ast_number(e, &v))
+            return fail(m, err, e->off, e->len, "%s must be a number or a list of numbers",
+                        what);
+    }
+    if (!list_shape(m, e, what, &s, err)) return false;
+    int64_t n = 1;
+    for (int i = 0; i < s.rank; i++) n *= s.dim[i]; /* bounded by the source size */
+    if (n > BPV_MAX_TENSOR_ELEMS)
+        return fail(m, err, e->off, e->len, "%s has %lld elements; the limit is %lld", what,
+                    (long long)n, (long long)BPV_MAX_TENSOR_ELEMS);
+    double *v = bpv_arena_calloc(m->arena, (size_t)n, sizeof *v);
+    if (!v) return fail(m, err, e->off, e->len, "out of memory reading %s", what);
+    double *p = v;
+    if (!list_fill(m, e, what, &s, 0, &p, err)) return false;
+    *shape = s;
+    *values = v;
+    return true;
+}
+
+/* ---- name checks at definition time ------------------------------------------- */
+
+typedef struct names {
+    const char **v;
+    size_t n, cap;
+} names;
+
+static void names_add(names *ns, const char *s) {
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 32;
+        const char **v = realloc(ns->v, cap * sizeof *v);
+        if (!v) return; /* suggestions are best effort */
+        ns->v = v;
+        ns->cap = cap;
+    }
+    ns->v[ns->n++] = s;
+}
+
+/* The closest visible name to `name`: values (want_fn false) or functions. */
+static const char *suggest(const bpv_model *m, const char *name, int stmt,
+                           const char *const *params, int nparams, bool want_fn) {
+    names ns = {0};
+    if (want_fn) {
+        for (size_t i = 0; i < NBUILTINS; i++) names_add(&ns, builtins[i].name);
+    } else {
+        for (int i = 0; i < nparams; i++) names_add(&ns, params[i]);
+    }
+    /* on a tie bpv_closest keeps the first: names that share the first
+     * letter come first, so `wx` suggests `w` rather than `x` */
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < m->nsyms; k++)
+            if (m->syms[k].stmt < stmt && (m->syms[k].kind == BPV_SYM_FN) == want_fn &&
+                (m->syms[k].name[0] == name[0]) == (pass == 0))
+                names_add(&ns, m->syms[k].name);
+    const char *best = bpv_closest(name, ns.v, ns.n);
+    free(ns.v);
+    return best;
+}
+
+int bpv_later_def(const bpv_model *m, const char *name, int stmt) {
+    for (int i = stmt < 0 ? 0 : stmt; i < m->prog.nstmts; i++) {
+        const bpv_stmt *st = &m->prog.stmts[i];
+        if (st->kind != ST_TRAIN && st->kind != ST_PREDICT && st->kind != ST_DTYPE &&
+            st->name && strcmp(st->name, name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static bool unknown_name(bpv_model *m, const bpv_ast *e, const char *name, size_t off,
+                         size_t len, int stmt, const char *const *params, int nparams,
+                         bool is_call, bpv_error **err) {
+    int later = bpv_later_def(m, name, stmt);
+    if (later >= 0)
+        return fail(m, err, off, len,
+                    "'%s' is used before it is defined (at line %d); statements run top to "
+                    "bottom",
+                    name, stmt_line(m, later));
+    const char *s = suggest(m, name, stmt, params, nparams, is_call);
+    (void)e;
+    if (is_call)
+        return fail(m, err, off, len, "unknown function '%s'%s%s%s", name,
+                    s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+    return fail(m, err, off, len, "unknown name '%s'%s%s%s", name, s ? " (did you mean '" : "",
+                s ? s : "", s ? "'?)" : "");
+}
+
+static size_t name_len(const char *s) { return strlen(s); }
+
+bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
+                    int nparams, const char *self, bpv_error **err) {
+    switch (e->kind) {
+    case AST_NUMBER:
+        return true;
+    case AST_STRING:
+        return fail(m, err, e->off, e->len,
+                    "a string is not a value; strings only name files, as in csv(\"f.csv\", 0)");
+    case AST_RANGE:
+        return fail(m, err, e->off, e->len,
+                    "a column range A:B is only allowed in csv(\"file.csv\", A:B)");
+    case AST_NAME: {
+        for (int i = 0; i < nparams; i++)
+            if (strcmp(params[i], e->name) == 0) return true;
+        int k = bpv_sym_find(m, e->name);
+        if (k >= 0 && m->syms[k].stmt < stmt) {
+            if (m->syms[k].kind == BPV_SYM_FN)
+                return fail(m, err, e->off, e->len,
+                            "'%s' is a function; call it with arguments, like %s(...)", e->name,
+                            e->name);
+            return true;
+        }
+        if (self && strcmp(self, e->name) == 0)
+            return fail(m, err, e->off, e->len, "'%s' is the function being defined", e->name);
+        if (bpv_is_builtin(e->name))
+            return fail(m, err, e->off, e->len,
+                        "'%s' is a built-in function; call it with arguments, like %s(...)",
+                        e->name, e->name);
+        return unknown_name(m, e, e->name, e->off, e->len, stmt, params, nparams, false, err);
+    }
+    case AST_UNARY:
+    case AST_BINARY:
+    case AST_LIST:
+        for (int i = 0; i < e->nargs; i++)
+            if (!bpv_check_expr(m, e->args[i], stmt, params, nparams, self, err)) return false;
+        return true;
+    case AST_CALL: {
+        size_t noff = e->name_off, nlen = name_len(e->name);
+        if (e->kwnames)
+            for (int i = 0; i < e->nargs; i++)
+                if (e->kwnames[i])
+                    return fail(m, err, e->kwoffs[i], strlen(e->kwnames[i]),
+                                "%s() takes no keyword arguments", e->name);
+        int want = -1;
+        const builtin *b = find_builtin(e->name);
+        if (b) {
+            want = b->nargs;
+        } else if (is_init_fn(e->name)) {
+            if (strcmp(e->name, "csv") == 0)
+                return fail(m, err, noff, nlen,
+                            "csv() reads data: use it as `data NAME = csv(\"file.csv\", COL)`");
+            return fail(m, err, noff, nlen,
+                        "%s() makes a param's initial value: use it as `param NAME = %s(...)`",
+                        e->name, e->name);
+        } else if (self && strcmp(self, e->name) == 0) {
+            return fail(m, err, noff, nlen,
+                        "fn '%s' calls itself; recursion is not supported (a graph is a fixed "
+                        "set of nodes)",
+                        self);
+        } else {
+            bool shadowed = false;
+            for (int i = 0; i < nparams; i++)
+                if (strcmp(params[i], e->name) == 0) shadowed = true;
+            int k = bpv_sym_find(m, e->name);
+            if (shadowed || (k >= 0 && m->syms[k].stmt < stmt && m->syms[k].kind != BPV_SYM_FN))
+                return fail(m, err, noff, nlen, "'%s' is not a function", e->name);
+            if (k < 0 || m->syms[k].stmt >= stmt)
+                return unknown_name(m, e, e->name, noff, nlen, stmt, params, nparams, true,
+                                    err);
+            want = m->prog.stmts[m->syms[k].stmt].nparams;
+        }
+        if (e->nargs != want)
+            return fail(m, err, e->off, e->len, "%s() takes %d argument%s, got %d", e->name,
+                        want, want == 1 ? "" : "s", e->nargs);
+        for (int i = 0; i < e->nargs; i++)
+            if (!bpv_check_expr(m, e->args[i], stmt, params, nparams, self, err)) return false;
+        return true;
+    }
+    }
+    return fail(m, err, e->off, e->len, "unexpected expression");
+}
+
+/* ---- graph building -------------------------------------------------------------- */
+
+typedef struct frame {
+    const char *const *names; /* fn parameters */
+    const int *nodes;         /* the argument nodes bound to them */
+    int n;
+    int stmt;                 /* the fn statement: globals visible before it */
+} frame;
+
+typedef struct cc {
+    bpv_model *m;
+    int upto;
+    int64_t batch;
+    bool predict;
+    const bpv_binding *bind;
+    int nbind;
+    bpv_node *nodes;
+    int n, cap;
+    int *memo; /* per symbol: node index + 1 */
+    const char *target;
+    size_t target_off, target_len;
+    int depth;
+    bpv_error **err;
+} cc;
+
+static int cfail(cc *c, size_t off, size_t len, const char *fmt, ...) BPV_PRINTF(4, 5);
+static int cfail(cc *c, size_t off, size_t len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    failv(c->m, c->err, off, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int64_t numel_of(const bpv_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) n *= s->dim[i];
+    return n;
+}
+
+static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bpv_shape *shape,
+                    size_t off, size_t len) {
+    if (c->n >= BPV_MAX_NODES)
+        return cfail(c, off, len, "the graph would have more than %d nodes", BPV_MAX_NODES);
+    int64_t numel = numel_of(shape);
+    if (numel > BPV_MAX_TENSOR_ELEMS) {
+        char sb[128];
+        return cfail(c, off, len,
+                     "this tensor would have shape %s, %lld elements; the limit is %lld",
+                     shape_s(shape, sb, sizeof sb), (long long)numel,
+                     (long long)BPV_MAX_TENSOR_ELEMS);
+    }
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 64;
+        bpv_node *v = realloc(c->nodes, (size_t)cap * sizeof *v);
+        if (!v) {
+            bpv_error_set(c->err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory compiling"));
+            return -1;
+        }
+        c->nodes = v;
+        c->cap = cap;
+    }
+    bpv_node *nd = &c->nodes[c->n];
+    memset(nd, 0, sizeof *nd);
+    nd->kind = kind;
+    nd->op = op;
+    nd->in[0] = a;
+    nd->in[1] = b;
+    nd->nin = a < 0 ? 0 : b < 0 ? 1 : 2;
+    nd->shape = *shape;
+    nd->numel = numel;
+    nd->ref = -1;
+    nd->src_off = off;
+    nd->src_len = len;
+    return c->n++;
+}
+
+static int literal(cc *c, const bpv_ast *e, double v) {
+    double r;
+    if (!round_number(c->m, e, v, &r, c->err)) return -1;
+    double *val = bpv_arena_alloc(c->m->arena, sizeof *val);
+    if (!val) return cfail(c, e->off, e->len, "out of memory");
+    bpv_shape s = {0};
+    int n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, -1, -1, &s, e->off, e->len);
+    if (n < 0) return -1;
+    *val = r;
+    c->nodes[n].val = val;
+    c->nodes[n].literal = true;
+    return n;
+}
+
+static const bpv_binding *find_binding(cc *c, const char *name) {
+    for (int i = 0; i < c->nbind; i++)
+        if (strcmp(c->bind[i].name, name) == 0) return &c->bind[i];
+    return NULL;
+}
+
+/* The leaf for a data, param or const symbol (one node per symbol). */
+static int leaf(cc *c, int k, size_t use_off, size_t use_len) {
+    if (c->memo[k]) return c->memo[k] - 1;
+    bpv_model *m = c->m;
+    const bpv_symbol *sy = &m->syms[k];
+    const bpv_stmt *st = &m->prog.stmts[sy->stmt];
+    bpv_shape s;
+    int n = -1;
+    switch (sy->kind) {
+    case BPV_SYM_DATA: {
+        const bpv_data *d = &m->data[sy->ref];
+        if (c->predict) {
+            const bpv_binding *b = find_binding(c, sy->name);
+            if (!b)
+                return cfail(c, c->target_off, c->target_len,
+                             "predict needs a value for data '%s', like predict %s(%s=...)",
+                             sy->name, c->target, sy->name);
+            s = b->shape;
+        } else if (c->batch == 0) {
+            s = d->sample;
+        } else {
+            if (d->sample.rank >= BPV_MAX_RANK)
+                return cfail(c, st->name_off, st->name_len,
+                             "data '%s' has samples of rank %d; a batch dimension would make "
+                             "more than %d",
+                             sy->name, d->sample.rank, BPV_MAX_RANK);
+            s.rank = d->sample.rank + 1;
+            s.dim[0] = c->batch;
+            for (int i = 0; i < d->sample.rank; i++) s.dim[i + 1] = d->sample.dim[i];
+        }
+        n = node_add(c, BPV_NODE_DATA, BPV_OP_NONE, -1, -1, &s, st->name_off, st->name_len);
+        break;
+    }
+    case BPV_SYM_PARAM: {
+        bpv_param *p = &m->params[sy->ref];
+        n = node_add(c, BPV_NODE_PARAM, BPV_OP_NONE, -1, -1, &p->shape, st->name_off,
+                     st->name_len);
+        if (n >= 0) c->nodes[n].val = p->val;
+        break;
+    }
+    case BPV_SYM_CONST: {
+        bpv_const *k2 = &m->consts[sy->ref];
+        n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, -1, -1, &k2->shape, st->name_off,
+                     st->name_len);
+        if (n >= 0) c->nodes[n].val = k2->values; /* read-only: leaves are never written */
+        break;
+    }
+    default:
+        return cfail(c, use_off, use_len, "internal error: '%s' is not a leaf", sy->name);
+    }
+    if (n < 0) return -1;
+    c->nodes[n].name = sy->name;
+    c->nodes[n].ref = sy->ref;
+    c->memo[k] = n + 1;
+    return n;
+}
+
+static int compile_expr(cc *c, const bpv_ast *e, const frame *f);
+
+static int compile_let(cc *c, int k) {
+    if (c->memo[k]) return c->memo[k] - 1;
+    const bpv_symbol *sy = &c->m->syms[k];
+    const bpv_stmt *st = &c->m->prog.stmts[sy->stmt];
+    int n0 = c->n;
+    int r = compile_expr(c, st->value, NULL);
+    if (r < 0) return -1;
+    if (r < n0 || c->nodes[r].name) {
+        /* `b = a`: an existing node gets a node of its own, so both names show */
+        r = node_add(c, BPV_NODE_OP, BPV_OP_IDENTITY, r, -1, &c->nodes[r].shape, st->off,
+                     st->len);
+        if (r < 0) return -1;
+    } else {
+        c->nodes[r].src_off = st->off;
+        c->nodes[r].src_len = st->len;
+    }
+    c->nodes[r].name = sy->name;
+    c->nodes[r].literal = false;
+    c->memo[k] = r + 1;
+    return r;
+}
+
+/* Resolves a global name as the symbols stand before statement `limit`. */
+static int global_name(cc *c, const char *name, size_t off, size_t len, int limit) {
+    int k = bpv_sym_find(c->m, name);
+    if (k < 0 || c->m->syms[k].stmt >= limit)
+        return cfail(c, off, len, "unknown name '%s'", name);
+    switch (c->m->syms[k].kind) {
+    case BPV_SYM_LET:
+        return compile_let(c, k);
+    case BPV_SYM_FN:
+        return cfail(c, off, len, "'%s' is a function; call it with arguments", name);
+    default:
+        return leaf(c, k, off, len);
+    }
+}
+
+static const char *op_verb(bpv_op op) {
+    switch (op) {
+    case BPV_OP_ADD: return "add";
+    case BPV_OP_SUB: return "subtract";
+    case BPV_OP_MUL: return "multiply";
+    case BPV_OP_DIV: return "divide";
+    default: return "combine";
+    }
+}
+
+/* Output shape of op over inputs a (and b), with a message naming both
+ * shapes when they do not fit. */
+static bool infer_shape(cc *c, bpv_op op, const bpv_ast *e, int a, int b, bpv_shape *out) {
+    const bpv_shape *sa = &c->nodes[a].shape, *sb = b >= 0 ? &c->nodes[b].shape : NULL;
+    char x[128], y[128], z[128];
+    size_t off = e->off, len = e->len;
+    switch (op) {
+    case BPV_OP_ADD:
+    case BPV_OP_SUB:
+    case BPV_OP_MUL:
+    case BPV_OP_DIV:
+        if (!bpv_shape_broadcast(sa, sb, out))
+            return cfail(c, off, len, "cannot %s shapes %s and %s", op_verb(op),
+                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+        return true;
+    case BPV_OP_POW:
+        if (!bpv_shape_broadcast(sa, sb, out))
+            return cfail(c, off, len, "cannot raise shape %s to the power of shape %s",
+                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+        return true;
+    case BPV_OP_MSE:
+        if (!bpv_shape_broadcast(sa, sb, out))
+            return cfail(c, off, len, "mse: cannot compare shapes %s and %s",
+                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+        *out = (bpv_shape){0};
+        return true;
+    case BPV_OP_BCE:
+        if (!bpv_shape_eq(sa, sb))
+            return cfail(c, off, len,
+                         "bce: the predictions have shape %s but the targets %s; they must "
+                         "be the same",
+                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+        *out = (bpv_shape){0};
+        return true;
+    case BPV_OP_MATMUL: {
+        if (sa->rank == 0 || sb->rank == 0 || sa->rank > 2 || sb->rank > 2)
+            return cfail(c, off, len,
+                         "matmul: %s @ %s — both operands must have 1 or 2 dimensions",
+                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+        int64_t ka = sa->dim[sa->rank - 1], kb = sb->dim[0];
+        if (ka != kb)
+            return cfail(c, off, len, "matmul: %s @ %s — inner sizes %lld and %lld differ",
+                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y), (long long)ka,
+                         (long long)kb) >= 0;
+        *out = (bpv_shape){0};
+        if (sa->rank == 2) out->dim[out->rank++] = sa->dim[0];
+        if (sb->rank == 2) out->dim[out->rank++] = sb->dim[1];
+        return true;
+    }
+    case BPV_OP_T:
+        if (sa->rank > 2)
+            return cfail(c, off, len, "T() transposes a matrix; this has shape %s",
+                         shape_s(sa, x, sizeof x)) >= 0;
+        *out = *sa;
+        if (sa->rank == 2) {
+            out->dim[0] = sa->dim[1];
+            out->dim[1] = sa->dim[0];
+        }
+        return true;
+    case BPV_OP_SUM:
+    case BPV_OP_MEAN:
+        *out = (bpv_shape){0};
+        return true;
+    case BPV_OP_CROSS_ENTROPY: {
+        if (sa->rank != 1 && sa->rank != 2)
+            return cfail(c, off, len,
+                         "cross_entropy: logits must have shape [C] or [N, C], got %s",
+                         shape_s(sa, x, sizeof x)) >= 0;
+        bpv_shape want = {0};
+        if (sa->rank == 2) want = (bpv_shape){1, {sa->dim[0]}};
+        if (!bpv_shape_eq(sb, &want))
+            return cfail(c, off, len,
+                         "cross_entropy: logits of shape %s need class-index targets of shape "
+                         "%s, got %s",
+                         shape_s(sa, x, sizeof x), shape_s(&want, z, sizeof z),
+                         shape_s(sb, y, sizeof y)) >= 0;
+        *out = (bpv_shape){0};
+        return true;
+    }
+    default: /* elementwise unary */
+        *out = *sa;
+        return true;
+    }
+}
+
+/* cross_entropy targets are class indices: a data or const leaf whose every
+ * value is a whole number in [0, C). Checked once here so the engine can
+ * index with them. */
+static bool check_targets(cc *c, const bpv_ast *e, int logits, int t) {
+    const bpv_node *nt = &c->nodes[t];
+    int64_t C = c->nodes[logits].shape.dim[c->nodes[logits].shape.rank - 1];
+    const double *v = NULL;
+    int64_t n = 0;
+    const bpv_ast *te = e->args[1];
+    if (nt->kind == BPV_NODE_CONST) {
+        v = nt->val;
+        n = nt->numel;
+    } else if (nt->kind == BPV_NODE_DATA) {
+        if (c->predict) {
+            const bpv_binding *b = find_binding(c, nt->name);
+            v = b->values;
+            n = numel_of(&b->shape);
+        } else {
+            const bpv_data *d = &c->m->data[nt->ref];
+            v = d->values;
+            n = d->nsamples * numel_of(&d->sample);
+        }
+    } else {
+        return cfail(c, te->off, te->len,
+                     "cross_entropy: the targets must be data or a const of class indices") >=
+               0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!(v[i] >= 0 && v[i] < (double)C && v[i] == floor(v[i]))) {
+            char buf[32];
+            return cfail(c, te->off, te->len,
+                         "cross_entropy: target %s is not a class index from 0 to %lld",
+                         bpv_fmt_repr_s(buf, v[i]), (long long)(C - 1)) >= 0;
+        }
+    return true;
+}
+
+static int op_node(cc *c, bpv_op op, const bpv_ast *e, int a, int b) {
+    bpv_shape s;
+    if (!infer_shape(c, op, e, a, b, &s)) return -1;
+    if (op == BPV_OP_CROSS_ENTROPY && !check_targets(c, e, a, b)) return -1;
+    return node_add(c, BPV_NODE_OP, op, a, b, &s, e->off, e->len);
+}
+
+static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
+    const builtin *bi = find_builtin(e->name);
+    int args[2] = {-1, -1};
+    if (bi) {
+        if (e->nargs != bi->nargs)
+            return cfail(c, e->off, e->len, "%s() takes %d argument%s, got %d", e->name,
+                         bi->nargs, bi->nargs == 1 ? "" : "s", e->nargs);
+        for (int i = 0; i < e->nargs; i++)
+            if ((args[i] = compile_expr(c, e->args[i], f)) < 0) return -1;
+        return op_node(c, bi->op, e, args[0], args[1]);
+    }
+    int limit = f ? f->stmt : c->upto;
+    int k = bpv_sym_find(c->m, e->name);
+    if (k < 0 || c->m->syms[k].stmt >= limit || c->m->syms[k].kind != BPV_SYM_FN)
+        return cfail(c, e->name_off, strlen(e->name), "unknown function '%s'", e->name);
+    const bpv_stmt *fs = &c->m->prog.stmts[c->m->syms[k].stmt];
+    if (e->nargs != fs->nparams)
+        return cfail(c, e->off, e->len, "%s() takes %d argument%s, got %d", e->name, fs->nparams,
+                     fs->nparams == 1 ? "" : "s", e->nargs);
+    if (c->depth >= MAX_INLINE_DEPTH)
+        return cfail(c, e->off, e->len, "fn calls nest more than %d deep", MAX_INLINE_DEPTH);
+    int *bound = malloc(((size_t)fs->nparams + 1) * sizeof *bound);
+    if (!bound) return cfail(c, e->off, e->len, "out of memory");
+    int r = 0;
+    for (int i = 0; i < e->nargs && r >= 0; i++) r = bound[i] = compile_expr(c, e->args[i], f);
+    if (r >= 0) {
+        frame inner = {fs->params, bound, fs->nparams, c->m->syms[k].stmt};
+        c->depth++;
+        r = compile_expr(c, fs->value, &inner);
+        c->depth--;
+    }
+    free(bound);
+    return r;
+}
+
+static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
+    switch (e->kind) {
+    case AST_NUMBER:
+        return literal(c, e, e->num);
+    case AST_NAME:
+        if (f)
+            for (int i = 0; i < f->n; i++)
+                if (strcmp(f->names[i], e->name) == 0) return f->nodes[i];
+        return global_name(c, e->name, e->off, e->len, f ? f->stmt : c->upto);
+    case AST_UNARY: {
+        if (e->op == TK_PLUS) return compile_expr(c, e->args[0], f);
+        if (e->args[0]->kind == AST_NUMBER) return literal(c, e, -e->args[0]->num);
+        int a = compile_expr(c, e->args[0], f);
+        return a < 0 ? -1 : op_node(c, BPV_OP_NEG, e, a, -1);
+    }
+    case AST_BINARY: {
+        bpv_op op;
+        switch (e->op) {
+        case TK_PLUS: op = BPV_OP_ADD; break;
+        case TK_MINUS: op = BPV_OP_SUB; break;
+        case TK_STAR: op = BPV_OP_MUL; break;
+        case TK_SLASH: op = BPV_OP_DIV; break;
+        case TK_CARET:
+        case TK_STARSTAR: op = BPV_OP_POW; break;
+        case TK_AT: op = BPV_OP_MATMUL; break;
+        default: return cfail(c, e->off, e->len, "unknown operator");
+        }
+        int a = compile_expr(c, e->args[0], f);
+        if (a < 0) return -1;
+        int b = compile_expr(c, e->args[1], f);
+        return b < 0 ? -1 : op_node(c, op, e, a, b);
+    }
+    case AST_CALL:
+        return compile_call(c, e, f);
+    case AST_LIST: {
+        bpv_shape s;
+        double *v;
+        if (!bpv_const_eval(c->m, e, "this list", &s, &v, c->err)) return -1;
+        int n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, -1, -1, &s, e->off, e->len);
+        if (n >= 0) c->nodes[n].val = v;
+        return n;
+    }
+    default:
+        return cfail(c, e->off, e->len, "this is not a value");
+    }
+}
+
+/* Marks the statements (LETs and fns) a target needs, walking from the
+ * target down, so named nodes can then be compiled in statement order: the
+ * recursion depth stays that of one expression, however long the chain of
+ * named nodes is. */
+static void mark_refs(const bpv_model *m, const bpv_ast *e, const bpv_stmt *fn, bool *need) {
+    if (e->kind == AST_NAME || e->kind == AST_CALL) {
+        bool is_param = false;
+        if (fn && e->kind == AST_NAME)
+            for (int i = 0; i < fn->nparams; i++)
+                if (strcmp(fn->params[i], e->name) == 0) is_param = true;
+        int k = is_param ? -1 : bpv_sym_find(m, e->name);
+        if (k >= 0) need[m->syms[k].stmt] = true;
+    }
+    if (e->kind == AST_UNARY || e->kind == AST_BINARY || e->kind == AST_CALL)
+        for (int i = 0; i < e->nargs; i++) mark_refs(m, e->args[i], fn, need);
+}
+
+bool bpv_mark_needed(const bpv_model *m, const char *target, bool *need) {
+    int k = bpv_sym_find(m, target);
+    if (k < 0) return false;
+    need[m->syms[k].stmt] = true;
+    for (int i = m->syms[k].stmt; i >= 0; i--) {
+        const bpv_stmt *st = &m->prog.stmts[i];
+        if (need[i] && (st->kind == ST_LET || st->kind == ST_FN))
+            mark_refs(m, st->value, st->kind == ST_FN ? st : NULL, need);
+    }
+    return true;
+}
+
+/* Allocates values, gradients and edge buffers once the nodes are known,
+ * after checking the limits. */
+static bpv_graph *finish(cc *c, int target, bool objective) {
+    bpv_model *m = c->m;
+    int n = c->n;
+    bpv_node *nd = c->nodes;
+    bool *from = calloc((size_t)n, sizeof *from), *anc = calloc((size_t)n, sizeof *anc);
+    if (!from || !anc) {
+        free(from);
+        free(anc);
+        bpv_error_set(c->err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory compiling"));
+        return NULL;
+    }
+    if (objective) {
+        /* needs_grad: downstream of a param and upstream of the objective */
+        for (int i = 0; i < n; i++) {
+            from[i] = nd[i].kind == BPV_NODE_PARAM;
+            for (int k = 0; k < nd[i].nin; k++)
+                if (from[nd[i].in[k]] && bpv_op_table[nd[i].op].dlocal[k]) from[i] = true;
+        }
+        anc[target] = true;
+        for (int i = n - 1; i >= 0; i--)
+            if (anc[i])
+                for (int k = 0; k < nd[i].nin; k++) anc[nd[i].in[k]] = true;
+    }
+    /* sizes first, so a model too big for the limits allocates nothing */
+    size_t need = (size_t)n * sizeof(bpv_node) + sizeof(bpv_graph);
+    int64_t maxel = 1;
+    for (int i = 0; i < n; i++) {
+        nd[i].needs_grad = objective && from[i] && anc[i];
+        int64_t el = nd[i].numel;
+        if (el > maxel) maxel = el;
+        if (nd[i].kind == BPV_NODE_OP || nd[i].kind == BPV_NODE_DATA) need += (size_t)el * 8;
+        if (nd[i].needs_grad && nd[i].kind != BPV_NODE_PARAM) need += (size_t)el * 8;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < nd[i].nin; k++)
+            if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_table[nd[i].op].dlocal[k])
+                need += (size_t)nd[nd[i].in[k]].numel * 8;
+    /* the engine's kernels work in place; a small scratch area is kept for
+     * the graph.h contract */
+    size_t nscratch = 64;
+    (void)maxel;
+    need += nscratch * 8;
+    free(from);
+    free(anc);
+    if (need > BPV_MAX_MODEL_BYTES || bpv_arena_used(m->arena) > BPV_MAX_MODEL_BYTES - need) {
+        const bpv_node *t = &nd[target];
+        bpv_error_set(c->err,
+                      bpv_error_at(&m->src, t->src_off, t->src_len, BPV_ERR_MODEL,
+                                   "this model needs more than %zu MiB of memory (%zu MiB for "
+                                   "this graph); make its tensors or batches smaller",
+                                   BPV_MAX_MODEL_BYTES >> 20, need >> 20));
+        return NULL;
+    }
+    bpv_graph *g = bpv_arena_alloc(m->arena, sizeof *g);
+    bpv_node *nodes = g ? bpv_arena_calloc(m->arena, (size_t)n, sizeof *nodes) : NULL;
+    double *scratch = nodes ? bpv_arena_calloc(m->arena, nscratch, sizeof(double)) : NULL;
+    if (!scratch) goto oom;
+    memcpy(nodes, nd, (size_t)n * sizeof *nodes);
+    for (int i = 0; i < n; i++) {
+        bpv_node *x = &nodes[i];
+        size_t el = (size_t)x->numel;
+        if (x->kind == BPV_NODE_OP || x->kind == BPV_NODE_DATA) {
+            if (!(x->val = bpv_arena_calloc(m->arena, el, sizeof(double)))) goto oom;
+            if (x->kind == BPV_NODE_DATA && c->predict) {
+                const bpv_binding *b = find_binding(c, x->name);
+                memcpy(x->val, b->values, el * sizeof(double));
+            }
+        }
+        if (x->needs_grad) {
+            if (x->kind == BPV_NODE_PARAM)
+                x->grad = m->params[x->ref].grad; /* .grad persists across steps */
+            else if (!(x->grad = bpv_arena_calloc(m->arena, el, sizeof(double))))
+                goto oom;
+            for (int k = 0; k < x->nin; k++)
+                if (nodes[x->in[k]].needs_grad && bpv_op_table[x->op].dlocal[k] &&
+                    !(x->edge_grad[k] = bpv_arena_calloc(m->arena, (size_t)nodes[x->in[k]].numel,
+                                                         sizeof(double))))
+                    goto oom;
+        }
+    }
+    g->dtype = m->dtype;
+    g->nodes = nodes;
+    g->nnodes = n;
+    g->objective = objective ? target : -1;
+    g->batch = c->batch;
+    g->scratch = scratch;
+    g->nscratch = nscratch;
+    return g;
+oom:
+    bpv_error_set(c->err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory compiling the graph"));
+    return NULL;
+}
+
+bpv_graph *bpv_compile_ex(bpv_model *m, int upto, const char *target, size_t target_off,
+                          size_t target_len, int64_t batch, bool predict,
+                          const bpv_binding *bind, int nbind, bool objective, bpv_error **err) {
+    cc c = {0};
+    c.m = m;
+    c.upto = upto;
+    c.batch = batch;
+    c.predict = predict;
+    c.bind = bind;
+    c.nbind = nbind;
+    c.err = err;
+    c.target = target;
+    c.target_off = target_off;
+    c.target_len = target_len;
+    bpv_graph *g = NULL;
+    bool *need = NULL;
+    int k = bpv_sym_find(m, target);
+    if (k < 0 || m->syms[k].stmt >= upto) {
+        cfail(&c, target_off, target_len, "unknown name '%s'", target);
+        return NULL;
+    }
+    if (m->syms[k].kind == BPV_SYM_FN) {
+        cfail(&c, target_off, target_len, "'%s' is a function, not a node", target);
+        return NULL;
+    }
+    c.memo = calloc((size_t)m->nsyms, sizeof *c.memo);
+    need = calloc((size_t)m->prog.nstmts + 1, sizeof *need);
+    if (!c.memo || !need) {
+        bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory compiling"));
+        goto done;
+    }
+    bpv_mark_needed(m, target, need);
+    int r = -1;
+    for (int i = 0; i <= m->syms[k].stmt; i++) {
+        const bpv_stmt *st = &m->prog.stmts[i];
+        if (!need[i] || st->kind != ST_LET) continue;
+        int s = bpv_sym_find(m, st->name);
+        if (s < 0 || m->syms[s].stmt != i) continue;
+        if ((r = compile_let(&c, s)) < 0) goto done;
+    }
+    r = m->syms[k].kind == BPV_SYM_LET ? compile_let(&c, k)
+                                        : leaf(&c, k, target_off, target_len);
+    if (r < 0) goto done;
+    g = finish(&c, r, objective);
+done:
+    free(c.memo);
+    free(c.nodes);
+    free(need);
+    return g;
+}
+
+bpv_graph *bpv_compile(bpv_model *m, int upto, const char *target, size_t target_off,
+                       size_t target_len, int64_t batch, const bpv_binding *bind, int nbind,
+                       bpv_error **err) {
+    /* with bindings: a prediction (no gradients); without: a training graph */
+    return bpv_compile_ex(m, upto, target, target_off, target_len, batch, bind != NULL, bind,
+                          nbind, bind == NULL, err);
+}

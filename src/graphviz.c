@@ -1,0 +1,860 @@
+/* The figure exporter: one snapshot -> a Graphviz graph (cgraph) -> DOT
+ * (agwrite) or SVG/PNG/PDF (libgvc, in process). The only file that
+ * includes Graphviz headers; ../docs/architecture.md has the picture.
+ *
+ * Layout choices, in short:
+ * - Every forward edge input -> op has a twin backward edge on the same
+ *   pair of nodes drawn with dir=back (dashed, arrow pointing at the input),
+ *   so dot ranks and orders both the same way: backward edges run parallel
+ *   to the forward ones and cannot disturb the layout or cross it.
+ * - Every label is an HTML-like label built from escaped text, so user
+ *   names never reach Graphviz's escape or record syntax.
+ * - Nodes and edges are created in snapshot order with fixed names
+ *   (n3, f3, b3), so the output is byte-for-byte deterministic. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <graphviz/cgraph.h>
+#include <graphviz/gvc.h>
+
+#include "export.h"
+#include "figure.h"
+
+/* Graphviz takes `char *` everywhere, even for text it only reads. */
+#define S(x) ((char *)(x))
+
+/* Tensors up to this many rows and columns print as matrices. */
+#define MATRIX_MAX 6
+/* Unnamed intermediates are named by their expression ("ŷ − y") up to
+ * this many bytes; longer ones get a generated name (v₁, v₂, ...). */
+#define EXPR_MAX 28
+
+typedef struct theme {
+    const char *fwd, *fwd_text;   /* forward edges, values */
+    const char *bwd, *bwd_text;   /* backward edges, gradients */
+    const char *leaf_fill, *param_fill, *op_fill, *border;
+    const char *muted;            /* secondary text: after update, shapes */
+} theme;
+
+static const theme themes[] = {
+    [BPV_THEME_TUTORIAL] = {"red", "red", "orange", "darkorange2", "gray92", "gray85", "white",
+                            "gray30", "gray40"},
+    [BPV_THEME_PRINT] = {"black", "black", "gray45", "gray30", "gray95", "gray88", "white",
+                         "black", "gray35"},
+    [BPV_THEME_COLORBLIND] = {"#0072B2", "#0072B2", "#E69F00", "#B87F00", "gray92", "gray85",
+                              "white", "gray30", "gray40"},
+};
+
+static const char font[] = "DejaVu Sans";
+
+/* ---- the Graphviz context --------------------------------------------------- */
+
+/* One context per process: creating it loads plugins and must precede any
+ * other cgraph use (it installs the default label attribute). */
+static GVC_t *gvc;
+
+static GVC_t *context(void) {
+    if (!gvc) {
+        agseterr(AGMAX); /* keep Graphviz quiet; messages come back via aglasterr */
+        gvc = gvContext();
+    }
+    return gvc;
+}
+
+/* Frees the Graphviz context at the end of the process (optional). */
+void bpv_graphviz_shutdown(void) {
+    if (gvc) gvFreeContext(gvc);
+    gvc = NULL;
+}
+
+/* An error carrying Graphviz's last message, if it left one. */
+static int gv_error(bpv_error **err, const char *what) {
+    char *msg = aglasterr();
+    if (msg) {
+        size_t n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    }
+    int rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot draw the figure: %s%s%s",
+                                              what, msg && *msg ? ": " : "", msg ? msg : ""));
+    free(msg);
+    return rc;
+}
+
+/* ---- the figure being built ------------------------------------------------- */
+
+/* Precedence of a display expression, for parentheses. */
+enum { P_ADD, P_MUL, P_NEG, P_POW, P_ATOM };
+
+typedef struct fig {
+    const bpv_snapshot *s;
+    const bpv_figure_options *o;
+    const theme *t;
+    Agraph_t *g;
+    Agnode_t **gv;
+    int *uses;        /* how many op inputs each node feeds */
+    int *fold;        /* per op node: the slot whose literal is folded, or -1 */
+    bool *folded;     /* per node: a literal drawn inside its op */
+    char **disp;      /* display name (raw UTF-8, not escaped) */
+    int *prec;        /* precedence of disp */
+    bool *named;      /* out-edges say "NAME = value" */
+    char *L;          /* the objective's display name */
+    Agsym_t *n_label, *n_margin, *n_shape, *n_style, *n_fill, *n_periph, *n_pen, *n_width, *n_height;
+    Agsym_t *e_label, *e_color, *e_fontcolor, *e_style, *e_dir, *e_arrowhead, *e_arrowtail;
+} fig;
+
+static const char *const kind_names[] = {"data", "param", "const", "op"};
+
+static bool is_scalar(const bpv_snap_node *n) { return n->shape.rank == 0; }
+
+static void num(const fig *f, bpv_buf *b, double v) { bpv_fig_number(b, v, f->o->precision); }
+
+/* Sets an HTML-like label; `html` must be well-formed. */
+static void set_html(fig *f, void *obj, Agsym_t *sym, const char *html) {
+    char *h = agstrdup_html(f->g, S(html));
+    agxset(obj, sym, h);
+    agstrfree(f->g, h);
+}
+
+/* A buffer's text; an empty bpv_buf has no storage yet. */
+static const char *str(const bpv_buf *b) { return b->data ? b->data : ""; }
+
+/* Appends raw UTF-8 text escaped. */
+static void esc(bpv_buf *b, const char *raw) {
+    if (raw) bpv_fig_html(b, raw);
+}
+
+/* Appends a number, escaped (numbers hold no markup, only Unicode). */
+static void esc_num(const fig *f, bpv_buf *b, double v) { num(f, b, v); }
+
+/* ---- display names ------------------------------------------------------------ */
+
+/* Appends node i's display name, parenthesised when it binds looser than
+ * `need`. */
+static void put_disp(const fig *f, bpv_buf *b, int i, int need) {
+    bool paren = f->prec[i] < need;
+    if (paren) bpv_buf_putc(b, '(');
+    bpv_buf_puts(b, f->disp[i]);
+    if (paren) bpv_buf_putc(b, ')');
+}
+
+static bool integral(double v) { return v == floor(v) && fabs(v) < 1e6; }
+
+/* The display of an unnamed op as an expression over its inputs' names. */
+static int op_expr(const fig *f, bpv_buf *b, int i) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    int a = n->in[0], c = n->nin > 1 ? n->in[1] : -1;
+    const char *infix = NULL;
+    int p = P_ATOM, right = P_ATOM;
+    switch (n->op) {
+    case BPV_OP_ADD: infix = " + "; p = P_ADD; right = P_ADD; break;
+    case BPV_OP_SUB: infix = " − "; p = P_ADD; right = P_MUL; break;
+    case BPV_OP_MUL: infix = "·"; p = P_MUL; right = P_MUL; break;
+    case BPV_OP_DIV: infix = "/"; p = P_MUL; right = P_NEG; break;
+    case BPV_OP_MATMUL: infix = ""; p = P_MUL; right = P_NEG; break;
+    case BPV_OP_NEG:
+        bpv_buf_puts(b, "−");
+        put_disp(f, b, a, P_POW);
+        return P_NEG;
+    case BPV_OP_POW: {
+        const bpv_snap_node *e = &f->s->nodes[c];
+        put_disp(f, b, a, P_ATOM);
+        if (e->kind == BPV_NODE_CONST && e->numel == 1 && integral(e->value[0])) {
+            bpv_fig_superscript(b, (long long)e->value[0]);
+        } else {
+            bpv_buf_putc(b, '^');
+            put_disp(f, b, c, P_ATOM);
+        }
+        return P_POW;
+    }
+    case BPV_OP_T:
+        put_disp(f, b, a, P_ATOM);
+        bpv_buf_puts(b, "ᵀ");
+        return P_ATOM;
+    case BPV_OP_ABS:
+        bpv_buf_putc(b, '|');
+        put_disp(f, b, a, P_ADD);
+        bpv_buf_putc(b, '|');
+        return P_ATOM;
+    case BPV_OP_IDENTITY:
+        put_disp(f, b, a, P_ADD);
+        return f->prec[a];
+    default: break;
+    }
+    if (infix) {
+        put_disp(f, b, a, p);
+        bpv_buf_puts(b, infix);
+        put_disp(f, b, c, right);
+        return p;
+    }
+    /* a function call: σ(z), mse(ŷ, y) */
+    bpv_buf_puts(b, n->op == BPV_OP_SIGMOID ? "σ" : bpv_op_table[n->op].name);
+    bpv_buf_putc(b, '(');
+    for (int k = 0; k < n->nin; k++) {
+        if (k) bpv_buf_puts(b, ", ");
+        put_disp(f, b, n->in[k], P_ADD);
+    }
+    bpv_buf_putc(b, ')');
+    return P_ATOM;
+}
+
+static void name_nodes(fig *f) {
+    int generated = 0;
+    for (int i = 0; i < f->s->nnodes; i++) {
+        const bpv_snap_node *n = &f->s->nodes[i];
+        bpv_buf b;
+        bpv_buf_init(&b);
+        f->prec[i] = P_ATOM;
+        if (n->name) {
+            bpv_fig_name(&b, n->name, f->o->plain_names);
+            f->named[i] = true;
+        } else if (n->kind == BPV_NODE_OP) {
+            f->prec[i] = op_expr(f, &b, i);
+            if (b.len > EXPR_MAX) {
+                b.len = 0;
+                b.data[0] = '\0';
+                bpv_buf_putc(&b, 'v');
+                char digits[16];
+                snprintf(digits, sizeof digits, "%d", ++generated);
+                for (const char *p = digits; *p; p++) {
+                    char sub[4] = {'\xe2', '\x82', (char)(0x80 + (*p - '0')), 0};
+                    bpv_buf_puts(&b, sub);
+                }
+                f->prec[i] = P_ATOM;
+                f->named[i] = true;
+            }
+        } else if (n->numel == 1) {
+            num(f, &b, n->value[0]);
+            if (n->value[0] < 0) f->prec[i] = P_NEG;
+        } else {
+            bpv_buf_puts(&b, kind_names[n->kind]);
+        }
+        f->disp[i] = bpv_buf_take(&b);
+    }
+    int o = f->s->objective;
+    f->L = strdup(o >= 0 && o < f->s->nnodes && f->s->nodes[o].name ? f->disp[o] : "L");
+}
+
+/* Literal scalar constants used by exactly one binary op are folded into
+ * that op's symbol (^2, +1, ×0.1, 1−) instead of being drawn. */
+static void fold_literals(fig *f) {
+    const bpv_snapshot *s = f->s;
+    for (int i = 0; i < s->nnodes; i++) {
+        f->fold[i] = -1;
+        for (int k = 0; k < s->nodes[i].nin; k++) f->uses[s->nodes[i].in[k]]++;
+    }
+    for (int i = 0; i < s->nnodes; i++) {
+        const bpv_snap_node *n = &s->nodes[i];
+        if (n->kind != BPV_NODE_OP || n->nin != 2) continue;
+        for (int k = 1; k >= 0; k--) {
+            const bpv_snap_node *c = &s->nodes[n->in[k]];
+            if (c->kind == BPV_NODE_CONST && c->literal && c->numel == 1 &&
+                f->uses[n->in[k]] == 1 && n->in[0] != n->in[1]) {
+                f->fold[i] = k;
+                f->folded[n->in[k]] = true;
+                break;
+            }
+        }
+    }
+}
+
+/* ---- values as HTML ------------------------------------------------------------ */
+
+/* A tensor: a scalar as text, up to 6x6 as a bracketed matrix, larger ones
+ * as shape and min/mean/max. */
+static void put_tensor(const fig *f, bpv_buf *b, const double *v, const bpv_shape *sh,
+                       const char *color) {
+    int64_t numel = bpv_shape_numel(sh);
+    if (sh->rank == 0) {
+        esc_num(f, b, v[0]);
+        return;
+    }
+    int64_t rows = sh->rank == 2 ? sh->dim[0] : 1, cols = sh->dim[sh->rank - 1];
+    if (numel == 0 || sh->rank > 2 || rows > MATRIX_MAX || cols > MATRIX_MAX) {
+        for (int d = 0; d < sh->rank; d++)
+            bpv_buf_printf(b, "%s%lld", d ? "×" : "", (long long)sh->dim[d]);
+        if (numel == 0) {
+            bpv_buf_puts(b, " (empty)");
+            return;
+        }
+        double lo = v[0], hi = v[0], sum = 0;
+        for (int64_t i = 0; i < numel; i++) {
+            lo = fmin(lo, v[i]);
+            hi = fmax(hi, v[i]);
+            sum += v[i];
+        }
+        bpv_buf_puts(b, ": min ");
+        esc_num(f, b, lo);
+        bpv_buf_puts(b, ", mean ");
+        esc_num(f, b, sum / (double)numel);
+        bpv_buf_puts(b, ", max ");
+        esc_num(f, b, hi);
+        return;
+    }
+    /* Brackets are the outer cells' left and right borders. */
+    bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">");
+    for (int64_t r = 0; r < rows; r++) {
+        bpv_buf_puts(b, "<TR>");
+        if (r == 0)
+            bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" BORDER=\"1\" SIDES=\"LTB\" COLOR=\"%s\" "
+                              "WIDTH=\"3\"></TD>",
+                           (long long)rows, color);
+        for (int64_t c = 0; c < cols; c++) {
+            bpv_buf_puts(b, "<TD ALIGN=\"RIGHT\">");
+            esc_num(f, b, v[r * cols + c]);
+            bpv_buf_puts(b, "</TD>");
+        }
+        if (r == 0)
+            bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" BORDER=\"1\" SIDES=\"RTB\" COLOR=\"%s\" "
+                              "WIDTH=\"3\"></TD>",
+                           (long long)rows, color);
+        bpv_buf_puts(b, "</TR>");
+    }
+    bpv_buf_puts(b, "</TABLE>");
+}
+
+static bool is_matrix(const bpv_shape *sh) {
+    if (sh->rank == 0 || sh->rank > 2) return false;
+    int64_t rows = sh->rank == 2 ? sh->dim[0] : 1, cols = sh->dim[sh->rank - 1];
+    return rows * cols > 0 && rows <= MATRIX_MAX && cols <= MATRIX_MAX;
+}
+
+/* One row of a label table: `prefix` (raw text) then the tensor, in
+ * `color` at `size` points (0: the object's own font size). */
+static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
+                const bpv_shape *sh, const char *color, int size) {
+    bpv_buf font;
+    bpv_buf_init(&font);
+    bpv_buf_printf(&font, "<FONT COLOR=\"%s\"", color);
+    if (size) bpv_buf_printf(&font, " POINT-SIZE=\"%d\"", size);
+    bpv_buf_putc(&font, '>');
+    bool has_prefix = prefix && *prefix;
+    if (!v || !is_matrix(sh)) {
+        /* Graphviz rejects an empty <FONT></FONT> */
+        if (!has_prefix && !v) bpv_buf_puts(b, "<TR><TD> </TD></TR>");
+        if (!has_prefix && !v) goto done;
+        bpv_buf_printf(b, "<TR><TD>%s", font.data);
+        esc(b, prefix);
+        if (v) put_tensor(f, b, v, sh, color);
+        bpv_buf_puts(b, "</FONT></TD></TR>");
+    } else {
+        bpv_buf_puts(b, "<TR><TD><TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" "
+                        "CELLPADDING=\"0\"><TR>");
+        if (has_prefix) {
+            bpv_buf_printf(b, "<TD>%s", font.data);
+            esc(b, prefix);
+            bpv_buf_puts(b, "</FONT></TD>");
+        }
+        bpv_buf_printf(b, "<TD>%s", font.data);
+        put_tensor(f, b, v, sh, color);
+        bpv_buf_puts(b, "</FONT></TD></TR></TABLE></TD></TR>");
+    }
+done:
+    bpv_buf_free(&font);
+}
+
+static const char table_open[] =
+    "<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">";
+
+/* "∂loss/∂ŷ" */
+static void partial(const fig *f, bpv_buf *b, int of, int wrt) {
+    bpv_buf_puts(b, "∂");
+    if (of < 0) bpv_buf_puts(b, f->L);
+    else put_disp(f, b, of, P_ATOM);
+    bpv_buf_puts(b, "/∂");
+    put_disp(f, b, wrt, P_ATOM);
+}
+
+/* ---- nodes ------------------------------------------------------------------- */
+
+static void leaf_node(fig *f, int i, Agnode_t *nd) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    const theme *t = f->t;
+    bpv_buf b, p;
+    bpv_buf_init(&b);
+    bpv_buf_init(&p);
+    bpv_buf_puts(&b, table_open);
+    if (n->name) bpv_buf_printf(&p, "%s = ", f->disp[i]);
+    row(f, &b, p.data, n->value, &n->shape, "black", 0);
+    if (n->grad) {
+        p.len = 0;
+        partial(f, &p, -1, i);
+        bpv_buf_puts(&p, " = ");
+        row(f, &b, p.data, n->grad, &n->shape, t->bwd_text, 11);
+    }
+    if (n->kind == BPV_NODE_PARAM) {
+        for (int k = 0; k < f->s->nparams; k++) {
+            const bpv_snap_param *q = &f->s->params[k];
+            if (q->node != i || !q->after) continue;
+            row(f, &b, "after update: ", q->after, &q->shape, t->muted, 11);
+        }
+    }
+    bpv_buf_puts(&b, "</TABLE>");
+    set_html(f, nd, f->n_label, b.data);
+    agxset(nd, f->n_shape, S("box"));
+    agxset(nd, f->n_style, S(n->kind == BPV_NODE_PARAM ? "filled,bold" : "filled"));
+    agxset(nd, f->n_fill, S(n->kind == BPV_NODE_PARAM ? t->param_fill : t->leaf_fill));
+    if (n->kind == BPV_NODE_PARAM) agxset(nd, f->n_periph, S("2"));
+    bpv_buf_free(&b);
+    bpv_buf_free(&p);
+}
+
+/* The op's symbol with a folded literal: ^2, +1, ×0.1, 1− */
+static void op_symbol(const fig *f, bpv_buf *b, int i) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    const char *sym = n->op == BPV_OP_POW ? "^" : bpv_op_table[n->op].symbol;
+    int k = f->fold[i];
+    if (k == 1) bpv_buf_puts(b, sym);
+    if (k >= 0) num(f, b, f->s->nodes[n->in[k]].value[0]);
+    if (k != 1) bpv_buf_puts(b, sym);
+}
+
+static size_t utf8_chars(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void op_node(fig *f, int i, Agnode_t *nd) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    bpv_buf b, sym;
+    bpv_buf_init(&b);
+    bpv_buf_init(&sym);
+    op_symbol(f, &sym, i);
+    /* long symbols (tanh, softmax) in a smaller font keep circles small */
+    size_t len = utf8_chars(str(&sym));
+    int size = len <= 1 ? 22 : len <= 3 ? 16 : len <= 5 ? 13 : 11;
+    bpv_buf_puts(&b, table_open);
+    bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"%d\">", size);
+    esc(&b, sym.data);
+    bpv_buf_puts(&b, "</FONT></TD></TR>");
+    /* a scalar's value and gradient fit under the symbol; a tensor's are
+     * on its edges */
+    if (is_scalar(n)) {
+        bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\" COLOR=\"%s\">", f->t->fwd_text);
+        esc_num(f, &b, n->value[0]);
+        bpv_buf_puts(&b, "</FONT></TD></TR>");
+        if (n->grad) {
+            bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\" COLOR=\"%s\">", f->t->bwd_text);
+            esc_num(f, &b, n->grad[0]);
+            bpv_buf_puts(&b, "</FONT></TD></TR>");
+        }
+    }
+    bpv_buf_puts(&b, "</TABLE>");
+    set_html(f, nd, f->n_label, b.data);
+    agxset(nd, f->n_shape, S("circle"));
+    agxset(nd, f->n_style, S("filled"));
+    agxset(nd, f->n_fill, S(f->t->op_fill));
+    agxset(nd, f->n_margin, S("0.02"));
+    agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
+    bpv_buf_free(&b);
+    bpv_buf_free(&sym);
+}
+
+/* ---- edges ------------------------------------------------------------------- */
+
+/* Forward label: "ŷ = 1" out of a named node, else the value. */
+static void forward_label(const fig *f, bpv_buf *b, int from) {
+    const bpv_snap_node *n = &f->s->nodes[from];
+    bpv_buf p;
+    bpv_buf_init(&p);
+    if (f->named[from]) bpv_buf_printf(&p, "%s = ", f->disp[from]);
+    bpv_buf_puts(b, table_open);
+    /* a leaf's box already shows its matrix: the edge only names it */
+    if (n->kind != BPV_NODE_OP && !is_scalar(n) && f->named[from]) {
+        p.len -= 3;
+        p.data[p.len] = '\0';
+        row(f, b, p.data, NULL, &n->shape, f->t->fwd_text, 0);
+    } else {
+        row(f, b, p.data, n->value, &n->shape, f->t->fwd_text, 0);
+    }
+    bpv_buf_puts(b, "</TABLE>");
+    bpv_buf_free(&p);
+}
+
+/* The local derivative ∂to/∂from as text: the op table's formula with
+ * a, b and out replaced by display names; a folded power gets its own. */
+static void local_formula(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
+    const bpv_snap_node *to = &f->s->nodes[e->to];
+    if (to->op == BPV_OP_POW && e->slot == 0 && f->fold[e->to] == 1) {
+        double k = f->s->nodes[to->in[1]].value[0];
+        if (k == 0) {
+            bpv_buf_putc(b, '0');
+            return;
+        }
+        if (k != 1) num(f, b, k);
+        if (k == 1) {
+            bpv_buf_putc(b, '1');
+            return;
+        }
+        bpv_buf_puts(b, "·");
+        put_disp(f, b, e->from, P_ATOM);
+        if (integral(k)) {
+            if (k != 2) bpv_fig_superscript(b, (long long)k - 1);
+        } else {
+            bpv_buf_puts(b, "^(");
+            num(f, b, k - 1);
+            bpv_buf_putc(b, ')');
+        }
+        return;
+    }
+    const char *t = bpv_op_table[to->op].dlocal[e->slot];
+    if (!t) {
+        if (e->formula) bpv_fig_formula(b, e->formula, f->o->plain_names);
+        return;
+    }
+    bool alone = strcmp(t, "a") == 0 || strcmp(t, "b") == 0 || strcmp(t, "out") == 0;
+    while (*t) {
+        size_t n = 0;
+        while ((t[n] >= 'a' && t[n] <= 'z') || (t[n] >= 'A' && t[n] <= 'Z') || t[n] == '_' ||
+               (n > 0 && t[n] >= '0' && t[n] <= '9'))
+            n++;
+        if (n == 0) {
+            char c[2] = {*t, 0};
+            bpv_fig_formula(b, c, true);
+            t++;
+            continue;
+        }
+        int who = -1;
+        if (n == 1 && t[0] == 'a') who = to->in[0];
+        else if (n == 1 && t[0] == 'b' && to->nin > 1) who = to->in[1];
+        else if (n == 3 && memcmp(t, "out", 3) == 0) who = e->to;
+        if (who >= 0) {
+            put_disp(f, b, who, alone ? P_ADD : P_ATOM);
+        } else {
+            char word[64];
+            size_t m = n < sizeof word - 1 ? n : sizeof word - 1;
+            memcpy(word, t, m);
+            word[m] = '\0';
+            bpv_fig_formula(b, word, true); /* function names stay as written */
+        }
+        t += n;
+    }
+}
+
+static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
+    const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
+    const theme *t = f->t;
+    bpv_buf p;
+    bpv_buf_init(&p);
+    bpv_buf_puts(b, table_open);
+    partial(f, &p, -1, e->from);
+    if (f->o->labels == BPV_LABELS_FULL) {
+        /* ∂L/∂w = ∂L/∂ŷ · ∂ŷ/∂w          next to the objective, whose
+         *       = −2 · x = −2 · 1 = −2    upstream is 1:  ∂L/∂r = 2·r = −2 */
+        bool top = e->to == f->s->objective;
+        bpv_buf formula, upv, loc;
+        bpv_buf_init(&formula);
+        bpv_buf_init(&upv);
+        bpv_buf_init(&loc);
+        local_formula(f, &formula, e);
+        bool scalar = is_scalar(from) && is_scalar(to) && to->grad && e->chained;
+        if (scalar) {
+            num(f, &upv, to->grad[0]);
+            if (e->local) {
+                if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, '(');
+                num(f, &loc, e->local[0]);
+                if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, ')');
+            }
+        }
+        bpv_buf_puts(&p, " = ");
+        if (top) {
+            bpv_buf_puts(&p, str(&formula));
+            if (!scalar) {
+                row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
+                p.len = 0;
+            }
+            bpv_buf_puts(&p, " = ");
+        } else {
+            partial(f, &p, -1, e->to);
+            bpv_buf_puts(&p, " · ");
+            partial(f, &p, e->to, e->from);
+            row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
+            p.len = 0;
+            bpv_buf_puts(&p, "= ");
+            if (scalar) {
+                bpv_buf_printf(&p, "%s · %s = ", str(&upv), str(&formula));
+                if (loc.len && strcmp(str(&loc), str(&formula)) != 0)
+                    bpv_buf_printf(&p, "%s · %s = ", str(&upv), str(&loc));
+            }
+        }
+        bpv_buf_free(&formula);
+        bpv_buf_free(&upv);
+        bpv_buf_free(&loc);
+    } else {
+        bpv_buf_puts(&p, " = ");
+    }
+    row(f, b, p.data, e->chained, &from->shape, t->bwd_text, 0);
+    bpv_buf_puts(b, "</TABLE>");
+    bpv_buf_free(&p);
+}
+
+static void style_edge(fig *f, Agedge_t *ed, bool backward) {
+    const theme *t = f->t;
+    agxset(ed, f->e_color, S(backward ? t->bwd : t->fwd));
+    agxset(ed, f->e_fontcolor, S(backward ? t->bwd_text : t->fwd_text));
+    if (backward) {
+        agxset(ed, f->e_style, S("dashed"));
+        agxset(ed, f->e_dir, S("back"));
+    }
+}
+
+/* ---- the graph ------------------------------------------------------------ */
+
+static void caption(const fig *f, bpv_buf *b) {
+    const bpv_snapshot *s = f->s;
+    bpv_buf raw;
+    bpv_buf_init(&raw);
+    bpv_buf_printf(&raw, "step %ld · epoch %ld", s->step, s->epoch);
+    if (s->nsamples == 1) {
+        bpv_buf_printf(&raw, " · sample %lld", (long long)s->samples[0] + 1);
+        int shown = 0;
+        for (int i = 0; i < s->nnodes; i++) {
+            const bpv_snap_node *n = &s->nodes[i];
+            if (n->kind != BPV_NODE_DATA || !n->name || n->numel > 4) continue;
+            bpv_buf_puts(&raw, shown++ ? ", " : " (");
+            bpv_buf_printf(&raw, "%s = ", f->disp[i]);
+            if (n->shape.rank > 0) bpv_buf_putc(&raw, '[');
+            for (int64_t k = 0; k < n->numel; k++) {
+                if (k) bpv_buf_puts(&raw, ", ");
+                num(f, &raw, n->value[k]);
+            }
+            if (n->shape.rank > 0) bpv_buf_putc(&raw, ']');
+        }
+        if (shown) bpv_buf_putc(&raw, ')');
+    } else if (s->nsamples > 1) {
+        bool run = true;
+        for (int64_t k = 1; k < s->nsamples; k++)
+            run = run && s->samples[k] == s->samples[k - 1] + 1;
+        if (run) {
+            bpv_buf_printf(&raw, " · samples %lld–%lld", (long long)s->samples[0] + 1,
+                           (long long)s->samples[s->nsamples - 1] + 1);
+        } else if (s->nsamples <= 8) {
+            bpv_buf_puts(&raw, " · samples ");
+            for (int64_t k = 0; k < s->nsamples; k++)
+                bpv_buf_printf(&raw, "%s%lld", k ? ", " : "", (long long)s->samples[k] + 1);
+        } else {
+            bpv_buf_printf(&raw, " · batch of %lld samples", (long long)s->nsamples);
+        }
+    }
+    bpv_buf_printf(&raw, " · %s = ", f->L);
+    num(f, &raw, s->loss);
+    bpv_buf_puts(b, "<FONT POINT-SIZE=\"14\">");
+    esc(b, raw.data);
+    bpv_buf_puts(b, "</FONT>");
+    bpv_buf_free(&raw);
+}
+
+static void build(fig *f) {
+    const bpv_snapshot *s = f->s;
+    const theme *t = f->t;
+    Agraph_t *g = f->g;
+    char id[32];
+
+    agattr(g, AGRAPH, S("rankdir"), S(f->o->rankdir_tb ? "TB" : "LR"));
+    agattr(g, AGRAPH, S("fontname"), S(font));
+    agattr(g, AGRAPH, S("bgcolor"), S("white"));
+    agattr(g, AGRAPH, S("pad"), S("0.3"));
+    agattr(g, AGRAPH, S("nodesep"), S("0.45"));
+    agattr(g, AGRAPH, S("ranksep"), S("0.4"));
+    agattr(g, AGRAPH, S("labelloc"), S("b"));
+    agattr(g, AGRAPH, S("outputorder"), S("edgesfirst"));
+    agattr(g, AGRAPH, S("linelength"), S("0")); /* agwrite: no folded lines */
+    agattr(g, AGNODE, S("fontname"), S(font));
+    agattr(g, AGNODE, S("fontsize"), S("13"));
+    agattr(g, AGNODE, S("color"), S(t->border));
+    f->n_margin = agattr(g, AGNODE, S("margin"), S("0.12,0.06"));
+    f->n_label = agattr(g, AGNODE, S("label"), S(""));
+    f->n_shape = agattr(g, AGNODE, S("shape"), S("box"));
+    f->n_style = agattr(g, AGNODE, S("style"), S(""));
+    f->n_fill = agattr(g, AGNODE, S("fillcolor"), S("white"));
+    f->n_periph = agattr(g, AGNODE, S("peripheries"), S("1"));
+    f->n_width = agattr(g, AGNODE, S("width"), S("0.3"));
+    f->n_height = agattr(g, AGNODE, S("height"), S("0.3"));
+    agattr(g, AGEDGE, S("fontname"), S(font));
+    agattr(g, AGEDGE, S("fontsize"), S("12"));
+    agattr(g, AGEDGE, S("arrowsize"), S("0.7"));
+    agattr(g, AGEDGE, S("penwidth"), S("1.3"));
+    f->e_label = agattr(g, AGEDGE, S("label"), S(""));
+    f->e_color = agattr(g, AGEDGE, S("color"), S("black"));
+    f->e_fontcolor = agattr(g, AGEDGE, S("fontcolor"), S("black"));
+    f->e_style = agattr(g, AGEDGE, S("style"), S("solid"));
+    f->e_dir = agattr(g, AGEDGE, S("dir"), S("forward"));
+
+    for (int i = 0; i < s->nnodes; i++) {
+        if (f->folded[i]) continue;
+        snprintf(id, sizeof id, "n%d", i);
+        Agnode_t *nd = agnode(g, id, 1);
+        f->gv[i] = nd;
+        if (s->nodes[i].kind == BPV_NODE_OP) op_node(f, i, nd);
+        else leaf_node(f, i, nd);
+    }
+
+    bpv_buf b;
+    bpv_buf_init(&b);
+    for (int k = 0; k < s->nedges; k++) {
+        const bpv_snap_edge *e = &s->edges[k];
+        if (e->from < 0 || e->from >= s->nnodes || e->to < 0 || e->to >= s->nnodes ||
+            f->folded[e->from] || !f->gv[e->from] || !f->gv[e->to])
+            continue;
+        snprintf(id, sizeof id, "f%d", k);
+        Agedge_t *fe = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
+        b.len = 0;
+        forward_label(f, &b, e->from);
+        set_html(f, fe, f->e_label, b.data);
+        style_edge(f, fe, false);
+        if (!e->chained) continue;
+        snprintf(id, sizeof id, "b%d", k);
+        Agedge_t *be = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
+        b.len = 0;
+        backward_label(f, &b, e);
+        set_html(f, be, f->e_label, b.data);
+        style_edge(f, be, true);
+    }
+
+    /* Ops that feed nothing (the objective) get an arrow into empty space,
+     * as in the tutorial's figures, carrying their value and gradient. */
+    for (int i = 0; i < s->nnodes; i++) {
+        if (s->nodes[i].kind != BPV_NODE_OP || f->uses[i] > 0) continue;
+        snprintf(id, sizeof id, "out%d", i);
+        Agnode_t *sink = agnode(g, id, 1);
+        agxset(sink, f->n_shape, S("none"));
+        agxset(sink, f->n_width, S("0.1"));
+        agxset(sink, f->n_height, S("0.6"));
+        agxset(sink, f->n_periph, S("0"));
+        snprintf(id, sizeof id, "f_out%d", i);
+        Agedge_t *fe = agedge(g, f->gv[i], sink, id, 1);
+        b.len = 0;
+        forward_label(f, &b, i);
+        set_html(f, fe, f->e_label, b.data);
+        style_edge(f, fe, false);
+        if (!s->nodes[i].grad) continue;
+        snprintf(id, sizeof id, "b_out%d", i);
+        Agedge_t *be = agedge(g, f->gv[i], sink, id, 1);
+        bpv_buf p;
+        bpv_buf_init(&p);
+        partial(f, &p, -1, i);
+        bpv_buf_puts(&p, " = ");
+        b.len = 0;
+        bpv_buf_puts(&b, table_open);
+        row(f, &b, p.data, s->nodes[i].grad, &s->nodes[i].shape, t->bwd_text, 0);
+        bpv_buf_puts(&b, "</TABLE>");
+        bpv_buf_free(&p);
+        set_html(f, be, f->e_label, b.data);
+        style_edge(f, be, true);
+    }
+
+    b.len = 0;
+    caption(f, &b);
+    set_html(f, g, agattr(g, AGRAPH, S("label"), S("")), b.data);
+    bpv_buf_free(&b);
+}
+
+static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_error **err) {
+    if (fmt == BPV_FORMAT_DOT) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (!mem)
+            return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        int rc = agwrite(g, mem);
+        if (fclose(mem) != 0 || rc != 0) {
+            free(text);
+            return gv_error(err, "cannot write DOT");
+        }
+        *out = text;
+        *out_len = len;
+        return BPV_OK;
+    }
+    static const char *const names[] = {[BPV_FORMAT_SVG] = "svg", [BPV_FORMAT_PNG] = "png",
+                                        [BPV_FORMAT_PDF] = "pdf"};
+    if (gvLayout(gvc, g, "dot") != 0 || agerrors() >= AGERR) {
+        gvFreeLayout(gvc, g);
+        return gv_error(err, "layout failed");
+    }
+    char *data = NULL;
+    unsigned int len = 0;
+    int rc = gvRenderData(gvc, g, names[fmt], &data, &len);
+    gvFreeLayout(gvc, g);
+    if (rc != 0 || !data || agerrors() >= AGERR) {
+        if (data) gvFreeRenderData(data);
+        return gv_error(err, "rendering failed");
+    }
+    /* Copy into malloc'd memory: the caller frees with free(), and
+     * gvRenderData's buffer must go back through gvFreeRenderData. */
+    *out = malloc(len + 1);
+    if (!*out) {
+        gvFreeRenderData(data);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    }
+    memcpy(*out, data, len);
+    (*out)[len] = '\0';
+    *out_len = len;
+    gvFreeRenderData(data);
+    return BPV_OK;
+}
+
+void bpv_figure_options_init(bpv_figure_options *o) {
+    memset(o, 0, sizeof *o);
+    o->rankdir_tb = 0;
+    o->theme = BPV_THEME_TUTORIAL;
+    o->labels = BPV_LABELS_VALUES;
+    o->precision = 4;
+    o->plain_names = 0;
+}
+
+int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure_options *opt,
+                      char **out, size_t *out_len, bpv_error **err) {
+    *out = NULL;
+    *out_len = 0;
+    if (fmt != BPV_FORMAT_DOT && fmt != BPV_FORMAT_SVG && fmt != BPV_FORMAT_PNG &&
+        fmt != BPV_FORMAT_PDF)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "a figure is DOT, SVG, PNG or PDF"));
+    bpv_figure_options defaults;
+    if (!opt) {
+        bpv_figure_options_init(&defaults);
+        opt = &defaults;
+    }
+    if (!context())
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot start Graphviz"));
+    agreseterrors();
+
+    int n = snap->nnodes;
+    fig f = {.s = snap, .o = opt};
+    f.t = &themes[(unsigned)opt->theme < sizeof themes / sizeof themes[0] ? opt->theme : 0];
+    f.gv = calloc((size_t)n + 1, sizeof *f.gv);
+    f.uses = calloc((size_t)n + 1, sizeof *f.uses);
+    f.fold = calloc((size_t)n + 1, sizeof *f.fold);
+    f.folded = calloc((size_t)n + 1, sizeof *f.folded);
+    f.disp = calloc((size_t)n + 1, sizeof *f.disp);
+    f.prec = calloc((size_t)n + 1, sizeof *f.prec);
+    f.named = calloc((size_t)n + 1, sizeof *f.named);
+    int rc = BPV_OK;
+    if (!f.gv || !f.uses || !f.fold || !f.folded || !f.disp || !f.prec || !f.named) {
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        goto done;
+    }
+    fold_literals(&f);
+    name_nodes(&f);
+    f.g = agopen(S("bpviz"), Agdirected, NULL);
+    if (!f.g) {
+        rc = gv_error(err, "cannot create the graph");
+        goto done;
+    }
+    build(&f);
+    if (agerrors() >= AGERR) rc = gv_error(err, "cannot build the graph");
+    else rc = render(f.g, fmt, out, out_len, err);
+    agclose(f.g);
+
+done:
+    for (int i = 0; f.disp && i < n; i++) free(f.disp[i]);
+    free(f.disp);
+    free(f.L);
+    free(f.gv);
+    free(f.uses);
+    free(f.fold);
+    free(f.folded);
+    free(f.prec);
+    free(f.named);
+    return rc;
+}

@@ -1,0 +1,1128 @@
+/* The model: declarations checked top to bottom (bpv_model_check), then the
+ * statements run (bpv_model_exec): predictions, training with SGD, momentum
+ * or Adam, snapshots of the kept steps and one line per epoch.
+ *
+ * Seeded initialisers and shuffling use splitmix64 (Steele et al.), a 64-bit
+ * generator that needs no tables and gives the same stream on every machine:
+ * uniform numbers are the top 53 bits / 2^53, randn is Box-Muller in double
+ * (both values of each pair used), and every result is rounded to the dtype
+ * once. Shuffling is Fisher-Yates over a stream seeded once per train. */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* ---- errors --------------------------------------------------------------- */
+
+static bool fail(const bpv_model *m, bpv_error **err, size_t off, size_t len, const char *fmt,
+                 ...) BPV_PRINTF(5, 6);
+static bool fail(const bpv_model *m, bpv_error **err, size_t off, size_t len, const char *fmt,
+                 ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    bpv_error_set(err, bpv_error_at(&m->src, off, len, BPV_ERR_MODEL, "%s", msg));
+    return false;
+}
+
+static bool oom(bpv_error **err) {
+    bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    return false;
+}
+
+static int line_of(const bpv_model *m, size_t off) {
+    int line, col;
+    bpv_source_locate(&m->src, off, &line, &col);
+    return line;
+}
+
+static const char *shape_s(const bpv_shape *s, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < s->rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+static int64_t numel_of(const bpv_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) n *= s->dim[i];
+    return n;
+}
+
+/* Refuses an allocation that would take the model past its memory limit. */
+static bool fits(const bpv_model *m, size_t bytes) {
+    size_t used = bpv_arena_used(m->arena);
+    return bytes <= BPV_MAX_MODEL_BYTES && used <= BPV_MAX_MODEL_BYTES - bytes;
+}
+
+/* ---- random numbers ------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1). */
+static double unit(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1p-53; }
+
+/* ---- number helpers --------------------------------------------------------------- */
+
+static bool kv_number(const bpv_ast *e, double *v) {
+    double sign = 1;
+    while (e->kind == AST_UNARY && e->nargs == 1) {
+        if (e->op == TK_MINUS) sign = -sign;
+        e = e->args[0];
+    }
+    if (e->kind != AST_NUMBER) return false;
+    *v = sign * e->num;
+    return true;
+}
+
+/* A whole number in [lo, hi]. */
+static bool whole(const bpv_ast *e, double lo, double hi, double *v) {
+    return kv_number(e, v) && *v == floor(*v) && *v >= lo && *v <= hi;
+}
+
+static bool is_name(const bpv_ast *e, const char *s) {
+    return e->kind == AST_NAME && strcmp(e->name, s) == 0;
+}
+
+/* ---- declarations ------------------------------------------------------------------ */
+
+static bool declare(bpv_model *m, const bpv_stmt *st, int i, bpv_sym_kind kind, int ref,
+                    bpv_error **err) {
+    if (bpv_is_builtin(st->name))
+        return fail(m, err, st->name_off, st->name_len,
+                    "'%s' is a built-in function; choose another name", st->name);
+    int k = bpv_sym_find(m, st->name);
+    if (k >= 0)
+        return fail(m, err, st->name_off, st->name_len, "'%s' is already defined at line %d",
+                    st->name, line_of(m, m->prog.stmts[m->syms[k].stmt].name_off));
+    if (!bpv_sym_add(m, st->name, kind, ref, i)) return oom(err);
+    return true;
+}
+
+/* Splits a list value into samples: the first dimension counts samples. */
+static bool data_list(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
+    char what[300];
+    snprintf(what, sizeof what, "data '%s'", st->name);
+    const bpv_ast *e = st->value;
+    if (e->kind == AST_LIST && e->nargs == 0)
+        return fail(m, err, e->off, e->len, "data '%s' is empty; give it at least one sample",
+                    st->name);
+    if (e->kind != AST_LIST)
+        return fail(m, err, e->off, e->len,
+                    "data '%s' needs a list of samples, like [1, 2, 3], or csv(\"file.csv\", 0)",
+                    st->name);
+    bpv_shape s;
+    double *v;
+    if (!bpv_const_eval(m, e, what, &s, &v, err)) return false;
+    d->nsamples = s.dim[0];
+    d->sample.rank = s.rank - 1;
+    for (int k = 1; k < s.rank; k++) d->sample.dim[k - 1] = s.dim[k];
+    d->values = v;
+    return true;
+}
+
+/* Parses one CSV number cell: surrounding blanks and quotes are ignored. */
+static bool csv_cell(const char *s, size_t n, double *v) {
+    while (n && (*s == ' ' || *s == '\t')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') s++, n -= 2;
+    if (n == 0 || n > 63) return false;
+    char buf[64];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    *v = strtod(buf, &end);
+    return *end == '\0' && end != buf;
+}
+
+static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
+    const bpv_ast *e = st->value;
+    if (e->kwnames)
+        for (int i = 0; i < e->nargs; i++)
+            if (e->kwnames[i])
+                return fail(m, err, e->kwoffs[i], strlen(e->kwnames[i]),
+                            "csv() takes a file name and a column: csv(\"file.csv\", 0)");
+    if (e->nargs != 2)
+        return fail(m, err, e->off, e->len,
+                    "csv() takes a file name and a column, like csv(\"file.csv\", 0) or "
+                    "csv(\"file.csv\", 0:3); got %d argument%s",
+                    e->nargs, e->nargs == 1 ? "" : "s");
+    const bpv_ast *fa = e->args[0], *ca = e->args[1];
+    if (fa->kind != AST_STRING)
+        return fail(m, err, fa->off, fa->len, "csv() needs a file name in quotes, like \"data.csv\"");
+    double c0, c1;
+    if (ca->kind == AST_RANGE) {
+        if (!whole(ca->args[0], 0, 1e6, &c0) || !whole(ca->args[1], 0, 1e6, &c1) || c1 <= c0)
+            return fail(m, err, ca->off, ca->len,
+                        "a column range A:B needs whole numbers with A < B (columns A to B-1)");
+    } else {
+        if (!whole(ca, 0, 1e6, &c0))
+            return fail(m, err, ca->off, ca->len,
+                        "the column must be a whole number from 0 (or a range A:B)");
+        c1 = c0 + 1;
+    }
+    int col0 = (int)c0, ncol = (int)(c1 - c0);
+    bool vec = ca->kind == AST_RANGE;
+
+    bpv_buf path;
+    bpv_buf_init(&path);
+    if (fa->name[0] != '/' && m->src.dir && *m->src.dir && strcmp(m->src.dir, ".") != 0) {
+        bpv_buf_puts(&path, m->src.dir);
+        bpv_buf_putc(&path, '/');
+    }
+    bpv_buf_puts(&path, fa->name);
+    FILE *f = fopen(path.data, "rb");
+    char *text = NULL;
+    size_t len = 0;
+    int saved = errno;
+    if (f) {
+        size_t cap = 1 << 16;
+        text = malloc(cap);
+        size_t r;
+        while (text && (r = fread(text + len, 1, cap - len - 1, f)) > 0) {
+            len += r;
+            if (len + 1 == cap) {
+                char *t = cap > ((size_t)1 << 40) ? NULL : realloc(text, cap * 2);
+                if (!t) free(text);
+                text = t;
+                cap *= 2;
+            }
+        }
+        saved = ferror(f) ? errno : 0;
+        if (ferror(f)) {
+            free(text);
+            text = NULL;
+        }
+        fclose(f);
+        if (!text && !saved) saved = ENOMEM;
+    }
+    if (!text) {
+        fail(m, err, fa->off, fa->len, "cannot read '%s': %s", path.data,
+             strerror(saved ? saved : EIO));
+        bpv_buf_free(&path);
+        return false;
+    }
+    text[len] = '\0';
+
+    double *vals = NULL;
+    size_t nvals = 0, capv = 0;
+    int64_t rows = 0;
+    bool ok = true, first = true;
+    int lineno = 0;
+    for (size_t p = 0; p < len && ok;) {
+        size_t q = p;
+        while (q < len && text[q] != '\n') q++;
+        size_t end = q;
+        if (end > p && text[end - 1] == '\r') end--;
+        lineno++;
+        const char *ln = text + p;
+        size_t ll = end - p;
+        p = q + 1;
+        bool blank = true;
+        for (size_t i = 0; i < ll; i++)
+            if (ln[i] != ' ' && ln[i] != '\t') blank = false;
+        if (blank) continue;
+        /* cell boundaries of the columns we want */
+        double row[64];
+        double *rv = ncol <= 64 ? row : NULL;
+        if (!rv) rv = malloc((size_t)ncol * sizeof *rv);
+        if (!rv) {
+            ok = oom(err);
+            break;
+        }
+        int c = 0, got = 0;
+        size_t cs = 0;
+        bool bad = false;
+        size_t bad_s = 0, bad_n = 0;
+        int bad_c = 0;
+        for (size_t i = 0; i <= ll; i++) {
+            if (i < ll && ln[i] != ',') continue;
+            if (c >= col0 && c < col0 + ncol) {
+                double v = 0;
+                if (!csv_cell(ln + cs, i - cs, &v) && !bad) {
+                    bad = true;
+                    bad_s = cs;
+                    bad_n = i - cs;
+                    bad_c = c;
+                }
+                rv[c - col0] = v;
+                got++;
+            }
+            c++;
+            cs = i + 1;
+        }
+        if (first && bad) { /* a header row */
+            first = false;
+            if (rv != row) free(rv);
+            continue;
+        }
+        first = false;
+        if (got < ncol) {
+            ok = fail(m, err, ca->off, ca->len, "%s:%d: this row has %d column%s; column %d is missing",
+                      fa->name, lineno, c, c == 1 ? "" : "s", col0 + got);
+        } else if (bad) {
+            ok = fail(m, err, fa->off, fa->len, "%s:%d: '%.*s' in column %d is not a number",
+                      fa->name, lineno, (int)(bad_n > 40 ? 40 : bad_n), ln + bad_s, bad_c);
+        } else {
+            if (nvals + (size_t)ncol > (size_t)BPV_MAX_TENSOR_ELEMS) {
+                ok = fail(m, err, fa->off, fa->len,
+                          "%s has more than %lld values in the chosen columns; the limit is %lld",
+                          fa->name, (long long)BPV_MAX_TENSOR_ELEMS,
+                          (long long)BPV_MAX_TENSOR_ELEMS);
+            } else {
+                if (nvals + (size_t)ncol > capv) {
+                    size_t nc = capv ? capv * 2 : 1024;
+                    while (nc < nvals + (size_t)ncol) nc *= 2;
+                    double *nv = realloc(vals, nc * sizeof *nv);
+                    if (!nv) ok = oom(err);
+                    else vals = nv, capv = nc;
+                }
+                for (int k = 0; ok && k < ncol; k++) {
+                    double r = bpv_round(m->dtype, rv[k]);
+                    if (isinf(r) && isfinite(rv[k])) {
+                        ok = fail(m, err, fa->off, fa->len,
+                                  "%s:%d: %g is out of range for f32; use `dtype f64`", fa->name,
+                                  lineno, rv[k]);
+                    }
+                    if (ok) vals[nvals++] = r;
+                }
+                rows++;
+            }
+        }
+        if (rv != row) free(rv);
+    }
+    free(text);
+    if (ok && rows == 0)
+        ok = fail(m, err, fa->off, fa->len, "'%s' has no data rows", path.data);
+    if (ok && !fits(m, nvals * sizeof(double)))
+        ok = fail(m, err, fa->off, fa->len, "'%s' is too large for the model memory limit",
+                  path.data);
+    if (ok) {
+        d->values = bpv_arena_calloc(m->arena, nvals, sizeof(double));
+        if (!d->values) ok = oom(err);
+        else memcpy(d->values, vals, nvals * sizeof(double));
+        d->nsamples = rows;
+        d->sample = (bpv_shape){0};
+        if (vec) d->sample = (bpv_shape){1, {ncol}};
+    }
+    free(vals);
+    bpv_buf_free(&path);
+    return ok;
+}
+
+static bool check_data(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+    if (!declare(m, st, i, BPV_SYM_DATA, m->ndata, err)) return false;
+    bpv_data *d = &m->data[m->ndata];
+    d->name = st->name;
+    d->stmt = st;
+    const bpv_ast *e = st->value;
+    bool ok = (e->kind == AST_CALL && strcmp(e->name, "csv") == 0) ? data_csv(m, st, d, err)
+                                                                    : data_list(m, st, d, err);
+    if (!ok) return false;
+    m->ndata++;
+    return true;
+}
+
+/* SHAPE of an initialiser: [3, 2], [] (a scalar) or a single number. */
+static bool init_shape(bpv_model *m, const bpv_ast *e, bpv_shape *s, bpv_error **err) {
+    *s = (bpv_shape){0};
+    double v;
+    if (e->kind != AST_LIST) {
+        if (!whole(e, 1, 1e12, &v))
+            return fail(m, err, e->off, e->len,
+                        "a shape is a list of sizes, like [3, 2] (or [] for a scalar)");
+        *s = (bpv_shape){1, {(int64_t)v}};
+        return true;
+    }
+    if (e->nargs > BPV_MAX_RANK)
+        return fail(m, err, e->off, e->len, "a shape has at most %d dimensions", BPV_MAX_RANK);
+    double n = 1;
+    for (int i = 0; i < e->nargs; i++) {
+        if (!whole(e->args[i], 1, 1e12, &v))
+            return fail(m, err, e->args[i]->off, e->args[i]->len,
+                        "a size in a shape must be a whole number of at least 1");
+        s->dim[s->rank++] = (int64_t)v;
+        n *= v;
+    }
+    if (n > (double)BPV_MAX_TENSOR_ELEMS) {
+        char b[128];
+        return fail(m, err, e->off, e->len, "shape %s has %.0f elements; the limit is %lld",
+                    shape_s(s, b, sizeof b), n, (long long)BPV_MAX_TENSOR_ELEMS);
+    }
+    return true;
+}
+
+static const char *const init_names[] = {"zeros", "ones", "randn", "uniform"};
+
+static bool param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error **err) {
+    const bpv_ast *e = st->value;
+    if (e->kind != AST_CALL) {
+        char what[300];
+        snprintf(what, sizeof what, "the initial value of '%s'", st->name);
+        double *v;
+        if (!bpv_const_eval(m, e, what, &p->shape, &v, err)) return false;
+        p->numel = numel_of(&p->shape);
+        p->val = v;
+        return true;
+    }
+    int kind = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(e->name, init_names[i]) == 0) kind = i;
+    if (kind < 0) {
+        const char *s = bpv_closest(e->name, init_names, 4);
+        return fail(m, err, e->name_off, strlen(e->name),
+                    "a param starts as a number, a list, zeros(), ones(), randn() or uniform(), "
+                    "not %s()%s%s%s",
+                    e->name, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+    }
+    static const int npos[] = {1, 1, 1, 3};
+    static const char *const usage[] = {"zeros([3, 2])", "ones([3, 2])",
+                                        "randn([3, 2], seed=1, std=0.1)",
+                                        "uniform([3, 2], -0.5, 0.5, seed=1)"};
+    int pos = 0;
+    double seed = 0, stdv = 1, lo = 0, hi = 1;
+    for (int i = 0; i < e->nargs; i++) {
+        const bpv_ast *a = e->args[i];
+        const char *kw = e->kwnames ? e->kwnames[i] : NULL;
+        if (!kw) {
+            if (pos++ >= npos[kind] || (i > 0 && e->kwnames && e->kwnames[i - 1]))
+                return fail(m, err, a->off, a->len, "too many arguments; use it like %s",
+                            usage[kind]);
+            continue;
+        }
+        size_t ko = e->kwoffs[i], kl = strlen(kw);
+        if (strcmp(kw, "seed") == 0 && (kind == 2 || kind == 3)) {
+            if (!whole(a, 0, 9007199254740992.0, &seed))
+                return fail(m, err, a->off, a->len, "seed must be a whole number from 0");
+        } else if (strcmp(kw, "std") == 0 && kind == 2) {
+            if (!kv_number(a, &stdv) || !(stdv >= 0) || !isfinite(stdv))
+                return fail(m, err, a->off, a->len, "std must be a number of at least 0");
+        } else {
+            return fail(m, err, ko, kl, "%s() has no option '%s'; use it like %s", e->name, kw,
+                        usage[kind]);
+        }
+    }
+    if (pos != npos[kind])
+        return fail(m, err, e->off, e->len, "%s() takes %d value%s before its options; use it like %s",
+                    e->name, npos[kind], npos[kind] == 1 ? "" : "s", usage[kind]);
+    if (!init_shape(m, e->args[0], &p->shape, err)) return false;
+    if (kind == 3) {
+        if (!kv_number(e->args[1], &lo) || !isfinite(lo))
+            return fail(m, err, e->args[1]->off, e->args[1]->len, "LO must be a number");
+        if (!kv_number(e->args[2], &hi) || !isfinite(hi) || hi < lo)
+            return fail(m, err, e->args[2]->off, e->args[2]->len,
+                        "HI must be a number not below LO");
+    }
+    p->numel = numel_of(&p->shape);
+    if (!fits(m, (size_t)p->numel * 8))
+        return fail(m, err, e->off, e->len, "this param is too large for the memory limit");
+    p->val = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
+    if (!p->val) return oom(err);
+    uint64_t s = (uint64_t)seed;
+    for (int64_t i = 0; i < p->numel; i++) {
+        double v = kind == 1 ? 1.0 : 0.0;
+        if (kind == 2) {
+            if (i % 2 == 0) {
+                double u1 = 1.0 - unit(&s), u2 = unit(&s);
+                double r = sqrt(-2.0 * log(u1)), t = 2.0 * 3.14159265358979323846 * u2;
+                v = r * cos(t);
+                if (i + 1 < p->numel) p->val[i + 1] = r * sin(t); /* the pair's second value */
+            } else {
+                v = p->val[i];
+            }
+            v *= stdv;
+        } else if (kind == 3) {
+            v = lo + (hi - lo) * unit(&s);
+        }
+        p->val[i] = v;
+    }
+    for (int64_t i = 0; i < p->numel; i++) {
+        double r = bpv_round(m->dtype, p->val[i]);
+        if (isinf(r) && isfinite(p->val[i]))
+            return fail(m, err, e->off, e->len, "the initial values are out of range for f32");
+        p->val[i] = r;
+    }
+    return true;
+}
+
+static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+    if (!declare(m, st, i, BPV_SYM_PARAM, m->nparams, err)) return false;
+    bpv_param *p = &m->params[m->nparams];
+    p->name = st->name;
+    p->stmt = st;
+    for (int k = 0; k < st->nkv; k++) {
+        const bpv_ast_kv *kv = &st->kv[k];
+        if (strcmp(kv->key, "lr") != 0) {
+            static const char *const keys[] = {"lr"};
+            const char *s = bpv_closest(kv->key, keys, 1);
+            return fail(m, err, kv->key_off, kv->key_len,
+                        "unknown param option '%s'%s; a param takes only lr=NUMBER", kv->key,
+                        s ? " (did you mean 'lr'?)" : "");
+        }
+        if (p->has_lr)
+            return fail(m, err, kv->key_off, kv->key_len, "lr is given twice");
+        if (!kv_number(kv->value, &p->lr) || !(p->lr >= 0) || !isfinite(p->lr))
+            return fail(m, err, kv->value->off, kv->value->len,
+                        "lr must be a number of at least 0, like lr=0.01");
+        p->has_lr = true;
+    }
+    if (!param_init(m, st, p, err)) return false;
+    size_t bytes = (size_t)p->numel * 3 * sizeof(double);
+    if (!fits(m, bytes))
+        return fail(m, err, st->value->off, st->value->len,
+                    "this param is too large for the memory limit");
+    p->grad = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
+    p->m = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
+    p->v = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
+    if (!p->grad || !p->m || !p->v) return oom(err);
+    m->nparams++;
+    return true;
+}
+
+static bool check_const(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+    if (!declare(m, st, i, BPV_SYM_CONST, m->nconsts, err)) return false;
+    bpv_const *c = &m->consts[m->nconsts];
+    char what[300];
+    snprintf(what, sizeof what, "const '%s'", st->name);
+    c->name = st->name;
+    c->stmt = st;
+    if (!bpv_const_eval(m, st->value, what, &c->shape, &c->values, err)) return false;
+    m->nconsts++;
+    return true;
+}
+
+static bool check_fn(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+    if (!declare(m, st, i, BPV_SYM_FN, -1, err)) return false;
+    for (int k = 0; k < st->nparams; k++) {
+        size_t off = st->param_offs ? st->param_offs[k] : st->off;
+        if (bpv_is_builtin(st->params[k]))
+            return fail(m, err, off, strlen(st->params[k]),
+                        "'%s' is a built-in function; choose another parameter name",
+                        st->params[k]);
+        for (int j = 0; j < k; j++)
+            if (strcmp(st->params[j], st->params[k]) == 0)
+                return fail(m, err, off, strlen(st->params[k]),
+                            "parameter '%s' appears twice", st->params[k]);
+        if (st->grads && st->grads[k])
+            return fail(m, err, st->grads[k]->off, st->grads[k]->len,
+                        "custom gradients (`grad %s = ...`) are not supported yet; bpviz "
+                        "differentiates the body",
+                        st->params[k]);
+    }
+    return bpv_check_expr(m, st->value, i, st->params, st->nparams, st->name, err);
+}
+
+/* ---- train ------------------------------------------------------------------------ */
+
+static const char *const train_keys[] = {"epochs", "lr",  "batch",     "optimizer",
+                                         "momentum", "beta1", "beta2", "eps",
+                                         "zero_grad", "shuffle", "seed", "loss"};
+#define NTRAIN_KEYS (sizeof train_keys / sizeof train_keys[0])
+
+static bool bool_value(bpv_model *m, const bpv_ast_kv *kv, bool *out, bpv_error **err) {
+    if (is_name(kv->value, "true")) *out = true;
+    else if (is_name(kv->value, "false")) *out = false;
+    else
+        return fail(m, err, kv->value->off, kv->value->len, "%s must be true or false",
+                    kv->key);
+    return true;
+}
+
+static bool unit_interval(bpv_model *m, const bpv_ast_kv *kv, double *out, bpv_error **err) {
+    if (!kv_number(kv->value, out) || !(*out >= 0 && *out < 1))
+        return fail(m, err, kv->value->off, kv->value->len,
+                    "%s must be a number from 0 up to (not including) 1, like %s=0.9", kv->key,
+                    kv->key);
+    return true;
+}
+
+static bool train_keys_parse(bpv_model *m, const bpv_stmt *st, bpv_train *t, bpv_error **err) {
+    const bpv_ast_kv *given[NTRAIN_KEYS] = {0};
+    for (int k = 0; k < st->nkv; k++) {
+        const bpv_ast_kv *kv = &st->kv[k];
+        size_t j = 0;
+        while (j < NTRAIN_KEYS && strcmp(train_keys[j], kv->key) != 0) j++;
+        if (j == NTRAIN_KEYS) {
+            const char *s = bpv_closest(kv->key, train_keys, NTRAIN_KEYS);
+            if (s)
+                return fail(m, err, kv->key_off, kv->key_len,
+                            "unknown train key '%s' (did you mean '%s'?)", kv->key, s);
+            return fail(m, err, kv->key_off, kv->key_len,
+                        "unknown train key '%s'; the keys are epochs, lr, batch, optimizer, "
+                        "momentum, beta1, beta2, eps, zero_grad, shuffle, seed, loss",
+                        kv->key);
+        }
+        if (given[j])
+            return fail(m, err, kv->key_off, kv->key_len, "%s is given twice", kv->key);
+        given[j] = kv;
+    }
+    t->stmt = st;
+    t->epochs = 0;
+    t->batch = 1;
+    t->momentum = 0;
+    t->beta1 = 0.9;
+    t->beta2 = 0.999;
+    t->eps = 1e-8;
+    t->zero_grad = true;
+    t->loss = "loss";
+    t->loss_off = st->off;
+    t->loss_len = st->len;
+    double v;
+    const bpv_ast_kv *kv;
+    if (!(kv = given[0]))
+        return fail(m, err, st->off, st->len,
+                    "train needs epochs=N, the number of passes over the data");
+    if (!whole(kv->value, 1, 1e9, &v))
+        return fail(m, err, kv->value->off, kv->value->len,
+                    "epochs must be a whole number from 1 to 1000000000");
+    t->epochs = (long)v;
+    if ((kv = given[3])) {
+        if (is_name(kv->value, "adam")) t->adam = true;
+        else if (!is_name(kv->value, "sgd")) {
+            static const char *const opts[] = {"sgd", "adam"};
+            const char *s = kv->value->kind == AST_NAME ? bpv_closest(kv->value->name, opts, 2)
+                                                        : NULL;
+            return fail(m, err, kv->value->off, kv->value->len,
+                        "optimizer must be sgd or adam%s%s%s", s ? " (did you mean '" : "",
+                        s ? s : "", s ? "'?)" : "");
+        }
+    }
+    t->lr = t->adam ? 0.001 : 0.01;
+    if ((kv = given[1]) && (!kv_number(kv->value, &t->lr) || !(t->lr >= 0) || !isfinite(t->lr)))
+        return fail(m, err, kv->value->off, kv->value->len,
+                    "lr must be a number of at least 0, like lr=0.01");
+    if ((kv = given[2])) {
+        if (is_name(kv->value, "all")) t->batch = 0;
+        else if (whole(kv->value, 1, (double)BPV_MAX_TENSOR_ELEMS, &v)) t->batch = (int64_t)v;
+        else
+            return fail(m, err, kv->value->off, kv->value->len,
+                        "batch must be a whole number of samples from 1, or all");
+    }
+    if ((kv = given[4])) {
+        if (t->adam)
+            return fail(m, err, kv->key_off, kv->key_len,
+                        "momentum is an sgd setting; adam uses beta1 and beta2");
+        if (!kv_number(kv->value, &t->momentum) || !(t->momentum >= 0) ||
+            !isfinite(t->momentum))
+            return fail(m, err, kv->value->off, kv->value->len,
+                        "momentum must be a number of at least 0, like momentum=0.9");
+    }
+    for (int j = 5; j <= 7; j++)
+        if ((kv = given[j]) && !t->adam)
+            return fail(m, err, kv->key_off, kv->key_len,
+                        "%s is an adam setting; add optimizer=adam", kv->key);
+    if ((kv = given[5]) && !unit_interval(m, kv, &t->beta1, err)) return false;
+    if ((kv = given[6]) && !unit_interval(m, kv, &t->beta2, err)) return false;
+    if ((kv = given[7]) && (!kv_number(kv->value, &t->eps) || !(t->eps >= 0) || !isfinite(t->eps)))
+        return fail(m, err, kv->value->off, kv->value->len,
+                    "eps must be a number of at least 0, like eps=1e-8");
+    if ((kv = given[8]) && !bool_value(m, kv, &t->zero_grad, err)) return false;
+    if ((kv = given[9]) && !bool_value(m, kv, &t->shuffle, err)) return false;
+    if ((kv = given[10])) {
+        if (!whole(kv->value, 0, 9007199254740992.0, &v))
+            return fail(m, err, kv->value->off, kv->value->len,
+                        "seed must be a whole number from 0");
+        t->seed = (uint64_t)v;
+    }
+    if ((kv = given[11])) {
+        if (kv->value->kind != AST_NAME)
+            return fail(m, err, kv->value->off, kv->value->len,
+                        "loss must name a node, like loss=total");
+        t->loss = kv->value->name;
+        t->loss_off = kv->value->off;
+        t->loss_len = kv->value->len;
+    }
+    return true;
+}
+
+static bool check_train(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
+                        bpv_error **err) {
+    bpv_train *t = &m->trains[m->ntrains];
+    if (!train_keys_parse(m, st, t, err)) return false;
+    t->stmt_index = i;
+    int k = bpv_sym_find(m, t->loss);
+    bool named = t->loss_off != st->off;
+    int later = bpv_later_def(m, t->loss, i);
+    if (k < 0 && !named && later >= 0)
+        return fail(m, err, st->off, st->len,
+                    "the loss is defined at line %d, after this train; move the train below it",
+                    line_of(m, m->prog.stmts[later].off));
+    if (k < 0 && !named)
+        return fail(m, err, st->off, st->len,
+                    "no node named 'loss' to train; name one `loss = ...` or use train "
+                    "loss=NAME");
+    if (k < 0 || m->syms[k].stmt >= i || m->syms[k].kind == BPV_SYM_FN) {
+        bpv_ast tmp = {0};
+        tmp.kind = AST_NAME;
+        tmp.name = t->loss;
+        tmp.off = t->loss_off;
+        tmp.len = t->loss_len;
+        if (!named && k >= 0 && m->syms[k].kind != BPV_SYM_FN)
+            return fail(m, err, st->off, st->len,
+                        "the loss is defined at line %d, after this train; move the train "
+                        "below it",
+                        line_of(m, m->prog.stmts[m->syms[k].stmt].off));
+        if (!named) tmp.off = st->off, tmp.len = st->len;
+        if (!bpv_check_expr(m, &tmp, i, NULL, 0, NULL, err)) return false;
+        return fail(m, err, tmp.off, tmp.len, "'%s' cannot be trained", t->loss);
+    }
+    /* the data this objective reads decide the samples per epoch */
+    bool *need = calloc((size_t)m->prog.nstmts + 1, sizeof *need);
+    if (!need) return oom(err);
+    bpv_mark_needed(m, t->loss, need);
+    const bpv_data *first = NULL;
+    for (int j = 0; j < i; j++) {
+        if (!need[j]) continue;
+        covered[j] = true;
+        if (m->prog.stmts[j].kind != ST_DATA) continue;
+        const bpv_data *d = &m->data[m->syms[bpv_sym_find(m, m->prog.stmts[j].name)].ref];
+        if (!first) {
+            first = d;
+        } else if (d->nsamples != first->nsamples) {
+            free(need);
+            return fail(m, err, st->off, st->len,
+                        "data '%s' has %lld sample%s but '%s' has %lld; all data used by one "
+                        "train must have the same number of samples",
+                        d->name, (long long)d->nsamples, d->nsamples == 1 ? "" : "s",
+                        first->name, (long long)first->nsamples);
+        }
+    }
+    free(need);
+    int64_t n = first ? first->nsamples : 1;
+    int64_t b = t->batch == 1 || !first ? 1 : t->batch == 0 ? n : (t->batch < n ? t->batch : n);
+    t->nsamples = first ? n : 0;
+    t->bsize = b;
+    t->steps_per_epoch = (long)((n + b - 1) / b);
+    int64_t gb = (t->batch == 1 || !first) ? 0 : b; /* batch=1 keeps sample shapes */
+    t->full = bpv_compile_ex(m, i, t->loss, t->loss_off, t->loss_len, gb, false, NULL, 0, true,
+                             err);
+    if (!t->full) return false;
+    const bpv_node *obj = &t->full->nodes[t->full->objective];
+    const bpv_stmt *ls = &m->prog.stmts[m->syms[k].stmt];
+    if (obj->shape.rank != 0) {
+        char sb[128];
+        return fail(m, err, ls->name_off, ls->name_len,
+                    "the loss '%s' has shape %s; wrap it in mean() or sum()", t->loss,
+                    shape_s(&obj->shape, sb, sizeof sb));
+    }
+    if (!obj->needs_grad)
+        return fail(m, err, ls->name_off, ls->name_len,
+                    "the loss '%s' does not depend on any param, so training cannot change it",
+                    t->loss);
+    int64_t r = gb ? n % b : 0;
+    t->part = NULL;
+    if (r) {
+        t->part = bpv_compile_ex(m, i, t->loss, t->loss_off, t->loss_len, r, false, NULL, 0,
+                                 true, err);
+        if (!t->part) return false;
+    }
+    double total = (double)m->total_steps + (double)t->epochs * (double)t->steps_per_epoch;
+    if (total > 1e12)
+        return fail(m, err, st->off, st->len,
+                    "this model would train for %.0f steps; the limit is 1e12", total);
+    m->total_steps += t->epochs * t->steps_per_epoch;
+    m->ntrains++;
+    return true;
+}
+
+/* ---- predict --------------------------------------------------------------------- */
+
+static bool check_predict(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
+                          bpv_error **err) {
+    bpv_ast tmp = {0};
+    tmp.kind = AST_NAME;
+    tmp.name = st->name;
+    tmp.off = st->name_off;
+    tmp.len = st->name_len;
+    if (!bpv_check_expr(m, &tmp, i, NULL, 0, NULL, err)) return false;
+    bpv_binding *bind = st->nkv ? bpv_arena_calloc(m->arena, (size_t)st->nkv, sizeof *bind) : NULL;
+    if (st->nkv && !bind) return oom(err);
+    for (int k = 0; k < st->nkv; k++) {
+        const bpv_ast_kv *kv = &st->kv[k];
+        int s = bpv_sym_find(m, kv->key);
+        if (s < 0 || m->syms[s].stmt >= i) {
+            tmp.name = kv->key;
+            tmp.off = kv->key_off;
+            tmp.len = kv->key_len;
+            return bpv_check_expr(m, &tmp, i, NULL, 0, NULL, err) &&
+                   fail(m, err, kv->key_off, kv->key_len, "unknown data '%s'", kv->key);
+        }
+        if (m->syms[s].kind != BPV_SYM_DATA) {
+            static const char *const kinds[] = {"data", "a param", "a const", "a named node",
+                                                "a function"};
+            return fail(m, err, kv->key_off, kv->key_len,
+                        "'%s' is %s, not data; predict can only give values to data", kv->key,
+                        kinds[m->syms[s].kind]);
+        }
+        for (int j = 0; j < k; j++)
+            if (strcmp(bind[j].name, kv->key) == 0)
+                return fail(m, err, kv->key_off, kv->key_len, "'%s' is given twice", kv->key);
+        char what[300];
+        snprintf(what, sizeof what, "the value of '%s'", kv->key);
+        double *v;
+        if (!bpv_const_eval(m, kv->value, what, &bind[k].shape, &v, err)) return false;
+        bind[k].name = kv->key;
+        bind[k].values = v;
+    }
+    /* bind is non-NULL even with no bindings: a prediction takes no declared data */
+    bpv_graph *g = bpv_compile_ex(m, i, st->name, st->name_off, st->name_len, 0, true, bind,
+                                  st->nkv, false, err);
+    if (!g) return false;
+    m->predicts[i] = g;
+    bool *need = calloc((size_t)m->prog.nstmts + 1, sizeof *need);
+    if (!need) return oom(err);
+    bpv_mark_needed(m, st->name, need);
+    for (int j = 0; j < i; j++) covered[j] |= need[j];
+    free(need);
+    return true;
+}
+
+/* ---- the check -------------------------------------------------------------------- */
+
+bool bpv_model_check(bpv_model *m, bpv_error **err) {
+    const bpv_program *pr = &m->prog;
+    int nd = 0, np = 0, nc = 0, nt = 0;
+    for (int i = 0; i < pr->nstmts; i++) {
+        switch (pr->stmts[i].kind) {
+        case ST_DATA: nd++; break;
+        case ST_PARAM: np++; break;
+        case ST_CONST: nc++; break;
+        case ST_TRAIN: nt++; break;
+        default: break;
+        }
+    }
+    m->data = bpv_arena_calloc(m->arena, (size_t)nd + 1, sizeof *m->data);
+    m->params = bpv_arena_calloc(m->arena, (size_t)np + 1, sizeof *m->params);
+    m->consts = bpv_arena_calloc(m->arena, (size_t)nc + 1, sizeof *m->consts);
+    m->trains = bpv_arena_calloc(m->arena, (size_t)nt + 1, sizeof *m->trains);
+    m->predicts = bpv_arena_calloc(m->arena, (size_t)pr->nstmts + 1, sizeof *m->predicts);
+    bool *covered = calloc((size_t)pr->nstmts + 1, sizeof *covered);
+    if (!m->data || !m->params || !m->consts || !m->trains || !m->predicts || !covered) {
+        free(covered);
+        return oom(err);
+    }
+    m->total_steps = 0;
+    bool ok = true;
+    int dtype_stmt = -1, first_decl = -1;
+    for (int i = 0; ok && i < pr->nstmts; i++) {
+        const bpv_stmt *st = &pr->stmts[i];
+        switch (st->kind) {
+        case ST_DTYPE:
+            if (dtype_stmt >= 0)
+                ok = fail(m, err, st->off, st->len, "dtype is already set at line %d",
+                          line_of(m, pr->stmts[dtype_stmt].off));
+            else if (first_decl >= 0)
+                ok = fail(m, err, st->off, st->len,
+                          "dtype must come before any data, param or const (line %d declares "
+                          "one)",
+                          line_of(m, pr->stmts[first_decl].off));
+            else if (strcmp(st->name, "f32") == 0)
+                m->dtype = BPV_F32;
+            else if (strcmp(st->name, "f64") == 0)
+                m->dtype = BPV_F64;
+            else {
+                static const char *const dts[] = {"f32", "f64"};
+                const char *s = bpv_closest(st->name, dts, 2);
+                ok = fail(m, err, st->name_off, st->name_len, "unknown dtype '%s'%s%s%s; use f32 or f64",
+                          st->name, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+            }
+            dtype_stmt = i;
+            break;
+        case ST_DATA:
+            if (first_decl < 0) first_decl = i;
+            ok = check_data(m, st, i, err);
+            break;
+        case ST_PARAM:
+            if (first_decl < 0) first_decl = i;
+            ok = check_param(m, st, i, err);
+            break;
+        case ST_CONST:
+            if (first_decl < 0) first_decl = i;
+            ok = check_const(m, st, i, err);
+            break;
+        case ST_LET:
+            ok = bpv_check_expr(m, st->value, i, NULL, 0, NULL, err) &&
+                 declare(m, st, i, BPV_SYM_LET, -1, err);
+            break;
+        case ST_FN:
+            ok = check_fn(m, st, i, err);
+            break;
+        case ST_TRAIN:
+            ok = check_train(m, st, i, covered, err);
+            break;
+        case ST_PREDICT:
+            ok = check_predict(m, st, i, covered, err);
+            break;
+        }
+        (void)nt;
+    }
+    /* named nodes no train or predict uses still get their shapes checked,
+     * with one sample per data */
+    for (int i = pr->nstmts - 1; ok && i >= 0; i--) {
+        const bpv_stmt *st = &pr->stmts[i];
+        if (st->kind != ST_LET || covered[i]) continue;
+        ok = bpv_compile_ex(m, i + 1, st->name, st->name_off, st->name_len, 0, false, NULL, 0,
+                            false, err) != NULL;
+        if (ok) bpv_mark_needed(m, st->name, covered);
+    }
+    free(covered);
+    return ok;
+}
+
+/* ---- running ---------------------------------------------------------------------- */
+
+/* Python's repr(tensor.tolist()) of a value in the dtype. */
+static void fmt_value(bpv_buf *b, const double *v, const bpv_shape *s, int d, int64_t *pos) {
+    if (d == s->rank) {
+        bpv_fmt_repr(b, v[(*pos)++]);
+        return;
+    }
+    bpv_buf_putc(b, '[');
+    for (int64_t i = 0; i < s->dim[d]; i++) {
+        if (i) bpv_buf_puts(b, ", ");
+        fmt_value(b, v, s, d + 1, pos);
+    }
+    bpv_buf_putc(b, ']');
+}
+
+static int emit(const bpv_run_options *o, bpv_buf *b, bpv_error **err) {
+    if (o->out && b->len) {
+        if (fwrite(b->data, 1, b->len, o->out) != b->len || ferror(o->out))
+            return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                                    "cannot write the output: %s",
+                                                    strerror(errno ? errno : EIO)));
+    }
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+    return BPV_OK;
+}
+
+static int run_predict(bpv_model *m, int i, const bpv_run_options *o, bpv_buf *b,
+                       bpv_error **err) {
+    const bpv_stmt *st = &m->prog.stmts[i];
+    bpv_graph *g = m->predicts[i];
+    bpv_graph_forward(g);
+    if (!o->out) return BPV_OK;
+    /* echo the call as written: from the name to its closing parenthesis */
+    size_t end = st->off + st->len, stop = st->name_off + st->name_len;
+    for (size_t p = end; p > stop; p--)
+        if (m->src.text[p - 1] == ')') {
+            stop = p;
+            break;
+        }
+    bpv_buf_puts(b, "predict ");
+    bpv_buf_add(b, m->src.text + st->name_off, stop - st->name_off);
+    bpv_buf_puts(b, " = ");
+    const bpv_node *t = &g->nodes[g->nnodes - 1];
+    int64_t pos = 0;
+    fmt_value(b, t->val, &t->shape, 0, &pos);
+    bpv_buf_putc(b, '\n');
+    return emit(o, b, err);
+}
+
+typedef struct leafref {
+    int node, ref;
+} leafref;
+
+static double fmadd(bpv_dtype dt, double a, double b, double c) {
+    /* torch's CPU kernels contract `self + alpha * other` into one FMA */
+    return dt == BPV_F32 ? (double)fmaf((float)a, (float)b, (float)c) : fma(a, b, c);
+}
+
+/* One optimizer step for one param, matching torch.optim (torch 1.13,
+ * single-tensor path, CPU) rounding for rounding; plain SGD is the
+ * tutorial's `w.data = w.data - lr * w.grad.data`. */
+static void update(bpv_dtype dt, const bpv_train *t, bpv_param *p) {
+    const double lr = bpv_round(dt, p->has_lr ? p->lr : t->lr);
+    double *w = p->val, *g = p->grad, *mb = p->m, *vb = p->v;
+    const int64_t n = p->numel;
+#define R(x) bpv_round(dt, (x))
+    if (!t->adam && t->momentum == 0) {
+        for (int64_t i = 0; i < n; i++) w[i] = R(w[i] - R(lr * g[i]));
+    } else if (!t->adam) {
+        const double mom = R(t->momentum);
+        if (!p->has_momentum) {
+            memcpy(mb, g, (size_t)n * sizeof *mb); /* torch: buf = clone(grad) */
+            p->has_momentum = true;
+        } else {
+            for (int64_t i = 0; i < n; i++) mb[i] = R(R(mb[i] * mom) + g[i]);
+        }
+        for (int64_t i = 0; i < n; i++) w[i] = fmadd(dt, -lr, mb[i], w[i]);
+    } else {
+        /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2);
+         * denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps);
+         * p.addcdiv_(exp_avg, denom, value=-lr/bc1); the scalars are Python doubles */
+        long step = ++p->adam_t;
+        const double bc1 = 1.0 - pow(t->beta1, (double)step);
+        const double bc2 = 1.0 - pow(t->beta2, (double)step);
+        const double step_size = (p->has_lr ? p->lr : t->lr) / bc1;
+        const double bc2s = R(sqrt(bc2));
+        const double b1 = R(t->beta1), b2 = R(t->beta2);
+        const double a1 = R(1.0 - t->beta1), a2 = R(1.0 - t->beta2);
+        const double eps = R(t->eps), nss = R(-step_size);
+        for (int64_t i = 0; i < n; i++) {
+            mb[i] = fmadd(dt, a1, g[i], R(mb[i] * b1));
+            vb[i] = fmadd(dt, R(a2 * g[i]), g[i], R(vb[i] * b2));
+            const double denom = R(R(R(sqrt(vb[i])) / bc2s) + eps);
+            w[i] = R(w[i] + R(R(nss * mb[i]) / denom));
+        }
+    }
+#undef R
+}
+
+static int collect(const bpv_graph *g, leafref *out, bpv_node_kind kind) {
+    int n = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].kind == kind && (kind != BPV_NODE_PARAM || g->nodes[i].needs_grad))
+            out[n++] = (leafref){i, g->nodes[i].ref};
+    return n;
+}
+
+static int epoch_line(bpv_model *m, const bpv_train *t, double loss, const bpv_run_options *o,
+                      bpv_buf *b, bpv_error **err) {
+    if (!o->out) return BPV_OK;
+    bpv_buf_printf(b, "epoch=%ld loss=", m->epoch);
+    bpv_fmt_repr(b, loss);
+    for (int k = 0; k < m->nparams; k++) {
+        const bpv_param *p = &m->params[k];
+        if (p->stmt - m->prog.stmts >= t->stmt_index) continue; /* not declared yet */
+        bpv_buf_printf(b, " %s=", p->name);
+        int64_t pos = 0;
+        fmt_value(b, p->val, &p->shape, 0, &pos);
+    }
+    bpv_buf_putc(b, '\n');
+    return emit(o, b, err);
+}
+
+/* Runs one train statement; *stop is set when the caller asked to stop. */
+static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_buf *b,
+                     long maxkeep, bool *stop, bpv_error **err) {
+    bpv_graph *G = t->full, *P = t->part;
+    int cap = G->nnodes + (P ? P->nnodes : 0) + 1;
+    leafref *gd = malloc((size_t)cap * sizeof *gd), *pd = malloc((size_t)cap * sizeof *pd),
+            *ps = malloc((size_t)cap * sizeof *ps);
+    int64_t n = t->nsamples ? t->nsamples : 1;
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    if (!gd || !pd || !ps || !perm) {
+        free(gd), free(pd), free(ps), free(perm);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    }
+    int ngd = collect(G, gd, BPV_NODE_DATA), npd = P ? collect(P, pd, BPV_NODE_DATA) : 0;
+    int nps = collect(G, ps, BPV_NODE_PARAM);
+    /* each train starts a new optimizer, as a new torch.optim object would */
+    for (int k = 0; k < nps; k++) {
+        bpv_param *p = &m->params[ps[k].ref];
+        p->has_momentum = false;
+        p->adam_t = 0;
+        memset(p->m, 0, (size_t)p->numel * sizeof(double));
+        memset(p->v, 0, (size_t)p->numel * sizeof(double));
+    }
+    uint64_t rng = t->seed;
+    long total = m->total_steps;
+    int rc = BPV_OK;
+    for (long e = 0; e < t->epochs && !*stop && rc == BPV_OK; e++) {
+        for (int64_t i = 0; i < n; i++) perm[i] = i;
+        if (t->shuffle)
+            for (int64_t i = n - 1; i > 0; i--) {
+                int64_t j = (int64_t)(splitmix64(&rng) % (uint64_t)(i + 1));
+                int64_t x = perm[i];
+                perm[i] = perm[j];
+                perm[j] = x;
+            }
+        double loss = 0;
+        for (long s = 0; s < t->steps_per_epoch; s++) {
+            bool last = P && s == t->steps_per_epoch - 1;
+            bpv_graph *g = last ? P : G;
+            const leafref *dl = last ? pd : gd;
+            int nd = last ? npd : ngd;
+            int64_t start = s * t->bsize;
+            int64_t cnt = last ? t->nsamples - start : t->bsize;
+            for (int k = 0; k < nd; k++) {
+                const bpv_data *d = &m->data[dl[k].ref];
+                double *dst = g->nodes[dl[k].node].val;
+                int64_t sn = numel_of(&d->sample);
+                for (int64_t q = 0; q < cnt; q++)
+                    memcpy(dst + q * sn, d->values + perm[start + q] * sn,
+                           (size_t)sn * sizeof *dst);
+            }
+            bpv_graph_forward(g);
+            if (t->zero_grad)
+                for (int k = 0; k < nps; k++) {
+                    bpv_param *p = &m->params[ps[k].ref];
+                    for (int64_t q = 0; q < p->numel; q++) p->grad[q] = 0.0;
+                }
+            bpv_graph_backward(g);
+            m->step++;
+            loss = g->nodes[g->objective].val[0];
+            bpv_snapshot *snap = NULL;
+            if (o->keep && bpv_step_set_has(o->keep, m->step, total)) {
+                snap = bpv_snapshot_take(m, g, m->step, m->epoch, t->nsamples ? perm + start : NULL,
+                                         t->nsamples ? cnt : 0);
+                if (!snap) {
+                    rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                                          "out of memory taking a snapshot"));
+                    break;
+                }
+            }
+            for (int k = 0; k < nps; k++) update(m->dtype, t, &m->params[ps[k].ref]);
+            if (snap) {
+                bpv_snapshot_set_after(snap, m);
+                if (m->nsnaps == m->capsnaps) {
+                    size_t nc = m->capsnaps ? m->capsnaps * 2 : 16;
+                    bpv_snapshot **v = realloc(m->snaps, nc * sizeof *v);
+                    if (!v) {
+                        bpv_snapshot_free(snap);
+                        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+                        break;
+                    }
+                    m->snaps = v;
+                    m->capsnaps = nc;
+                }
+                m->snaps[m->nsnaps++] = snap;
+                if (o->on_snapshot && o->on_snapshot(snap, o->user)) *stop = true;
+            }
+            if (o->stop_after_last_kept && m->step >= maxkeep) *stop = true;
+            if (*stop) break;
+        }
+        if (*stop || rc != BPV_OK) break;
+        rc = epoch_line(m, t, loss, o, b, err);
+        m->epoch++;
+    }
+    free(gd), free(pd), free(ps), free(perm);
+    return rc;
+}
+
+int bpv_model_exec(bpv_model *m, const bpv_run_options *o, bpv_error **err) {
+    bpv_buf b;
+    bpv_buf_init(&b);
+    long maxkeep = o->keep ? bpv_step_set_max(o->keep, m->total_steps) : 0;
+    bool stop = false;
+    int rc = BPV_OK, ti = 0;
+    for (int i = 0; i < m->prog.nstmts && rc == BPV_OK && !stop; i++) {
+        const bpv_stmt *st = &m->prog.stmts[i];
+        m->cur_stmt = i;
+        if (st->kind == ST_PREDICT) {
+            rc = run_predict(m, i, o, &b, err);
+        } else if (st->kind == ST_TRAIN) {
+            if (o->stop_after_last_kept && m->step >= maxkeep) break;
+            rc = run_train(m, &m->trains[ti++], o, &b, maxkeep, &stop, err);
+        }
+    }
+    if (rc == BPV_OK && o->out && fflush(o->out) != 0)
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write the output: %s",
+                                              strerror(errno)));
+    bpv_buf_free(&b);
+    return rc;
+}

@@ -1,0 +1,507 @@
+"""The golden models as PyTorch programs, one function per tests/golden/NAME.bp.
+
+Each function is written by hand to do what the .bp file says, statement by
+statement, in plain PyTorch: tensors, parameters with requires_grad=True, the
+forward expression, loss.backward(), and the update (bpref.Run.train: the
+tutorial's `p.data = p.data - lr * p.grad.data`, or torch.optim.SGD with
+momentum / torch.optim.Adam). A function returns the lines `bpviz run NAME.bp`
+must print.
+
+Correspondence of .bp operators to PyTorch:
+  a ^ n, a ** n (literal n) -> a ** n        sum/mean(e) -> e.sum()/e.mean()
+  a @ b -> a @ b   T(e) -> e.T                mse -> F.mse_loss, bce -> F.binary_cross_entropy
+  softmax/log_softmax(e) -> over dim -1       cross_entropy(l, y) -> F.cross_entropy(l, y.long())
+  a number in an expression -> a Python number (PyTorch rounds it to the dtype)
+  const k = 3 -> a tensor of the model's dtype
+"""
+import torch
+import torch.nn.functional as F
+
+from bpref import Run
+
+f32 = torch.float32
+
+
+def linear():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([2, 4, 6, 8])
+    w = r.param("w", 1.0)
+
+    def y_hat(x):
+        return x * w.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    r.train([w], {"x": x, "y": y}, loss, epochs=100, lr=0.01)
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    return r.lines
+
+
+def quadratic():
+    """The tutorial, written out without bpref's training loop, as a check
+    of it (make_golden.py also checks the tutorial's published lines)."""
+    lines = []
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    y = torch.tensor([2.0, 4.0, 6.0, 8.0])
+    w1 = torch.tensor(0.05, requires_grad=True)
+    w2 = torch.tensor(1.5, requires_grad=True)
+    b = torch.tensor(0.05, requires_grad=True)
+
+    def forward(x):
+        return x ** 2 * w1 + x * w2 + b
+
+    with torch.no_grad():
+        lines.append("predict y_hat(x=5) = %r" % forward(torch.tensor(5.0)).item())
+    for epoch in range(200):
+        for x_i, y_i in zip(x, y):
+            y_hat = forward(x_i)
+            loss = (y_hat - y_i) ** 2
+            loss.backward()
+            w1.data = w1.data - 0.001 * w1.grad.data
+            w2.data = w2.data - 0.05 * w2.grad.data
+            b.data = b.data - 0.001 * b.grad.data
+            w1.grad.data.zero_()
+            w2.grad.data.zero_()
+            b.grad.data.zero_()
+        lines.append("epoch=%d loss=%r w1=%r w2=%r b=%r"
+                     % (epoch, loss.item(), w1.item(), w2.item(), b.item()))
+    with torch.no_grad():
+        lines.append("predict y_hat(x=5) = %r" % forward(torch.tensor(5.0)).item())
+    return lines
+
+
+def divsub():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([1.5, 0.25, -1, -2.5])
+    a = r.param("a", 2.0)
+    b = r.param("b", 0.5)
+    c = r.param("c", -0.25)
+    k = r.data(3)
+
+    def y_hat(x):
+        return a.t / (x + b.t) - c.t * x - -b.t / k + -(x / a.t)
+
+    def loss(x, y):
+        return (y - y_hat(x)) ** 2
+
+    r.predict("y_hat(x=2)", y_hat, x=2)
+    r.train([a, b, c], {"x": x, "y": y}, loss, epochs=30, lr=0.02)
+    r.predict("y_hat(x=2)", y_hat, x=2)
+    r.predict("y_hat(x=-1.5)", y_hat, x=-1.5)
+    return r.lines
+
+
+def powers():
+    r = Run()
+    x = r.data([0.5, 1, 1.5, 2])
+    y = r.data([1, 1.5, 3, 6])
+    a = r.param("a", 0.2)
+    b = r.param("b", 0.5)
+    c = r.param("c", 0.1)
+
+    def y_hat(x):
+        return (a.t * x ** 3 + (b.t * x) ** 2 + (x + c.t) ** -1 - x ** -1 * c.t
+                + (a.t + b.t) ** -2)
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("y_hat(x=3)", y_hat, x=3)
+    r.train([a, b, c], {"x": x, "y": y}, loss, epochs=40, lr=0.005)
+    r.predict("y_hat(x=3)", y_hat, x=3)
+    return r.lines
+
+
+def pow4():
+    r = Run()
+    x = r.data([0.3, 0.7, 1.1, 1.3])
+    y = r.data([0.1, 0.4, 1.9, 3.1])
+    w = r.param("w", 0.9)
+    v = r.param("v", 0.8)
+
+    def y_hat(x):
+        return w.t * x ** 4 + (v.t * x) ** 5
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("y_hat(x=1.7)", y_hat, x=1.7)
+    r.train([w, v], {"x": x, "y": y}, loss, epochs=30, lr=0.01)
+    r.predict("y_hat(x=1.7)", y_hat, x=1.7)
+    return r.lines
+
+
+def unary_fns():
+    r = Run()
+    x = r.data([0.5, 1.0, 1.5, 2.0])
+    y = r.data([1.2, 0.9, 1.4, 2.1])
+    a = r.param("a", 0.3)
+    b = r.param("b", -0.2)
+    c = r.param("c", 0.8)
+
+    def y_hat(x):
+        h = (torch.sigmoid(a.t * x + b.t) + torch.tanh(c.t * x)
+             - torch.relu(c.t * x - 1) + torch.pow(x, a.t) * 0.1)
+        g = (torch.exp(b.t * x) * 0.5 + torch.log(x + c.t) * 0.25
+             - torch.sqrt(torch.abs(a.t - x)) * 0.1)
+        return h + g
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("y_hat(x=1.25)", y_hat, x=1.25)
+    r.train([a, b, c], {"x": x, "y": y}, loss, epochs=50, lr=0.01)
+    r.predict("y_hat(x=1.25)", y_hat, x=1.25)
+    return r.lines
+
+
+def vector():
+    r = Run()
+    x = r.data([[1, 2], [2, 1], [3, 0.5], [0.5, 3]])
+    y = r.data([5, 4, 4, 6.5])
+    w = r.param("w", [0.1, 0.2])
+    b = r.param("b", 0.0)
+
+    def y_hat(x):
+        return (x * w.t).sum() + b.t
+
+    def dot(x):
+        return x @ w.t + b.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2 + (w.t ** 2).mean() * 0.01
+
+    r.predict("y_hat(x=[1, 1])", y_hat, x=[1, 1])
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=50, lr=0.02)
+    r.predict("y_hat(x=[1, 1])", y_hat, x=[1, 1])
+    r.predict("dot(x=[1, 1])", dot, x=[1, 1])
+    return r.lines
+
+
+def two_layer():
+    r = Run()
+    x = r.data([[0, 0], [0, 1], [1, 0], [1, 1]])
+    y = r.data([0.1, 0.8, 0.6, 0.3])
+    W = r.param("W", [[0.5, 0.2], [-0.4, 0.6], [0.3, -0.7]])
+    b = r.param("b", [0.1, -0.1, 0.05])
+    v = r.param("v", [0.7, -0.5, 0.4])
+    c = r.param("c", 0.0)
+
+    def h(x):
+        return torch.tanh(x @ W.t.T + b.t)
+
+    def out(x):
+        return h(x) @ v.t + c.t
+
+    def loss(x, y):
+        return F.mse_loss(out(x), y)
+
+    r.predict("out(x=[1, 0])", out, x=[1, 0])
+    r.train([W, b, v, c], {"x": x, "y": y}, loss, epochs=60, lr=0.2, batch=2)
+    r.predict("out(x=[1, 0])", out, x=[1, 0])
+    r.predict("out(x=[[0, 0], [0, 1], [1, 0], [1, 1]])", out,
+              x=[[0, 0], [0, 1], [1, 0], [1, 1]])
+    r.predict("h(x=[0, 1])", h, x=[0, 1])
+    return r.lines
+
+
+def batch_mse():
+    r = Run()
+    x = r.data([1, 2, 3, 4, 5])
+    y = r.data([3.1, 4.9, 7.2, 8.8, 10.4])
+    w = r.param("w", 0.5)
+    b = r.param("b", 0.0)
+
+    def y_hat(x):
+        return x * w.t + b.t
+
+    def loss(x, y):
+        return F.mse_loss(y_hat(x), y)
+
+    r.predict("y_hat(x=6)", y_hat, x=6)
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=40, lr=0.02, batch=2)
+    r.predict("y_hat(x=6)", y_hat, x=6)
+    r.predict("y_hat(x=[6, 7])", y_hat, x=[6, 7])
+    return r.lines
+
+
+def batch_all():
+    r = Run()
+    x = r.data([[1, 0.5], [2, 1.5], [3, -1], [4, 2]])
+    y = r.data([2.5, 5.5, 4, 9])
+    w = r.param("w", [0.0, 0.0])
+    b = r.param("b", 0.5)
+
+    def y_hat(x):
+        return x @ w.t + b.t
+
+    def cost(x, y):
+        return ((y_hat(x) - y) ** 2).mean()
+
+    r.train([w, b], {"x": x, "y": y}, cost, epochs=60, lr=0.05, batch="all")
+    r.predict("y_hat(x=[1, 1])", y_hat, x=[1, 1])
+    return r.lines
+
+
+def bce():
+    r = Run()
+    x = r.data([-2, -1, -0.5, 0.5, 1, 2, 3])
+    y = r.data([0, 0, 1, 0, 1, 1, 1])
+    w = r.param("w", 0.1)
+    b = r.param("b", 0.0)
+
+    def p(x):
+        return torch.sigmoid(x * w.t + b.t)
+
+    def loss(x, y):
+        return F.binary_cross_entropy(p(x), y)
+
+    r.predict("p(x=1.5)", p, x=1.5)
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=50, lr=0.1)
+    r.predict("p(x=1.5)", p, x=1.5)
+    return r.lines
+
+
+def cross_entropy():
+    r = Run()
+    x = r.data([[1, 0], [0, 1], [1, 1], [0.5, 0], [0, 0.5], [1, 0.8]])
+    y = r.data([0, 1, 2, 0, 1, 2])
+    W = r.param("W", [[0.2, -0.1, 0.0], [0.1, 0.3, -0.2]])
+    b = r.param("b", [0.0, 0.0, 0.0])
+
+    def logits(x):
+        return x @ W.t + b.t
+
+    def probs(x):
+        return torch.softmax(logits(x), dim=-1)
+
+    def logp(x):
+        return torch.log_softmax(logits(x), dim=-1)
+
+    def loss(x, y):
+        return F.cross_entropy(logits(x), y.long())
+
+    r.predict("probs(x=[1, 1])", probs, x=[1, 1])
+    r.train([W, b], {"x": x, "y": y}, loss, epochs=30, lr=0.5, batch=2)
+    r.predict("probs(x=[1, 1])", probs, x=[1, 1])
+    r.predict("logp(x=[[1, 0], [0, 1]])", logp, x=[[1, 0], [0, 1]])
+    return r.lines
+
+
+def momentum():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([3.2, 4.8, 7.3, 8.6])
+    w = r.param("w", 0.0)
+    b = r.param("b", 0.0, lr=0.02)
+
+    def y_hat(x):
+        return x * w.t + b.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=20, lr=0.01, momentum=0.9)
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    return r.lines
+
+
+def adam():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([2.3, 3.8, 6.4, 7.7])
+    w1 = r.param("w1", 0.05)
+    w2 = r.param("w2", 1.5)
+    b = r.param("b", 0.05)
+
+    def y_hat(x):
+        return x ** 2 * w1.t + x * w2.t + b.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.train([w1, w2, b], {"x": x, "y": y}, loss, epochs=30, lr=0.01, optimizer="adam")
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    return r.lines
+
+
+def adam_opts():
+    r = Run()
+    x = r.data([[1, 2], [2, 1], [3, 0.5], [0.5, 3]])
+    y = r.data([5, 4, 4, 6.5])
+    w = r.param("w", [0.1, 0.2])
+    b = r.param("b", 0.0)
+
+    def y_hat(x):
+        return x @ w.t + b.t
+
+    def loss(x, y):
+        return F.mse_loss(y_hat(x), y)
+
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=40, lr=0.05, batch=2,
+            optimizer="adam", betas=(0.8, 0.99), eps=1e-6)
+    r.predict("y_hat(x=[1, 1])", y_hat, x=[1, 1])
+    return r.lines
+
+
+def no_zero_grad():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([2, 4, 6, 8])
+    w = r.param("w", 1.0)
+    b = r.param("b", 0.0)
+
+    def y_hat(x):
+        return x * w.t + b.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=8, lr=0.002, zero_grad=False)
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    return r.lines
+
+
+def two_trains():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([2, 4, 6, 8])
+    w1 = r.param("w1", 0.05)
+    w2 = r.param("w2", 1.5)
+    b = r.param("b", 0.05)
+
+    def y_hat(x):
+        return x ** 2 * w1.t + x * w2.t + b.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    data = {"x": x, "y": y}
+    r.train([w1, w2, b], data, loss, epochs=3, lr=0.004)
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    r.train([w1, w2, b], data, loss, epochs=4, lr=0.002)
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    return r.lines
+
+
+def f64():
+    r = Run(torch.float64)
+    x = r.data([1, 2, 3, 4])
+    y = r.data([2, 4, 6, 8])
+    w1 = r.param("w1", 0.05, lr=0.001)
+    w2 = r.param("w2", 1.5, lr=0.05)
+    b = r.param("b", 0.05, lr=0.001)
+
+    def y_hat(x):
+        return x ** 2 * w1.t + x * w2.t + b.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    r.train([w1, w2, b], {"x": x, "y": y}, loss, epochs=50, lr=0.001)
+    r.predict("y_hat(x=5)", y_hat, x=5)
+    return r.lines
+
+
+def named_twice():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([1, 3, 7, 13])
+    w = r.param("w", 0.5)
+    b = r.param("b", 0.1)
+    c = r.param("c", 0.3)
+
+    def h(x):
+        return w.t * x + b.t
+
+    def y_hat(x):
+        hx = h(x)
+        return hx * c.t + hx / (x + 1)
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("h(x=2)", h, x=2)
+    r.train([w, b, c], {"x": x, "y": y}, loss, epochs=20, lr=0.01)
+    r.predict("y_hat(x=2)", y_hat, x=2)
+    return r.lines
+
+
+def grad_order():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([0.7, 1.9, 4.1, 6.2])
+    w = r.param("w", 0.3)
+    b = r.param("b", 0.2)
+    c = r.param("c", 0.7)
+
+    def y_hat(x):
+        h = w.t * x + b.t
+        return c.t * h + h * h
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.train([w, b, c], {"x": x, "y": y}, loss, epochs=20, lr=0.003)
+    r.predict("y_hat(x=2)", y_hat, x=2)
+    return r.lines
+
+
+def fn():
+    r = Run()
+    x = r.data([1, 2, 3, 4])
+    y = r.data([2, 5, 10, 17])
+    w = r.param("w", 0.5)
+    b = r.param("b", 0.5)
+
+    def sq(u):
+        return u * u
+
+    def affine(u, m, k):
+        return u * m + k
+
+    def y_hat(x):
+        return affine(sq(x), w.t, b.t)
+
+    def loss(x, y):
+        return sq(y_hat(x) - y)
+
+    r.predict("y_hat(x=3)", y_hat, x=3)
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=30, lr=0.002)
+    r.predict("y_hat(x=3)", y_hat, x=3)
+    return r.lines
+
+
+def nonfinite():
+    r = Run()
+    x = r.data([1, 2, 0, 4])
+    y = r.data([1, 1, 1, 1])
+    w = r.param("w", 2.0)
+
+    def y_hat(x):
+        return w.t / x
+
+    def z(x):
+        return -(x * w.t)
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("y_hat(x=0)", y_hat, x=0)
+    r.predict("y_hat(x=-0.0)", y_hat, x=-0.0)
+    r.predict("z(x=0)", z, x=0)
+    r.train([w], {"x": x, "y": y}, loss, epochs=2, lr=0.1)
+    r.predict("y_hat(x=1)", y_hat, x=1)
+    return r.lines
+
+
+MODELS = {f.__name__: f for f in [
+    linear, quadratic, divsub, powers, pow4, unary_fns, vector, two_layer,
+    batch_mse, batch_all, bce, cross_entropy, momentum, adam, adam_opts,
+    no_zero_grad, two_trains, f64, named_twice, grad_order, fn, nonfinite,
+]}
