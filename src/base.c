@@ -171,10 +171,18 @@ static void append_caret(bpv_buf *b, const bpv_source *src, size_t off, size_t l
     size_t shown_end = end;
     if (shown_end > start && src->text[shown_end - 1] == '\r') shown_end--;
     bpv_buf_puts(b, "    ");
-    /* control bytes other than tab would garble a terminal: show them as '?' */
-    for (size_t i = start; i < shown_end; i++) {
+    /* control bytes other than tab and invalid UTF-8 would garble a
+     * terminal: show them as '?' */
+    for (size_t i = start; i < shown_end;) {
         unsigned char ch = (unsigned char)src->text[i];
-        bpv_buf_putc(b, (ch < 0x20 && ch != '\t') || ch == 0x7f ? '?' : (char)ch);
+        size_t n = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : 4;
+        if (ch >= 0x80 && i + n <= shown_end && bpv_utf8_valid(src->text + i, n, NULL)) {
+            bpv_buf_add(b, src->text + i, n);
+            i += n;
+            continue;
+        }
+        bpv_buf_putc(b, (ch < 0x20 && ch != '\t') || ch >= 0x7f ? '?' : (char)ch);
+        i++;
     }
     bpv_buf_puts(b, "\n    ");
     for (size_t i = start; i < off; i++) {

@@ -260,67 +260,55 @@ static void fold_literals(fig *f) {
 
 /* ---- values as HTML ------------------------------------------------------------ */
 
-/* A tensor: a scalar as text, up to 6x6 as a bracketed matrix, larger ones
- * as shape and min/mean/max. */
-static void put_tensor(const fig *f, bpv_buf *b, const double *v, const bpv_shape *sh,
-                       const char *color) {
-    int64_t numel = bpv_shape_numel(sh);
-    if (sh->rank == 0) {
-        esc_num(f, b, v[0]);
-        return;
-    }
-    int64_t rows = sh->rank == 2 ? sh->dim[0] : 1, cols = sh->dim[sh->rank - 1];
-    if (numel == 0 || sh->rank > 2 || rows > MATRIX_MAX || cols > MATRIX_MAX) {
-        for (int d = 0; d < sh->rank; d++)
-            bpv_buf_printf(b, "%s%lld", d ? "×" : "", (long long)sh->dim[d]);
-        if (numel == 0) {
-            bpv_buf_puts(b, " (empty)");
-            return;
-        }
-        double lo = v[0], hi = v[0], sum = 0;
-        for (int64_t i = 0; i < numel; i++) {
-            lo = fmin(lo, v[i]);
-            hi = fmax(hi, v[i]);
-            sum += v[i];
-        }
-        bpv_buf_puts(b, ": min ");
-        esc_num(f, b, lo);
-        bpv_buf_puts(b, ", mean ");
-        esc_num(f, b, sum / (double)numel);
-        bpv_buf_puts(b, ", max ");
-        esc_num(f, b, hi);
-        return;
-    }
-    /* Brackets are the outer cells' left and right borders. */
-    bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">");
-    for (int64_t r = 0; r < rows; r++) {
-        bpv_buf_puts(b, "<TR>");
-        if (r == 0)
-            bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" BORDER=\"1\" SIDES=\"LTB\" COLOR=\"%s\" "
-                              "WIDTH=\"3\"></TD>",
-                           (long long)rows, color);
-        for (int64_t c = 0; c < cols; c++) {
-            bpv_buf_puts(b, "<TD ALIGN=\"RIGHT\">");
-            esc_num(f, b, v[r * cols + c]);
-            bpv_buf_puts(b, "</TD>");
-        }
-        if (r == 0)
-            bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" BORDER=\"1\" SIDES=\"RTB\" COLOR=\"%s\" "
-                              "WIDTH=\"3\"></TD>",
-                           (long long)rows, color);
-        bpv_buf_puts(b, "</TR>");
-    }
-    bpv_buf_puts(b, "</TABLE>");
-}
-
 static bool is_matrix(const bpv_shape *sh) {
     if (sh->rank == 0 || sh->rank > 2) return false;
     int64_t rows = sh->rank == 2 ? sh->dim[0] : 1, cols = sh->dim[sh->rank - 1];
     return rows * cols > 0 && rows <= MATRIX_MAX && cols <= MATRIX_MAX;
 }
 
-/* One row of a label table: `prefix` (raw text) then the tensor, in
- * `color` at `size` points (0: the object's own font size). */
+/* A value that is not a matrix: a scalar, or a summary of a large tensor. */
+static void put_flat(const fig *f, bpv_buf *b, const double *v, const bpv_shape *sh) {
+    int64_t numel = bpv_shape_numel(sh);
+    if (sh->rank == 0) {
+        esc_num(f, b, v[0]);
+        return;
+    }
+    for (int d = 0; d < sh->rank; d++)
+        bpv_buf_printf(b, "%s%lld", d ? "×" : "", (long long)sh->dim[d]);
+    if (numel == 0) {
+        bpv_buf_puts(b, " (empty)");
+        return;
+    }
+    double lo = v[0], hi = v[0], sum = 0;
+    for (int64_t i = 0; i < numel; i++) {
+        lo = fmin(lo, v[i]);
+        hi = fmax(hi, v[i]);
+        sum += v[i];
+    }
+    bpv_buf_puts(b, ": min ");
+    esc_num(f, b, lo);
+    bpv_buf_puts(b, ", mean ");
+    esc_num(f, b, sum / (double)numel);
+    bpv_buf_puts(b, ", max ");
+    esc_num(f, b, hi);
+}
+
+/* Raw text escaped, with '\n' as a line break. */
+static void esc_lines(bpv_buf *b, const char *raw) {
+    for (const char *nl; raw && (nl = strchr(raw, '\n')); raw = nl + 1) {
+        char *line = strndup(raw, (size_t)(nl - raw));
+        if (line) esc(b, line);
+        free(line);
+        bpv_buf_puts(b, "<BR/>");
+    }
+    esc(b, raw);
+}
+
+/* Rows of a label table. A label's rows all show tensors of one shape, so
+ * a matrix spreads over shared columns: prefix | [ | numbers... | ] . One
+ * flat table keeps Graphviz from stretching a nested matrix when another
+ * row is wider, and lines up value, gradient and update column by column.
+ * `prefix` is raw text ('\n' breaks lines); v NULL gives a text row. */
 static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
                 const bpv_shape *sh, const char *color, int size) {
     bpv_buf font;
@@ -329,27 +317,52 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
     if (size) bpv_buf_printf(&font, " POINT-SIZE=\"%d\"", size);
     bpv_buf_putc(&font, '>');
     bool has_prefix = prefix && *prefix;
-    if (!v || !is_matrix(sh)) {
-        /* Graphviz rejects an empty <FONT></FONT> */
-        if (!has_prefix && !v) bpv_buf_puts(b, "<TR><TD> </TD></TR>");
-        if (!has_prefix && !v) goto done;
-        bpv_buf_printf(b, "<TR><TD>%s", font.data);
-        esc(b, prefix);
-        if (v) put_tensor(f, b, v, sh, color);
-        bpv_buf_puts(b, "</FONT></TD></TR>");
-    } else {
-        bpv_buf_puts(b, "<TR><TD><TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" "
-                        "CELLPADDING=\"0\"><TR>");
-        if (has_prefix) {
-            bpv_buf_printf(b, "<TD>%s", font.data);
-            esc(b, prefix);
-            bpv_buf_puts(b, "</FONT></TD>");
+    bool matrix = is_matrix(sh);
+    int64_t rows = sh->rank == 2 ? sh->dim[0] : 1, cols = sh->dim[sh->rank - 1];
+    if (!v || !matrix) {
+        bpv_buf_puts(b, "<TR><TD");
+        if (matrix) bpv_buf_printf(b, " COLSPAN=\"%lld\"", (long long)cols + 3);
+        bpv_buf_putc(b, '>');
+        if (!has_prefix && !v) {
+            bpv_buf_puts(b, " </TD></TR>"); /* Graphviz rejects an empty <FONT> */
+        } else {
+            bpv_buf_puts(b, font.data);
+            esc_lines(b, prefix);
+            if (v) put_flat(f, b, v, sh);
+            bpv_buf_puts(b, "</FONT></TD></TR>");
         }
-        bpv_buf_printf(b, "<TD>%s", font.data);
-        put_tensor(f, b, v, sh, color);
-        bpv_buf_puts(b, "</FONT></TD></TR></TABLE></TD></TR>");
+        bpv_buf_free(&font);
+        return;
     }
-done:
+    /* Brackets: fixed-size empty cells with three borders; the height is
+     * estimated from the font so that extra space never stretches them. */
+    int pt = size ? size : 12;
+    int height = (int)rows * (pt * 6 / 5 + 2) - 2;
+    for (int64_t r = 0; r < rows; r++) {
+        bpv_buf_puts(b, "<TR>");
+        if (r == 0) {
+            bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" ALIGN=\"RIGHT\">", (long long)rows);
+            if (has_prefix) {
+                bpv_buf_puts(b, font.data);
+                esc_lines(b, prefix);
+                bpv_buf_puts(b, "</FONT>");
+            }
+            bpv_buf_puts(b, "</TD>");
+            bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" BORDER=\"1\" SIDES=\"LTB\" COLOR=\"%s\" "
+                              "FIXEDSIZE=\"TRUE\" WIDTH=\"4\" HEIGHT=\"%d\"></TD>",
+                           (long long)rows, color, height);
+        }
+        for (int64_t c = 0; c < cols; c++) {
+            bpv_buf_printf(b, "<TD ALIGN=\"RIGHT\">%s&#160;", font.data);
+            esc_num(f, b, v[r * cols + c]);
+            bpv_buf_printf(b, "%s</FONT></TD>", c == cols - 1 ? "&#160;" : "");
+        }
+        if (r == 0)
+            bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" BORDER=\"1\" SIDES=\"RTB\" COLOR=\"%s\" "
+                              "FIXEDSIZE=\"TRUE\" WIDTH=\"4\" HEIGHT=\"%d\"></TD>",
+                           (long long)rows, color, height);
+        bpv_buf_puts(b, "</TR>");
+    }
     bpv_buf_free(&font);
 }
 

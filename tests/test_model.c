@@ -1,0 +1,328 @@
+/* Runner: the tutorial acceptance, optimizers against torch 1.13
+ * (tests/torch/optim_reference.py), batching, shuffling, zero_grad=false,
+ * snapshots and stopping early. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+static bpv_model *load(const char *text) {
+    bpv_error *err = NULL;
+    bpv_model *m = bpv_model_load_string("t.bp", text, strlen(text), &err);
+    if (!m) fail_msg("load failed: %s", err ? err->message : "(no error)");
+    return m;
+}
+
+/* Runs m keeping `keep` (NULL: none) and returns what it printed (free it). */
+static char *run(bpv_model *m, const char *keep, int stop) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    bpv_error *err = NULL;
+    bpv_step_set *set = keep ? bpv_step_set_parse(keep, &err) : NULL;
+    bpv_run_options o = {0};
+    o.out = f;
+    o.keep = set;
+    o.stop_after_last_kept = stop;
+    int rc = bpv_model_run(m, &o, &err);
+    fclose(f);
+    bpv_step_set_free(set);
+    if (rc != BPV_OK) fail_msg("run failed: %s", err ? err->message : "");
+    return out;
+}
+
+static const char *last_line(const char *s) {
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '\n') n--;
+    while (n && s[n - 1] != '\n') n--;
+    return s + n;
+}
+
+static void test_acceptance_quadratic(void **state) {
+    (void)state;
+    bpv_error *err = NULL;
+    bpv_model *m = bpv_model_load(BPV_SOURCE_DIR "/samples/quadratic.bp", &err);
+    assert_non_null(m);
+    assert_int_equal(bpv_model_step_count(m), 800);
+    char *out = run(m, NULL, 0);
+    assert_true(strncmp(out, "predict y_hat(x=5) = 8.800000190734863\n", 39) == 0);
+    assert_non_null(strstr(out, "\nepoch=199 loss=7.842553895898163e-05 w1=0.006645866669714451 "
+                                "w2=1.955818772315979 b=0.060525789856910706\n"
+                                "predict y_hat(x=5) = 10.005765914916992\n"));
+    assert_string_equal(last_line(out), "predict y_hat(x=5) = 10.005765914916992\n");
+    free(out);
+    bpv_model_free(m);
+}
+
+static void test_linear_sample(void **state) {
+    (void)state;
+    bpv_error *err = NULL;
+    bpv_model *m = bpv_model_load(BPV_SOURCE_DIR "/samples/linear.bp", &err);
+    assert_non_null(m);
+    char *out = run(m, NULL, 0);
+    assert_true(strncmp(out, "predict y_hat(x=5) = 5.0\nepoch=0 loss=", 38) == 0);
+    free(out);
+    bpv_model_free(m);
+}
+
+/* Gradient is exactly c each step, so only the optimizer is under test;
+ * expected values printed by tests/torch/optim_reference.py. */
+#define OPT_MODEL "param w = [0.5, -1.25, 2.0, 0.1]\nconst c = [0.3, -0.7, 1.1, 0.05]\n" \
+                  "loss = sum(w * c)\n"
+
+static void check_opt(const char *train, const char *want) {
+    char text[512];
+    snprintf(text, sizeof text, "%s%s\n", OPT_MODEL, train);
+    bpv_model *m = load(text);
+    char *out = run(m, NULL, 0);
+    const char *w = strstr(last_line(out), " w=");
+    assert_non_null(w);
+    assert_string_equal(w + 3, want);
+    free(out);
+    bpv_model_free(m);
+}
+
+static void test_optimizers(void **state) {
+    (void)state;
+    check_opt("train epochs=3 lr=0.1 momentum=0.9",
+              "[0.33169999718666077, -0.8572999238967896, 1.3828999996185303, "
+              "0.07195000350475311]\n");
+    check_opt("train epochs=3 lr=0.01 optimizer=adam",
+              "[0.4700000286102295, -1.2200000286102295, 1.9700000286102295, "
+              "0.07000000774860382]\n");
+    check_opt("train epochs=5 lr=0.05 optimizer=adam beta1=0.8 beta2=0.99 eps=1e-6",
+              "[0.25000083446502686, -1.000000238418579, 1.750000238418579, "
+              "-0.14999502897262573]\n");
+    /* plain SGD: p - fl(lr) * g in float32: 0.5 - 0.1f*0.3f, twice */
+    float w = 0.5f;
+    for (int i = 0; i < 2; i++) w = w - (float)(0.1f * 0.3f);
+    bpv_model *m = load(OPT_MODEL "train epochs=2 lr=0.1\n");
+    char *out = run(m, NULL, 0);
+    assert_true(m->params[0].val[0] == (double)w);
+    free(out);
+    bpv_model_free(m);
+}
+
+static const bpv_snap_node *snode(const bpv_snapshot *s, const char *name) {
+    for (int i = 0; i < s->nnodes; i++)
+        if (s->nodes[i].name && strcmp(s->nodes[i].name, name) == 0) return &s->nodes[i];
+    fail_msg("no node %s", name);
+    return NULL;
+}
+
+static void test_batches(void **state) {
+    (void)state;
+    bpv_model *m = load("data x = [1, 2, 3, 4, 5]\nparam w = 1\n"
+                        "loss = mean((x * w - 2 * x)^2)\n"
+                        "train epochs=2 batch=2 lr=0.01\n");
+    assert_int_equal(bpv_model_step_count(m), 6);
+    char *out = run(m, "all", 0);
+    free(out);
+    assert_int_equal(m->nsnaps, 6);
+    const bpv_snapshot *s1 = m->snaps[0], *s3 = m->snaps[2], *s4 = m->snaps[3];
+    assert_int_equal(s1->nsamples, 2);
+    assert_int_equal(s1->samples[0], 0);
+    assert_int_equal(s1->samples[1], 1);
+    assert_int_equal(snode(s1, "x")->shape.rank, 1);
+    assert_int_equal(snode(s1, "x")->shape.dim[0], 2);
+    assert_true(snode(s1, "x")->value[1] == 2.0);
+    /* the last, smaller batch keeps its batch dimension */
+    assert_int_equal(s3->nsamples, 1);
+    assert_int_equal(s3->samples[0], 4);
+    assert_int_equal(snode(s3, "x")->shape.rank, 1);
+    assert_int_equal(snode(s3, "x")->shape.dim[0], 1);
+    assert_true(snode(s3, "x")->value[0] == 5.0);
+    assert_int_equal(s3->epoch, 0);
+    assert_int_equal(s4->epoch, 1);
+    assert_int_equal(s4->step, 4);
+    bpv_model_free(m);
+}
+
+static void perm_of(const bpv_snapshot *const *s, int n, int64_t *order) {
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(s[i]->nsamples, 1);
+        order[i] = s[i]->samples[0];
+    }
+}
+
+static void test_shuffle(void **state) {
+    (void)state;
+    const char *text = "data x = [1, 2, 3, 4, 5, 6, 7, 8]\nparam w = 1\nloss = (x * w - x)^2\n"
+                       "train epochs=3 shuffle=true seed=11\n";
+    bpv_model *a = load(text), *b = load(text);
+    char *oa = run(a, "all", 0), *ob = run(b, "all", 0);
+    assert_string_equal(oa, ob);
+    assert_int_equal(a->nsnaps, 24);
+    int64_t e0[8], e1[8], e0b[8];
+    perm_of((const bpv_snapshot *const *)a->snaps, 8, e0);
+    perm_of((const bpv_snapshot *const *)a->snaps + 8, 8, e1);
+    perm_of((const bpv_snapshot *const *)b->snaps, 8, e0b);
+    assert_memory_equal(e0, e0b, sizeof e0);
+    int seen[8] = {0};
+    for (int i = 0; i < 8; i++) seen[e0[i]]++;
+    for (int i = 0; i < 8; i++) assert_int_equal(seen[i], 1);
+    assert_true(memcmp(e0, e1, sizeof e0) != 0); /* a new order each epoch */
+    free(oa);
+    free(ob);
+    bpv_model_free(a);
+    bpv_model_free(b);
+}
+
+static void test_zero_grad_false(void **state) {
+    (void)state;
+    bpv_model *m = load("data x = [1, 2, 4]\nparam w = 1\nloss = x * w\n"
+                        "train epochs=1 lr=0.1 zero_grad=false\n");
+    char *out = run(m, "all", 0);
+    assert_int_equal(m->nsnaps, 3);
+    assert_true(snode(m->snaps[0], "w")->grad[0] == 1.0);
+    assert_true(snode(m->snaps[1], "w")->grad[0] == 3.0); /* 1 + 2 */
+    assert_true(snode(m->snaps[2], "w")->grad[0] == 7.0); /* 1 + 2 + 4 */
+    float w = 1.0f;
+    w = w - 0.1f * 1.0f;
+    w = w - 0.1f * 3.0f;
+    w = w - 0.1f * 7.0f;
+    assert_true(m->params[0].val[0] == (double)w);
+    free(out);
+    bpv_model_free(m);
+}
+
+static void test_snapshot_contents(void **state) {
+    (void)state;
+    bpv_error *err = NULL;
+    bpv_model *m = bpv_model_load(BPV_SOURCE_DIR "/samples/linear.bp", &err);
+    assert_non_null(m);
+    char *out = run(m, "1,6", 0);
+    free(out);
+    assert_int_equal(m->nsnaps, 2);
+    const bpv_snapshot *s = m->snaps[0];
+    assert_int_equal(s->step, 1);
+    assert_int_equal(s->epoch, 0);
+    assert_int_equal(s->nsamples, 1);
+    assert_int_equal(s->samples[0], 0);
+    assert_true(s->loss == 1.0); /* (1*1 - 2)^2 */
+    assert_int_equal(s->nnodes, 7);
+    assert_int_equal(s->nodes[s->objective].kind, BPV_NODE_OP);
+    assert_string_equal(s->nodes[s->objective].name, "loss");
+    assert_true(snode(s, "x")->value[0] == 1.0);
+    assert_null(snode(s, "x")->grad);
+    assert_true(snode(s, "y")->value[0] == 2.0);
+    assert_true(snode(s, "y_hat")->value[0] == 1.0);
+    assert_true(snode(s, "y_hat")->grad[0] == -2.0);
+    assert_true(snode(s, "w")->grad[0] == -2.0);
+    assert_true(snode(s, "loss")->grad[0] == 1.0);
+    /* edges into y_hat = x * w */
+    int yh = (int)(snode(s, "y_hat") - s->nodes);
+    int found = 0;
+    for (int e = 0; e < s->nedges; e++) {
+        const bpv_snap_edge *ed = &s->edges[e];
+        if (ed->to != yh) continue;
+        found++;
+        const char *from = s->nodes[ed->from].name;
+        if (strcmp(from, "x") == 0) {
+            assert_string_equal(ed->formula, "w");
+            assert_true(ed->local && ed->local[0] == 1.0);
+            assert_null(ed->chained);
+        } else {
+            assert_string_equal(from, "w");
+            assert_string_equal(ed->formula, "x");
+            assert_true(ed->local[0] == 1.0);
+            assert_non_null(ed->chained);
+            assert_true(ed->chained[0] == -2.0);
+        }
+    }
+    assert_int_equal(found, 2);
+    /* the edge into the power: 2·(y_hat − y)... named after the input */
+    for (int e = 0; e < s->nedges; e++)
+        if (s->edges[e].to == s->objective && s->edges[e].slot == 0)
+            assert_non_null(strstr(s->edges[e].formula, "2"));
+    assert_int_equal(s->nparams, 1);
+    assert_string_equal(s->params[0].name, "w");
+    assert_true(s->params[0].after[0] == (double)(1.0f - 0.01f * -2.0f));
+    assert_int_equal(m->snaps[1]->step, 6);
+    assert_int_equal(m->snaps[1]->epoch, 1);
+    assert_int_equal(m->snaps[1]->samples[0], 1);
+    bpv_model_free(m);
+}
+
+static void test_stop_early_and_continue(void **state) {
+    (void)state;
+    const char *text = "data x = [1, 2]\nparam w = 1\nloss = (x * w - 2)^2\n"
+                       "train epochs=3 lr=0.01\ntrain epochs=2 lr=0.01\npredict w()\n";
+    bpv_model *m = load(text);
+    assert_int_equal(bpv_model_step_count(m), 10);
+    char *out = run(m, "3", 1);
+    assert_int_equal(m->step, 3);
+    assert_int_equal(m->nsnaps, 1);
+    free(out);
+    bpv_model_free(m);
+    m = load(text);
+    out = run(m, "8", 0);
+    assert_int_equal(m->step, 10);
+    assert_int_equal(m->snaps[0]->epoch, 3); /* epochs keep counting */
+    assert_non_null(strstr(out, "\nepoch=4 loss="));
+    assert_non_null(strstr(out, "\npredict w() = "));
+    free(out);
+    bpv_model_free(m);
+}
+
+static void test_predict_tensors(void **state) {
+    (void)state;
+    bpv_model *m = load("data x = [[1, 2], [3, 4]]\nparam W = [[0.5, -0.4], [0.3, 0.8]]\n"
+                        "h = x @ W\npredict W()\npredict h(x=[1, 0])\n"
+                        "predict h(x = [[1, 0], [0, 1]])   # a batch\n");
+    char *out = run(m, NULL, 0);
+    assert_string_equal(out, "predict W() = [[0.5, -0.4000000059604645], [0.30000001192092896, "
+                             "0.800000011920929]]\n"
+                             "predict h(x=[1, 0]) = [0.5, -0.4000000059604645]\n"
+                             "predict h(x = [[1, 0], [0, 1]]) = [[0.5, -0.4000000059604645], "
+                             "[0.30000001192092896, 0.800000011920929]]\n");
+    free(out);
+    bpv_model_free(m);
+}
+
+static void test_csv(void **state) {
+    (void)state;
+    const char *dir = "/tmp";
+    char path[256], bp[256];
+    snprintf(path, sizeof path, "%s/bpv_test_model.csv", dir);
+    FILE *f = fopen(path, "w");
+    fputs("a,b,c\n1,2,3\n4,5,6\r\n7,8,9\n\n", f);
+    fclose(f);
+    snprintf(bp, sizeof bp, "%s/t.bp", dir);
+    const char *text = "data x = csv(\"bpv_test_model.csv\", 0:2)\n"
+                       "data y = csv(\"bpv_test_model.csv\", 2)\n";
+    bpv_error *err = NULL;
+    bpv_model *m = bpv_model_load_string(bp, text, strlen(text), &err);
+    if (!m) fail_msg("%s", err->message);
+    assert_int_equal(m->data[0].nsamples, 3);
+    assert_int_equal(m->data[0].sample.rank, 1);
+    assert_int_equal(m->data[0].sample.dim[0], 2);
+    assert_true(m->data[0].values[5] == 8.0);
+    assert_int_equal(m->data[1].sample.rank, 0);
+    assert_true(m->data[1].values[2] == 9.0);
+    bpv_model_free(m);
+    remove(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_acceptance_quadratic),
+        cmocka_unit_test(test_linear_sample),
+        cmocka_unit_test(test_optimizers),
+        cmocka_unit_test(test_batches),
+        cmocka_unit_test(test_shuffle),
+        cmocka_unit_test(test_zero_grad_false),
+        cmocka_unit_test(test_snapshot_contents),
+        cmocka_unit_test(test_stop_early_and_continue),
+        cmocka_unit_test(test_predict_tensors),
+        cmocka_unit_test(test_csv),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
