@@ -573,22 +573,21 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
         bpv_buf_puts(&p, " = ");
         if (top) {
             bpv_buf_puts(&p, str(&formula));
-            if (!scalar) {
-                row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
-                p.len = 0;
-            }
-            bpv_buf_puts(&p, " = ");
+            /* a matrix follows on the right of both lines */
+            bpv_buf_puts(&p, scalar ? " = " : "\n= ");
         } else {
             partial(f, &p, -1, e->to);
             bpv_buf_puts(&p, " · ");
             partial(f, &p, e->to, e->from);
-            row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
-            p.len = 0;
-            bpv_buf_puts(&p, "= ");
             if (scalar) {
+                row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
+                p.len = 0;
+                bpv_buf_puts(&p, "= ");
                 bpv_buf_printf(&p, "%s · %s = ", str(&upv), str(&formula));
                 if (loc.len && strcmp(str(&loc), str(&formula)) != 0)
                     bpv_buf_printf(&p, "%s · %s = ", str(&upv), str(&loc));
+            } else {
+                bpv_buf_puts(&p, "\n= ");
             }
         }
         bpv_buf_free(&formula);

@@ -487,6 +487,10 @@ static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err
     p->m = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
     p->v = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
     if (!p->grad || !p->m || !p->v) return oom(err);
+    /* torch's .grad starts as None and the first backward stores its result
+     * as is; -0.0 + g == g for every g (a -0.0 gradient included), which
+     * plain zeroes would turn into +0.0 */
+    for (int64_t q = 0; q < p->numel; q++) p->grad[q] = -0.0;
     m->nparams++;
     return true;
 }
@@ -1058,7 +1062,9 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                            (size_t)sn * sizeof *dst);
             }
             bpv_graph_forward(g);
-            if (t->zero_grad)
+            /* the tutorial zeroes .grad after each update, i.e. from the
+             * second backward on; before the first it is still None */
+            if (t->zero_grad && m->step > 0)
                 for (int k = 0; k < nps; k++) {
                     bpv_param *p = &m->params[ps[k].ref];
                     for (int64_t q = 0; q < p->numel; q++) p->grad[q] = 0.0;
