@@ -293,15 +293,23 @@ static void put_flat(const fig *f, bpv_buf *b, const double *v, const bpv_shape 
     esc_num(f, b, hi);
 }
 
-/* Raw text escaped, with '\n' as a line break. */
-static void esc_lines(bpv_buf *b, const char *raw) {
-    for (const char *nl; raw && (nl = strchr(raw, '\n')); raw = nl + 1) {
-        char *line = strndup(raw, (size_t)(nl - raw));
-        if (line) esc(b, line);
-        free(line);
+/* Raw text escaped, with '\n' as a line break and `slack` no-break spaces
+ * after each line. */
+static void esc_lines(bpv_buf *b, const char *raw, size_t slack) {
+    for (;;) {
+        const char *nl = raw ? strchr(raw, '\n') : NULL;
+        if (nl) {
+            char *line = strndup(raw, (size_t)(nl - raw));
+            if (line) esc(b, line);
+            free(line);
+        } else {
+            esc(b, raw);
+        }
+        for (size_t k = 0; k < slack; k++) bpv_buf_puts(b, "&#160;");
+        if (!nl) return;
         bpv_buf_puts(b, "<BR/>");
+        raw = nl + 1;
     }
-    esc(b, raw);
 }
 
 /* Rows of a label table. A label's rows all show tensors of one shape, so
@@ -327,7 +335,7 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
             bpv_buf_puts(b, " </TD></TR>"); /* Graphviz rejects an empty <FONT> */
         } else {
             bpv_buf_puts(b, font.data);
-            esc_lines(b, prefix);
+            esc_lines(b, prefix, 0);
             if (v) put_flat(f, b, v, sh);
             bpv_buf_puts(b, "</FONT></TD></TR>");
         }
@@ -343,8 +351,15 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
         if (r == 0) {
             bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" ALIGN=\"RIGHT\">", (long long)rows);
             if (has_prefix) {
+                /* a space of slack: renderers draw some glyphs (∂, ₁) a
+                 * little wider than Graphviz measured them */
+                size_t longest = 0, cur = 0;
+                for (const char *q = prefix; *q; q++) {
+                    if (*q == '\n') cur = 0;
+                    else if (((unsigned char)*q & 0xc0) != 0x80 && ++cur > longest) longest = cur;
+                }
                 bpv_buf_puts(b, font.data);
-                esc_lines(b, prefix);
+                esc_lines(b, prefix, 1 + longest / 16);
                 bpv_buf_puts(b, "</FONT>");
             }
             bpv_buf_puts(b, "</TD>");
@@ -353,9 +368,10 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
                            (long long)rows, color, height);
         }
         for (int64_t c = 0; c < cols; c++) {
-            bpv_buf_printf(b, "<TD ALIGN=\"RIGHT\">%s&#160;", font.data);
+            /* thin spaces: a gap between columns and inside the brackets */
+            bpv_buf_printf(b, "<TD ALIGN=\"RIGHT\">%s&#8201;", font.data);
             esc_num(f, b, v[r * cols + c]);
-            bpv_buf_printf(b, "%s</FONT></TD>", c == cols - 1 ? "&#160;" : "");
+            bpv_buf_puts(b, "&#8201;</FONT></TD>");
         }
         if (r == 0)
             bpv_buf_printf(b, "<TD ROWSPAN=\"%lld\" BORDER=\"1\" SIDES=\"RTB\" COLOR=\"%s\" "
@@ -651,9 +667,10 @@ static void caption(const fig *f, bpv_buf *b) {
     }
     bpv_buf_printf(&raw, " · %s = ", f->L);
     num(f, &raw, s->loss);
-    bpv_buf_puts(b, "<FONT POINT-SIZE=\"14\">");
+    /* padding keeps the caption clear of the lowest node */
+    bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLPADDING=\"8\"><TR><TD><FONT POINT-SIZE=\"14\">");
     esc(b, raw.data);
-    bpv_buf_puts(b, "</FONT>");
+    bpv_buf_puts(b, "</FONT></TD></TR></TABLE>");
     bpv_buf_free(&raw);
 }
 
@@ -731,8 +748,9 @@ static void build(fig *f) {
         snprintf(id, sizeof id, "out%d", i);
         Agnode_t *sink = agnode(g, id, 1);
         agxset(sink, f->n_shape, S("none"));
-        agxset(sink, f->n_width, S("0.1"));
-        agxset(sink, f->n_height, S("0.6"));
+        /* long across the flow, so the two arrows arrive apart */
+        agxset(sink, f->n_width, S(f->o->rankdir_tb ? "0.8" : "0.1"));
+        agxset(sink, f->n_height, S(f->o->rankdir_tb ? "0.1" : "0.6"));
         agxset(sink, f->n_periph, S("0"));
         snprintf(id, sizeof id, "f_out%d", i);
         Agedge_t *fe = agedge(g, f->gv[i], sink, id, 1);
