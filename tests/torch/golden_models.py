@@ -505,3 +505,50 @@ MODELS = {f.__name__: f for f in [
     batch_mse, batch_all, bce, cross_entropy, momentum, adam, adam_opts,
     no_zero_grad, two_trains, f64, named_twice, grad_order, fn, nonfinite,
 ]}
+
+
+def csv_data():
+    import csv
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "..", "golden", "csv_data.csv")
+    with open(path) as f:
+        rows = [[float(v) for v in row] for row in list(csv.reader(f))[1:]]
+    r = Run()
+    x = r.data([row[0:2] for row in rows])
+    y = r.data([row[2] for row in rows])
+    w = r.param("w", [0.1, 0.1])
+    b = r.param("b", 0.0)
+
+    def y_hat(x):
+        return (x * w.t).sum() + b.t
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=20, lr=0.02)
+    r.predict("y_hat(x=[1, 1])", y_hat, x=[1, 1])
+    return r.lines
+
+
+def precedence():
+    r = Run()
+    x = r.data([0.5, 1, 1.5, 2])
+    y = r.data([-0.2, 1.1, 2.9, 5.2])
+    w = r.param("w", 0.3)
+    b = r.param("b", 0.1)
+
+    def y_hat(x):
+        # 2^3^2 = 2^(3^2) = 512, a number in the expression
+        return -x ** 2 * w.t + 512 / 256 * b.t * x ** 2 - -w.t * x ** 3 / 4
+
+    def loss(x, y):
+        return (y_hat(x) - y) ** 2
+
+    r.predict("y_hat(x=1.5)", y_hat, x=1.5)
+    r.train([w, b], {"x": x, "y": y}, loss, epochs=15, lr=0.01)
+    r.predict("y_hat(x=1.5)", y_hat, x=1.5)
+    return r.lines
+
+
+MODELS.update({f.__name__: f for f in [csv_data, precedence]})
