@@ -70,9 +70,10 @@ typedef struct bpv_program {
     int nstmts;
 } bpv_program;
 
-/* Maximum nesting of parentheses/brackets/unary operators the parser
- * accepts; deeper input gets a located error instead of exhausting the
- * stack. */
+/* Default maximum nesting of parentheses/brackets/unary operators the
+ * parser accepts; deeper input gets a located error instead of exhausting
+ * the stack. The limit in force is bpv_limits_get()->nesting (environment
+ * variable BPV_MAX_NESTING, at most BPV_NESTING_CEILING). */
 #define BPV_MAX_NESTING 200
 
 /* Parses the whole source. Returns false with a located error in *err on the

@@ -161,6 +161,9 @@ void bpv_source_locate(const bpv_source *src, size_t off, int *line, int *col) {
     *col = c;
 }
 
+/* Characters shown either side of the spot on a long line. */
+#define CARET_WINDOW 100
+
 /* Appends the source line holding `off` and a caret line under it. Tabs are
  * kept in the caret line so the caret lines up in any terminal. */
 static void append_caret(bpv_buf *b, const bpv_source *src, size_t off, size_t len) {
@@ -170,7 +173,21 @@ static void append_caret(bpv_buf *b, const bpv_source *src, size_t off, size_t l
     while (end < src->len && src->text[end] != '\n') end++;
     size_t shown_end = end;
     if (shown_end > start && src->text[shown_end - 1] == '\r') shown_end--;
-    bpv_buf_puts(b, "    ");
+    /* a long line shows a window around the spot, cut at character starts */
+    bool cut_left = false, cut_right = false;
+    if (shown_end - start > 2 * CARET_WINDOW) {
+        if (off > start + CARET_WINDOW) {
+            start = off - CARET_WINDOW;
+            while (start < off && utf8_cont((unsigned char)src->text[start])) start++;
+            cut_left = true;
+        }
+        if (shown_end > off + CARET_WINDOW) {
+            shown_end = off + CARET_WINDOW;
+            while (shown_end > off && utf8_cont((unsigned char)src->text[shown_end])) shown_end--;
+            cut_right = true;
+        }
+    }
+    bpv_buf_puts(b, cut_left ? "    ..." : "    ");
     /* control bytes other than tab and invalid UTF-8 would garble a
      * terminal: show them as '?' */
     for (size_t i = start; i < shown_end;) {
@@ -184,7 +201,8 @@ static void append_caret(bpv_buf *b, const bpv_source *src, size_t off, size_t l
         bpv_buf_putc(b, (ch < 0x20 && ch != '\t') || ch >= 0x7f ? '?' : (char)ch);
         i++;
     }
-    bpv_buf_puts(b, "\n    ");
+    if (cut_right) bpv_buf_puts(b, "...");
+    bpv_buf_puts(b, cut_left ? "\n       " : "\n    ");
     for (size_t i = start; i < off; i++) {
         unsigned char ch = (unsigned char)src->text[i];
         if (ch == '\t') bpv_buf_putc(b, '\t');
@@ -196,6 +214,24 @@ static void append_caret(bpv_buf *b, const bpv_source *src, size_t off, size_t l
     for (size_t i = off + 1; i < stop; i++)
         if (!utf8_cont((unsigned char)src->text[i])) bpv_buf_putc(b, '~');
     bpv_buf_putc(b, '\n');
+}
+
+/* Appends message text that may quote what a user wrote (file names, CSV
+ * cells): valid UTF-8, tabs and line ends are kept; other control bytes
+ * (a terminal's escape sequences) and invalid UTF-8 show as '?', so a
+ * message is always valid UTF-8 and safe to print. */
+static void append_clean(bpv_buf *b, const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = (unsigned char)s[i];
+        size_t k = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : 4;
+        if (ch >= 0x80 && i + k <= n && bpv_utf8_valid(s + i, k, NULL)) {
+            bpv_buf_add(b, s + i, k);
+            i += k;
+            continue;
+        }
+        bpv_buf_putc(b, (ch < 0x20 && ch != '\t' && ch != '\n') || ch >= 0x7f ? '?' : (char)ch);
+        i++;
+    }
 }
 
 static bpv_error *error_make(int status, char *msg) {
@@ -213,26 +249,32 @@ bpv_error *bpv_error_at(const bpv_source *src, size_t off, size_t len, int statu
                         const char *fmt, ...) {
     int line, col;
     bpv_source_locate(src, off, &line, &col);
-    bpv_buf b;
+    bpv_buf b, raw;
     bpv_buf_init(&b);
-    bpv_buf_printf(&b, "%s:%d:%d: error: ", src->name, line, col);
+    bpv_buf_init(&raw);
+    bpv_buf_printf(&raw, "%s:%d:%d: error: ", src->name, line, col);
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    buf_vprintf(&raw, fmt, ap);
     va_end(ap);
+    append_clean(&b, raw.data, raw.len);
+    bpv_buf_free(&raw);
     bpv_buf_putc(&b, '\n');
     append_caret(&b, src, off, len);
     return error_make(status, bpv_buf_take(&b));
 }
 
 bpv_error *bpv_error_new(int status, const char *fmt, ...) {
-    bpv_buf b;
+    bpv_buf b, raw;
     bpv_buf_init(&b);
+    bpv_buf_init(&raw);
     bpv_buf_puts(&b, "bpviz: error: ");
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    buf_vprintf(&raw, fmt, ap);
     va_end(ap);
+    append_clean(&b, raw.data, raw.len);
+    bpv_buf_free(&raw);
     bpv_buf_putc(&b, '\n');
     return error_make(status, bpv_buf_take(&b));
 }
@@ -425,4 +467,71 @@ char *bpv_fmt_repr_s(char *buf, double v) {
 void bpv_fmt_repr(bpv_buf *b, double v) {
     char tmp[40];
     bpv_buf_puts(b, bpv_fmt_repr_s(tmp, v));
+}
+
+/* ---- resource limits ------------------------------------------------------- */
+
+static const struct limit_def {
+    const char *env;
+    unsigned long long def, min, max, unit; /* value = env * unit */
+} limit_defs[] = {
+    {"BPV_MAX_TENSOR_ELEMS", 1ull << 26, 1, 1ull << 40, 1},
+    {"BPV_MAX_MODEL_MB", 4096, 1, 1ull << 24, 1ull << 20},
+    {"BPV_MAX_NODES", 1000000, 1, 100000000, 1},
+    {"BPV_MAX_NESTING", 200, 1, BPV_NESTING_CEILING, 1},
+    {"BPV_MAX_LINE_BYTES", 1ull << 20, 80, 1ull << 30, 1},
+    {"BPV_MAX_KEPT_STEPS", 10000, 1, 1ull << 31, 1},
+    {"BPV_MAX_CSV_MB", 256, 1, 1ull << 24, 1ull << 20},
+    {"BPV_MAX_SOURCE_MB", 16, 1, 1ull << 12, 1ull << 20},
+};
+enum { NLIMITS = sizeof limit_defs / sizeof limit_defs[0] };
+
+static bpv_limits limits;
+static int limits_bad = -1; /* index of the first bad variable, or -1 */
+static bool limits_read;
+
+/* A whole decimal number in [min, max] with nothing else around it. */
+static bool limit_parse(const char *s, unsigned long long min, unsigned long long max,
+                        unsigned long long *out) {
+    if (!s || *s < '0' || *s > '9') return false;
+    unsigned long long v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (max - (unsigned)(*s - '0')) / 10) return false;
+        v = v * 10 + (unsigned)(*s - '0');
+    }
+    if (v < min) return false;
+    *out = v;
+    return true;
+}
+
+const bpv_limits *bpv_limits_get(void) {
+    if (limits_read) return &limits;
+    unsigned long long v[NLIMITS];
+    for (int i = 0; i < NLIMITS; i++) {
+        const char *env = getenv(limit_defs[i].env);
+        v[i] = limit_defs[i].def;
+        if (env && *env && !limit_parse(env, limit_defs[i].min, limit_defs[i].max, &v[i])) {
+            v[i] = limit_defs[i].def;
+            if (limits_bad < 0) limits_bad = i;
+        }
+        v[i] *= limit_defs[i].unit;
+    }
+    limits.tensor_elems = (int64_t)v[0];
+    limits.model_bytes = (size_t)v[1];
+    limits.nodes = (int)v[2];
+    limits.nesting = (int)v[3];
+    limits.line_bytes = (size_t)v[4];
+    limits.kept_steps = (long)v[5];
+    limits.csv_bytes = (size_t)v[6];
+    limits.source_bytes = (size_t)v[7];
+    limits_read = true;
+    return &limits;
+}
+
+bpv_error *bpv_limits_error(void) {
+    bpv_limits_get();
+    if (limits_bad < 0) return NULL;
+    const struct limit_def *d = &limit_defs[limits_bad];
+    return bpv_error_new(BPV_ERR_MODEL, "%s must be a whole number from %llu to %llu, not '%s'",
+                         d->env, d->min, d->max, getenv(d->env));
 }

@@ -80,6 +80,32 @@ bool bpv_utf8_valid(const char *s, size_t len, size_t *bad_off);
  * close enough to suggest. */
 const char *bpv_closest(const char *name, const char *const *known, size_t n);
 
+/* ---- resource limits ---------------------------------------------------- */
+/* Every input-driven size bpviz accepts has a limit, so that no file can make
+ * it allocate without bound. Each has a default and an environment variable
+ * that overrides it (docs/language.md, "Limits"). Values are read once, on
+ * first use. */
+typedef struct bpv_limits {
+    int64_t tensor_elems; /* BPV_MAX_TENSOR_ELEMS: elements of one tensor */
+    size_t model_bytes;   /* BPV_MAX_MODEL_MB: memory of one model (bytes) */
+    int nodes;            /* BPV_MAX_NODES: nodes of one compiled graph */
+    int nesting;          /* BPV_MAX_NESTING: brackets/unary/^ nesting depth */
+    size_t line_bytes;    /* BPV_MAX_LINE_BYTES: bytes in one source line */
+    long kept_steps;      /* BPV_MAX_KEPT_STEPS: snapshots kept in memory */
+    size_t csv_bytes;     /* BPV_MAX_CSV_MB: size of one CSV file (bytes) */
+    size_t source_bytes;  /* BPV_MAX_SOURCE_MB: size of a model file (bytes) */
+} bpv_limits;
+
+/* Hard ceiling of BPV_MAX_NESTING: the parser and compiler recurse once per
+ * level, and this many levels fit any thread's stack. */
+#define BPV_NESTING_CEILING 1000
+
+/* The limits in force: defaults, overridden by valid environment values. */
+const bpv_limits *bpv_limits_get(void);
+/* An error (status 2) naming the first environment variable whose value is
+ * not a valid limit, or NULL when all are valid. */
+bpv_error *bpv_limits_error(void);
+
 /* ---- numbers ----------------------------------------------------------- */
 /* Formats v the way Python's repr() formats a float: shortest text that
  * reads back to the same double, "1.0", "0.1", "1e-05", "1e+16", "nan",

@@ -15,10 +15,10 @@
 #define BPV_VERSION_STRING "0.0.0"
 #endif
 
-/* A model file larger than this is refused before it is read: models are
- * small programs, and a huge file is a mistake (a data file passed by
- * accident) rather than a model. */
-#define BPV_MAX_SOURCE_BYTES ((size_t)16 << 20)
+/* A model file larger than this (default 16 MiB, BPV_MAX_SOURCE_MB) is
+ * refused before it is read: models are small programs, and a huge file is
+ * a mistake (a data file passed by accident) rather than a model. */
+#define BPV_MAX_SOURCE_BYTES (bpv_limits_get()->source_bytes)
 
 const char *bpv_version(void) { return BPV_VERSION_STRING; }
 
@@ -54,6 +54,11 @@ static char *read_stream(FILE *f, size_t *len, bool *too_big) {
 }
 
 bpv_model *bpv_model_load(const char *path, bpv_error **err) {
+    bpv_error *lim = bpv_limits_error();
+    if (lim) {
+        bpv_error_set(err, lim);
+        return NULL;
+    }
     bool is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) {
@@ -78,7 +83,7 @@ bpv_model *bpv_model_load(const char *path, bpv_error **err) {
         if (too_big)
             bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
                                              "model '%s' is larger than %zu MiB; is it really a "
-                                             "model file?",
+                                             "model file? (BPV_MAX_SOURCE_MB)",
                                              path, BPV_MAX_SOURCE_BYTES >> 20));
         else
             bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot read model '%s': %s", path,
@@ -92,6 +97,18 @@ bpv_model *bpv_model_load(const char *path, bpv_error **err) {
 
 bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
                                  bpv_error **err) {
+    bpv_error *lim = bpv_limits_error();
+    if (lim) {
+        bpv_error_set(err, lim);
+        return NULL;
+    }
+    if (len > BPV_MAX_SOURCE_BYTES) {
+        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                         "model '%s' is larger than %zu MiB; is it really a "
+                                         "model file? (BPV_MAX_SOURCE_MB)",
+                                         name, BPV_MAX_SOURCE_BYTES >> 20));
+        return NULL;
+    }
     bpv_arena *a = bpv_arena_new();
     bpv_model *m = a ? bpv_arena_alloc(a, sizeof *m) : NULL;
     char *copy = m ? bpv_arena_alloc(a, len + 1) : NULL;
@@ -134,10 +151,22 @@ int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "a model can be run only once"));
     m->ran = true;
     bpv_run_options none = {0};
-    return bpv_model_exec(m, opts ? opts : &none, err);
+    if (!opts) opts = &none;
+    /* every kept step is a copy of the graph: bound how many stay in memory */
+    long kept = opts->keep ? bpv_step_set_count(opts->keep, m->total_steps) : 0;
+    long max_kept = bpv_limits_get()->kept_steps;
+    if (kept > max_kept)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                "the step selection keeps %ld steps in memory; "
+                                                "the limit is %ld (BPV_MAX_KEPT_STEPS): select "
+                                                "fewer, like A-B/K",
+                                                kept, max_kept));
+    return bpv_model_exec(m, opts, err);
 }
 
 long bpv_model_step_count(const bpv_model *m) { return m->total_steps; }
+
+long bpv_model_nonfinite_step(const bpv_model *m) { return m->nf_step; }
 
 size_t bpv_model_snapshot_count(const bpv_model *m) { return m->nsnaps; }
 
@@ -149,7 +178,8 @@ long bpv_snapshot_step(const bpv_snapshot *s) { return s->step; }
 
 /* ---- exporting ------------------------------------------------------------- */
 
-static const char *const format_names[BPV_FORMAT_COUNT] = {"dot", "svg", "png", "pdf", "json"};
+static const char *const format_names[BPV_FORMAT_COUNT] = {"dot", "svg",  "png",
+                                                           "pdf", "json", "html"};
 
 int bpv_format_from_name(const char *name) {
     if (strcasecmp(name, "gv") == 0) return BPV_FORMAT_DOT;
@@ -175,6 +205,23 @@ int bpv_export(const bpv_model *m, const bpv_snapshot *const *snaps, size_t n, b
         *out_len = b.len;
         *out = bpv_buf_take(&b);
         return BPV_OK;
+    }
+    if (fmt == BPV_FORMAT_HTML) {
+        bpv_figure_options dflt;
+        if (!fig) bpv_figure_options_init(&dflt);
+        bpv_buf b;
+        bpv_buf_init(&b);
+        int rc = bpv_export_player(snaps, n, fig ? fig : &dflt, &b, err);
+        *out_len = b.len;
+        *out = bpv_buf_take(&b);
+        if (rc == BPV_OK && !*out)
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        if (rc != BPV_OK) {
+            free(*out);
+            *out = NULL;
+            *out_len = 0;
+        }
+        return rc;
     }
     if ((unsigned)fmt >= BPV_FORMAT_COUNT)
         return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "unknown output format"));
@@ -256,6 +303,88 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
 
 /* ---- the whole job --------------------------------------------------------- */
 
+/* An output name may hold one "%d" (or "%0Nd"), the step number: one file
+ * per step. Returns how many it holds; "%%" then stands for '%'. */
+static int step_patterns(const char *path) {
+    int count = 0;
+    for (const char *p = path; *p; p++) {
+        if (*p != '%') continue;
+        if (p[1] == '%') {
+            p++;
+            continue;
+        }
+        const char *q = p + 1;
+        if (*q == '0')
+            while (*q >= '0' && *q <= '9' && q - p < 4) q++;
+        if (*q == 'd') count++;
+    }
+    return count;
+}
+
+/* The name with its step pattern filled in; malloc'd, NULL when out of
+ * memory. */
+static char *step_path(const char *path, long step) {
+    bpv_buf b;
+    bpv_buf_init(&b);
+    for (const char *p = path; *p; p++) {
+        const char *q = p + 1;
+        if (*p == '%' && p[1] == '%') {
+            bpv_buf_putc(&b, '%');
+            p++;
+            continue;
+        }
+        int width = 0;
+        if (*p == '%' && *q == '0')
+            while (*q >= '0' && *q <= '9' && q - p < 4) width = width * 10 + (*q++ - '0');
+        if (*p == '%' && *q == 'd') {
+            bpv_buf_printf(&b, "%0*ld", width, step);
+            p = q;
+        } else {
+            bpv_buf_putc(&b, *p);
+        }
+    }
+    return bpv_buf_take(&b);
+}
+
+/* Exports the run's snapshots into `output`: all of them in one JSON trace
+ * or HTML player, or one file per step when the name holds "%d". */
+static int write_selection(const bpv_model *m, const char *output, int fmt, const char *spec,
+                           const bpv_figure_options *fig, bpv_error **err) {
+    size_t n = bpv_model_snapshot_count(m);
+    int patterns = step_patterns(output);
+    if (patterns > 1)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                "the output name '%s' holds more than one %%d; "
+                                                "it takes one, for the step number",
+                                                output));
+    if (patterns == 0 && n > 1 && fmt != BPV_FORMAT_JSON && fmt != BPV_FORMAT_HTML)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                "a figure shows one step, but '%s' selects %zu; "
+                                                "put %%d in the name for one file per step "
+                                                "(-o 'step%%d.svg'), or write them all to one "
+                                                ".html player or .json trace",
+                                                spec, n));
+    const bpv_snapshot **snaps = malloc((n ? n : 1) * sizeof *snaps);
+    if (!snaps) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    for (size_t i = 0; i < n; i++) snaps[i] = bpv_model_snapshot(m, i);
+    int rc = BPV_OK;
+    /* one document, or one per step */
+    size_t docs = patterns ? n : 1, per_doc = patterns ? 1 : n;
+    for (size_t d = 0; d < docs && rc == BPV_OK; d++) {
+        char *data = NULL, *path = NULL;
+        size_t len = 0;
+        if (patterns && !(path = step_path(output, bpv_snapshot_step(snaps[d]))))
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        if (rc == BPV_OK)
+            rc = bpv_export(m, snaps + d, per_doc, (bpv_format)fmt, fig, &data, &len, err);
+        if (rc == BPV_OK) rc = bpv_file_write_atomic(path ? path : output, data, len, err);
+        free(data);
+        free(path);
+    }
+    free(snaps);
+    return rc;
+}
+
 void bpv_render_options_init(bpv_render_options *o) {
     memset(o, 0, sizeof *o);
     o->format = -1;
@@ -272,14 +401,16 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
             return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
                                                     "cannot tell the format of '%s' from its "
                                                     "extension%s%s%s; use .dot, .gv, .svg, .png, "
-                                                    ".pdf or .json, or -T FORMAT",
+                                                    ".pdf, .json or .html, or -T FORMAT",
                                                     output, dot ? " '" : "", dot ? dot : "",
                                                     dot ? "'" : ""));
         }
     }
     const char *spec = o->steps ? o->steps : "1";
-    bpv_step_set *keep = bpv_step_set_parse(spec, err);
-    if (!keep) return BPV_ERR_MODEL;
+    /* first-nonfinite: the step is found while training (check.c) */
+    bool first_nf = strcmp(spec, "first-nonfinite") == 0;
+    bpv_step_set *keep = first_nf ? NULL : bpv_step_set_parse(spec, err);
+    if (!keep && !first_nf) return BPV_ERR_MODEL;
     bpv_model *m = bpv_model_load(o->model, err);
     if (!m) {
         bpv_step_set_free(keep);
@@ -287,7 +418,8 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
     }
     int rc = BPV_OK;
     long total = bpv_model_step_count(m);
-    long first = bpv_step_set_min(keep, total), last = bpv_step_set_max(keep, total);
+    long first = keep ? bpv_step_set_min(keep, total) : 0;
+    long last = keep ? bpv_step_set_max(keep, total) : 0;
 
     if (total == 0) {
         rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
@@ -303,29 +435,19 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
     if (rc == BPV_OK) {
         bpv_run_options ro = {0};
         ro.keep = keep;
-        ro.stop_after_last_kept = 1;
+        ro.stop_after_last_kept = !first_nf;
+        ro.keep_first_nonfinite = first_nf;
+        ro.gradcheck = o->gradcheck;
+        ro.on_progress = o->on_progress;
+        ro.progress_user = o->progress_user;
         rc = bpv_model_run(m, &ro, err);
     }
-    size_t n = bpv_model_snapshot_count(m);
-    if (rc == BPV_OK && fmt != BPV_FORMAT_JSON && n > 1)
+    if (rc == BPV_OK && first_nf && bpv_model_snapshot_count(m) == 0)
         rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
-                                              "a figure shows one step, but '%s' selects %zu; "
-                                              "use --step N, or -T json for several",
-                                              spec, n));
-    char *data = NULL;
-    size_t len = 0;
-    if (rc == BPV_OK) {
-        const bpv_snapshot **snaps = malloc((n ? n : 1) * sizeof *snaps);
-        if (!snaps) {
-            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
-        } else {
-            for (size_t i = 0; i < n; i++) snaps[i] = bpv_model_snapshot(m, i);
-            rc = bpv_export(m, snaps, n, (bpv_format)fmt, &o->figure, &data, &len, err);
-            free(snaps);
-        }
-    }
-    if (rc == BPV_OK) rc = bpv_file_write_atomic(output, data, len, err);
-    free(data);
+                                              "no value or gradient became NaN or infinite in "
+                                              "the model's %ld training steps",
+                                              total));
+    if (rc == BPV_OK) rc = write_selection(m, output, fmt, spec, &o->figure, err);
     bpv_model_free(m);
     bpv_step_set_free(keep);
     return rc;

@@ -223,7 +223,7 @@ bool bpv_const_eval(bpv_model *m, const bpv_ast *e, const char *what, bpv_shape 
     int64_t n = 1;
     for (int i = 0; i < s.rank; i++) n *= s.dim[i]; /* bounded by the source size */
     if (n > BPV_MAX_TENSOR_ELEMS)
-        return fail(m, err, e->off, e->len, "%s has %lld elements; the limit is %lld", what,
+        return fail(m, err, e->off, e->len, "%s has %lld elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)", what,
                     (long long)n, (long long)BPV_MAX_TENSOR_ELEMS);
     double *v = bpv_arena_calloc(m->arena, (size_t)n, sizeof *v);
     if (!v) return fail(m, err, e->off, e->len, "out of memory reading %s", what);
@@ -428,12 +428,13 @@ static int64_t numel_of(const bpv_shape *s) {
 static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bpv_shape *shape,
                     size_t off, size_t len) {
     if (c->n >= BPV_MAX_NODES)
-        return cfail(c, off, len, "the graph would have more than %d nodes", BPV_MAX_NODES);
+        return cfail(c, off, len, "the graph would have more than %d nodes (BPV_MAX_NODES)", BPV_MAX_NODES);
     int64_t numel = numel_of(shape);
     if (numel > BPV_MAX_TENSOR_ELEMS) {
         char sb[128];
         return cfail(c, off, len,
-                     "this tensor would have shape %s, %lld elements; the limit is %lld",
+                     "this tensor would have shape %s, %lld elements; the limit is %lld "
+                     "(BPV_MAX_TENSOR_ELEMS)",
                      shape_s(shape, sb, sizeof sb), (long long)numel,
                      (long long)BPV_MAX_TENSOR_ELEMS);
     }
@@ -742,7 +743,19 @@ static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
     if (!bound) return cfail(c, e->off, e->len, "out of memory");
     int r = 0;
     for (int i = 0; i < e->nargs && r >= 0; i++) r = bound[i] = compile_expr(c, e->args[i], f);
-    if (r >= 0) {
+    const bpv_custom *cf = c->m->customs ? c->m->customs[c->m->syms[k].stmt] : NULL;
+    if (r >= 0 && cf) {
+        /* a fn with `grad`: one node, elementwise over its broadcast arguments */
+        int b = cf->nargs > 1 ? bound[1] : -1;
+        bpv_shape s = c->nodes[bound[0]].shape;
+        char x[128], y[128];
+        if (b >= 0 && !bpv_shape_broadcast(&c->nodes[bound[0]].shape, &c->nodes[b].shape, &s))
+            r = cfail(c, e->off, e->len, "%s(): cannot combine shapes %s and %s", e->name,
+                      shape_s(&c->nodes[bound[0]].shape, x, sizeof x),
+                      shape_s(&c->nodes[b].shape, y, sizeof y));
+        else if ((r = node_add(c, BPV_NODE_OP, BPV_OP_CUSTOM, bound[0], b, &s, e->off, e->len)) >= 0)
+            c->nodes[r].custom = cf;
+    } else if (r >= 0) {
         frame inner = {fs->params, bound, fs->nparams, c->m->syms[k].stmt};
         c->depth++;
         r = compile_expr(c, fs->value, &inner);
@@ -879,7 +892,8 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
         bpv_error_set(c->err,
                       bpv_error_at(&m->src, t->src_off, t->src_len, BPV_ERR_MODEL,
                                    "this model needs more than %zu MiB of memory (%zu MiB for "
-                                   "this graph); make its tensors or batches smaller",
+                                   "this graph); make its tensors or batches smaller, or raise "
+                                   "BPV_MAX_MODEL_MB",
                                    BPV_MAX_MODEL_BYTES >> 20, need >> 20));
         return NULL;
     }

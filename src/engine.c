@@ -54,6 +54,15 @@ static inline void bcast_next(bcast_it *it) {
     }
 }
 
+/* Whether b is o's trailing dimensions exactly (a bias broadcast over the
+ * leading ones), so b's flat index is o's modulo numel(b). */
+static inline bool bcast_tail(const bpv_shape *o, const bpv_shape *b) {
+    if (b->rank == 0 || b->rank > o->rank) return false;
+    for (int d = 0; d < b->rank; d++)
+        if (b->dim[d] != o->dim[o->rank - b->rank + d]) return false;
+    return true;
+}
+
 /* Runs the body for every element i of shape *osh (N elements) with ia, ib
  * the offsets of inputs A and B. Equal sizes and scalar operands skip the index
  * walk: equal numel means the same flat layout (only size-1 dims differ). */
@@ -74,6 +83,14 @@ static inline void bcast_next(bcast_it *it) {
                 const int64_t ia = 0, ib = i;                                     \
                 __VA_ARGS__;                                                      \
             }                                                                     \
+        } else if (A->numel == N && B->numel > 0 && bcast_tail(osh, &B->shape)) { \
+            /* a bias: B repeats along the leading dimensions */                  \
+            const int64_t nb_ = B->numel;                                         \
+            for (int64_t r_ = 0, i = 0; r_ < N / nb_; r_++)                       \
+                for (int64_t ib = 0; ib < nb_; ib++, i++) {                       \
+                    const int64_t ia = i;                                         \
+                    __VA_ARGS__;                                                  \
+                }                                                                 \
         } else {                                                                  \
             bcast_it it_;                                                         \
             bcast_init(&it_, osh, &A->shape, &B->shape);                    \
@@ -169,6 +186,44 @@ static int64_t class_index(double t, int64_t c) {
     return (int64_t)t;
 }
 
+/* ---- custom functions ------------------------------------------------------- */
+
+/* The tape's ops round like the kernels above, so a fn with `grad` computes
+ * the same values as its body inlined. */
+double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out) {
+    double st[BPV_TAPE_STACK];
+    int sp = 0;
+    for (int i = 0; i < t->n; i++) {
+        const bpv_tape_ins *in = &t->code[i];
+#define x st[sp - 1] /* the top, and the one below it */
+#define y st[sp - 2]
+        switch (in->op) {
+        case BPV_T_NUM: st[sp++] = in->num; break;
+        case BPV_T_A: st[sp++] = a; break;
+        case BPV_T_B: st[sp++] = b; break;
+        case BPV_T_OUT: st[sp++] = out; break;
+        case BPV_T_ADD: y = R(y + x); sp--; break;
+        case BPV_T_SUB: y = R(y - x); sp--; break;
+        case BPV_T_MUL: y = R(y * x); sp--; break;
+        case BPV_T_DIV: y = R(y / x); sp--; break;
+        case BPV_T_RDIV: x = R(R(1.0 / x) * in->num); break;
+        case BPV_T_POW: y = R(pow(y, x)); sp--; break;
+        case BPV_T_POWK: x = pow_scalar(dt, x, in->num); break;
+        case BPV_T_NEG: x = -x; break;
+        case BPV_T_SIGMOID: x = sigmoid(dt, x); break;
+        case BPV_T_RELU: x = x < 0 ? 0.0 : x; break;
+        case BPV_T_TANH: x = R(tanh(x)); break;
+        case BPV_T_EXP: x = R(exp(x)); break;
+        case BPV_T_LOG: x = R(log(x)); break;
+        case BPV_T_SQRT: x = R(sqrt(x)); break;
+        case BPV_T_ABS: x = fabs(x); break;
+        }
+#undef x
+#undef y
+    }
+    return sp > 0 ? st[sp - 1] : NAN;
+}
+
 /* ---- forward -------------------------------------------------------------- */
 
 static void forward_node(bpv_graph *g, bpv_node *n) {
@@ -205,6 +260,10 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;
     case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;
     case BPV_OP_IDENTITY: memmove(o, x, (size_t)N * sizeof *o); break;
+    case BPV_OP_CUSTOM:
+        if (!B) for (int64_t i = 0; i < N; i++) o[i] = bpv_tape_eval(dt, &n->custom->body, x[i], 0, 0);
+        else FWD2(bpv_tape_eval(dt, &n->custom->body, a, b, 0));
+        break;
     case BPV_OP_SUM:
     case BPV_OP_MEAN: {
         double s = 0;
@@ -226,12 +285,7 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_MATMUL: {
         int64_t m, k, p;
         mat_dims(A, B, &m, &k, &p);
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < p; j++) {
-                double s = 0;
-                for (int64_t t = 0; t < k; t++) s += A->val[i * k + t] * B->val[t * p + j];
-                o[i * p + j] = R(s);
-            }
+        bpv_matmul(dt, m, p, k, A->val, k, 1, B->val, p, 1, o);
         break;
     }
     case BPV_OP_MSE:
@@ -297,6 +351,10 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     }
 }
 
+void bpv_graph_forward_node(bpv_graph *g, int i) {
+    if (g->nodes[i].kind == BPV_NODE_OP) forward_node(g, &g->nodes[i]);
+}
+
 void bpv_graph_forward(bpv_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         bpv_node *n = &g->nodes[i];
@@ -314,7 +372,7 @@ static void pass_grad(bpv_graph *g, const bpv_node *n, int k) {
     const bpv_dtype dt = g->dtype;
     bpv_node *in = &g->nodes[n->in[k]];
     const double *e = n->edge_grad[k];
-    if (in->kind == BPV_NODE_PARAM || !in->grad) return;
+    if ((in->kind == BPV_NODE_PARAM && !g->param_direct) || !in->grad) return;
     for (int64_t j = 0; j < in->numel; j++) in->grad[j] = R(in->grad[j] + e[j]);
 }
 
@@ -408,6 +466,16 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         break;
     case BPV_OP_NEG: GRAD1(-gv); break;
     case BPV_OP_IDENTITY: GRAD1(gv); break;
+    /* the user's partial times the incoming gradient, as a torch
+     * autograd.Function's backward would write it */
+    case BPV_OP_CUSTOM:
+        if (!B) {
+            GRAD1(R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y)));
+        } else {
+            GRAD2(0, R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, b, y)));
+            GRAD2(1, R(gv * bpv_tape_eval(dt, &n->custom->grad[1], a, b, y)));
+        }
+        break;
     /* sigmoid_backward: grad * (1 - y) * y, left to right */
     case BPV_OP_SIGMOID: GRAD1(R(R(gv * R(1.0 - y)) * y)); break;
     /* threshold_backward: y <= 0 ? 0 : grad (NaN passes the gradient) */
@@ -447,23 +515,11 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         int64_t m, k, p;
         mat_dims(A, B, &m, &k, &p);
         if (edge_live(g, n, 0)) { /* g @ b^T */
-            double *e = n->edge_grad[0];
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t t = 0; t < k; t++) {
-                    double s = 0;
-                    for (int64_t j = 0; j < p; j++) s += gr[i * p + j] * B->val[t * p + j];
-                    e[i * k + t] = R(s);
-                }
+            bpv_matmul(dt, m, k, p, gr, p, 1, B->val, 1, p, n->edge_grad[0]);
             pass_grad(g, n, 0);
         }
         if (edge_live(g, n, 1)) { /* a^T @ g */
-            double *e = n->edge_grad[1];
-            for (int64_t t = 0; t < k; t++)
-                for (int64_t j = 0; j < p; j++) {
-                    double s = 0;
-                    for (int64_t i = 0; i < m; i++) s += A->val[i * k + t] * gr[i * p + j];
-                    e[t * p + j] = R(s);
-                }
+            bpv_matmul(dt, k, p, m, A->val, 1, k, gr, p, 1, n->edge_grad[1]);
             pass_grad(g, n, 1);
         }
         break;
@@ -599,11 +655,29 @@ void bpv_graph_backward(bpv_graph *g) {
     bpv_node *on = &g->nodes[obj];
     if (!on->grad) return;
     if (on->kind != BPV_NODE_PARAM) fill(on->grad, on->numel, 1.0);
+    /* With every param grad ±0 (zero_grad, or the first step), adding each
+     * contribution into .grad as it arrives gives torch's sum exactly:
+     * 0 + s differs from s only in the sign of a zero, which torch's final
+     * grad + s erases too. The per-param gather, which walks the users of
+     * each param (O(nodes x params)), is then needed only for zero_grad=false. */
+    g->param_direct = true;
+    for (int i = 0; i <= obj && g->param_direct; i++) {
+        const bpv_node *n = &g->nodes[i];
+        if (n->kind == BPV_NODE_PARAM && n->needs_grad && n->grad)
+            for (int64_t j = 0; j < n->numel; j++)
+                if (n->grad[j] != 0) {
+                    g->param_direct = false;
+                    break;
+                }
+    }
     for (int i = obj; i >= 0; i--) {
         bpv_node *n = &g->nodes[i];
         if (!n->needs_grad || !n->grad) continue;
-        if (n->kind == BPV_NODE_PARAM) param_accumulate(g, i, obj);
-        else if (n->kind == BPV_NODE_OP) backward_node(g, n);
+        if (n->kind == BPV_NODE_PARAM) {
+            if (!g->param_direct) param_accumulate(g, i, obj);
+        } else if (n->kind == BPV_NODE_OP) {
+            backward_node(g, n);
+        }
     }
 }
 
@@ -652,6 +726,13 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
         return true;
     case BPV_OP_NEG: fill(out, N, -1.0); return true;
     case BPV_OP_IDENTITY: fill(out, N, 1.0); return true;
+    case BPV_OP_CUSTOM:
+        if (!B) {
+            LOCAL1(bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y));
+        } else {
+            LOCAL2(bpv_tape_eval(dt, &n->custom->grad[k], a, b, y));
+        }
+        return true;
     case BPV_OP_SIGMOID: LOCAL1(R(R(1.0 - y) * y)); return true;
     case BPV_OP_RELU: LOCAL1(y <= 0 ? 0.0 : 1.0); return true;
     case BPV_OP_TANH: LOCAL1(R(fma(-y, y, 1.0))); return true;

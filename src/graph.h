@@ -60,6 +60,7 @@ typedef enum bpv_op {
     BPV_OP_LOG_SOFTMAX,
     BPV_OP_CROSS_ENTROPY, /* logits [C] or [N, C]; targets class indices [] or [N] */
     BPV_OP_IDENTITY, /* `b = a` where a is already a named node: a node of its own */
+    BPV_OP_CUSTOM,   /* a call of `fn f(a[, b]) = ... grad a = ...`: node->custom */
     BPV_OP_COUNT
 } bpv_op;
 
@@ -83,6 +84,41 @@ typedef enum bpv_node_kind {
     BPV_NODE_OP
 } bpv_node_kind;
 
+/* ---- custom functions (`fn f(a, b) = EXPR grad a = EXPR, b = EXPR`) ----------
+ * The body and each partial are compiled once (custom.c) into a tape: a
+ * postfix program over the scalars a, b and out, run element by element by
+ * the engine with a fixed stack, so a step allocates nothing. */
+typedef enum bpv_tape_op {
+    BPV_T_NUM, BPV_T_A, BPV_T_B, BPV_T_OUT,
+    BPV_T_ADD, BPV_T_SUB, BPV_T_MUL, BPV_T_DIV,
+    BPV_T_RDIV,  /* number / x: torch's x.reciprocal() * number */
+    BPV_T_POW,   /* x ^ y */
+    BPV_T_POWK,  /* x ^ number (num): torch's scalar-exponent kernel */
+    BPV_T_NEG, BPV_T_SIGMOID, BPV_T_RELU, BPV_T_TANH, BPV_T_EXP, BPV_T_LOG, BPV_T_SQRT,
+    BPV_T_ABS
+} bpv_tape_op;
+
+typedef struct bpv_tape_ins {
+    bpv_tape_op op;
+    double num;         /* BPV_T_NUM, BPV_T_POWK, BPV_T_RDIV: the number, rounded */
+} bpv_tape_ins;
+
+#define BPV_TAPE_STACK 32 /* deepest expression a tape may need */
+typedef struct bpv_tape {
+    const bpv_tape_ins *code;
+    int n;
+} bpv_tape;
+
+typedef struct bpv_custom {
+    const char *name;        /* the fn's name: figures draw the node with it */
+    int nargs;               /* 1 or 2 */
+    bpv_tape body, grad[2];
+    const char *dlocal[2];   /* each partial as written, over a, b and out */
+} bpv_custom;
+
+/* Runs a tape on one element (engine.c), rounding every step to dt. */
+double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out);
+
 typedef struct bpv_node {
     bpv_node_kind kind;
     bpv_op op;
@@ -101,6 +137,7 @@ typedef struct bpv_node {
      * so snapshots can show every chained partial. NULL if the input takes
      * no gradient. */
     double *edge_grad[2];
+    const bpv_custom *custom; /* BPV_OP_CUSTOM: the fn (model's arena) */
 } bpv_node;
 
 typedef struct bpv_graph {
@@ -111,11 +148,17 @@ typedef struct bpv_graph {
     int64_t batch;   /* samples per step this graph was compiled for (0: none) */
     double *scratch; /* kernel work space, sized by the compiler */
     size_t nscratch;
+    /* Set by each backward pass (engine.c): every param grad was ±0 at its
+     * start, so contributions go straight into .grad (bit for bit what
+     * torch's sum-then-add gives) instead of being gathered per param. */
+    bool param_direct;
 } bpv_graph;
 
 /* ---- the engine ------------------------------------------------------------ */
 /* Computes every op node's value from its inputs, in order. */
 void bpv_graph_forward(bpv_graph *g);
+/* Computes one op node's value from its inputs (the gradient check). */
+void bpv_graph_forward_node(bpv_graph *g, int i);
 /* Seeds d objective/d objective = 1 and fills grad and edge_grad of every
  * node that needs a gradient, in reverse order. Param grads are added to
  * (accumulated), not overwritten: the caller zeroes them when zero_grad. */
@@ -125,5 +168,13 @@ void bpv_graph_backward(bpv_graph *g);
  * elementwise. Returns false (out untouched) for ops whose local derivative
  * is a Jacobian (matmul, reductions over other elements, softmax...). */
 bool bpv_graph_local(const bpv_graph *g, int n, int k, double *out);
+
+/* c[M x N] = X @ Y rounded to dt (matmul.c), where X(i, t) = x[i*xr + t*xc]
+ * and Y(t, j) = y[t*yr + j*yc]: strides give the transposed forms of the
+ * backward pass without copying. Each element is summed in double in t
+ * order and rounded once, exactly like the plain triple loop. c must not
+ * overlap x or y. */
+void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
+                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c);
 
 #endif

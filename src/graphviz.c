@@ -20,6 +20,7 @@
 
 #include "export.h"
 #include "figure.h"
+#include "focus.h"
 
 /* Graphviz takes `char *` everywhere, even for text it only reads. */
 #define S(x) ((char *)(x))
@@ -47,6 +48,12 @@ static const theme themes[] = {
 };
 
 static const char font[] = "DejaVu Sans";
+
+/* Inspection marks, the same in every theme and loud on purpose: a failed
+ * gradient check in magenta, NaN/inf filled in a warning yellow, and the
+ * origin of the first one with a heavy dark-orange border and a note. */
+static const char mismatch_line[] = "magenta", mismatch_text[] = "#B000B0";
+static const char warn_fill[] = "#FFE08A", origin_line[] = "#C03000";
 
 /* ---- the Graphviz context --------------------------------------------------- */
 
@@ -101,16 +108,80 @@ typedef struct fig {
     char *L;          /* the objective's display name */
     Agsym_t *n_label, *n_margin, *n_shape, *n_style, *n_fill, *n_periph, *n_pen, *n_width, *n_height;
     Agsym_t *e_label, *e_color, *e_fontcolor, *e_style, *e_dir, *e_arrowhead, *e_arrowtail;
+    struct vary *vary; /* the player's varying texts, or NULL */
+    bool *keep;        /* --focus: the nodes drawn, or NULL for all */
 } fig;
 
 static const char *const kind_names[] = {"data", "param", "const", "op"};
 
 static bool is_scalar(const bpv_snap_node *n) { return n->shape.rank == 0; }
 
-static void num(const fig *f, bpv_buf *b, double v) { bpv_fig_number(b, v, f->o->precision); }
+/* ---- texts that vary between steps (the HTML player) ----------------------- */
+
+/* The player lays the graph out once for many steps. Every number (and the
+ * caption) is a "varying text": a first pass per step only collects them
+ * in order; the layout pass writes, in place of each one that differs
+ * between steps, the widest of its values followed by an invisible marker
+ * holding its index (export.h), so the page can swap the texts in place. */
+enum { VARY_COLLECT, VARY_TEMPLATE };
+
+typedef struct vary {
+    int mode;
+    int depth;            /* inside a varying text: nested ones belong to it */
+    size_t k;             /* index of the next varying text */
+    char **text;          /* collect: this step's texts (k of them) */
+    size_t cap;
+    const char *const *widest; /* template: per text, NULL when all steps agree */
+    size_t n;
+    bool overflow;        /* out of memory while collecting */
+} vary;
+
+static vary *cur_vary; /* handed to the next figure built */
+
+static size_t vary_begin(const fig *f, const bpv_buf *b) {
+    if (f->vary) f->vary->depth++;
+    return b->len;
+}
+
+static void vary_end(const fig *f, bpv_buf *b, size_t from) {
+    vary *v = f->vary;
+    if (!v || --v->depth > 0) return;
+    size_t k = v->k++;
+    const char *text = b->data ? b->data + from : "";
+    if (v->mode == VARY_COLLECT) {
+        if (k == v->cap) {
+            size_t cap = v->cap ? v->cap * 2 : 64;
+            char **t = realloc(v->text, cap * sizeof *t);
+            if (!t) {
+                v->overflow = true;
+                v->k--;
+                return;
+            }
+            v->text = t;
+            v->cap = cap;
+        }
+        if (!(v->text[k] = strdup(text))) v->overflow = true;
+    } else if (k < v->n && v->widest[k] && b->data) {
+        b->len = from;
+        b->data[from] = '\0';
+        bpv_buf_puts(b, BPV_VARY_OPEN);
+        for (int bit = 31; bit >= 0; bit--)
+            if (k >> bit || bit == 0) bpv_buf_puts(b, (k >> bit) & 1 ? BPV_VARY_ONE : BPV_VARY_ZERO);
+        bpv_buf_puts(b, BPV_VARY_MID);
+        bpv_buf_puts(b, v->widest[k]);
+        bpv_buf_puts(b, BPV_VARY_CLOSE);
+    }
+}
+
+static void num(const fig *f, bpv_buf *b, double v) {
+    size_t at = vary_begin(f, b);
+    bpv_fig_number(b, v, f->o->precision);
+    vary_end(f, b, at);
+}
 
 /* Sets an HTML-like label; `html` must be well-formed. */
 static void set_html(fig *f, void *obj, Agsym_t *sym, const char *html) {
+    if (f->vary && f->vary->mode == VARY_COLLECT) return; /* only texts are wanted */
     char *h = agstrdup_html(f->g, S(html));
     agxset(obj, sym, h);
     agstrfree(f->g, h);
@@ -187,8 +258,8 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
         put_disp(f, b, c, right);
         return p;
     }
-    /* a function call: σ(z), mse(ŷ, y) */
-    bpv_buf_puts(b, n->op == BPV_OP_SIGMOID ? "σ" : bpv_op_table[n->op].name);
+    /* a function call: σ(z), mse(ŷ, y), mysig(z) */
+    bpv_buf_puts(b, n->fn ? n->fn : n->op == BPV_OP_SIGMOID ? "σ" : bpv_op_table[n->op].name);
     bpv_buf_putc(b, '(');
     for (int k = 0; k < n->nin; k++) {
         if (k) bpv_buf_puts(b, ", ");
@@ -326,7 +397,7 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
     bpv_buf_putc(&font, '>');
     bool has_prefix = prefix && *prefix;
     bool matrix = is_matrix(sh);
-    int64_t rows = sh->rank == 2 ? sh->dim[0] : 1, cols = sh->dim[sh->rank - 1];
+    int64_t rows = sh->rank == 2 ? sh->dim[0] : 1, cols = sh->rank ? sh->dim[sh->rank - 1] : 1;
     if (!v || !matrix) {
         bpv_buf_puts(b, "<TR><TD");
         if (matrix) bpv_buf_printf(b, " COLSPAN=\"%lld\"", (long long)cols + 3);
@@ -394,6 +465,73 @@ static void partial(const fig *f, bpv_buf *b, int of, int wrt) {
     put_disp(f, b, wrt, P_ATOM);
 }
 
+/* ---- inspection marks --------------------------------------------------------- */
+
+/* "✗ analytic −4 vs numeric −2", with the element of a tensor. Plain
+ * numbers, not varying texts: a mark belongs to one step. */
+static void check_text(const fig *f, bpv_buf *b, const bpv_check_mark *mk, int64_t numel) {
+    bpv_buf_puts(b, "analytic ");
+    bpv_fig_number(b, mk->analytic, f->o->precision);
+    bpv_buf_puts(b, " vs numeric ");
+    if (isnan(mk->numeric)) bpv_buf_puts(b, "?");
+    else bpv_fig_number(b, mk->numeric, f->o->precision);
+    if (numel > 1) bpv_buf_printf(b, " at [%lld]", (long long)mk->elem);
+}
+
+/* Appends a row of raw text before a label's closing </TABLE>. */
+static void extra_row(bpv_buf *b, const char *color, const char *raw, int size) {
+    static const char close[] = "</TABLE>";
+    size_t n = sizeof close - 1;
+    if (!b->data || b->len < n || memcmp(b->data + b->len - n, close, n) != 0) return;
+    b->len -= n;
+    b->data[b->len] = '\0';
+    bpv_buf_printf(b, "<TR><TD><FONT COLOR=\"%s\" POINT-SIZE=\"%d\">", color, size);
+    esc(b, raw);
+    bpv_buf_puts(b, "</FONT></TD></TR></TABLE>");
+}
+
+/* Attributes only marked figures use are declared on first use, so an
+ * unmarked figure's DOT stays as it was. */
+static void set_attr(void *obj, const char *name, const char *value) {
+    agsafeset(obj, S(name), S(value), S(""));
+}
+
+static bool bad_edge_into(const fig *f, int i) {
+    for (int e = 0; e < f->s->nedges; e++)
+        if (f->s->edges[e].to == i && f->s->edges[e].check.state == BPV_CHECK_BAD) return true;
+    return false;
+}
+
+static bool is_origin_node(const fig *f, int i) {
+    return f->s->nf_pass && f->s->nf_node == i && f->s->nf_edge < 0;
+}
+
+static void origin_text(const fig *f, bpv_buf *b) {
+    bpv_buf_puts(b, "origin: ");
+    bpv_buf_puts(b, f->s->nf_note);
+}
+
+/* Fill, border and class of a node's marks, after its own styling. */
+static void mark_node(fig *f, int i, Agnode_t *nd, bool bad) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    const char *cls = NULL;
+    if (n->nonfinite) {
+        agxset(nd, f->n_fill, S(warn_fill));
+        cls = "bpv-nonfinite";
+    }
+    if (bad) {
+        set_attr(nd, "penwidth", "3");
+        set_attr(nd, "color", mismatch_line);
+        cls = "bpv-mismatch";
+    }
+    if (is_origin_node(f, i)) {
+        set_attr(nd, "penwidth", "3.5");
+        set_attr(nd, "color", origin_line);
+        cls = "bpv-origin";
+    }
+    if (cls) set_attr(nd, "class", cls);
+}
+
 /* ---- nodes ------------------------------------------------------------------- */
 
 static void leaf_node(fig *f, int i, Agnode_t *nd) {
@@ -419,11 +557,33 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
         }
     }
     bpv_buf_puts(&b, "</TABLE>");
+    bool bad = false, edge_bad = false;
+    for (int e = 0; e < f->s->nedges; e++) edge_bad |= f->s->edges[e].check.state == BPV_CHECK_BAD;
+    for (int k = 0; k < f->s->nparams; k++) {
+        const bpv_snap_param *q = &f->s->params[k];
+        /* behind a wrong partial every param's gradient is wrong too: the
+         * figure points at the cause */
+        if (q->node != i || q->check.state != BPV_CHECK_BAD || (edge_bad && !q->accumulating))
+            continue;
+        bad = true;
+        p.len = 0;
+        bpv_buf_puts(&p, "✗ ");
+        check_text(f, &p, &q->check, n->numel);
+        extra_row(&b, mismatch_text, p.data, 12);
+        if (q->accumulating)
+            extra_row(&b, mismatch_text, "still adding earlier steps (zero_grad=false)", 11);
+    }
+    if (is_origin_node(f, i)) {
+        p.len = 0;
+        origin_text(f, &p);
+        extra_row(&b, origin_line, p.data, 12);
+    }
     set_html(f, nd, f->n_label, b.data);
     agxset(nd, f->n_shape, S("box"));
     agxset(nd, f->n_style, S(n->kind == BPV_NODE_PARAM ? "filled,bold" : "filled"));
     agxset(nd, f->n_fill, S(n->kind == BPV_NODE_PARAM ? t->param_fill : t->leaf_fill));
     if (n->kind == BPV_NODE_PARAM) agxset(nd, f->n_periph, S("2"));
+    mark_node(f, i, nd, bad);
     bpv_buf_free(&b);
     bpv_buf_free(&p);
 }
@@ -431,7 +591,7 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
 /* The op's symbol with a folded literal: ^2, +1, ×0.1, 1− */
 static void op_symbol(const fig *f, bpv_buf *b, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
-    const char *sym = n->op == BPV_OP_POW ? "^" : bpv_op_table[n->op].symbol;
+    const char *sym = n->fn ? n->fn : n->op == BPV_OP_POW ? "^" : bpv_op_table[n->op].symbol;
     int k = f->fold[i];
     if (k == 1) bpv_buf_puts(b, sym);
     if (k >= 0) num(f, b, f->s->nodes[n->in[k]].value[0]);
@@ -476,6 +636,16 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     agxset(nd, f->n_fill, S(f->t->op_fill));
     agxset(nd, f->n_margin, S("0.02"));
     agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
+    mark_node(f, i, nd, bad_edge_into(f, i));
+    if (is_origin_node(f, i)) { /* beside the circle, which it would swell */
+        b.len = 0;
+        bpv_buf_printf(&b, "<FONT COLOR=\"%s\" POINT-SIZE=\"12\">", origin_line);
+        sym.len = 0;
+        origin_text(f, &sym);
+        esc(&b, sym.data);
+        bpv_buf_puts(&b, "</FONT>");
+        set_html(f, nd, agattr(f->g, AGNODE, S("xlabel"), S("")), b.data);
+    }
     bpv_buf_free(&b);
     bpv_buf_free(&sym);
 }
@@ -527,7 +697,7 @@ static void local_formula(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
         }
         return;
     }
-    const char *t = bpv_op_table[to->op].dlocal[e->slot];
+    const char *t = to->fn ? to->fn_dlocal[e->slot] : bpv_op_table[to->op].dlocal[e->slot];
     if (!t) {
         if (e->formula) bpv_fig_formula(b, e->formula, f->o->plain_names);
         return;
@@ -581,9 +751,11 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
         if (scalar) {
             num(f, &upv, to->grad[0]);
             if (e->local) {
+                size_t at = vary_begin(f, &loc); /* the brackets vary too */
                 if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, '(');
                 num(f, &loc, e->local[0]);
                 if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, ')');
+                vary_end(f, &loc, at);
             }
         }
         bpv_buf_puts(&p, " = ");
@@ -633,6 +805,7 @@ static void caption(const fig *f, bpv_buf *b) {
     const bpv_snapshot *s = f->s;
     bpv_buf raw;
     bpv_buf_init(&raw);
+    size_t at = vary_begin(f, &raw); /* the whole caption is one varying text */
     bpv_buf_printf(&raw, "step %ld · epoch %ld", s->step, s->epoch);
     if (s->nsamples == 1) {
         bpv_buf_printf(&raw, " · sample %lld", (long long)s->samples[0] + 1);
@@ -667,11 +840,66 @@ static void caption(const fig *f, bpv_buf *b) {
     }
     bpv_buf_printf(&raw, " · %s = ", f->L);
     num(f, &raw, s->loss);
+    vary_end(f, &raw, at);
     /* padding keeps the caption clear of the lowest node */
     bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLPADDING=\"8\"><TR><TD><FONT POINT-SIZE=\"14\">");
     esc(b, raw.data);
     bpv_buf_puts(b, "</FONT></TD></TR></TABLE>");
     bpv_buf_free(&raw);
+}
+
+/* A failed check or the backward origin on edge k: extra label rows. */
+static void mark_edge(const fig *f, Agedge_t *ed, int k, bpv_buf *label) {
+    const bpv_snap_edge *e = &f->s->edges[k];
+    (void)ed;
+    bpv_buf t;
+    bpv_buf_init(&t);
+    if (e->check.state == BPV_CHECK_BAD) {
+        bpv_buf_puts(&t, "✗ ");
+        partial(f, &t, e->to, e->from);
+        bpv_buf_puts(&t, ": ");
+        check_text(f, &t, &e->check, f->s->nodes[e->to].numel);
+        extra_row(label, mismatch_text, t.data, 12);
+    }
+    if (f->s->nf_pass == 2 && f->s->nf_edge == k) {
+        t.len = 0;
+        origin_text(f, &t);
+        extra_row(label, origin_line, t.data, 12);
+    }
+    bpv_buf_free(&t);
+}
+
+/* Line style of a marked edge, after style_edge. */
+static void restyle_edge(fig *f, Agedge_t *ed, int k) {
+    const bpv_snap_edge *e = &f->s->edges[k];
+    if (e->check.state == BPV_CHECK_BAD) {
+        agxset(ed, f->e_color, S(mismatch_line));
+        agxset(ed, f->e_fontcolor, S(mismatch_text));
+        set_attr(ed, "penwidth", "3");
+        set_attr(ed, "class", "bpv-mismatch");
+    }
+    if (f->s->nf_pass == 2 && f->s->nf_edge == k) {
+        agxset(ed, f->e_color, S(origin_line));
+        set_attr(ed, "penwidth", "3.5");
+        set_attr(ed, "class", "bpv-origin");
+    }
+}
+
+/* An edge with one end outside the --focus neighbourhood: a short grey
+ * edge to or from a "…" standing in for the rest of the graph. */
+static void cut_stub(fig *f, int k, const bpv_snap_edge *e) {
+    char id[32];
+    snprintf(id, sizeof id, "cut%d", k);
+    Agnode_t *stub = agnode(f->g, id, 1);
+    set_html(f, stub, f->n_label, "<FONT COLOR=\"gray40\" POINT-SIZE=\"16\">…</FONT>");
+    agxset(stub, f->n_shape, S("plaintext"));
+    agxset(stub, f->n_periph, S("0"));
+    set_attr(stub, "class", "bpv-cut");
+    snprintf(id, sizeof id, "c%d", k);
+    Agedge_t *ce = f->gv[e->from] ? agedge(f->g, f->gv[e->from], stub, id, 1)
+                                  : agedge(f->g, stub, f->gv[e->to], id, 1);
+    agxset(ce, f->e_color, S("gray60"));
+    agxset(ce, f->e_style, S("dashed"));
 }
 
 static void build(fig *f) {
@@ -680,8 +908,10 @@ static void build(fig *f) {
     Agraph_t *g = f->g;
     char id[32];
 
+    /* --font: set before any node exists, as nodes copy the defaults */
+    const char *face = f->o->font && *f->o->font ? f->o->font : font;
     agattr(g, AGRAPH, S("rankdir"), S(f->o->rankdir_tb ? "TB" : "LR"));
-    agattr(g, AGRAPH, S("fontname"), S(font));
+    agattr(g, AGRAPH, S("fontname"), S(face));
     agattr(g, AGRAPH, S("bgcolor"), S("white"));
     agattr(g, AGRAPH, S("pad"), S("0.3"));
     agattr(g, AGRAPH, S("nodesep"), S("0.45"));
@@ -689,7 +919,7 @@ static void build(fig *f) {
     agattr(g, AGRAPH, S("labelloc"), S("b"));
     agattr(g, AGRAPH, S("outputorder"), S("edgesfirst"));
     agattr(g, AGRAPH, S("linelength"), S("0")); /* agwrite: no folded lines */
-    agattr(g, AGNODE, S("fontname"), S(font));
+    agattr(g, AGNODE, S("fontname"), S(face));
     agattr(g, AGNODE, S("fontsize"), S("13"));
     agattr(g, AGNODE, S("color"), S(t->border));
     f->n_margin = agattr(g, AGNODE, S("margin"), S("0.12,0.06"));
@@ -700,7 +930,7 @@ static void build(fig *f) {
     f->n_periph = agattr(g, AGNODE, S("peripheries"), S("1"));
     f->n_width = agattr(g, AGNODE, S("width"), S("0.3"));
     f->n_height = agattr(g, AGNODE, S("height"), S("0.3"));
-    agattr(g, AGEDGE, S("fontname"), S(font));
+    agattr(g, AGEDGE, S("fontname"), S(face));
     agattr(g, AGEDGE, S("fontsize"), S("12"));
     agattr(g, AGEDGE, S("arrowsize"), S("0.7"));
     agattr(g, AGEDGE, S("penwidth"), S("1.3"));
@@ -711,7 +941,7 @@ static void build(fig *f) {
     f->e_dir = agattr(g, AGEDGE, S("dir"), S("forward"));
 
     for (int i = 0; i < s->nnodes; i++) {
-        if (f->folded[i]) continue;
+        if (f->folded[i] || (f->keep && !f->keep[i])) continue;
         snprintf(id, sizeof id, "n%d", i);
         Agnode_t *nd = agnode(g, id, 1);
         f->gv[i] = nd;
@@ -724,8 +954,13 @@ static void build(fig *f) {
     for (int k = 0; k < s->nedges; k++) {
         const bpv_snap_edge *e = &s->edges[k];
         if (e->from < 0 || e->from >= s->nnodes || e->to < 0 || e->to >= s->nnodes ||
-            f->folded[e->from] || !f->gv[e->from] || !f->gv[e->to])
+            f->folded[e->from])
             continue;
+        if (!f->gv[e->from] != !f->gv[e->to]) { /* cut by --focus: a "…" stub */
+            cut_stub(f, k, e);
+            continue;
+        }
+        if (!f->gv[e->from] || !f->gv[e->to]) continue;
         snprintf(id, sizeof id, "f%d", k);
         Agedge_t *fe = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
         b.len = 0;
@@ -737,14 +972,16 @@ static void build(fig *f) {
         Agedge_t *be = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
         b.len = 0;
         backward_label(f, &b, e);
+        mark_edge(f, be, k, &b);
         set_html(f, be, f->e_label, b.data);
         style_edge(f, be, true);
+        restyle_edge(f, be, k);
     }
 
     /* Ops that feed nothing (the objective) get an arrow into empty space,
      * as in the tutorial's figures, carrying their value and gradient. */
     for (int i = 0; i < s->nnodes; i++) {
-        if (s->nodes[i].kind != BPV_NODE_OP || f->uses[i] > 0) continue;
+        if (s->nodes[i].kind != BPV_NODE_OP || f->uses[i] > 0 || !f->gv[i]) continue;
         snprintf(id, sizeof id, "out%d", i);
         Agnode_t *sink = agnode(g, id, 1);
         agxset(sink, f->n_shape, S("none"));
@@ -778,6 +1015,28 @@ static void build(fig *f) {
     caption(f, &b);
     set_html(f, g, agattr(g, AGRAPH, S("label"), S("")), b.data);
     bpv_buf_free(&b);
+}
+
+/* The options about the output rather than the drawing: --size, --dpi,
+ * and a tight PDF page (--font is applied in build()). */
+static void output_options(fig *f, bpv_format fmt) {
+    const bpv_figure_options *o = f->o;
+    char v[64];
+    if (o->size_w > 0 || o->size_h > 0) {
+        double w = o->size_w > 0 ? o->size_w : o->size_h, h = o->size_h > 0 ? o->size_h : w;
+        snprintf(v, sizeof v, "%g,%g!", w, h); /* '!': scale up as well as down */
+        agattr(f->g, AGRAPH, S("size"), S(v));
+    }
+    if (fmt == BPV_FORMAT_PNG && o->dpi > 0) {
+        snprintf(v, sizeof v, "%g", o->dpi);
+        agattr(f->g, AGRAPH, S("dpi"), S(v));
+    }
+    if (fmt == BPV_FORMAT_PDF) {
+        /* The page is the drawing, for \includegraphics: no device margin
+         * (cairo's PDF default is half an inch) and a hairline of pad. */
+        agattr(f->g, AGRAPH, S("margin"), S("0"));
+        agattr(f->g, AGRAPH, S("pad"), S("0.04"));
+    }
 }
 
 static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_error **err) {
@@ -831,6 +1090,7 @@ void bpv_figure_options_init(bpv_figure_options *o) {
     o->labels = BPV_LABELS_VALUES;
     o->precision = 4;
     o->plain_names = 0;
+    o->focus_depth = 2;
 }
 
 int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure_options *opt,
@@ -850,7 +1110,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     agreseterrors();
 
     int n = snap->nnodes;
-    fig f = {.s = snap, .o = opt};
+    fig f = {.s = snap, .o = opt, .vary = cur_vary};
     f.t = &themes[(unsigned)opt->theme < sizeof themes / sizeof themes[0] ? opt->theme : 0];
     f.gv = calloc((size_t)n + 1, sizeof *f.gv);
     f.uses = calloc((size_t)n + 1, sizeof *f.uses);
@@ -866,14 +1126,34 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     }
     fold_literals(&f);
     name_nodes(&f);
+    if (opt->focus) {
+        if (!(f.keep = calloc((size_t)n + 1, sizeof *f.keep))) {
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+            goto done;
+        }
+        rc = bpv_focus_select(snap, opt->focus, opt->focus_depth, f.keep, err);
+        if (rc != BPV_OK) goto done;
+    }
+    long drawn = 0, limit = opt->max_nodes ? opt->max_nodes : BPV_FIGURE_MAX_NODES;
+    for (int i = 0; i < n; i++) drawn += !f.folded[i] && (!f.keep || f.keep[i]);
+    if (limit > 0 && drawn > limit) {
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                              "the graph has %ld nodes, too many for a readable "
+                                              "figure (the limit is %ld): draw one part with "
+                                              "--focus NAME [--depth K], or raise the limit "
+                                              "with --max-nodes N",
+                                              drawn, limit));
+        goto done;
+    }
     f.g = agopen(S("bpviz"), Agdirected, NULL);
     if (!f.g) {
         rc = gv_error(err, "cannot create the graph");
         goto done;
     }
     build(&f);
+    output_options(&f, fmt);
     if (agerrors() >= AGERR) rc = gv_error(err, "cannot build the graph");
-    else rc = render(f.g, fmt, out, out_len, err);
+    else if (!f.vary || f.vary->mode != VARY_COLLECT) rc = render(f.g, fmt, out, out_len, err);
     agclose(f.g);
 
 done:
@@ -886,5 +1166,116 @@ done:
     free(f.folded);
     free(f.prec);
     free(f.named);
+    free(f.keep);
     return rc;
+}
+
+/* ---- one layout for many steps (the HTML player) ----------------------------- */
+
+/* Rough advance widths in DejaVu Sans (em), to pick the widest of a text's
+ * values: Graphviz then measures that one exactly. */
+static double text_width(const char *s) {
+    double w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned c = *p;
+        if (c >= '0' && c <= '9') w += 0.636;
+        else if (c == '.' || c == ',' || c == ' ') w += 0.318;
+        else if (c == '(' || c == ')') w += 0.39;
+        else if (c < 0x80) w += 0.62;
+        else if (c >= 0xc0) {
+            /* superscripts (⁰-⁹, ⁻, ¹²³) are narrow; − × · and the rest wide */
+            bool sup = (c == 0xe2 && p[1] == 0x81) || (c == 0xc2 && (p[1] == 0xb9 || p[1] == 0xb2 || p[1] == 0xb3));
+            bool dot = c == 0xc2 && p[1] == 0xb7;
+            w += sup ? 0.4 : dot ? 0.318 : 0.838;
+        }
+    }
+    return w;
+}
+
+static void free_texts(char **t, size_t n) {
+    for (size_t i = 0; t && i < n; i++) free(t[i]);
+    free(t);
+}
+
+int bpv_export_figure_steps(const bpv_snapshot *const *snaps, size_t n,
+                            const bpv_figure_options *opt, bpv_fig_steps *out, bpv_error **err) {
+    memset(out, 0, sizeof *out);
+    if (n == 0) return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "no step to draw"));
+    vary v = {.mode = VARY_COLLECT};
+    char **all = NULL;
+    size_t nvary = 0;
+    int rc = BPV_OK;
+    for (size_t i = 0; i < n && rc == BPV_OK; i++) {
+        char *unused = NULL;
+        size_t unused_len = 0;
+        v.k = 0;
+        v.depth = 0;
+        cur_vary = &v;
+        rc = bpv_export_figure(snaps[i], BPV_FORMAT_SVG, opt, &unused, &unused_len, err);
+        cur_vary = NULL;
+        free(unused);
+        if (rc == BPV_OK && !v.overflow && i == 0) {
+            nvary = v.k;
+            all = (nvary && n > SIZE_MAX / sizeof *all / nvary) ? NULL
+                                                                  : calloc(n * nvary + 1, sizeof *all);
+            if (!all) v.overflow = true;
+        }
+        if (rc == BPV_OK && v.overflow) {
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        } else if (rc == BPV_OK && v.k != nvary) {
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                  "the figure of step %ld is laid out unlike "
+                                                  "that of step %ld, so they cannot share one "
+                                                  "page; write one figure per step instead "
+                                                  "(-o 'step%%d.svg')",
+                                                  snaps[i]->step, snaps[0]->step));
+        }
+        if (rc == BPV_OK) memcpy(all + i * nvary, v.text, nvary * sizeof *all);
+        else for (size_t k = 0; k < v.k; k++) free(v.text[k]);
+    }
+    free(v.text);
+    const char **widest = NULL;
+    if (rc == BPV_OK && !(widest = calloc(nvary + 1, sizeof *widest)))
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    for (size_t k = 0; rc == BPV_OK && k < nvary; k++) {
+        double best = -1;
+        bool same = true;
+        for (size_t i = 0; i < n; i++) {
+            const char *t = all[i * nvary + k];
+            same = same && strcmp(t, all[k]) == 0;
+            double w = text_width(t);
+            if (w > best) {
+                best = w;
+                widest[k] = t;
+            }
+        }
+        if (same) widest[k] = NULL; /* a fixed text stays as it is */
+    }
+    if (rc == BPV_OK) {
+        vary t = {.mode = VARY_TEMPLATE, .widest = widest, .n = nvary};
+        cur_vary = &t;
+        rc = bpv_export_figure(snaps[0], BPV_FORMAT_SVG, opt, &out->svg, &out->svg_len, err);
+        cur_vary = NULL;
+        if (rc == BPV_OK && t.k != nvary)
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "the figure changed while "
+                                                                   "it was laid out"));
+    }
+    free(widest);
+    if (rc != BPV_OK) {
+        free(out->svg);
+        free_texts(all, all ? n * nvary : 0);
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    out->text = all;
+    out->nvary = nvary;
+    out->nsteps = n;
+    return BPV_OK;
+}
+
+void bpv_fig_steps_free(bpv_fig_steps *fs) {
+    if (!fs) return;
+    free(fs->svg);
+    free_texts(fs->text, fs->nsteps * fs->nvary);
+    memset(fs, 0, sizeof *fs);
 }

@@ -22,8 +22,22 @@ void bpv_json_string(bpv_buf *b, const char *s) {
         case '\r': bpv_buf_puts(b, "\\r"); break;
         default:
             /* '<' is escaped too so the text can sit inside an HTML <script> */
-            if (*p < 0x20 || *p == 0x7f || *p == '<') bpv_buf_printf(b, "\\u%04x", *p);
-            else bpv_buf_putc(b, (char)*p);
+            if (*p < 0x20 || *p == 0x7f || *p == '<') {
+                bpv_buf_printf(b, "\\u%04x", *p);
+            } else if (*p < 0x80) {
+                bpv_buf_putc(b, (char)*p);
+            } else {
+                /* JSON is UTF-8: a byte that starts no valid character (a
+                 * file name in another encoding) becomes U+FFFD */
+                size_t n = *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4, k = 1;
+                while (k < n && p[k]) k++;
+                if (k == n && bpv_utf8_valid((const char *)p, n, NULL)) {
+                    bpv_buf_add(b, (const char *)p, n);
+                    p += n - 1;
+                } else {
+                    bpv_buf_puts(b, "\xef\xbf\xbd");
+                }
+            }
         }
     }
     bpv_buf_putc(b, '"');
@@ -82,6 +96,23 @@ static void json_key(bpv_buf *b, const char *indent, const char *key) {
     bpv_buf_puts(b, ": ");
 }
 
+/* Additive keys (docs/json-trace.md), written only when they say
+ * something so that traces without them are unchanged. */
+static void json_check(bpv_buf *b, const bpv_check_mark *k) {
+    static const char *const states[] = {"none", "ok", "skip", "mismatch"};
+    if (k->state == BPV_CHECK_NONE) return;
+    bpv_buf_printf(b, ", \"check\": {\"state\": \"%s\"", states[k->state]);
+    if (k->state != BPV_CHECK_SKIP) {
+        bpv_buf_printf(b, ", \"element\": %lld, \"analytic\": ", (long long)k->elem);
+        json_number(b, k->analytic);
+        bpv_buf_puts(b, ", \"numeric\": ");
+        json_number(b, k->numeric);
+        bpv_buf_puts(b, ", \"relerr\": ");
+        json_number(b, k->relerr);
+    }
+    bpv_buf_putc(b, '}');
+}
+
 static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
     bpv_buf_printf(b, "    {\n      \"step\": %ld,\n      \"epoch\": %ld,\n", s->step, s->epoch);
     json_key(b, "      ", "samples");
@@ -92,6 +123,15 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
     json_key(b, "      ", "loss");
     json_number(b, s->loss);
     bpv_buf_printf(b, ",\n      \"objective\": %d,\n", s->objective);
+    if (s->nf_pass) {
+        bpv_buf_printf(b, "      \"nonfinite\": {\"pass\": \"%s\", \"node\": %d, \"edge\": ",
+                       s->nf_pass == 1 ? "forward" : "backward", s->nf_node);
+        if (s->nf_edge >= 0) bpv_buf_printf(b, "%d", s->nf_edge);
+        else bpv_buf_puts(b, "null");
+        bpv_buf_puts(b, ", \"note\": ");
+        bpv_json_string(b, s->nf_note);
+        bpv_buf_puts(b, "},\n");
+    }
 
     bpv_buf_puts(b, "      \"nodes\": [");
     for (int i = 0; i < s->nnodes; i++) {
@@ -112,6 +152,11 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         json_tensor(b, n->value, &n->shape);
         bpv_buf_puts(b, ", \"grad\": ");
         json_tensor(b, n->grad, &n->shape);
+        if (n->fn) {
+            bpv_buf_puts(b, ", \"fn\": ");
+            bpv_json_string(b, n->fn);
+        }
+        if (n->nonfinite) bpv_buf_puts(b, ", \"nonfinite\": true");
         bpv_buf_putc(b, '}');
     }
     bpv_buf_puts(b, "\n      ],\n      \"edges\": [");
@@ -129,6 +174,7 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         json_tensor(b, e->local, e->nlocal == 1 && bpv_shape_numel(to_shape) != 1 ? &one : to_shape);
         bpv_buf_puts(b, ", \"chained\": ");
         json_tensor(b, e->chained, &s->nodes[e->from].shape);
+        json_check(b, &e->check);
         bpv_buf_putc(b, '}');
     }
     bpv_buf_puts(b, "\n      ],\n      \"params\": [");
@@ -138,6 +184,8 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         bpv_json_string(b, p->name);
         bpv_buf_printf(b, ", \"node\": %d, \"after\": ", p->node);
         json_tensor(b, p->after, &p->shape);
+        json_check(b, &p->check);
+        if (p->accumulating) bpv_buf_puts(b, ", \"accumulating\": true");
         bpv_buf_putc(b, '}');
     }
     bpv_buf_puts(b, "\n      ]\n    }");

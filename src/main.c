@@ -1,37 +1,94 @@
 /* The bpviz command: parses options and calls the library. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "base.h" /* bpv_closest */
 #include "bpviz/bpviz.h"
 
 static const char usage[] =
     "usage: bpviz MODEL.bp [-o FILE] [-T FORMAT] [--step N|last] [options]\n"
     "       bpviz run MODEL.bp\n"
+    "       bpviz bench MODEL.bp [--steps N] [--snapshot every|none]\n"
     "\n"
     "Trains the model and draws its computation graph at one training step, with\n"
     "forward values (red) and backward partial derivatives (orange).\n"
     "\n"
     "commands:\n"
     "  run MODEL.bp         train; print each `predict` and one line per epoch\n"
+    "  bench MODEL.bp       time training steps as run takes them, printing nothing;\n"
+    "                       --steps N timed steps after N/10 warm-up ones (default:\n"
+    "                       1000); --snapshot every also records each step\n"
+    "                       (default: none); prints `bench: N steps, X ns/step, Y steps/s`\n"
+    "  check MODEL.bp       find wrong gradients, NaN/inf, dead params (exit 1)\n"
     "\n"
     "options (MODEL.bp may be - for standard input):\n"
     "  -o FILE              output file; the extension picks the format\n"
-    "                       (.dot .gv .svg .png .pdf .json); - is standard output\n"
+    "                       (.dot .gv .svg .png .pdf .json .html); - is stdout\n"
     "                       (default: DOT on standard output)\n"
-    "  -T FORMAT            dot, svg, png, pdf or json; overrides the extension\n"
-    "  --step N|last        the training step to draw, from 1 (default: 1)\n"
-    "  --steps SPEC         steps for -T json: A-B, A-B/K, 1,5,9, all, last\n"
+    "  -T FORMAT            dot, svg, png, pdf, json, html; overrides the extension\n"
+    "  --step N|last        the training step to draw, from 1 (default: 1), or\n"
+    "                       first-nonfinite: the first step with a NaN or inf\n"
+    "  --gradcheck          mark partials failing a finite-difference check\n"
+    "  --focus NAME         draw only nodes within --depth K (default: 2) of NAME;\n"
+    "                       --max-nodes N larger figures are refused (default: 400)\n"
+    "  --steps SPEC         A-B[/K], 1,5,9, all: one .json/.html, or -o 'step%d.svg'\n"
     "  --rankdir LR|TB      graph direction (default: LR)\n"
     "  --theme NAME         tutorial, print or colorblind (default: tutorial)\n"
     "  --labels MODE        values: d loss/d node on backward edges (default);\n"
     "                       full: the whole chain-rule step with local derivatives\n"
     "  --precision N        significant digits of numbers, 1-17 (default: 4)\n"
     "  --plain-names        print names as written (no y_hat -> ŷ, w1 -> w₁)\n"
+    "  --font NAME          font of all text (default: DejaVu Sans)\n"
+    "  --size W[xH]         scale to fit W x H inches (default: natural size)\n"
+    "  --dpi N              PNG pixels per inch (default: 96)\n"
+    "  --watch              render again each time MODEL.bp changes (needs -o)\n"
     "  -h, --help           show this help\n"
     "  --version            show the version\n"
     "\n"
     "exit status: 0 success, 1 run-time failure (I/O), 2 bad model or usage\n";
+
+/* ---- progress on a terminal ------------------------------------------------ */
+/* A training that runs longer than PROGRESS_AFTER seconds shows one line of
+ * progress on standard error, rewritten in place, when standard error is a
+ * terminal (never in a pipe or a log file). */
+#define PROGRESS_AFTER 2.0
+#define PROGRESS_EVERY 0.25
+
+typedef struct progress {
+    double start, last;
+    int shown; /* a line is on the screen */
+} progress;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void on_progress(long step, long total, void *user) {
+    progress *p = user;
+    double t = now();
+    if (t - p->start < PROGRESS_AFTER || t - p->last < PROGRESS_EVERY) return;
+    p->last = t;
+    double left = total > step ? (t - p->start) / (double)step * (double)(total - step) : 0;
+    char eta[32];
+    if (left >= 3600) snprintf(eta, sizeof eta, "%.1f h", left / 3600);
+    else if (left >= 60) snprintf(eta, sizeof eta, "%.0f min", left / 60);
+    else snprintf(eta, sizeof eta, "%.0f s", left);
+    fprintf(stderr, "\rbpviz: training step %ld of %ld (%.0f%%), about %s left\033[K", step,
+            total, total ? 100.0 * (double)step / (double)total : 100.0, eta);
+    fflush(stderr);
+    p->shown = 1;
+}
+
+static void progress_done(progress *p) {
+    if (p->shown) fputs("\r\033[K", stderr);
+    p->shown = 0;
+}
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "bpviz: error: ");
@@ -49,6 +106,12 @@ static int report(int rc, bpv_error *err) {
     return rc;
 }
 
+static void on_warning(const char *message, void *user) {
+    (void)user;
+    fflush(stdout); /* after the epoch lines printed so far */
+    fputs(message, stderr);
+}
+
 static int cmd_run(int argc, char **argv) {
     const char *path = NULL;
     for (int i = 0; i < argc; i++) {
@@ -61,12 +124,138 @@ static int cmd_run(int argc, char **argv) {
     if (!m) return report(err ? err->status : BPV_ERR_MODEL, err);
     bpv_run_options ro = {0};
     ro.out = stdout;
+    ro.on_warning = on_warning;
+    /* epoch lines on the same terminal would tangle with a progress line */
+    progress pr = {now(), 0, 0};
+    if (isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO)) {
+        ro.on_progress = on_progress;
+        ro.progress_user = &pr;
+    }
     int rc = bpv_model_run(m, &ro, &err);
+    progress_done(&pr);
     bpv_model_free(m);
     if (fflush(stdout) != 0 && rc == BPV_OK) {
         perror("bpviz: error: cannot write standard output");
         rc = BPV_ERR_RUNTIME;
     }
+    return report(rc, err);
+}
+
+/* bench MODEL.bp [--steps N] [--warmup N] [--snapshot every|none] */
+static int cmd_bench(int argc, char **argv) {
+    const char *path = NULL;
+    bpv_bench_options bo = {0, -1, 0};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--steps") == 0 || strcmp(a, "--warmup") == 0) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
+            const char *v = argv[++i];
+            char *end;
+            long n = strtol(v, &end, 10);
+            bool warm = a[2] == 'w';
+            if (*v == '\0' || *end != '\0' || n < (warm ? 0 : 1) || n > 1000000000000L)
+                return usage_error("expected a step count, not '%s'", v);
+            if (warm) bo.warmup = n;
+            else bo.steps = n;
+        } else if (strcmp(a, "--snapshot") == 0) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
+            const char *v = argv[++i];
+            if (strcmp(v, "every") == 0) bo.snapshot_every = 1;
+            else if (strcmp(v, "none") == 0) bo.snapshot_every = 0;
+            else return usage_error("--snapshot takes every or none, not '%s'", v);
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return usage_error("unknown bench option '%s' (use --steps, --warmup, --snapshot)", a);
+        } else if (path) {
+            return usage_error("unexpected argument '%s' after the model", a);
+        } else {
+            path = a;
+        }
+    }
+    if (!path) return usage_error("%s", "bench needs a model file: bpviz bench MODEL.bp");
+    bpv_error *err = NULL;
+    bpv_model *m = bpv_model_load(path, &err);
+    if (!m) return report(err ? err->status : BPV_ERR_MODEL, err);
+    bpv_bench_result r;
+    int rc = bpv_model_bench(m, &bo, &r, &err);
+    bpv_model_free(m);
+    if (rc == BPV_OK)
+        printf("bench: %ld steps, %.1f ns/step, %.0f steps/s\n", r.steps, r.ns_per_step,
+               r.seconds > 0 ? (double)r.steps / r.seconds : 0.0);
+    return report(rc, err);
+}
+
+/* check MODEL.bp [--steps SPEC] */
+static int cmd_check(int argc, char **argv) {
+    const char *path = NULL, *steps = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--steps") == 0) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs a value", argv[i]);
+            steps = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return usage_error("unknown check option '%s' (use --steps SPEC)", argv[i]);
+        } else if (path) {
+            return usage_error("unexpected argument '%s' after the model", argv[i]);
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) return usage_error("%s", "check needs a model file: bpviz check MODEL.bp");
+    bpv_error *err = NULL;
+    char *text = NULL;
+    int rc = bpv_check(path, steps, &text, &err);
+    if (text) fputs(text, stdout);
+    free(text);
+    if (fflush(stdout) != 0 && rc == BPV_OK) rc = BPV_ERR_RUNTIME;
+    return report(rc, err);
+}
+
+/* Every option, for "did you mean" suggestions. */
+static const char *const options[] = {
+    "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
+    "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
+    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes"};
+
+static int unknown_option(const char *a) {
+    const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
+    if (!near) return usage_error("unknown option '%s'", a);
+    fprintf(stderr, "bpviz: error: unknown option '%s' (did you mean '%s'?)\n", a, near);
+    fprintf(stderr, "Try 'bpviz --help'.\n");
+    return BPV_ERR_MODEL;
+}
+
+/* A positive number, or -1. */
+static double positive(const char *v) {
+    char *end;
+    double d = strtod(v, &end);
+    return *v && *end == '\0' && d > 0 && d < 1e6 ? d : -1;
+}
+
+/* --watch: Ctrl-C or a TERM signal ends it with status 0. */
+static volatile sig_atomic_t watch_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    watch_stop = 1;
+}
+
+static int on_render(int rc, const bpv_error *err, void *user) {
+    const char *output = user;
+    char when[16];
+    time_t t = time(NULL);
+    strftime(when, sizeof when, "%H:%M:%S", localtime(&t));
+    if (rc == BPV_OK) fprintf(stderr, "bpviz: %s wrote %s\n", when, output);
+    else fprintf(stderr, "bpviz: %s failed:\n%s", when, err ? err->message : "\n");
+    return 0; /* keep watching: errors are for fixing in the editor */
+}
+
+static int watch(const bpv_render_options *o) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    bpv_watch_options w = {on_render, (void *)o->output, &watch_stop};
+    bpv_error *err = NULL;
+    int rc = bpv_watch(o, &w, &err); /* before report() reads err */
     return report(rc, err);
 }
 
@@ -81,12 +270,22 @@ static const char *take_value(int argc, char **argv, int *i) {
 
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);
 
     bpv_render_options o;
     bpv_render_options_init(&o);
     const char *step = NULL, *steps = NULL;
+    int watching = 0;
+    const char *seen[64];
+    int nseen = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
+        if (a[0] == '-' && a[1] != '\0') { /* an option given twice is a mistake */
+            for (int k = 0; k < nseen; k++)
+                if (strcmp(seen[k], a) == 0) return usage_error("option '%s' given twice", a);
+            if (nseen < 64) seen[nseen++] = a;
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage, stdout);
             return 0;
@@ -100,11 +299,14 @@ int main(int argc, char **argv) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
             o.format = bpv_format_from_name(v);
             if (o.format < 0)
-                return usage_error("unknown format '%s' (use dot, svg, png, pdf or json)", v);
+                return usage_error("unknown format '%s' (use dot, svg, png, pdf, json or "
+                                   "html)", v);
         } else if (strcmp(a, "--step") == 0) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
-            if (strspn(v, "0123456789") != strlen(v) && strcmp(v, "last") != 0)
-                return usage_error("--step takes a step number or 'last', not '%s'", v);
+            if (strspn(v, "0123456789") != strlen(v) && strcmp(v, "last") != 0 &&
+                strcmp(v, "first-nonfinite") != 0)
+                return usage_error("--step takes a step number, 'last' or 'first-nonfinite', "
+                                   "not '%s'", v);
             step = v;
         } else if (strcmp(a, "--steps") == 0) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
@@ -134,8 +336,42 @@ int main(int argc, char **argv) {
             o.figure.precision = (int)p;
         } else if (strcmp(a, "--plain-names") == 0) {
             o.figure.plain_names = 1;
+        } else if (strcmp(a, "--font") == 0) {
+            if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
+            o.figure.font = v;
+        } else if (strcmp(a, "--size") == 0) {
+            if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
+            char w[64];
+            const char *x = strchr(v, 'x');
+            snprintf(w, sizeof w, "%.*s", x ? (int)(x - v) : (int)strlen(v), v);
+            o.figure.size_w = positive(w);
+            o.figure.size_h = x ? positive(x + 1) : 0;
+            if (o.figure.size_w < 0 || o.figure.size_h < 0)
+                return usage_error("--size takes W or WxH in inches, like 6 or 6x4, not '%s'", v);
+        } else if (strcmp(a, "--dpi") == 0) {
+            if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
+            if ((o.figure.dpi = positive(v)) < 0 || o.figure.dpi > 2400)
+                return usage_error("--dpi takes a number of pixels per inch up to 2400, not '%s'",
+                                   v);
+        } else if (strcmp(a, "--watch") == 0) {
+            watching = 1;
+        } else if (strcmp(a, "--gradcheck") == 0) {
+            o.gradcheck = 1;
+        } else if (strcmp(a, "--focus") == 0) {
+            if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
+            o.figure.focus = v;
+        } else if (strcmp(a, "--depth") == 0 || strcmp(a, "--max-nodes") == 0) {
+            if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < (a[2] == 'd' ? 0 : 1) || n > 100000000)
+                return usage_error(a[2] == 'd' ? "--depth takes a number of edges from 0, not '%s'"
+                                               : "--max-nodes takes a number from 1, not '%s'",
+                                   v);
+            if (a[2] == 'd') o.figure.focus_depth = (int)n;
+            else o.figure.max_nodes = n;
         } else if (a[0] == '-' && a[1] != '\0') {
-            return usage_error("unknown option '%s'", a);
+            return unknown_option(a);
         } else if (o.model) {
             return usage_error("unexpected argument '%s': one model at a time", a);
         } else {
@@ -148,7 +384,14 @@ int main(int argc, char **argv) {
     }
     if (step && steps) return usage_error("%s", "use --step or --steps, not both");
     o.steps = steps ? steps : step;
+    if (watching) return watch(&o);
     bpv_error *err = NULL;
+    progress pr = {now(), 0, 0};
+    if (isatty(STDERR_FILENO)) {
+        o.on_progress = on_progress;
+        o.progress_user = &pr;
+    }
     int rc = bpv_render(&o, &err);
+    progress_done(&pr);
     return report(rc, err);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "model.h"
 
 /* ---- errors --------------------------------------------------------------- */
@@ -187,12 +188,17 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     char *text = NULL;
     size_t len = 0;
     int saved = errno;
+    bool too_big = false; /* BPV_MAX_CSV_MB; also stops /dev/zero and endless pipes */
     if (f) {
         size_t cap = 1 << 16;
         text = malloc(cap);
         size_t r;
         while (text && (r = fread(text + len, 1, cap - len - 1, f)) > 0) {
             len += r;
+            if (len > bpv_limits_get()->csv_bytes) {
+                too_big = true;
+                break;
+            }
             if (len + 1 == cap) {
                 char *t = cap > ((size_t)1 << 40) ? NULL : realloc(text, cap * 2);
                 if (!t) free(text);
@@ -207,6 +213,13 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
         }
         fclose(f);
         if (!text && !saved) saved = ENOMEM;
+    }
+    if (too_big) {
+        free(text);
+        fail(m, err, fa->off, fa->len, "'%s' is larger than %zu MiB (BPV_MAX_CSV_MB)", path.data,
+             bpv_limits_get()->csv_bytes >> 20);
+        bpv_buf_free(&path);
+        return false;
     }
     if (!text) {
         fail(m, err, fa->off, fa->len, "cannot read '%s': %s", path.data,
@@ -278,7 +291,8 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
         } else {
             if (nvals + (size_t)ncol > (size_t)BPV_MAX_TENSOR_ELEMS) {
                 ok = fail(m, err, fa->off, fa->len,
-                          "%s has more than %lld values in the chosen columns; the limit is %lld",
+                          "%s has more than %lld values in the chosen columns; the limit is %lld "
+                          "(BPV_MAX_TENSOR_ELEMS)",
                           fa->name, (long long)BPV_MAX_TENSOR_ELEMS,
                           (long long)BPV_MAX_TENSOR_ELEMS);
             } else {
@@ -307,7 +321,7 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     if (ok && rows == 0)
         ok = fail(m, err, fa->off, fa->len, "'%s' has no data rows", path.data);
     if (ok && !fits(m, nvals * sizeof(double)))
-        ok = fail(m, err, fa->off, fa->len, "'%s' is too large for the model memory limit",
+        ok = fail(m, err, fa->off, fa->len, "'%s' is too large for the model memory limit (BPV_MAX_MODEL_MB)",
                   path.data);
     if (ok) {
         d->values = bpv_arena_calloc(m->arena, nvals, sizeof(double));
@@ -344,6 +358,10 @@ static bool init_shape(bpv_model *m, const bpv_ast *e, bpv_shape *s, bpv_error *
             return fail(m, err, e->off, e->len,
                         "a shape is a list of sizes, like [3, 2] (or [] for a scalar)");
         *s = (bpv_shape){1, {(int64_t)v}};
+        if (v > (double)BPV_MAX_TENSOR_ELEMS)
+            return fail(m, err, e->off, e->len,
+                        "shape [%.0f] has %.0f elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)",
+                        v, v, (long long)BPV_MAX_TENSOR_ELEMS);
         return true;
     }
     if (e->nargs > BPV_MAX_RANK)
@@ -358,7 +376,7 @@ static bool init_shape(bpv_model *m, const bpv_ast *e, bpv_shape *s, bpv_error *
     }
     if (n > (double)BPV_MAX_TENSOR_ELEMS) {
         char b[128];
-        return fail(m, err, e->off, e->len, "shape %s has %.0f elements; the limit is %lld",
+        return fail(m, err, e->off, e->len, "shape %s has %.0f elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)",
                     shape_s(s, b, sizeof b), n, (long long)BPV_MAX_TENSOR_ELEMS);
     }
     return true;
@@ -427,7 +445,7 @@ static bool param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error
     }
     p->numel = numel_of(&p->shape);
     if (!fits(m, (size_t)p->numel * 8))
-        return fail(m, err, e->off, e->len, "this param is too large for the memory limit");
+        return fail(m, err, e->off, e->len, "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
     p->val = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
     if (!p->val) return oom(err);
     uint64_t s = (uint64_t)seed;
@@ -482,7 +500,7 @@ static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err
     size_t bytes = (size_t)p->numel * 3 * sizeof(double);
     if (!fits(m, bytes))
         return fail(m, err, st->value->off, st->value->len,
-                    "this param is too large for the memory limit");
+                    "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
     p->grad = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
     p->m = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
     p->v = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
@@ -519,12 +537,8 @@ static bool check_fn(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
             if (strcmp(st->params[j], st->params[k]) == 0)
                 return fail(m, err, off, strlen(st->params[k]),
                             "parameter '%s' appears twice", st->params[k]);
-        if (st->grads && st->grads[k])
-            return fail(m, err, st->grads[k]->off, st->grads[k]->len,
-                        "custom gradients (`grad %s = ...`) are not supported yet; bpviz "
-                        "differentiates the body",
-                        st->params[k]);
     }
+    if (st->grads) return bpv_custom_make(m, st, i, err);
     return bpv_check_expr(m, st->value, i, st->params, st->nparams, st->name, err);
 }
 
@@ -532,7 +546,8 @@ static bool check_fn(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
 
 static const char *const train_keys[] = {"epochs", "lr",  "batch",     "optimizer",
                                          "momentum", "beta1", "beta2", "eps",
-                                         "zero_grad", "shuffle", "seed", "loss"};
+                                         "zero_grad", "shuffle", "seed", "loss",
+                                         "stop_on_nonfinite"};
 #define NTRAIN_KEYS (sizeof train_keys / sizeof train_keys[0])
 
 static bool bool_value(bpv_model *m, const bpv_ast_kv *kv, bool *out, bpv_error **err) {
@@ -565,7 +580,8 @@ static bool train_keys_parse(bpv_model *m, const bpv_stmt *st, bpv_train *t, bpv
                             "unknown train key '%s' (did you mean '%s'?)", kv->key, s);
             return fail(m, err, kv->key_off, kv->key_len,
                         "unknown train key '%s'; the keys are epochs, lr, batch, optimizer, "
-                        "momentum, beta1, beta2, eps, zero_grad, shuffle, seed, loss",
+                        "momentum, beta1, beta2, eps, zero_grad, shuffle, seed, loss, "
+                        "stop_on_nonfinite",
                         kv->key);
         }
         if (given[j])
@@ -634,6 +650,7 @@ static bool train_keys_parse(bpv_model *m, const bpv_stmt *st, bpv_train *t, bpv
                     "eps must be a number of at least 0, like eps=1e-8");
     if ((kv = given[8]) && !bool_value(m, kv, &t->zero_grad, err)) return false;
     if ((kv = given[9]) && !bool_value(m, kv, &t->shuffle, err)) return false;
+    if ((kv = given[12]) && !bool_value(m, kv, &t->stop_on_nonfinite, err)) return false;
     if ((kv = given[10])) {
         if (!whole(kv->value, 0, 9007199254740992.0, &v))
             return fail(m, err, kv->value->off, kv->value->len,
@@ -1010,6 +1027,52 @@ static int epoch_line(bpv_model *m, const bpv_train *t, double loss, const bpv_r
     return emit(o, b, err);
 }
 
+/* After a step's backward (inspection runs only): notes which params got a
+ * gradient, and the first time a value or gradient is not finite warns,
+ * keeps that step (keep_first_nonfinite) or stops (stop_on_nonfinite). */
+static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
+                        const bpv_run_options *o, bpv_snapshot **snap, const int64_t *samples,
+                        int64_t nsamples, const leafref *ps, int nps, bool *nf_stop,
+                        bpv_error **err) {
+    if (!m->grad_used) {
+        m->grad_used = bpv_arena_calloc(m->arena, (size_t)m->nparams + 1, sizeof(bool));
+        m->grad_seen = bpv_arena_calloc(m->arena, (size_t)m->nparams + 1, sizeof(bool));
+        if (!m->grad_used || !m->grad_seen)
+            return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    }
+    for (int k = 0; k < nps; k++) {
+        const bpv_param *p = &m->params[ps[k].ref];
+        m->grad_used[ps[k].ref] = true;
+        for (int64_t q = 0; q < p->numel && !m->grad_seen[ps[k].ref]; q++)
+            if (p->grad[q] != 0) m->grad_seen[ps[k].ref] = true;
+    }
+    if (m->nf_step || bpv_graph_finite(g)) return BPV_OK;
+    m->nf_step = m->step;
+    bool keep = o->keep_first_nonfinite && !*snap;
+    bpv_snapshot *s = *snap ? *snap : bpv_snapshot_take(m, g, m->step, m->epoch, samples, nsamples);
+    if (!s) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    if (keep && o->gradcheck && !bpv_gradcheck(m, g, s)) {
+        bpv_snapshot_free(s);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    }
+    bpv_buf b;
+    bpv_buf_init(&b);
+    int rc = BPV_OK;
+    if (t->stop_on_nonfinite && !o->keep_first_nonfinite) { /* a figure of it still draws */
+        bpv_nonfinite_message(m, s, true, "stopped (stop_on_nonfinite=true)", &b);
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "%s", b.data));
+    } else {
+        bpv_nonfinite_message(m, s, false,
+                              o->gradcheck ? "the first NaN or infinity" : "training goes on", &b);
+        if (o->on_warning) o->on_warning(b.data, o->warning_user);
+    }
+    bpv_buf_free(&b);
+    if (keep) *snap = s;
+    else if (s != *snap) bpv_snapshot_free(s);
+    if (o->keep_first_nonfinite) *nf_stop = true;
+    return rc;
+}
+
 /* Runs one train statement; *stop is set when the caller asked to stop. */
 static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_buf *b,
                      long maxkeep, bool *stop, bpv_error **err) {
@@ -1071,6 +1134,9 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 }
             bpv_graph_backward(g);
             m->step++;
+            if (o->on_progress) /* a figure's run ends at its last kept step */
+                o->on_progress(m->step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
+                               o->progress_user);
             loss = g->nodes[g->objective].val[0];
             bpv_snapshot *snap = NULL;
             if (o->keep && bpv_step_set_has(o->keep, m->step, total)) {
@@ -1081,6 +1147,19 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                                                           "out of memory taking a snapshot"));
                     break;
                 }
+            }
+            bool nf_stop = false;
+            if (snap && o->gradcheck && !bpv_gradcheck(m, g, snap)) {
+                bpv_snapshot_free(snap);
+                rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+                break;
+            }
+            if (o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite)
+                rc = inspect_step(m, g, t, o, &snap, perm + start, t->nsamples ? cnt : 0, ps, nps,
+                                  &nf_stop, err);
+            if (rc != BPV_OK) {
+                bpv_snapshot_free(snap);
+                break;
             }
             for (int k = 0; k < nps; k++) update(m->dtype, t, &m->params[ps[k].ref]);
             if (snap) {
@@ -1100,6 +1179,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 if (o->on_snapshot && o->on_snapshot(snap, o->user)) *stop = true;
             }
             if (o->stop_after_last_kept && m->step >= maxkeep) *stop = true;
+            if (nf_stop) *stop = true;
             if (*stop) break;
         }
         if (*stop || rc != BPV_OK) break;

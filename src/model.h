@@ -8,10 +8,12 @@
 #include "graph.h"
 #include "snapshot.h"
 
-/* Default limits; a model beyond them gets a clear error, not an OOM. */
-#define BPV_MAX_TENSOR_ELEMS ((int64_t)1 << 26) /* 64 Mi elements per tensor */
-#define BPV_MAX_MODEL_BYTES ((size_t)4 << 30)   /* 4 GiB for one model */
-#define BPV_MAX_NODES 1000000
+/* Limits; a model beyond them gets a clear error, not an OOM. Defaults
+ * (64 Mi elements per tensor, 4 GiB per model, 1e6 nodes per graph) that
+ * environment variables override: see bpv_limits in base.h. */
+#define BPV_MAX_TENSOR_ELEMS (bpv_limits_get()->tensor_elems)
+#define BPV_MAX_MODEL_BYTES (bpv_limits_get()->model_bytes)
+#define BPV_MAX_NODES (bpv_limits_get()->nodes)
 
 typedef struct bpv_data {
     const char *name;
@@ -52,6 +54,7 @@ typedef struct bpv_train {
     bool adam;
     double momentum, beta1, beta2, eps;
     bool zero_grad;
+    bool stop_on_nonfinite; /* stop at the first NaN or infinity (additive) */
     bool shuffle;
     uint64_t seed;
     const char *loss;    /* objective node name; "loss" by default */
@@ -98,10 +101,18 @@ struct bpv_model {
     bpv_train *trains; int ntrains;
     bpv_graph **predicts; /* per statement: the compiled predict graph or NULL */
     int cur_stmt;         /* statement being run (snapshots list the params before it) */
+    /* per statement: the op of a fn with `grad` (custom.c), or NULL; NULL
+     * when the model has none */
+    bpv_custom **customs;
 
     long step;        /* steps taken so far */
     long epoch;       /* epochs completed so far (the next epoch's number) */
     long total_steps; /* known after loading */
+    /* inspection (check.c, additive): the first step with a NaN or
+     * infinity (0: none yet); per param, whether it was in a training graph
+     * and whether some step gave it a nonzero gradient (gradcheck runs) */
+    long nf_step;
+    bool *grad_used, *grad_seen;
     bool ran;
 
     /* Kept snapshots in step order; each owns its memory (malloc'd), freed
@@ -170,6 +181,13 @@ bool bpv_step_set_has(const bpv_step_set *s, long step, long total);
  * for "step past the end" errors. */
 long bpv_step_set_max(const bpv_step_set *s, long total);
 long bpv_step_set_min(const bpv_step_set *s, long total);
+/* How many steps of 1..total the selection keeps (additive, for the
+ * kept-steps limit). */
+long bpv_step_set_count(const bpv_step_set *s, long total);
+
+/* Checks a fn with `grad` (statement `stmt`) and compiles its body and
+ * partials into m->customs[stmt] (custom.c). */
+bool bpv_custom_make(bpv_model *m, const bpv_stmt *st, int stmt, bpv_error **err);
 
 /* Executes the statements top to bottom (model.c): predictions, training,
  * snapshots of the steps opts->keep selects. */

@@ -27,6 +27,8 @@ const bpv_op_info bpv_op_table[BPV_OP_COUNT] = {
     [BPV_OP_LOG_SOFTMAX] = {"log_softmax", "log softmax", 1, {"g − exp(out)·Σ g", NULL}},
     [BPV_OP_CROSS_ENTROPY] = {"cross_entropy", "CE", 2, {"(softmax(a) − onehot(b))/N", NULL}},
     [BPV_OP_IDENTITY] = {"identity", "=", 1, {"1", NULL}},
+    /* the real symbol and partials are the fn's (bpv_node.custom) */
+    [BPV_OP_CUSTOM] = {"custom", "f", 2, {"∂f/∂a", "∂f/∂b"}},
 };
 
 /* A new op without a row would leave a NULL name for figures and JSON. */

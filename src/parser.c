@@ -24,7 +24,7 @@ typedef struct parser {
     bpv_token tok;                    /* current token */
     bpv_token prev;                   /* last consumed token */
     int nest;                         /* open brackets, unary operators and ^ operands */
-    size_t open[BPV_MAX_NESTING + 1]; /* offsets of the open ( and [ */
+    size_t open[BPV_NESTING_CEILING + 1]; /* offsets of the open ( and [ */
     int nopen;
     bpv_error **err;
 } parser;
@@ -152,9 +152,10 @@ static bool peek_is(parser *p, bpv_token_kind k, bool *ok) {
 static size_t prev_end(const parser *p) { return p->prev.off + p->prev.len; }
 
 static bool enter(parser *p, size_t off, size_t len) {
-    if (p->nest >= BPV_MAX_NESTING)
-        return error_at(p, off, len, "expression nested too deeply (more than %d levels)",
-                        BPV_MAX_NESTING);
+    int max = bpv_limits_get()->nesting;
+    if (p->nest >= max)
+        return error_at(p, off, len,
+                        "expression nested too deeply (more than %d levels; BPV_MAX_NESTING)", max);
     p->nest++;
     return true;
 }
@@ -803,6 +804,21 @@ bool bpv_parse(const bpv_source *src, bpv_arena *arena, bpv_program *out, bpv_er
                                           (unsigned char)src->text[bad]);
         bpv_error_set(err, e);
         return false;
+    }
+    /* long lines: the limit keeps messages (which show the line) and the
+     * lexer's work per token bounded; brackets may span lines */
+    size_t maxline = bpv_limits_get()->line_bytes;
+    for (size_t i = 0, start = 0; i <= src->len; i++) {
+        if (i < src->len && src->text[i] != '\n') continue;
+        if (i - start > maxline) {
+            bpv_error_set(err, bpv_error_at(src, start + maxline, 1, BPV_ERR_MODEL,
+                                            "this line is longer than %zu bytes "
+                                            "(BPV_MAX_LINE_BYTES); a list may span lines "
+                                            "inside its brackets",
+                                            maxline));
+            return false;
+        }
+        start = i + 1;
     }
     parser p;
     memset(&p, 0, sizeof p);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "model.h"
 
 #define ALIGN8(x) (((x) + 7) & ~(size_t)7)
@@ -76,7 +77,7 @@ bpv_snapshot *bpv_snapshot_take(const bpv_model *m, const bpv_graph *g, long ste
         const bpv_node *n = &g->nodes[i];
         nums += (size_t)n->numel * (n->grad ? 2 : 1);
         for (int k = 0; k < n->nin; k++, e++) {
-            const char *f = bpv_op_table[n->op].dlocal[k];
+            const char *f = n->custom ? n->custom->dlocal[k] : bpv_op_table[n->op].dlocal[k];
             foff[e] = SIZE_MAX;
             if (f) {
                 foff[e] = fb.len;
@@ -99,8 +100,13 @@ bpv_snapshot *bpv_snapshot_take(const bpv_model *m, const bpv_graph *g, long ste
             pstrs += strlen(m->params[k].name) + 1;
         }
     size_t strs = strlen(m->src.name) + 1 + fb.len + pstrs;
-    for (int i = 0; i < g->nnodes; i++)
-        if (g->nodes[i].name) strs += strlen(g->nodes[i].name) + 1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const bpv_node *n = &g->nodes[i];
+        if (n->name) strs += strlen(n->name) + 1;
+        if (n->custom)
+            for (int k = -1; k < n->nin; k++)
+                strs += strlen(k < 0 ? n->custom->name : n->custom->dlocal[k]) + 1;
+    }
 
     size_t off_nodes = ALIGN8(sizeof(bpv_snapshot));
     size_t off_edges = ALIGN8(off_nodes + (size_t)g->nnodes * sizeof(bpv_snap_node));
@@ -155,6 +161,11 @@ bpv_snapshot *bpv_snapshot_take(const bpv_model *m, const bpv_graph *g, long ste
         sn->in[0] = n->in[0];
         sn->in[1] = n->in[1];
         sn->src_off = n->src_off;
+        sn->src_len = n->src_len;
+        if (n->custom) {
+            PUTS(sn->fn, n->custom->name);
+            for (int k = 0; k < n->nin; k++) PUTS(sn->fn_dlocal[k], n->custom->dlocal[k]);
+        }
         sn->value = num;
         memcpy(num, n->val, (size_t)n->numel * sizeof(double));
         num += n->numel;
@@ -203,6 +214,7 @@ bpv_snapshot *bpv_snapshot_take(const bpv_model *m, const bpv_graph *g, long ste
     free(foff);
     bpv_buf_free(&fb);
 #undef PUTS
+    bpv_snapshot_nonfinite(s);
     return s;
 }
 

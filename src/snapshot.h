@@ -7,6 +7,23 @@
 
 #include "graph.h"
 
+/* The gradient check of one edge's local partial or one parameter's
+ * gradient (check.c): the element with the largest relative error. */
+typedef enum bpv_check_state {
+    BPV_CHECK_NONE,  /* not checked */
+    BPV_CHECK_OK,
+    BPV_CHECK_SKIP,  /* not differentiable there (relu or abs at 0) or not finite */
+    BPV_CHECK_BAD    /* analytic and numeric disagree */
+} bpv_check_state;
+
+typedef struct bpv_check_mark {
+    bpv_check_state state;
+    int64_t elem;         /* flat index of the element reported */
+    double analytic;      /* as the engine computed it (the snapshot's number) */
+    double numeric;       /* central difference in double precision */
+    double relerr;        /* the error the threshold is applied to */
+} bpv_check_mark;
+
 typedef struct bpv_snap_node {
     const char *name;     /* NULL for an unnamed intermediate */
     bpv_node_kind kind;
@@ -19,6 +36,11 @@ typedef struct bpv_snap_node {
     int nin;
     int in[2];
     size_t src_off;       /* where it comes from in the model source */
+    /* additive: BPV_OP_CUSTOM's fn name and partials over a, b, out */
+    const char *fn;
+    const char *fn_dlocal[2];
+    size_t src_len;       /* with src_off: the node's text in the model */
+    bool nonfinite;       /* some element of value or grad is NaN or ±inf */
 } bpv_snap_node;
 
 typedef struct bpv_snap_edge {
@@ -32,6 +54,7 @@ typedef struct bpv_snap_edge {
     int64_t nlocal;
     double *chained;      /* d objective / d from along this edge (numel of
                              `from`), NULL when no gradient */
+    bpv_check_mark check; /* additive: gradient check of `local` */
 } bpv_snap_edge;
 
 typedef struct bpv_snap_param {
@@ -41,6 +64,8 @@ typedef struct bpv_snap_param {
     int64_t numel;
     double *after;        /* value after this step's update */
     int ref;              /* index into the model's params (additive) */
+    bpv_check_mark check; /* additive: gradient check of the node's grad */
+    bool accumulating;    /* its grad still holds earlier steps' (zero_grad=false) */
 } bpv_snap_param;
 
 struct bpv_snapshot {
@@ -58,6 +83,15 @@ struct bpv_snapshot {
     int nedges;
     bpv_snap_param *params;
     int nparams;
+    /* additive (check.c): where the first NaN or ±inf of this step comes
+     * from. nf_pass 0: everything is finite; 1: forward, nf_node is the
+     * first node whose inputs are finite and whose value is not; 2:
+     * backward, nf_edge the first edge (in reverse order) whose op's
+     * gradient and inputs are finite and whose partial is not. */
+    int nf_pass;
+    int nf_node, nf_edge;
+    char nf_note[160];    /* "log(−0.5) = nan", raw UTF-8 */
+    bool gradchecked;     /* the gradient check ran on this snapshot */
 };
 
 struct bpv_model;

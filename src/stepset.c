@@ -128,3 +128,19 @@ long bpv_step_set_min(const bpv_step_set *s, long total) {
     }
     return best;
 }
+
+long bpv_step_set_count(const bpv_step_set *s, long total) {
+    if (!s || total <= 0) return 0;
+    /* ranges rarely overlap; when they do, the sum is capped by total */
+    long n = 0;
+    for (size_t i = 0; i < s->n && n < total; i++) {
+        const step_range *r = &s->r[i];
+        if (r->from_last) {
+            n++;
+            continue;
+        }
+        long to = r->to < 0 || r->to > total ? total : r->to;
+        if (to >= r->from) n += (to - r->from) / r->every + 1;
+    }
+    return n < total ? n : total;
+}

@@ -11,6 +11,7 @@
 #ifndef BPVIZ_H
 #define BPVIZ_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,6 +79,11 @@ typedef struct bpv_snapshot bpv_snapshot;
  * until bpv_model_free; do not free it. Return non-zero to stop the run. */
 typedef int (*bpv_snapshot_fn)(const bpv_snapshot *snap, void *user);
 
+/* Called after every training step with the steps taken so far and the
+ * model's total, for a progress display (the library itself never prints).
+ * Called often: keep it cheap. */
+typedef void (*bpv_progress_fn)(long step, long total, void *user);
+
 typedef struct bpv_run_options {
     /* Where `predict` and per-epoch lines go; NULL prints nothing. */
     FILE *out;
@@ -87,6 +93,21 @@ typedef struct bpv_run_options {
     int stop_after_last_kept;
     bpv_snapshot_fn on_snapshot;
     void *user;
+    /* Optional progress callback and its argument (additive). */
+    bpv_progress_fn on_progress;
+    void *progress_user;
+    /* Inspecting the backward pass (additive). `gradcheck`: run the
+     * gradient check on every kept step (a snapshot's figure then marks
+     * mismatches). `keep_first_nonfinite`: also keep the step where a value
+     * or gradient first becomes NaN or infinite, and stop there.
+     * `on_warning`: called once, the first time that happens, with one
+     * newline-terminated line naming the step, epoch, node and operation
+     * (valid during the call); training goes on unless the train statement
+     * says stop_on_nonfinite=true. */
+    int gradcheck;
+    int keep_first_nonfinite;
+    void (*on_warning)(const char *message, void *user);
+    void *warning_user;
 } bpv_run_options;
 
 /* Runs the model's statements top to bottom: predictions are printed, train
@@ -98,13 +119,63 @@ int bpv_model_run(bpv_model *model, const bpv_run_options *opts, bpv_error **err
  * epochs x batches summed over train statements). */
 long bpv_model_step_count(const bpv_model *model);
 
+/* After a run: the first step where a value or gradient was NaN or
+ * infinite, or 0 (additive). */
+long bpv_model_nonfinite_step(const bpv_model *model);
+
+/* `bpviz check`: loads the model (parse and shapes), trains it, runs the
+ * gradient check on the steps `steps` selects (NULL: 1, 2, the last and a
+ * spread between) and looks for the first NaN or infinity and for params
+ * that never get a gradient. Returns BPV_OK when clean or
+ * BPV_CHECK_PROBLEMS when it found some, with the text report in
+ * `*report` (malloc'd, the caller frees it) either way; or an error status
+ * (BPV_ERR_MODEL for a bad model) with `err` set and no report. */
+#define BPV_CHECK_PROBLEMS 1
+int bpv_check(const char *model, const char *steps, char **report, bpv_error **err);
+
 /* The kept snapshots after a run, in step order. Owned by the model. */
 size_t bpv_model_snapshot_count(const bpv_model *model);
 const bpv_snapshot *bpv_model_snapshot(const bpv_model *model, size_t i);
 
+/* ---- benchmarking (`bpviz bench`) --------------------------------------- */
+
+typedef struct bpv_bench_options {
+    long steps;         /* timed training steps; 0: 1000 */
+    long warmup;        /* untimed steps before them; -1: steps / 10; at least 1 */
+    int snapshot_every; /* 1: take a snapshot of every step (and drop it), as a
+                           trace of every step would; 0: none */
+} bpv_bench_options;
+
+typedef struct bpv_bench_result {
+    long steps;         /* steps timed */
+    double seconds;     /* their wall-clock time */
+    double ns_per_step;
+} bpv_bench_result;
+
+/* Trains the model as bpv_model_run does, printing nothing, and times
+ * `steps` training steps after `warmup` untimed ones; a model with fewer
+ * steps trains on with more epochs of its last train statement. This runs
+ * the model (a model can be run once) and keeps no snapshots. `opts` NULL
+ * takes the defaults; the result goes to the caller's `res`. Returns BPV_OK
+ * or an error status with `err` set (the caller frees it). */
+int bpv_model_bench(bpv_model *model, const bpv_bench_options *opts, bpv_bench_result *res,
+                    bpv_error **err);
+
 /* ---- snapshots -------------------------------------------------------- */
 
 long bpv_snapshot_step(const bpv_snapshot *snap);
+/* The epoch (from 0) and the objective's value at this step. */
+long bpv_snapshot_epoch(const bpv_snapshot *snap);
+double bpv_snapshot_loss(const bpv_snapshot *snap);
+
+/* Looks up the node called `name` (a data, param, const or named node).
+ * Returns its number of elements and stores pointers into the snapshot:
+ * `*value` to its forward value, `*grad` to d objective / d node or NULL
+ * when no gradient reaches it (either pointer argument may be NULL). The
+ * numbers belong to the snapshot and live as long as it does. Returns -1
+ * when no node has that name. */
+long bpv_snapshot_node(const bpv_snapshot *snap, const char *name, const double **value,
+                       const double **grad);
 
 /* ---- exporting -------------------------------------------------------- */
 
@@ -114,10 +185,11 @@ typedef enum bpv_format {
     BPV_FORMAT_PNG,
     BPV_FORMAT_PDF,
     BPV_FORMAT_JSON,
+    BPV_FORMAT_HTML, /* the step player: one self-contained page */
     BPV_FORMAT_COUNT
 } bpv_format;
 
-/* "dot"/"gv", "svg", "png", "pdf", "json" -> format; -1 when unknown. */
+/* "dot"/"gv", "svg", "png", "pdf", "json", "html" -> format; -1 when unknown. */
 int bpv_format_from_name(const char *name);
 /* The format a file name's extension selects; -1 when none matches. */
 int bpv_format_from_path(const char *path);
@@ -131,18 +203,115 @@ typedef struct bpv_figure_options {
     bpv_labels labels;
     int precision;    /* significant digits, default 4 */
     int plain_names;  /* 1: print names as written */
+    /* Font family of every text, as fontconfig names it; NULL: "DejaVu Sans".
+     * Borrowed: it must outlive the export call. One font for all the
+     * figures of a course keeps slides consistent. */
+    const char *font;
+    /* Scale the drawing up or down to fit a box of size_w x size_h inches
+     * (0 x 0: natural size; one 0 means the same as the other). */
+    double size_w, size_h;
+    /* PNG resolution in pixels per inch; 0: 96. Other formats ignore it. */
+    double dpi;
+    /* Additive. Draw only the nodes within focus_depth edges (default 2) of
+     * the node called `focus` (NULL: the whole graph); a cut edge ends in a
+     * small "…" stub. Borrowed, like `font`. */
+    const char *focus;
+    int focus_depth;
+    /* A figure of more nodes than this is refused with a message suggesting
+     * --focus (0: BPV_FIGURE_MAX_NODES; negative: no limit). */
+    long max_nodes;
 } bpv_figure_options;
+
+/* Above this many nodes a layout takes seconds and the figure is
+ * unreadable (measured: docs/language.md, "Large graphs"). */
+#define BPV_FIGURE_MAX_NODES 400
 
 /* Fills in the defaults above. */
 void bpv_figure_options_init(bpv_figure_options *opts);
 
-/* Exports the snapshots of a run as one document: JSON holds them all, the
- * figure formats draw the first one. On success stores a malloc'd buffer and
+/* Exports the snapshots of a run as one document: JSON and HTML (the step
+ * player, laid out once for all of them) hold them all, the figure formats
+ * draw the first one. On success stores a malloc'd buffer and
  * its length (PNG and PDF hold NUL bytes) that the caller frees with free().
  * Returns BPV_OK or an error status with `err` set. */
 int bpv_export(const bpv_model *model, const bpv_snapshot *const *snaps, size_t nsnaps,
                bpv_format format, const bpv_figure_options *fig,
                char **out, size_t *out_len, bpv_error **err);
+
+/* Exports one snapshot (from a run or a builder) in any format: JSON
+ * writes a trace of that one step. On success stores a malloc'd buffer and
+ * its length the caller frees with free(); `fig` may be NULL for the
+ * defaults. Returns BPV_OK or an error status with `err` set. */
+int bpv_snapshot_export(const bpv_snapshot *snap, bpv_format format,
+                        const bpv_figure_options *fig, char **out, size_t *out_len,
+                        bpv_error **err);
+
+/* bpv_snapshot_export into the file `path`, written atomically ("-":
+ * standard output). `format` is a bpv_format, or -1 to take it from the
+ * extension. */
+int bpv_snapshot_write(const bpv_snapshot *snap, const char *path, int format,
+                       const bpv_figure_options *fig, bpv_error **err);
+
+/* ---- building a graph in C ------------------------------------------------
+ * For a program that wants its own computation drawn without writing a .bp
+ * file: declare parameters and data, combine them with ops, then run one
+ * forward and backward pass (and optionally one SGD update):
+ *
+ *     bpv_builder *b = bpv_builder_new();
+ *     int w = bpv_builder_param(b, "w", (double[]){0.5}, NULL, 0);
+ *     int x = bpv_builder_data(b, "x", (double[]){1.5}, NULL, 0);
+ *     int y = bpv_builder_op(b, "y", "sigmoid", bpv_builder_op(b, NULL, "mul", w, x), -1);
+ *     const bpv_snapshot *s = bpv_builder_run(b, y, 0.1, &err);
+ *     bpv_snapshot_write(s, "y.svg", -1, NULL, &err);
+ *     bpv_builder_free(b);
+ *
+ * Nodes are small integers (handles); a function that fails returns -1 and
+ * the builder remembers the first error, which bpv_builder_run reports, so
+ * a sequence of calls needs one check at the end. Numbers are float32 like
+ * PyTorch's default (see bpv_builder_new_f64). */
+typedef struct bpv_builder bpv_builder;
+
+/* A new, empty builder; NULL when out of memory. Free with
+ * bpv_builder_free. */
+bpv_builder *bpv_builder_new(void);
+/* The same with every number a double (the language's `dtype f64`). */
+bpv_builder *bpv_builder_new_f64(void);
+/* Frees the builder and every snapshot it returned. NULL is allowed. */
+void bpv_builder_free(bpv_builder *b);
+
+/* A trainable parameter, or a data value (one sample), called `name`: an
+ * identifier, not a keyword or built-in. `values` holds the elements in
+ * row-major order of a tensor of shape dims[0] x ... x dims[rank-1]
+ * (rank 0, dims NULL: a scalar, one value); it is copied. Values must be
+ * finite. Returns the node's handle, or -1. */
+int bpv_builder_param(bpv_builder *b, const char *name, const double *values,
+                      const int64_t *dims, int rank);
+int bpv_builder_data(bpv_builder *b, const char *name, const double *values,
+                     const int64_t *dims, int rank);
+/* A literal scalar constant; figures fold it into the op that uses it
+ * (x^2, x + 1). Returns its handle, or -1. */
+int bpv_builder_const(bpv_builder *b, double value);
+
+/* The op `op` over the nodes `a` and `c` (c is -1 for a one-input op). Op
+ * names are the language's: add sub mul div pow matmul neg sigmoid relu
+ * tanh exp log sqrt abs sum mean T mse bce softmax log_softmax
+ * cross_entropy. `name` (copied) names the result in figures, or is NULL
+ * for an unnamed intermediate, drawn as its expression. Shapes are checked
+ * by bpv_builder_run. Returns the result's handle, or -1. */
+int bpv_builder_op(bpv_builder *b, const char *name, const char *op, int a, int c);
+
+/* Compiles the graph, runs forward, then backward from `objective` (a
+ * scalar node), then, if lr > 0, one SGD update p = p - lr * grad so the
+ * figure shows each parameter after the step too. Returns the snapshot,
+ * owned by the builder and valid until the next bpv_builder_run or
+ * bpv_builder_free; or NULL with `err` set (the caller frees it). */
+const bpv_snapshot *bpv_builder_run(bpv_builder *b, int objective, double lr,
+                                    bpv_error **err);
+
+/* The .bp program equivalent to what has been built, NUL-terminated and
+ * owned by the builder (valid until its next call); save it to go on with
+ * the command line. NULL after an error. */
+const char *bpv_builder_source(bpv_builder *b);
 
 /* ---- the whole job ------------------------------------------------------ */
 
@@ -154,6 +323,13 @@ typedef struct bpv_render_options {
     int format;          /* a bpv_format, or -1: from the output's extension (DOT if none) */
     const char *steps;   /* step selection (bpv_step_set_parse), NULL: "1" */
     bpv_figure_options figure;
+    /* Optional progress callback for the training it runs (additive). */
+    bpv_progress_fn on_progress;
+    void *progress_user;
+    /* Run the gradient check on the drawn step and mark mismatches
+     * (additive). `steps` may also be "first-nonfinite": the step where a
+     * value or gradient first becomes NaN or infinite. */
+    int gradcheck;
 } bpv_render_options;
 
 /* Fills in the defaults: standard output, format from the extension,
@@ -168,6 +344,30 @@ int bpv_render(const bpv_render_options *opts, bpv_error **err);
  * folder, renamed over `path` on success. "-" writes standard output. On
  * failure the existing file is untouched and no temporary file remains. */
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
+
+/* ---- watching ------------------------------------------------------------ */
+
+/* Called after each rendering: status BPV_OK, or an error whose `err` is
+ * owned by the watcher and valid only during the call. Return non-zero to
+ * stop watching. */
+typedef int (*bpv_watch_fn)(int status, const bpv_error *err, void *user);
+
+typedef struct bpv_watch_options {
+    bpv_watch_fn on_render; /* NULL: errors are dropped */
+    void *user;
+    /* Polled: set it non-zero (from a signal handler, say) to return. */
+    volatile sig_atomic_t *stop;
+} bpv_watch_options;
+
+/* Renders as bpv_render does, then again each time the model file (or a
+ * .csv file beside it) is written, until stopped. The model's folder is
+ * watched with inotify, so editors that save by writing a new file and
+ * renaming it over the old one work too. A failed rendering is reported to
+ * on_render and watching goes on. The model must be a file and the output a
+ * file (not "-"). Returns BPV_OK once stopped, or an error status with
+ * `err` set when watching cannot start. */
+int bpv_watch(const bpv_render_options *render, const bpv_watch_options *watch,
+              bpv_error **err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,683 @@
+/* Inspecting a failing backward pass: the gradient check, the origin of
+ * the first NaN or infinity, and the `bpviz check` report.
+ *
+ * Gradient check. For the step of a snapshot, every edge's elementwise
+ * local partial is compared with a central difference of its op's forward,
+ * and every parameter's gradient with a central difference of the whole
+ * forward. Both sides are evaluated in double precision from the step's
+ * float32 inputs (a copy of the graph with dtype f64 runs the engine's own
+ * kernels and backward), so float32 rounding is not mistaken for a wrong
+ * derivative; the number shown as "analytic" is the engine's float32 one.
+ * A point where the one-sided differences disagree is a kink (relu or abs
+ * at 0) and is skipped, as is anything not finite. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "figure.h"
+
+/* ---- finiteness -------------------------------------------------------------- */
+
+static int64_t first_bad(const double *v, int64_t n) {
+    if (v)
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(v[i])) return i;
+    return -1;
+}
+
+bool bpv_graph_finite(const bpv_graph *g) {
+    for (int i = 0; i < g->nnodes; i++) {
+        const bpv_node *n = &g->nodes[i];
+        if (first_bad(n->val, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0) return false;
+    }
+    return true;
+}
+
+static bool elementwise(bpv_op op) {
+    switch (op) {
+    case BPV_OP_ADD: case BPV_OP_SUB: case BPV_OP_MUL: case BPV_OP_DIV: case BPV_OP_POW:
+    case BPV_OP_NEG: case BPV_OP_SIGMOID: case BPV_OP_RELU: case BPV_OP_TANH: case BPV_OP_EXP:
+    case BPV_OP_LOG: case BPV_OP_SQRT: case BPV_OP_ABS: case BPV_OP_IDENTITY: case BPV_OP_CUSTOM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Flat index into `in` of element i of `out`, under broadcasting. */
+static int64_t bcast_index(const bpv_shape *out, const bpv_shape *in, int64_t i) {
+    int64_t idx = 0, stride = 1;
+    for (int d = out->rank - 1; d >= 0; d--) {
+        int64_t c = i % out->dim[d];
+        i /= out->dim[d];
+        int sd = d - (out->rank - in->rank);
+        if (sd < 0) continue;
+        if (in->dim[sd] != 1) idx += c * stride;
+        stride *= in->dim[sd];
+    }
+    return idx;
+}
+
+static void put_num(bpv_buf *b, double v) { bpv_fig_number(b, v, 4); }
+
+/* "log(−0.5) = NaN", "3.4×10³⁸ × 10 = ∞": element j of op node i. */
+static void op_note(const bpv_snapshot *s, int i, int64_t j, bpv_buf *b) {
+    const bpv_snap_node *n = &s->nodes[i];
+    const char *name = n->fn ? n->fn : bpv_op_table[n->op].name;
+    if (!elementwise(n->op)) {
+        bpv_buf_printf(b, "%s(…) = ", name);
+        put_num(b, n->value[j]);
+        return;
+    }
+    double v[2] = {0, 0};
+    for (int k = 0; k < n->nin; k++) {
+        const bpv_snap_node *in = &s->nodes[n->in[k]];
+        v[k] = in->value[bcast_index(&n->shape, &in->shape, j)];
+    }
+    const char *infix = NULL;
+    switch (n->op) {
+    case BPV_OP_ADD: infix = " + "; break;
+    case BPV_OP_SUB: infix = " − "; break;
+    case BPV_OP_MUL: infix = " × "; break;
+    case BPV_OP_DIV: infix = " ÷ "; break;
+    case BPV_OP_POW: infix = " ^ "; break;
+    default: break;
+    }
+    if (infix) {
+        put_num(b, v[0]);
+        bpv_buf_puts(b, infix);
+        put_num(b, v[1]);
+    } else if (n->op == BPV_OP_NEG) {
+        bpv_buf_puts(b, "−(");
+        put_num(b, v[0]);
+        bpv_buf_putc(b, ')');
+    } else {
+        bpv_buf_printf(b, "%s(", name);
+        for (int k = 0; k < n->nin; k++) {
+            if (k) bpv_buf_puts(b, ", ");
+            put_num(b, v[k]);
+        }
+        bpv_buf_putc(b, ')');
+    }
+    bpv_buf_puts(b, " = ");
+    put_num(b, n->value[j]);
+}
+
+static void set_note(bpv_snapshot *s, bpv_buf *b) {
+    snprintf(s->nf_note, sizeof s->nf_note, "%s", b->data ? b->data : "");
+    bpv_buf_free(b);
+}
+
+void bpv_snapshot_nonfinite(bpv_snapshot *s) {
+    s->nf_pass = 0;
+    s->nf_node = s->nf_edge = -1;
+    s->nf_note[0] = '\0';
+    bool any = false;
+    for (int i = 0; i < s->nnodes; i++) {
+        bpv_snap_node *n = &s->nodes[i];
+        n->nonfinite = first_bad(n->value, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0;
+        any = any || n->nonfinite;
+    }
+    if (!any) return;
+    bpv_buf b;
+    bpv_buf_init(&b);
+    /* forward: inputs come first, so the first non-finite value in order
+     * has finite inputs */
+    for (int i = 0; i < s->nnodes; i++) {
+        const bpv_snap_node *n = &s->nodes[i];
+        int64_t j = first_bad(n->value, n->numel);
+        if (j < 0) continue;
+        s->nf_pass = 1;
+        s->nf_node = i;
+        if (n->kind == BPV_NODE_OP) {
+            op_note(s, i, j, &b);
+        } else {
+            bpv_buf_printf(&b, "%s = ", n->name ? n->name : "const");
+            put_num(&b, n->value[j]);
+        }
+        set_note(s, &b);
+        return;
+    }
+    /* backward: edges are stored by consumer, so in reverse they follow the
+     * backward pass; the first non-finite partial whose consumer's gradient
+     * is finite is where it starts */
+    for (int e = s->nedges - 1; e >= 0; e--) {
+        const bpv_snap_edge *ed = &s->edges[e];
+        const bpv_snap_node *to = &s->nodes[ed->to], *from = &s->nodes[ed->from];
+        int64_t j = first_bad(ed->chained, from->numel);
+        if (j < 0 || first_bad(to->grad, to->numel) >= 0) continue;
+        s->nf_pass = 2;
+        s->nf_edge = e;
+        s->nf_node = ed->to;
+        const char *name = to->fn ? to->fn : bpv_op_table[to->op].name;
+        bpv_buf_printf(&b, "%s backward: ", name);
+        int64_t o = to->numel == from->numel ? j : 0;
+        if (to->grad) {
+            bpv_buf_puts(&b, "upstream ");
+            put_num(&b, to->grad[o]);
+        }
+        if (ed->local) {
+            bpv_buf_puts(&b, " × local ");
+            put_num(&b, ed->local[ed->nlocal > o ? o : 0]);
+        }
+        bpv_buf_puts(&b, " at ");
+        put_num(&b, from->value[j]);
+        bpv_buf_puts(&b, " = ");
+        put_num(&b, ed->chained[j]);
+        set_note(s, &b);
+        return;
+    }
+    /* a parameter whose finite contributions add up past the float range */
+    for (int i = 0; i < s->nnodes; i++) {
+        const bpv_snap_node *n = &s->nodes[i];
+        int64_t j = first_bad(n->grad, n->numel);
+        if (j < 0) continue;
+        s->nf_pass = 2;
+        s->nf_node = i;
+        bpv_buf_printf(&b, "∂/∂%s adds up to ", n->name ? n->name : "const");
+        put_num(&b, n->grad[j]);
+        set_note(s, &b);
+        return;
+    }
+    bpv_buf_free(&b);
+}
+
+/* ---- names as the model writes them ------------------------------------------ */
+
+void bpv_snap_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv_buf *b) {
+    const bpv_snap_node *n = &s->nodes[i];
+    if (n->name) {
+        bpv_buf_puts(b, n->name);
+        return;
+    }
+    if (n->kind == BPV_NODE_CONST && n->numel == 1) {
+        bpv_fmt_repr(b, n->value[0]);
+        return;
+    }
+    /* the expression as written, on one line and clipped */
+    size_t len = n->src_len, shown = 0;
+    if (n->src_off + len > m->src.len) len = 0;
+    bool space = false;
+    for (size_t k = 0; k < len && shown < 40; k++) {
+        char c = m->src.text[n->src_off + k];
+        if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+            space = true;
+            continue;
+        }
+        if (space && shown) bpv_buf_putc(b, ' '), shown++;
+        space = false;
+        bpv_buf_putc(b, c);
+        shown++;
+    }
+    if (shown >= 40) bpv_buf_puts(b, "…");
+    if (!len) bpv_buf_puts(b, n->fn ? n->fn : bpv_op_table[n->op].name);
+}
+
+void bpv_nonfinite_message(const bpv_model *m, const bpv_snapshot *s, bool is_error,
+                           const char *what, bpv_buf *b) {
+    int line = 1, col = 1;
+    int i = s->nf_node >= 0 ? s->nf_node : 0;
+    const bpv_snap_node *n = &s->nodes[i];
+    bpv_source_locate(&m->src, n->src_off, &line, &col);
+    bpv_buf_printf(b, "%s:%d:%d: %s: step %ld (epoch %ld): ", m->src.name, line, col,
+                   is_error ? "error" : "warning", s->step, s->epoch);
+    const char *op = n->kind == BPV_NODE_OP ? (n->fn ? n->fn : bpv_op_table[n->op].name)
+                                            : n->kind == BPV_NODE_PARAM ? "param" : "data";
+    if (s->nf_pass == 2 && s->nf_edge >= 0) {
+        const bpv_snap_edge *e = &s->edges[s->nf_edge];
+        bpv_buf_puts(b, "the gradient from ");
+        bpv_snap_node_text(m, s, e->to, b);
+        bpv_buf_printf(b, " (%s) to ", op);
+        bpv_snap_node_text(m, s, e->from, b);
+        bpv_buf_puts(b, " is not finite");
+    } else {
+        bpv_buf_puts(b, s->nf_pass == 2 ? "the gradient of " : "");
+        bpv_snap_node_text(m, s, i, b);
+        bpv_buf_printf(b, " (%s) is not finite", op);
+    }
+    bpv_buf_printf(b, ": origin %s; %s\n", s->nf_note, what);
+}
+
+/* ---- the gradient check --------------------------------------------------------- */
+
+/* A double-precision copy of a graph with its own buffers; one spare node
+ * past the end stands in for the input being perturbed, so x * x moves one
+ * operand at a time. */
+typedef struct ck {
+    const bpv_graph *g;
+    bpv_graph h;
+    bpv_node *nodes;
+    double *mem;
+    double *spare, *out0, *outp, *outm, *loc;
+    int64_t maxel;
+} ck;
+
+static bool ck_init(ck *c, const bpv_graph *g) {
+    int n = g->nnodes;
+    size_t total = 64;
+    int64_t maxel = 1;
+    for (int i = 0; i < n; i++) {
+        const bpv_node *x = &g->nodes[i];
+        if (x->numel > maxel) maxel = x->numel;
+        total += (size_t)x->numel * (x->grad ? 2 : 1);
+        for (int k = 0; k < x->nin; k++)
+            if (x->edge_grad[k]) total += (size_t)g->nodes[x->in[k]].numel;
+    }
+    total += 5 * (size_t)maxel;
+    c->g = g;
+    c->maxel = maxel;
+    c->nodes = malloc(((size_t)n + 1) * sizeof *c->nodes);
+    c->mem = calloc(total, sizeof *c->mem);
+    if (!c->nodes || !c->mem) {
+        free(c->nodes);
+        free(c->mem);
+        return false;
+    }
+    memcpy(c->nodes, g->nodes, (size_t)n * sizeof *c->nodes);
+    double *p = c->mem;
+    for (int i = 0; i < n; i++) {
+        bpv_node *x = &c->nodes[i];
+        x->val = p;
+        p += x->numel;
+        memcpy(x->val, g->nodes[i].val, (size_t)x->numel * sizeof *p);
+        if (x->grad) {
+            x->grad = p;
+            p += x->numel;
+        }
+        for (int k = 0; k < x->nin; k++)
+            if (x->edge_grad[k]) {
+                x->edge_grad[k] = p;
+                p += g->nodes[x->in[k]].numel;
+            }
+    }
+    c->spare = p, p += maxel;
+    c->out0 = p, p += maxel;
+    c->outp = p, p += maxel;
+    c->outm = p, p += maxel;
+    c->loc = p, p += maxel;
+    c->h = *g;
+    c->h.dtype = BPV_F64;
+    c->h.nodes = c->nodes;
+    c->h.scratch = p;
+    c->h.nscratch = 64;
+    return true;
+}
+
+static void ck_free(ck *c) {
+    free(c->nodes);
+    free(c->mem);
+}
+
+/* Perturbation for a value: relative, with a floor so 0 moves too. */
+static double step_for(double v) { return 1e-6 * fmax(fabs(v), 1e-3); }
+
+typedef struct cmp {
+    double rel;    /* relative error, over the noise floor */
+    bool skip;     /* kink or not finite */
+} cmp;
+
+/* Compares analytic a (double) with the central difference of fp, fm
+ * around f0 for step h. */
+static cmp compare(double a, double fp, double fm, double f0, double h) {
+    cmp r = {0, false};
+    double num = (fp - fm) / (2 * h), dp = (fp - f0) / h, dm = (f0 - fm) / h;
+    if (!isfinite(a) || !isfinite(num) || !isfinite(dp) || !isfinite(dm)) {
+        r.skip = true;
+        return r;
+    }
+    /* a kink: the two one-sided slopes disagree */
+    if (fabs(dp - dm) > 0.1 * fmax(fabs(dp), fabs(dm)) + 1e-7 * (1 + fabs(a))) {
+        r.skip = true;
+        return r;
+    }
+    /* the rounding noise of the difference itself: below it, agree */
+    double noise = 2.3e-16 * (fabs(fp) + fabs(fm) + fabs(f0)) / h;
+    r.rel = fabs(a - num) / fmax(fmax(fabs(a), fabs(num)), fmax(1e4 * noise, 1e-30));
+    return r;
+}
+
+static void mark_update(bpv_check_mark *mk, cmp r, int64_t elem, double analytic, double num,
+                        bool *any_ok) {
+    if (r.skip) return;
+    *any_ok = true;
+    if (mk->state == BPV_CHECK_NONE || r.rel > mk->relerr) {
+        mk->relerr = r.rel;
+        mk->elem = elem;
+        mk->analytic = analytic;
+        mk->numeric = num;
+        mk->state = BPV_CHECK_OK;
+    }
+}
+
+static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
+    const bpv_graph *g = c->g;
+    bpv_node *n = &c->nodes[i];
+    const bpv_node *gin = &g->nodes[n->in[k]];
+    const int64_t N = n->numel;
+    bpv_check_mark *mk = &se->check;
+    *mk = (bpv_check_mark){.state = BPV_CHECK_NONE};
+    int spare = g->nnodes, saved = n->in[k];
+    c->nodes[spare] = c->nodes[saved];
+    c->nodes[spare].val = c->spare;
+    memcpy(c->spare, gin->val, (size_t)gin->numel * sizeof(double));
+    n->in[k] = spare;
+    bpv_graph_forward_node(&c->h, i);
+    memcpy(c->out0, n->val, (size_t)N * sizeof(double));
+    bool reduce = n->op == BPV_OP_SUM || n->op == BPV_OP_MEAN;
+    bool any_ok = false;
+    if (bpv_graph_local(&c->h, i, k, c->loc)) {
+        int64_t nj = gin->numel < BPV_GRADCHECK_MAX_ELEMS ? gin->numel : BPV_GRADCHECK_MAX_ELEMS;
+        for (int64_t j = 0; j < nj; j++) {
+            double v = c->spare[j], h = step_for(v);
+            c->spare[j] = v + h;
+            bpv_graph_forward_node(&c->h, i);
+            memcpy(c->outp, n->val, (size_t)N * sizeof(double));
+            c->spare[j] = v - h;
+            bpv_graph_forward_node(&c->h, i);
+            memcpy(c->outm, n->val, (size_t)N * sizeof(double));
+            c->spare[j] = v;
+            for (int64_t o = 0; o < N; o++) {
+                if (!reduce && bcast_index(&n->shape, &gin->shape, o) != j) continue;
+                int64_t at = reduce ? 0 : o;
+                cmp r = compare(c->loc[at], c->outp[o], c->outm[o], c->out0[o], h);
+                mark_update(mk, r, reduce ? j : o, se->local[at], (c->outp[o] - c->outm[o]) / (2 * h),
+                            &any_ok);
+            }
+        }
+    }
+    n->in[k] = saved;
+    memcpy(n->val, g->nodes[i].val, (size_t)N * sizeof(double));
+    if (!any_ok) mk->state = BPV_CHECK_SKIP;
+    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_CHECK_BAD;
+}
+
+/* Resets the leaves to the step's values and runs forward in double. */
+static double full_forward(ck *c) {
+    bpv_graph_forward(&c->h);
+    return c->nodes[c->g->objective].val[0];
+}
+
+static void check_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const double *a64, double L0) {
+    bpv_check_mark *mk = &sp->check;
+    *mk = (bpv_check_mark){.state = BPV_CHECK_NONE};
+    sp->accumulating = false;
+    int node = sp->node;
+    const bpv_snap_node *sn = &s->nodes[node];
+    bpv_node *pn = &c->nodes[node];
+    if (!sn->grad) return;
+    /* this step's own gradient: the sum of the partials along its edges */
+    int64_t worst = -1;
+    double worst_d = 0;
+    for (int64_t j = 0; j < sn->numel; j++) {
+        double sum = 0, mag = 0;
+        for (int e = 0; e < s->nedges; e++)
+            if (s->edges[e].from == node && s->edges[e].chained) {
+                sum += s->edges[e].chained[j];
+                mag += fabs(s->edges[e].chained[j]);
+            }
+        double d = fabs(sn->grad[j] - sum);
+        if (isfinite(d) && d > 1e-5 * fmax(mag, fabs(sn->grad[j])) + 1e-30 && d > worst_d) {
+            worst_d = d;
+            worst = j;
+        }
+    }
+    sp->accumulating = worst >= 0;
+    bool any_ok = false;
+    int64_t nj = sn->numel < BPV_GRADCHECK_MAX_ELEMS ? sn->numel : BPV_GRADCHECK_MAX_ELEMS;
+    for (int64_t j = 0; j < nj; j++) {
+        double v = pn->val[j], h = step_for(v);
+        pn->val[j] = v + h;
+        double Lp = full_forward(c);
+        pn->val[j] = v - h;
+        double Lm = full_forward(c);
+        pn->val[j] = v;
+        double num = (Lp - Lm) / (2 * h);
+        cmp r = compare(a64[j], Lp, Lm, L0, h);
+        if (sp->accumulating && !r.skip && j == worst) r.rel = INFINITY; /* reported first */
+        mark_update(mk, r, j, sn->grad[j], num, &any_ok);
+    }
+    if (sp->accumulating && mk->relerr != INFINITY) { /* not among the checked elements */
+        mk->state = BPV_CHECK_BAD;
+        mk->elem = worst;
+        mk->analytic = sn->grad[worst];
+        mk->numeric = NAN;
+        mk->relerr = INFINITY;
+        return;
+    }
+    if (!any_ok) mk->state = BPV_CHECK_SKIP;
+    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_CHECK_BAD;
+}
+
+bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
+    (void)m;
+    s->gradchecked = true;
+    ck c;
+    if (!ck_init(&c, g)) return false;
+    /* local partials, on the step's own inputs */
+    int e = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int k = 0; k < g->nodes[i].nin; k++, e++) {
+            bpv_snap_edge *se = &s->edges[e];
+            se->check = (bpv_check_mark){.state = BPV_CHECK_NONE};
+            if (se->local && se->chained) check_edge(&c, i, k, se);
+        }
+    /* parameter gradients: forward and backward in double, then one
+     * perturbed forward per side per element */
+    if (g->objective >= 0 && isfinite(s->loss)) {
+        for (int i = 0; i < g->nnodes; i++) {
+            bpv_node *x = &c.nodes[i];
+            if (x->kind == BPV_NODE_PARAM && x->grad)
+                for (int64_t j = 0; j < x->numel; j++) x->grad[j] = -0.0;
+        }
+        double L0 = full_forward(&c);
+        bpv_graph_backward(&c.h);
+        for (int q = 0; q < s->nparams; q++) {
+            bpv_snap_param *sp = &s->params[q];
+            if (sp->node < 0 || !c.nodes[sp->node].grad) continue;
+            double *a64 = malloc((size_t)sp->numel * sizeof *a64);
+            if (!a64) {
+                ck_free(&c);
+                return false;
+            }
+            memcpy(a64, c.nodes[sp->node].grad, (size_t)sp->numel * sizeof *a64);
+            check_param(&c, s, sp, a64, L0);
+            free(a64);
+        }
+    }
+    ck_free(&c);
+    return true;
+}
+
+/* ---- bpviz check ----------------------------------------------------------------- */
+
+typedef struct finding {
+    int kind;            /* 0 edge, 1 param */
+    size_t off;          /* where in the model: the op, or the param */
+    size_t from_off;
+    int slot;
+    char *text;          /* the first occurrence, formatted */
+    long first_step, count;
+} finding;
+
+static void loc(const bpv_model *m, size_t off, bpv_buf *b) {
+    int line = 1, col = 1;
+    bpv_source_locate(&m->src, off, &line, &col);
+    bpv_buf_printf(b, "%s:%d:%d: ", m->src.name, line, col);
+}
+
+static void put_mark(bpv_buf *b, const bpv_check_mark *mk, int64_t numel) {
+    bpv_buf_puts(b, "analytic ");
+    put_num(b, mk->analytic);
+    bpv_buf_puts(b, " vs numeric ");
+    if (isnan(mk->numeric)) bpv_buf_puts(b, "?");
+    else put_num(b, mk->numeric);
+    if (numel > 1) bpv_buf_printf(b, " at [%lld]", (long long)mk->elem);
+}
+
+static finding *find_or_add(finding **v, size_t *n, int kind, size_t off, size_t from_off,
+                            int slot) {
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i].kind == kind && (*v)[i].off == off && (*v)[i].from_off == from_off &&
+            (*v)[i].slot == slot)
+            return &(*v)[i];
+    finding *nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (!nv) return NULL;
+    *v = nv;
+    finding *f = &nv[(*n)++];
+    *f = (finding){kind, off, from_off, slot, NULL, 0, 0};
+    return f;
+}
+
+static void capture(const char *msg, void *user) {
+    char **dst = user;
+    if (!*dst) *dst = strdup(msg);
+}
+
+/* Step 1, step 2 (where zero_grad=false first shows), the last step and a
+ * spread between: at most 8 steps. */
+static void default_steps(long total, bpv_buf *b) {
+    long prev = 0;
+    for (int k = 0; k < 8; k++) {
+        long s = k == 0 ? 1 : k == 1 ? 2 : 2 + (total - 2) * (k - 1) / 6;
+        if (s > total) s = total;
+        if (s <= prev) continue;
+        bpv_buf_printf(b, "%s%ld", prev ? "," : "", s);
+        prev = s;
+    }
+}
+
+int bpv_check(const char *path, const char *steps, char **report, bpv_error **err) {
+    *report = NULL;
+    bpv_model *m = bpv_model_load(path, err);
+    if (!m) return err && *err ? (*err)->status : BPV_ERR_MODEL;
+    long total = bpv_model_step_count(m);
+    bpv_buf spec, out;
+    bpv_buf_init(&spec);
+    bpv_buf_init(&out);
+    if (steps) bpv_buf_puts(&spec, steps);
+    else default_steps(total, &spec);
+    bpv_step_set *keep = total ? bpv_step_set_parse(spec.data, err) : NULL;
+    int rc = BPV_OK;
+    if (total && !keep) rc = BPV_ERR_MODEL;
+    else if (keep && bpv_step_set_max(keep, total) > total)
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                              "step %ld is past the end: the model has %ld "
+                                              "steps",
+                                              bpv_step_set_max(keep, total), total));
+    char *nf_msg = NULL;
+    if (rc == BPV_OK) {
+        bpv_run_options ro = {0};
+        ro.keep = keep;
+        ro.gradcheck = 1;
+        ro.on_warning = capture;
+        ro.warning_user = &nf_msg;
+        bpv_error *run_err = NULL;
+        rc = bpv_model_run(m, &ro, &run_err);
+        if (rc != BPV_OK && m->nf_step && run_err) {
+            /* stop_on_nonfinite: the stop is the finding, not a failure */
+            nf_msg = nf_msg ? nf_msg : strdup(run_err->message);
+            bpv_error_free(run_err);
+            rc = BPV_OK;
+        } else if (rc != BPV_OK) {
+            bpv_error_set(err, run_err);
+        }
+    }
+    finding *fs = NULL;
+    size_t nfs = 0;
+    long problems = 0;
+    bpv_buf t;
+    bpv_buf_init(&t);
+    for (size_t q = 0; rc == BPV_OK && q < bpv_model_snapshot_count(m); q++) {
+        const bpv_snapshot *s = bpv_model_snapshot(m, q);
+        bool edge_bad = false;
+        for (int e = 0; e < s->nedges; e++) {
+            const bpv_snap_edge *ed = &s->edges[e];
+            if (ed->check.state != BPV_CHECK_BAD) continue;
+            edge_bad = true;
+            const bpv_snap_node *to = &s->nodes[ed->to];
+            finding *f = find_or_add(&fs, &nfs, 0, to->src_off, s->nodes[ed->from].src_off,
+                                     ed->slot);
+            if (!f) continue;
+            if (!f->count++) {
+                f->first_step = s->step;
+                t.len = 0;
+                loc(m, to->src_off, &t);
+                bpv_buf_puts(&t, "gradient check: the partial of ");
+                bpv_snap_node_text(m, s, ed->to, &t);
+                bpv_buf_puts(&t, " with respect to ");
+                bpv_snap_node_text(m, s, ed->from, &t);
+                bpv_buf_printf(&t, " is wrong at step %ld: ", s->step);
+                put_mark(&t, &ed->check, to->numel);
+                if (to->fn) bpv_buf_printf(&t, " (the `grad` of fn %s)", to->fn);
+                f->text = strdup(t.data);
+            }
+        }
+        for (int p = 0; p < s->nparams; p++) {
+            const bpv_snap_param *sp = &s->params[p];
+            /* a wrong partial upstream makes the params' gradients wrong too:
+             * report the cause */
+            if (sp->check.state != BPV_CHECK_BAD || (edge_bad && !sp->accumulating)) continue;
+            const bpv_param *mp = &m->params[sp->ref];
+            finding *f = find_or_add(&fs, &nfs, 1, mp->stmt->name_off, 0, 0);
+            if (!f) continue;
+            if (!f->count++) {
+                f->first_step = s->step;
+                t.len = 0;
+                loc(m, mp->stmt->name_off, &t);
+                bpv_buf_printf(&t, "gradient check: the gradient of param '%s' is wrong at step %ld: ",
+                               sp->name, s->step);
+                put_mark(&t, &sp->check, sp->numel);
+                if (sp->accumulating)
+                    bpv_buf_puts(&t, "; it still holds earlier steps' gradients: the train "
+                                     "has zero_grad=false");
+                f->text = strdup(t.data);
+            }
+        }
+    }
+    if (rc == BPV_OK) {
+        for (size_t i = 0; i < nfs; i++) {
+            bpv_buf_puts(&out, fs[i].text ? fs[i].text : "gradient check: mismatch");
+            if (fs[i].count > 1) bpv_buf_printf(&out, " (and at %ld more checked steps)", fs[i].count - 1);
+            bpv_buf_putc(&out, '\n');
+            problems++;
+        }
+        if (nf_msg) {
+            bpv_buf_puts(&out, nf_msg);
+            problems++;
+        }
+        for (int p = 0; p < m->nparams && total; p++) {
+            const bpv_param *mp = &m->params[p];
+            bool used = m->grad_used && m->grad_used[p], seen = m->grad_seen && m->grad_seen[p];
+            if (seen || (m->nf_step && used)) continue;
+            loc(m, mp->stmt->name_off, &out);
+            if (!used)
+                bpv_buf_printf(&out, "param '%s' is not connected to the objective: it never "
+                                     "receives a gradient\n", mp->name);
+            else
+                bpv_buf_printf(&out, "param '%s' never receives a nonzero gradient in %ld "
+                                     "steps (a dead relu?)\n", mp->name, m->step);
+            problems++;
+        }
+        bpv_buf_printf(&out, "%s: ", m->src.name);
+        if (problems) bpv_buf_printf(&out, "%ld problem%s", problems, problems == 1 ? "" : "s");
+        else bpv_buf_puts(&out, "ok");
+        if (total) bpv_buf_printf(&out, " (%ld training step%s; gradient check at step%s %s)\n",
+                                  m->step, m->step == 1 ? "" : "s",
+                                  strchr(spec.data, ',') || strchr(spec.data, '-') ? "s" : "",
+                                  spec.data);
+        else bpv_buf_puts(&out, " (no train statement: parsed and shape-checked)\n");
+        *report = bpv_buf_take(&out);
+        if (!*report) rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        else if (problems) rc = BPV_CHECK_PROBLEMS;
+    }
+    for (size_t i = 0; i < nfs; i++) free(fs[i].text);
+    free(fs);
+    free(nf_msg);
+    bpv_buf_free(&t);
+    bpv_buf_free(&out);
+    bpv_buf_free(&spec);
+    bpv_step_set_free(keep);
+    bpv_model_free(m);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* Inspecting a failing backward pass (check.c): the gradient check, where a
+ * NaN or infinity comes from, and the `bpviz check` report. */
+#ifndef BPV_CHECK_H
+#define BPV_CHECK_H
+
+#include "model.h"
+
+/* Relative error above which analytic and numeric derivatives disagree.
+ * Both sides are computed in double precision from the step's float32
+ * inputs, so float32 rounding does not enter; on the samples the largest
+ * error of a sound derivative is below 1e-6 (docs/language.md). */
+#define BPV_GRADCHECK_TOL 1e-3
+/* At most this many elements are perturbed per edge and per parameter, so
+ * a big tensor costs a bounded number of re-evaluations. */
+#define BPV_GRADCHECK_MAX_ELEMS 64
+
+/* Marks the non-finite nodes of a snapshot and finds the origin of the
+ * first NaN or infinity (nf_* fields). Called by bpv_snapshot_take. */
+void bpv_snapshot_nonfinite(bpv_snapshot *s);
+
+/* True when every value, gradient and edge partial of the graph is finite. */
+bool bpv_graph_finite(const bpv_graph *g);
+
+/* Runs the gradient check for graph g at its current step (after backward,
+ * before the update) and stores the marks in s, the snapshot of that step.
+ * Returns false when out of memory. */
+bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s);
+
+/* One line, newline-terminated: "file.bp:L:C: warning: step 3 (epoch 0):
+ * ..." naming the node and op where the first NaN or infinity of s
+ * appears. `what` ends the line ("training goes on"). */
+void bpv_nonfinite_message(const bpv_model *m, const bpv_snapshot *s, bool is_error,
+                           const char *what, bpv_buf *b);
+
+/* The text name of node i of s as the model writes it: its name, or its
+ * expression as written. Appends to b. */
+void bpv_snap_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv_buf *b);
+
+#endif

@@ -1,0 +1,194 @@
+// Drives the HTML step player in headless Chromium (Debian's chromium
+// package through playwright-core; playwright never downloads a browser).
+//   node player.test.js BPVIZ MODEL.bp OUTDIR
+// Writes OUTDIR/train.html, the JSON trace and a screenshot; exits 0 when
+// every check passes, 1 on a failure, 77 when Chromium is missing.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const CHROMIUM = process.env.BPV_CHROMIUM || '/usr/bin/chromium';
+const [bpviz, model, outdir] = process.argv.slice(2);
+if (!bpviz || !model || !outdir) {
+  console.error('usage: node player.test.js BPVIZ MODEL.bp OUTDIR');
+  process.exit(2);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.log(`skip: no Chromium at ${CHROMIUM}`);
+  process.exit(77);
+}
+const { chromium } = require('playwright-core');
+
+let failures = 0;
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures++;
+}
+function same(a, b, what) {
+  const ok = JSON.stringify(a) === JSON.stringify(b);
+  check(ok, what + (ok ? '' : `\n     got:      ${JSON.stringify(a)}\n     expected: ${JSON.stringify(b)}`));
+}
+
+fs.mkdirSync(outdir, { recursive: true });
+const html = path.join(outdir, 'train.html');
+const trace = path.join(outdir, 'train.json');
+execFileSync(bpviz, [model, '--steps', 'all', '-o', html]);
+execFileSync(bpviz, [model, '--steps', 'all', '-o', trace]);
+const T = JSON.parse(fs.readFileSync(trace, 'utf8'));
+const size = fs.statSync(html).size;
+check(size < 1024 * 1024, `train.html is ${(size / 1024).toFixed(0)} KiB, under 1 MiB`);
+
+// bpv_fig_number (src/figure.c) for the precision-4 default
+const SUP = '⁰¹²³⁴⁵⁶⁷⁸⁹';
+function fmt(v) {
+  if (v === null) return '—';
+  if (v === 'nan') return 'NaN';
+  if (v === 'inf' || v === '-inf') return (v[0] === '-' ? '−' : '') + '∞';
+  if (v === 0) return '0';
+  const sign = v < 0 ? '−' : '', a = Math.abs(v), p = 4;
+  const trim = (t) => (t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t);
+  const [m, e] = a.toExponential(p - 1).split('e');
+  const x = +e;
+  if (x >= -4 && x < 6) return sign + trim(a.toFixed(Math.max(0, p - 1 - x)));
+  const ex = (x < 0 ? '⁻' : '') + String(Math.abs(x)).split('').map((c) => SUP[+c]).join('');
+  return sign + trim(m) + '×10' + ex;
+}
+
+// The texts of a static figure of one step, as bpviz draws it on its own.
+const staticCache = new Map();
+function staticTexts(step) {
+  if (staticCache.has(step)) return staticCache.get(step);
+  const svg = execFileSync(bpviz, [model, '--step', String(step), '-T', 'svg']).toString();
+  const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) =>
+    m[1].replace(/&#45;/g, '-').replace(/&lt;/g, '<').replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&'));
+  texts.sort();
+  staticCache.set(step, texts);
+  return texts;
+}
+
+(async () => {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'bpv-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1600, height: 1000 },
+  });
+  const errors = [], requests = [];
+  ctx.on('request', (r) => requests.push(r.url()));
+  const page = await ctx.newPage();
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const url = 'file://' + path.resolve(html);
+
+  // What the page shows now: step, loss, table, figure texts, fragment.
+  const shown = () => page.evaluate(() => ({
+    step: +document.getElementById('bpv-step').textContent,
+    epoch: +document.getElementById('bpv-epoch').textContent,
+    loss: document.getElementById('bpv-loss').textContent,
+    hash: location.hash,
+    slider: +document.getElementById('bpv-slider').value,
+    params: [...document.querySelectorAll('#bpv-params tbody tr')].map((tr) =>
+      [...tr.children].map((td) => td.textContent)),
+    texts: [...document.querySelectorAll('#bpv-figure svg text')].map((t) => t.textContent).sort(),
+  }));
+  async function expectStep(step, how) {
+    const s = await shown();
+    const t = T.steps[step - 1];
+    same(s.step, step, `${how}: shows step ${step}`);
+    same(s.hash, `#step=${step}`, `${how}: the fragment is #step=${step}`);
+    same(s.epoch, t.epoch, `${how}: epoch`);
+    same(s.loss, fmt(t.loss), `${how}: loss as in the JSON trace`);
+    const params = t.nodes.filter((nd) => nd.kind === 'param');
+    same(s.params.map((r) => [r[1], r[2]]), params.map((nd) => [fmt(nd.value), fmt(nd.grad)]),
+      `${how}: parameter values and gradients as in the JSON trace`);
+    same(s.texts, staticTexts(step), `${how}: every text of the figure as in a static figure of step ${step}`);
+  }
+
+  await page.goto(url);
+  await page.waitForFunction(() => document.getElementById('bpv-step').textContent !== '');
+  await expectStep(1, 'opened');
+
+  for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowRight');
+  await expectStep(6, 'after 5 × →');
+  await page.keyboard.press('ArrowLeft');
+  await expectStep(5, 'after ←');
+  await page.keyboard.press('Shift+ArrowRight');
+  await expectStep(15, 'after Shift+→');
+
+  // Drag the slider's thumb from its place to three quarters of the track.
+  const box = await page.locator('#bpv-slider').boundingBox();
+  const n = T.steps.length;
+  const before = await shown();
+  const x0 = box.x + 8 + (box.width - 16) * before.slider / (n - 1), y = box.y + box.height / 2;
+  await page.mouse.move(x0, y);
+  await page.mouse.down();
+  await page.mouse.move(x0 + (box.width - x0 + box.x) / 2, y, { steps: 5 });
+  await page.mouse.move(box.x + 8 + (box.width - 16) * 0.75, y, { steps: 5 });
+  await page.mouse.up();
+  const dragged = await shown();
+  check(Math.abs(dragged.slider - 0.75 * (n - 1)) < n * 0.02,
+    `dragging the slider to 3/4 shows step ${dragged.step} (about ${Math.round(0.75 * n)})`);
+  await expectStep(dragged.step, 'after dragging the slider');
+
+  await page.keyboard.press('End');
+  await expectStep(n, 'after End');
+  await page.keyboard.press('Home');
+  await expectStep(1, 'after Home');
+
+  // Space plays and pauses.
+  await page.keyboard.press(' ');
+  await page.waitForTimeout(700);
+  await page.keyboard.press(' ');
+  const played = await shown();
+  check(played.step > 1, `space plays and pauses (stopped at step ${played.step})`);
+  await page.waitForTimeout(400);
+  same((await shown()).step, played.step, 'paused: the step stays');
+
+  // A click on the loss curve jumps there.
+  const plot = await page.locator('#bpv-plot svg').boundingBox();
+  await page.mouse.click(plot.x + plot.width * 0.5, plot.y + plot.height * 0.5);
+  const clicked = await shown();
+  check(clicked.step > n * 0.3 && clicked.step < n * 0.7,
+    `a click mid-way on the loss plot jumps to step ${clicked.step}`);
+
+  // The fragment opens a given step, and changing it moves there.
+  await page.goto(url + '#step=37');
+  await page.waitForFunction(() => document.getElementById('bpv-step').textContent !== '');
+  await expectStep(37, 'opened at #step=37');
+  await page.evaluate(() => { location.hash = '#step=400'; });
+  await page.waitForFunction(() => document.getElementById('bpv-step').textContent === '400');
+  await expectStep(400, 'after setting #step=400');
+
+  await page.screenshot({ path: path.join(outdir, 'player.png'), fullPage: true });
+
+  // Printing shows the figure alone.
+  await page.emulateMedia({ media: 'print' });
+  const printed = await page.evaluate(() => ['header', 'nav', '#bpv-panels', '#bpv-figure']
+    .map((s) => getComputedStyle(document.querySelector(s)).display));
+  same(printed, ['none', 'none', 'none', 'block'], 'print: only the figure');
+  await page.emulateMedia({ media: 'screen', colorScheme: 'dark' });
+  const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.emulateMedia({ media: 'screen', colorScheme: 'light' });
+  const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  check(dark !== light, `the page follows the system's dark (${dark}) and light (${light}) styles`);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: path.join(outdir, 'player-dark.png'), fullPage: true });
+
+  await ctx.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+
+  same(errors, [], 'no console errors or warnings');
+  check(requests.some((u) => u.startsWith(url.split('#')[0])), 'requests are observed');
+  const foreign = requests.filter((u) => !u.startsWith(url.split('#')[0]));
+  same(foreign, [], 'no request but the file itself');
+  console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
+  process.exit(failures ? 1 : 0);
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,403 @@
+/* Hostile command lines and inputs for the bpviz command: duplicate and
+ * conflicting options, outputs that are folders or sit in missing folders,
+ * models that are folders, empty or /dev/null, limits set from the
+ * environment, and names full of markup that must reach SVG and JSON
+ * escaped. Every failing case asserts the exit status, the message, that a
+ * pre-existing output file is untouched and that no temporary file is left
+ * beside it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define SAMPLE(name) BPV_SOURCE_DIR "/samples/" name
+#define PRECIOUS "precious bytes\n"
+
+static char tmpdir[64];
+
+static int setup(void **state) {
+    (void)state;
+    strcpy(tmpdir, "/tmp/bpv-hostile-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *tmp_path(const char *name) {
+    static char path[8][512];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* Number of entries in tmpdir (to see that no temporary file was left). */
+static int entries(void) {
+    DIR *d = opendir(tmpdir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+    closedir(d);
+    return n;
+}
+
+/* Runs bpviz with the arguments (NULL-terminated) and returns its status;
+ * *err gets standard error (the caller frees it). */
+static int bpviz(char **err, ...) {
+    char *argv[24] = {BPV_CLI_PATH};
+    va_list ap;
+    va_start(ap, err);
+    int n = 1;
+    char *a;
+    while (n < 23 && (a = va_arg(ap, char *))) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return tu_run(argv, NULL, NULL, err);
+}
+
+/* One failing command line: status, a piece of the message, and the
+ * pre-existing output untouched with nothing left beside it. */
+#define EXPECT_FAIL(status, msg, ...)                                     \
+    do {                                                                  \
+        char *out_ = tmp_path("out.svg");                                 \
+        assert_int_equal(tu_write_file(out_, PRECIOUS, strlen(PRECIOUS)), 0); \
+        int before_ = entries();                                          \
+        char *err_ = NULL;                                                \
+        int rc_ = bpviz(&err_, __VA_ARGS__, NULL);                        \
+        if (rc_ != (status) || !strstr(err_, (msg)))                      \
+            fail_msg("status %d (want %d), stderr:\n%s\nwant: %s", rc_, (status), err_, (msg)); \
+        char *kept_ = tu_read_file(out_, NULL);                           \
+        assert_non_null(kept_);                                           \
+        assert_string_equal(kept_, PRECIOUS);                             \
+        assert_int_equal(entries(), before_);                             \
+        free(kept_);                                                      \
+        free(err_);                                                       \
+    } while (0)
+
+#define OUT tmp_path("out.svg")
+
+static void test_duplicate_and_conflicting_options(void **state) {
+    (void)state;
+    EXPECT_FAIL(2, "option '-o' given twice", SAMPLE("linear.bp"), "-o", OUT, "-o", OUT);
+    EXPECT_FAIL(2, "option '--theme' given twice", SAMPLE("linear.bp"), "--theme", "print",
+                "--theme", "colorblind", "-o", OUT);
+    EXPECT_FAIL(2, "option '-T' given twice", SAMPLE("linear.bp"), "-T", "svg", "-T", "svg", "-o",
+                OUT);
+    EXPECT_FAIL(2, "option '--step' given twice", SAMPLE("linear.bp"), "--step", "1", "--step",
+                "2", "-o", OUT);
+    EXPECT_FAIL(2, "option '--plain-names' given twice", SAMPLE("linear.bp"), "--plain-names",
+                "--plain-names", "-o", OUT);
+    EXPECT_FAIL(2, "use --step or --steps, not both", SAMPLE("linear.bp"), "--step", "1",
+                "--steps", "1-2", "-o", OUT);
+    EXPECT_FAIL(2, "one model at a time", SAMPLE("linear.bp"), SAMPLE("quadratic.bp"), "-o", OUT);
+    EXPECT_FAIL(2, "a figure shows one step", SAMPLE("linear.bp"), "--steps", "all", "-o", OUT);
+}
+
+static void test_bad_option_values(void **state) {
+    (void)state;
+    EXPECT_FAIL(2, "--step takes a step number", SAMPLE("linear.bp"),
+                "--step", "-1", "-o", OUT);
+    EXPECT_FAIL(2, "bad step selection '0'", SAMPLE("linear.bp"), "--step", "0", "-o", OUT);
+    EXPECT_FAIL(2, "bad step selection '99999999999999999999999'", SAMPLE("linear.bp"), "--step",
+                "99999999999999999999999", "-o", OUT);
+    EXPECT_FAIL(2, "step 401 is past the end", SAMPLE("linear.bp"), "--step", "401", "-o", OUT);
+    EXPECT_FAIL(2, "bad step selection '5-1'", SAMPLE("linear.bp"), "--steps", "5-1", "-o", OUT);
+    EXPECT_FAIL(2, "bad step selection '1,'", SAMPLE("linear.bp"), "--steps", "1,", "-o", OUT);
+    EXPECT_FAIL(2, "--precision takes a number from 1 to 17, not '18'", SAMPLE("linear.bp"),
+                "--precision", "18", "-o", OUT);
+    EXPECT_FAIL(2, "--precision takes a number from 1 to 17, not '4x'", SAMPLE("linear.bp"),
+                "--precision", "4x", "-o", OUT);
+    EXPECT_FAIL(2, "unknown format 'bmp'", SAMPLE("linear.bp"), "-T", "bmp", "-o", OUT);
+    EXPECT_FAIL(2, "--rankdir takes LR or TB, not 'lr;'", SAMPLE("linear.bp"), "--rankdir", "lr;",
+                "-o", OUT);
+    EXPECT_FAIL(2, "unknown option '--stepp'", SAMPLE("linear.bp"), "--stepp", "1", "-o", OUT);
+    EXPECT_FAIL(2, "option '--labels' needs a value", SAMPLE("linear.bp"), "-o", OUT, "--labels");
+    EXPECT_FAIL(2, "cannot tell the format of", SAMPLE("linear.bp"), "-o",
+                tmp_path("figure.svg.bak"));
+}
+
+static void test_hostile_outputs(void **state) {
+    (void)state;
+    /* -o names a folder: nothing in it or beside it changes */
+    char *dir = tmp_path("folder.svg");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    EXPECT_FAIL(1, "cannot write", SAMPLE("linear.bp"), "-o", dir);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    EXPECT_FAIL(1, "cannot write", SAMPLE("linear.bp"), "-T", "svg", "-o", tmpdir);
+    /* -o into a folder that does not exist */
+    EXPECT_FAIL(1, "No such file or directory", SAMPLE("linear.bp"), "-o",
+                tmp_path("missing/deeper/out.svg"));
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_hostile_models(void **state) {
+    (void)state;
+    EXPECT_FAIL(2, "is a folder, not a model file", tmpdir, "-o", OUT);
+    EXPECT_FAIL(2, "cannot open model", tmp_path("no-such-model.bp"), "-o", OUT);
+    /* empty, /dev/null and standard input (the tests' stdin is /dev/null) */
+    char *empty = tmp_path("empty.bp");
+    assert_int_equal(tu_write_file(empty, "", 0), 0);
+    EXPECT_FAIL(2, "the model has no training step to draw", empty, "-o", OUT);
+    EXPECT_FAIL(2, "the model has no training step to draw", "/dev/null", "-o", OUT);
+    EXPECT_FAIL(2, "the model has no training step to draw", "-", "-o", OUT);
+    /* a located error keeps the output too */
+    char *bad = tmp_path("bad.bp");
+    const char *text = "data x = [1, 2]\nparam w = 1\nloss = (x * w\n";
+    assert_int_equal(tu_write_file(bad, text, strlen(text)), 0);
+    EXPECT_FAIL(2, "bad.bp:3:", bad, "-o", OUT);
+    /* a PNG passed as a model */
+    char *png = tmp_path("image.png");
+    assert_int_equal(tu_write_file(png, "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16), 0);
+    EXPECT_FAIL(2, "image.png:1:1: error: invalid UTF-8 byte 0x89", png, "-o", OUT);
+    /* `run` with no model or two */
+    EXPECT_FAIL(2, "run needs a model file", "run");
+    EXPECT_FAIL(2, "unexpected argument", "run", SAMPLE("linear.bp"), SAMPLE("linear.bp"));
+    unlink(empty);
+    unlink(bad);
+    unlink(png);
+}
+
+static void test_limits_from_environment(void **state) {
+    (void)state;
+    setenv("BPV_MAX_NODES", "lots", 1);
+    EXPECT_FAIL(2, "BPV_MAX_NODES must be a whole number from 1 to", SAMPLE("linear.bp"), "-o",
+                OUT);
+    setenv("BPV_MAX_NODES", "3", 1);
+    EXPECT_FAIL(2, "more than 3 nodes (BPV_MAX_NODES)", SAMPLE("linear.bp"), "-o", OUT);
+    unsetenv("BPV_MAX_NODES");
+
+    setenv("BPV_MAX_KEPT_STEPS", "2", 1);
+    EXPECT_FAIL(2, "keeps 3 steps in memory; the limit is 2 (BPV_MAX_KEPT_STEPS)",
+                SAMPLE("linear.bp"), "--steps", "1-3", "-T", "json", "-o", OUT);
+    unsetenv("BPV_MAX_KEPT_STEPS");
+
+    setenv("BPV_MAX_TENSOR_ELEMS", "3", 1);
+    EXPECT_FAIL(2, "the limit is 3 (BPV_MAX_TENSOR_ELEMS)", SAMPLE("linear.bp"), "-o", OUT);
+    unsetenv("BPV_MAX_TENSOR_ELEMS");
+
+    setenv("BPV_MAX_LINE_BYTES", "80", 1);
+    char *wide = tmp_path("wide.bp");
+    char text[400];
+    int n = snprintf(text, sizeof text, "data x = [1, 2]\nparam w = 1\nloss = sum(x * w)");
+    while (n < 200) text[n++] = ' ';
+    n += snprintf(text + n, sizeof text - (size_t)n, "# a long comment\ntrain epochs=1\n");
+    assert_int_equal(tu_write_file(wide, text, (size_t)n), 0);
+    EXPECT_FAIL(2, "wide.bp:3:81: error: this line is longer than 80 bytes (BPV_MAX_LINE_BYTES)",
+                wide, "-o", OUT);
+    unsetenv("BPV_MAX_LINE_BYTES");
+
+    /* the default line limit, 1 MiB: a list on one line of 1.2 MB */
+    char *huge = tmp_path("huge-line.bp");
+    FILE *hf = fopen(huge, "w");
+    assert_non_null(hf);
+    fputs("data x = [0", hf);
+    for (int i = 0; i < 200000; i++) fputs(", 0.125", hf);
+    fputs("]\nparam w = 1\nloss = sum(x * w)\ntrain epochs=1\n", hf);
+    assert_int_equal(fclose(hf), 0);
+    EXPECT_FAIL(2, "huge-line.bp:1:1048577: error: this line is longer than 1048576 bytes", huge,
+                "-o", OUT);
+    unlink(huge);
+
+    setenv("BPV_MAX_SOURCE_MB", "1", 1);
+    EXPECT_FAIL(2, "is larger than 1 MiB", "/dev/zero", "-o", OUT);
+    unsetenv("BPV_MAX_SOURCE_MB");
+
+    /* a CSV that never ends */
+    setenv("BPV_MAX_CSV_MB", "1", 1);
+    char *zero = tmp_path("zero.bp");
+    const char *zt = "data x = csv(\"/dev/zero\", 0)\nparam w = 1\nloss = (x * w)^2\ntrain epochs=1\n";
+    assert_int_equal(tu_write_file(zero, zt, strlen(zt)), 0);
+    EXPECT_FAIL(2, "zero.bp:1:14: error: '/dev/zero' is larger than 1 MiB (BPV_MAX_CSV_MB)", zero,
+                "-o", OUT);
+    unsetenv("BPV_MAX_CSV_MB");
+
+    setenv("BPV_MAX_NESTING", "3", 1);
+    char *deep = tmp_path("deep.bp");
+    const char *dt = "param w = 1\nloss = ((((w))))\ntrain epochs=1\n";
+    assert_int_equal(tu_write_file(deep, dt, strlen(dt)), 0);
+    EXPECT_FAIL(2, "deep.bp:2:11: error: expression nested too deeply (more than 3 levels; "
+                   "BPV_MAX_NESTING)",
+                deep, "-o", OUT);
+    setenv("BPV_MAX_NESTING", "1001", 1);
+    EXPECT_FAIL(2, "BPV_MAX_NESTING must be a whole number from 1 to 1000, not '1001'", deep,
+                "-o", OUT);
+    unsetenv("BPV_MAX_NESTING");
+    unlink(wide);
+    unlink(zero);
+    unlink(deep);
+}
+
+/* Very small XML well-formedness check: tags balance, attribute values are
+ * quoted, '&' starts an entity and no raw '<' sits in text. Enough to see
+ * that names reached the SVG escaped; xmllint checks fully when installed. */
+static void assert_xml_well_formed(const char *s) {
+    const char *stack[256];
+    size_t lens[256];
+    int depth = 0;
+    for (const char *p = s; *p;) {
+        if (*p == '&') {
+            const char *semi = strchr(p, ';');
+            assert_non_null(semi);
+            assert_true(semi - p <= 10);
+            for (const char *q = p + 1; q < semi; q++)
+                assert_true((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '#' ||
+                            *q == 'x');
+            p = semi + 1;
+            continue;
+        }
+        if (*p != '<') {
+            assert_true(*p != '>' || 1); /* '>' is legal in text */
+            p++;
+            continue;
+        }
+        if (strncmp(p, "<!--", 4) == 0) {
+            const char *e = strstr(p, "-->");
+            assert_non_null(e);
+            p = e + 3;
+            continue;
+        }
+        if (p[1] == '?' || p[1] == '!') {
+            const char *e = strchr(p, '>');
+            assert_non_null(e);
+            p = e + 1;
+            continue;
+        }
+        bool closing = p[1] == '/';
+        const char *name = p + (closing ? 2 : 1);
+        size_t nl = strcspn(name, " \t\r\n/>");
+        assert_true(nl > 0);
+        const char *q = name + nl;
+        while (*q && *q != '>') {
+            if (*q == '"' || *q == '\'') {
+                const char *e = strchr(q + 1, *q);
+                assert_non_null(e);
+                for (const char *r = q + 1; r < e; r++) assert_true(*r != '<');
+                q = e + 1;
+            } else {
+                assert_true(*q != '<');
+                q++;
+            }
+        }
+        assert_int_equal(*q, '>');
+        bool empty = q[-1] == '/';
+        if (closing) {
+            assert_true(depth > 0);
+            depth--;
+            assert_int_equal(lens[depth], nl);
+            assert_memory_equal(stack[depth], name, nl);
+        } else if (!empty) {
+            assert_true(depth < 256);
+            stack[depth] = name;
+            lens[depth++] = nl;
+        }
+        p = q + 1;
+    }
+    assert_int_equal(depth, 0);
+}
+
+static void test_markup_in_names_is_escaped(void **state) {
+    (void)state;
+    /* The model's file name holds markup, quotes, a backslash and non-ASCII;
+     * its CSV's header does too. Both must reach the outputs escaped. */
+    char *model = tmp_path("a<b>&c\"d'e\\f é ∂.bp");
+    char *csv = tmp_path("x&<y>.csv");
+    const char *ct = "\"<x>\",'&amp;\\'\",\"é\"\n1,2\n2,4\n";
+    assert_int_equal(tu_write_file(csv, ct, strlen(ct)), 0);
+    const char *mt = "data x = csv(\"x&<y>.csv\", 0)\ndata y = csv(\"x&<y>.csv\", 1)\n"
+                     "param w = 1.0\ny_hat = x * w\nloss = (y_hat - y)^2\ntrain epochs=2 lr=0.01\n";
+    assert_int_equal(tu_write_file(model, mt, strlen(mt)), 0);
+
+    char *svg = tmp_path("named.svg");
+    char *err = NULL;
+    int rc = bpviz(&err, model, "-o", svg, NULL);
+    if (rc != 0) fail_msg("status %d: %s", rc, err);
+    free(err);
+    size_t len;
+    char *text = tu_read_file(svg, &len);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    assert_non_null(strstr(text, "<svg"));
+    assert_xml_well_formed(text);
+    assert_null(strstr(text, "a<b>"));
+    free(text);
+    if (access("/usr/bin/xmllint", X_OK) == 0) {
+        char *argv[] = {"/usr/bin/xmllint", "--noout", svg, NULL};
+        char *xerr = NULL;
+        int x = tu_run(argv, NULL, NULL, &xerr);
+        if (x != 0) fail_msg("xmllint: %s", xerr);
+        free(xerr);
+    }
+
+    /* DOT read back must name the same things; JSON must stay one string */
+    char *json = tmp_path("named.json");
+    assert_int_equal(bpviz(&err, model, "-o", json, NULL), 0);
+    free(err);
+    text = tu_read_file(json, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "a\\u003cb>&c\\\"d'e\\\\f é ∂.bp"));
+    free(text);
+
+    /* the located error of a model with that name keeps the name readable */
+    const char *bad = "param w = 1\nloss = w <&> 2\n";
+    assert_int_equal(tu_write_file(model, bad, strlen(bad)), 0);
+    assert_int_equal(bpviz(&err, model, "-o", svg, NULL), 2);
+    assert_non_null(strstr(err, "a<b>&c\"d'e\\f é ∂.bp:2:"));
+    free(err);
+    unlink(model);
+    unlink(csv);
+    unlink(svg);
+    unlink(json);
+}
+
+/* A CSV cell holding escape sequences and bytes that are not UTF-8 is quoted
+ * in the message with those bytes shown as '?', never sent to the terminal. */
+static void test_csv_cell_message_is_clean(void **state) {
+    (void)state;
+    char *csv = tmp_path("cells.csv");
+    const char *ct = "a,b\n1,2\n\x1b[31m\xff\xfe<b>,3\n";
+    assert_int_equal(tu_write_file(csv, ct, strlen(ct)), 0);
+    char *model = tmp_path("cells.bp");
+    const char *mt = "data x = csv(\"cells.csv\", 0)\nparam w = 1\nloss = (x * w)^2\n"
+                     "train epochs=1\n";
+    assert_int_equal(tu_write_file(model, mt, strlen(mt)), 0);
+    char *err = NULL;
+    assert_int_equal(bpviz(&err, model, "-o", OUT, NULL), 2);
+    assert_non_null(strstr(err, "cells.csv:3: '?[31m?\?<b>' in column 0 is not a number"));
+    assert_null(strchr(err, '\x1b'));
+    free(err);
+    unlink(csv);
+    unlink(model);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_duplicate_and_conflicting_options),
+        cmocka_unit_test(test_bad_option_values),
+        cmocka_unit_test(test_hostile_outputs),
+        cmocka_unit_test(test_hostile_models),
+        cmocka_unit_test(test_limits_from_environment),
+        cmocka_unit_test(test_markup_in_names_is_escaped),
+        cmocka_unit_test(test_csv_cell_message_is_clean),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

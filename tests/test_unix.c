@@ -1,0 +1,363 @@
+/* bpviz as a Unix tool: help and version, suggestions for mistyped options,
+ * standard input and output, lecture output (PDF fonts and page, PNG size
+ * and resolution, one font), and --watch re-rendering a model being edited. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpviz/bpviz.h>
+
+#include "testutil.h"
+
+#define CLI BPV_CLI_PATH
+#define LINEAR BPV_SOURCE_DIR "/samples/linear.bp"
+
+static char tmpdir[64];
+static pid_t watcher; /* a --watch child to end even if its test fails */
+
+static int setup(void **state) {
+    (void)state;
+    strcpy(tmpdir, "/tmp/bpv-unix-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (watcher > 0) {
+        kill(watcher, SIGKILL);
+        waitpid(watcher, NULL, 0);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *tmp(const char *name) {
+    static char path[8][256];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, 256, "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* Runs a shell command; returns its exit status. */
+static int sh(const char *fmt, ...) {
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path) {
+    size_t len;
+    char *s = tu_read_file(path, &len);
+    if (!s) fail_msg("cannot read %s", path);
+    return s;
+}
+
+static void test_help_version(void **state) {
+    (void)state;
+    char *out, *err;
+    char *argv[] = {CLI, "--help", NULL};
+    assert_int_equal(tu_run(argv, &out, NULL, &err), 0);
+    int lines = 0;
+    for (const char *p = out; *p; p++) lines += *p == '\n';
+    assert_true(lines <= 40); /* one screen */
+    const char *opts[] = {"--font NAME", "--size W[xH]", "--dpi N", "--watch"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        assert_non_null(strstr(out, opts[i]));
+    /* every option that takes a value names its default, or is a selector
+     * whose choices are listed (-T, --steps) */
+    for (const char *line = out; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[256];
+        snprintf(buf, sizeof buf, "%.*s", (int)n, line);
+        if (strncmp(buf, "  --", 4) == 0 && strchr(buf + 4, ' ') &&
+            buf[4 + strcspn(buf + 4, " ") + 1] != ' ' && !strstr(buf, "--steps"))
+            if (!strstr(buf, "default")) fail_msg("no default in: %s", buf);
+        line += n + (nl != NULL);
+    }
+    free(out);
+    free(err);
+    char *argv2[] = {CLI, "--version", NULL};
+    assert_int_equal(tu_run(argv2, &out, NULL, &err), 0);
+    char want[64];
+    snprintf(want, sizeof want, "bpviz %s\n", bpv_version());
+    assert_string_equal(out, want);
+    free(out);
+    free(err);
+}
+
+static void test_suggestions(void **state) {
+    (void)state;
+    struct {
+        const char *typo, *hint;
+    } cases[] = {{"--stpe", "unknown option '--stpe' (did you mean '--step'?)"},
+                 {"--wacth", "(did you mean '--watch'?)"},
+                 {"--theem", "(did you mean '--theme'?)"},
+                 {"--versoin", "(did you mean '--version'?)"},
+                 {"--zzzzzzzzzzzz", "unknown option '--zzzzzzzzzzzz'\n"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err;
+        char *argv[] = {CLI, LINEAR, (char *)cases[i].typo, "3", NULL};
+        assert_int_equal(tu_run(argv, NULL, NULL, &err), 2);
+        if (!strstr(err, cases[i].hint)) fail_msg("%s: %s", cases[i].typo, err);
+        free(err);
+    }
+    char *err;
+    char *argv[] = {CLI, LINEAR, "--size", "big", NULL};
+    assert_int_equal(tu_run(argv, NULL, NULL, &err), 2);
+    assert_non_null(strstr(err, "--size takes W or WxH"));
+    free(err);
+}
+
+/* "-" for the model and the output, in every mode. */
+static void test_stdin_stdout(void **state) {
+    (void)state;
+    const char *svg = tmp("stdin.svg"), *log = tmp("log");
+    assert_int_equal(sh("'%s' - -o - -T svg < '%s' > '%s' 2>'%s'", CLI, LINEAR, svg, log), 0);
+    char *s = slurp(svg);
+    assert_non_null(strstr(s, "</svg>"));
+    free(s);
+    /* JSON names the model <stdin> */
+    const char *json = tmp("stdin.json");
+    assert_int_equal(sh("'%s' - -T json < '%s' > '%s'", CLI, LINEAR, json), 0);
+    s = slurp(json);
+    assert_non_null(strstr(s, "stdin>\",")); /* "<stdin>", '<' maybe escaped */
+    free(s);
+    /* bpviz run - */
+    const char *run = tmp("run.txt");
+    assert_int_equal(sh("'%s' run - < '%s' > '%s'", CLI, LINEAR, run), 0);
+    s = slurp(run);
+    assert_non_null(strstr(s, "predict y_hat(x=5) = 5.0\n"));
+    free(s);
+    /* errors in a model from standard input are located in <stdin> */
+    const char *bad = tmp("bad.bp");
+    const char *text = "data x = [1]\nparam w = 1\nloss = x * wx\n";
+    assert_int_equal(tu_write_file(bad, text, strlen(text)), 0);
+    assert_int_equal(sh("'%s' - < '%s' 2>'%s' >/dev/null", CLI, bad, log), 2);
+    s = slurp(log);
+    assert_non_null(strstr(s, "<stdin>:3:12: error: unknown name 'wx'"));
+    free(s);
+    assert_int_equal(sh("'%s' run - < '%s' 2>'%s' >/dev/null", CLI, bad, log), 2);
+    s = slurp(log);
+    assert_non_null(strstr(s, "<stdin>:3:12: error:"));
+    free(s);
+}
+
+/* Pixels of a grayscale PGM (P5) file; NULL if it is not one. */
+static unsigned char *read_pgm(const char *path, int *w, int *h) {
+    size_t len;
+    char *s = tu_read_file(path, &len);
+    int maxv, off = 0;
+    if (!s || sscanf(s, "P5 %d %d %d%n", w, h, &maxv, &off) != 3 || maxv != 255 ||
+        len < (size_t)off + 1 + (size_t)*w * (size_t)*h) {
+        free(s);
+        return NULL;
+    }
+    unsigned char *px = malloc((size_t)*w * (size_t)*h);
+    memcpy(px, s + off + 1, (size_t)*w * (size_t)*h);
+    free(s);
+    return px;
+}
+
+/* A PDF for LaTeX: fonts embedded, and a page no larger than the drawing. */
+static void test_pdf_for_latex(void **state) {
+    (void)state;
+    if (sh("command -v pdffonts >/dev/null && command -v pdftoppm >/dev/null") != 0) {
+        print_message("poppler-utils missing (scripts/install-deps.sh installs it)\n");
+        skip();
+    }
+    const char *pdf = tmp("fig.pdf"), *fonts = tmp("fonts.txt");
+    assert_int_equal(sh("'%s' '%s' -o '%s'", CLI, LINEAR, pdf), 0);
+    assert_int_equal(sh("pdffonts '%s' > '%s'", pdf, fonts), 0);
+    char *s = slurp(fonts);
+    /* header, rule, then one line per font whose "emb" column says yes */
+    int nfonts = 0;
+    char *line = strchr(strchr(s, '\n') + 1, '\n') + 1;
+    for (char *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        nfonts++;
+        /* columns: name type encoding emb sub uni object gen; the type may
+         * hold a space ("CID TrueType"), so count from the end */
+        char *tok[16];
+        int nt = 0;
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", line);
+        for (char *t = strtok(copy, " "); t && nt < 16; t = strtok(NULL, " ")) tok[nt++] = t;
+        if (nt < 6 || strcmp(tok[nt - 5], "yes") != 0) fail_msg("font not embedded: %s", line);
+    }
+    assert_true(nfonts >= 1);
+    free(s);
+    /* rasterise at 72 dpi: the ink reaches within a few points of each edge */
+    assert_int_equal(sh("pdftoppm -r 72 -gray -singlefile '%s' '%s'", pdf, tmp("page")), 0);
+    int w, h;
+    unsigned char *px = read_pgm(tmp("page.pgm"), &w, &h);
+    assert_non_null(px);
+    int left = w, right = -1, top = h, bottom = -1;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (px[y * w + x] < 200) {
+                if (x < left) left = x;
+                if (x > right) right = x;
+                if (y < top) top = y;
+                if (y > bottom) bottom = y;
+            }
+    free(px);
+    assert_true(right > left && bottom > top);
+    int margins[4] = {left, w - 1 - right, top, h - 1 - bottom};
+    for (int i = 0; i < 4; i++)
+        /* pad, plus the caption's own padding at the bottom; a device
+         * margin would add 36 more */
+        if (margins[i] > 24) fail_msg("margin %d is %d pt (page %dx%d)", i, margins[i], w, h);
+}
+
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void png_size(const char *path, uint32_t *w, uint32_t *h) {
+    size_t len;
+    unsigned char *s = (unsigned char *)tu_read_file(path, &len);
+    assert_non_null(s);
+    assert_true(len > 24 && memcmp(s, "\x89PNG", 4) == 0);
+    *w = be32(s + 16);
+    *h = be32(s + 20);
+    free(s);
+}
+
+static void test_png_size_dpi(void **state) {
+    (void)state;
+    uint32_t w0, h0, w, h;
+    assert_int_equal(sh("'%s' '%s' -o '%s'", CLI, LINEAR, tmp("a.png")), 0);
+    png_size(tmp("a.png"), &w0, &h0);
+    /* twice the dpi, twice the pixels */
+    assert_int_equal(sh("'%s' '%s' -o '%s' --dpi 192", CLI, LINEAR, tmp("b.png")), 0);
+    png_size(tmp("b.png"), &w, &h);
+    assert_true(w >= 2 * w0 - 4 && w <= 2 * w0 + 4);
+    assert_true(h >= 2 * h0 - 4 && h <= 2 * h0 + 4);
+    /* 8 inches at 200 dpi: the wide figure is 1600 pixels wide */
+    assert_int_equal(sh("'%s' '%s' -o '%s' --size 8 --dpi 200", CLI, LINEAR, tmp("c.png")), 0);
+    png_size(tmp("c.png"), &w, &h);
+    assert_int_equal(w, 1600);
+    assert_true(h < 1600);
+    /* a box: the figure fits inside, touching one side */
+    assert_int_equal(sh("'%s' '%s' -o '%s' --size 3x3 --dpi 100", CLI, LINEAR, tmp("d.png")), 0);
+    png_size(tmp("d.png"), &w, &h);
+    assert_true(w == 300 && h < 300);
+}
+
+static void test_font(void **state) {
+    (void)state;
+    const char *dot = tmp("font.dot");
+    assert_int_equal(sh("'%s' '%s' --font 'Liberation Serif' > '%s'", CLI, LINEAR, dot), 0);
+    char *s = slurp(dot);
+    assert_non_null(strstr(s, "fontname=\"Liberation Serif\""));
+    assert_null(strstr(s, "DejaVu")); /* every node and edge, not only the defaults */
+    free(s);
+    if (sh("command -v pdffonts >/dev/null && fc-list | grep -q 'Liberation Serif'") != 0) return;
+    assert_int_equal(sh("'%s' '%s' --font 'Liberation Serif' -o '%s'", CLI, LINEAR,
+                        tmp("font.pdf")),
+                     0);
+    assert_int_equal(sh("pdffonts '%s' | grep -q LiberationSerif", tmp("font.pdf")), 0);
+}
+
+/* Waits up to `secs` for `path` to contain `text`. */
+static bool wait_for(const char *path, const char *text, double secs) {
+    for (int i = 0; i < secs * 50; i++) {
+        size_t len;
+        char *s = tu_read_file(path, &len);
+        bool hit = s && strstr(s, text);
+        free(s);
+        if (hit) return true;
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    return false;
+}
+
+/* Saves like an editor that writes a new file and renames it over the old. */
+static void save_by_rename(const char *path, const char *text) {
+    char t[300];
+    snprintf(t, sizeof t, "%s.swp~", path);
+    assert_int_equal(tu_write_file(t, text, strlen(text)), 0);
+    assert_int_equal(rename(t, path), 0);
+}
+
+static void test_watch(void **state) {
+    (void)state;
+    /* the log lives outside the watched folder: an open file inside would
+     * keep the folder's inode alive */
+    assert_int_equal(mkdir(tmp("watch"), 0755), 0);
+    const char *model = tmp("watch/w.bp"), *svg = tmp("watch/w.svg"), *log = tmp("w.log");
+    const char *v1 = "data x = [1, 2]\ndata y = [2, 4]\nparam w = 1.5\n"
+                     "y_hat = x * w\nloss = (y_hat - y)^2\ntrain epochs=1 lr=0.1\n";
+    assert_int_equal(tu_write_file(model, v1, strlen(v1)), 0);
+    pid_t pid = watcher = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        freopen(log, "w", stderr);
+        execl(CLI, CLI, model, "-o", svg, "--watch", (char *)NULL);
+        _exit(127);
+    }
+    assert_true(wait_for(svg, "w = 1.5", 10));
+    /* saved by rename: re-rendered */
+    save_by_rename(model, "data x = [1, 2]\ndata y = [2, 4]\nparam w = 2.75\n"
+                          "y_hat = x * w\nloss = (y_hat - y)^2\ntrain epochs=1 lr=0.1\n");
+    assert_true(wait_for(svg, "w = 2.75", 10));
+    /* a mistake: reported, the figure kept, and watching goes on */
+    save_by_rename(model, "data x = [1, 2]\nparam w = 2\nloss = x * wx\ntrain epochs=1\n");
+    assert_true(wait_for(log, "w.bp:3:12: error: unknown name 'wx'", 10));
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
+    char *s = slurp(svg);
+    assert_non_null(strstr(s, "w = 2.75"));
+    free(s);
+    /* written in place (no rename), fixed */
+    assert_int_equal(tu_write_file(model, v1, strlen(v1)), 0);
+    assert_true(wait_for(svg, "w = 1.5", 10));
+    /* no temporary files left beside the figure */
+    assert_int_equal(sh("ls -A '%s' | grep -v -x -e w.bp -e w.svg", tmp("watch")), 1);
+    /* TERM ends it cleanly */
+    kill(pid, SIGTERM);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    watcher = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+
+    /* a model from standard input or output to standard output cannot be watched */
+    char *err;
+    char *argv[] = {CLI, "-", "-o", (char *)svg, "--watch", NULL};
+    assert_int_equal(tu_run(argv, NULL, NULL, &err), 2);
+    assert_non_null(strstr(err, "--watch needs a model file"));
+    free(err);
+    char *argv2[] = {CLI, (char *)model, "--watch", NULL};
+    assert_int_equal(tu_run(argv2, NULL, NULL, &err), 2);
+    assert_non_null(strstr(err, "-o FILE"));
+    free(err);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_version),  cmocka_unit_test(test_suggestions),
+        cmocka_unit_test(test_stdin_stdout),  cmocka_unit_test(test_pdf_for_latex),
+        cmocka_unit_test(test_png_size_dpi),  cmocka_unit_test(test_font),
+        cmocka_unit_test(test_watch),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
