@@ -1,0 +1,136 @@
+#!/bin/sh
+# bench/run.sh: the whole benchmark suite in one command (see bench/README.md).
+#
+#   bench/run.sh [--quick] [--no-figures]
+#
+# Builds bpviz (Release) into build-bench/, generates the data (bench/gen.py,
+# seeded), then prints, each as a table: training ns/step of bpviz and
+# PyTorch in the same run and bpviz's speed-up; the cost of recording every
+# step; peak memory of --step N for growing N; and figure time against dot.
+# Every number is the median of REPS runs (default 3; --quick: 1), with the
+# spread (min-max) beside it. Set BPVIZ=path to time an existing binary.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+reps=3 figures=1 scale=1
+for a in "$@"; do
+  case $a in
+    --quick) reps=1 scale=5 ;;
+    --no-figures) figures=0 ;;
+    *) echo "usage: bench/run.sh [--quick] [--no-figures]" >&2; exit 2 ;;
+  esac
+done
+[ -n "${REPS:-}" ] && reps=$REPS
+
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  echo "bench: installing python3-torch" >&2
+  apt-get install -y python3-torch >/dev/null
+fi
+if [ "$figures" = 1 ] && ! command -v dot >/dev/null; then apt-get install -y graphviz >/dev/null; fi
+
+if [ -z "${BPVIZ:-}" ]; then
+  cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release -DBPV_TESTS=OFF >/dev/null
+  cmake --build "$root/build-bench" -j2 --target bpviz_cli >/dev/null
+  BPVIZ=$root/build-bench/bpviz
+fi
+data=$here/data
+/usr/bin/python3 "$here/gen.py" "$data"
+out=$(mktemp -d /tmp/bpv-bench-XXXXXX)
+trap 'rm -rf "$out"' EXIT
+
+# median and spread of the numbers on standard input: "MEDIAN MIN MAX"
+stats() { sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; print m, v[1], v[NR]}'; }
+bpv_ns() { "$BPVIZ" bench "$@" | sed 's/.*steps, \([0-9.]*\) ns.*/\1/'; }
+torch_ns() { /usr/bin/python3 "$here/torch_bench.py" "$@" "$data" | sed 's/.*steps, \([0-9.]*\) ns.*/\1/'; }
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bpviz $("$BPVIZ" --version | cut -d' ' -f2), torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (1 thread); median of $reps, spread min-max"
+echo
+echo "## training steps"
+printf '%-11s %12s %21s %14s %21s %9s\n' model "bpviz ns" "(spread)" "torch ns" "(spread)" speed-up
+# name, model file, bpviz steps, torch steps
+while read -r name file bsteps tsteps; do
+  bsteps=$((bsteps / scale)) tsteps=$((tsteps / scale))
+  : >"$out/b" ; : >"$out/t"
+  i=0
+  while [ $i -lt "$reps" ]; do # interleaved, so both see the same load
+    bpv_ns "$file" --steps "$bsteps" >>"$out/b"
+    torch_ns "$name" "$tsteps" >>"$out/t"
+    i=$((i + 1))
+  done
+  set -- $(stats <"$out/b") $(stats <"$out/t")
+  printf '%-11s %12.1f %21s %14.0f %21s %8.0fx\n' "$name" "$1" "($2-$3)" "$4" "($5-$6)" \
+    "$(echo "$4 / $1" | bc -l)"
+done <<EOF2
+linear $root/samples/linear.bp 2000000 20000
+quadratic $root/samples/quadratic.bp 1000000 10000
+mlp8641 $here/models/mlp8641.bp 50000 3000
+mlp64 $here/models/mlp64.bp 5000 1000
+mnist $here/models/mnist.bp 300 100
+micrograd $data/micrograd.bp 5000 50
+EOF2
+
+echo
+echo "## recording every step (--snapshot every against none)"
+printf '%-11s %12s %14s %8s\n' model "none ns" "every ns" ratio
+while read -r name file steps; do
+  steps=$((steps / scale))
+  : >"$out/n" ; : >"$out/e"
+  i=0
+  while [ $i -lt "$reps" ]; do
+    bpv_ns "$file" --steps "$steps" >>"$out/n"
+    bpv_ns "$file" --steps "$steps" --snapshot every >>"$out/e"
+    i=$((i + 1))
+  done
+  n=$(stats <"$out/n" | cut -d' ' -f1) e=$(stats <"$out/e" | cut -d' ' -f1)
+  printf '%-11s %12.1f %14.1f %7.2fx\n' "$name" "$n" "$e" "$(echo "$e / $n" | bc -l)"
+done <<EOF2
+linear $root/samples/linear.bp 500000
+quadratic $root/samples/quadratic.bp 500000
+mlp8641 $here/models/mlp8641.bp 20000
+mlp64 $here/models/mlp64.bp 2000
+mnist $here/models/mnist.bp 100
+micrograd $data/micrograd.bp 2000
+EOF2
+
+echo
+echo "## peak memory of 'bpviz MODEL --step N -o f.json' (max RSS, KiB)"
+sed 's/^train epochs=200 /train epochs=250000 /' "$root/samples/quadratic.bp" >"$out/long.bp"
+sed 's/^train epochs=10 /train epochs=2000 /' "$here/models/mlp8641.bp" | sed "s#\.\./data/#$data/#" >"$out/mlp_long.bp"
+printf '%-10s' step; for n in 10 1000 100000 1000000; do printf ' %10s' "$n"; done; echo
+for m in long mlp_long; do
+  printf '%-10s' "$m"
+  for n in 10 1000 100000 1000000; do
+    if [ "$m" = mlp_long ] && [ $n -gt 40000 ]; then printf ' %10s' -; continue; fi
+    rss=$(/usr/bin/time -f %M "$BPVIZ" "$out/$m.bp" --step $n -o "$out/f.json" 2>&1 >/dev/null | tail -1)
+    printf ' %10s' "$rss"
+  done
+  echo
+done
+
+[ "$figures" = 1 ] || exit 0
+echo
+echo "## figures: whole 'bpviz MODEL --step S -o f.svg' against 'dot -Tsvg' on the DOT it wrote (s)"
+for h in 4 16 28 40; do /usr/bin/python3 "$here/gen.py" --mlp $h "$out/mlp$h.bp"; done
+printf '%-20s %6s %10s %10s %8s %10s\n' model nodes "bpviz s" "dot s" ratio "bpviz dot"
+now() { date +%s.%N; }
+for f in "$root"/samples/*.bp "$out/mlp4.bp" "$out/mlp16.bp" "$out/mlp28.bp" "$out/mlp40.bp"; do
+  s=3
+  nsteps=$("$BPVIZ" "$f" --step last -T json -o "$out/n.json" 2>/dev/null && /usr/bin/python3 -c "import json,sys; d=json.load(open('$out/n.json')); s=d['steps'][0]; print(s['step'], len(s['nodes']))") || continue
+  [ "${nsteps% *}" -lt 3 ] && s=${nsteps% *}
+  nodes=${nsteps#* }
+  : >"$out/tb" ; : >"$out/td" ; : >"$out/tw"
+  i=0
+  while [ $i -lt "$reps" ]; do
+    t0=$(now); timeout 600 "$BPVIZ" "$f" --step $s -o "$out/f.svg" || echo "(bpviz failed)" >&2; t1=$(now)
+    echo "$t1 - $t0" | bc -l >>"$out/tb"
+    t0=$(now); "$BPVIZ" "$f" --step $s -o "$out/f.dot"; t1=$(now)
+    echo "$t1 - $t0" | bc -l >>"$out/tw"
+    t0=$(now); timeout 600 dot -Tsvg "$out/f.dot" -o "$out/g.svg" || echo "(dot failed)" >&2; t1=$(now)
+    echo "$t1 - $t0" | bc -l >>"$out/td"
+    i=$((i + 1))
+  done
+  b=$(stats <"$out/tb" | cut -d' ' -f1) d=$(stats <"$out/td" | cut -d' ' -f1) w=$(stats <"$out/tw" | cut -d' ' -f1)
+  printf '%-20s %6s %10.3f %10.3f %7.2fx %10.3f\n' "$(basename "$f")" "$nodes" "$b" "$d" \
+    "$(echo "$b / $d" | bc -l)" "$w"
+done
