@@ -114,6 +114,9 @@ echo "## figures: whole 'bpviz MODEL --step S -o f.svg' against 'dot -Tsvg' on t
 for h in 4 16 28 40; do /usr/bin/python3 "$here/gen.py" --mlp $h "$out/mlp$h.bp"; done
 printf '%-20s %6s %10s %10s %8s %10s\n' model nodes "bpviz s" "dot s" ratio "bpviz dot"
 now() { date +%s.%N; }
+# the figure module refuses big graphs unless asked; a layout past FIG_TIMEOUT s counts as failed
+mx=; "$BPVIZ" --help | grep -q -- --max-nodes && mx="--max-nodes 1000000"
+to=${FIG_TIMEOUT:-300}
 for f in "$root"/samples/*.bp "$out/mlp4.bp" "$out/mlp16.bp" "$out/mlp28.bp" "$out/mlp40.bp"; do
   s=3
   nsteps=$("$BPVIZ" "$f" --step last -T json -o "$out/n.json" 2>/dev/null && /usr/bin/python3 -c "import json,sys; d=json.load(open('$out/n.json')); s=d['steps'][0]; print(s['step'], len(s['nodes']))") || continue
@@ -122,11 +125,11 @@ for f in "$root"/samples/*.bp "$out/mlp4.bp" "$out/mlp16.bp" "$out/mlp28.bp" "$o
   : >"$out/tb" ; : >"$out/td" ; : >"$out/tw"
   i=0
   while [ $i -lt "$reps" ]; do
-    t0=$(now); timeout 600 "$BPVIZ" "$f" --step $s -o "$out/f.svg" || echo "(bpviz failed)" >&2; t1=$(now)
+    t0=$(now); timeout "$to" "$BPVIZ" "$f" --step $s $mx -o "$out/f.svg" || echo "(bpviz failed or timed out)" >&2; t1=$(now)
     echo "$t1 - $t0" | bc -l >>"$out/tb"
-    t0=$(now); "$BPVIZ" "$f" --step $s -o "$out/f.dot"; t1=$(now)
+    t0=$(now); "$BPVIZ" "$f" --step $s $mx -o "$out/f.dot" || true; t1=$(now)
     echo "$t1 - $t0" | bc -l >>"$out/tw"
-    t0=$(now); timeout 600 dot -Tsvg "$out/f.dot" -o "$out/g.svg" || echo "(dot failed)" >&2; t1=$(now)
+    t0=$(now); timeout "$to" dot -Tsvg "$out/f.dot" -o "$out/g.svg" || echo "(dot failed or timed out)" >&2; t1=$(now)
     echo "$t1 - $t0" | bc -l >>"$out/td"
     i=$((i + 1))
   done

@@ -22,3 +22,4 @@ render quadratic quadratic --step 3
 render two_layer_linear two_layer_linear --step 1
 render two_layer_sigmoid two_layer_sigmoid --step 1
 render chain_rule chain_rule --step 1 --labels full
+render broken_grad broken_grad --step 1 --gradcheck

@@ -261,8 +261,13 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;
     case BPV_OP_IDENTITY: memmove(o, x, (size_t)N * sizeof *o); break;
     case BPV_OP_CUSTOM:
-        if (!B) for (int64_t i = 0; i < N; i++) o[i] = bpv_tape_eval(dt, &n->custom->body, x[i], 0, 0);
-        else FWD2(bpv_tape_eval(dt, &n->custom->body, a, b, 0));
+        if (!n->custom) { /* only a hand-built graph lacks its fn */
+            fill(o, N, NAN);
+        } else if (!B) {
+            for (int64_t i = 0; i < N; i++) o[i] = bpv_tape_eval(dt, &n->custom->body, x[i], 0, 0);
+        } else {
+            FWD2(bpv_tape_eval(dt, &n->custom->body, a, b, 0));
+        }
         break;
     case BPV_OP_SUM:
     case BPV_OP_MEAN: {
@@ -469,7 +474,9 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     /* the user's partial times the incoming gradient, as a torch
      * autograd.Function's backward would write it */
     case BPV_OP_CUSTOM:
-        if (!B) {
+        if (!n->custom) {
+            break;
+        } else if (!B) {
             GRAD1(R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y)));
         } else {
             GRAD2(0, R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, b, y)));
@@ -727,7 +734,9 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
     case BPV_OP_NEG: fill(out, N, -1.0); return true;
     case BPV_OP_IDENTITY: fill(out, N, 1.0); return true;
     case BPV_OP_CUSTOM:
-        if (!B) {
+        if (!n->custom) {
+            return false;
+        } else if (!B) {
             LOCAL1(bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y));
         } else {
             LOCAL2(bpv_tape_eval(dt, &n->custom->grad[k], a, b, y));

@@ -34,7 +34,7 @@ static const char usage[] =
     "                       first-nonfinite: the first step with a NaN or inf\n"
     "  --gradcheck          mark partials failing a finite-difference check\n"
     "  --focus NAME         draw only nodes within --depth K (default: 2) of NAME;\n"
-    "                       --max-nodes N larger figures are refused (default: 400)\n"
+    "                       --max-nodes N larger figures are refused (default: 150)\n"
     "  --steps SPEC         A-B[/K], 1,5,9, all: one .json/.html, or -o 'step%d.svg'\n"
     "  --rankdir LR|TB      graph direction (default: LR)\n"
     "  --theme NAME         tutorial, print or colorblind (default: tutorial)\n"

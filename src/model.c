@@ -1034,13 +1034,13 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
                         const bpv_run_options *o, bpv_snapshot **snap, const int64_t *samples,
                         int64_t nsamples, const leafref *ps, int nps, bool *nf_stop,
                         bpv_error **err) {
-    if (!m->grad_used) {
+    if (o->gradcheck && !m->grad_used) { /* `bpviz check` reports params without gradient */
         m->grad_used = bpv_arena_calloc(m->arena, (size_t)m->nparams + 1, sizeof(bool));
         m->grad_seen = bpv_arena_calloc(m->arena, (size_t)m->nparams + 1, sizeof(bool));
         if (!m->grad_used || !m->grad_seen)
             return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
     }
-    for (int k = 0; k < nps; k++) {
+    for (int k = 0; k < nps && m->grad_used; k++) {
         const bpv_param *p = &m->params[ps[k].ref];
         m->grad_used[ps[k].ref] = true;
         for (int64_t q = 0; q < p->numel && !m->grad_seen[ps[k].ref]; q++)

@@ -224,7 +224,7 @@ typedef struct bpv_figure_options {
 
 /* Above this many nodes a layout takes seconds and the figure is
  * unreadable (measured: docs/language.md, "Large graphs"). */
-#define BPV_FIGURE_MAX_NODES 400
+#define BPV_FIGURE_MAX_NODES 150
 
 /* Fills in the defaults above. */
 void bpv_figure_options_init(bpv_figure_options *opts);
