@@ -381,8 +381,8 @@ static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
                 if (!reduce && bcast_index(&n->shape, &gin->shape, o) != j) continue;
                 int64_t at = reduce ? 0 : o;
                 cmp r = compare(c->loc[at], c->outp[o], c->outm[o], c->out0[o], h);
-                mark_update(mk, r, reduce ? j : o, se->local[at], (c->outp[o] - c->outm[o]) / (2 * h),
-                            &any_ok);
+                double num = (c->outp[o] - c->outm[o]) / (2 * h);
+                mark_update(mk, r, reduce ? j : o, se->local[at], num, &any_ok);
             }
         }
     }
@@ -625,7 +625,8 @@ int bpv_check(const char *path, const char *steps, char **report, bpv_error **er
                 f->first_step = s->step;
                 t.len = 0;
                 loc(m, mp->stmt->name_off, &t);
-                bpv_buf_printf(&t, "gradient check: the gradient of param '%s' is wrong at step %ld: ",
+                bpv_buf_printf(&t, "gradient check: the gradient of param '%s' is wrong at "
+                                   "step %ld: ",
                                sp->name, s->step);
                 put_mark(&t, &sp->check, sp->numel);
                 if (sp->accumulating)
@@ -638,7 +639,8 @@ int bpv_check(const char *path, const char *steps, char **report, bpv_error **er
     if (rc == BPV_OK) {
         for (size_t i = 0; i < nfs; i++) {
             bpv_buf_puts(&out, fs[i].text ? fs[i].text : "gradient check: mismatch");
-            if (fs[i].count > 1) bpv_buf_printf(&out, " (and at %ld more checked steps)", fs[i].count - 1);
+            if (fs[i].count > 1)
+                bpv_buf_printf(&out, " (and at %ld more checked steps)", fs[i].count - 1);
             bpv_buf_putc(&out, '\n');
             problems++;
         }

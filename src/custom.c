@@ -49,7 +49,9 @@ static bool emit(tape_cc *t, const bpv_ast *e, bpv_tape_op op, double num, int p
     return true;
 }
 
-/* A number as written, signs folded in, rounded to the model's dtype. */
+/* A number as written, signs folded in, rounded to the model's dtype
+ * (false when e is not one; out of range gives an infinity, which binary()
+ * refuses). */
 static bool number(const tape_cc *t, const bpv_ast *e, double *v) {
     double sign = 1;
     while (e->kind == AST_UNARY && e->nargs == 1) {
@@ -72,6 +74,8 @@ static const char only[] =
     "a fn with `grad` works element by element: it may use its arguments, numbers, "
     "+ - * / ^ and sigmoid relu tanh exp log sqrt abs%s";
 
+static const char range_msg[] = "this number is out of range for the model's dtype%s";
+
 static bool expr(tape_cc *t, const bpv_ast *e);
 
 static bool binary(tape_cc *t, const bpv_ast *e, const bpv_ast *l, const bpv_ast *r,
@@ -79,9 +83,13 @@ static bool binary(tape_cc *t, const bpv_ast *e, const bpv_ast *l, const bpv_ast
     double v;
     /* the same kernels the inlined body would use: x^2 and 1/x are torch's
      * Python-number paths */
-    if (op == TK_CARET && number(t, r, &v)) return expr(t, l) && emit(t, e, BPV_T_POWK, v, 0);
+    if ((op == TK_CARET || op == TK_STARSTAR) && number(t, r, &v)) {
+        if (!isfinite(v)) return tfail(t, r, range_msg, "");
+        return expr(t, l) && emit(t, e, BPV_T_POWK, v, 0);
+    }
     if (op == TK_SLASH && number(t, l, &v) && !number(t, r, &v)) {
         number(t, l, &v);
+        if (!isfinite(v)) return tfail(t, l, range_msg, "");
         return expr(t, r) && emit(t, e, BPV_T_RDIV, v, 0);
     }
     bpv_tape_op to;
@@ -102,10 +110,13 @@ static bool expr(tape_cc *t, const bpv_ast *e) {
     switch (e->kind) {
     case AST_NUMBER:
         if (!isfinite(bpv_round(t->m->dtype, e->num)))
-            return tfail(t, e, "this number is out of range for the model's dtype%s", "");
+            return tfail(t, e, range_msg, "");
         return emit(t, e, BPV_T_NUM, bpv_round(t->m->dtype, e->num), 1);
     case AST_UNARY:
-        if (number(t, e, &v)) return emit(t, e, BPV_T_NUM, v, 1);
+        if (number(t, e, &v)) {
+            if (!isfinite(v)) return tfail(t, e, range_msg, "");
+            return emit(t, e, BPV_T_NUM, v, 1);
+        }
         if (e->op == TK_PLUS) return expr(t, e->args[0]);
         return expr(t, e->args[0]) && emit(t, e, BPV_T_NEG, 0, 0);
     case AST_BINARY:

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "model.h"
+#include "tape.h"
 
 /* ---- errors --------------------------------------------------------------- */
 
@@ -955,6 +956,10 @@ static int run_predict(bpv_model *m, int i, const bpv_run_options *o, bpv_buf *b
 
 typedef struct leafref {
     int node, ref;
+    /* data: where a step's samples are copied (run_train), resolved once */
+    double *dst;
+    const double *src;
+    int64_t sn;
 } leafref;
 
 static double fmadd(bpv_dtype dt, double a, double b, double c) {
@@ -1007,7 +1012,7 @@ static int collect(const bpv_graph *g, leafref *out, bpv_node_kind kind) {
     int n = 0;
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i].kind == kind && (kind != BPV_NODE_PARAM || g->nodes[i].needs_grad))
-            out[n++] = (leafref){i, g->nodes[i].ref};
+            out[n++] = (leafref){i, g->nodes[i].ref, g->nodes[i].val, NULL, 0};
     return n;
 }
 
@@ -1088,6 +1093,18 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
     }
     int ngd = collect(G, gd, BPV_NODE_DATA), npd = P ? collect(P, pd, BPV_NODE_DATA) : 0;
     int nps = collect(G, ps, BPV_NODE_PARAM);
+    /* all-scalar graphs run as flat tapes (tape.c); BPV_NO_TAPE=1 turns
+     * them off, to compare the two paths */
+    bool tapes = !getenv("BPV_NO_TAPE");
+    bpv_stape *TG = tapes ? bpv_stape_build(m->arena, G) : NULL;
+    bpv_stape *TP = tapes && P ? bpv_stape_build(m->arena, P) : NULL;
+    for (int k = 0; k < ngd + npd; k++) {
+        leafref *l = k < ngd ? &gd[k] : &pd[k - ngd];
+        l->src = m->data[l->ref].values;
+        l->sn = numel_of(&m->data[l->ref].sample);
+    }
+    const bool inspect =
+        o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite;
     /* each train starts a new optimizer, as a new torch.optim object would */
     for (int k = 0; k < nps; k++) {
         bpv_param *p = &m->params[ps[k].ref];
@@ -1098,6 +1115,8 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
     }
     uint64_t rng = t->seed;
     long total = m->total_steps;
+    /* the next step to keep, so that most steps skip the step-set lookup */
+    long next_keep = o->keep ? bpv_step_set_next(o->keep, m->step + 1, total) : LONG_MAX;
     int rc = BPV_OK;
     for (long e = 0; e < t->epochs && !*stop && rc == BPV_OK; e++) {
         for (int64_t i = 0; i < n; i++) perm[i] = i;
@@ -1112,34 +1131,45 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
         for (long s = 0; s < t->steps_per_epoch; s++) {
             bool last = P && s == t->steps_per_epoch - 1;
             bpv_graph *g = last ? P : G;
+            const bpv_stape *tape = last ? TP : TG;
             const leafref *dl = last ? pd : gd;
             int nd = last ? npd : ngd;
             int64_t start = s * t->bsize;
             int64_t cnt = last ? t->nsamples - start : t->bsize;
             for (int k = 0; k < nd; k++) {
-                const bpv_data *d = &m->data[dl[k].ref];
-                double *dst = g->nodes[dl[k].node].val;
-                int64_t sn = numel_of(&d->sample);
-                for (int64_t q = 0; q < cnt; q++)
-                    memcpy(dst + q * sn, d->values + perm[start + q] * sn,
-                           (size_t)sn * sizeof *dst);
+                double *dst = dl[k].dst;
+                const double *src = dl[k].src;
+                int64_t sn = dl[k].sn;
+                if (sn == 1) /* scalar samples: no memcpy call per number */
+                    for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
+                else
+                    for (int64_t q = 0; q < cnt; q++)
+                        memcpy(dst + q * sn, src + perm[start + q] * sn, (size_t)sn * sizeof *dst);
             }
-            bpv_graph_forward(g);
+            if (tape) bpv_stape_forward(tape);
+            else bpv_graph_forward(g);
             /* the tutorial zeroes .grad after each update, i.e. from the
              * second backward on; before the first it is still None */
             if (t->zero_grad && m->step > 0)
                 for (int k = 0; k < nps; k++) {
                     bpv_param *p = &m->params[ps[k].ref];
-                    for (int64_t q = 0; q < p->numel; q++) p->grad[q] = 0.0;
+                    if (p->numel == 1) p->grad[0] = 0.0;
+                    else memset(p->grad, 0, (size_t)p->numel * sizeof *p->grad);
                 }
-            bpv_graph_backward(g);
+            if (tape) bpv_stape_backward(tape);
+            else bpv_graph_backward(g);
             m->step++;
             if (o->on_progress) /* a figure's run ends at its last kept step */
                 o->on_progress(m->step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
                                o->progress_user);
             loss = g->nodes[g->objective].val[0];
             bpv_snapshot *snap = NULL;
-            if (o->keep && bpv_step_set_has(o->keep, m->step, total)) {
+            bool keepit = false;
+            if (m->step >= next_keep) {
+                keepit = bpv_step_set_has(o->keep, m->step, total);
+                next_keep = bpv_step_set_next(o->keep, m->step + 1, total);
+            }
+            if (keepit) {
                 snap = bpv_snapshot_take(m, g, m->step, m->epoch, t->nsamples ? perm + start : NULL,
                                          t->nsamples ? cnt : 0);
                 if (!snap) {
@@ -1154,7 +1184,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
                 break;
             }
-            if (o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite)
+            if (inspect)
                 rc = inspect_step(m, g, t, o, &snap, perm + start, t->nsamples ? cnt : 0, ps, nps,
                                   &nf_stop, err);
             if (rc != BPV_OK) {

@@ -184,6 +184,9 @@ long bpv_step_set_min(const bpv_step_set *s, long total);
 /* How many steps of 1..total the selection keeps (additive, for the
  * kept-steps limit). */
 long bpv_step_set_count(const bpv_step_set *s, long total);
+/* The first selected step >= step (LONG_MAX for none): the runner's
+ * per-step check (additive). */
+long bpv_step_set_next(const bpv_step_set *s, long step, long total);
 
 /* Checks a fn with `grad` (statement `stmt`) and compiles its body and
  * partials into m->customs[stmt] (custom.c). */

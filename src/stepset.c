@@ -129,6 +129,28 @@ long bpv_step_set_min(const bpv_step_set *s, long total) {
     return best;
 }
 
+long bpv_step_set_next(const bpv_step_set *s, long step, long total) {
+    long best = LONG_MAX;
+    if (!s) return best;
+    for (size_t i = 0; i < s->n; i++) {
+        const step_range *r = &s->r[i];
+        long c = LONG_MAX;
+        if (r->from_last) {
+            if (total >= step) c = total;
+        } else {
+            long to = r->to < 0 ? total : r->to;
+            if (step <= r->from) {
+                if (r->from <= to) c = r->from;
+            } else if (to >= step) {
+                long d = step - r->from, q = d / r->every + (d % r->every != 0);
+                if (q <= (to - r->from) / r->every) c = r->from + q * r->every;
+            }
+        }
+        if (c < best) best = c;
+    }
+    return best;
+}
+
 long bpv_step_set_count(const bpv_step_set *s, long total) {
     if (!s || total <= 0) return 0;
     /* ranges rarely overlap; when they do, the sum is capped by total */

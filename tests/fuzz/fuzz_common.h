@@ -60,14 +60,24 @@ static inline void fuzz_small_limits(void) {
 
 /* Moves into a fresh temporary folder so that relative CSV paths a fuzzed
  * model names resolve there (and never to the tree), and returns its path. */
+static char fuzz_sandbox_dir[] = "/tmp/bpv-fuzz-XXXXXX";
+
+static inline void fuzz_leave_sandbox(void) {
+    if (chdir("/") != 0) return;
+    char path[64];
+    snprintf(path, sizeof path, "%s/in.csv", fuzz_sandbox_dir);
+    unlink(path);
+    rmdir(fuzz_sandbox_dir);
+}
+
 static inline const char *fuzz_enter_sandbox(void) {
-    static char dir[] = "/tmp/bpv-fuzz-XXXXXX";
     fuzz_small_limits();
-    if (!mkdtemp(dir) || chdir(dir) != 0) {
+    if (!mkdtemp(fuzz_sandbox_dir) || chdir(fuzz_sandbox_dir) != 0) {
         perror("bpv fuzz: sandbox");
         abort();
     }
-    return dir;
+    atexit(fuzz_leave_sandbox);
+    return fuzz_sandbox_dir;
 }
 
 #endif
