@@ -318,8 +318,9 @@ typedef struct cmp {
 } cmp;
 
 /* Compares analytic a (double) with the central difference of fp, fm
- * around f0 for step h. */
-static cmp compare(double a, double fp, double fm, double f0, double h) {
+ * around f0 for step h; `scale` bounds the magnitude of the terms summed
+ * into them, for the rounding noise. */
+static cmp compare(double a, double fp, double fm, double f0, double h, double scale) {
     cmp r = {0, false};
     double num = (fp - fm) / (2 * h), dp = (fp - f0) / h, dm = (f0 - fm) / h;
     if (!isfinite(a) || !isfinite(num) || !isfinite(dp) || !isfinite(dm)) {
@@ -332,7 +333,7 @@ static cmp compare(double a, double fp, double fm, double f0, double h) {
         return r;
     }
     /* the rounding noise of the difference itself: below it, agree */
-    double noise = 2.3e-16 * (fabs(fp) + fabs(fm) + fabs(f0)) / h;
+    double noise = 2.3e-16 * fmax(scale, fabs(fp) + fabs(fm) + fabs(f0)) / h;
     r.rel = fabs(a - num) / fmax(fmax(fabs(a), fabs(num)), fmax(1e4 * noise, 1e-30));
     return r;
 }
@@ -348,6 +349,16 @@ static void mark_update(bpv_check_mark *mk, cmp r, int64_t elem, double analytic
         mk->numeric = num;
         mk->state = BPV_CHECK_OK;
     }
+}
+
+/* g · v over n elements, adding its terms' magnitude to *scale. */
+static double dot_scaled(const double *g, const double *v, int64_t n, double *scale) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        s += g[i] * v[i];
+        *scale += fabs(g[i] * v[i]);
+    }
+    return s;
 }
 
 static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
@@ -380,10 +391,30 @@ static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
             for (int64_t o = 0; o < N; o++) {
                 if (!reduce && bcast_index(&n->shape, &gin->shape, o) != j) continue;
                 int64_t at = reduce ? 0 : o;
-                cmp r = compare(c->loc[at], c->outp[o], c->outm[o], c->out0[o], h);
+                cmp r = compare(c->loc[at], c->outp[o], c->outm[o], c->out0[o], h, 0);
                 double num = (c->outp[o] - c->outm[o]) / (2 * h);
                 mark_update(mk, r, reduce ? j : o, se->local[at], num, &any_ok);
             }
+        }
+    }
+    /* a Jacobian (matmul, softmax, losses): the partial along the edge,
+     * g · ∂out/∂input with g the op's gradient, against the difference of
+     * g · out; both from the double backward on the step's inputs */
+    if (!se->local && n->grad && n->edge_grad[k]) {
+        const double *gr = n->grad, *a64 = n->edge_grad[k];
+        int64_t nj = gin->numel < BPV_GRADCHECK_MAX_ELEMS ? gin->numel : BPV_GRADCHECK_MAX_ELEMS;
+        for (int64_t j = 0; j < nj; j++) {
+            double v = c->spare[j], h = step_for(v), scale = 0;
+            c->spare[j] = v + h;
+            bpv_graph_forward_node(&c->h, i);
+            double fp = dot_scaled(gr, n->val, N, &scale);
+            c->spare[j] = v - h;
+            bpv_graph_forward_node(&c->h, i);
+            double fm = dot_scaled(gr, n->val, N, &scale);
+            c->spare[j] = v;
+            double f0 = dot_scaled(gr, c->out0, N, &scale);
+            cmp r = compare(a64[j], fp, fm, f0, h, scale);
+            mark_update(mk, r, j, se->chained[j], (fp - fm) / (2 * h), &any_ok);
         }
     }
     n->in[k] = saved;
@@ -433,7 +464,7 @@ static void check_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const double
         double Lm = full_forward(c);
         pn->val[j] = v;
         double num = (Lp - Lm) / (2 * h);
-        cmp r = compare(a64[j], Lp, Lm, L0, h);
+        cmp r = compare(a64[j], Lp, Lm, L0, h, 0);
         if (sp->accumulating && !r.skip && j == worst) r.rel = INFINITY; /* reported first */
         mark_update(mk, r, j, sn->grad[j], num, &any_ok);
     }
@@ -454,13 +485,22 @@ bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
     s->gradchecked = true;
     ck c;
     if (!ck_init(&c, g)) return false;
-    /* local partials, on the step's own inputs */
+    /* local partials, on the step's own inputs; the double backward on
+     * them gives the Jacobian edges' analytic side */
+    if (g->objective >= 0) {
+        for (int i = 0; i < g->nnodes; i++) {
+            bpv_node *x = &c.nodes[i];
+            if (x->kind == BPV_NODE_PARAM && x->grad)
+                for (int64_t j = 0; j < x->numel; j++) x->grad[j] = -0.0;
+        }
+        bpv_graph_backward(&c.h);
+    }
     int e = 0;
     for (int i = 0; i < g->nnodes; i++)
         for (int k = 0; k < g->nodes[i].nin; k++, e++) {
             bpv_snap_edge *se = &s->edges[e];
             se->check = (bpv_check_mark){.state = BPV_CHECK_NONE};
-            if (se->local && se->chained) check_edge(&c, i, k, se);
+            if (se->chained) check_edge(&c, i, k, se);
         }
     /* parameter gradients: forward and backward in double, then one
      * perturbed forward per side per element */

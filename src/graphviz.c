@@ -497,6 +497,7 @@ static void set_attr(void *obj, const char *name, const char *value) {
 }
 
 static bool bad_edge_into(const fig *f, int i) {
+    if (!f->s->gradchecked) return false;
     for (int e = 0; e < f->s->nedges; e++)
         if (f->s->edges[e].to == i && f->s->edges[e].check.state == BPV_CHECK_BAD) return true;
     return false;
@@ -558,7 +559,8 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
     }
     bpv_buf_puts(&b, "</TABLE>");
     bool bad = false, edge_bad = false;
-    for (int e = 0; e < f->s->nedges; e++) edge_bad |= f->s->edges[e].check.state == BPV_CHECK_BAD;
+    for (int e = 0; f->s->gradchecked && n->kind == BPV_NODE_PARAM && e < f->s->nedges; e++)
+        edge_bad |= f->s->edges[e].check.state == BPV_CHECK_BAD;
     for (int k = 0; k < f->s->nparams; k++) {
         const bpv_snap_param *q = &f->s->params[k];
         /* behind a wrong partial every param's gradient is wrong too: the

@@ -9,6 +9,7 @@
  * once. Shuffling is Fisher-Yates over a stream seeded once per train. */
 #include <errno.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -907,7 +908,7 @@ bool bpv_model_check(bpv_model *m, bpv_error **err) {
 
 /* Python's repr(tensor.tolist()) of a value in the dtype. */
 static void fmt_value(bpv_buf *b, const double *v, const bpv_shape *s, int d, int64_t *pos) {
-    if (d == s->rank) {
+    if (d == s->rank || d >= BPV_MAX_RANK) { /* the bound tells gcc's -Warray-bounds */
         bpv_fmt_repr(b, v[(*pos)++]);
         return;
     }

@@ -356,6 +356,12 @@ static void test_stop_on_nonfinite(void **state) {
     assert_int_equal(count(out, "epoch="), 0); /* stopped inside epoch 0 */
     free(out);
     free(err);
+    /* for check the stop is a finding, not a failure */
+    assert_int_equal(bpviz(&out, &err, "check", path, NULL), 1);
+    assert_contains(out, "step 2 (epoch 0): y_hat (log) is not finite");
+    assert_contains(out, ": 1 problem (2 training steps;");
+    free(out);
+    free(err);
     /* its figure still draws */
     Agraph_t *g = dot_of(path, "--step", "first-nonfinite", NULL);
     assert_contains(attr(g, "label"), "step 2 ");
@@ -378,7 +384,7 @@ static void test_sound_samples_pass(void **state) {
     (void)state;
     DIR *d = opendir(BPV_SOURCE_DIR "/samples");
     assert_non_null(d);
-    int checked = 0;
+    int checked = 0, jacobian = 0;
     for (struct dirent *de; (de = readdir(d));) {
         size_t n = strlen(de->d_name);
         if (n < 4 || strcmp(de->d_name + n - 3, ".bp") != 0 || planted(de->d_name)) continue;
@@ -402,10 +408,13 @@ static void test_sound_samples_pass(void **state) {
         for (size_t i = 0; i < bpv_model_snapshot_count(m); i++) {
             const bpv_snapshot *s = bpv_model_snapshot(m, i);
             assert_int_equal(s->nf_pass, 0);
-            for (int k = 0; k < s->nedges; k++)
+            for (int k = 0; k < s->nedges; k++) {
                 if (s->edges[k].check.state == BPV_CHECK_BAD)
                     fail_msg("%s step %ld edge %d: relerr %g", de->d_name, s->step, k,
                              s->edges[k].check.relerr);
+                /* matmul edges are checked too, along the edge */
+                jacobian += !s->edges[k].local && s->edges[k].check.state == BPV_CHECK_OK;
+            }
             for (int k = 0; k < s->nparams; k++) {
                 const bpv_check_mark *c = &s->params[k].check;
                 assert_int_not_equal(c->state, BPV_CHECK_BAD);
@@ -419,6 +428,7 @@ static void test_sound_samples_pass(void **state) {
     }
     closedir(d);
     assert_true(checked >= 5);
+    assert_true(jacobian > 0);
     /* and each planted sample shows only its own problem */
     char *out = NULL, *err = NULL;
     bpviz(&out, &err, "check", SAMPLE("exploding.bp"), NULL);
