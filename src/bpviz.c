@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "export.h"
 #include "model.h"
 
@@ -447,6 +448,12 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
                                               "no value or gradient became NaN or infinite in "
                                               "the model's %ld training steps",
                                               total));
+    if (rc == BPV_OK && o->gradcheck && o->report) {
+        bpv_buf rep;
+        bpv_buf_init(&rep);
+        if (bpv_check_mismatches(m, &rep) > 0) fputs(rep.data, o->report);
+        bpv_buf_free(&rep);
+    }
     if (rc == BPV_OK) rc = write_selection(m, output, fmt, spec, &o->figure, err);
     bpv_model_free(m);
     bpv_step_set_free(keep);

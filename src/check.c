@@ -587,48 +587,16 @@ static void default_steps(long total, bpv_buf *b) {
     }
 }
 
-int bpv_check(const char *path, const char *steps, char **report, bpv_error **err) {
-    *report = NULL;
-    bpv_model *m = bpv_model_load(path, err);
-    if (!m) return err && *err ? (*err)->status : BPV_ERR_MODEL;
-    long total = bpv_model_step_count(m);
-    bpv_buf spec, out;
-    bpv_buf_init(&spec);
-    bpv_buf_init(&out);
-    if (steps) bpv_buf_puts(&spec, steps);
-    else default_steps(total, &spec);
-    bpv_step_set *keep = total ? bpv_step_set_parse(spec.data, err) : NULL;
-    int rc = BPV_OK;
-    if (total && !keep) rc = BPV_ERR_MODEL;
-    else if (keep && bpv_step_set_max(keep, total) > total)
-        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
-                                              "step %ld is past the end: the model has %ld "
-                                              "steps",
-                                              bpv_step_set_max(keep, total), total));
-    char *nf_msg = NULL;
-    if (rc == BPV_OK) {
-        bpv_run_options ro = {0};
-        ro.keep = keep;
-        ro.gradcheck = 1;
-        ro.on_warning = capture;
-        ro.warning_user = &nf_msg;
-        bpv_error *run_err = NULL;
-        rc = bpv_model_run(m, &ro, &run_err);
-        if (rc != BPV_OK && m->nf_step && run_err) {
-            /* stop_on_nonfinite: the stop is the finding, not a failure */
-            nf_msg = nf_msg ? nf_msg : strdup(run_err->message);
-            bpv_error_free(run_err);
-            rc = BPV_OK;
-        } else if (rc != BPV_OK) {
-            bpv_error_set(err, run_err);
-        }
-    }
+/* Appends one line per distinct gradient-check mismatch in the kept
+ * snapshots (the first step it shows at, and how many more); returns how
+ * many lines it wrote. */
+long bpv_check_mismatches(const bpv_model *m, bpv_buf *out) {
     finding *fs = NULL;
     size_t nfs = 0;
     long problems = 0;
     bpv_buf t;
     bpv_buf_init(&t);
-    for (size_t q = 0; rc == BPV_OK && q < bpv_model_snapshot_count(m); q++) {
+    for (size_t q = 0; q < bpv_model_snapshot_count(m); q++) {
         const bpv_snapshot *s = bpv_model_snapshot(m, q);
         bool edge_bad = false;
         for (int e = 0; e < s->nedges; e++) {
@@ -676,14 +644,58 @@ int bpv_check(const char *path, const char *steps, char **report, bpv_error **er
             }
         }
     }
+    for (size_t i = 0; i < nfs; i++) {
+        bpv_buf_puts(out, fs[i].text ? fs[i].text : "gradient check: mismatch");
+        if (fs[i].count > 1)
+            bpv_buf_printf(out, " (and at %ld more checked steps)", fs[i].count - 1);
+        bpv_buf_putc(out, '\n');
+        problems++;
+    }
+    for (size_t i = 0; i < nfs; i++) free(fs[i].text);
+    free(fs);
+    bpv_buf_free(&t);
+    return problems;
+}
+
+int bpv_check(const char *path, const char *steps, char **report, bpv_error **err) {
+    *report = NULL;
+    bpv_model *m = bpv_model_load(path, err);
+    if (!m) return err && *err ? (*err)->status : BPV_ERR_MODEL;
+    long total = bpv_model_step_count(m);
+    bpv_buf spec, out;
+    bpv_buf_init(&spec);
+    bpv_buf_init(&out);
+    if (steps) bpv_buf_puts(&spec, steps);
+    else default_steps(total, &spec);
+    bpv_step_set *keep = total ? bpv_step_set_parse(spec.data, err) : NULL;
+    int rc = BPV_OK;
+    if (total && !keep) rc = BPV_ERR_MODEL;
+    else if (keep && bpv_step_set_max(keep, total) > total)
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                              "step %ld is past the end: the model has %ld "
+                                              "steps",
+                                              bpv_step_set_max(keep, total), total));
+    char *nf_msg = NULL;
     if (rc == BPV_OK) {
-        for (size_t i = 0; i < nfs; i++) {
-            bpv_buf_puts(&out, fs[i].text ? fs[i].text : "gradient check: mismatch");
-            if (fs[i].count > 1)
-                bpv_buf_printf(&out, " (and at %ld more checked steps)", fs[i].count - 1);
-            bpv_buf_putc(&out, '\n');
-            problems++;
+        bpv_run_options ro = {0};
+        ro.keep = keep;
+        ro.gradcheck = 1;
+        ro.on_warning = capture;
+        ro.warning_user = &nf_msg;
+        bpv_error *run_err = NULL;
+        rc = bpv_model_run(m, &ro, &run_err);
+        if (rc != BPV_OK && m->nf_step && run_err) {
+            /* stop_on_nonfinite: the stop is the finding, not a failure */
+            nf_msg = nf_msg ? nf_msg : strdup(run_err->message);
+            bpv_error_free(run_err);
+            rc = BPV_OK;
+        } else if (rc != BPV_OK) {
+            bpv_error_set(err, run_err);
         }
+    }
+    long problems = 0;
+    if (rc == BPV_OK) {
+        problems = bpv_check_mismatches(m, &out);
         if (nf_msg) {
             bpv_buf_puts(&out, nf_msg);
             problems++;
@@ -713,10 +725,7 @@ int bpv_check(const char *path, const char *steps, char **report, bpv_error **er
         if (!*report) rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
         else if (problems) rc = BPV_CHECK_PROBLEMS;
     }
-    for (size_t i = 0; i < nfs; i++) free(fs[i].text);
-    free(fs);
     free(nf_msg);
-    bpv_buf_free(&t);
     bpv_buf_free(&out);
     bpv_buf_free(&spec);
     bpv_step_set_free(keep);

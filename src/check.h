@@ -27,6 +27,11 @@ bool bpv_graph_finite(const bpv_graph *g);
  * Returns false when out of memory. */
 bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s);
 
+/* Appends one line per distinct gradient-check mismatch found in the
+ * model's kept snapshots ("file.bp:L:C: gradient check: the partial of ...
+ * is wrong at step N: analytic A vs numeric B"); returns how many. */
+long bpv_check_mismatches(const bpv_model *m, bpv_buf *out);
+
 /* One line, newline-terminated: "file.bp:L:C: warning: step 3 (epoch 0):
  * ..." naming the node and op where the first NaN or infinity of s
  * appears. `what` ends the line ("training goes on"). */

@@ -357,6 +357,7 @@ int main(int argc, char **argv) {
             watching = 1;
         } else if (strcmp(a, "--gradcheck") == 0) {
             o.gradcheck = 1;
+            o.report = stderr;
         } else if (strcmp(a, "--focus") == 0) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
             o.figure.focus = v;

@@ -17,6 +17,8 @@
 
 #include "check.h"
 #include "export.h"
+#include <unistd.h>
+
 #include "focus.h"
 #include "model.h"
 #include "testutil.h"
@@ -24,18 +26,6 @@
 #define SAMPLE(name) BPV_SOURCE_DIR "/samples/" name
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static int bpviz(char **out, char **err, ...) {
-    char *argv[14] = {BPV_CLI_PATH};
-    va_list ap;
-    va_start(ap, err);
-    int n = 1;
-    char *a;
-    while (n < 13 && (a = va_arg(ap, char *))) argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    return tu_run(argv, out, NULL, err);
-}
 
 static void assert_contains(const char *hay, const char *needle) {
     if (!hay || !strstr(hay, needle)) fail_msg("'%s' not in '%s'", needle, hay ? hay : "(null)");
@@ -61,8 +51,8 @@ static Agraph_t *read_dot(const char *dot) {
 /* The DOT of `bpviz MODEL ARGS... -T dot`, read back. */
 static Agraph_t *dot_of(const char *model, const char *a1, const char *a2, const char *a3) {
     char *out = NULL, *err = NULL;
-    int rc = bpviz(&out, &err, (char *)model, "-T", "dot", (char *)a1, (char *)a2, (char *)a3,
-                   NULL);
+    int rc =
+        tu_bpviz(&out, &err, (char *)model, "-T", "dot", (char *)a1, (char *)a2, (char *)a3, NULL);
     if (rc != 0) fail_msg("bpviz failed (%d): %s", rc, err);
     Agraph_t *g = read_dot(out);
     free(out);
@@ -189,7 +179,7 @@ static void test_custom_errors(void **state) {
 static void test_broken_grad_text(void **state) {
     (void)state;
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, "check", SAMPLE("broken_grad.bp"), NULL), 1);
+    assert_int_equal(tu_bpviz(&out, &err, "check", SAMPLE("broken_grad.bp"), NULL), 1);
     assert_contains(out, "broken_grad.bp:20:1: gradient check: the partial of y_hat with "
                          "respect to z is wrong at step 1: analytic 0.6225 vs numeric 0.235 "
                          "(the `grad` of fn mysig)");
@@ -197,6 +187,22 @@ static void test_broken_grad_text(void **state) {
     assert_int_equal(count(out, "gradient check:"), 1);
     assert_contains(out, "broken_grad.bp: 1 problem");
     assert_null(strstr(out, "not finite"));
+    free(out);
+    free(err);
+    /* a figure with --gradcheck reports the same line on standard error */
+    char svg[64];
+    snprintf(svg, sizeof svg, "/tmp/bpv-gradcheck-%d.svg", (int)getpid());
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("broken_grad.bp"), "--gradcheck", "-o", svg, NULL),
+                     0);
+    assert_contains(err, "broken_grad.bp:20:1: gradient check: the partial of y_hat with "
+                         "respect to z is wrong at step 1: analytic 0.6225 vs numeric 0.235");
+    free(out);
+    free(err);
+    /* and nothing for a sound model */
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("quadratic.bp"), "--gradcheck", "-o", svg, NULL),
+                     0);
+    assert_string_equal(err, "");
+    unlink(svg);
     free(out);
     free(err);
 }
@@ -231,7 +237,7 @@ static void test_broken_grad_dot(void **state) {
 static void test_forgot_zero_grad(void **state) {
     (void)state;
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, "check", SAMPLE("forgot_zero_grad.bp"), NULL), 1);
+    assert_int_equal(tu_bpviz(&out, &err, "check", SAMPLE("forgot_zero_grad.bp"), NULL), 1);
     assert_contains(out, "forgot_zero_grad.bp:13:7: gradient check: the gradient of param 'w' "
                          "is wrong at step 2: analytic −9.84 vs numeric −7.84; it still holds "
                          "earlier steps' gradients: the train has zero_grad=false");
@@ -258,7 +264,7 @@ static void test_forgot_zero_grad(void **state) {
 static void test_nan_log(void **state) {
     (void)state;
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, "run", SAMPLE("nan_log.bp"), NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, "run", SAMPLE("nan_log.bp"), NULL), 0);
     /* one warning line, and training goes on to the end */
     assert_int_equal(count(err, "\n"), 1);
     assert_contains(err, "nan_log.bp:14:1: warning: step 2 (epoch 0): y_hat (log) is not "
@@ -267,7 +273,7 @@ static void test_nan_log(void **state) {
     free(out);
     free(err);
 
-    assert_int_equal(bpviz(&out, &err, "check", SAMPLE("nan_log.bp"), NULL), 1);
+    assert_int_equal(tu_bpviz(&out, &err, "check", SAMPLE("nan_log.bp"), NULL), 1);
     assert_contains(out, "step 2 (epoch 0): y_hat (log) is not finite: origin log(−0.4) = NaN");
     assert_null(strstr(out, "gradient check:")); /* NaN is not a wrong derivative */
     free(out);
@@ -291,7 +297,7 @@ static void test_nan_log(void **state) {
 static void test_exploding(void **state) {
     (void)state;
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, "run", SAMPLE("exploding.bp"), NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, "run", SAMPLE("exploding.bp"), NULL), 0);
     assert_int_equal(count(err, "\n"), 1);
     assert_contains(err, "exploding.bp:16:1: warning: step 112 (epoch 27): loss (pow) is not "
                          "finite: origin 3.736×10¹⁹ ^ 2 = ∞; training goes on\n");
@@ -316,7 +322,7 @@ static void test_backward_origin(void **state) {
                        "train epochs=1 lr=0.1\n";
     assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, "run", path, NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, "run", path, NULL), 0);
     assert_contains(err, ":3:8: warning: step 1 (epoch 0): the gradient from sqrt(x * w) (sqrt) "
                          "to x * w is not finite: origin sqrt backward: upstream 1 × local ∞ "
                          "at 0 = ∞; training goes on\n");
@@ -350,14 +356,14 @@ static void test_stop_on_nonfinite(void **state) {
     const char *path = "/tmp/bpv_test_check_stop.bp";
     assert_int_equal(tu_write_file(path, model, strlen(model)), 0);
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, "run", path, NULL), 1);
+    assert_int_equal(tu_bpviz(&out, &err, "run", path, NULL), 1);
     assert_contains(err, "error: step 2 (epoch 0): y_hat (log) is not finite: origin "
                          "log(−0.4) = NaN; stopped (stop_on_nonfinite=true)");
     assert_int_equal(count(out, "epoch="), 0); /* stopped inside epoch 0 */
     free(out);
     free(err);
     /* for check the stop is a finding, not a failure */
-    assert_int_equal(bpviz(&out, &err, "check", path, NULL), 1);
+    assert_int_equal(tu_bpviz(&out, &err, "check", path, NULL), 1);
     assert_contains(out, "step 2 (epoch 0): y_hat (log) is not finite");
     assert_contains(out, ": 1 problem (2 training steps;");
     free(out);
@@ -390,7 +396,7 @@ static void test_sound_samples_pass(void **state) {
         if (n < 4 || strcmp(de->d_name + n - 3, ".bp") != 0 || planted(de->d_name)) continue;
         char path[512], *out = NULL, *err = NULL;
         snprintf(path, sizeof path, "%s/samples/%s", BPV_SOURCE_DIR, de->d_name);
-        int rc = bpviz(&out, &err, "check", path, NULL);
+        int rc = tu_bpviz(&out, &err, "check", path, NULL);
         if (rc != 0) fail_msg("%s: check exits %d:\n%s%s", de->d_name, rc, out, err);
         assert_contains(out, ": ok (");
         free(out);
@@ -431,7 +437,7 @@ static void test_sound_samples_pass(void **state) {
     assert_true(jacobian > 0);
     /* and each planted sample shows only its own problem */
     char *out = NULL, *err = NULL;
-    bpviz(&out, &err, "check", SAMPLE("exploding.bp"), NULL);
+    tu_bpviz(&out, &err, "check", SAMPLE("exploding.bp"), NULL);
     assert_null(strstr(out, "gradient check:"));
     free(out);
     free(err);
@@ -466,7 +472,7 @@ static void test_check_statuses(void **state) {
     const char *bad = "/tmp/bpv_test_check_bad.bp";
     const char *text = "param w = 1\nloss = (w - wx)^2\ntrain epochs=1\n";
     assert_int_equal(tu_write_file(bad, text, strlen(text)), 0);
-    assert_int_equal(bpviz(&out, &err, "check", bad, NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, "check", bad, NULL), 2);
     assert_contains(err, "unknown name 'wx'");
     free(out);
     free(err);
@@ -475,7 +481,7 @@ static void test_check_statuses(void **state) {
     text = "data x = [1, 2]\nparam w = -1.0\nparam v = 2.0\nparam u = 1.0\n"
            "loss = (relu(x * w) + u - 3)^2\ntrain epochs=2 lr=0.1\n";
     assert_int_equal(tu_write_file(dead, text, strlen(text)), 0);
-    assert_int_equal(bpviz(&out, &err, "check", dead, NULL), 1);
+    assert_int_equal(tu_bpviz(&out, &err, "check", dead, NULL), 1);
     assert_contains(out, ":3:7: param 'v' is not connected to the objective");
     assert_contains(out, ":2:7: param 'w' never receives a nonzero gradient in 4 steps");
     assert_null(strstr(out, "'u'"));
@@ -490,24 +496,23 @@ static void test_check_statuses(void **state) {
 static void test_json_fields(void **state) {
     (void)state;
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, SAMPLE("broken_grad.bp"), "-T", "json", "--gradcheck",
-                           NULL),
-                     0);
+    assert_int_equal(
+        tu_bpviz(&out, &err, SAMPLE("broken_grad.bp"), "-T", "json", "--gradcheck", NULL), 0);
     assert_contains(out, "\"fn\": \"mysig\"");
     assert_contains(out, "\"check\": {\"state\": \"mismatch\", \"element\": 0, \"analytic\": "
                          "0.622459352016449");
     assert_contains(out, "\"formula\": \"y_hat\"");
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, SAMPLE("nan_log.bp"), "-T", "json", "--step",
-                           "first-nonfinite", NULL),
-                     0);
+    assert_int_equal(
+        tu_bpviz(&out, &err, SAMPLE("nan_log.bp"), "-T", "json", "--step", "first-nonfinite", NULL),
+        0);
     assert_contains(out, "\"nonfinite\": {\"pass\": \"forward\", \"node\": 3, \"edge\": null, "
                          "\"note\": \"log(−0.4) = NaN\"}");
     free(out);
     free(err);
     /* a trace without inspection keeps its old keys only */
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "-T", "json", NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-T", "json", NULL), 0);
     assert_null(strstr(out, "\"check\""));
     assert_null(strstr(out, "\"nonfinite\""));
     free(out);
@@ -594,16 +599,16 @@ static void test_max_nodes(void **state) {
     const char *path = "/tmp/bpv_test_check_big.bp";
     assert_int_equal(tu_write_file(path, model, strlen(model)), 0);
     char *out = NULL, *err = NULL;
-    assert_int_equal(bpviz(&out, &err, path, "-T", "svg", NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, path, "-T", "svg", NULL), 2);
     assert_contains(err, "the graph has 183 nodes, too many for a readable figure (the limit "
                          "is 150): draw one part with --focus NAME [--depth K], or raise the "
                          "limit with --max-nodes N");
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, path, "-T", "dot", "--max-nodes", "200", NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, path, "-T", "dot", "--max-nodes", "200", NULL), 0);
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, path, "-T", "svg", "--focus", "w3", NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, path, "-T", "svg", "--focus", "w3", NULL), 0);
     assert_contains(out, "<svg");
     free(out);
     free(err);

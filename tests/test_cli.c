@@ -16,53 +16,17 @@
 
 #define SAMPLE(name) BPV_SOURCE_DIR "/samples/" name
 
-static char tmpdir[64];
-
-static int setup(void **state) {
-    (void)state;
-    strcpy(tmpdir, "/tmp/bpv-cli-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *tmp_path(const char *name) {
-    static char path[4][256];
-    static int next;
-    char *p = path[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* Runs bpviz with up to 10 arguments; NULL ends the list. */
-static int bpviz(char **out, char **err, ...) {
-    char *argv[12] = {BPV_CLI_PATH};
-    va_list ap;
-    va_start(ap, err);
-    int n = 1;
-    char *a;
-    while (n < 11 && (a = va_arg(ap, char *))) argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    return tu_run(argv, out, NULL, err);
-}
-
 static void test_help_and_version(void **state) {
     (void)state;
     char *out, *err;
-    assert_int_equal(bpviz(&out, &err, "--help", NULL), 0);
-    const char *options[] = {"-o FILE", "-T FORMAT", "--step", "--steps", "--rankdir",
-                             "--theme", "--labels", "--precision", "--plain-names"};
+    assert_int_equal(tu_bpviz(&out, &err, "--help", NULL), 0);
+    const char *options[] = {"-o FILE", "-T FORMAT", "--step",      "--steps",      "--rankdir",
+                             "--theme", "--labels",  "--precision", "--plain-names"};
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
         assert_non_null(strstr(out, options[i]));
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, "--version", NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, "--version", NULL), 0);
     assert_true(strncmp(out, "bpviz ", 6) == 0);
     free(out);
     free(err);
@@ -71,22 +35,22 @@ static void test_help_and_version(void **state) {
 static void test_usage_errors(void **state) {
     (void)state;
     char *out, *err;
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "--bogus", NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--bogus", NULL), 2);
     assert_non_null(strstr(err, "unknown option '--bogus'"));
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "-T", "gif", NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-T", "gif", NULL), 2);
     assert_non_null(strstr(err, "unknown format 'gif'"));
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "--precision", "0", NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--precision", "0", NULL), 2);
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "-o", NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-o", NULL), 2);
     assert_non_null(strstr(err, "needs a value"));
     free(out);
     free(err);
-    assert_int_equal(bpviz(&out, &err, "/nonexistent/model.bp", NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, "/nonexistent/model.bp", NULL), 2);
     assert_non_null(strstr(err, "cannot open model '/nonexistent/model.bp'"));
     free(out);
     free(err);
@@ -95,7 +59,7 @@ static void test_usage_errors(void **state) {
 static void test_run_prints_predictions(void **state) {
     (void)state;
     char *out, *err;
-    assert_int_equal(bpviz(&out, &err, "run", SAMPLE("linear.bp"), NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, "run", SAMPLE("linear.bp"), NULL), 0);
     assert_true(strncmp(out, "predict y_hat(x=5) = 5.0\nepoch=0 loss=", 37) == 0);
     assert_non_null(strstr(out, "\nepoch=99 loss="));
     free(out);
@@ -105,10 +69,10 @@ static void test_run_prints_predictions(void **state) {
 static void test_step_past_end_keeps_file(void **state) {
     (void)state;
     char *out, *err;
-    char *path = tmp_path("keep.svg");
+    char *path = tu_tmp_path("keep.svg");
     assert_int_equal(tu_write_file(path, "precious", 8), 0);
     /* linear.bp: 4 samples x 100 epochs */
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "--step", "401", "-o", path, NULL),
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--step", "401", "-o", path, NULL),
                      2);
     assert_non_null(strstr(err, "step 401 is past the end: the model has 400 steps"));
     char *kept = tu_read_file(path, NULL);
@@ -117,13 +81,14 @@ static void test_step_past_end_keeps_file(void **state) {
     free(out);
     free(err);
     /* an unknown extension */
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "-o", tmp_path("f.gif"), NULL), 2);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-o", tu_tmp_path("f.gif"), NULL),
+                     2);
     assert_non_null(strstr(err, "cannot tell the format"));
     free(out);
     free(err);
     /* an unwritable path: run-time failure, status 1 */
     assert_int_equal(
-        bpviz(&out, &err, SAMPLE("linear.bp"), "-o", "/nonexistent-dir/f.dot", NULL), 1);
+        tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-o", "/nonexistent-dir/f.dot", NULL), 1);
     assert_non_null(strstr(err, "cannot write '/nonexistent-dir/f.dot'"));
     free(out);
     free(err);
@@ -132,9 +97,9 @@ static void test_step_past_end_keeps_file(void **state) {
 static void test_json_trace(void **state) {
     (void)state;
     char *out, *err;
-    char *path = tmp_path("trace.json");
-    assert_int_equal(
-        bpviz(&out, &err, SAMPLE("linear.bp"), "--steps", "1-2", "-o", path, NULL), 0);
+    char *path = tu_tmp_path("trace.json");
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--steps", "1-2", "-o", path, NULL),
+                     0);
     char *json = tu_read_file(path, NULL);
     assert_non_null(json);
     assert_non_null(strstr(json, "\"dtype\": \"f32\""));
@@ -154,18 +119,20 @@ static void test_formats(void **state) {
     char *out, *err;
     size_t len;
     /* DOT on standard output by default */
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), NULL), 0);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), NULL), 0);
     assert_non_null(strstr(out, "digraph"));
     free(out);
     free(err);
     const struct {
         const char *file, *magic;
         size_t n;
-    } cases[] = {{"f.svg", "<?xml", 5}, {"f.png", "\x89PNG", 4}, {"f.pdf", "%PDF", 4},
+    } cases[] = {{"f.svg", "<?xml", 5},
+                 {"f.png", "\x89PNG", 4},
+                 {"f.pdf", "%PDF", 4},
                  {"f.gv", "digraph", 7}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *path = tmp_path(cases[i].file);
-        assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "-o", path, NULL), 0);
+        char *path = tu_tmp_path(cases[i].file);
+        assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-o", path, NULL), 0);
         free(out);
         free(err);
         char *data = tu_read_file(path, &len);
@@ -175,8 +142,8 @@ static void test_formats(void **state) {
         free(data);
     }
     /* -T overrides the extension */
-    char *path = tmp_path("really-svg.dot");
-    assert_int_equal(bpviz(&out, &err, SAMPLE("linear.bp"), "-T", "svg", "-o", path, NULL), 0);
+    char *path = tu_tmp_path("really-svg.dot");
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-T", "svg", "-o", path, NULL), 0);
     char *data = tu_read_file(path, &len);
     assert_non_null(strstr(data, "<svg"));
     free(data);
@@ -193,5 +160,5 @@ int main(void) {
         cmocka_unit_test(test_json_trace),
         cmocka_unit_test(test_formats),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -24,32 +24,9 @@
 #define SAMPLE(name) BPV_SOURCE_DIR "/samples/" name
 #define PRECIOUS "precious bytes\n"
 
-static char tmpdir[64];
-
-static int setup(void **state) {
-    (void)state;
-    strcpy(tmpdir, "/tmp/bpv-hostile-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *tmp_path(const char *name) {
-    static char path[8][512];
-    static int next;
-    char *p = path[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
 /* Number of entries in tmpdir (to see that no temporary file was left). */
 static int entries(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_tmpdir());
     assert_non_null(d);
     int n = 0;
     struct dirent *e;
@@ -59,40 +36,26 @@ static int entries(void) {
     return n;
 }
 
-/* Runs bpviz with the arguments (NULL-terminated) and returns its status;
- * *err gets standard error (the caller frees it). */
-static int bpviz(char **err, ...) {
-    char *argv[24] = {BPV_CLI_PATH};
-    va_list ap;
-    va_start(ap, err);
-    int n = 1;
-    char *a;
-    while (n < 23 && (a = va_arg(ap, char *))) argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    return tu_run(argv, NULL, NULL, err);
-}
-
 /* One failing command line: status, a piece of the message, and the
  * pre-existing output untouched with nothing left beside it. */
-#define EXPECT_FAIL(status, msg, ...)                                     \
-    do {                                                                  \
-        char *out_ = tmp_path("out.svg");                                 \
-        assert_int_equal(tu_write_file(out_, PRECIOUS, strlen(PRECIOUS)), 0); \
-        int before_ = entries();                                          \
-        char *err_ = NULL;                                                \
-        int rc_ = bpviz(&err_, __VA_ARGS__, NULL);                        \
-        if (rc_ != (status) || !strstr(err_, (msg)))                      \
-            fail_msg("status %d (want %d), stderr:\n%s\nwant: %s", rc_, (status), err_, (msg)); \
-        char *kept_ = tu_read_file(out_, NULL);                           \
-        assert_non_null(kept_);                                           \
-        assert_string_equal(kept_, PRECIOUS);                             \
-        assert_int_equal(entries(), before_);                             \
-        free(kept_);                                                      \
-        free(err_);                                                       \
+#define EXPECT_FAIL(status, msg, ...)                                                              \
+    do {                                                                                           \
+        char *out_ = tu_tmp_path("out.svg");                                                       \
+        assert_int_equal(tu_write_file(out_, PRECIOUS, strlen(PRECIOUS)), 0);                      \
+        int before_ = entries();                                                                   \
+        char *err_ = NULL;                                                                         \
+        int rc_ = tu_bpviz(NULL, &err_, __VA_ARGS__, NULL);                                        \
+        if (rc_ != (status) || !strstr(err_, (msg)))                                               \
+            fail_msg("status %d (want %d), stderr:\n%s\nwant: %s", rc_, (status), err_, (msg));    \
+        char *kept_ = tu_read_file(out_, NULL);                                                    \
+        assert_non_null(kept_);                                                                    \
+        assert_string_equal(kept_, PRECIOUS);                                                      \
+        assert_int_equal(entries(), before_);                                                      \
+        free(kept_);                                                                               \
+        free(err_);                                                                                \
     } while (0)
 
-#define OUT tmp_path("out.svg")
+#define OUT tu_tmp_path("out.svg")
 
 static void test_duplicate_and_conflicting_options(void **state) {
     (void)state;
@@ -101,20 +64,19 @@ static void test_duplicate_and_conflicting_options(void **state) {
                 "--theme", "colorblind", "-o", OUT);
     EXPECT_FAIL(2, "option '-T' given twice", SAMPLE("linear.bp"), "-T", "svg", "-T", "svg", "-o",
                 OUT);
-    EXPECT_FAIL(2, "option '--step' given twice", SAMPLE("linear.bp"), "--step", "1", "--step",
-                "2", "-o", OUT);
+    EXPECT_FAIL(2, "option '--step' given twice", SAMPLE("linear.bp"), "--step", "1", "--step", "2",
+                "-o", OUT);
     EXPECT_FAIL(2, "option '--plain-names' given twice", SAMPLE("linear.bp"), "--plain-names",
                 "--plain-names", "-o", OUT);
-    EXPECT_FAIL(2, "use --step or --steps, not both", SAMPLE("linear.bp"), "--step", "1",
-                "--steps", "1-2", "-o", OUT);
+    EXPECT_FAIL(2, "use --step or --steps, not both", SAMPLE("linear.bp"), "--step", "1", "--steps",
+                "1-2", "-o", OUT);
     EXPECT_FAIL(2, "one model at a time", SAMPLE("linear.bp"), SAMPLE("quadratic.bp"), "-o", OUT);
     EXPECT_FAIL(2, "a figure shows one step", SAMPLE("linear.bp"), "--steps", "all", "-o", OUT);
 }
 
 static void test_bad_option_values(void **state) {
     (void)state;
-    EXPECT_FAIL(2, "--step takes a step number", SAMPLE("linear.bp"),
-                "--step", "-1", "-o", OUT);
+    EXPECT_FAIL(2, "--step takes a step number", SAMPLE("linear.bp"), "--step", "-1", "-o", OUT);
     EXPECT_FAIL(2, "bad step selection '0'", SAMPLE("linear.bp"), "--step", "0", "-o", OUT);
     EXPECT_FAIL(2, "bad step selection '99999999999999999999999'", SAMPLE("linear.bp"), "--step",
                 "99999999999999999999999", "-o", OUT);
@@ -131,42 +93,42 @@ static void test_bad_option_values(void **state) {
     EXPECT_FAIL(2, "unknown option '--stepp'", SAMPLE("linear.bp"), "--stepp", "1", "-o", OUT);
     EXPECT_FAIL(2, "option '--labels' needs a value", SAMPLE("linear.bp"), "-o", OUT, "--labels");
     EXPECT_FAIL(2, "cannot tell the format of", SAMPLE("linear.bp"), "-o",
-                tmp_path("figure.svg.bak"));
+                tu_tmp_path("figure.svg.bak"));
 }
 
 static void test_hostile_outputs(void **state) {
     (void)state;
     /* -o names a folder: nothing in it or beside it changes */
-    char *dir = tmp_path("folder.svg");
+    char *dir = tu_tmp_path("folder.svg");
     assert_int_equal(mkdir(dir, 0755), 0);
     EXPECT_FAIL(1, "cannot write", SAMPLE("linear.bp"), "-o", dir);
     struct stat st;
     assert_int_equal(stat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    EXPECT_FAIL(1, "cannot write", SAMPLE("linear.bp"), "-T", "svg", "-o", tmpdir);
+    EXPECT_FAIL(1, "cannot write", SAMPLE("linear.bp"), "-T", "svg", "-o", (char *)tu_tmpdir());
     /* -o into a folder that does not exist */
     EXPECT_FAIL(1, "No such file or directory", SAMPLE("linear.bp"), "-o",
-                tmp_path("missing/deeper/out.svg"));
+                tu_tmp_path("missing/deeper/out.svg"));
     assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_hostile_models(void **state) {
     (void)state;
-    EXPECT_FAIL(2, "is a folder, not a model file", tmpdir, "-o", OUT);
-    EXPECT_FAIL(2, "cannot open model", tmp_path("no-such-model.bp"), "-o", OUT);
+    EXPECT_FAIL(2, "is a folder, not a model file", (char *)tu_tmpdir(), "-o", OUT);
+    EXPECT_FAIL(2, "cannot open model", tu_tmp_path("no-such-model.bp"), "-o", OUT);
     /* empty, /dev/null and standard input (the tests' stdin is /dev/null) */
-    char *empty = tmp_path("empty.bp");
+    char *empty = tu_tmp_path("empty.bp");
     assert_int_equal(tu_write_file(empty, "", 0), 0);
     EXPECT_FAIL(2, "the model has no training step to draw", empty, "-o", OUT);
     EXPECT_FAIL(2, "the model has no training step to draw", "/dev/null", "-o", OUT);
     EXPECT_FAIL(2, "the model has no training step to draw", "-", "-o", OUT);
     /* a located error keeps the output too */
-    char *bad = tmp_path("bad.bp");
+    char *bad = tu_tmp_path("bad.bp");
     const char *text = "data x = [1, 2]\nparam w = 1\nloss = (x * w\n";
     assert_int_equal(tu_write_file(bad, text, strlen(text)), 0);
     EXPECT_FAIL(2, "bad.bp:3:", bad, "-o", OUT);
     /* a PNG passed as a model */
-    char *png = tmp_path("image.png");
+    char *png = tu_tmp_path("image.png");
     assert_int_equal(tu_write_file(png, "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16), 0);
     EXPECT_FAIL(2, "image.png:1:1: error: invalid UTF-8 byte 0x89", png, "-o", OUT);
     /* `run` with no model or two */
@@ -196,7 +158,7 @@ static void test_limits_from_environment(void **state) {
     unsetenv("BPV_MAX_TENSOR_ELEMS");
 
     setenv("BPV_MAX_LINE_BYTES", "80", 1);
-    char *wide = tmp_path("wide.bp");
+    char *wide = tu_tmp_path("wide.bp");
     char text[400];
     int n = snprintf(text, sizeof text, "data x = [1, 2]\nparam w = 1\nloss = sum(x * w)");
     while (n < 200) text[n++] = ' ';
@@ -207,7 +169,7 @@ static void test_limits_from_environment(void **state) {
     unsetenv("BPV_MAX_LINE_BYTES");
 
     /* the default line limit, 1 MiB: a list on one line of 1.2 MB */
-    char *huge = tmp_path("huge-line.bp");
+    char *huge = tu_tmp_path("huge-line.bp");
     FILE *hf = fopen(huge, "w");
     assert_non_null(hf);
     fputs("data x = [0", hf);
@@ -224,23 +186,25 @@ static void test_limits_from_environment(void **state) {
 
     /* a CSV that never ends */
     setenv("BPV_MAX_CSV_MB", "1", 1);
-    char *zero = tmp_path("zero.bp");
-    const char *zt = "data x = csv(\"/dev/zero\", 0)\nparam w = 1\nloss = (x * w)^2\ntrain epochs=1\n";
+    char *zero = tu_tmp_path("zero.bp");
+    const char *zt =
+        "data x = csv(\"/dev/zero\", 0)\nparam w = 1\nloss = (x * w)^2\ntrain epochs=1\n";
     assert_int_equal(tu_write_file(zero, zt, strlen(zt)), 0);
     EXPECT_FAIL(2, "zero.bp:1:14: error: '/dev/zero' is larger than 1 MiB (BPV_MAX_CSV_MB)", zero,
                 "-o", OUT);
     unsetenv("BPV_MAX_CSV_MB");
 
     setenv("BPV_MAX_NESTING", "3", 1);
-    char *deep = tmp_path("deep.bp");
+    char *deep = tu_tmp_path("deep.bp");
     const char *dt = "param w = 1\nloss = ((((w))))\ntrain epochs=1\n";
     assert_int_equal(tu_write_file(deep, dt, strlen(dt)), 0);
-    EXPECT_FAIL(2, "deep.bp:2:11: error: expression nested too deeply (more than 3 levels; "
-                   "BPV_MAX_NESTING)",
+    EXPECT_FAIL(2,
+                "deep.bp:2:11: error: expression nested too deeply (more than 3 levels; "
+                "BPV_MAX_NESTING)",
                 deep, "-o", OUT);
     setenv("BPV_MAX_NESTING", "1001", 1);
-    EXPECT_FAIL(2, "BPV_MAX_NESTING must be a whole number from 1 to 1000, not '1001'", deep,
-                "-o", OUT);
+    EXPECT_FAIL(2, "BPV_MAX_NESTING must be a whole number from 1 to 1000, not '1001'", deep, "-o",
+                OUT);
     unsetenv("BPV_MAX_NESTING");
     unlink(wide);
     unlink(zero);
@@ -319,17 +283,17 @@ static void test_markup_in_names_is_escaped(void **state) {
     (void)state;
     /* The model's file name holds markup, quotes, a backslash and non-ASCII;
      * its CSV's header does too. Both must reach the outputs escaped. */
-    char *model = tmp_path("a<b>&c\"d'e\\f é ∂.bp");
-    char *csv = tmp_path("x&<y>.csv");
+    char *model = tu_tmp_path("a<b>&c\"d'e\\f é ∂.bp");
+    char *csv = tu_tmp_path("x&<y>.csv");
     const char *ct = "\"<x>\",'&amp;\\'\",\"é\"\n1,2\n2,4\n";
     assert_int_equal(tu_write_file(csv, ct, strlen(ct)), 0);
     const char *mt = "data x = csv(\"x&<y>.csv\", 0)\ndata y = csv(\"x&<y>.csv\", 1)\n"
                      "param w = 1.0\ny_hat = x * w\nloss = (y_hat - y)^2\ntrain epochs=2 lr=0.01\n";
     assert_int_equal(tu_write_file(model, mt, strlen(mt)), 0);
 
-    char *svg = tmp_path("named.svg");
+    char *svg = tu_tmp_path("named.svg");
     char *err = NULL;
-    int rc = bpviz(&err, model, "-o", svg, NULL);
+    int rc = tu_bpviz(NULL, &err, model, "-o", svg, NULL);
     if (rc != 0) fail_msg("status %d: %s", rc, err);
     free(err);
     size_t len;
@@ -349,8 +313,8 @@ static void test_markup_in_names_is_escaped(void **state) {
     }
 
     /* DOT read back must name the same things; JSON must stay one string */
-    char *json = tmp_path("named.json");
-    assert_int_equal(bpviz(&err, model, "-o", json, NULL), 0);
+    char *json = tu_tmp_path("named.json");
+    assert_int_equal(tu_bpviz(NULL, &err, model, "-o", json, NULL), 0);
     free(err);
     text = tu_read_file(json, &len);
     assert_non_null(text);
@@ -360,7 +324,7 @@ static void test_markup_in_names_is_escaped(void **state) {
     /* the located error of a model with that name keeps the name readable */
     const char *bad = "param w = 1\nloss = w <&> 2\n";
     assert_int_equal(tu_write_file(model, bad, strlen(bad)), 0);
-    assert_int_equal(bpviz(&err, model, "-o", svg, NULL), 2);
+    assert_int_equal(tu_bpviz(NULL, &err, model, "-o", svg, NULL), 2);
     assert_non_null(strstr(err, "a<b>&c\"d'e\\f é ∂.bp:2:"));
     free(err);
     unlink(model);
@@ -373,15 +337,15 @@ static void test_markup_in_names_is_escaped(void **state) {
  * in the message with those bytes shown as '?', never sent to the terminal. */
 static void test_csv_cell_message_is_clean(void **state) {
     (void)state;
-    char *csv = tmp_path("cells.csv");
+    char *csv = tu_tmp_path("cells.csv");
     const char *ct = "a,b\n1,2\n\x1b[31m\xff\xfe<b>,3\n";
     assert_int_equal(tu_write_file(csv, ct, strlen(ct)), 0);
-    char *model = tmp_path("cells.bp");
+    char *model = tu_tmp_path("cells.bp");
     const char *mt = "data x = csv(\"cells.csv\", 0)\nparam w = 1\nloss = (x * w)^2\n"
                      "train epochs=1\n";
     assert_int_equal(tu_write_file(model, mt, strlen(mt)), 0);
     char *err = NULL;
-    assert_int_equal(bpviz(&err, model, "-o", OUT, NULL), 2);
+    assert_int_equal(tu_bpviz(NULL, &err, model, "-o", OUT, NULL), 2);
     assert_non_null(strstr(err, "cells.csv:3: '?[31m?\?<b>' in column 0 is not a number"));
     assert_null(strchr(err, '\x1b'));
     free(err);
@@ -399,5 +363,5 @@ int main(void) {
         cmocka_unit_test(test_markup_in_names_is_escaped),
         cmocka_unit_test(test_csv_cell_message_is_clean),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -23,28 +23,18 @@
 static char prefix[64];
 static char lib[160];
 
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int setup(void **state) {
     (void)state;
     strcpy(prefix, "/tmp/bpv-install-XXXXXX");
     if (!mkdtemp(prefix)) return -1;
     snprintf(lib, sizeof lib, "%s/%s", prefix, BPV_INSTALL_LIBDIR);
-    return sh("'%s' --install '%s' --prefix '%s' >'%s/install.log' 2>&1", BPV_CMAKE_COMMAND,
-              BPV_BINARY_DIR, prefix, prefix);
+    return tu_sh("'%s' --install '%s' --prefix '%s' >'%s/install.log' 2>&1", BPV_CMAKE_COMMAND,
+                 BPV_BINARY_DIR, prefix, prefix);
 }
 
 static int teardown(void **state) {
     (void)state;
-    return sh("rm -rf '%s'", prefix) == 0 ? 0 : -1;
+    return tu_sh("rm -rf '%s'", prefix) == 0 ? 0 : -1;
 }
 
 static bool exists(const char *rel) {
@@ -64,7 +54,9 @@ static void test_files(void **state) {
                            "share/zsh/site-functions/_bpviz"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         if (!exists(files[i])) fail_msg("not installed: %s", files[i]);
-    const char *libfiles[] = {"libbpviz.a", "libbpviz.so", "pkgconfig/bpviz.pc",
+    const char *libfiles[] = {"libbpviz.a",
+                              "libbpviz.so",
+                              "pkgconfig/bpviz.pc",
                               "cmake/bpviz/bpvizConfig.cmake",
                               "cmake/bpviz/bpvizConfigVersion.cmake",
                               "cmake/bpviz/bpvizTargets.cmake"};
@@ -74,29 +66,29 @@ static void test_files(void **state) {
         if (!exists(rel)) fail_msg("not installed: %s", rel);
     }
     /* the installed command runs */
-    assert_int_equal(sh("'%s/bin/bpviz' --version | grep -q '^bpviz '", prefix), 0);
+    assert_int_equal(tu_sh("'%s/bin/bpviz' --version | grep -q '^bpviz '", prefix), 0);
 }
 
 /* pkg-config: the .pc file finds the prefix it was installed to. */
 static void test_pkg_config(void **state) {
     (void)state;
-    assert_int_equal(sh("PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --exists --print-errors bpviz",
-                        lib),
+    assert_int_equal(
+        tu_sh("PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --exists --print-errors bpviz", lib), 0);
+    assert_int_equal(tu_sh("PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --print-requires-private "
+                           "bpviz | tr -d ' ' | sort | tr '\\n' , | grep -qx 'libcgraph,libgvc,'",
+                           lib),
                      0);
-    assert_int_equal(sh("PKG_CONFIG_PATH='%s/pkgconfig' pkg-config --print-requires-private "
-                        "bpviz | tr -d ' ' | sort | tr '\\n' , | grep -qx 'libcgraph,libgvc,'",
-                        lib),
-                     0);
-    assert_int_equal(sh("cd '%s' && PKG_CONFIG_PATH='%s/pkgconfig' '%s' %s -std=c11 -Wall -Wextra "
-                        "-Werror '%s/samples/api_demo.c' $(PKG_CONFIG_PATH='%s/pkgconfig' "
-                        "pkg-config --cflags --libs bpviz) -Wl,-rpath,'%s' -o demo_pc",
-                        prefix, lib, BPV_C_COMPILER, BPV_SAN_FLAGS, BPV_SOURCE_DIR, lib, lib),
-                     0);
+    assert_int_equal(
+        tu_sh("cd '%s' && PKG_CONFIG_PATH='%s/pkgconfig' '%s' %s -std=c11 -Wall -Wextra "
+              "-Werror '%s/samples/api_demo.c' $(PKG_CONFIG_PATH='%s/pkgconfig' "
+              "pkg-config --cflags --libs bpviz) -Wl,-rpath,'%s' -o demo_pc",
+              prefix, lib, BPV_C_COMPILER, BPV_SAN_FLAGS, BPV_SOURCE_DIR, lib, lib),
+        0);
     /* linked against the installed shared library, not a copy */
-    assert_int_equal(sh("ldd '%s/demo_pc' | grep -q '%s/libbpviz.so'", prefix, lib), 0);
-    assert_int_equal(sh("cd '%s' && ./demo_pc pc.svg | grep -q 'y = 0.622459' && "
-                        "grep -q '</svg>' pc.svg",
-                        prefix),
+    assert_int_equal(tu_sh("ldd '%s/demo_pc' | grep -q '%s/libbpviz.so'", prefix, lib), 0);
+    assert_int_equal(tu_sh("cd '%s' && ./demo_pc pc.svg | grep -q 'y = 0.622459' && "
+                           "grep -q '</svg>' pc.svg",
+                           prefix),
                      0);
 }
 
@@ -105,7 +97,7 @@ static void test_cmake_package(void **state) {
     (void)state;
     char path[256];
     snprintf(path, sizeof path, "%s/consumer/CMakeLists.txt", prefix);
-    assert_int_equal(sh("mkdir -p '%s/consumer'", prefix), 0);
+    assert_int_equal(tu_sh("mkdir -p '%s/consumer'", prefix), 0);
     char text[1024];
     snprintf(text, sizeof text,
              "cmake_minimum_required(VERSION 3.25)\n"
@@ -117,30 +109,30 @@ static void test_cmake_package(void **state) {
              "target_link_libraries(demo_static PRIVATE bpviz::bpviz_static)\n",
              BPV_SOURCE_DIR, BPV_SOURCE_DIR);
     assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
-    assert_int_equal(sh("cd '%s/consumer' && '%s' -S . -B build -DCMAKE_PREFIX_PATH='%s' "
-                        "-DCMAKE_C_COMPILER='%s' -DCMAKE_C_FLAGS='%s' "
-                        "-DCMAKE_EXE_LINKER_FLAGS='%s' >cmake.log 2>&1 && "
-                        "'%s' --build build >>cmake.log 2>&1",
-                        prefix, BPV_CMAKE_COMMAND, prefix, BPV_C_COMPILER, BPV_SAN_FLAGS,
-                        BPV_SAN_FLAGS, BPV_CMAKE_COMMAND),
+    assert_int_equal(tu_sh("cd '%s/consumer' && '%s' -S . -B build -DCMAKE_PREFIX_PATH='%s' "
+                           "-DCMAKE_C_COMPILER='%s' -DCMAKE_C_FLAGS='%s' "
+                           "-DCMAKE_EXE_LINKER_FLAGS='%s' >cmake.log 2>&1 && "
+                           "'%s' --build build >>cmake.log 2>&1",
+                           prefix, BPV_CMAKE_COMMAND, prefix, BPV_C_COMPILER, BPV_SAN_FLAGS,
+                           BPV_SAN_FLAGS, BPV_CMAKE_COMMAND),
                      0);
-    assert_int_equal(sh("cd '%s/consumer' && ./build/demo_shared a.svg | grep -q 'wrote a.svg' "
-                        "&& ./build/demo_static b.svg | grep -q 'wrote b.svg' && cmp -s a.svg "
-                        "b.svg",
-                        prefix),
+    assert_int_equal(tu_sh("cd '%s/consumer' && ./build/demo_shared a.svg | grep -q 'wrote a.svg' "
+                           "&& ./build/demo_static b.svg | grep -q 'wrote b.svg' && cmp -s a.svg "
+                           "b.svg",
+                           prefix),
                      0);
     /* the static one carries no dependency on libbpviz.so */
-    assert_int_equal(sh("ldd '%s/consumer/build/demo_static' | grep -q libbpviz", prefix), 1);
+    assert_int_equal(tu_sh("ldd '%s/consumer/build/demo_static' | grep -q libbpviz", prefix), 1);
 }
 
 /* The shared library exports the header's functions and nothing else. */
 static void test_exports(void **state) {
     (void)state;
-    assert_int_equal(sh("grep -oE '\\bbpv_[a-z0-9_]+\\(' '%s/include/bpviz/bpviz.h' | tr -d '(' "
-                        "| sort -u > '%s/header.txt' && nm -D --defined-only '%s/libbpviz.so' "
-                        "| awk '$2 == \"T\" {print $3}' | sed 's/@.*//' | sort -u > "
-                        "'%s/exported.txt' && diff '%s/header.txt' '%s/exported.txt'",
-                        prefix, prefix, lib, prefix, prefix, prefix),
+    assert_int_equal(tu_sh("grep -oE '\\bbpv_[a-z0-9_]+\\(' '%s/include/bpviz/bpviz.h' | tr -d '(' "
+                           "| sort -u > '%s/header.txt' && nm -D --defined-only '%s/libbpviz.so' "
+                           "| awk '$2 == \"T\" {print $3}' | sed 's/@.*//' | sort -u > "
+                           "'%s/exported.txt' && diff '%s/header.txt' '%s/exported.txt'",
+                           prefix, prefix, lib, prefix, prefix, prefix),
                      0);
 }
 
@@ -148,9 +140,9 @@ static void test_exports(void **state) {
  * completions name every option `bpviz --help` lists. */
 static void test_docs_in_step(void **state) {
     (void)state;
-    assert_int_equal(sh("cd '%s/share/man' && LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "
-                        "man1/bpviz.1 man5/bpviz-lang.5 2>&1 | grep . && exit 1 || exit 0",
-                        prefix),
+    assert_int_equal(tu_sh("cd '%s/share/man' && LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "
+                           "man1/bpviz.1 man5/bpviz-lang.5 2>&1 | grep . && exit 1 || exit 0",
+                           prefix),
                      0);
     char *out = NULL;
     char *argv[] = {BPV_CLI_PATH, "--help", NULL};
@@ -196,7 +188,7 @@ static void test_docs_in_step(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_files),   cmocka_unit_test(test_pkg_config),
+        cmocka_unit_test(test_files),         cmocka_unit_test(test_pkg_config),
         cmocka_unit_test(test_cmake_package), cmocka_unit_test(test_exports),
         cmocka_unit_test(test_docs_in_step),
     };

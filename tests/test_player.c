@@ -22,80 +22,50 @@
  * test's working directory, the build's tests folder */
 #define BPV_BROWSER_OUT "player-browser"
 
-static char tmpdir[64];
-
-static int setup(void **state) {
-    (void)state;
-    strcpy(tmpdir, "/tmp/bpv-player-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *tmp_path(const char *name) {
-    static char path[4][256];
-    static int next;
-    char *p = path[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
-
-static int bpviz(char **err, const char *a, const char *b, const char *c, const char *d,
-                 const char *e, const char *f) {
-    char *argv[] = {BPV_CLI_PATH, (char *)a, (char *)b, (char *)c,
-                    (char *)d,    (char *)e, (char *)f, NULL};
-    return tu_run(argv, NULL, NULL, err);
-}
 
 static void one_file_per_step(void **state) {
     (void)state;
     char *err = NULL;
-    assert_int_equal(bpviz(&err, SAMPLE("linear.bp"), "--steps", "1-8/3", "-o",
-                           tmp_path("step%d.svg"), NULL),
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("linear.bp"), "--steps", "1-8/3", "-o",
+                              tu_tmp_path("step%d.svg"), NULL),
                      0);
     free(err);
-    assert_true(exists(tmp_path("step1.svg")));
-    assert_true(exists(tmp_path("step4.svg")));
-    assert_true(exists(tmp_path("step7.svg")));
-    assert_false(exists(tmp_path("step2.svg")));
+    assert_true(exists(tu_tmp_path("step1.svg")));
+    assert_true(exists(tu_tmp_path("step4.svg")));
+    assert_true(exists(tu_tmp_path("step7.svg")));
+    assert_false(exists(tu_tmp_path("step2.svg")));
     size_t len;
-    char *svg = tu_read_file(tmp_path("step4.svg"), &len);
+    char *svg = tu_read_file(tu_tmp_path("step4.svg"), &len);
     assert_non_null(svg);
     assert_non_null(strstr(svg, "step 4 ·"));
     free(svg);
     /* any figure format, zero-padded numbers, a list */
-    assert_int_equal(bpviz(&err, SAMPLE("linear.bp"), "--steps", "2,10", "-o",
-                           tmp_path("f%03d.png"), NULL),
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("linear.bp"), "--steps", "2,10", "-o",
+                              tu_tmp_path("f%03d.png"), NULL),
                      0);
     free(err);
-    assert_true(exists(tmp_path("f002.png")));
-    assert_true(exists(tmp_path("f010.png")));
+    assert_true(exists(tu_tmp_path("f002.png")));
+    assert_true(exists(tu_tmp_path("f010.png")));
     /* "%%" is a percent sign once the name holds a step pattern */
-    assert_int_equal(bpviz(&err, SAMPLE("linear.bp"), "--steps", "3", "-o",
-                           tmp_path("100%%-%d.dot"), NULL),
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("linear.bp"), "--steps", "3", "-o",
+                              tu_tmp_path("100%%-%d.dot"), NULL),
                      0);
     free(err);
-    assert_true(exists(tmp_path("100%-3.dot")));
+    assert_true(exists(tu_tmp_path("100%-3.dot")));
 }
 
 static void several_steps_need_a_pattern(void **state) {
     (void)state;
     char *err = NULL;
-    assert_int_equal(bpviz(&err, SAMPLE("linear.bp"), "--steps", "1-3", "-o",
-                           tmp_path("many.svg"), NULL),
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("linear.bp"), "--steps", "1-3", "-o",
+                              tu_tmp_path("many.svg"), NULL),
                      2);
     assert_non_null(strstr(err, "put %d in the name"));
-    assert_false(exists(tmp_path("many.svg")));
+    assert_false(exists(tu_tmp_path("many.svg")));
     free(err);
-    assert_int_equal(bpviz(&err, SAMPLE("linear.bp"), "--steps", "1-3", "-o",
-                           tmp_path("a%db%d.svg"), NULL),
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("linear.bp"), "--steps", "1-3", "-o",
+                              tu_tmp_path("a%db%d.svg"), NULL),
                      2);
     assert_non_null(strstr(err, "more than one %d"));
     free(err);
@@ -108,8 +78,8 @@ static void player_is_small_fast_and_self_contained(void **state) {
     char *err = NULL;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(bpviz(&err, SAMPLE("quadratic.bp"), "--steps", "all", "-o",
-                           tmp_path("train.html"), NULL),
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("quadratic.bp"), "--steps", "all", "-o",
+                              tu_tmp_path("train.html"), NULL),
                      0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     free(err);
@@ -118,7 +88,7 @@ static void player_is_small_fast_and_self_contained(void **state) {
     /* a loose bound: sanitizer builds and busy machines are slower */
     assert_true(secs < 10);
     size_t len;
-    char *html = tu_read_file(tmp_path("train.html"), &len);
+    char *html = tu_read_file(tu_tmp_path("train.html"), &len);
     assert_non_null(html);
     print_message("quadratic.bp, 800 steps: %zu bytes\n", len);
     assert_true(len < 1000 * 1000);
@@ -144,20 +114,21 @@ static void player_is_small_fast_and_self_contained(void **state) {
 static void player_of_one_step_and_themes(void **state) {
     (void)state;
     char *err = NULL;
-    assert_int_equal(bpviz(&err, SAMPLE("two_layer_linear.bp"), "--theme", "colorblind", "-o",
-                           tmp_path("one.html"), NULL),
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("two_layer_linear.bp"), "--theme", "colorblind",
+                              "-o", tu_tmp_path("one.html"), NULL),
                      0);
     free(err);
     size_t len;
-    char *html = tu_read_file(tmp_path("one.html"), &len);
+    char *html = tu_read_file(tu_tmp_path("one.html"), &len);
     assert_non_null(html);
     assert_non_null(strstr(html, "class=\"theme-colorblind\""));
     free(html);
     /* -T html whatever the extension */
-    assert_int_equal(bpviz(&err, SAMPLE("linear.bp"), "-T", "html", "-o", tmp_path("t.out"), NULL),
-                     0);
+    assert_int_equal(
+        tu_bpviz(NULL, &err, SAMPLE("linear.bp"), "-T", "html", "-o", tu_tmp_path("t.out"), NULL),
+        0);
     free(err);
-    html = tu_read_file(tmp_path("t.out"), &len);
+    html = tu_read_file(tu_tmp_path("t.out"), &len);
     assert_non_null(html);
     assert_true(strncmp(html, "<!DOCTYPE html>", 15) == 0);
     free(html);
@@ -190,8 +161,12 @@ static void player_in_a_browser(void **state) {
         if (getenv("BPV_REQUIRE_BROWSER")) fail_msg("BPV_REQUIRE_BROWSER is set"); /* CI */
         skip();
     }
-    char *argv[] = {node, BPV_TEST_DIR "/browser/player.test.js", BPV_CLI_PATH,
-                    SAMPLE("quadratic.bp"), BPV_BROWSER_OUT, NULL};
+    char *argv[] = {node,
+                    BPV_TEST_DIR "/browser/player.test.js",
+                    BPV_CLI_PATH,
+                    SAMPLE("quadratic.bp"),
+                    BPV_BROWSER_OUT,
+                    NULL};
     char *out = NULL, *err = NULL;
     int rc = tu_run(argv, &out, NULL, &err);
     if (rc == 77) {
@@ -214,5 +189,5 @@ int main(void) {
         cmocka_unit_test(player_of_one_step_and_themes),
         cmocka_unit_test(player_in_a_browser),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

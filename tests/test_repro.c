@@ -18,25 +18,10 @@
 
 #include "testutil.h"
 
-static char tmpdir[64];
-
-static int setup(void **state) {
-    (void)state;
-    strcpy(tmpdir, "/tmp/bpv-repro-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 /* Renders model to path with the options; returns the bytes written. */
 static char *render(const char *model, const char *path, const char *steps, size_t *len) {
-    char *argv[] = {BPV_CLI_PATH, (char *)model, "-o", (char *)path, "--steps", (char *)steps,
-                    "--labels", "full", NULL};
+    char *argv[] = {BPV_CLI_PATH,  (char *)model, "-o",   (char *)path, "--steps",
+                    (char *)steps, "--labels",    "full", NULL};
     char *err = NULL;
     int rc = tu_run(argv, NULL, NULL, &err);
     if (rc != 0) fail_msg("%s -> %s: status %d\n%s", model, path, rc, err);
@@ -53,8 +38,8 @@ static void check_model(const char *model) {
         /* the last step (some samples take only one), and the first and last in JSON */
         const char *steps = strcmp(exts[i], "json") == 0 ? "1,last" : "last";
         char a[256], b[256];
-        snprintf(a, sizeof a, "%s/first.%s", tmpdir, exts[i]);
-        snprintf(b, sizeof b, "%s/sub/another-name.%s", tmpdir, exts[i]);
+        snprintf(a, sizeof a, "%s/first.%s", tu_tmpdir(), exts[i]);
+        snprintf(b, sizeof b, "%s/sub/another-name.%s", tu_tmpdir(), exts[i]);
 
         unsetenv("TZ");
         setenv("LC_ALL", "C", 1);
@@ -64,7 +49,7 @@ static void check_model(const char *model) {
 
         setenv("TZ", "Pacific/Chatham", 1);
         setenv("LC_ALL", "de_DE.UTF-8", 1); /* decimal comma, where installed */
-        assert_int_equal(chdir(tmpdir), 0);
+        assert_int_equal(chdir(tu_tmpdir()), 0);
         char *db = render(model, b, steps, &lb);
         unsetenv("TZ");
         setenv("LC_ALL", "C", 1);
@@ -86,7 +71,7 @@ static void check_model(const char *model) {
 static void test_samples_render_identically(void **state) {
     (void)state;
     char sub[128];
-    snprintf(sub, sizeof sub, "%s/sub", tmpdir);
+    snprintf(sub, sizeof sub, "%s/sub", tu_tmpdir());
     assert_int_equal(mkdir(sub, 0755), 0);
     DIR *d = opendir(BPV_SOURCE_DIR "/samples");
     assert_non_null(d);
@@ -108,5 +93,5 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_samples_render_identically),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

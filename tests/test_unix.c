@@ -24,14 +24,7 @@
 #define CLI BPV_CLI_PATH
 #define LINEAR BPV_SOURCE_DIR "/samples/linear.bp"
 
-static char tmpdir[64];
 static pid_t watcher; /* a --watch child to end even if its test fails */
-
-static int setup(void **state) {
-    (void)state;
-    strcpy(tmpdir, "/tmp/bpv-unix-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
 
 static int teardown(void **state) {
     (void)state;
@@ -39,28 +32,7 @@ static int teardown(void **state) {
         kill(watcher, SIGKILL);
         waitpid(watcher, NULL, 0);
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tmp(const char *name) {
-    static char path[8][256];
-    static int next;
-    char *p = path[next++ % 8];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* Runs a shell command; returns its exit status. */
-static int sh(const char *fmt, ...) {
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return tu_tmpdir_teardown(state);
 }
 
 static char *slurp(const char *path) {
@@ -79,8 +51,7 @@ static void test_help_version(void **state) {
     for (const char *p = out; *p; p++) lines += *p == '\n';
     assert_true(lines <= 40); /* one screen */
     const char *opts[] = {"--font NAME", "--size W[xH]", "--dpi N", "--watch"};
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-        assert_non_null(strstr(out, opts[i]));
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) assert_non_null(strstr(out, opts[i]));
     /* every option that takes a value names its default, or is a selector
      * whose choices are listed (-T, --steps) */
     for (const char *line = out; *line;) {
@@ -130,32 +101,32 @@ static void test_suggestions(void **state) {
 /* "-" for the model and the output, in every mode. */
 static void test_stdin_stdout(void **state) {
     (void)state;
-    const char *svg = tmp("stdin.svg"), *log = tmp("log");
-    assert_int_equal(sh("'%s' - -o - -T svg < '%s' > '%s' 2>'%s'", CLI, LINEAR, svg, log), 0);
+    const char *svg = tu_tmp_path("stdin.svg"), *log = tu_tmp_path("log");
+    assert_int_equal(tu_sh("'%s' - -o - -T svg < '%s' > '%s' 2>'%s'", CLI, LINEAR, svg, log), 0);
     char *s = slurp(svg);
     assert_non_null(strstr(s, "</svg>"));
     free(s);
     /* JSON names the model <stdin> */
-    const char *json = tmp("stdin.json");
-    assert_int_equal(sh("'%s' - -T json < '%s' > '%s'", CLI, LINEAR, json), 0);
+    const char *json = tu_tmp_path("stdin.json");
+    assert_int_equal(tu_sh("'%s' - -T json < '%s' > '%s'", CLI, LINEAR, json), 0);
     s = slurp(json);
     assert_non_null(strstr(s, "stdin>\",")); /* "<stdin>", '<' maybe escaped */
     free(s);
     /* bpviz run - */
-    const char *run = tmp("run.txt");
-    assert_int_equal(sh("'%s' run - < '%s' > '%s'", CLI, LINEAR, run), 0);
+    const char *run = tu_tmp_path("run.txt");
+    assert_int_equal(tu_sh("'%s' run - < '%s' > '%s'", CLI, LINEAR, run), 0);
     s = slurp(run);
     assert_non_null(strstr(s, "predict y_hat(x=5) = 5.0\n"));
     free(s);
     /* errors in a model from standard input are located in <stdin> */
-    const char *bad = tmp("bad.bp");
+    const char *bad = tu_tmp_path("bad.bp");
     const char *text = "data x = [1]\nparam w = 1\nloss = x * wx\n";
     assert_int_equal(tu_write_file(bad, text, strlen(text)), 0);
-    assert_int_equal(sh("'%s' - < '%s' 2>'%s' >/dev/null", CLI, bad, log), 2);
+    assert_int_equal(tu_sh("'%s' - < '%s' 2>'%s' >/dev/null", CLI, bad, log), 2);
     s = slurp(log);
     assert_non_null(strstr(s, "<stdin>:3:12: error: unknown name 'wx'"));
     free(s);
-    assert_int_equal(sh("'%s' run - < '%s' 2>'%s' >/dev/null", CLI, bad, log), 2);
+    assert_int_equal(tu_sh("'%s' run - < '%s' 2>'%s' >/dev/null", CLI, bad, log), 2);
     s = slurp(log);
     assert_non_null(strstr(s, "<stdin>:3:12: error:"));
     free(s);
@@ -180,13 +151,13 @@ static unsigned char *read_pgm(const char *path, int *w, int *h) {
 /* A PDF for LaTeX: fonts embedded, and a page no larger than the drawing. */
 static void test_pdf_for_latex(void **state) {
     (void)state;
-    if (sh("command -v pdffonts >/dev/null && command -v pdftoppm >/dev/null") != 0) {
+    if (tu_sh("command -v pdffonts >/dev/null && command -v pdftoppm >/dev/null") != 0) {
         print_message("poppler-utils missing (scripts/install-deps.sh installs it)\n");
         skip();
     }
-    const char *pdf = tmp("fig.pdf"), *fonts = tmp("fonts.txt");
-    assert_int_equal(sh("'%s' '%s' -o '%s'", CLI, LINEAR, pdf), 0);
-    assert_int_equal(sh("pdffonts '%s' > '%s'", pdf, fonts), 0);
+    const char *pdf = tu_tmp_path("fig.pdf"), *fonts = tu_tmp_path("fonts.txt");
+    assert_int_equal(tu_sh("'%s' '%s' -o '%s'", CLI, LINEAR, pdf), 0);
+    assert_int_equal(tu_sh("pdffonts '%s' > '%s'", pdf, fonts), 0);
     char *s = slurp(fonts);
     /* header, rule, then one line per font whose "emb" column says yes */
     int nfonts = 0;
@@ -206,9 +177,10 @@ static void test_pdf_for_latex(void **state) {
     assert_true(nfonts >= 1);
     free(s);
     /* rasterise at 72 dpi: the ink reaches within a few points of each edge */
-    assert_int_equal(sh("pdftoppm -r 72 -gray -singlefile '%s' '%s'", pdf, tmp("page")), 0);
+    assert_int_equal(tu_sh("pdftoppm -r 72 -gray -singlefile '%s' '%s'", pdf, tu_tmp_path("page")),
+                     0);
     int w, h;
-    unsigned char *px = read_pgm(tmp("page.pgm"), &w, &h);
+    unsigned char *px = read_pgm(tu_tmp_path("page.pgm"), &w, &h);
     assert_non_null(px);
     int left = w, right = -1, top = h, bottom = -1;
     for (int y = 0; y < h; y++)
@@ -245,37 +217,40 @@ static void png_size(const char *path, uint32_t *w, uint32_t *h) {
 static void test_png_size_dpi(void **state) {
     (void)state;
     uint32_t w0, h0, w, h;
-    assert_int_equal(sh("'%s' '%s' -o '%s'", CLI, LINEAR, tmp("a.png")), 0);
-    png_size(tmp("a.png"), &w0, &h0);
+    assert_int_equal(tu_sh("'%s' '%s' -o '%s'", CLI, LINEAR, tu_tmp_path("a.png")), 0);
+    png_size(tu_tmp_path("a.png"), &w0, &h0);
     /* twice the dpi, twice the pixels */
-    assert_int_equal(sh("'%s' '%s' -o '%s' --dpi 192", CLI, LINEAR, tmp("b.png")), 0);
-    png_size(tmp("b.png"), &w, &h);
+    assert_int_equal(tu_sh("'%s' '%s' -o '%s' --dpi 192", CLI, LINEAR, tu_tmp_path("b.png")), 0);
+    png_size(tu_tmp_path("b.png"), &w, &h);
     assert_true(w >= 2 * w0 - 4 && w <= 2 * w0 + 4);
     assert_true(h >= 2 * h0 - 4 && h <= 2 * h0 + 4);
     /* 8 inches at 200 dpi: the wide figure is 1600 pixels wide */
-    assert_int_equal(sh("'%s' '%s' -o '%s' --size 8 --dpi 200", CLI, LINEAR, tmp("c.png")), 0);
-    png_size(tmp("c.png"), &w, &h);
+    assert_int_equal(
+        tu_sh("'%s' '%s' -o '%s' --size 8 --dpi 200", CLI, LINEAR, tu_tmp_path("c.png")), 0);
+    png_size(tu_tmp_path("c.png"), &w, &h);
     assert_int_equal(w, 1600);
     assert_true(h < 1600);
     /* a box: the figure fits inside, touching one side */
-    assert_int_equal(sh("'%s' '%s' -o '%s' --size 3x3 --dpi 100", CLI, LINEAR, tmp("d.png")), 0);
-    png_size(tmp("d.png"), &w, &h);
+    assert_int_equal(
+        tu_sh("'%s' '%s' -o '%s' --size 3x3 --dpi 100", CLI, LINEAR, tu_tmp_path("d.png")), 0);
+    png_size(tu_tmp_path("d.png"), &w, &h);
     assert_true(w == 300 && h < 300);
 }
 
 static void test_font(void **state) {
     (void)state;
-    const char *dot = tmp("font.dot");
-    assert_int_equal(sh("'%s' '%s' --font 'Liberation Serif' > '%s'", CLI, LINEAR, dot), 0);
+    const char *dot = tu_tmp_path("font.dot");
+    assert_int_equal(tu_sh("'%s' '%s' --font 'Liberation Serif' > '%s'", CLI, LINEAR, dot), 0);
     char *s = slurp(dot);
     assert_non_null(strstr(s, "fontname=\"Liberation Serif\""));
     assert_null(strstr(s, "DejaVu")); /* every node and edge, not only the defaults */
     free(s);
-    if (sh("command -v pdffonts >/dev/null && fc-list | grep -q 'Liberation Serif'") != 0) return;
-    assert_int_equal(sh("'%s' '%s' --font 'Liberation Serif' -o '%s'", CLI, LINEAR,
-                        tmp("font.pdf")),
-                     0);
-    assert_int_equal(sh("pdffonts '%s' | grep -q LiberationSerif", tmp("font.pdf")), 0);
+    if (tu_sh("command -v pdffonts >/dev/null && fc-list | grep -q 'Liberation Serif'") != 0)
+        return;
+    assert_int_equal(
+        tu_sh("'%s' '%s' --font 'Liberation Serif' -o '%s'", CLI, LINEAR, tu_tmp_path("font.pdf")),
+        0);
+    assert_int_equal(tu_sh("pdffonts '%s' | grep -q LiberationSerif", tu_tmp_path("font.pdf")), 0);
 }
 
 /* Waits up to `secs` for `path` to contain `text`. */
@@ -303,8 +278,9 @@ static void test_watch(void **state) {
     (void)state;
     /* the log lives outside the watched folder: an open file inside would
      * keep the folder's inode alive */
-    assert_int_equal(mkdir(tmp("watch"), 0755), 0);
-    const char *model = tmp("watch/w.bp"), *svg = tmp("watch/w.svg"), *log = tmp("w.log");
+    assert_int_equal(mkdir(tu_tmp_path("watch"), 0755), 0);
+    const char *model = tu_tmp_path("watch/w.bp"), *svg = tu_tmp_path("watch/w.svg"),
+               *log = tu_tmp_path("w.log");
     const char *v1 = "data x = [1, 2]\ndata y = [2, 4]\nparam w = 1.5\n"
                      "y_hat = x * w\nloss = (y_hat - y)^2\ntrain epochs=1 lr=0.1\n";
     assert_int_equal(tu_write_file(model, v1, strlen(v1)), 0);
@@ -331,7 +307,7 @@ static void test_watch(void **state) {
     assert_int_equal(tu_write_file(model, v1, strlen(v1)), 0);
     assert_true(wait_for(svg, "w = 1.5", 10));
     /* no temporary files left beside the figure */
-    assert_int_equal(sh("ls -A '%s' | grep -v -x -e w.bp -e w.svg", tmp("watch")), 1);
+    assert_int_equal(tu_sh("ls -A '%s' | grep -v -x -e w.bp -e w.svg", tu_tmp_path("watch")), 1);
     /* TERM ends it cleanly */
     kill(pid, SIGTERM);
     int st;
@@ -354,10 +330,10 @@ static void test_watch(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_help_version),  cmocka_unit_test(test_suggestions),
-        cmocka_unit_test(test_stdin_stdout),  cmocka_unit_test(test_pdf_for_latex),
-        cmocka_unit_test(test_png_size_dpi),  cmocka_unit_test(test_font),
+        cmocka_unit_test(test_help_version), cmocka_unit_test(test_suggestions),
+        cmocka_unit_test(test_stdin_stdout), cmocka_unit_test(test_pdf_for_latex),
+        cmocka_unit_test(test_png_size_dpi), cmocka_unit_test(test_font),
         cmocka_unit_test(test_watch),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, teardown);
 }

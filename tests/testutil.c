@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,4 +84,50 @@ int tu_run(char *const argv[], char **out, size_t *out_len, char **err) {
     if (err) *err = e;
     else free(e);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tu_bpviz(char **out, char **err, ...) {
+    char *argv[32] = {BPV_CLI_PATH};
+    va_list ap;
+    va_start(ap, err);
+    int n = 1;
+    char *a;
+    while (n < 31 && (a = va_arg(ap, char *))) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return tu_run(argv, out, NULL, err);
+}
+
+int tu_sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    fflush(NULL);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char tmpdir[64];
+
+int tu_tmpdir_setup(void **state) {
+    (void)state;
+    strcpy(tmpdir, "/tmp/bpv-test-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+int tu_tmpdir_teardown(void **state) {
+    (void)state;
+    return tmpdir[0] && tu_sh("rm -rf '%s'", tmpdir) == 0 ? 0 : -1;
+}
+
+const char *tu_tmpdir(void) { return tmpdir; }
+
+char *tu_tmp_path(const char *name) {
+    static char path[8][512];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, sizeof path[0], "%s/%s", tmpdir, name);
+    return p;
 }

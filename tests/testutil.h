@@ -15,4 +15,21 @@ int tu_write_file(const char *path, const char *data, size_t len);
  * process did not exit normally (a crash). */
 int tu_run(char *const argv[], char **out, size_t *out_len, char **err);
 
+/* Runs the bpviz command under test (BPV_CLI_PATH) with the arguments that
+ * follow `err`, up to a NULL; like tu_run otherwise. */
+int tu_bpviz(char **out, char **err, ...);
+/* Runs a shell command made with printf-style arguments; returns its exit
+ * status, or -1 if it did not exit normally. */
+int tu_sh(const char *fmt, ...);
+
+/* A scratch folder for one test program, for cmocka's group setup and
+ * teardown: the setup creates /tmp/bpv-test-XXXXXX, the teardown removes it
+ * with all it holds. */
+int tu_tmpdir_setup(void **state);
+int tu_tmpdir_teardown(void **state);
+const char *tu_tmpdir(void);
+/* "TMPDIR/name" in one of 8 static buffers used in turn, so a few paths can
+ * be alive at once without freeing. */
+char *tu_tmp_path(const char *name);
+
 #endif

@@ -330,6 +330,9 @@ typedef struct bpv_render_options {
      * (additive). `steps` may also be "first-nonfinite": the step where a
      * value or gradient first becomes NaN or infinite. */
     int gradcheck;
+    /* With gradcheck: where each mismatch is reported as a line of text
+     * naming the step, node, input and both numbers; NULL: nowhere. */
+    FILE *report;
 } bpv_render_options;
 
 /* Fills in the defaults: standard output, format from the extension,
