@@ -407,6 +407,7 @@ typedef struct cc {
     const char *target;
     size_t target_off, target_len;
     int depth;
+    int64_t visits; /* expressions compiled: fn inlining can multiply them */
     bpv_error **err;
 } cc;
 
@@ -766,6 +767,14 @@ static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
 }
 
 static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
+    /* Each inlined fn call compiles its body again, so nested calls can ask
+     * for exponentially many visits even when they add no nodes (a body
+     * that returns its argument); bound the work, not only the nodes. */
+    if (++c->visits > 8 * (int64_t)BPV_MAX_NODES)
+        return cfail(c, e->off, e->len,
+                     "this expression expands to more than %lld sub-expressions once its fn "
+                     "calls are inlined (8 x BPV_MAX_NODES); simplify the fns it calls",
+                     (long long)8 * BPV_MAX_NODES);
     switch (e->kind) {
     case AST_NUMBER:
         return literal(c, e, e->num);
