@@ -114,9 +114,10 @@ echo "## figures: whole 'bpviz MODEL --step S -o f.svg' against 'dot -Tsvg' on t
 for h in 4 16 28 40; do /usr/bin/python3 "$here/gen.py" --mlp $h "$out/mlp$h.bp"; done
 printf '%-20s %6s %10s %10s %8s %10s\n' model nodes "bpviz s" "dot s" ratio "bpviz dot"
 now() { date +%s.%N; }
-# the figure module refuses big graphs unless asked; a layout past FIG_TIMEOUT s counts as failed
+# the figure module refuses big graphs unless asked; a layout past FIG_TIMEOUT s counts as failed;
+# FIG_REPS runs per figure (default: as the rest), since a 2,700-node layout takes minutes
 mx=; "$BPVIZ" --help | grep -q -- --max-nodes && mx="--max-nodes 1000000"
-to=${FIG_TIMEOUT:-300}
+to=${FIG_TIMEOUT:-300} freps=${FIG_REPS:-$reps}
 for f in "$root"/samples/*.bp "$out/mlp4.bp" "$out/mlp16.bp" "$out/mlp28.bp" "$out/mlp40.bp"; do
   s=3
   nsteps=$("$BPVIZ" "$f" --step last -T json -o "$out/n.json" 2>/dev/null && /usr/bin/python3 -c "import json,sys; d=json.load(open('$out/n.json')); s=d['steps'][0]; print(s['step'], len(s['nodes']))") || continue
@@ -124,7 +125,7 @@ for f in "$root"/samples/*.bp "$out/mlp4.bp" "$out/mlp16.bp" "$out/mlp28.bp" "$o
   nodes=${nsteps#* }
   : >"$out/tb" ; : >"$out/td" ; : >"$out/tw"
   i=0
-  while [ $i -lt "$reps" ]; do
+  while [ $i -lt "$freps" ]; do
     t0=$(now); timeout "$to" "$BPVIZ" "$f" --step $s $mx -o "$out/f.svg" || echo "(bpviz failed or timed out)" >&2; t1=$(now)
     echo "$t1 - $t0" | bc -l >>"$out/tb"
     t0=$(now); "$BPVIZ" "$f" --step $s $mx -o "$out/f.dot" || true; t1=$(now)

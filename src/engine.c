@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "vmath.h"
 
 #define R(x) bpv_round(dt, (x))
 
@@ -146,6 +147,14 @@ static double sigmoid(bpv_dtype dt, double a) {
     return R(1.0 / R(1.0 + R(exp(-a))));
 }
 
+/* One tanh as the tanh op computes it (vmath.c for f32). */
+static double tanh_r(bpv_dtype dt, double a) {
+    if (dt != BPV_F32) return tanh(a);
+    double o;
+    bpv_tanh_f32(&a, &o, 1);
+    return o;
+}
+
 /* sign as torch's sgn: 0 for ±0 and NaN. */
 static double sign(double a) {
     return (double)(a > 0) - (double)(a < 0);
@@ -212,7 +221,7 @@ double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double
         case BPV_T_NEG: x = -x; break;
         case BPV_T_SIGMOID: x = sigmoid(dt, x); break;
         case BPV_T_RELU: x = x < 0 ? 0.0 : x; break;
-        case BPV_T_TANH: x = R(tanh(x)); break;
+        case BPV_T_TANH: x = tanh_r(dt, x); break;
         case BPV_T_EXP: x = R(exp(x)); break;
         case BPV_T_LOG: x = R(log(x)); break;
         case BPV_T_SQRT: x = R(sqrt(x)); break;
@@ -254,7 +263,10 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_SIGMOID: for (int64_t i = 0; i < N; i++) o[i] = sigmoid(dt, x[i]); break;
     /* torch relu keeps -0.0 and NaN: a < 0 ? 0 : a */
     case BPV_OP_RELU: for (int64_t i = 0; i < N; i++) o[i] = x[i] < 0 ? 0.0 : x[i]; break;
-    case BPV_OP_TANH: for (int64_t i = 0; i < N; i++) o[i] = R(tanh(x[i])); break;
+    case BPV_OP_TANH:
+        if (dt == BPV_F32) bpv_tanh_f32(x, o, N); /* vectorised: see vmath.c */
+        else for (int64_t i = 0; i < N; i++) o[i] = tanh(x[i]);
+        break;
     case BPV_OP_EXP: for (int64_t i = 0; i < N; i++) o[i] = R(exp(x[i])); break;
     case BPV_OP_LOG: for (int64_t i = 0; i < N; i++) o[i] = R(log(x[i])); break;
     case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;

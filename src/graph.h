@@ -152,6 +152,9 @@ typedef struct bpv_graph {
      * start, so contributions go straight into .grad (bit for bit what
      * torch's sum-then-add gives) instead of being gathered per param. */
     bool param_direct;
+    /* snapshot.c: the parts of a snapshot that never change from step to
+     * step (strings, layout), built at the first snapshot (model's arena) */
+    struct bpv_snap_cache *snap_cache;
 } bpv_graph;
 
 /* ---- the engine ------------------------------------------------------------ */

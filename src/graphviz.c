@@ -904,6 +904,9 @@ static void cut_stub(fig *f, int k, const bpv_snap_edge *e) {
     agxset(ce, f->e_style, S("dashed"));
 }
 
+/* Above this many drawn nodes, build() sets faster layout limits. */
+#define BIG_GRAPH 200
+
 static void build(fig *f) {
     const bpv_snapshot *s = f->s;
     const theme *t = f->t;
@@ -921,6 +924,22 @@ static void build(fig *f) {
     agattr(g, AGRAPH, S("labelloc"), S("b"));
     agattr(g, AGRAPH, S("outputorder"), S("edgesfirst"));
     agattr(g, AGRAPH, S("linelength"), S("0")); /* agwrite: no folded lines */
+    int drawn = 0;
+    for (int i = 0; i < s->nnodes; i++) drawn += !(f->folded[i] || (f->keep && !f->keep[i]));
+    if (drawn > BIG_GRAPH) {
+        /* dot's network simplex (ranks, then x positions with every edge
+         * label as a node) runs to optimality by default: 39 s for a
+         * 983-node scalar MLP. Capped at 2 passes per node it takes 9 s
+         * with much the same picture; tighter caps (0.5) leave long
+         * detours. Straight edges skip spline routing around the many
+         * long edges of a wide sum (37 s -> 11 s at 404 nodes); such
+         * figures are overviews. Measurements: bench/README.md. */
+        agattr(g, AGRAPH, S("nslimit"), S("2"));
+        agattr(g, AGRAPH, S("nslimit1"), S("2"));
+        agattr(g, AGRAPH, S("mclimit"), S("0.2"));
+        agattr(g, AGRAPH, S("remincross"), S("false"));
+        agattr(g, AGRAPH, S("splines"), S("line"));
+    }
     agattr(g, AGNODE, S("fontname"), S(face));
     agattr(g, AGNODE, S("fontsize"), S("13"));
     agattr(g, AGNODE, S("color"), S(t->border));

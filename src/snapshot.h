@@ -1,7 +1,9 @@
 /* A snapshot: the whole graph as it was at one training step, after the
  * backward pass and before the update, plus each parameter after the
- * update. Self-contained (one malloc'd block owns everything), so exporters
- * need nothing else and the engine can go on overwriting its buffers. */
+ * update. One malloc'd block owns every record and number, so exporters
+ * need nothing else and the engine can go on overwriting its buffers; the
+ * strings (names, formulas) are shared with the model's arena and, like
+ * the snapshot, valid until bpv_model_free. */
 #ifndef BPV_SNAPSHOT_H
 #define BPV_SNAPSHOT_H
 

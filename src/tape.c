@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "tape.h"
+#include "vmath.h"
 
 enum {
     S_ADD, S_SUB, S_MUL, S_DIV, S_RDIV, S_POW2, S_POWK, S_POW, S_NEG, S_SIGMOID, S_RELU,
@@ -185,7 +186,10 @@ INLINE void run_forward(bpv_dtype dt, const fins *f, int n) {
         case S_NEG: o = -a; break;
         case S_SIGMOID: o = sigmoid(dt, a); break;
         case S_RELU: o = a < 0 ? 0.0 : a; break;
-        case S_TANH: o = R(tanh(a)); break;
+        case S_TANH: /* as engine.c */
+            if (dt == BPV_F32) bpv_tanh_f32(&a, &o, 1);
+            else o = tanh(a);
+            break;
         case S_EXP: o = R(exp(a)); break;
         case S_LOG: o = R(log(a)); break;
         case S_SQRT: o = R(sqrt(a)); break;
