@@ -465,7 +465,7 @@ static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bp
 }
 
 static int literal(cc *c, const bpv_ast *e, double v) {
-    double r;
+    double r = 0;
     if (!round_number(c->m, e, v, &r, c->err)) return -1;
     double *val = bpv_arena_alloc(c->m->arena, sizeof *val);
     if (!val) return cfail(c, e->off, e->len, "out of memory");
