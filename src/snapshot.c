@@ -62,163 +62,6 @@ static bool param_listed(const bpv_model *m, int k) {
     return m->cur_stmt <= 0 || m->params[k].stmt - m->prog.stmts < m->cur_stmt;
 }
 
-/* The general path: builds every string again (a graph without a cache). */
-static bpv_snapshot *take_slow(const bpv_model *m, const bpv_graph *g, long step, long epoch,
-                               const int64_t *samples, int64_t nsamples) {
-    /* formulas first, into one buffer with an offset per edge */
-    int nedges = 0;
-    for (int i = 0; i < g->nnodes; i++) nedges += g->nodes[i].nin;
-    size_t *foff = malloc(((size_t)nedges + 1) * sizeof *foff);
-    if (!foff) return NULL;
-    bpv_buf fb;
-    bpv_buf_init(&fb);
-    size_t nums = 0; /* doubles */
-    int e = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        nums += (size_t)n->numel * (n->grad ? 2 : 1);
-        for (int k = 0; k < n->nin; k++, e++) {
-            const char *f = n->custom ? n->custom->dlocal[k] : bpv_op_table[n->op].dlocal[k];
-            foff[e] = SIZE_MAX;
-            if (f) {
-                foff[e] = fb.len;
-                formula(&fb, g, n, f);
-                bpv_buf_putc(&fb, '\0');
-                nums += (size_t)n->numel; /* local, if elementwise */
-            }
-            if (n->edge_grad[k]) nums += (size_t)g->nodes[n->in[k]].numel;
-        }
-    }
-    int np = 0;
-    for (int k = 0; k < m->nparams; k++)
-        if (param_listed(m, k)) {
-            np++;
-            nums += (size_t)m->params[k].numel;
-        }
-    size_t pstrs = 0;
-    for (int k = 0; k < m->nparams; k++)
-        if (param_listed(m, k)) {
-            pstrs += strlen(m->params[k].name) + 1;
-        }
-    size_t strs = strlen(m->src.name) + 1 + fb.len + pstrs;
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        if (n->name) strs += strlen(n->name) + 1;
-        if (n->custom)
-            for (int k = -1; k < n->nin; k++)
-                strs += strlen(k < 0 ? n->custom->name : n->custom->dlocal[k]) + 1;
-    }
-
-    size_t off_nodes = ALIGN8(sizeof(bpv_snapshot));
-    size_t off_edges = ALIGN8(off_nodes + (size_t)g->nnodes * sizeof(bpv_snap_node));
-    size_t off_params = ALIGN8(off_edges + (size_t)nedges * sizeof(bpv_snap_edge));
-    size_t off_samples = ALIGN8(off_params + (size_t)np * sizeof(bpv_snap_param));
-    size_t off_nums = ALIGN8(off_samples + (size_t)nsamples * sizeof(int64_t));
-    size_t off_strs = off_nums + nums * sizeof(double);
-    char *blk = calloc(1, off_strs + strs);
-    if (!blk) {
-        free(foff);
-        bpv_buf_free(&fb);
-        return NULL;
-    }
-    bpv_snapshot *s = (bpv_snapshot *)blk;
-    double *num = (double *)(blk + off_nums);
-    char *str = blk + off_strs;
-#define PUTS(dst, src)                                                            \
-    do {                                                                          \
-        size_t l_ = strlen(src) + 1;                                              \
-        memcpy(str, (src), l_);                                                   \
-        (dst) = str;                                                              \
-        str += l_;                                                                \
-    } while (0)
-
-    PUTS(s->model, m->src.name);
-    s->dtype = g->dtype;
-    s->step = step;
-    s->epoch = epoch;
-    s->samples = (int64_t *)(blk + off_samples);
-    s->nsamples = nsamples;
-    if (nsamples) memcpy(s->samples, samples, (size_t)nsamples * sizeof(int64_t));
-    s->objective = g->objective;
-    s->loss = g->objective >= 0 ? g->nodes[g->objective].val[0] : NAN;
-    s->nodes = (bpv_snap_node *)(blk + off_nodes);
-    s->nnodes = g->nnodes;
-    s->edges = (bpv_snap_edge *)(blk + off_edges);
-    s->nedges = nedges;
-    s->params = (bpv_snap_param *)(blk + off_params);
-    s->nparams = np;
-
-    e = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        bpv_snap_node *sn = &s->nodes[i];
-        if (n->name) PUTS(sn->name, n->name);
-        sn->kind = n->kind;
-        sn->op = n->op;
-        sn->literal = n->literal;
-        sn->shape = n->shape;
-        sn->numel = n->numel;
-        sn->nin = n->nin;
-        sn->in[0] = n->in[0];
-        sn->in[1] = n->in[1];
-        sn->src_off = n->src_off;
-        sn->src_len = n->src_len;
-        if (n->custom) {
-            PUTS(sn->fn, n->custom->name);
-            for (int k = 0; k < n->nin; k++) PUTS(sn->fn_dlocal[k], n->custom->dlocal[k]);
-        }
-        sn->value = num;
-        memcpy(num, n->val, (size_t)n->numel * sizeof(double));
-        num += n->numel;
-        if (n->grad) {
-            sn->grad = num;
-            memcpy(num, n->grad, (size_t)n->numel * sizeof(double));
-            num += n->numel;
-        }
-        for (int k = 0; k < n->nin; k++, e++) {
-            bpv_snap_edge *se = &s->edges[e];
-            const bpv_node *in = &g->nodes[n->in[k]];
-            se->from = n->in[k];
-            se->to = i;
-            se->slot = k;
-            if (foff[e] != SIZE_MAX) {
-                PUTS(se->formula, fb.data + foff[e]);
-                if (bpv_graph_local(g, i, k, num)) {
-                    se->local = num;
-                    se->nlocal = n->numel;
-                }
-                num += n->numel; /* reserved either way */
-            }
-            if (n->edge_grad[k]) {
-                se->chained = num;
-                memcpy(num, n->edge_grad[k], (size_t)in->numel * sizeof(double));
-                num += in->numel;
-            }
-        }
-    }
-    int q = 0;
-    for (int k = 0; k < m->nparams; k++) {
-        if (!param_listed(m, k)) continue;
-        const bpv_param *p = &m->params[k];
-        bpv_snap_param *sp = &s->params[q++];
-        PUTS(sp->name, p->name);
-        sp->node = -1;
-        for (int i = 0; i < g->nnodes; i++)
-            if (g->nodes[i].kind == BPV_NODE_PARAM && g->nodes[i].ref == k) sp->node = i;
-        sp->shape = p->shape;
-        sp->numel = p->numel;
-        sp->after = num;
-        sp->ref = k;
-        memcpy(num, p->val, (size_t)p->numel * sizeof(double)); /* until set_after */
-        num += p->numel;
-    }
-    free(foff);
-    bpv_buf_free(&fb);
-#undef PUTS
-    bpv_snapshot_nonfinite(s);
-    return s;
-}
-
 /* ---- the per-graph cache ------------------------------------------------------
  * Everything of a snapshot that is the same at every step of one graph: the
  * header, node, edge and param records with their names and formulas (which
@@ -386,13 +229,13 @@ static inline bool copy_nums(double *dst, const double *src, int64_t n) {
 bpv_snapshot *bpv_snapshot_take(const bpv_model *m, const bpv_graph *g, long step, long epoch,
                                 const int64_t *samples, int64_t nsamples) {
     bpv_snap_cache *c = g->snap_cache;
-    if (!c) {
+    if (!c || c->cur_stmt != m->cur_stmt) {
+        /* the cache is not part of the graph's state: built lazily, and again
+         * when another train statement lists other params */
         c = cache_build(m, g);
-        /* the cache is not part of the graph's state: build it once, lazily */
         ((bpv_graph *)g)->snap_cache = c;
     }
-    if (!c || c->cur_stmt != m->cur_stmt || nsamples < 0)
-        return take_slow(m, g, step, epoch, samples, nsamples);
+    if (!c) return NULL;
     char *blk = malloc(c->off_nums + (c->nums + (size_t)nsamples) * sizeof(double));
     if (!blk) return NULL;
     memcpy(blk, c->templ, c->off_nums);
