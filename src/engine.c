@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "kernels.h"
 #include "vmath.h"
 
 #define R(x) bpv_round(dt, (x))
@@ -113,20 +114,6 @@ static inline bool bcast_tail(const bpv_shape *o, const bpv_shape *b) {
 
 /* ---- torch-specific element formulas ------------------------------------- */
 
-/* torch.pow(tensor, python_number): the CPU kernel special-cases these
- * exponents; others go through std::pow(float, double), one rounding. */
-static double pow_scalar(bpv_dtype dt, double a, double e) {
-    if (e == 0) return 1.0;
-    if (e == 1) return a;
-    if (e == 2) return R(a * a);
-    if (e == 3) return R(R(a * a) * a);
-    if (e == -2) return R(1.0 / R(a * a));
-    if (e == 0.5) return R(sqrt(a));
-    if (e == -0.5) return R(1.0 / R(sqrt(a)));
-    if (e == -1) return R(1.0 / a);
-    return R(pow(a, e));
-}
-
 /* A const scalar operand stands for a Python number in the torch program:
  * `x ** 2` takes torch's scalar-exponent path and `2 / x` is computed by
  * Tensor.__rtruediv__ as x.reciprocal() * 2. */
@@ -142,22 +129,12 @@ static bool rdiv_mode(const bpv_graph *g, const bpv_node *n) {
     return python_number(&g->nodes[n->in[0]]) && g->nodes[n->in[1]].kind != BPV_NODE_CONST;
 }
 
-/* torch's sigmoid kernel: 1 / (1 + exp(-a)), each step in float. */
-static double sigmoid(bpv_dtype dt, double a) {
-    return R(1.0 / R(1.0 + R(exp(-a))));
-}
-
 /* One tanh as the tanh op computes it (vmath.c for f32). */
 static double tanh_r(bpv_dtype dt, double a) {
     if (dt != BPV_F32) return tanh(a);
     double o;
     bpv_tanh_f32(&a, &o, 1);
     return o;
-}
-
-/* sign as torch's sgn: 0 for ±0 and NaN. */
-static double sign(double a) {
-    return (double)(a > 0) - (double)(a < 0);
 }
 
 /* The max that propagates NaN, like torch's vectorized maximum. */
@@ -217,9 +194,9 @@ double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double
         case BPV_T_DIV: y = R(y / x); sp--; break;
         case BPV_T_RDIV: x = R(R(1.0 / x) * in->num); break;
         case BPV_T_POW: y = R(pow(y, x)); sp--; break;
-        case BPV_T_POWK: x = pow_scalar(dt, x, in->num); break;
+        case BPV_T_POWK: x = bpv_pow_scalar(dt, x, in->num); break;
         case BPV_T_NEG: x = -x; break;
-        case BPV_T_SIGMOID: x = sigmoid(dt, x); break;
+        case BPV_T_SIGMOID: x = bpv_sigmoid(dt, x); break;
         case BPV_T_RELU: x = x < 0 ? 0.0 : x; break;
         case BPV_T_TANH: x = tanh_r(dt, x); break;
         case BPV_T_EXP: x = R(exp(x)); break;
@@ -256,11 +233,11 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         else FWD2(R(a / b));
         break;
     case BPV_OP_POW:
-        if (pow_scalar_mode(g, n)) FWD2(pow_scalar(dt, a, b));
+        if (pow_scalar_mode(g, n)) FWD2(bpv_pow_scalar(dt, a, b));
         else FWD2(R(pow(a, b)));
         break;
     case BPV_OP_NEG: for (int64_t i = 0; i < N; i++) o[i] = -x[i]; break;
-    case BPV_OP_SIGMOID: for (int64_t i = 0; i < N; i++) o[i] = sigmoid(dt, x[i]); break;
+    case BPV_OP_SIGMOID: for (int64_t i = 0; i < N; i++) o[i] = bpv_sigmoid(dt, x[i]); break;
     /* torch relu keeps -0.0 and NaN: a < 0 ? 0 : a */
     case BPV_OP_RELU: for (int64_t i = 0; i < N; i++) o[i] = x[i] < 0 ? 0.0 : x[i]; break;
     case BPV_OP_TANH:
@@ -474,7 +451,7 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_POW:
         if (pow_scalar_mode(g, n)) {
             /* pow_backward: exp == 0 gives zeros, else grad * (exp * a.pow(exp - 1)) */
-            GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * pow_scalar(dt, a, b - 1.0))));
+            GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * bpv_pow_scalar(dt, a, b - 1.0))));
         } else {
             /* pow_backward_self / pow_backward_exponent (tensor exponent) */
             GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * R(pow(a, R(b - 1.0))))));
@@ -504,7 +481,7 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_EXP: GRAD1(R(gv * y)); break;
     case BPV_OP_LOG: GRAD1(R(gv / a)); break;
     case BPV_OP_SQRT: GRAD1(R(gv / R(2.0 * y))); break;
-    case BPV_OP_ABS: GRAD1(R(gv * sign(a))); break;
+    case BPV_OP_ABS: GRAD1(R(gv * bpv_sign(a))); break;
     case BPV_OP_SUM:
         if (edge_live(g, n, 0)) {
             fill(n->edge_grad[0], A->numel, gr[0]);
@@ -740,7 +717,7 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
         return true;
     case BPV_OP_POW:
         if (k == 1) LOCAL2((a == 0 && b >= 0) ? 0.0 : R(y * R(log(a))));
-        else if (pow_scalar_mode(g, n)) LOCAL2(b == 0 ? 0.0 : R(b * pow_scalar(dt, a, b - 1.0)));
+        else if (pow_scalar_mode(g, n)) LOCAL2(b == 0 ? 0.0 : R(b * bpv_pow_scalar(dt, a, b - 1.0)));
         else LOCAL2(b == 0 ? 0.0 : R(b * R(pow(a, R(b - 1.0)))));
         return true;
     case BPV_OP_NEG: fill(out, N, -1.0); return true;
@@ -760,7 +737,7 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
     case BPV_OP_EXP: LOCAL1(y); return true;
     case BPV_OP_LOG: LOCAL1(R(1.0 / a)); return true;
     case BPV_OP_SQRT: LOCAL1(R(1.0 / R(2.0 * y))); return true;
-    case BPV_OP_ABS: LOCAL1(sign(a)); return true;
+    case BPV_OP_ABS: LOCAL1(bpv_sign(a)); return true;
     case BPV_OP_SUM: out[0] = 1.0; return true;
     case BPV_OP_MEAN: out[0] = R(1.0 / (double)A->numel); return true;
     case BPV_OP_NONE:

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kernels.h"
 #include "tape.h"
 #include "vmath.h"
 
@@ -40,23 +41,6 @@ struct bpv_stape {
 
 #define R(x) bpv_round(dt, (x))
 #define INLINE static inline __attribute__((always_inline))
-
-/* engine.c's pow_scalar, sigmoid and sign */
-INLINE double pow_scalar(bpv_dtype dt, double a, double e) {
-    if (e == 0) return 1.0;
-    if (e == 1) return a;
-    if (e == 2) return R(a * a);
-    if (e == 3) return R(R(a * a) * a);
-    if (e == -2) return R(1.0 / R(a * a));
-    if (e == 0.5) return R(sqrt(a));
-    if (e == -0.5) return R(1.0 / R(sqrt(a)));
-    if (e == -1) return R(1.0 / a);
-    return R(pow(a, e));
-}
-
-INLINE double sigmoid(bpv_dtype dt, double a) { return R(1.0 / R(1.0 + R(exp(-a)))); }
-
-static double sign(double a) { return (double)(a > 0) - (double)(a < 0); }
 
 static bool python_number(const bpv_node *x) {
     return x->kind == BPV_NODE_CONST && x->numel == 1;
@@ -181,10 +165,10 @@ INLINE void run_forward(bpv_dtype dt, const fins *f, int n) {
         case S_DIV: o = R(a / b); break;
         case S_RDIV: o = R(R(1.0 / b) * a); break;
         case S_POW2: o = R(a * a); break;
-        case S_POWK: o = pow_scalar(dt, a, b); break;
+        case S_POWK: o = bpv_pow_scalar(dt, a, b); break;
         case S_POW: o = R(pow(a, b)); break;
         case S_NEG: o = -a; break;
-        case S_SIGMOID: o = sigmoid(dt, a); break;
+        case S_SIGMOID: o = bpv_sigmoid(dt, a); break;
         case S_RELU: o = a < 0 ? 0.0 : a; break;
         case S_TANH: /* as engine.c */
             if (dt == BPV_F32) bpv_tanh_f32(&a, &o, 1);
@@ -238,8 +222,8 @@ INLINE void run_backward(bpv_dtype dt, const bins *b, int n) {
             PASS(1, R(-gv * R(R(a / bv) / bv)));
             break;
         case S_RDIV: PASS(1, R(-R(gv * a) * R(R(1.0 / bv) * R(1.0 / bv)))); break;
-        case S_POW2: PASS(0, R(gv * R(2.0 * a))); break; /* pow_scalar(a, 1) = a */
-        case S_POWK: PASS(0, bv == 0 ? 0.0 : R(gv * R(bv * pow_scalar(dt, a, bv - 1.0)))); break;
+        case S_POW2: PASS(0, R(gv * R(2.0 * a))); break; /* bpv_pow_scalar(a, 1) = a */
+        case S_POWK: PASS(0, bv == 0 ? 0.0 : R(gv * R(bv * bpv_pow_scalar(dt, a, bv - 1.0)))); break;
         case S_POW:
             PASS(0, bv == 0 ? 0.0 : R(gv * R(bv * R(pow(a, R(bv - 1.0))))));
             PASS(1, R(gv * ((a == 0 && bv >= 0) ? 0.0 : R(y * R(log(a))))));
@@ -251,7 +235,7 @@ INLINE void run_backward(bpv_dtype dt, const bins *b, int n) {
         case S_EXP: PASS(0, R(gv * y)); break;
         case S_LOG: PASS(0, R(gv / a)); break;
         case S_SQRT: PASS(0, R(gv / R(2.0 * y))); break;
-        case S_ABS: PASS(0, R(gv * sign(a))); break;
+        case S_ABS: PASS(0, R(gv * bpv_sign(a))); break;
         case S_COPY:
         case S_SUM: PASS(0, gv); break;
         case S_MEAN: PASS(0, R(gv / 1.0)); break;
