@@ -127,15 +127,6 @@ static bool fail(const bpv_model *m, bpv_error **err, size_t off, size_t len, co
     return false;
 }
 
-/* Shape text into a small fixed buffer, for messages. */
-static const char *shape_s(const bpv_shape *s, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < s->rank && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
-
 /* ---- constants ----------------------------------------------------------------- */
 
 /* A number as written, with any unary signs folded in; false if e is not one. */
@@ -420,23 +411,17 @@ static int cfail(cc *c, size_t off, size_t len, const char *fmt, ...) {
     return -1;
 }
 
-static int64_t numel_of(const bpv_shape *s) {
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) n *= s->dim[i];
-    return n;
-}
-
 static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bpv_shape *shape,
                     size_t off, size_t len) {
     if (c->n >= BPV_MAX_NODES)
         return cfail(c, off, len, "the graph would have more than %d nodes (BPV_MAX_NODES)", BPV_MAX_NODES);
-    int64_t numel = numel_of(shape);
+    int64_t numel = bpv_shape_numel(shape);
     if (numel > BPV_MAX_TENSOR_ELEMS) {
         char sb[128];
         return cfail(c, off, len,
                      "this tensor would have shape %s, %lld elements; the limit is %lld "
                      "(BPV_MAX_TENSOR_ELEMS)",
-                     shape_s(shape, sb, sizeof sb), (long long)numel,
+                     bpv_shape_str(shape, sb, sizeof sb), (long long)numel,
                      (long long)BPV_MAX_TENSOR_ELEMS);
     }
     if (c->n == c->cap) {
@@ -603,17 +588,17 @@ static bool infer_shape(cc *c, bpv_op op, const bpv_ast *e, int a, int b, bpv_sh
     case BPV_OP_DIV:
         if (!bpv_shape_broadcast(sa, sb, out))
             return cfail(c, off, len, "cannot %s shapes %s and %s", op_verb(op),
-                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
         return true;
     case BPV_OP_POW:
         if (!bpv_shape_broadcast(sa, sb, out))
             return cfail(c, off, len, "cannot raise shape %s to the power of shape %s",
-                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
         return true;
     case BPV_OP_MSE:
         if (!bpv_shape_broadcast(sa, sb, out))
             return cfail(c, off, len, "mse: cannot compare shapes %s and %s",
-                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
         *out = (bpv_shape){0};
         return true;
     case BPV_OP_BCE:
@@ -621,18 +606,18 @@ static bool infer_shape(cc *c, bpv_op op, const bpv_ast *e, int a, int b, bpv_sh
             return cfail(c, off, len,
                          "bce: the predictions have shape %s but the targets %s; they must "
                          "be the same",
-                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
         *out = (bpv_shape){0};
         return true;
     case BPV_OP_MATMUL: {
         if (sa->rank == 0 || sb->rank == 0 || sa->rank > 2 || sb->rank > 2)
             return cfail(c, off, len,
                          "matmul: %s @ %s — both operands must have 1 or 2 dimensions",
-                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
         int64_t ka = sa->dim[sa->rank - 1], kb = sb->dim[0];
         if (ka != kb)
             return cfail(c, off, len, "matmul: %s @ %s — inner sizes %lld and %lld differ",
-                         shape_s(sa, x, sizeof x), shape_s(sb, y, sizeof y), (long long)ka,
+                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y), (long long)ka,
                          (long long)kb) >= 0;
         *out = (bpv_shape){0};
         if (sa->rank == 2) out->dim[out->rank++] = sa->dim[0];
@@ -642,7 +627,7 @@ static bool infer_shape(cc *c, bpv_op op, const bpv_ast *e, int a, int b, bpv_sh
     case BPV_OP_T:
         if (sa->rank > 2)
             return cfail(c, off, len, "T() transposes a matrix; this has shape %s",
-                         shape_s(sa, x, sizeof x)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x)) >= 0;
         *out = *sa;
         if (sa->rank == 2) {
             out->dim[0] = sa->dim[1];
@@ -657,15 +642,15 @@ static bool infer_shape(cc *c, bpv_op op, const bpv_ast *e, int a, int b, bpv_sh
         if (sa->rank != 1 && sa->rank != 2)
             return cfail(c, off, len,
                          "cross_entropy: logits must have shape [C] or [N, C], got %s",
-                         shape_s(sa, x, sizeof x)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x)) >= 0;
         bpv_shape want = {0};
         if (sa->rank == 2) want = (bpv_shape){1, {sa->dim[0]}};
         if (!bpv_shape_eq(sb, &want))
             return cfail(c, off, len,
                          "cross_entropy: logits of shape %s need class-index targets of shape "
                          "%s, got %s",
-                         shape_s(sa, x, sizeof x), shape_s(&want, z, sizeof z),
-                         shape_s(sb, y, sizeof y)) >= 0;
+                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(&want, z, sizeof z),
+                         bpv_shape_str(sb, y, sizeof y)) >= 0;
         *out = (bpv_shape){0};
         return true;
     }
@@ -691,11 +676,11 @@ static bool check_targets(cc *c, const bpv_ast *e, int logits, int t) {
         if (c->predict) {
             const bpv_binding *b = find_binding(c, nt->name);
             v = b->values;
-            n = numel_of(&b->shape);
+            n = bpv_shape_numel(&b->shape);
         } else {
             const bpv_data *d = &c->m->data[nt->ref];
             v = d->values;
-            n = d->nsamples * numel_of(&d->sample);
+            n = d->nsamples * bpv_shape_numel(&d->sample);
         }
     } else {
         return cfail(c, te->off, te->len,
@@ -752,8 +737,8 @@ static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
         char x[128], y[128];
         if (b >= 0 && !bpv_shape_broadcast(&c->nodes[bound[0]].shape, &c->nodes[b].shape, &s))
             r = cfail(c, e->off, e->len, "%s(): cannot combine shapes %s and %s", e->name,
-                      shape_s(&c->nodes[bound[0]].shape, x, sizeof x),
-                      shape_s(&c->nodes[b].shape, y, sizeof y));
+                      bpv_shape_str(&c->nodes[bound[0]].shape, x, sizeof x),
+                      bpv_shape_str(&c->nodes[b].shape, y, sizeof y));
         else if ((r = node_add(c, BPV_NODE_OP, BPV_OP_CUSTOM, bound[0], b, &s, e->off, e->len)) >= 0)
             c->nodes[r].custom = cf;
     } else if (r >= 0) {

@@ -28,6 +28,9 @@ int64_t bpv_shape_numel(const bpv_shape *s);
 bool bpv_shape_eq(const bpv_shape *a, const bpv_shape *b);
 /* "[]" for a scalar, "[3]", "[4, 2]". Appends to b. */
 void bpv_shape_fmt(bpv_buf *b, const bpv_shape *s);
+/* The same text into a caller's buffer (truncated to n), for messages;
+ * returns buf. */
+const char *bpv_shape_str(const bpv_shape *s, char *buf, size_t n);
 /* PyTorch broadcasting: false when the shapes do not broadcast. */
 bool bpv_shape_broadcast(const bpv_shape *a, const bpv_shape *b, bpv_shape *out);
 

@@ -44,20 +44,6 @@ static int line_of(const bpv_model *m, size_t off) {
     return line;
 }
 
-static const char *shape_s(const bpv_shape *s, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < s->rank && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
-
-static int64_t numel_of(const bpv_shape *s) {
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) n *= s->dim[i];
-    return n;
-}
-
 /* Refuses an allocation that would take the model past its memory limit. */
 static bool fits(const bpv_model *m, size_t bytes) {
     size_t used = bpv_arena_used(m->arena);
@@ -379,7 +365,7 @@ static bool init_shape(bpv_model *m, const bpv_ast *e, bpv_shape *s, bpv_error *
     if (n > (double)BPV_MAX_TENSOR_ELEMS) {
         char b[128];
         return fail(m, err, e->off, e->len, "shape %s has %.0f elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)",
-                    shape_s(s, b, sizeof b), n, (long long)BPV_MAX_TENSOR_ELEMS);
+                    bpv_shape_str(s, b, sizeof b), n, (long long)BPV_MAX_TENSOR_ELEMS);
     }
     return true;
 }
@@ -393,7 +379,7 @@ static bool param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error
         snprintf(what, sizeof what, "the initial value of '%s'", st->name);
         double *v;
         if (!bpv_const_eval(m, e, what, &p->shape, &v, err)) return false;
-        p->numel = numel_of(&p->shape);
+        p->numel = bpv_shape_numel(&p->shape);
         p->val = v;
         return true;
     }
@@ -445,7 +431,7 @@ static bool param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error
             return fail(m, err, e->args[2]->off, e->args[2]->len,
                         "HI must be a number not below LO");
     }
-    p->numel = numel_of(&p->shape);
+    p->numel = bpv_shape_numel(&p->shape);
     if (!fits(m, (size_t)p->numel * 8))
         return fail(m, err, e->off, e->len, "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
     p->val = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
@@ -738,7 +724,7 @@ static bool check_train(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
         char sb[128];
         return fail(m, err, ls->name_off, ls->name_len,
                     "the loss '%s' has shape %s; wrap it in mean() or sum()", t->loss,
-                    shape_s(&obj->shape, sb, sizeof sb));
+                    bpv_shape_str(&obj->shape, sb, sizeof sb));
     }
     if (!obj->needs_grad)
         return fail(m, err, ls->name_off, ls->name_len,
@@ -1102,7 +1088,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
     for (int k = 0; k < ngd + npd; k++) {
         leafref *l = k < ngd ? &gd[k] : &pd[k - ngd];
         l->src = m->data[l->ref].values;
-        l->sn = numel_of(&m->data[l->ref].sample);
+        l->sn = bpv_shape_numel(&m->data[l->ref].sample);
     }
     const bool inspect =
         o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite;

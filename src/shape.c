@@ -1,10 +1,20 @@
 /* Shapes: element counts, equality, text, PyTorch broadcasting. */
+#include <stdio.h>
+
 #include "graph.h"
 
 int64_t bpv_shape_numel(const bpv_shape *s) {
     int64_t n = 1;
     for (int d = 0; d < s->rank; d++) n *= s->dim[d];
     return n;
+}
+
+const char *bpv_shape_str(const bpv_shape *s, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < s->rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
 }
 
 bool bpv_shape_eq(const bpv_shape *a, const bpv_shape *b) {
