@@ -76,6 +76,10 @@ typedef struct bpv_program {
  * variable BPV_MAX_NESTING, at most BPV_NESTING_CEILING). */
 #define BPV_MAX_NESTING 200
 
+/* A number as written, with any unary signs around it folded in ("-2",
+ * "--0.5"); false when e is not one. */
+bool bpv_ast_number(const bpv_ast *e, double *v);
+
 /* Parses the whole source. Returns false with a located error in *err on the
  * first syntax error. All nodes are allocated in `arena`. */
 bool bpv_parse(const bpv_source *src, bpv_arena *arena, bpv_program *out, bpv_error **err);

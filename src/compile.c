@@ -129,18 +129,6 @@ static bool fail(const bpv_model *m, bpv_error **err, size_t off, size_t len, co
 
 /* ---- constants ----------------------------------------------------------------- */
 
-/* A number as written, with any unary signs folded in; false if e is not one. */
-static bool ast_number(const bpv_ast *e, double *v) {
-    double sign = 1;
-    while (e->kind == AST_UNARY && e->nargs == 1) {
-        if (e->op == TK_MINUS) sign = -sign;
-        e = e->args[0];
-    }
-    if (e->kind != AST_NUMBER) return false;
-    *v = sign * e->num;
-    return true;
-}
-
 /* Rounds a number written in the model to the dtype, refusing values the
  * dtype cannot hold. */
 static bool round_number(const bpv_model *m, const bpv_ast *e, double v, double *out,
@@ -182,7 +170,7 @@ static bool list_fill(const bpv_model *m, const bpv_ast *e, const char *what, co
                         "%s is ragged: this element is a list, but the first element at this "
                         "level is a number",
                         what);
-        if (!ast_number(e, &v))
+        if (!bpv_ast_number(e, &v))
             return fail(m, err, e->off, e->len, "%s: expected a number here", what);
         return round_number(m, e, v, (*out)++, err);
     }
@@ -206,7 +194,7 @@ bool bpv_const_eval(bpv_model *m, const bpv_ast *e, const char *what, bpv_shape 
     bpv_shape s = {0};
     if (e->kind != AST_LIST) {
         double v;
-        if (!ast_number(e, &v))
+        if (!bpv_ast_number(e, &v))
             return fail(m, err, e->off, e->len, "%s must be a number or a list of numbers",
                         what);
     }

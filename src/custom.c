@@ -53,13 +53,8 @@ static bool emit(tape_cc *t, const bpv_ast *e, bpv_tape_op op, double num, int p
  * (false when e is not one; out of range gives an infinity, which binary()
  * refuses). */
 static bool number(const tape_cc *t, const bpv_ast *e, double *v) {
-    double sign = 1;
-    while (e->kind == AST_UNARY && e->nargs == 1) {
-        if (e->op == TK_MINUS) sign = -sign;
-        e = e->args[0];
-    }
-    if (e->kind != AST_NUMBER) return false;
-    *v = bpv_round(t->m->dtype, sign * e->num);
+    if (!bpv_ast_number(e, v)) return false;
+    *v = bpv_round(t->m->dtype, *v);
     return true;
 }
 

@@ -64,20 +64,9 @@ static double unit(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1p-53
 
 /* ---- number helpers --------------------------------------------------------------- */
 
-static bool kv_number(const bpv_ast *e, double *v) {
-    double sign = 1;
-    while (e->kind == AST_UNARY && e->nargs == 1) {
-        if (e->op == TK_MINUS) sign = -sign;
-        e = e->args[0];
-    }
-    if (e->kind != AST_NUMBER) return false;
-    *v = sign * e->num;
-    return true;
-}
-
 /* A whole number in [lo, hi]. */
 static bool whole(const bpv_ast *e, double lo, double hi, double *v) {
-    return kv_number(e, v) && *v == floor(*v) && *v >= lo && *v <= hi;
+    return bpv_ast_number(e, v) && *v == floor(*v) && *v >= lo && *v <= hi;
 }
 
 static bool is_name(const bpv_ast *e, const char *s) {
@@ -413,7 +402,7 @@ static bool param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error
             if (!whole(a, 0, 9007199254740992.0, &seed))
                 return fail(m, err, a->off, a->len, "seed must be a whole number from 0");
         } else if (strcmp(kw, "std") == 0 && kind == 2) {
-            if (!kv_number(a, &stdv) || !(stdv >= 0) || !isfinite(stdv))
+            if (!bpv_ast_number(a, &stdv) || !(stdv >= 0) || !isfinite(stdv))
                 return fail(m, err, a->off, a->len, "std must be a number of at least 0");
         } else {
             return fail(m, err, ko, kl, "%s() has no option '%s'; use it like %s", e->name, kw,
@@ -425,9 +414,9 @@ static bool param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error
                     e->name, npos[kind], npos[kind] == 1 ? "" : "s", usage[kind]);
     if (!init_shape(m, e->args[0], &p->shape, err)) return false;
     if (kind == 3) {
-        if (!kv_number(e->args[1], &lo) || !isfinite(lo))
+        if (!bpv_ast_number(e->args[1], &lo) || !isfinite(lo))
             return fail(m, err, e->args[1]->off, e->args[1]->len, "LO must be a number");
-        if (!kv_number(e->args[2], &hi) || !isfinite(hi) || hi < lo)
+        if (!bpv_ast_number(e->args[2], &hi) || !isfinite(hi) || hi < lo)
             return fail(m, err, e->args[2]->off, e->args[2]->len,
                         "HI must be a number not below LO");
     }
@@ -479,7 +468,7 @@ static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err
         }
         if (p->has_lr)
             return fail(m, err, kv->key_off, kv->key_len, "lr is given twice");
-        if (!kv_number(kv->value, &p->lr) || !(p->lr >= 0) || !isfinite(p->lr))
+        if (!bpv_ast_number(kv->value, &p->lr) || !(p->lr >= 0) || !isfinite(p->lr))
             return fail(m, err, kv->value->off, kv->value->len,
                         "lr must be a number of at least 0, like lr=0.01");
         p->has_lr = true;
@@ -548,7 +537,7 @@ static bool bool_value(bpv_model *m, const bpv_ast_kv *kv, bool *out, bpv_error 
 }
 
 static bool unit_interval(bpv_model *m, const bpv_ast_kv *kv, double *out, bpv_error **err) {
-    if (!kv_number(kv->value, out) || !(*out >= 0 && *out < 1))
+    if (!bpv_ast_number(kv->value, out) || !(*out >= 0 && *out < 1))
         return fail(m, err, kv->value->off, kv->value->len,
                     "%s must be a number from 0 up to (not including) 1, like %s=0.9", kv->key,
                     kv->key);
@@ -608,7 +597,7 @@ static bool train_keys_parse(bpv_model *m, const bpv_stmt *st, bpv_train *t, bpv
         }
     }
     t->lr = t->adam ? 0.001 : 0.01;
-    if ((kv = given[1]) && (!kv_number(kv->value, &t->lr) || !(t->lr >= 0) || !isfinite(t->lr)))
+    if ((kv = given[1]) && (!bpv_ast_number(kv->value, &t->lr) || !(t->lr >= 0) || !isfinite(t->lr)))
         return fail(m, err, kv->value->off, kv->value->len,
                     "lr must be a number of at least 0, like lr=0.01");
     if ((kv = given[2])) {
@@ -622,7 +611,7 @@ static bool train_keys_parse(bpv_model *m, const bpv_stmt *st, bpv_train *t, bpv
         if (t->adam)
             return fail(m, err, kv->key_off, kv->key_len,
                         "momentum is an sgd setting; adam uses beta1 and beta2");
-        if (!kv_number(kv->value, &t->momentum) || !(t->momentum >= 0) ||
+        if (!bpv_ast_number(kv->value, &t->momentum) || !(t->momentum >= 0) ||
             !isfinite(t->momentum))
             return fail(m, err, kv->value->off, kv->value->len,
                         "momentum must be a number of at least 0, like momentum=0.9");
@@ -633,7 +622,7 @@ static bool train_keys_parse(bpv_model *m, const bpv_stmt *st, bpv_train *t, bpv
                         "%s is an adam setting; add optimizer=adam", kv->key);
     if ((kv = given[5]) && !unit_interval(m, kv, &t->beta1, err)) return false;
     if ((kv = given[6]) && !unit_interval(m, kv, &t->beta2, err)) return false;
-    if ((kv = given[7]) && (!kv_number(kv->value, &t->eps) || !(t->eps >= 0) || !isfinite(t->eps)))
+    if ((kv = given[7]) && (!bpv_ast_number(kv->value, &t->eps) || !(t->eps >= 0) || !isfinite(t->eps)))
         return fail(m, err, kv->value->off, kv->value->len,
                     "eps must be a number of at least 0, like eps=1e-8");
     if ((kv = given[8]) && !bool_value(m, kv, &t->zero_grad, err)) return false;

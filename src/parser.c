@@ -840,3 +840,14 @@ bool bpv_parse(const bpv_source *src, bpv_arena *arena, bpv_program *out, bpv_er
     out->nstmts = stmts.n;
     return true;
 }
+
+bool bpv_ast_number(const bpv_ast *e, double *v) {
+    double sign = 1;
+    while (e->kind == AST_UNARY && e->nargs == 1) {
+        if (e->op == TK_MINUS) sign = -sign;
+        e = e->args[0];
+    }
+    if (e->kind != AST_NUMBER) return false;
+    *v = sign * e->num;
+    return true;
+}
