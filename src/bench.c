@@ -32,7 +32,7 @@ static int on_snap(const bpv_snapshot *snap, void *user) {
     long step = snap->step;
     if (m->nsnaps && m->snaps[m->nsnaps - 1] == snap) {
         m->nsnaps--;
-        bpv_snapshot_free(m->snaps[m->nsnaps]);
+        bpv_snapshot_release(m, m->snaps[m->nsnaps]);
     }
     return step >= b->end_step;
 }

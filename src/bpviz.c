@@ -142,6 +142,7 @@ void bpv_model_free(bpv_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->nsnaps; i++) bpv_snapshot_free(m->snaps[i]);
     free(m->snaps);
+    bpv_snapshot_free(m->snap_spare);
     bpv_arena_free(m->arena); /* m itself lives in its arena */
 }
 

@@ -109,7 +109,7 @@ static void set_note(bpv_snapshot *s, bpv_buf *b) {
     bpv_buf_free(b);
 }
 
-void bpv_snapshot_nonfinite(bpv_snapshot *s) {
+bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     s->nf_pass = 0;
     s->nf_node = s->nf_edge = -1;
     s->nf_note[0] = '\0';
@@ -119,7 +119,7 @@ void bpv_snapshot_nonfinite(bpv_snapshot *s) {
         n->nonfinite = first_bad(n->value, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0;
         any = any || n->nonfinite;
     }
-    if (!any) return;
+    if (!any) return false;
     bpv_buf b;
     bpv_buf_init(&b);
     /* forward: inputs come first, so the first non-finite value in order
@@ -137,7 +137,7 @@ void bpv_snapshot_nonfinite(bpv_snapshot *s) {
             put_num(&b, n->value[j]);
         }
         set_note(s, &b);
-        return;
+        return true;
     }
     /* backward: edges are stored by consumer, so in reverse they follow the
      * backward pass; the first non-finite partial whose consumer's gradient
@@ -166,7 +166,7 @@ void bpv_snapshot_nonfinite(bpv_snapshot *s) {
         bpv_buf_puts(&b, " = ");
         put_num(&b, ed->chained[j]);
         set_note(s, &b);
-        return;
+        return true;
     }
     /* a parameter whose finite contributions add up past the float range */
     for (int i = 0; i < s->nnodes; i++) {
@@ -178,9 +178,10 @@ void bpv_snapshot_nonfinite(bpv_snapshot *s) {
         bpv_buf_printf(&b, "∂/∂%s adds up to ", n->name ? n->name : "const");
         put_num(&b, n->grad[j]);
         set_note(s, &b);
-        return;
+        return true;
     }
     bpv_buf_free(&b);
+    return true;
 }
 
 /* ---- names as the model writes them ------------------------------------------ */

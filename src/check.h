@@ -16,8 +16,9 @@
 #define BPV_GRADCHECK_MAX_ELEMS 64
 
 /* Marks the non-finite nodes of a snapshot and finds the origin of the
- * first NaN or infinity (nf_* fields). Called by bpv_snapshot_take. */
-void bpv_snapshot_nonfinite(bpv_snapshot *s);
+ * first NaN or infinity (nf_* fields). Called by bpv_snapshot_take.
+ * Returns true when some node was marked. */
+bool bpv_snapshot_nonfinite(bpv_snapshot *s);
 
 /* True when every value, gradient and edge partial of the graph is finite. */
 bool bpv_graph_finite(const bpv_graph *g);

@@ -1141,8 +1141,8 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             loss = g->nodes[g->objective].val[0];
             bpv_snapshot *snap = NULL;
             bool keepit = false;
-            if (m->step >= next_keep) {
-                keepit = bpv_step_set_has(o->keep, m->step, total);
+            if (m->step >= next_keep) { /* steps count up by one: this is next_keep */
+                keepit = true;
                 next_keep = bpv_step_set_next(o->keep, m->step + 1, total);
             }
             if (keepit) {

@@ -119,6 +119,7 @@ struct bpv_model {
      * with the model. */
     bpv_snapshot **snaps;
     size_t nsnaps, capsnaps;
+    bpv_snapshot *snap_spare; /* one released snapshot, refilled by the next take */
 };
 
 /* Walks the statements once without training: checks declarations, shapes,

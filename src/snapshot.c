@@ -1,6 +1,8 @@
 /* Snapshots: a deep copy of a graph at one step in a single malloc'd block
- * (structs first, then numbers, then strings, so everything stays aligned
- * and one free() releases it). Taken only for the steps a caller keeps. */
+ * (structs first, then numbers, so everything stays aligned and one free()
+ * releases it). Taken only for the steps a caller keeps; a block released
+ * by a caller that records every step and drops each is refilled by the
+ * next take, numbers only. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,26 +73,58 @@ static bool param_listed(const bpv_model *m, int k) {
  * numbers themselves: recording every step of a scalar model used to spend
  * most of its time rebuilding formula text. */
 typedef struct bpv_snap_cache bpv_snap_cache;
+
+/* One run of numbers a step copies into its snapshot: n doubles from src to
+ * the numbers' offset off, or (src NULL) edge `slot` of node `node`'s local
+ * partial from bpv_graph_local. The graph's buffers never move, so the lists
+ * are built once and a step is a few flat loops over them. */
+typedef struct bpv_snap_seg {
+    const double *src;
+    int64_t off, n;
+    int node, slot;
+    bool scan;            /* a node's value or grad: checked for non-finite */
+} bpv_snap_seg;
+
+/* Single numbers, the bulk of a scalar model: a value or grad (scanned for
+ * non-finite) or a partial or parameter. */
+typedef struct bpv_snap_one {
+    const double *src;
+    int64_t off;
+} bpv_snap_one;
+
 struct bpv_snap_cache {
     int cur_stmt;         /* the params listed depend on the statement */
     size_t off_nodes, off_edges, off_params, off_nums;
     size_t nums;          /* doubles per snapshot */
     char *templ;          /* off_nums bytes: the records, pointers to numbers unset */
     int64_t *voff, *goff; /* per node, in doubles from the numbers' start; -1: none */
-    int64_t *loff, *coff; /* per edge: local (reserved), chained */
-    /* per edge of a one-element op whose local partial is a constant (add,
-     * sub, neg, sum...: lsrc -1, the number in lval) or an input's value
-     * (mul: lsrc is that node), so the engine need not be called */
-    int *lsrc;
-    double *lval;
-    bool *lfast;
+    int64_t *loff, *coff; /* per edge: local, chained; -1: none */
     int64_t *poff;        /* per listed param */
+    /* every step: single numbers scanned and not, then the rest */
+    bpv_snap_one *scan1, *copy1;
+    int nscan1, ncopy1;
+    bpv_snap_seg *segs;
+    int nsegs;
+    /* local partials that are the same at every step (add, sub, neg, sum...
+     * of one element): written once into each new block */
+    bpv_snap_seg *fixed;
+    int nfixed;
 };
+
+static void add_seg(bpv_snap_cache *c, bpv_snap_seg sg) {
+    if (sg.src && sg.n == 1 && sg.scan) c->scan1[c->nscan1++] = (bpv_snap_one){sg.src, sg.off};
+    else if (sg.src && sg.n == 1) c->copy1[c->ncopy1++] = (bpv_snap_one){sg.src, sg.off};
+    else c->segs[c->nsegs++] = sg;
+}
 
 static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     bpv_arena *A = m->arena;
     int nedges = 0, np = 0;
-    for (int i = 0; i < g->nnodes; i++) nedges += g->nodes[i].nin;
+    int64_t maxnumel = 1;
+    for (int i = 0; i < g->nnodes; i++) {
+        nedges += g->nodes[i].nin;
+        if (g->nodes[i].numel > maxnumel) maxnumel = g->nodes[i].numel;
+    }
     for (int k = 0; k < m->nparams; k++) np += param_listed(m, k);
     bpv_snap_cache *c = bpv_arena_calloc(A, 1, sizeof *c);
     if (!c) return NULL;
@@ -105,13 +139,19 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     c->loff = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(int64_t));
     c->coff = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(int64_t));
     c->poff = bpv_arena_calloc(A, (size_t)np + 1, sizeof(int64_t));
-    c->lsrc = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(int));
-    c->lval = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(double));
-    c->lfast = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bool));
+    /* at most a value and a grad per node, a local and a chained per edge,
+     * one per param */
+    size_t maxsegs = 2 * (size_t)g->nnodes + 2 * (size_t)nedges + (size_t)np + 1;
+    c->segs = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_seg));
+    c->scan1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
+    c->copy1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
+    c->fixed = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_seg));
+    double *fixval = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(double));
     int *pnode = malloc(((size_t)m->nparams + 1) * sizeof *pnode);
-    if (!c->templ || !c->voff || !c->goff || !c->loff || !c->coff || !c->poff || !c->lsrc ||
-        !c->lval || !c->lfast || !pnode) {
-        free(pnode);
+    double *scratch = malloc((size_t)maxnumel * sizeof *scratch);
+    if (!c->templ || !c->voff || !c->goff || !c->loff || !c->coff || !c->poff || !c->segs ||
+        !c->scan1 || !c->copy1 || !c->fixed || !fixval || !pnode || !scratch) {
+        free(pnode), free(scratch);
         return NULL;
     }
     bpv_snapshot *s = (bpv_snapshot *)c->templ;
@@ -125,6 +165,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     s->nedges = nedges;
     s->nparams = np;
     s->nf_node = s->nf_edge = -1; /* bpv_snapshot_nonfinite's "all finite" */
+    s->cache = c;
     bpv_buf fb;
     bpv_buf_init(&fb);
     int64_t num = 0;
@@ -151,10 +192,12 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
             for (int k = 0; k < n->nin; k++) sn->fn_dlocal[k] = n->custom->dlocal[k];
         }
         c->voff[i] = num;
+        add_seg(c, (bpv_snap_seg){.src = n->val, .off = num, .n = n->numel, .scan = true});
         num += n->numel;
         c->goff[i] = -1;
         if (n->grad) {
             c->goff[i] = num;
+            add_seg(c, (bpv_snap_seg){.src = n->grad, .off = num, .n = n->numel, .scan = true});
             num += n->numel;
         }
         for (int k = 0; k < n->nin; k++, e++) {
@@ -169,30 +212,40 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
                 formula(&fb, g, n, f);
                 se->formula = bpv_arena_strndup(A, fb.data ? fb.data : "", fb.len);
                 ok = ok && se->formula;
+            }
+            /* whether the engine has an elementwise partial depends on the
+             * op alone, so ask once */
+            if (f && bpv_graph_local(g, i, k, scratch)) {
                 c->loff[e] = num;
-                num += n->numel;
-                /* engine.c's bpv_graph_local for these ops, one element */
+                se->nlocal = n->numel;
+                bpv_snap_seg sg = {.off = num, .n = n->numel, .node = i, .slot = k};
+                /* one element: the partial of add, sub, neg, sum... is a
+                 * constant and mul's is the other input, so the engine need
+                 * not be called at every step */
                 bool one = n->numel == 1;
                 for (int j = 0; j < n->nin; j++) one = one && g->nodes[n->in[j]].numel == 1;
                 switch (one ? n->op : BPV_OP_NONE) {
                 case BPV_OP_ADD: case BPV_OP_SUB: case BPV_OP_NEG: case BPV_OP_IDENTITY:
-                case BPV_OP_SUM: case BPV_OP_MEAN: {
-                    double v;
-                    c->lfast[e] = bpv_graph_local(g, i, k, &v); /* independent of values */
-                    c->lval[e] = v;
-                    c->lsrc[e] = -1;
+                case BPV_OP_SUM: case BPV_OP_MEAN:
+                    fixval[c->nfixed] = scratch[0]; /* independent of values */
+                    sg.src = &fixval[c->nfixed];
+                    c->fixed[c->nfixed++] = sg;
                     break;
-                }
                 case BPV_OP_MUL:
-                    c->lfast[e] = true;
-                    c->lsrc[e] = n->in[1 - k];
+                    sg.src = g->nodes[n->in[1 - k]].val;
+                    add_seg(c, sg);
                     break;
-                default: break;
+                default:
+                    add_seg(c, sg); /* src NULL: bpv_graph_local */
+                    break;
                 }
+                num += n->numel;
             }
             if (n->edge_grad[k]) {
                 c->coff[e] = num;
-                num += g->nodes[n->in[k]].numel;
+                int64_t cn = g->nodes[n->in[k]].numel;
+                add_seg(c, (bpv_snap_seg){.src = n->edge_grad[k], .off = num, .n = cn});
+                num += cn;
             }
         }
     }
@@ -207,26 +260,46 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
         sp->numel = p->numel;
         sp->ref = k;
         c->poff[q++] = num;
+        /* `after` holds the value before the update until set_after */
+        add_seg(c, (bpv_snap_seg){.src = p->val, .off = num, .n = p->numel});
         num += p->numel;
     }
     c->nums = (size_t)num;
-    free(pnode);
+    free(pnode), free(scratch);
     bpv_buf_free(&fb);
     return ok ? c : NULL;
 }
 
-/* Copies n numbers; true when n is 1 and the number is finite (the
- * caller then knows without bpv_snapshot_nonfinite's scan). */
-static inline bool copy_nums(double *dst, const double *src, int64_t n) {
-    if (n == 1) { /* most nodes of the scalar models */
-        *dst = *src;
-        return isfinite(*dst);
+/* A new block: the records from the template, their pointers set to this
+ * block's numbers, and the constant partials. */
+static bpv_snapshot *block_new(const bpv_snap_cache *c, int64_t nsamples) {
+    char *blk = malloc(c->off_nums + (c->nums + (size_t)nsamples) * sizeof(double));
+    if (!blk) return NULL;
+    memcpy(blk, c->templ, c->off_nums);
+    bpv_snapshot *s = (bpv_snapshot *)blk;
+    double *num = (double *)(blk + c->off_nums);
+    s->nodes = (bpv_snap_node *)(blk + c->off_nodes);
+    s->edges = (bpv_snap_edge *)(blk + c->off_edges);
+    s->params = (bpv_snap_param *)(blk + c->off_params);
+    s->samples = (int64_t *)(num + c->nums);
+    s->cap_samples = nsamples;
+    int e = 0;
+    for (int i = 0; i < s->nnodes; i++) {
+        bpv_snap_node *sn = &s->nodes[i];
+        sn->value = num + c->voff[i];
+        if (c->goff[i] >= 0) sn->grad = num + c->goff[i];
+        for (int k = 0; k < sn->nin; k++, e++) {
+            bpv_snap_edge *se = &s->edges[e];
+            if (c->loff[e] >= 0) se->local = num + c->loff[e];
+            if (c->coff[e] >= 0) se->chained = num + c->coff[e];
+        }
     }
-    memcpy(dst, src, (size_t)n * sizeof *dst);
-    return false;
+    for (int q = 0; q < s->nparams; q++) s->params[q].after = num + c->poff[q];
+    for (int k = 0; k < c->nfixed; k++) num[c->fixed[k].off] = *c->fixed[k].src;
+    return s;
 }
 
-bpv_snapshot *bpv_snapshot_take(const bpv_model *m, const bpv_graph *g, long step, long epoch,
+bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, long epoch,
                                 const int64_t *samples, int64_t nsamples) {
     bpv_snap_cache *c = g->snap_cache;
     if (!c || c->cur_stmt != m->cur_stmt) {
@@ -236,63 +309,55 @@ bpv_snapshot *bpv_snapshot_take(const bpv_model *m, const bpv_graph *g, long ste
         ((bpv_graph *)g)->snap_cache = c;
     }
     if (!c) return NULL;
-    char *blk = malloc(c->off_nums + (c->nums + (size_t)nsamples) * sizeof(double));
-    if (!blk) return NULL;
-    memcpy(blk, c->templ, c->off_nums);
-    bpv_snapshot *s = (bpv_snapshot *)blk;
-    double *num = (double *)(blk + c->off_nums);
+    bpv_snapshot *s = m->snap_spare;
+    if (s && s->cache == c && s->cap_samples >= nsamples) {
+        m->snap_spare = NULL; /* its records and pointers are already right */
+    } else {
+        s = block_new(c, nsamples);
+        if (!s) return NULL;
+    }
+    double *num = (double *)((char *)s + c->off_nums);
     s->step = step;
     s->epoch = epoch;
     s->loss = g->objective >= 0 ? g->nodes[g->objective].val[0] : NAN;
-    s->nodes = (bpv_snap_node *)(blk + c->off_nodes);
-    s->edges = (bpv_snap_edge *)(blk + c->off_edges);
-    s->params = (bpv_snap_param *)(blk + c->off_params);
-    s->samples = (int64_t *)(num + c->nums);
     s->nsamples = nsamples;
-    if (nsamples) memcpy(s->samples, samples, (size_t)nsamples * sizeof(int64_t));
-    int e = 0;
-    bool finite = true; /* every value and grad is one finite number */
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        bpv_snap_node *sn = &s->nodes[i];
-        sn->value = num + c->voff[i];
-        finite &= copy_nums(sn->value, n->val, n->numel);
-        if (c->goff[i] >= 0) {
-            sn->grad = num + c->goff[i];
-            finite &= copy_nums(sn->grad, n->grad, n->numel);
-        }
-        for (int k = 0; k < n->nin; k++, e++) {
-            bpv_snap_edge *se = &s->edges[e];
-            if (c->lfast[e]) {
-                num[c->loff[e]] = c->lsrc[e] < 0 ? c->lval[e] : g->nodes[c->lsrc[e]].val[0];
-                se->local = num + c->loff[e];
-                se->nlocal = 1;
-            } else if (c->loff[e] >= 0 && bpv_graph_local(g, i, k, num + c->loff[e])) {
-                se->local = num + c->loff[e];
-                se->nlocal = n->numel;
-            }
-            if (c->coff[e] >= 0) {
-                se->chained = num + c->coff[e];
-                copy_nums(se->chained, n->edge_grad[k], g->nodes[n->in[k]].numel);
-            }
-        }
+    for (int64_t i = 0; i < nsamples; i++) s->samples[i] = samples[i];
+    /* x * 0 is 0 for finite x and NaN otherwise: one sum tells whether
+     * every single value and grad is finite */
+    double zero = 0.0;
+    for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
+        double v = *o->src;
+        num[o->off] = v;
+        zero += v * 0.0;
     }
-    for (int q = 0; q < s->nparams; q++) {
-        bpv_snap_param *sp = &s->params[q];
-        sp->after = num + c->poff[q];
-        copy_nums(sp->after, m->params[sp->ref].val, sp->numel); /* until set_after */
+    for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
+        num[o->off] = *o->src;
+    bool finite = zero == 0.0;
+    for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
+        double *dst = num + sg->off;
+        if (sg->src) memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
+        else bpv_graph_local(g, sg->node, sg->slot, dst);
+        finite &= !sg->scan; /* a tensor: the scan below looks */
     }
-    /* the template already says "all finite" (check.c looks no further
-     * when every value and grad is finite) */
-    if (!finite) bpv_snapshot_nonfinite(s);
+    /* the template says "all finite" (check.c looks no further when every
+     * value and grad is finite) */
+    s->pristine = finite || !bpv_snapshot_nonfinite(s);
     return s;
 }
 
 void bpv_snapshot_set_after(bpv_snapshot *s, const bpv_model *m) {
     for (int k = 0; k < s->nparams; k++) {
         const bpv_param *p = &m->params[s->params[k].ref];
-        memcpy(s->params[k].after, p->val, (size_t)p->numel * sizeof(double));
+        if (p->numel == 1) s->params[k].after[0] = p->val[0];
+        else memcpy(s->params[k].after, p->val, (size_t)p->numel * sizeof(double));
     }
 }
 
 void bpv_snapshot_free(bpv_snapshot *s) { free(s); }
+
+void bpv_snapshot_release(bpv_model *m, bpv_snapshot *s) {
+    /* a block with marks (non-finite, gradient check) differs from the
+     * template in more than its numbers */
+    if (s && !m->snap_spare && s->pristine && !s->gradchecked) m->snap_spare = s;
+    else free(s);
+}

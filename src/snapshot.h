@@ -94,15 +94,27 @@ struct bpv_snapshot {
     int nf_node, nf_edge;
     char nf_note[160];    /* "log(−0.5) = nan", raw UTF-8 */
     bool gradchecked;     /* the gradient check ran on this snapshot */
+    /* recycling (snapshot.c): the per-graph cache whose records this block
+     * holds, its room for samples, and whether only numbers differ from the
+     * cache's template (nothing marked non-finite) */
+    const struct bpv_snap_cache *cache;
+    int64_t cap_samples;
+    bool pristine;
 };
 
 struct bpv_model;
 /* Copies the graph's current state into a new snapshot (the caller frees it
- * with bpv_snapshot_free). Parameter `after` values are filled by
- * bpv_snapshot_set_after once the update has run. */
-bpv_snapshot *bpv_snapshot_take(const struct bpv_model *m, const bpv_graph *g, long step,
-                                long epoch, const int64_t *samples, int64_t nsamples);
+ * with bpv_snapshot_free or hands it back with bpv_snapshot_release).
+ * Parameter `after` values are filled by bpv_snapshot_set_after once the
+ * update has run. */
+bpv_snapshot *bpv_snapshot_take(struct bpv_model *m, const bpv_graph *g, long step, long epoch,
+                                const int64_t *samples, int64_t nsamples);
 void bpv_snapshot_set_after(bpv_snapshot *s, const struct bpv_model *m);
 void bpv_snapshot_free(bpv_snapshot *s);
+/* Gives a snapshot nobody reads any more back to the model, whose next
+ * bpv_snapshot_take of the same graph refills it instead of building a new
+ * block: recording every step and dropping each (bench, traces written as
+ * they go) then costs the numbers only. Frees it when it cannot be reused. */
+void bpv_snapshot_release(struct bpv_model *m, bpv_snapshot *s);
 
 #endif

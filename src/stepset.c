@@ -139,7 +139,9 @@ long bpv_step_set_next(const bpv_step_set *s, long step, long total) {
             if (total >= step) c = total;
         } else {
             long to = r->to < 0 ? total : r->to;
-            if (step <= r->from) {
+            if (r->every == 1 && step >= r->from && step <= to) {
+                c = step; /* "all" and plain ranges, at every step: no division */
+            } else if (step <= r->from) {
                 if (r->from <= to) c = r->from;
             } else if (to >= step) {
                 long d = step - r->from, q = d / r->every + (d % r->every != 0);
