@@ -360,13 +360,19 @@ void bpv_graph_forward(bpv_graph *g) {
 
 /* Adds edge k's contribution into its input's grad. A non-param grad starts
  * at -0.0, the exact identity of +, so its first contribution is copied as
- * torch's input buffer does (a -0.0 gradient survives). Params are summed
- * separately when the reverse walk reaches them (param_accumulate). */
+ * torch's input buffer does (a -0.0 gradient survives): R(-0.0 + e) is e,
+ * every edge_grad being rounded already. Params are summed separately when
+ * the reverse walk reaches them (param_accumulate). */
 static void pass_grad(bpv_graph *g, const bpv_node *n, int k) {
     const bpv_dtype dt = g->dtype;
     bpv_node *in = &g->nodes[n->in[k]];
     const double *e = n->edge_grad[k];
     if ((in->kind == BPV_NODE_PARAM && !g->param_direct) || !in->grad) return;
+    if (in->grad_pending) {
+        memcpy(in->grad, e, (size_t)in->numel * sizeof *e);
+        in->grad_pending = false;
+        return;
+    }
     for (int64_t j = 0; j < in->numel; j++) in->grad[j] = R(in->grad[j] + e[j]);
 }
 
@@ -401,6 +407,41 @@ static bool edge_live(const bpv_graph *g, const bpv_node *n, int k) {
         pass_grad(g, n, K);                                                       \
     } while (0)
 
+/* add and sub: edge k takes grad (negated for sub's b) without FOR_BCAST's
+ * per-element dispatch when the input has n's shape or is A's bias (or a
+ * scalar): column sums over the rows in order, in double from -0.0, as
+ * GRAD2's bias walk sums them. Returns false for other broadcasts. */
+static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+    const bpv_node *I = k ? B : A;
+    const int64_t N = n->numel, nb = I->numel;
+    const double *gr = n->grad;
+    double *e = n->edge_grad[k];
+    if (!edge_live(g, n, k)) return true;
+    if (nb == N) { /* equal numel: the same flat layout */
+        if (neg)
+            for (int64_t i = 0; i < N; i++) e[i] = -gr[i];
+        else
+            memcpy(e, gr, (size_t)N * sizeof *e);
+    } else if (k == 1 && A->numel == N &&
+               (nb == 1 || (nb > 0 && bcast_tail(&n->shape, &B->shape)))) {
+        fill(e, nb, -0.0);
+        for (int64_t r = 0; r < N / nb; r++) {
+            const double *gw = gr + r * nb;
+            if (neg)
+                for (int64_t j = 0; j < nb; j++) e[j] += -gw[j];
+            else
+                for (int64_t j = 0; j < nb; j++) e[j] += gw[j];
+        }
+        for (int64_t j = 0; j < nb; j++) e[j] = R(e[j]);
+    } else {
+        return false;
+    }
+    pass_grad(g, n, k);
+    return true;
+}
+
 /* Unary elementwise ops: the input has n's shape. */
 #define GRAD1(...)                                                                \
     do {                                                                          \
@@ -428,12 +469,12 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_COUNT:
         break;
     case BPV_OP_ADD:
-        GRAD2(0, gv);
-        GRAD2(1, gv);
+        if (!grad_addsub(g, n, 0, false)) GRAD2(0, gv);
+        if (!grad_addsub(g, n, 1, false)) GRAD2(1, gv);
         break;
     case BPV_OP_SUB:
-        GRAD2(0, gv);
-        GRAD2(1, -gv);
+        if (!grad_addsub(g, n, 0, false)) GRAD2(0, gv);
+        if (!grad_addsub(g, n, 1, true)) GRAD2(1, -gv);
         break;
     case BPV_OP_MUL:
         GRAD2(0, R(gv * b));
@@ -476,8 +517,13 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_SIGMOID: GRAD1(R(R(gv * R(1.0 - y)) * y)); break;
     /* threshold_backward: y <= 0 ? 0 : grad (NaN passes the gradient) */
     case BPV_OP_RELU: GRAD1(y <= 0 ? 0.0 : gv); break;
-    /* tanh_backward: grad * (1 - y*y); torch's build fuses 1 - y*y into an FMA */
-    case BPV_OP_TANH: GRAD1(R(gv * R(fma(-y, y, 1.0)))); break;
+    /* tanh_backward: grad * (1 - y*y); torch's build fuses 1 - y*y into an
+     * FMA. A float's square is exact in double, so under f32 1.0 - y*y
+     * rounds once just as the FMA does, without a libm call per element. */
+    case BPV_OP_TANH:
+        if (dt == BPV_F32) GRAD1(R(gv * R(1.0 - y * y)));
+        else GRAD1(R(gv * R(fma(-y, y, 1.0))));
+        break;
     case BPV_OP_EXP: GRAD1(R(gv * y)); break;
     case BPV_OP_LOG: GRAD1(R(gv / a)); break;
     case BPV_OP_SQRT: GRAD1(R(gv / R(2.0 * y))); break;
@@ -641,16 +687,39 @@ static void param_accumulate(bpv_graph *g, int p, int last) {
     }
 }
 
+/* Whether every value is +0.0 or -0.0 (NaN is not): the bits but the sign
+ * ORed together, a loop without exits that vectorizes. */
+static bool all_zero(const double *p, int64_t n) {
+    uint64_t acc = 0;
+    for (int64_t j = 0; j < n; j++) {
+        uint64_t b;
+        memcpy(&b, &p[j], sizeof b);
+        acc |= b;
+    }
+    return (acc << 1) == 0;
+}
+
 void bpv_graph_backward(bpv_graph *g) {
     int obj = g->objective;
     if (obj < 0 || obj >= g->nnodes) return;
+    /* grads up to the objective are -0.0 until their first contribution,
+     * which pass_grad then copies instead of adding */
     for (int i = 0; i < g->nnodes; i++) {
         bpv_node *n = &g->nodes[i];
-        if (n->grad && n->kind != BPV_NODE_PARAM) fill(n->grad, n->numel, i > obj ? 0.0 : -0.0);
+        n->grad_pending = n->grad && n->kind != BPV_NODE_PARAM && i <= obj;
+        if (n->grad && n->kind != BPV_NODE_PARAM && i > obj) fill(n->grad, n->numel, 0.0);
     }
     bpv_node *on = &g->nodes[obj];
-    if (!on->grad) return;
+    if (!on->grad) {
+        for (int i = 0; i <= obj; i++)
+            if (g->nodes[i].grad_pending) {
+                fill(g->nodes[i].grad, g->nodes[i].numel, -0.0);
+                g->nodes[i].grad_pending = false;
+            }
+        return;
+    }
     if (on->kind != BPV_NODE_PARAM) fill(on->grad, on->numel, 1.0);
+    on->grad_pending = false;
     /* With every param grad ±0 (zero_grad, or the first step), adding each
      * contribution into .grad as it arrives gives torch's sum exactly:
      * 0 + s differs from s only in the sign of a zero, which torch's final
@@ -659,15 +728,15 @@ void bpv_graph_backward(bpv_graph *g) {
     g->param_direct = true;
     for (int i = 0; i <= obj && g->param_direct; i++) {
         const bpv_node *n = &g->nodes[i];
-        if (n->kind == BPV_NODE_PARAM && n->needs_grad && n->grad)
-            for (int64_t j = 0; j < n->numel; j++)
-                if (n->grad[j] != 0) {
-                    g->param_direct = false;
-                    break;
-                }
+        if (n->kind == BPV_NODE_PARAM && n->needs_grad && n->grad && !all_zero(n->grad, n->numel))
+            g->param_direct = false;
     }
     for (int i = obj; i >= 0; i--) {
         bpv_node *n = &g->nodes[i];
+        if (n->grad_pending) { /* every contribution comes from a later node */
+            fill(n->grad, n->numel, -0.0);
+            n->grad_pending = false;
+        }
         if (!n->needs_grad || !n->grad) continue;
         if (n->kind == BPV_NODE_PARAM) {
             if (!g->param_direct) param_accumulate(g, i, obj);

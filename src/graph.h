@@ -140,6 +140,9 @@ typedef struct bpv_node {
      * so snapshots can show every chained partial. NULL if the input takes
      * no gradient. */
     double *edge_grad[2];
+    /* engine.c, during a backward pass: no contribution has reached grad
+     * yet, so it stands for all -0.0 (written when the walk reaches it) */
+    bool grad_pending;
     const bpv_custom *custom; /* BPV_OP_CUSTOM: the fn (model's arena) */
 } bpv_node;
 

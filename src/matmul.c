@@ -4,12 +4,16 @@
  * +0.0, and rounded once, exactly as the plain triple loop would: blocking
  * only changes which elements are computed together, never the order of one
  * element's sum, so results are bit for bit those of the naive loop (and NaN
- * and Inf propagate the same way). No -ffast-math and no FMA contraction.
+ * and Inf propagate the same way). No -ffast-math, and FMA only where it
+ * cannot change a bit: under f32 both factors are float32 values, whose
+ * product (48 significant bits) is exact in double, so fma(a, b, s) rounds
+ * once exactly where s + a * b does. f64 products are not exact: no FMA.
  *
  * Speed comes from a 4x8 register tile (eight independent vector
  * accumulators, each fed by one broadcast and one load per t), a packed
- * K-block of the right operand that stays in L1, and an AVX2 clone chosen
- * at load time on CPUs that have it (the default clone uses SSE2). */
+ * K-block of the right operand that stays in L1, and clones chosen at run
+ * time: AVX2 (SSE2 by default) for f64, and AVX2 with FMA for f32 on CPUs
+ * that have it. */
 #include <string.h>
 
 #include "graph.h"
@@ -19,21 +23,50 @@
 #define KC 256  /* rows of the packed right operand: 16 KiB */
 
 typedef double v4d __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
 
 /* Macros, not functions: a function returning a 32-byte vector would have
  * a different ABI in the SSE2 and AVX2 clones. */
 #define LOAD4(v, p) memcpy(&(v), (p), sizeof(v4d)) /* unaligned load */
+#define STORE4(p, v) memcpy((p), &(v), sizeof(v4d))
 #define SPLAT(a) ((v4d){(a), (a), (a), (a)})
+/* four roundings to float32, each what (double)(float)x gives */
+#define ROUND4F(v) __builtin_convertvector(__builtin_convertvector((v), v4f), v4d)
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define BPV_CLONES __attribute__((target_clones("avx2", "default")))
+/* The f32 kernel with a += b * c contracted into vfmadd (see above). */
+#define BPV_FMA_KERNEL __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
 #else
 #define BPV_CLONES
 #endif
 
-BPV_CLONES
-void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
-                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c) {
+/* Y[k0 + t, j0 + jj] for t < kc, jj < NR into pack, columns past nr zero;
+ * walks the operand along its contiguous dimension. */
+static inline __attribute__((always_inline)) void pack_y(double *pack, const double *y,
+                                                         int64_t yr, int64_t yc, int64_t k0,
+                                                         int64_t kc, int64_t j0, int64_t nr) {
+    const double *y0 = y + k0 * yr + j0 * yc;
+    if (nr < NR) {
+        for (int64_t t = 0; t < kc; t++)
+            for (int64_t jj = 0; jj < NR; jj++)
+                pack[t * NR + jj] = jj < nr ? y0[t * yr + jj * yc] : 0.0;
+    } else if (yc == 1) {
+        for (int64_t t = 0; t < kc; t++) memcpy(pack + t * NR, y0 + t * yr, NR * sizeof *pack);
+    } else if (yr == 1) {
+        for (int64_t jj = 0; jj < NR; jj++)
+            for (int64_t t = 0; t < kc; t++) pack[t * NR + jj] = y0[t + jj * yc];
+    } else {
+        for (int64_t t = 0; t < kc; t++)
+            for (int64_t jj = 0; jj < NR; jj++) pack[t * NR + jj] = y0[t * yr + jj * yc];
+    }
+}
+
+/* The whole product; inlined into each clone, so each compiles it for its
+ * own instruction set (and only the FMA kernel contracts). */
+static inline __attribute__((always_inline)) void
+matmul_body(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
+            int64_t xc, const double *y, int64_t yr, int64_t yc, double *c) {
     double pack[KC * NR];
     if (K == 0) { /* an empty sum is +0.0 */
         for (int64_t i = 0; i < M * N; i++) c[i] = 0.0;
@@ -44,35 +77,36 @@ void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, 
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
             const bool first = k0 == 0, last = k0 + kc == K;
-            /* pack Y[k0.., j0..] as kc rows of NR, zero columns past N;
-             * walk the operand along its contiguous dimension */
-            if (yr == 1 && yc != 1) {
-                for (int64_t jj = 0; jj < NR; jj++)
-                    for (int64_t t = 0; t < kc; t++)
-                        pack[t * NR + jj] = jj < nr ? y[(k0 + t) + (j0 + jj) * yc] : 0.0;
-            } else {
-                for (int64_t t = 0; t < kc; t++)
-                    for (int64_t jj = 0; jj < NR; jj++)
-                        pack[t * NR + jj] = jj < nr ? y[(k0 + t) * yr + (j0 + jj) * yc] : 0.0;
-            }
+            pack_y(pack, y, yr, yc, k0, kc, j0, nr);
             for (int64_t i0 = 0; i0 < M; i0 += MR) {
                 const int64_t mr = M - i0 < MR ? M - i0 : MR;
+                const bool full = mr == MR && nr == NR;
                 /* rows past M repeat the last row; their results are dropped */
                 const double *x0 = x + (i0 + 0) * xr + k0 * xc;
                 const double *x1 = x + (i0 + (mr > 1 ? 1 : 0)) * xr + k0 * xc;
                 const double *x2 = x + (i0 + (mr > 2 ? 2 : 0)) * xr + k0 * xc;
                 const double *x3 = x + (i0 + (mr > 3 ? 3 : 0)) * xr + k0 * xc;
+                double *c0 = c + i0 * N + j0;
                 double tile[MR][NR];
-                for (int r = 0; r < MR; r++)
-                    for (int jj = 0; jj < NR; jj++)
-                        tile[r][jj] = (!first && r < mr && jj < nr) ? c[(i0 + r) * N + j0 + jj]
-                                                                     : 0.0;
                 v4d c00, c01, c10, c11, c20, c21, c30, c31;
-                LOAD4(c00, &tile[0][0]), LOAD4(c01, &tile[0][4]);
-                LOAD4(c10, &tile[1][0]), LOAD4(c11, &tile[1][4]);
-                LOAD4(c20, &tile[2][0]), LOAD4(c21, &tile[2][4]);
-                LOAD4(c30, &tile[3][0]), LOAD4(c31, &tile[3][4]);
+                if (first) { /* the sums start from +0.0 */
+                    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = SPLAT(0.0);
+                } else if (full) { /* partial sums of the K-blocks before */
+                    LOAD4(c00, c0), LOAD4(c01, c0 + 4);
+                    LOAD4(c10, c0 + N), LOAD4(c11, c0 + N + 4);
+                    LOAD4(c20, c0 + 2 * N), LOAD4(c21, c0 + 2 * N + 4);
+                    LOAD4(c30, c0 + 3 * N), LOAD4(c31, c0 + 3 * N + 4);
+                } else {
+                    for (int r = 0; r < MR; r++)
+                        for (int jj = 0; jj < NR; jj++)
+                            tile[r][jj] = r < mr && jj < nr ? c0[r * N + jj] : 0.0;
+                    LOAD4(c00, &tile[0][0]), LOAD4(c01, &tile[0][4]);
+                    LOAD4(c10, &tile[1][0]), LOAD4(c11, &tile[1][4]);
+                    LOAD4(c20, &tile[2][0]), LOAD4(c21, &tile[2][4]);
+                    LOAD4(c30, &tile[3][0]), LOAD4(c31, &tile[3][4]);
+                }
                 const double *p = pack;
+#pragma GCC unroll 2 /* halves the loop's counting */
                 for (int64_t t = 0; t < kc; t++, p += NR) {
                     v4d b0, b1;
                     LOAD4(b0, p), LOAD4(b1, p + 4);
@@ -89,18 +123,45 @@ void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, 
                     c30 += a * b0;
                     c31 += a * b1;
                 }
-                memcpy(&tile[0][0], &c00, 32), memcpy(&tile[0][4], &c01, 32);
-                memcpy(&tile[1][0], &c10, 32), memcpy(&tile[1][4], &c11, 32);
-                memcpy(&tile[2][0], &c20, 32), memcpy(&tile[2][4], &c21, 32);
-                memcpy(&tile[3][0], &c30, 32), memcpy(&tile[3][4], &c31, 32);
-                for (int64_t r = 0; r < mr; r++) {
-                    double *cr = c + (i0 + r) * N + j0;
-                    if (last)
-                        for (int64_t jj = 0; jj < nr; jj++) cr[jj] = bpv_round(dt, tile[r][jj]);
-                    else
-                        for (int64_t jj = 0; jj < nr; jj++) cr[jj] = tile[r][jj];
+                if (last && dt == BPV_F32) {
+                    c00 = ROUND4F(c00), c01 = ROUND4F(c01), c10 = ROUND4F(c10);
+                    c11 = ROUND4F(c11), c20 = ROUND4F(c20), c21 = ROUND4F(c21);
+                    c30 = ROUND4F(c30), c31 = ROUND4F(c31);
+                }
+                if (full) {
+                    STORE4(c0, c00), STORE4(c0 + 4, c01);
+                    STORE4(c0 + N, c10), STORE4(c0 + N + 4, c11);
+                    STORE4(c0 + 2 * N, c20), STORE4(c0 + 2 * N + 4, c21);
+                    STORE4(c0 + 3 * N, c30), STORE4(c0 + 3 * N + 4, c31);
+                } else {
+                    STORE4(&tile[0][0], c00), STORE4(&tile[0][4], c01);
+                    STORE4(&tile[1][0], c10), STORE4(&tile[1][4], c11);
+                    STORE4(&tile[2][0], c20), STORE4(&tile[2][4], c21);
+                    STORE4(&tile[3][0], c30), STORE4(&tile[3][4], c31);
+                    for (int64_t r = 0; r < mr; r++)
+                        for (int64_t jj = 0; jj < nr; jj++) c0[r * N + jj] = tile[r][jj];
                 }
             }
         }
     }
+}
+
+#ifdef BPV_FMA_KERNEL
+BPV_FMA_KERNEL
+static void matmul_f32_fma(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
+                           int64_t xc, const double *y, int64_t yr, int64_t yc, double *c) {
+    matmul_body(BPV_F32, M, N, K, x, xr, xc, y, yr, yc, c);
+}
+#endif
+
+BPV_CLONES
+void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
+                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c) {
+#ifdef BPV_FMA_KERNEL
+    if (dt == BPV_F32 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        matmul_f32_fma(M, N, K, x, xr, xc, y, yr, yc, c);
+        return;
+    }
+#endif
+    matmul_body(dt, M, N, K, x, xr, xc, y, yr, yc, c);
 }
