@@ -1,5 +1,6 @@
 /* libFuzzer target 2: a whole run of a few training steps with a figure
- * exported to DOT (and the JSON trace). Models with many steps are skipped
+ * exported to DOT (and the JSON trace), then the same steps recorded one by
+ * one as `bench --snapshot every` does. Models with many steps are skipped
  * so each input stays fast. The DOT must be UTF-8 and look like a digraph;
  * the JSON must be UTF-8 and hold no raw control characters. */
 #include <stdint.h>
@@ -88,6 +89,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(out);
     }
     bpv_step_set_free(keep);
+    bpv_model_free(m);
+    /* the same steps again recording every one and dropping it, as a trace
+     * does: released snapshots are refilled by the next step's take */
+    m = bpv_model_load_string("fuzz.bp", (const char *)data, size, &err);
+    FUZZ_CHECK(m != NULL);
+    bpv_bench_options bo = {total, 0, 1};
+    bpv_bench_result br;
+    rc = bpv_model_bench(m, &bo, &br, &err);
+    if (rc != BPV_OK) {
+        FUZZ_CHECK(err != NULL && err->status == rc);
+        bpv_error_free(err);
+    }
     bpv_model_free(m);
     return 0;
 }
