@@ -3,11 +3,12 @@
  * Every output element is summed in double over t = 0..K-1 in order, from
  * +0.0, and rounded once, exactly as the plain triple loop would: blocking
  * only changes which elements are computed together, never the order of one
- * element's sum, so results are bit for bit those of the naive loop (and NaN
- * and Inf propagate the same way). No -ffast-math, and FMA only where it
- * cannot change a bit: under f32 both factors are float32 values, whose
+ * element's sum, so results are bit for bit those of the naive loop (NaN and
+ * Inf land in the same places). No -ffast-math, and FMA only where it cannot
+ * change a number: under f32 both factors are float32 values, whose
  * product (48 significant bits) is exact in double, so fma(a, b, s) rounds
- * once exactly where s + a * b does. f64 products are not exact: no FMA.
+ * once exactly where s + a * b does (only a NaN's sign bit may differ, which
+ * nothing prints). f64 products are not exact: no FMA.
  *
  * Speed comes from a 4x8 register tile (eight independent vector
  * accumulators, each fed by one broadcast and one load per t), a packed
