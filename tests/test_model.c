@@ -311,6 +311,26 @@ static void test_csv(void **state) {
     remove(path);
 }
 
+/* A tensor's NaN or infinity is found while its numbers are copied into the
+ * snapshot: the step with one is marked, the next is not. */
+static void test_snapshot_nonfinite_tensor(void **state) {
+    (void)state;
+    bpv_model *m = load("data x = [1, 0, 2, 3]\ndata y = [2, 0, 4, 6]\nparam w = 1.5\n"
+                        "loss = sum((x * w - y)^2 + relu(-1 / x))\n"
+                        "train epochs=1 lr=0.01 batch=2\n");
+    char *out = run(m, "1,2", 0);
+    free(out);
+    assert_int_equal(m->nsnaps, 2);
+    const bpv_snapshot *s = m->snaps[0];
+    assert_int_equal(s->nf_pass, 1);
+    assert_int_equal(s->nodes[s->nf_node].op, BPV_OP_DIV);
+    assert_true(s->nodes[s->nf_node].nonfinite);
+    s = m->snaps[1];
+    assert_int_equal(s->nf_pass, 0);
+    for (int i = 0; i < s->nnodes; i++) assert_false(s->nodes[i].nonfinite);
+    bpv_model_free(m);
+}
+
 /* Snapshots handed back with bpv_snapshot_release are refilled by the next
  * step's take: every step must still read exactly as a fresh snapshot of
  * it would. Each model is run twice, once keeping every snapshot and once
@@ -379,6 +399,9 @@ static void test_snapshot_recycled(void **state) {
          * the others are not */
         "data x = [1, 0, 2]\ndata y = [2, 0, 4]\nparam w = 1.5\n"
         "loss = (x * w - y)^2 + relu(-1 / x)\ntrain epochs=3 lr=0.01\n",
+        /* the same with tensors: the infinity is in the first batch only */
+        "data x = [1, 0, 2, 3]\ndata y = [2, 0, 4, 6]\nparam w = 1.5\n"
+        "loss = sum((x * w - y)^2 + relu(-1 / x))\ntrain epochs=3 lr=0.01 batch=2\n",
     };
     for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
         recycle_log kept, released;
@@ -406,6 +429,7 @@ int main(void) {
         cmocka_unit_test(test_predict_tensors),
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_snapshot_recycled),
+        cmocka_unit_test(test_snapshot_nonfinite_tensor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
