@@ -8,7 +8,8 @@
 # PyTorch in the same run and bpviz's speed-up; the cost of recording every
 # step; peak memory of --step N for growing N; and figure time against dot.
 # Every number is the median of REPS runs (default 3; --quick: 1), with the
-# spread (min-max) beside it. Set BPVIZ=path to time an existing binary.
+# spread (min-max) beside it; recording ratios take the best run of each.
+# Set BPVIZ=path to time an existing binary.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -71,7 +72,9 @@ micrograd $data/micrograd.bp 5000 50
 EOF2
 
 echo
-echo "## recording every step (--snapshot every against none)"
+# a ratio of two short times: the best (least disturbed) of the runs, which
+# on a shared machine varies far less than their median
+echo "## recording every step (--snapshot every against none), best of $reps"
 printf '%-11s %12s %14s %8s\n' model "none ns" "every ns" ratio
 while read -r name file steps; do
   steps=$((steps / scale))
@@ -82,7 +85,7 @@ while read -r name file steps; do
     bpv_ns "$file" --steps "$steps" --snapshot every >>"$out/e"
     i=$((i + 1))
   done
-  n=$(stats <"$out/n" | cut -d' ' -f1) e=$(stats <"$out/e" | cut -d' ' -f1)
+  n=$(stats <"$out/n" | cut -d' ' -f2) e=$(stats <"$out/e" | cut -d' ' -f2)
   printf '%-11s %12.1f %14.1f %7.2fx\n' "$name" "$n" "$e" "$(echo "$e / $n" | bc -l)"
 done <<EOF2
 linear $root/samples/linear.bp 500000
