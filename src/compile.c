@@ -399,8 +399,11 @@ static int cfail(cc *c, size_t off, size_t len, const char *fmt, ...) {
     return -1;
 }
 
-static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bpv_shape *shape,
+static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bpv_shape *shape_in,
                     size_t off, size_t len) {
+    /* callers may pass an existing node's shape, which the realloc below
+     * would free: copy it first */
+    const bpv_shape sh = *shape_in, *shape = &sh;
     if (c->n >= BPV_MAX_NODES)
         return cfail(c, off, len, "the graph would have more than %d nodes (BPV_MAX_NODES)", BPV_MAX_NODES);
     int64_t numel = bpv_shape_numel(shape);
