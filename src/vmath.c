@@ -23,6 +23,23 @@
 #define VM_CLONES
 #endif
 
+/* 1/k! for k = 0..14 */
+static const double inv_fact[15] = {
+    1.0,           1.0,             1.0 / 2.0,        1.0 / 6.0,         1.0 / 24.0,
+    1.0 / 120.0,   1.0 / 720.0,     1.0 / 5040.0,     1.0 / 40320.0,     1.0 / 362880.0,
+    1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0, 1.0 / 6227020800.0,
+    1.0 / 87178291200.0};
+
+/* sum of x^(k-1)/k! for k = 1..top by Horner's rule, highest term first:
+ * exp's series after its constant term, shared by both branches below.
+ * Inlined and fully unrolled so each clone still vectorises the caller. */
+static inline __attribute__((always_inline)) double taylor_tail(double x, int top) {
+    double s = inv_fact[top];
+#pragma GCC unroll 16
+    for (int k = top - 1; k >= 1; k--) s = s * x + inv_fact[k];
+    return s;
+}
+
 VM_CLONES
 void bpv_tanh_f32(const double *x, double *o, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
@@ -31,40 +48,13 @@ void bpv_tanh_f32(const double *x, double *o, int64_t n) {
         ax = ax < 20.0 ? ax : 20.0; /* tanh(20) rounds to 1 in double; NaN is restored below */
         const double u = 2.0 * ax;
         /* expm1(u) for u < 0.5: Taylor series to u^14 (error < 5e-17 relative) */
-        double s = 1.0 / 87178291200.0;
-        s = s * u + 1.0 / 6227020800.0;
-        s = s * u + 1.0 / 479001600.0;
-        s = s * u + 1.0 / 39916800.0;
-        s = s * u + 1.0 / 3628800.0;
-        s = s * u + 1.0 / 362880.0;
-        s = s * u + 1.0 / 40320.0;
-        s = s * u + 1.0 / 5040.0;
-        s = s * u + 1.0 / 720.0;
-        s = s * u + 1.0 / 120.0;
-        s = s * u + 1.0 / 24.0;
-        s = s * u + 1.0 / 6.0;
-        s = s * u + 0.5;
-        s = s * u + 1.0;
-        const double em_small = s * u;
+        const double em_small = taylor_tail(u, 14) * u;
         /* exp(u) - 1 for u >= 0.5: u = k ln2 + r, |r| <= ln2/2 */
         const double shift = 0x1.8p52; /* k lands in kd's low mantissa bits */
         const double kd = u * 0x1.71547652b82fep0 + shift;
         const double k = kd - shift;
         const double r = (u - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
-        double p = 1.0 / 6227020800.0;
-        p = p * r + 1.0 / 479001600.0;
-        p = p * r + 1.0 / 39916800.0;
-        p = p * r + 1.0 / 3628800.0;
-        p = p * r + 1.0 / 362880.0;
-        p = p * r + 1.0 / 40320.0;
-        p = p * r + 1.0 / 5040.0;
-        p = p * r + 1.0 / 720.0;
-        p = p * r + 1.0 / 120.0;
-        p = p * r + 1.0 / 24.0;
-        p = p * r + 1.0 / 6.0;
-        p = p * r + 0.5;
-        p = p * r + 1.0;
-        p = p * r + 1.0;
+        const double p = taylor_tail(r, 13) * r + 1.0; /* exp(r) to r^13 */
         uint64_t kb;
         memcpy(&kb, &kd, sizeof kb);
         kb = (kb + 1023) << 52; /* 2^k, 0 <= k <= 58 */
