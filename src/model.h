@@ -177,7 +177,6 @@ bool bpv_const_eval(bpv_model *m, const bpv_ast *e, const char *what, bpv_shape 
 
 /* Step selections (stepset.c). `total` is the model's step count, which
  * "last" and open ranges resolve to. */
-bool bpv_step_set_has(const bpv_step_set *s, long step, long total);
 /* The highest / lowest selected step (0 for none), for stopping early and
  * for "step past the end" errors. */
 long bpv_step_set_max(const bpv_step_set *s, long total);
@@ -185,8 +184,8 @@ long bpv_step_set_min(const bpv_step_set *s, long total);
 /* How many steps of 1..total the selection keeps (additive, for the
  * kept-steps limit). */
 long bpv_step_set_count(const bpv_step_set *s, long total);
-/* The first selected step >= step (LONG_MAX for none): the runner's
- * per-step check (additive). */
+/* The first selected step >= step (LONG_MAX for none; step itself when it is
+ * selected): the runner's per-step check (additive). */
 long bpv_step_set_next(const bpv_step_set *s, long step, long total);
 
 /* Checks a fn with `grad` (statement `stmt`) and compiles its body and

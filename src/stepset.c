@@ -92,20 +92,6 @@ void bpv_step_set_free(bpv_step_set *s) {
     free(s);
 }
 
-bool bpv_step_set_has(const bpv_step_set *s, long step, long total) {
-    if (!s) return false;
-    for (size_t i = 0; i < s->n; i++) {
-        const step_range *r = &s->r[i];
-        if (r->from_last) {
-            if (step == total) return true;
-            continue;
-        }
-        long to = r->to < 0 ? total : r->to;
-        if (step >= r->from && step <= to && (step - r->from) % r->every == 0) return true;
-    }
-    return false;
-}
-
 long bpv_step_set_max(const bpv_step_set *s, long total) {
     long best = 0;
     if (!s) return 0;

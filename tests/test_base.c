@@ -95,13 +95,14 @@ static void test_step_set(void **state) {
     bpv_error *err = NULL;
     bpv_step_set *s = bpv_step_set_parse("1-8/3,20,last", &err);
     assert_non_null(s);
-    assert_true(bpv_step_set_has(s, 1, 100));
-    assert_true(bpv_step_set_has(s, 4, 100));
-    assert_true(bpv_step_set_has(s, 7, 100));
-    assert_false(bpv_step_set_has(s, 8, 100));
-    assert_true(bpv_step_set_has(s, 20, 100));
-    assert_true(bpv_step_set_has(s, 100, 100));
-    assert_false(bpv_step_set_has(s, 99, 100));
+    /* a step is kept when the next kept step from it is itself */
+    assert_int_equal(bpv_step_set_next(s, 1, 100), 1);
+    assert_int_equal(bpv_step_set_next(s, 4, 100), 4);
+    assert_int_equal(bpv_step_set_next(s, 7, 100), 7);
+    assert_int_equal(bpv_step_set_next(s, 8, 100), 20); /* 8 is not kept */
+    assert_int_equal(bpv_step_set_next(s, 20, 100), 20);
+    assert_int_equal(bpv_step_set_next(s, 100, 100), 100);
+    assert_int_equal(bpv_step_set_next(s, 99, 100), 100); /* 99 is not kept */
     assert_int_equal(bpv_step_set_max(s, 100), 100);
     assert_int_equal(bpv_step_set_min(s, 100), 1);
     bpv_step_set_free(s);
