@@ -256,7 +256,7 @@ typedef struct ck {
 
 static bool ck_init(ck *c, const bpv_graph *g) {
     int n = g->nnodes;
-    size_t total = 64;
+    size_t total = 0;
     int64_t maxel = 1;
     for (int i = 0; i < n; i++) {
         const bpv_node *x = &g->nodes[i];
@@ -300,8 +300,7 @@ static bool ck_init(ck *c, const bpv_graph *g) {
     c->h = *g;
     c->h.dtype = BPV_F64;
     c->h.nodes = c->nodes;
-    c->h.scratch = p;
-    c->h.nscratch = 64;
+    c->h.mm_work = NULL; /* f64 products need none */
     return true;
 }
 

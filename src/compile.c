@@ -865,11 +865,21 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
         for (int k = 0; k < nd[i].nin; k++)
             if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_table[nd[i].op].dlocal[k])
                 need += (size_t)nd[nd[i].in[k]].numel * 8;
-    /* the engine's kernels work in place; a small scratch area is kept for
-     * the graph.h contract */
-    size_t nscratch = 64;
+    /* the f32 matrix products pack their operands: space for the largest of
+     * every product the forward and backward passes make */
+    size_t nwork = 0;
     (void)maxel;
-    need += nscratch * 8;
+    for (int i = 0; i < n; i++) {
+        if (nd[i].kind != BPV_NODE_OP || nd[i].op != BPV_OP_MATMUL) continue;
+        const bpv_shape *a = &nd[nd[i].in[0]].shape, *b = &nd[nd[i].in[1]].shape;
+        int64_t rows = a->rank == 2 ? a->dim[0] : 1, inner = a->rank ? a->dim[a->rank - 1] : 1;
+        int64_t cols = b->rank == 2 ? b->dim[1] : 1;
+        size_t w[3] = {bpv_matmul_work(rows, cols, inner), bpv_matmul_work(rows, inner, cols),
+                       bpv_matmul_work(inner, cols, rows)};
+        for (int k = 0; k < (nd[i].needs_grad ? 3 : 1); k++)
+            if (w[k] > nwork) nwork = w[k];
+    }
+    need += nwork * sizeof(float);
     free(from);
     free(anc);
     if (need > BPV_MAX_MODEL_BYTES || bpv_arena_used(m->arena) > BPV_MAX_MODEL_BYTES - need) {
@@ -884,8 +894,8 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     }
     bpv_graph *g = bpv_arena_alloc(m->arena, sizeof *g);
     bpv_node *nodes = g ? bpv_arena_calloc(m->arena, (size_t)n, sizeof *nodes) : NULL;
-    double *scratch = nodes ? bpv_arena_calloc(m->arena, nscratch, sizeof(double)) : NULL;
-    if (!scratch) goto oom;
+    float *work = nodes && nwork ? bpv_arena_calloc(m->arena, nwork, sizeof(float)) : NULL;
+    if (!nodes || (nwork && !work)) goto oom;
     memcpy(nodes, nd, (size_t)n * sizeof *nodes);
     for (int i = 0; i < n; i++) {
         bpv_node *x = &nodes[i];
@@ -914,8 +924,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     g->nnodes = n;
     g->objective = objective ? target : -1;
     g->batch = c->batch;
-    g->scratch = scratch;
-    g->nscratch = nscratch;
+    g->mm_work = work;
     return g;
 oom:
     bpv_error_set(c->err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory compiling the graph"));

@@ -114,19 +114,12 @@ static inline bool bcast_tail(const bpv_shape *o, const bpv_shape *b) {
 
 /* ---- torch-specific element formulas ------------------------------------- */
 
-/* A const scalar operand stands for a Python number in the torch program:
- * `x ** 2` takes torch's scalar-exponent path and `2 / x` is computed by
- * Tensor.__rtruediv__ as x.reciprocal() * 2. */
-static bool python_number(const bpv_node *x) {
-    return x->kind == BPV_NODE_CONST && x->numel == 1;
-}
-
 static bool pow_scalar_mode(const bpv_graph *g, const bpv_node *n) {
-    return python_number(&g->nodes[n->in[1]]);
+    return bpv_python_number(&g->nodes[n->in[1]]);
 }
 
 static bool rdiv_mode(const bpv_graph *g, const bpv_node *n) {
-    return python_number(&g->nodes[n->in[0]]) && g->nodes[n->in[1]].kind != BPV_NODE_CONST;
+    return bpv_python_number(&g->nodes[n->in[0]]) && g->nodes[n->in[1]].kind != BPV_NODE_CONST;
 }
 
 /* One tanh as the tanh op computes it (vmath.c for f32). */
@@ -279,7 +272,7 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_MATMUL: {
         int64_t m, k, p;
         mat_dims(A, B, &m, &k, &p);
-        bpv_matmul(dt, m, p, k, A->val, k, 1, B->val, p, 1, o);
+        bpv_matmul(dt, m, p, k, A->val, k, 1, B->val, p, 1, o, g->mm_work);
         break;
     }
     case BPV_OP_MSE:
@@ -496,7 +489,7 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         } else {
             /* pow_backward_self / pow_backward_exponent (tensor exponent) */
             GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * R(pow(a, R(b - 1.0))))));
-            GRAD2(1, R(gv * ((a == 0 && b >= 0) ? 0.0 : R(y * R(log(a))))));
+            GRAD2(1, R(gv * bpv_pow_dexp(dt, a, b, y)));
         }
         break;
     case BPV_OP_NEG: GRAD1(-gv); break;
@@ -557,11 +550,11 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         int64_t m, k, p;
         mat_dims(A, B, &m, &k, &p);
         if (edge_live(g, n, 0)) { /* g @ b^T */
-            bpv_matmul(dt, m, k, p, gr, p, 1, B->val, 1, p, n->edge_grad[0]);
+            bpv_matmul(dt, m, k, p, gr, p, 1, B->val, 1, p, n->edge_grad[0], g->mm_work);
             pass_grad(g, n, 0);
         }
         if (edge_live(g, n, 1)) { /* a^T @ g */
-            bpv_matmul(dt, k, p, m, A->val, 1, k, gr, p, 1, n->edge_grad[1]);
+            bpv_matmul(dt, k, p, m, A->val, 1, k, gr, p, 1, n->edge_grad[1], g->mm_work);
             pass_grad(g, n, 1);
         }
         break;
@@ -785,9 +778,9 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
         else LOCAL2(-R(R(a / b) / b));
         return true;
     case BPV_OP_POW:
-        if (k == 1) LOCAL2((a == 0 && b >= 0) ? 0.0 : R(y * R(log(a))));
-        else if (pow_scalar_mode(g, n)) LOCAL2(b == 0 ? 0.0 : R(b * bpv_pow_scalar(dt, a, b - 1.0)));
-        else LOCAL2(b == 0 ? 0.0 : R(b * R(pow(a, R(b - 1.0)))));
+        if (k == 1) LOCAL2(bpv_pow_dexp(dt, a, b, y));
+        else if (pow_scalar_mode(g, n)) LOCAL2(bpv_pow_dbase(dt, a, b, true));
+        else LOCAL2(bpv_pow_dbase(dt, a, b, false));
         return true;
     case BPV_OP_NEG: fill(out, N, -1.0); return true;
     case BPV_OP_IDENTITY: fill(out, N, 1.0); return true;
@@ -821,4 +814,16 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
         break;
     }
     return false;
+}
+
+double bpv_graph_local1(const bpv_graph *g, int ni, int k) {
+    const bpv_node *n = &g->nodes[ni];
+    if (n->op == BPV_OP_POW) { /* the log and pow calls dominate: no walk around them */
+        double a = g->nodes[n->in[0]].val[0], b = g->nodes[n->in[1]].val[0];
+        return k ? bpv_pow_dexp(g->dtype, a, b, n->val[0])
+                 : bpv_pow_dbase(g->dtype, a, b, pow_scalar_mode(g, n));
+    }
+    double o = NAN;
+    bpv_graph_local(g, ni, k, &o);
+    return o;
 }

@@ -152,8 +152,7 @@ typedef struct bpv_graph {
     int nnodes;
     int objective;   /* the node whose gradient is computed (loss), or -1 */
     int64_t batch;   /* samples per step this graph was compiled for (0: none) */
-    double *scratch; /* kernel work space, sized by the compiler */
-    size_t nscratch;
+    float *mm_work;  /* matmul packing space (bpv_matmul_work), sized by the compiler */
     /* Set by each backward pass (engine.c): every param grad was ±0 at its
      * start, so contributions go straight into .grad (bit for bit what
      * torch's sum-then-add gives) instead of being gathered per param. */
@@ -177,13 +176,21 @@ void bpv_graph_backward(bpv_graph *g);
  * elementwise. Returns false (out untouched) for ops whose local derivative
  * is a Jacobian (matmul, reductions over other elements, softmax...). */
 bool bpv_graph_local(const bpv_graph *g, int n, int k, double *out);
+/* bpv_graph_local for a node whose output and inputs are single numbers,
+ * returning the partial (the same bits): snapshots of scalar models ask
+ * for these at every step. Only for ops bpv_graph_local answers. */
+double bpv_graph_local1(const bpv_graph *g, int n, int k);
 
-/* c[M x N] = X @ Y rounded to dt (matmul.c), where X(i, t) = x[i*xr + t*xc]
- * and Y(t, j) = y[t*yr + j*yc]: strides give the transposed forms of the
- * backward pass without copying. Each element is summed in double in t
- * order and rounded once, exactly like the plain triple loop. c must not
- * overlap x or y. */
+/* c[M x N] = X @ Y in dt (matmul.c), where X(i, t) = x[i*xr + t*xc] and
+ * Y(t, j) = y[t*yr + j*yc]: strides give the transposed forms of the
+ * backward pass without copying. Each element is summed in t order from
+ * +0.0, every product and partial sum rounded to dt: reference BLAS's
+ * order, so torch.matmul's bits. c must not overlap x or y. work holds
+ * bpv_matmul_work(M, N, K) floats under f32 (unused, may be NULL, under
+ * f64). */
 void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
-                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c);
+                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work);
+/* Floats of work space bpv_matmul needs for an M x K by K x N product. */
+size_t bpv_matmul_work(int64_t M, int64_t N, int64_t K);
 
 #endif

@@ -5,8 +5,16 @@
 #define BPV_KERNELS_H
 
 #include <math.h>
+#include <stdbool.h>
 
 #include "graph.h"
+
+/* A const scalar operand stands for a Python number in the torch program:
+ * `x ** 2` takes torch's scalar-exponent path and `2 / x` is computed by
+ * Tensor.__rtruediv__ as x.reciprocal() * 2. */
+static inline bool bpv_python_number(const bpv_node *x) {
+    return x->kind == BPV_NODE_CONST && x->numel == 1;
+}
 
 /* torch.pow(tensor, python_number): the CPU kernel special-cases these
  * exponents; others go through std::pow(float, double), one rounding. */
@@ -20,6 +28,23 @@ static inline double bpv_pow_scalar(bpv_dtype dt, double a, double e) {
     if (e == -0.5) return bpv_round(dt, 1.0 / bpv_round(dt, sqrt(a)));
     if (e == -1) return bpv_round(dt, 1.0 / a);
     return bpv_round(dt, pow(a, e));
+}
+
+/* d(a ** b)/da with grad 1, as torch's pow backward computes it; scalar:
+ * the exponent is a Python number. */
+static inline double bpv_pow_dbase(bpv_dtype dt, double a, double b, bool scalar) {
+    if (b == 0) return 0.0;
+    double p = scalar ? bpv_pow_scalar(dt, a, b - 1.0)
+                      : bpv_round(dt, pow(a, bpv_round(dt, b - 1.0)));
+    return bpv_round(dt, b * p);
+}
+
+/* d(a ** b)/db with grad 1: y log(a), 0 where a is 0 (torch masks it). The
+ * log of a negative number is answered here with the NaN libm's error path
+ * would return, (a - a) / (a - a), without that path's cost. */
+static inline double bpv_pow_dexp(bpv_dtype dt, double a, double b, double y) {
+    if (a == 0 && b >= 0) return 0.0;
+    return bpv_round(dt, y * bpv_round(dt, a < 0 ? (a - a) / (a - a) : log(a)));
 }
 
 /* torch's sigmoid kernel: 1 / (1 + exp(-a)), each step in float. */

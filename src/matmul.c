@@ -1,46 +1,59 @@
 /* The matrix product kernel behind `@` and its two backward forms.
  *
- * Every output element is summed in double over t = 0..K-1 in order, from
- * +0.0, and rounded once, exactly as the plain triple loop would: blocking
- * only changes which elements are computed together, never the order of one
- * element's sum, so results are bit for bit those of the naive loop (NaN and
- * Inf land in the same places). No -ffast-math, and FMA only where it cannot
- * change a number: under f32 both factors are float32 values, whose
- * product (48 significant bits) is exact in double, so fma(a, b, s) rounds
- * once exactly where s + a * b does (only a NaN's sign bit may differ, which
- * nothing prints). f64 products are not exact: no FMA.
+ * Every output element is summed over t = 0..K-1 in order, from +0.0, in
+ * the model's dtype: under f32 each product and each partial sum is rounded
+ * to float32, under f64 to double. That is what the reference BLAS behind
+ * PyTorch (sgemm/dgemm, sgemv, sdot; no FMA) does for torch.matmul and both
+ * of its backward products, so `@` gives PyTorch's numbers bit for bit, NaN
+ * and Inf included. Blocking only changes which elements are computed
+ * together, never the order of one element's sum; a partial sum carried
+ * between K-blocks is a value of the dtype, so storing it changes nothing.
+ * No -ffast-math and no FMA (-ffp-contract=off): a fused a * b + s would
+ * skip the product's rounding.
  *
- * Speed comes from a 4x8 register tile (eight independent vector
- * accumulators, each fed by one broadcast and one load per t), a packed
- * K-block of the right operand that stays in L1, and clones chosen at run
- * time: AVX2 (SSE2 by default) for f64, and AVX2 with FMA for f32 on CPUs
- * that have it. */
+ * Speed: the operands are packed into float32 (f32) or double (f64) panels
+ * once per K-block, then a register tile of independent vector
+ * accumulators (each fed by one broadcast and one load per t) walks them.
+ * The f32 tile's multiplies and adds go to separate pipes. Clones are
+ * chosen at run time: AVX2, SSE2 by default. */
 #include <string.h>
 
 #include "graph.h"
 
-#define MR 4    /* rows of the register tile */
-#define NR 8    /* columns: two vectors of four doubles */
-#define KC 256  /* rows of the packed right operand: 16 KiB */
+#define MR 4    /* f64: rows of the register tile */
+#define NR 8    /* f64: columns, two vectors of four doubles */
+#define MRF 4   /* f32: rows of the register tile */
+#define NRF 16  /* f32: columns, two vectors of eight floats */
+#define KC 256  /* rows of a packed K-block */
 
 typedef double v4d __attribute__((vector_size(32)));
-typedef float v4f __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
 
 /* Macros, not functions: a function returning a 32-byte vector would have
  * a different ABI in the SSE2 and AVX2 clones. */
 #define LOAD4(v, p) memcpy(&(v), (p), sizeof(v4d)) /* unaligned load */
 #define STORE4(p, v) memcpy((p), &(v), sizeof(v4d))
 #define SPLAT(a) ((v4d){(a), (a), (a), (a)})
-/* four roundings to float32, each what (double)(float)x gives */
-#define ROUND4F(v) __builtin_convertvector(__builtin_convertvector((v), v4f), v4d)
+#define LOAD8F(v, p) memcpy(&(v), (p), sizeof(v8f))
+/* eight floats widened to doubles (exact) and stored */
+#define STORE8D(p, v) memcpy((p), (v8d[1]){__builtin_convertvector((v), v8d)}, sizeof(v8d))
+#define SPLAT8F(a) ((v8f){(a), (a), (a), (a), (a), (a), (a), (a)})
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define BPV_CLONES __attribute__((target_clones("avx2", "default")))
-/* The f32 kernel with a += b * c contracted into vfmadd (see above). */
-#define BPV_FMA_KERNEL __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
 #else
 #define BPV_CLONES
 #endif
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+size_t bpv_matmul_work(int64_t M, int64_t N, int64_t K) {
+    int64_t kc = K < KC ? K : KC;
+    return (size_t)((round_up(M, MRF) + round_up(N, NRF)) * kc);
+}
+
+/* ---- f64 ------------------------------------------------------------------- */
 
 /* Y[k0 + t, j0 + jj] for t < kc, jj < NR into pack, columns past nr zero;
  * walks the operand along its contiguous dimension. */
@@ -63,21 +76,15 @@ static inline __attribute__((always_inline)) void pack_y(double *pack, const dou
     }
 }
 
-/* The whole product; inlined into each clone, so each compiles it for its
- * own instruction set (and only the FMA kernel contracts). */
-static inline __attribute__((always_inline)) void
-matmul_body(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
-            int64_t xc, const double *y, int64_t yr, int64_t yc, double *c) {
+BPV_CLONES
+static void matmul_f64(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr, int64_t xc,
+                       const double *y, int64_t yr, int64_t yc, double *c) {
     double pack[KC * NR];
-    if (K == 0) { /* an empty sum is +0.0 */
-        for (int64_t i = 0; i < M * N; i++) c[i] = 0.0;
-        return;
-    }
     for (int64_t j0 = 0; j0 < N; j0 += NR) {
         const int64_t nr = N - j0 < NR ? N - j0 : NR;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = K - k0 < KC ? K - k0 : KC;
-            const bool first = k0 == 0, last = k0 + kc == K;
+            const bool first = k0 == 0;
             pack_y(pack, y, yr, yc, k0, kc, j0, nr);
             for (int64_t i0 = 0; i0 < M; i0 += MR) {
                 const int64_t mr = M - i0 < MR ? M - i0 : MR;
@@ -124,11 +131,6 @@ matmul_body(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int6
                     c30 += a * b0;
                     c31 += a * b1;
                 }
-                if (last && dt == BPV_F32) {
-                    c00 = ROUND4F(c00), c01 = ROUND4F(c01), c10 = ROUND4F(c10);
-                    c11 = ROUND4F(c11), c20 = ROUND4F(c20), c21 = ROUND4F(c21);
-                    c30 = ROUND4F(c30), c31 = ROUND4F(c31);
-                }
                 if (full) {
                     STORE4(c0, c00), STORE4(c0 + 4, c01);
                     STORE4(c0 + N, c10), STORE4(c0 + N + 4, c11);
@@ -147,22 +149,158 @@ matmul_body(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int6
     }
 }
 
-#ifdef BPV_FMA_KERNEL
-BPV_FMA_KERNEL
-static void matmul_f32_fma(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
-                           int64_t xc, const double *y, int64_t yr, int64_t yc, double *c) {
-    matmul_body(BPV_F32, M, N, K, x, xr, xc, y, yr, yc, c);
+/* ---- f32 ------------------------------------------------------------------- */
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+/* dst[t * w + l] = src[l * ls + t] as float32 for l < 4, t < kc: four
+ * operand lines, each contiguous along t, become t-major rows. Four by four
+ * blocks are converted and transposed in registers; the conversion is exact
+ * (the values are float32 already). */
+static inline __attribute__((always_inline)) void pack_t4(float *dst, int64_t w,
+                                                          const double *src, int64_t ls,
+                                                          int64_t kc) {
+    int64_t t = 0;
+    for (; t + 4 <= kc; t += 4) {
+        v4d d0, d1, d2, d3;
+        LOAD4(d0, src + t), LOAD4(d1, src + ls + t);
+        LOAD4(d2, src + 2 * ls + t), LOAD4(d3, src + 3 * ls + t);
+        v4f r0 = __builtin_convertvector(d0, v4f), r1 = __builtin_convertvector(d1, v4f);
+        v4f r2 = __builtin_convertvector(d2, v4f), r3 = __builtin_convertvector(d3, v4f);
+        v4f a0 = __builtin_shuffle(r0, r1, (v4i){0, 4, 1, 5});
+        v4f a1 = __builtin_shuffle(r0, r1, (v4i){2, 6, 3, 7});
+        v4f a2 = __builtin_shuffle(r2, r3, (v4i){0, 4, 1, 5});
+        v4f a3 = __builtin_shuffle(r2, r3, (v4i){2, 6, 3, 7});
+        v4f o0 = __builtin_shuffle(a0, a2, (v4i){0, 1, 4, 5});
+        v4f o1 = __builtin_shuffle(a0, a2, (v4i){2, 3, 6, 7});
+        v4f o2 = __builtin_shuffle(a1, a3, (v4i){0, 1, 4, 5});
+        v4f o3 = __builtin_shuffle(a1, a3, (v4i){2, 3, 6, 7});
+        memcpy(dst + t * w, &o0, sizeof o0), memcpy(dst + (t + 1) * w, &o1, sizeof o1);
+        memcpy(dst + (t + 2) * w, &o2, sizeof o2), memcpy(dst + (t + 3) * w, &o3, sizeof o3);
+    }
+    for (; t < kc; t++)
+        for (int64_t l = 0; l < 4; l++) dst[t * w + l] = (float)src[l * ls + t];
 }
-#endif
+
+/* Rows i0.. of X's columns k0..k0+kc as float32, t-major per MRF-row panel
+ * (xp[panel][t][r]); rows past M are zero. */
+static inline __attribute__((always_inline)) void pack_xf(float *xp, const double *x, int64_t xr,
+                                                          int64_t xc, int64_t M, int64_t k0,
+                                                          int64_t kc) {
+    for (int64_t i0 = 0; i0 < M; i0 += MRF, xp += kc * MRF) {
+        const int64_t mr = M - i0 < MRF ? M - i0 : MRF;
+        const double *x0 = x + i0 * xr + k0 * xc;
+        if (mr == MRF && xr == 1) { /* X transposed: a panel's rows are contiguous */
+            for (int64_t t = 0; t < kc; t++)
+                for (int64_t r = 0; r < MRF; r++) xp[t * MRF + r] = (float)x0[t * xc + r];
+        } else if (mr == MRF && xc == 1) {
+            pack_t4(xp, MRF, x0, xr, kc);
+        } else {
+            for (int64_t t = 0; t < kc; t++)
+                for (int64_t r = 0; r < MRF; r++)
+                    xp[t * MRF + r] = r < mr ? (float)x0[r * xr + t * xc] : 0.0f;
+        }
+    }
+}
+
+/* Y's rows k0..k0+kc as float32, one NRF-column panel after another
+ * (yp[panel][t][jj]); columns past N are zero. */
+static inline __attribute__((always_inline)) void pack_yf(float *yp, const double *y, int64_t yr,
+                                                          int64_t yc, int64_t N, int64_t k0,
+                                                          int64_t kc) {
+    for (int64_t j0 = 0; j0 < N; j0 += NRF, yp += kc * NRF) {
+        const int64_t nr = N - j0 < NRF ? N - j0 : NRF;
+        const double *y0 = y + k0 * yr + j0 * yc;
+        if (nr == NRF && yc == 1) {
+            for (int64_t t = 0; t < kc; t++)
+                for (int64_t jj = 0; jj < NRF; jj++) yp[t * NRF + jj] = (float)y0[t * yr + jj];
+        } else if (nr == NRF && yr == 1) { /* Y transposed: columns are contiguous */
+            for (int64_t jj = 0; jj < NRF; jj += 4) pack_t4(yp + jj, NRF, y0 + jj * yc, yc, kc);
+        } else {
+            for (int64_t jj = 0; jj < NRF; jj++)
+                for (int64_t t = 0; t < kc; t++)
+                    yp[t * NRF + jj] = jj < nr ? (float)y0[t * yr + jj * yc] : 0.0f;
+        }
+    }
+}
 
 BPV_CLONES
+static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr, int64_t xc,
+                       const double *y, int64_t yr, int64_t yc, double *c, float *work) {
+    const int64_t kcmax = K < KC ? K : KC;
+    float *xp = work, *yp = work + round_up(M, MRF) * kcmax;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = K - k0 < KC ? K - k0 : KC;
+        const bool first = k0 == 0;
+        pack_xf(xp, x, xr, xc, M, k0, kc);
+        pack_yf(yp, y, yr, yc, N, k0, kc);
+        for (int64_t i0 = 0; i0 < M; i0 += MRF) {
+            const int64_t mr = M - i0 < MRF ? M - i0 : MRF;
+            const float *xpan = xp + i0 * kc;
+            for (int64_t j0 = 0; j0 < N; j0 += NRF) {
+                const int64_t nr = N - j0 < NRF ? N - j0 : NRF;
+                const float *ypan = yp + j0 * kc;
+                double *c0 = c + i0 * N + j0;
+                float tile[MRF][NRF];
+                v8f c00, c01, c10, c11, c20, c21, c30, c31;
+                if (first) { /* the sums start from +0.0 */
+                    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = SPLAT8F(0.0f);
+                } else { /* partial sums of the K-blocks before: float32 values */
+                    for (int r = 0; r < MRF; r++)
+                        for (int jj = 0; jj < NRF; jj++)
+                            tile[r][jj] = r < mr && jj < nr ? (float)c0[r * N + jj] : 0.0f;
+                    LOAD8F(c00, &tile[0][0]), LOAD8F(c01, &tile[0][8]);
+                    LOAD8F(c10, &tile[1][0]), LOAD8F(c11, &tile[1][8]);
+                    LOAD8F(c20, &tile[2][0]), LOAD8F(c21, &tile[2][8]);
+                    LOAD8F(c30, &tile[3][0]), LOAD8F(c31, &tile[3][8]);
+                }
+                const float *a = xpan, *b = ypan;
+                /* one rounded multiply and one rounded add per element and
+                 * t: never contracted (-ffp-contract=off) */
+#pragma GCC unroll 2
+                for (int64_t t = 0; t < kc; t++, a += MRF, b += NRF) {
+                    v8f b0, b1;
+                    LOAD8F(b0, b), LOAD8F(b1, b + 8);
+                    v8f s = SPLAT8F(a[0]);
+                    c00 += s * b0;
+                    c01 += s * b1;
+                    s = SPLAT8F(a[1]);
+                    c10 += s * b0;
+                    c11 += s * b1;
+                    s = SPLAT8F(a[2]);
+                    c20 += s * b0;
+                    c21 += s * b1;
+                    s = SPLAT8F(a[3]);
+                    c30 += s * b0;
+                    c31 += s * b1;
+                }
+                if (mr == MRF && nr == NRF) {
+                    STORE8D(c0, c00), STORE8D(c0 + 8, c01);
+                    STORE8D(c0 + N, c10), STORE8D(c0 + N + 8, c11);
+                    STORE8D(c0 + 2 * N, c20), STORE8D(c0 + 2 * N + 8, c21);
+                    STORE8D(c0 + 3 * N, c30), STORE8D(c0 + 3 * N + 8, c31);
+                    continue;
+                }
+                memcpy(&tile[0][0], &c00, sizeof c00), memcpy(&tile[0][8], &c01, sizeof c01);
+                memcpy(&tile[1][0], &c10, sizeof c10), memcpy(&tile[1][8], &c11, sizeof c11);
+                memcpy(&tile[2][0], &c20, sizeof c20), memcpy(&tile[2][8], &c21, sizeof c21);
+                memcpy(&tile[3][0], &c30, sizeof c30), memcpy(&tile[3][8], &c31, sizeof c31);
+                for (int64_t r = 0; r < mr; r++)
+                    for (int64_t jj = 0; jj < nr; jj++) c0[r * N + jj] = tile[r][jj];
+            }
+        }
+    }
+}
+
 void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
-                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c) {
-#ifdef BPV_FMA_KERNEL
-    if (dt == BPV_F32 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        matmul_f32_fma(M, N, K, x, xr, xc, y, yr, yc, c);
+                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work) {
+    if (K == 0) { /* an empty sum is +0.0 */
+        for (int64_t i = 0; i < M * N; i++) c[i] = 0.0;
         return;
     }
-#endif
-    matmul_body(dt, M, N, K, x, xr, xc, y, yr, yc, c);
+    if (dt == BPV_F32)
+        matmul_f32(M, N, K, x, xr, xc, y, yr, yc, c, work);
+    else
+        matmul_f64(M, N, K, x, xr, xc, y, yr, yc, c);
 }

@@ -92,6 +92,13 @@ typedef struct bpv_snap_one {
     int64_t off;
 } bpv_snap_one;
 
+/* The local partial along edge `slot` of a one-element node (pow, div,
+ * sigmoid...), from bpv_graph_local1. */
+typedef struct bpv_snap_local1 {
+    int64_t off;
+    int node, slot;
+} bpv_snap_local1;
+
 struct bpv_snap_cache {
     int cur_stmt;         /* the params listed depend on the statement */
     size_t off_nodes, off_edges, off_params, off_nums;
@@ -103,6 +110,8 @@ struct bpv_snap_cache {
     /* every step: single numbers scanned and not, then the rest */
     bpv_snap_one *scan1, *copy1;
     int nscan1, ncopy1;
+    bpv_snap_local1 *local1;
+    int nlocal1;
     bpv_snap_seg *segs;
     int nsegs;
     /* local partials that are the same at every step (add, sub, neg, sum...
@@ -145,12 +154,13 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     c->segs = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_seg));
     c->scan1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
     c->copy1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
+    c->local1 = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_local1));
     c->fixed = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_seg));
     double *fixval = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(double));
     int *pnode = malloc(((size_t)m->nparams + 1) * sizeof *pnode);
     double *scratch = malloc((size_t)maxnumel * sizeof *scratch);
     if (!c->templ || !c->voff || !c->goff || !c->loff || !c->coff || !c->poff || !c->segs ||
-        !c->scan1 || !c->copy1 || !c->fixed || !fixval || !pnode || !scratch) {
+        !c->scan1 || !c->copy1 || !c->local1 || !c->fixed || !fixval || !pnode || !scratch) {
         free(pnode), free(scratch);
         return NULL;
     }
@@ -236,7 +246,8 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
                     add_seg(c, sg);
                     break;
                 default:
-                    add_seg(c, sg); /* src NULL: bpv_graph_local */
+                    if (one) c->local1[c->nlocal1++] = (bpv_snap_local1){num, i, k};
+                    else add_seg(c, sg); /* src NULL: bpv_graph_local */
                     break;
                 }
                 num += n->numel;
@@ -350,6 +361,8 @@ bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, lon
     }
     for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
         num[o->off] = *o->src;
+    for (const bpv_snap_local1 *l = c->local1, *end = l + c->nlocal1; l < end; l++)
+        num[l->off] = bpv_graph_local1(g, l->node, l->slot);
     bool finite = zero == 0.0;
     for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
         double *dst = num + sg->off;

@@ -42,10 +42,6 @@ struct bpv_stape {
 #define R(x) bpv_round(dt, (x))
 #define INLINE static inline __attribute__((always_inline))
 
-static bool python_number(const bpv_node *x) {
-    return x->kind == BPV_NODE_CONST && x->numel == 1;
-}
-
 static bool edge_live(const bpv_graph *g, const bpv_node *n, int k) {
     const bpv_node *in = &g->nodes[n->in[k]];
     return n->kind == BPV_NODE_OP && n->needs_grad && n->grad && in->needs_grad &&
@@ -62,9 +58,9 @@ static int tape_op(const bpv_graph *g, const bpv_node *n) {
     case BPV_OP_ADD: return S_ADD;
     case BPV_OP_SUB: return S_SUB;
     case BPV_OP_MUL: return S_MUL;
-    case BPV_OP_DIV: return python_number(A) && B->kind != BPV_NODE_CONST ? S_RDIV : S_DIV;
+    case BPV_OP_DIV: return bpv_python_number(A) && B->kind != BPV_NODE_CONST ? S_RDIV : S_DIV;
     case BPV_OP_POW:
-        if (!python_number(B)) return S_POW;
+        if (!bpv_python_number(B)) return S_POW;
         return B->val[0] == 2 ? S_POW2 : S_POWK;
     case BPV_OP_NEG: return S_NEG;
     case BPV_OP_SIGMOID: return S_SIGMOID;

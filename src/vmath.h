@@ -4,9 +4,8 @@
 
 #include <stdint.h>
 
-/* o[i] = tanh(x[i]) rounded to float32, for dtype f32: the correctly
- * rounded float32 result whenever libm's (float)tanh(x) is (no difference
- * found in 40 million random floats over every range), about five times
+/* o[i] = tanh(x[i]) rounded to float32, for dtype f32: libm's
+ * (float)tanh(x) for every float32 x (checked exhaustively), several times
  * fewer instructions. o may equal x. */
 void bpv_tanh_f32(const double *x, double *o, int64_t n);
 

@@ -14,12 +14,14 @@
 #include <cmocka.h>
 
 #include "graph.h"
+#include "vmath.h"
 
 /* ---- a tiny graph builder ------------------------------------------------ */
 #define TG_MAX 32
 typedef struct tg {
     bpv_graph g;
     bpv_node n[TG_MAX];
+    float mm_work[8192]; /* enough for the products of these small graphs */
 } tg;
 
 static bpv_shape S(int rank, int64_t d0, int64_t d1) {
@@ -33,6 +35,7 @@ static void tg_init(tg *t, bpv_dtype dt) {
     t->g.dtype = dt;
     t->g.nodes = t->n;
     t->g.objective = -1;
+    t->g.mm_work = t->mm_work;
 }
 
 static double *dalloc(int64_t n) {
@@ -349,6 +352,114 @@ static void test_fd_matmul(void **state) {
     tg_free(&t);
 }
 
+/* The matmul kernel against the plain loop that reference BLAS runs (what
+ * torch.matmul calls): each element summed in t order from +0.0, every
+ * product and partial sum rounded to the dtype. Values of many magnitudes
+ * make any other order, a fused multiply-add or a double accumulator show
+ * up; the shapes cover partial tiles and sums that cross K-blocks; strides
+ * cover both transposed forms of the backward pass; NaN, Inf and -0.0 must
+ * land where the loop puts them. */
+static uint64_t mm_rng = 88172645463325252u;
+static double mm_value(bpv_dtype dt) {
+    mm_rng ^= mm_rng << 13, mm_rng ^= mm_rng >> 7, mm_rng ^= mm_rng << 17;
+    unsigned r = (unsigned)(mm_rng >> 40);
+    if (r % 97 == 0) return (r & 1) ? INFINITY : NAN;
+    if (r % 89 == 0) return -0.0;
+    double v = ldexp((double)(r & 0xffff) / 65536.0 + 0.5, (int)(r >> 16 & 15) - 7);
+    if (r >> 20 & 1) v = -v;
+    return bpv_round(dt, v);
+}
+
+static bool same_bits(double a, double b) {
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+static void test_matmul_order(void **state) {
+    (void)state;
+    static const int64_t dims[][3] = {{1, 1, 1},   {1, 5, 9},    {4, 16, 3},  {5, 17, 7},
+                                      {7, 1, 33},  {32, 64, 64}, {3, 33, 255}, {6, 18, 256},
+                                      {9, 20, 257}, {2, 3, 600},  {17, 31, 530}};
+    for (int d = 0; d < 2; d++) {
+        bpv_dtype dt = d ? BPV_F64 : BPV_F32;
+        for (size_t s = 0; s < sizeof dims / sizeof *dims; s++) {
+            int64_t M = dims[s][0], N = dims[s][1], K = dims[s][2];
+            double *x = dalloc(M * K), *y = dalloc(K * N), *c = dalloc(M * N);
+            float *work = calloc(bpv_matmul_work(M, N, K) + 1, sizeof *work);
+            assert_non_null(work);
+            for (int64_t i = 0; i < M * K; i++) x[i] = mm_value(dt);
+            for (int64_t i = 0; i < K * N; i++) y[i] = mm_value(dt);
+            /* X as stored, X transposed (x read as K x M); Y likewise */
+            for (int form = 0; form < 4; form++) {
+                int64_t xr = form & 1 ? 1 : K, xc = form & 1 ? M : 1;
+                int64_t yr = form & 2 ? 1 : N, yc = form & 2 ? K : 1;
+                bpv_matmul(dt, M, N, K, x, xr, xc, y, yr, yc, c, work);
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++) {
+                        float sf = 0.0f;
+                        double sd = 0.0;
+                        for (int64_t t = 0; t < K; t++) {
+                            double a = x[i * xr + t * xc], b = y[t * yr + j * yc];
+                            if (dt == BPV_F32) {
+                                float p = (float)a * (float)b;
+                                sf = sf + p;
+                            } else {
+                                double p = a * b;
+                                sd = sd + p;
+                            }
+                        }
+                        double want = dt == BPV_F32 ? (double)sf : sd;
+                        if (!same_bits(c[i * N + j], want))
+                            fail_msg("%s %lldx%lldx%lld form %d: c[%lld,%lld] = %a, loop %a",
+                                     d ? "f64" : "f32", (long long)M, (long long)N,
+                                     (long long)K, form, (long long)i, (long long)j,
+                                     c[i * N + j], want);
+                    }
+            }
+            free(x), free(y), free(c), free(work);
+        }
+    }
+}
+
+/* The vectorised float32 tanh against libm's, rounded: every 4093rd bit
+ * pattern of the whole float32 range (both signs, subnormals, infinities,
+ * NaN) and every 127th of 2^-12 <= |x| <= 10, where tanh is neither x nor
+ * 1 and a polynomial a few terms short shows up; in blocks, so the vector
+ * loop and its tail both run. It matched on all 2^31 non-negative inputs
+ * when the polynomial was last changed; this keeps it honest. */
+static int64_t tanh_mismatches(uint64_t lo, uint64_t hi, uint64_t stride, int64_t *n) {
+    enum { B = 1000 };
+    static double x[B], o[B];
+    int64_t bad = 0;
+    for (uint64_t u = lo; u <= hi;) {
+        int m = 0;
+        for (; m < B && u <= hi; u += stride) {
+            uint32_t bits = (uint32_t)u;
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            x[m++] = f;
+        }
+        bpv_tanh_f32(x, o, m);
+        for (int i = 0; i < m; i++, (*n)++) {
+            double want = (double)(float)tanh(x[i]);
+            if (!same_bits(o[i], want) && bad++ < 5)
+                print_error("tanh(%a) = %a, libm %a\n", x[i], o[i], want);
+        }
+    }
+    return bad;
+}
+
+static void test_tanh_f32_libm(void **state) {
+    (void)state;
+    int64_t n = 0;
+    assert_int_equal(tanh_mismatches(0, 0xffffffffu, 4093, &n), 0);
+    assert_int_equal(tanh_mismatches(0x39800000u, 0x41200000u, 127, &n), 0);   /* + */
+    assert_int_equal(tanh_mismatches(0xb9800000u, 0xc1200000u, 127, &n), 0);   /* - */
+    double z[3] = {0.0, -0.0, 0x1p-149}, o[3];
+    bpv_tanh_f32(z, o, 3);
+    assert_true(o[0] == 0 && !signbit(o[0]) && o[1] == 0 && signbit(o[1]) && o[2] == 0x1p-149);
+    assert_true(n > 3000000);
+}
+
 static void test_fd_cross_entropy(void **state) {
     (void)state;
     tg t;
@@ -633,6 +744,8 @@ int main(void) {
         cmocka_unit_test(test_fd_scalar_const),
         cmocka_unit_test(test_fd_unary),
         cmocka_unit_test(test_fd_matmul),
+        cmocka_unit_test(test_matmul_order),
+        cmocka_unit_test(test_tanh_f32_libm),
         cmocka_unit_test(test_fd_cross_entropy),
         cmocka_unit_test(test_fd_chain),
         cmocka_unit_test(test_torch_quadratic),

@@ -500,10 +500,56 @@ def nonfinite():
     return r.lines
 
 
+def matmul_exact():
+    r = Run()
+    X = [
+        [-0.529, -1.047, 0.453, -1.283, 0.108, -0.403, -1.326, 0.022, -1.388],
+        [-0.199, -1.29, -1.228, -0.226, 0.981, -1.129, -0.83, 0.382, 1.343],
+        [0.231, -0.31, 1.429, -1.36, 1.075, -0.631, -1.067, -1.147, -0.575],
+        [0.948, -0.958, 0.245, 0.417, -0.383, 0.143, -1.312, -1.321, -0.882],
+        [0.541, -0.217, -0.558, 0.257, -0.14, -0.601, 0.883, 0.597, -0.768],
+        [0.223, 0.076, 1.125, 0.688, -0.636, 1.441, -1.146, -0.246, 0.771],
+    ]
+    Y = [
+        [-1.044, -0.033],
+        [-1.382, 0.505],
+        [0.794, 0.219],
+        [1.126, -0.559],
+        [0.586, 0.283],
+        [0.24, -0.131],
+    ]
+    Wv = [
+        [0.272, 0.356, -0.021, 0.131, -0.351, 0.161, 0.118, 0.394, 0.258],
+        [-0.172, -0.091, 0.135, -0.382, -0.031, -0.266, -0.306, -0.353, 0.215],
+        [-0.297, -0.202, -0.087, 0.297, -0.336, -0.041, 0.04, 0.307, 0.255],
+    ]
+    x = r.data(X)
+    y = r.data(Y)
+    W = r.param("W", Wv)
+    b = r.param("b", [0.146, -0.089, -0.034])
+    V = r.param("V", [[-0.169, 0.461], [0.549, -0.419], [-0.389, -0.322]])
+    c = r.param("c", [0.7, -0.45])
+
+    def h(x):
+        return x @ W.t.T + b.t
+
+    def r_(x, y):
+        return (h(x) @ V.t - y) @ c.t
+
+    def loss(x, y):
+        e = r_(x, y)
+        return e @ e
+
+    r.predict(f"h(x={X[0]})", h, x=X[0])
+    r.train([W, b, V, c], {"x": x, "y": y}, loss, epochs=25, lr=0.01, batch=2)
+    r.predict(f"h(x={X[1]})", h, x=X[1])
+    r.predict(f"r(x={X[:2]}, y={Y[:2]})", r_, x=X[:2], y=Y[:2])
+    return r.lines
+
 MODELS = {f.__name__: f for f in [
     linear, quadratic, divsub, powers, pow4, unary_fns, vector, two_layer,
     batch_mse, batch_all, bce, cross_entropy, momentum, adam, adam_opts,
-    no_zero_grad, two_trains, f64, named_twice, grad_order, fn, nonfinite,
+    no_zero_grad, two_trains, f64, named_twice, grad_order, fn, nonfinite, matmul_exact,
 ]}
 
 
