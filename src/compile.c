@@ -895,13 +895,22 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     bpv_graph *g = bpv_arena_alloc(m->arena, sizeof *g);
     bpv_node *nodes = g ? bpv_arena_calloc(m->arena, (size_t)n, sizeof *nodes) : NULL;
     float *work = nodes && nwork ? bpv_arena_calloc(m->arena, nwork, sizeof(float)) : NULL;
-    if (!nodes || (nwork && !work)) goto oom;
+    /* edges that carry a gradient into each node */
+    int *uses = nodes ? calloc((size_t)n + 1, sizeof *uses) : NULL;
+    if (!nodes || (nwork && !work) || !uses) {
+        free(uses);
+        goto oom;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < nd[i].nin; k++)
+            if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_table[nd[i].op].dlocal[k])
+                uses[nd[i].in[k]]++;
     memcpy(nodes, nd, (size_t)n * sizeof *nodes);
     for (int i = 0; i < n; i++) {
         bpv_node *x = &nodes[i];
         size_t el = (size_t)x->numel;
         if (x->kind == BPV_NODE_OP || x->kind == BPV_NODE_DATA) {
-            if (!(x->val = bpv_arena_calloc(m->arena, el, sizeof(double)))) goto oom;
+            if (!(x->val = bpv_arena_calloc(m->arena, el, sizeof(double)))) goto oom_uses;
             if (x->kind == BPV_NODE_DATA && c->predict) {
                 const bpv_binding *b = find_binding(c, x->name);
                 memcpy(x->val, b->values, el * sizeof(double));
@@ -911,14 +920,23 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
             if (x->kind == BPV_NODE_PARAM)
                 x->grad = m->params[x->ref].grad; /* .grad persists across steps */
             else if (!(x->grad = bpv_arena_calloc(m->arena, el, sizeof(double))))
-                goto oom;
-            for (int k = 0; k < x->nin; k++)
-                if (nodes[x->in[k]].needs_grad && bpv_op_table[x->op].dlocal[k] &&
-                    !(x->edge_grad[k] = bpv_arena_calloc(m->arena, (size_t)nodes[x->in[k]].numel,
-                                                         sizeof(double))))
-                    goto oom;
+                goto oom_uses;
+            for (int k = 0; k < x->nin; k++) {
+                bpv_node *in = &nodes[x->in[k]];
+                if (!in->needs_grad || !bpv_op_table[x->op].dlocal[k]) continue;
+                /* a tensor's only gradient is this edge's: the edge is written
+                 * straight into the input's grad, which would be a copy of it
+                 * (pass_grad). Not params (they accumulate) nor single numbers
+                 * (the scalar tape adds every edge into its input). */
+                if (uses[x->in[k]] == 1 && in->kind != BPV_NODE_PARAM && in->numel > 1)
+                    x->edge_grad[k] = in->grad;
+                else if (!(x->edge_grad[k] = bpv_arena_calloc(m->arena, (size_t)in->numel,
+                                                               sizeof(double))))
+                    goto oom_uses;
+            }
         }
     }
+    free(uses);
     g->dtype = m->dtype;
     g->nodes = nodes;
     g->nnodes = n;
@@ -926,6 +944,8 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     g->batch = c->batch;
     g->mm_work = work;
     return g;
+oom_uses:
+    free(uses);
 oom:
     bpv_error_set(c->err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory compiling the graph"));
     return NULL;

@@ -361,6 +361,10 @@ static void pass_grad(bpv_graph *g, const bpv_node *n, int k) {
     bpv_node *in = &g->nodes[n->in[k]];
     const double *e = n->edge_grad[k];
     if ((in->kind == BPV_NODE_PARAM && !g->param_direct) || !in->grad) return;
+    if (e == in->grad) { /* the input's only edge, computed in place (compile.c) */
+        in->grad_pending = false;
+        return;
+    }
     if (in->grad_pending) {
         memcpy(in->grad, e, (size_t)in->numel * sizeof *e);
         in->grad_pending = false;

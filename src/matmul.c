@@ -49,8 +49,10 @@ typedef double v8d __attribute__((vector_size(64)));
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 size_t bpv_matmul_work(int64_t M, int64_t N, int64_t K) {
-    int64_t kc = K < KC ? K : KC;
-    return (size_t)((round_up(M, MRF) + round_up(N, NRF)) * kc);
+    /* either orientation (bpv_matmul picks one) */
+    int64_t kc = K < KC ? K : KC, a = round_up(M, MRF) + round_up(N, NRF);
+    int64_t b = round_up(N, MRF) + round_up(M, NRF);
+    return (size_t)((a > b ? a : b) * kc);
 }
 
 /* ---- f64 ------------------------------------------------------------------- */
@@ -227,7 +229,8 @@ static inline __attribute__((always_inline)) void pack_yf(float *yp, const doubl
 
 BPV_CLONES
 static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr, int64_t xc,
-                       const double *y, int64_t yr, int64_t yc, double *c, float *work) {
+                       const double *y, int64_t yr, int64_t yc, double *c, int64_t cr,
+                       int64_t cc, float *work) {
     const int64_t kcmax = K < KC ? K : KC;
     float *xp = work, *yp = work + round_up(M, MRF) * kcmax;
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
@@ -241,7 +244,7 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
             for (int64_t j0 = 0; j0 < N; j0 += NRF) {
                 const int64_t nr = N - j0 < NRF ? N - j0 : NRF;
                 const float *ypan = yp + j0 * kc;
-                double *c0 = c + i0 * N + j0;
+                double *c0 = c + i0 * cr + j0 * cc;
                 float tile[MRF][NRF];
                 v8f c00, c01, c10, c11, c20, c21, c30, c31;
                 if (first) { /* the sums start from +0.0 */
@@ -249,7 +252,7 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
                 } else { /* partial sums of the K-blocks before: float32 values */
                     for (int r = 0; r < MRF; r++)
                         for (int jj = 0; jj < NRF; jj++)
-                            tile[r][jj] = r < mr && jj < nr ? (float)c0[r * N + jj] : 0.0f;
+                            tile[r][jj] = r < mr && jj < nr ? (float)c0[r * cr + jj * cc] : 0.0f;
                     LOAD8F(c00, &tile[0][0]), LOAD8F(c01, &tile[0][8]);
                     LOAD8F(c10, &tile[1][0]), LOAD8F(c11, &tile[1][8]);
                     LOAD8F(c20, &tile[2][0]), LOAD8F(c21, &tile[2][8]);
@@ -275,11 +278,11 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
                     c30 += s * b0;
                     c31 += s * b1;
                 }
-                if (mr == MRF && nr == NRF) {
+                if (mr == MRF && nr == NRF && cc == 1) {
                     STORE8D(c0, c00), STORE8D(c0 + 8, c01);
-                    STORE8D(c0 + N, c10), STORE8D(c0 + N + 8, c11);
-                    STORE8D(c0 + 2 * N, c20), STORE8D(c0 + 2 * N + 8, c21);
-                    STORE8D(c0 + 3 * N, c30), STORE8D(c0 + 3 * N + 8, c31);
+                    STORE8D(c0 + cr, c10), STORE8D(c0 + cr + 8, c11);
+                    STORE8D(c0 + 2 * cr, c20), STORE8D(c0 + 2 * cr + 8, c21);
+                    STORE8D(c0 + 3 * cr, c30), STORE8D(c0 + 3 * cr + 8, c31);
                     continue;
                 }
                 memcpy(&tile[0][0], &c00, sizeof c00), memcpy(&tile[0][8], &c01, sizeof c01);
@@ -287,11 +290,14 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
                 memcpy(&tile[2][0], &c20, sizeof c20), memcpy(&tile[2][8], &c21, sizeof c21);
                 memcpy(&tile[3][0], &c30, sizeof c30), memcpy(&tile[3][8], &c31, sizeof c31);
                 for (int64_t r = 0; r < mr; r++)
-                    for (int64_t jj = 0; jj < nr; jj++) c0[r * N + jj] = tile[r][jj];
+                    for (int64_t jj = 0; jj < nr; jj++) c0[r * cr + jj * cc] = tile[r][jj];
             }
         }
     }
 }
+
+/* Lanes a product computes with its tiles, padding included. */
+static int64_t padded(int64_t M, int64_t N) { return round_up(M, MRF) * round_up(N, NRF); }
 
 void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
                 int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work) {
@@ -299,8 +305,13 @@ void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, 
         for (int64_t i = 0; i < M * N; i++) c[i] = 0.0;
         return;
     }
-    if (dt == BPV_F32)
-        matmul_f32(M, N, K, x, xr, xc, y, yr, yc, c, work);
+    /* A narrow product (a few columns, many rows) fills the 16-lane tiles
+     * better as its transpose, C^T = Y^T X^T: each element is the same sum
+     * of the same products in the same order (a * b == b * a exactly). */
+    if (dt == BPV_F32 && padded(N, M) < padded(M, N))
+        matmul_f32(N, M, K, y, yc, yr, x, xc, xr, c, 1, N, work);
+    else if (dt == BPV_F32)
+        matmul_f32(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
     else
         matmul_f64(M, N, K, x, xr, xc, y, yr, yc, c);
 }
