@@ -110,6 +110,7 @@ static void set_note(bpv_snapshot *s, bpv_buf *b) {
 }
 
 bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
+    bpv_snapshot_locals(s); /* the note quotes a local partial */
     s->nf_pass = 0;
     s->nf_node = s->nf_edge = -1;
     s->nf_note[0] = '\0';
@@ -301,6 +302,8 @@ static bool ck_init(ck *c, const bpv_graph *g) {
     c->h.dtype = BPV_F64;
     c->h.nodes = c->nodes;
     c->h.mm_work = NULL; /* f64 products need none */
+    c->h.nums = NULL;    /* the copies above are not one block */
+    c->h.nnums = 0;
     return true;
 }
 
@@ -483,6 +486,7 @@ static void check_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const double
 bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
     (void)m;
     s->gradchecked = true;
+    bpv_snapshot_locals(s); /* the marks compare against the local partials */
     ck c;
     if (!ck_init(&c, g)) return false;
     /* local partials, on the step's own inputs; the double backward on

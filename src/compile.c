@@ -906,21 +906,32 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
             if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_table[nd[i].op].dlocal[k])
                 uses[nd[i].in[k]]++;
     memcpy(nodes, nd, (size_t)n * sizeof *nodes);
-    for (int i = 0; i < n; i++) {
-        bpv_node *x = &nodes[i];
-        size_t el = (size_t)x->numel;
-        if (x->kind == BPV_NODE_OP || x->kind == BPV_NODE_DATA) {
-            if (!(x->val = bpv_arena_calloc(m->arena, el, sizeof(double)))) goto oom_uses;
-            if (x->kind == BPV_NODE_DATA && c->predict) {
-                const bpv_binding *b = find_binding(c, x->name);
-                memcpy(x->val, b->values, el * sizeof(double));
-            }
+    /* Every number the graph owns (values, grads, edge gradients) lives in
+     * one block, in node order: the first pass sizes it, the second hands
+     * it out. A snapshot copies the block whole. */
+    double *nums = NULL;
+    int64_t used = 0;
+    for (int pass = 0; pass < 2; pass++) {
+#define CARVE(ptr, count) ((ptr) = nums ? nums + used : NULL, used += (int64_t)(count))
+        if (pass) {
+            if (!(nums = bpv_arena_calloc(m->arena, (size_t)(used ? used : 1), sizeof(double))))
+                goto oom_uses;
+            used = 0;
         }
-        if (x->needs_grad) {
+        for (int i = 0; i < n; i++) {
+            bpv_node *x = &nodes[i];
+            if (x->kind == BPV_NODE_OP || x->kind == BPV_NODE_DATA) {
+                CARVE(x->val, x->numel);
+                if (pass && x->kind == BPV_NODE_DATA && c->predict) {
+                    const bpv_binding *b = find_binding(c, x->name);
+                    memcpy(x->val, b->values, (size_t)x->numel * sizeof(double));
+                }
+            }
+            if (!x->needs_grad) continue;
             if (x->kind == BPV_NODE_PARAM)
                 x->grad = m->params[x->ref].grad; /* .grad persists across steps */
-            else if (!(x->grad = bpv_arena_calloc(m->arena, el, sizeof(double))))
-                goto oom_uses;
+            else
+                CARVE(x->grad, x->numel);
             for (int k = 0; k < x->nin; k++) {
                 bpv_node *in = &nodes[x->in[k]];
                 if (!in->needs_grad || !bpv_op_table[x->op].dlocal[k]) continue;
@@ -930,13 +941,15 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
                  * (the scalar tape adds every edge into its input). */
                 if (uses[x->in[k]] == 1 && in->kind != BPV_NODE_PARAM && in->numel > 1)
                     x->edge_grad[k] = in->grad;
-                else if (!(x->edge_grad[k] = bpv_arena_calloc(m->arena, (size_t)in->numel,
-                                                               sizeof(double))))
-                    goto oom_uses;
+                else
+                    CARVE(x->edge_grad[k], in->numel);
             }
         }
+#undef CARVE
     }
     free(uses);
+    g->nums = nums;
+    g->nnums = used;
     g->dtype = m->dtype;
     g->nodes = nodes;
     g->nnodes = n;

@@ -153,6 +153,10 @@ typedef struct bpv_graph {
     int objective;   /* the node whose gradient is computed (loss), or -1 */
     int64_t batch;   /* samples per step this graph was compiled for (0: none) */
     float *mm_work;  /* matmul packing space (bpv_matmul_work), sized by the compiler */
+    /* every val, grad and edge_grad of the graph's own nodes (not params'
+     * or constants'), one block in node order (compile.c); may be NULL */
+    double *nums;
+    int64_t nnums;
     /* Set by each backward pass (engine.c): every param grad was ±0 at its
      * start, so contributions go straight into .grad (bit for bit what
      * torch's sum-then-add gives) instead of being gathered per param. */

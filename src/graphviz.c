@@ -1131,6 +1131,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     agreseterrors();
 
     int n = snap->nnodes;
+    bpv_snapshot_locals(snap);
     fig f = {.s = snap, .o = opt, .vary = cur_vary};
     f.t = &themes[(unsigned)opt->theme < sizeof themes / sizeof themes[0] ? opt->theme : 0];
     f.gv = calloc((size_t)n + 1, sizeof *f.gv);

@@ -114,6 +114,7 @@ static void json_check(bpv_buf *b, const bpv_check_mark *k) {
 }
 
 static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
+    bpv_snapshot_locals(s);
     bpv_buf_printf(b, "    {\n      \"step\": %ld,\n      \"epoch\": %ld,\n", s->step, s->epoch);
     json_key(b, "      ", "samples");
     bpv_buf_putc(b, '[');

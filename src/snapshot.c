@@ -76,8 +76,9 @@ typedef struct bpv_snap_cache bpv_snap_cache;
 
 /* One run of numbers a step copies into its snapshot: n doubles from src to
  * the numbers' offset off, or (src NULL) edge `slot` of node `node`'s local
- * partial from bpv_graph_local. The graph's buffers never move, so the lists
- * are built once and a step is a few flat loops over them. */
+ * partial, derived later from the snapshot's own values (bpv_snapshot_locals).
+ * The graph's buffers never move, so the lists are built once and a step is
+ * a few flat loops over them. */
 typedef struct bpv_snap_seg {
     const double *src;
     int64_t off, n;
@@ -92,8 +93,8 @@ typedef struct bpv_snap_one {
     int64_t off;
 } bpv_snap_one;
 
-/* The local partial along edge `slot` of a one-element node (pow, div,
- * sigmoid...), from bpv_graph_local1. */
+/* The local partial along edge `slot` of a one-element node (mul, pow,
+ * div, sigmoid...), from bpv_graph_local1. */
 typedef struct bpv_snap_local1 {
     int64_t off;
     int node, slot;
@@ -110,10 +111,16 @@ struct bpv_snap_cache {
     /* every step: single numbers scanned and not, then the rest */
     bpv_snap_one *scan1, *copy1;
     int nscan1, ncopy1;
-    bpv_snap_local1 *local1;
-    int nlocal1;
     bpv_snap_seg *segs;
     int nsegs;
+    /* local partials, derived when first read: one-element nodes, then
+     * tensors (segs with src NULL), computed on `view`, a copy of the graph
+     * whose values are repointed at the snapshot's */
+    bpv_snap_local1 *local1;
+    int nlocal1;
+    bpv_snap_seg *lazy;
+    int nlazy;
+    bpv_graph *view;
     /* local partials that are the same at every step (add, sub, neg, sum...
      * of one element): written once into each new block */
     bpv_snap_seg *fixed;
@@ -121,9 +128,19 @@ struct bpv_snap_cache {
 };
 
 static void add_seg(bpv_snap_cache *c, bpv_snap_seg sg) {
-    if (sg.src && sg.n == 1 && sg.scan) c->scan1[c->nscan1++] = (bpv_snap_one){sg.src, sg.off};
+    if (!sg.src) c->lazy[c->nlazy++] = sg;
+    else if (sg.n == 1 && sg.scan) c->scan1[c->nscan1++] = (bpv_snap_one){sg.src, sg.off};
     else if (sg.src && sg.n == 1) c->copy1[c->ncopy1++] = (bpv_snap_one){sg.src, sg.off};
     else c->segs[c->nsegs++] = sg;
+}
+
+/* Where p lies in the graph's number block, or -1 when it is elsewhere
+ * (params, constants). Compared as integers: p may belong to another
+ * object. */
+static int64_t block_off(const bpv_graph *g, const double *p) {
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)g->nums;
+    if (!g->nums || a < lo || a >= lo + (uintptr_t)g->nnums * sizeof(double)) return -1;
+    return (int64_t)((a - lo) / sizeof(double));
 }
 
 static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
@@ -155,15 +172,23 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     c->scan1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
     c->copy1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
     c->local1 = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_local1));
+    c->lazy = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_seg));
+    c->view = bpv_arena_alloc(A, sizeof *c->view);
+    bpv_node *vnodes = bpv_arena_calloc(A, (size_t)g->nnodes + 1, sizeof *vnodes);
     c->fixed = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_seg));
     double *fixval = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(double));
     int *pnode = malloc(((size_t)m->nparams + 1) * sizeof *pnode);
     double *scratch = malloc((size_t)maxnumel * sizeof *scratch);
     if (!c->templ || !c->voff || !c->goff || !c->loff || !c->coff || !c->poff || !c->segs ||
-        !c->scan1 || !c->copy1 || !c->local1 || !c->fixed || !fixval || !pnode || !scratch) {
+        !c->scan1 || !c->copy1 || !c->local1 || !c->lazy || !c->view || !vnodes || !c->fixed ||
+        !fixval || !pnode || !scratch) {
         free(pnode), free(scratch);
         return NULL;
     }
+    *c->view = *g;
+    memcpy(vnodes, g->nodes, (size_t)g->nnodes * sizeof *vnodes);
+    c->view->nodes = vnodes;
+    c->view->snap_cache = NULL;
     bpv_snapshot *s = (bpv_snapshot *)c->templ;
     bpv_snap_node *nodes = (bpv_snap_node *)(c->templ + c->off_nodes);
     bpv_snap_edge *edges = (bpv_snap_edge *)(c->templ + c->off_edges);
@@ -178,7 +203,13 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     s->cache = c;
     bpv_buf fb;
     bpv_buf_init(&fb);
+    /* the graph's own numbers first, as one copy; then whatever lies
+     * outside the block, one run each */
     int64_t num = 0;
+    if (g->nums && g->nnums) {
+        add_seg(c, (bpv_snap_seg){.src = g->nums, .off = 0, .n = g->nnums, .scan = true});
+        num = g->nnums;
+    }
     int e = 0;
     bool ok = true;
     for (int k = 0; k < m->nparams; k++) pnode[k] = -1;
@@ -201,11 +232,13 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
             sn->fn = n->custom->name;
             for (int k = 0; k < n->nin; k++) sn->fn_dlocal[k] = n->custom->dlocal[k];
         }
-        c->voff[i] = num;
-        add_seg(c, (bpv_snap_seg){.src = n->val, .off = num, .n = n->numel, .scan = true});
-        num += n->numel;
+        if ((c->voff[i] = block_off(g, n->val)) < 0) {
+            c->voff[i] = num;
+            add_seg(c, (bpv_snap_seg){.src = n->val, .off = num, .n = n->numel, .scan = true});
+            num += n->numel;
+        }
         c->goff[i] = -1;
-        if (n->grad) {
+        if (n->grad && (c->goff[i] = block_off(g, n->grad)) < 0) {
             c->goff[i] = num;
             add_seg(c, (bpv_snap_seg){.src = n->grad, .off = num, .n = n->numel, .scan = true});
             num += n->numel;
@@ -241,18 +274,14 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
                     sg.src = &fixval[c->nfixed];
                     c->fixed[c->nfixed++] = sg;
                     break;
-                case BPV_OP_MUL:
-                    sg.src = g->nodes[n->in[1 - k]].val;
-                    add_seg(c, sg);
-                    break;
                 default:
                     if (one) c->local1[c->nlocal1++] = (bpv_snap_local1){num, i, k};
-                    else add_seg(c, sg); /* src NULL: bpv_graph_local */
+                    else add_seg(c, sg); /* src NULL: derived later */
                     break;
                 }
                 num += n->numel;
             }
-            if (n->edge_grad[k]) {
+            if (n->edge_grad[k] && (c->coff[e] = block_off(g, n->edge_grad[k])) < 0) {
                 c->coff[e] = num;
                 int64_t cn = g->nodes[n->in[k]].numel;
                 add_seg(c, (bpv_snap_seg){.src = n->edge_grad[k], .off = num, .n = cn});
@@ -361,19 +390,32 @@ bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, lon
     }
     for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
         num[o->off] = *o->src;
-    for (const bpv_snap_local1 *l = c->local1, *end = l + c->nlocal1; l < end; l++)
-        num[l->off] = bpv_graph_local1(g, l->node, l->slot);
     bool finite = zero == 0.0;
     for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
         double *dst = num + sg->off;
-        if (!sg->src) bpv_graph_local(g, sg->node, sg->slot, dst);
-        else if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
+        if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
         else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
     }
+    s->locals_pending = c->nlocal1 + c->nlazy > 0;
     /* the template says "all finite" (check.c looks no further when every
      * value and grad is finite) */
     s->pristine = finite || !bpv_snapshot_nonfinite(s);
     return s;
+}
+
+void bpv_snapshot_locals(const bpv_snapshot *cs) {
+    if (!cs->locals_pending) return;
+    /* derived numbers go into the snapshot's own (malloc'd) block */
+    bpv_snapshot *s = (bpv_snapshot *)cs;
+    const bpv_snap_cache *c = s->cache;
+    bpv_graph *v = c->view;
+    for (int i = 0; i < v->nnodes; i++) v->nodes[i].val = s->nodes[i].value;
+    double *num = (double *)((char *)s + c->off_nums);
+    for (const bpv_snap_local1 *l = c->local1, *end = l + c->nlocal1; l < end; l++)
+        num[l->off] = bpv_graph_local1(v, l->node, l->slot);
+    for (const bpv_snap_seg *sg = c->lazy, *end = sg + c->nlazy; sg < end; sg++)
+        bpv_graph_local(v, sg->node, sg->slot, num + sg->off);
+    s->locals_pending = false;
 }
 
 void bpv_snapshot_set_after(bpv_snapshot *s, const bpv_model *m) {

@@ -100,6 +100,8 @@ struct bpv_snapshot {
     const struct bpv_snap_cache *cache;
     int64_t cap_samples;
     bool pristine;
+    /* edges[].local not derived yet: see bpv_snapshot_locals */
+    bool locals_pending;
 };
 
 struct bpv_model;
@@ -110,6 +112,13 @@ struct bpv_model;
 bpv_snapshot *bpv_snapshot_take(struct bpv_model *m, const bpv_graph *g, long step, long epoch,
                                 const int64_t *samples, int64_t nsamples);
 void bpv_snapshot_set_after(bpv_snapshot *s, const struct bpv_model *m);
+/* Fills edges[].local. A take records values, grads and chained partials;
+ * the local partials are functions of the recorded values, so they are
+ * computed from them (the engine's own bpv_graph_local, on a copy of the
+ * graph pointing at the snapshot's values: the same bits as at the step)
+ * the first time something reads them. Every reader of edges[].local calls
+ * this first; after the first call it returns at once. */
+void bpv_snapshot_locals(const bpv_snapshot *s);
 void bpv_snapshot_free(bpv_snapshot *s);
 /* Gives a snapshot nobody reads any more back to the model, whose next
  * bpv_snapshot_take of the same graph refills it instead of building a new

@@ -217,7 +217,12 @@ static void test_snapshot_contents(void **state) {
     assert_true(snode(s, "y_hat")->grad[0] == -2.0);
     assert_true(snode(s, "w")->grad[0] == -2.0);
     assert_true(snode(s, "loss")->grad[0] == 1.0);
-    /* edges into y_hat = x * w */
+    /* edges into y_hat = x * w. Their local partials are derived from the
+     * snapshot's own values when first read, here after the whole run: w
+     * has moved on since, so reading the live graph would give another w */
+    assert_true(s->locals_pending);
+    bpv_snapshot_locals(s);
+    assert_false(s->locals_pending);
     int yh = (int)(snode(s, "y_hat") - s->nodes);
     int found = 0;
     for (int e = 0; e < s->nedges; e++) {
