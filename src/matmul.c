@@ -154,7 +154,6 @@ static void matmul_f64(int64_t M, int64_t N, int64_t K, const double *x, int64_t
 /* ---- f32 ------------------------------------------------------------------- */
 
 typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
 
 /* dst[t * w + l] = src[l * ls + t] as float32 for l < 4, t < kc: four
  * operand lines, each contiguous along t, become t-major rows. Four by four
@@ -170,14 +169,14 @@ static inline __attribute__((always_inline)) void pack_t4(float *dst, int64_t w,
         LOAD4(d2, src + 2 * ls + t), LOAD4(d3, src + 3 * ls + t);
         v4f r0 = __builtin_convertvector(d0, v4f), r1 = __builtin_convertvector(d1, v4f);
         v4f r2 = __builtin_convertvector(d2, v4f), r3 = __builtin_convertvector(d3, v4f);
-        v4f a0 = __builtin_shuffle(r0, r1, (v4i){0, 4, 1, 5});
-        v4f a1 = __builtin_shuffle(r0, r1, (v4i){2, 6, 3, 7});
-        v4f a2 = __builtin_shuffle(r2, r3, (v4i){0, 4, 1, 5});
-        v4f a3 = __builtin_shuffle(r2, r3, (v4i){2, 6, 3, 7});
-        v4f o0 = __builtin_shuffle(a0, a2, (v4i){0, 1, 4, 5});
-        v4f o1 = __builtin_shuffle(a0, a2, (v4i){2, 3, 6, 7});
-        v4f o2 = __builtin_shuffle(a1, a3, (v4i){0, 1, 4, 5});
-        v4f o3 = __builtin_shuffle(a1, a3, (v4i){2, 3, 6, 7});
+        v4f a0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);
+        v4f a1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+        v4f a2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);
+        v4f a3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+        v4f o0 = __builtin_shufflevector(a0, a2, 0, 1, 4, 5);
+        v4f o1 = __builtin_shufflevector(a0, a2, 2, 3, 6, 7);
+        v4f o2 = __builtin_shufflevector(a1, a3, 0, 1, 4, 5);
+        v4f o3 = __builtin_shufflevector(a1, a3, 2, 3, 6, 7);
         memcpy(dst + t * w, &o0, sizeof o0), memcpy(dst + (t + 1) * w, &o1, sizeof o1);
         memcpy(dst + (t + 2) * w, &o2, sizeof o2), memcpy(dst + (t + 3) * w, &o3, sizeof o3);
     }
