@@ -304,6 +304,17 @@ void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, 
         for (int64_t i = 0; i < M * N; i++) c[i] = 0.0;
         return;
     }
+    if (K == 1) { /* an outer product: +0.0 plus one rounded product (-0.0 becomes +0.0) */
+        for (int64_t i = 0; i < M; i++) {
+            const double a = x[i * xr];
+            double *ci = c + i * N;
+            if (dt == BPV_F32 && yc == 1)
+                for (int64_t j = 0; j < N; j++) ci[j] = (double)(float)(a * y[j]) + 0.0;
+            else
+                for (int64_t j = 0; j < N; j++) ci[j] = bpv_round(dt, a * y[j * yc]) + 0.0;
+        }
+        return;
+    }
     /* A narrow product (a few columns, many rows) fills the 16-lane tiles
      * better as its transpose, C^T = Y^T X^T: each element is the same sum
      * of the same products in the same order (a * b == b * a exactly). */

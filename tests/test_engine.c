@@ -378,7 +378,8 @@ static void test_matmul_order(void **state) {
     (void)state;
     static const int64_t dims[][3] = {{1, 1, 1},   {1, 5, 9},    {4, 16, 3},  {5, 17, 7},
                                       {7, 1, 33},  {32, 64, 64}, {3, 33, 255}, {6, 18, 256},
-                                      {9, 20, 257}, {2, 3, 600},  {17, 31, 530}};
+                                      {9, 20, 257}, {2, 3, 600},  {17, 31, 530}, {9, 20, 1},
+                                      {33, 2, 1}};
     for (int d = 0; d < 2; d++) {
         bpv_dtype dt = d ? BPV_F64 : BPV_F32;
         for (size_t s = 0; s < sizeof dims / sizeof *dims; s++) {
