@@ -154,6 +154,7 @@ static void matmul_f64(int64_t M, int64_t N, int64_t K, const double *x, int64_t
 /* ---- f32 ------------------------------------------------------------------- */
 
 typedef float v4f __attribute__((vector_size(16)));
+_Static_assert(MRF == 4 && NRF % 4 == 0, "pack_t4 packs four lines at a time");
 
 /* dst[t * w + l] = src[l * ls + t] as float32 for l < 4, t < kc: four
  * operand lines, each contiguous along t, become t-major rows. Four by four
