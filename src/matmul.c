@@ -185,44 +185,25 @@ static inline __attribute__((always_inline)) void pack_t4(float *dst, int64_t w,
         for (int64_t l = 0; l < 4; l++) dst[t * w + l] = (float)src[l * ls + t];
 }
 
-/* Rows i0.. of X's columns k0..k0+kc as float32, t-major per MRF-row panel
- * (xp[panel][t][r]); rows past M are zero. */
-static inline __attribute__((always_inline)) void pack_xf(float *xp, const double *x, int64_t xr,
-                                                          int64_t xc, int64_t M, int64_t k0,
-                                                          int64_t kc) {
-    for (int64_t i0 = 0; i0 < M; i0 += MRF, xp += kc * MRF) {
-        const int64_t mr = M - i0 < MRF ? M - i0 : MRF;
-        const double *x0 = x + i0 * xr + k0 * xc;
-        if (mr == MRF && xr == 1) { /* X transposed: a panel's rows are contiguous */
+/* An operand's K-block as float32 panels of w lanes, t-major within each
+ * panel (dst[panel][t][lane]); lanes past n are zero. Lane l of time t is
+ * src[l * ls + t * ts]: X's rows (w = MRF) or Y's columns (w = NRF). The
+ * two loops below read the operand along whichever index is contiguous. */
+static inline __attribute__((always_inline)) void pack_f32(float *dst, const double *src,
+                                                           int64_t ls, int64_t ts, int64_t n,
+                                                           int64_t w, int64_t kc) {
+    for (int64_t l0 = 0; l0 < n; l0 += w, dst += kc * w) {
+        const int64_t nl = n - l0 < w ? n - l0 : w;
+        const double *s0 = src + l0 * ls;
+        if (nl == w && ls == 1) { /* a time's lanes are contiguous */
             for (int64_t t = 0; t < kc; t++)
-                for (int64_t r = 0; r < MRF; r++) xp[t * MRF + r] = (float)x0[t * xc + r];
-        } else if (mr == MRF && xc == 1) {
-            pack_t4(xp, MRF, x0, xr, kc);
+                for (int64_t l = 0; l < w; l++) dst[t * w + l] = (float)s0[t * ts + l];
+        } else if (nl == w && ts == 1) { /* each lane is contiguous in time */
+            for (int64_t l = 0; l < w; l += 4) pack_t4(dst + l, w, s0 + l * ls, ls, kc);
         } else {
             for (int64_t t = 0; t < kc; t++)
-                for (int64_t r = 0; r < MRF; r++)
-                    xp[t * MRF + r] = r < mr ? (float)x0[r * xr + t * xc] : 0.0f;
-        }
-    }
-}
-
-/* Y's rows k0..k0+kc as float32, one NRF-column panel after another
- * (yp[panel][t][jj]); columns past N are zero. */
-static inline __attribute__((always_inline)) void pack_yf(float *yp, const double *y, int64_t yr,
-                                                          int64_t yc, int64_t N, int64_t k0,
-                                                          int64_t kc) {
-    for (int64_t j0 = 0; j0 < N; j0 += NRF, yp += kc * NRF) {
-        const int64_t nr = N - j0 < NRF ? N - j0 : NRF;
-        const double *y0 = y + k0 * yr + j0 * yc;
-        if (nr == NRF && yc == 1) {
-            for (int64_t t = 0; t < kc; t++)
-                for (int64_t jj = 0; jj < NRF; jj++) yp[t * NRF + jj] = (float)y0[t * yr + jj];
-        } else if (nr == NRF && yr == 1) { /* Y transposed: columns are contiguous */
-            for (int64_t jj = 0; jj < NRF; jj += 4) pack_t4(yp + jj, NRF, y0 + jj * yc, yc, kc);
-        } else {
-            for (int64_t jj = 0; jj < NRF; jj++)
-                for (int64_t t = 0; t < kc; t++)
-                    yp[t * NRF + jj] = jj < nr ? (float)y0[t * yr + jj * yc] : 0.0f;
+                for (int64_t l = 0; l < w; l++)
+                    dst[t * w + l] = l < nl ? (float)s0[l * ls + t * ts] : 0.0f;
         }
     }
 }
@@ -236,8 +217,8 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = K - k0 < KC ? K - k0 : KC;
         const bool first = k0 == 0;
-        pack_xf(xp, x, xr, xc, M, k0, kc);
-        pack_yf(yp, y, yr, yc, N, k0, kc);
+        pack_f32(xp, x + k0 * xc, xr, xc, M, MRF, kc); /* X's rows */
+        pack_f32(yp, y + k0 * yr, yc, yr, N, NRF, kc); /* Y's columns */
         for (int64_t i0 = 0; i0 < M; i0 += MRF) {
             const int64_t mr = M - i0 < MRF ? M - i0 : MRF;
             const float *xpan = xp + i0 * kc;
