@@ -230,14 +230,25 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         else FWD2(R(pow(a, b)));
         break;
     case BPV_OP_NEG: for (int64_t i = 0; i < N; i++) o[i] = -x[i]; break;
-    case BPV_OP_SIGMOID: for (int64_t i = 0; i < N; i++) o[i] = bpv_sigmoid(dt, x[i]); break;
+    case BPV_OP_SIGMOID:
+        if (dt == BPV_F32) { /* bpv_sigmoid with its exp vectorised (vmath.c): the same bits */
+            for (int64_t i = 0; i < N; i++) o[i] = -x[i];
+            bpv_exp_f32(o, o, N);
+            for (int64_t i = 0; i < N; i++) o[i] = R(1.0 / R(1.0 + o[i]));
+        } else {
+            for (int64_t i = 0; i < N; i++) o[i] = bpv_sigmoid(dt, x[i]);
+        }
+        break;
     /* torch relu keeps -0.0 and NaN: a < 0 ? 0 : a */
     case BPV_OP_RELU: for (int64_t i = 0; i < N; i++) o[i] = x[i] < 0 ? 0.0 : x[i]; break;
     case BPV_OP_TANH:
         if (dt == BPV_F32) bpv_tanh_f32(x, o, N); /* vectorised: see vmath.c */
         else for (int64_t i = 0; i < N; i++) o[i] = tanh(x[i]);
         break;
-    case BPV_OP_EXP: for (int64_t i = 0; i < N; i++) o[i] = R(exp(x[i])); break;
+    case BPV_OP_EXP:
+        if (dt == BPV_F32) bpv_exp_f32(x, o, N);
+        else for (int64_t i = 0; i < N; i++) o[i] = exp(x[i]);
+        break;
     case BPV_OP_LOG: for (int64_t i = 0; i < N; i++) o[i] = R(log(x[i])); break;
     case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;
     case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;

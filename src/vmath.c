@@ -73,3 +73,27 @@ void bpv_tanh_f32(const double *x, double *o, int64_t n) {
         o[i] = (double)(float)(xi != xi ? xi + xi : t); /* NaN as libm returns it */
     }
 }
+
+VM_CLONES
+void bpv_exp_f32(const double *x, double *o, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const double xi = x[i];
+        /* float32's exp overflows above 88.8 and is 0 below -104; the clamp
+         * keeps 2^k a normal double (NaN passes it and is restored below) */
+        double u = xi < -110.0 ? -110.0 : xi;
+        u = u > 90.0 ? 90.0 : u;
+        /* u = k ln2 + r with |r| <= ln2/2, as in tanh */
+        const double shift = 0x1.8p52;
+        const double kd = u * 0x1.71547652b82fep0 + shift;
+        const double k = kd - shift;
+        const double r = (u - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
+        const double q = expm1_tail(r) * r;
+        uint64_t kb;
+        memcpy(&kb, &kd, sizeof kb);
+        kb = (kb + 1023) << 52; /* 2^k, -159 <= k <= 130: k's low 12 bits */
+        double scale;
+        memcpy(&scale, &kb, sizeof scale);
+        const double e = scale * q + scale; /* 2^k exp(r), one rounding */
+        o[i] = (double)(float)(xi != xi ? xi + xi : e);
+    }
+}

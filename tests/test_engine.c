@@ -421,13 +421,15 @@ static void test_matmul_order(void **state) {
     }
 }
 
-/* The vectorised float32 tanh against libm's, rounded: every 4093rd bit
- * pattern of the whole float32 range (both signs, subnormals, infinities,
- * NaN) and every 127th of 2^-12 <= |x| <= 10, where tanh is neither x nor
- * 1 and a polynomial a few terms short shows up; in blocks, so the vector
- * loop and its tail both run. It matched on all 2^31 non-negative inputs
- * when the polynomial was last changed; this keeps it honest. */
-static int64_t tanh_mismatches(uint64_t lo, uint64_t hi, uint64_t stride, int64_t *n) {
+/* The vectorised float32 tanh and exp against libm's, rounded: every
+ * 4093rd bit pattern of the whole float32 range (both signs, subnormals,
+ * infinities, NaN) and every 127th of the range where the function is
+ * neither trivial nor saturated, where a polynomial a few terms short shows
+ * up; in blocks, so the vector loop and its tail both run. Both matched on
+ * every float32 input when last changed; this keeps them honest. */
+typedef void vm_fn(const double *x, double *o, int64_t n);
+static int64_t vm_mismatches(vm_fn *f, double (*ref)(double), uint64_t lo, uint64_t hi,
+                             uint64_t stride, int64_t *n) {
     enum { B = 1000 };
     static double x[B], o[B];
     int64_t bad = 0;
@@ -439,11 +441,11 @@ static int64_t tanh_mismatches(uint64_t lo, uint64_t hi, uint64_t stride, int64_
             memcpy(&f, &bits, sizeof f);
             x[m++] = f;
         }
-        bpv_tanh_f32(x, o, m);
+        f(x, o, m);
         for (int i = 0; i < m; i++, (*n)++) {
-            double want = (double)(float)tanh(x[i]);
+            double want = (double)(float)ref(x[i]);
             if (!same_bits(o[i], want) && bad++ < 5)
-                print_error("tanh(%a) = %a, libm %a\n", x[i], o[i], want);
+                print_error("f(%a) = %a, libm %a\n", x[i], o[i], want);
         }
     }
     return bad;
@@ -452,12 +454,26 @@ static int64_t tanh_mismatches(uint64_t lo, uint64_t hi, uint64_t stride, int64_
 static void test_tanh_f32_libm(void **state) {
     (void)state;
     int64_t n = 0;
-    assert_int_equal(tanh_mismatches(0, 0xffffffffu, 4093, &n), 0);
-    assert_int_equal(tanh_mismatches(0x39800000u, 0x41200000u, 127, &n), 0);   /* + */
-    assert_int_equal(tanh_mismatches(0xb9800000u, 0xc1200000u, 127, &n), 0);   /* - */
+    assert_int_equal(vm_mismatches(bpv_tanh_f32, tanh, 0, 0xffffffffu, 4093, &n), 0);
+    /* 2^-12 <= |x| <= 10 */
+    assert_int_equal(vm_mismatches(bpv_tanh_f32, tanh, 0x39800000u, 0x41200000u, 127, &n), 0);
+    assert_int_equal(vm_mismatches(bpv_tanh_f32, tanh, 0xb9800000u, 0xc1200000u, 127, &n), 0);
     double z[3] = {0.0, -0.0, 0x1p-149}, o[3];
     bpv_tanh_f32(z, o, 3);
     assert_true(o[0] == 0 && !signbit(o[0]) && o[1] == 0 && signbit(o[1]) && o[2] == 0x1p-149);
+    assert_true(n > 3000000);
+}
+
+static void test_exp_f32_libm(void **state) {
+    (void)state;
+    int64_t n = 0;
+    assert_int_equal(vm_mismatches(bpv_exp_f32, exp, 0, 0xffffffffu, 4093, &n), 0);
+    /* 2^-24 <= |x| <= 128: overflow, underflow to subnormals and 0 */
+    assert_int_equal(vm_mismatches(bpv_exp_f32, exp, 0x33800000u, 0x43000000u, 127, &n), 0);
+    assert_int_equal(vm_mismatches(bpv_exp_f32, exp, 0xb3800000u, 0xc3000000u, 127, &n), 0);
+    double z[4] = {0.0, -0.0, INFINITY, -INFINITY}, o[4];
+    bpv_exp_f32(z, o, 4);
+    assert_true(o[0] == 1 && o[1] == 1 && o[2] == INFINITY && o[3] == 0 && !signbit(o[3]));
     assert_true(n > 3000000);
 }
 
@@ -747,6 +763,7 @@ int main(void) {
         cmocka_unit_test(test_fd_matmul),
         cmocka_unit_test(test_matmul_order),
         cmocka_unit_test(test_tanh_f32_libm),
+        cmocka_unit_test(test_exp_f32_libm),
         cmocka_unit_test(test_fd_cross_entropy),
         cmocka_unit_test(test_fd_chain),
         cmocka_unit_test(test_torch_quadratic),
