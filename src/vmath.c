@@ -46,28 +46,32 @@ static inline __attribute__((always_inline)) double expm1_tail(double r) {
     return o0 + o1 * r8;
 }
 
+/* u = k ln2 + r with |r| <= ln2/2 (Cody-Waite: ln2 in two parts, the first
+ * with trailing zeros so k * ln2hi is exact): returns expm1(r) and sets
+ * *scale = 2^k. k = 0 below ln2/2, where r = u exactly. For |k| <= 1022. */
+static inline __attribute__((always_inline)) double exp_reduce(double u, double *scale) {
+    const double shift = 0x1.8p52; /* k lands in kd's low mantissa bits */
+    const double kd = u * 0x1.71547652b82fep0 + shift;
+    const double k = kd - shift;
+    const double r = (u - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
+    uint64_t kb;
+    memcpy(&kb, &kd, sizeof kb);
+    kb = (kb + 1023) << 52; /* k's low 12 bits, biased: the exponent of 2^k */
+    memcpy(scale, &kb, sizeof *scale);
+    return expm1_tail(r) * r; /* Taylor to r^14: error < 1e-17 relative */
+}
+
 VM_CLONES
 void bpv_tanh_f32(const double *x, double *o, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const double xi = x[i];
         double ax = fabs(xi);
         ax = ax < 20.0 ? ax : 20.0; /* tanh(20) rounds to 1 in double; NaN is restored below */
-        const double u = 2.0 * ax;
-        /* u = k ln2 + r with |r| <= ln2/2 (k = 0 below ln2/2: r = u exactly) */
-        const double shift = 0x1.8p52; /* k lands in kd's low mantissa bits */
-        const double kd = u * 0x1.71547652b82fep0 + shift;
-        const double k = kd - shift;
-        const double r = (u - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
-        /* expm1(r) by its Taylor series to r^14 (error < 1e-17 relative) */
-        const double q = expm1_tail(r) * r;
-        uint64_t kb;
-        memcpy(&kb, &kd, sizeof kb);
-        kb = (kb + 1023) << 52; /* 2^k, 0 <= k <= 58 */
         double scale;
-        memcpy(&scale, &kb, sizeof scale);
-        /* expm1(u) = 2^k expm1(r) + (2^k - 1): the product and 2^k - 1 are
-         * exact, and the sum cannot cancel (expm1(r) > -0.3), so there is one
-         * rounding and no loss for small u */
+        const double q = exp_reduce(2.0 * ax, &scale);
+        /* expm1(2|x|) = 2^k expm1(r) + (2^k - 1): the product and 2^k - 1
+         * are exact, and the sum cannot cancel (expm1(r) > -0.3), so there is
+         * one rounding and no loss for small x */
         const double em = scale * q + (scale - 1.0);
         const double t = copysign(em / (em + 2.0), xi);
         o[i] = (double)(float)(xi != xi ? xi + xi : t); /* NaN as libm returns it */
@@ -82,17 +86,8 @@ void bpv_exp_f32(const double *x, double *o, int64_t n) {
          * keeps 2^k a normal double (NaN passes it and is restored below) */
         double u = xi < -110.0 ? -110.0 : xi;
         u = u > 90.0 ? 90.0 : u;
-        /* u = k ln2 + r with |r| <= ln2/2, as in tanh */
-        const double shift = 0x1.8p52;
-        const double kd = u * 0x1.71547652b82fep0 + shift;
-        const double k = kd - shift;
-        const double r = (u - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
-        const double q = expm1_tail(r) * r;
-        uint64_t kb;
-        memcpy(&kb, &kd, sizeof kb);
-        kb = (kb + 1023) << 52; /* 2^k, -159 <= k <= 130: k's low 12 bits */
         double scale;
-        memcpy(&scale, &kb, sizeof scale);
+        const double q = exp_reduce(u, &scale);
         const double e = scale * q + scale; /* 2^k exp(r), one rounding */
         o[i] = (double)(float)(xi != xi ? xi + xi : e);
     }
