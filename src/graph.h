@@ -181,8 +181,9 @@ void bpv_graph_backward(bpv_graph *g);
  * is a Jacobian (matmul, reductions over other elements, softmax...). */
 bool bpv_graph_local(const bpv_graph *g, int n, int k, double *out);
 /* bpv_graph_local for a node whose output and inputs are single numbers,
- * returning the partial (the same bits): snapshots of scalar models ask
- * for these at every step. Only for ops bpv_graph_local answers. */
+ * returning the partial (the same bits): a scalar model's snapshot derives
+ * one per edge when it is first read. Only for ops bpv_graph_local
+ * answers. */
 double bpv_graph_local1(const bpv_graph *g, int n, int k);
 
 /* c[M x N] = X @ Y in dt (matmul.c), where X(i, t) = x[i*xr + t*xc] and
