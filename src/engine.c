@@ -830,15 +830,3 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
     }
     return false;
 }
-
-double bpv_graph_local1(const bpv_graph *g, int ni, int k) {
-    const bpv_node *n = &g->nodes[ni];
-    if (n->op == BPV_OP_POW) { /* the log and pow calls dominate: no walk around them */
-        double a = g->nodes[n->in[0]].val[0], b = g->nodes[n->in[1]].val[0];
-        return k ? bpv_pow_dexp(g->dtype, a, b, n->val[0])
-                 : bpv_pow_dbase(g->dtype, a, b, pow_scalar_mode(g, n));
-    }
-    double o = NAN;
-    bpv_graph_local(g, ni, k, &o);
-    return o;
-}

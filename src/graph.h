@@ -180,11 +180,6 @@ void bpv_graph_backward(bpv_graph *g);
  * elementwise. Returns false (out untouched) for ops whose local derivative
  * is a Jacobian (matmul, reductions over other elements, softmax...). */
 bool bpv_graph_local(const bpv_graph *g, int n, int k, double *out);
-/* bpv_graph_local for a node whose output and inputs are single numbers,
- * returning the partial (the same bits): a scalar model's snapshot derives
- * one per edge when it is first read. Only for ops bpv_graph_local
- * answers. */
-double bpv_graph_local1(const bpv_graph *g, int n, int k);
 
 /* c[M x N] = X @ Y in dt (matmul.c), where X(i, t) = x[i*xr + t*xc] and
  * Y(t, j) = y[t*yr + j*yc]: strides give the transposed forms of the

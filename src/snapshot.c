@@ -93,13 +93,6 @@ typedef struct bpv_snap_one {
     int64_t off;
 } bpv_snap_one;
 
-/* The local partial along edge `slot` of a one-element node (mul, pow,
- * div, sigmoid...), from bpv_graph_local1. */
-typedef struct bpv_snap_local1 {
-    int64_t off;
-    int node, slot;
-} bpv_snap_local1;
-
 struct bpv_snap_cache {
     int cur_stmt;         /* the params listed depend on the statement */
     size_t off_nodes, off_edges, off_params, off_nums;
@@ -113,11 +106,9 @@ struct bpv_snap_cache {
     int nscan1, ncopy1;
     bpv_snap_seg *segs;
     int nsegs;
-    /* local partials, derived when first read: one-element nodes, then
-     * tensors (segs with src NULL), computed on `view`, a copy of the graph
-     * whose values are repointed at the snapshot's */
-    bpv_snap_local1 *local1;
-    int nlocal1;
+    /* local partials (segs with src NULL), derived when first read on
+     * `view`, a copy of the graph whose values are repointed at the
+     * snapshot's */
     bpv_snap_seg *lazy;
     int nlazy;
     bpv_graph *view;
@@ -171,7 +162,6 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     c->segs = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_seg));
     c->scan1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
     c->copy1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
-    c->local1 = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_local1));
     c->lazy = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_seg));
     c->view = bpv_arena_alloc(A, sizeof *c->view);
     bpv_node *vnodes = bpv_arena_calloc(A, (size_t)g->nnodes + 1, sizeof *vnodes);
@@ -180,7 +170,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     int *pnode = malloc(((size_t)m->nparams + 1) * sizeof *pnode);
     double *scratch = malloc((size_t)maxnumel * sizeof *scratch);
     if (!c->templ || !c->voff || !c->goff || !c->loff || !c->coff || !c->poff || !c->segs ||
-        !c->scan1 || !c->copy1 || !c->local1 || !c->lazy || !c->view || !vnodes || !c->fixed ||
+        !c->scan1 || !c->copy1 || !c->lazy || !c->view || !vnodes || !c->fixed ||
         !fixval || !pnode || !scratch) {
         free(pnode), free(scratch);
         return NULL;
@@ -263,8 +253,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
                 se->nlocal = n->numel;
                 bpv_snap_seg sg = {.off = num, .n = n->numel, .node = i, .slot = k};
                 /* one element: the partial of add, sub, neg, sum... is a
-                 * constant and mul's is the other input, so the engine need
-                 * not be called at every step */
+                 * constant, written once per block instead of derived */
                 bool one = n->numel == 1;
                 for (int j = 0; j < n->nin; j++) one = one && g->nodes[n->in[j]].numel == 1;
                 switch (one ? n->op : BPV_OP_NONE) {
@@ -275,8 +264,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
                     c->fixed[c->nfixed++] = sg;
                     break;
                 default:
-                    if (one) c->local1[c->nlocal1++] = (bpv_snap_local1){num, i, k};
-                    else add_seg(c, sg); /* src NULL: derived later */
+                    add_seg(c, sg); /* src NULL: derived later */
                     break;
                 }
                 num += n->numel;
@@ -396,7 +384,7 @@ bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, lon
         if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
         else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
     }
-    s->locals_pending = c->nlocal1 + c->nlazy > 0;
+    s->locals_pending = c->nlazy > 0;
     /* the template says "all finite" (check.c looks no further when every
      * value and grad is finite) */
     s->pristine = finite || !bpv_snapshot_nonfinite(s);
@@ -411,8 +399,6 @@ void bpv_snapshot_locals(const bpv_snapshot *cs) {
     bpv_graph *v = c->view;
     for (int i = 0; i < v->nnodes; i++) v->nodes[i].val = s->nodes[i].value;
     double *num = (double *)((char *)s + c->off_nums);
-    for (const bpv_snap_local1 *l = c->local1, *end = l + c->nlocal1; l < end; l++)
-        num[l->off] = bpv_graph_local1(v, l->node, l->slot);
     for (const bpv_snap_seg *sg = c->lazy, *end = sg + c->nlazy; sg < end; sg++)
         bpv_graph_local(v, sg->node, sg->slot, num + sg->off);
     s->locals_pending = false;
