@@ -1,4 +1,6 @@
 /* The public API: loading, running and exporting models, atomic writes. */
+/* realpath() is an X/Open function */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -252,6 +254,22 @@ static int write_all(int fd, const char *data, size_t len) {
     return 0;
 }
 
+/* A device or a pipe (/dev/null, a FIFO, /dev/fd/N) is written to as it is:
+ * a file renamed over it would replace it. */
+static int write_in_place(const char *path, const char *data, size_t len, bpv_error **err) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int rc = fd < 0 ? -1 : write_all(fd, data, len);
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc != 0)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
+                                                strerror(e)));
+    return BPV_OK;
+}
+
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
     if (strcmp(path, "-") == 0) {
         fflush(stdout);
@@ -260,6 +278,18 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
                                                     "cannot write to standard output: %s",
                                                     strerror(errno)));
         return BPV_OK;
+    }
+    struct stat st, lst;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return write_in_place(path, data, len, err);
+    /* a symbolic link stays one: its target is what gets replaced */
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        char *real = realpath(path, NULL);
+        if (real) {
+            int rc = bpv_file_write_atomic(real, data, len, err);
+            free(real);
+            return rc;
+        }
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
@@ -280,7 +310,6 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
     /* keep the permissions an ordinary new file would get */
     mode_t mask = umask(0);
     umask(mask);
-    struct stat st;
     mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : (0666 & ~mask);
     int rc = write_all(fd, data, len);
     int e = errno;

@@ -1,8 +1,8 @@
 /* The engine: forward and backward over the topologically sorted node array,
  * one switch per op. Every kernel rounds with R() exactly where PyTorch's
  * float32 CPU kernel rounds (checked against torch 1.13, see
- * tests/torch/ops_reference.py); transcendentals are computed in double and
- * rounded once; reductions accumulate in double and round at the end.
+ * tests/torch/ops_reference.py); tanh, exp, log and sigmoid are torch's
+ * own (vmath.c); reductions accumulate in double and round at the end.
  * No allocation here: the scalar tutorial models run this every step. */
 #include <math.h>
 #include <string.h>
@@ -122,14 +122,6 @@ static bool rdiv_mode(const bpv_graph *g, const bpv_node *n) {
     return bpv_python_number(&g->nodes[n->in[0]]) && g->nodes[n->in[1]].kind != BPV_NODE_CONST;
 }
 
-/* One tanh as the tanh op computes it (vmath.c for f32). */
-static double tanh_r(bpv_dtype dt, double a) {
-    if (dt != BPV_F32) return tanh(a);
-    double o;
-    bpv_tanh_f32(&a, &o, 1);
-    return o;
-}
-
 /* The max that propagates NaN, like torch's vectorized maximum. */
 static double row_max(const double *x, int64_t c) {
     double m = -INFINITY;
@@ -191,9 +183,9 @@ double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double
         case BPV_T_NEG: x = -x; break;
         case BPV_T_SIGMOID: x = bpv_sigmoid(dt, x); break;
         case BPV_T_RELU: x = x < 0 ? 0.0 : x; break;
-        case BPV_T_TANH: x = tanh_r(dt, x); break;
-        case BPV_T_EXP: x = R(exp(x)); break;
-        case BPV_T_LOG: x = R(log(x)); break;
+        case BPV_T_TANH: x = bpv_vmath1(BPV_VF_TANH, dt, x); break;
+        case BPV_T_EXP: x = bpv_vmath1(BPV_VF_EXP, dt, x); break;
+        case BPV_T_LOG: x = bpv_vmath1(BPV_VF_LOG, dt, x); break;
         case BPV_T_SQRT: x = R(sqrt(x)); break;
         case BPV_T_ABS: x = fabs(x); break;
         }
@@ -230,26 +222,13 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         else FWD2(R(pow(a, b)));
         break;
     case BPV_OP_NEG: for (int64_t i = 0; i < N; i++) o[i] = -x[i]; break;
-    case BPV_OP_SIGMOID:
-        if (dt == BPV_F32) { /* bpv_sigmoid with its exp vectorised (vmath.c): the same bits */
-            for (int64_t i = 0; i < N; i++) o[i] = -x[i];
-            bpv_exp_f32(o, o, N);
-            for (int64_t i = 0; i < N; i++) o[i] = R(1.0 / R(1.0 + o[i]));
-        } else {
-            for (int64_t i = 0; i < N; i++) o[i] = bpv_sigmoid(dt, x[i]);
-        }
-        break;
+    /* torch's own kernels, SLEEF's vector functions included (vmath.c) */
+    case BPV_OP_SIGMOID: bpv_vmath(BPV_VF_SIGMOID, dt, x, o, N); break;
     /* torch relu keeps -0.0 and NaN: a < 0 ? 0 : a */
     case BPV_OP_RELU: for (int64_t i = 0; i < N; i++) o[i] = x[i] < 0 ? 0.0 : x[i]; break;
-    case BPV_OP_TANH:
-        if (dt == BPV_F32) bpv_tanh_f32(x, o, N); /* vectorised: see vmath.c */
-        else for (int64_t i = 0; i < N; i++) o[i] = tanh(x[i]);
-        break;
-    case BPV_OP_EXP:
-        if (dt == BPV_F32) bpv_exp_f32(x, o, N);
-        else for (int64_t i = 0; i < N; i++) o[i] = exp(x[i]);
-        break;
-    case BPV_OP_LOG: for (int64_t i = 0; i < N; i++) o[i] = R(log(x[i])); break;
+    case BPV_OP_TANH: bpv_vmath(BPV_VF_TANH, dt, x, o, N); break;
+    case BPV_OP_EXP: bpv_vmath(BPV_VF_EXP, dt, x, o, N); break;
+    case BPV_OP_LOG: bpv_vmath(BPV_VF_LOG, dt, x, o, N); break;
     case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;
     case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;
     case BPV_OP_IDENTITY: memmove(o, x, (size_t)N * sizeof *o); break;

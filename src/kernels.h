@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "graph.h"
+#include "vmath.h"
 
 /* A const scalar operand stands for a Python number in the torch program:
  * `x ** 2` takes torch's scalar-exponent path and `2 / x` is computed by
@@ -39,17 +40,17 @@ static inline double bpv_pow_dbase(bpv_dtype dt, double a, double b, bool scalar
     return bpv_round(dt, b * p);
 }
 
-/* d(a ** b)/db with grad 1: y log(a), 0 where a is 0 (torch masks it). The
- * log of a negative number is answered here with the NaN libm's error path
- * would return, (a - a) / (a - a), without that path's cost. */
+/* d(a ** b)/db with grad 1: y log(a), 0 where a is 0 (torch masks it); the
+ * log is torch's tensor log (vmath.c). */
 static inline double bpv_pow_dexp(bpv_dtype dt, double a, double b, double y) {
     if (a == 0 && b >= 0) return 0.0;
-    return bpv_round(dt, y * bpv_round(dt, a < 0 ? (a - a) / (a - a) : log(a)));
+    return bpv_round(dt, y * bpv_vmath1(BPV_VF_LOG, dt, a));
 }
 
-/* torch's sigmoid kernel: 1 / (1 + exp(-a)), each step in float. */
+/* torch's sigmoid of a one-element tensor (or a custom fn's element):
+ * 1 / (1 + exp(-a)) with libm's exp, each step in the dtype (vmath.c). */
 static inline double bpv_sigmoid(bpv_dtype dt, double a) {
-    return bpv_round(dt, 1.0 / bpv_round(dt, 1.0 + bpv_round(dt, exp(-a))));
+    return bpv_vmath1(BPV_VF_SIGMOID, dt, a);
 }
 
 /* sign as torch's sgn: 0 for ±0 and NaN. */

@@ -28,7 +28,6 @@
 
 typedef double v4d __attribute__((vector_size(32)));
 typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
 
 /* Macros, not functions: a function returning a 32-byte vector would have
  * a different ABI in the SSE2 and AVX2 clones. */
@@ -36,8 +35,15 @@ typedef double v8d __attribute__((vector_size(64)));
 #define STORE4(p, v) memcpy((p), &(v), sizeof(v4d))
 #define SPLAT(a) ((v4d){(a), (a), (a), (a)})
 #define LOAD8F(v, p) memcpy(&(v), (p), sizeof(v8f))
-/* eight floats widened to doubles (exact) and stored */
-#define STORE8D(p, v) memcpy((p), (v8d[1]){__builtin_convertvector((v), v8d)}, sizeof(v8d))
+/* eight floats widened to doubles (exact) and stored, as two halves: a
+ * whole 64-byte vector would go through the stack without AVX-512 */
+#define STORE8D(p, v)                                                             \
+    do {                                                                          \
+        v4d lo_ = __builtin_convertvector(__builtin_shufflevector((v), (v), 0, 1, 2, 3), v4d); \
+        v4d hi_ = __builtin_convertvector(__builtin_shufflevector((v), (v), 4, 5, 6, 7), v4d); \
+        STORE4((p), lo_);                                                         \
+        STORE4((p) + 4, hi_);                                                     \
+    } while (0)
 #define SPLAT8F(a) ((v8f){(a), (a), (a), (a), (a), (a), (a), (a)})
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -260,10 +266,14 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
                     c31 += s * b1;
                 }
                 if (mr == MRF && nr == NRF && cc == 1) {
-                    STORE8D(c0, c00), STORE8D(c0 + 8, c01);
-                    STORE8D(c0 + cr, c10), STORE8D(c0 + cr + 8, c11);
-                    STORE8D(c0 + 2 * cr, c20), STORE8D(c0 + 2 * cr + 8, c21);
-                    STORE8D(c0 + 3 * cr, c30), STORE8D(c0 + 3 * cr + 8, c31);
+                    STORE8D(c0, c00);
+                    STORE8D(c0 + 8, c01);
+                    STORE8D(c0 + cr, c10);
+                    STORE8D(c0 + cr + 8, c11);
+                    STORE8D(c0 + 2 * cr, c20);
+                    STORE8D(c0 + 2 * cr + 8, c21);
+                    STORE8D(c0 + 3 * cr, c30);
+                    STORE8D(c0 + 3 * cr + 8, c31);
                     continue;
                 }
                 memcpy(&tile[0][0], &c00, sizeof c00), memcpy(&tile[0][8], &c01, sizeof c01);

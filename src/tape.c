@@ -166,12 +166,9 @@ INLINE void run_forward(bpv_dtype dt, const fins *f, int n) {
         case S_NEG: o = -a; break;
         case S_SIGMOID: o = bpv_sigmoid(dt, a); break;
         case S_RELU: o = a < 0 ? 0.0 : a; break;
-        case S_TANH: /* as engine.c */
-            if (dt == BPV_F32) bpv_tanh_f32(&a, &o, 1);
-            else o = tanh(a);
-            break;
-        case S_EXP: o = R(exp(a)); break;
-        case S_LOG: o = R(log(a)); break;
+        case S_TANH: o = bpv_vmath1(BPV_VF_TANH, dt, a); break; /* as engine.c */
+        case S_EXP: o = bpv_vmath1(BPV_VF_EXP, dt, a); break;
+        case S_LOG: o = bpv_vmath1(BPV_VF_LOG, dt, a); break;
         case S_SQRT: o = R(sqrt(a)); break;
         case S_ABS: o = fabs(a); break;
         case S_COPY: o = a; break;
@@ -222,7 +219,7 @@ INLINE void run_backward(bpv_dtype dt, const bins *b, int n) {
         case S_POWK: PASS(0, bv == 0 ? 0.0 : R(gv * R(bv * bpv_pow_scalar(dt, a, bv - 1.0)))); break;
         case S_POW:
             PASS(0, bv == 0 ? 0.0 : R(gv * R(bv * R(pow(a, R(bv - 1.0))))));
-            PASS(1, R(gv * ((a == 0 && bv >= 0) ? 0.0 : R(y * R(log(a))))));
+            PASS(1, R(gv * bpv_pow_dexp(dt, a, bv, y)));
             break;
         case S_NEG: PASS(0, -gv); break;
         case S_SIGMOID: PASS(0, R(R(gv * R(1.0 - y)) * y)); break;

@@ -1,94 +1,154 @@
-/* Vectorised elementwise math. tanh was a third of a 64-64-64-1 tanh
- * network's step through libm's scalar tanh/expm1. Here tanh(x) is computed
- * in double from expm1(2|x|) = em as em / (em + 2), with expm1 from one
- * Cody-Waite reduction (2|x| = k ln2 + r) and the Taylor series of expm1(r)
- * to r^14 (evaluated by Estrin's scheme): a few ulps of double, far below float32's half ulp. Rounded to
- * float it equals (float)tanh(x) from libm for every one of the 2^31
- * non-negative float32 inputs (checked exhaustively; tanh is odd and the
- * sign is copied). PyTorch's own vectorised float tanh (Sleef) is itself
- * within 1 ulp of the correctly rounded result, and the tests of tanh
- * compare within 1e-5, so this is the same contract. Only for f32: f64
- * keeps libm. Plain double operations with no contraction (the build has
- * -ffp-contract=off): every clone computes the same bits. no-trapping-math
- * only lets gcc turn the selects below into vector blends; values are
- * unchanged. */
+/* Elementwise tanh, exp, log and sigmoid with PyTorch's bits.
+ *
+ * torch 1.13's CPU kernels (capability AVX2, which needs AVX2 and FMA) do
+ * not call libm for these:
+ *  - tanh, exp and log go through SLEEF's 1-ulp vector functions
+ *    (Sleef_tanhf8_u10 and friends, Sleef_*d4_u10 for float64) for every
+ *    element, the last partial vector included: lane by lane the same bits
+ *    wherever an element sits;
+ *  - sigmoid computes 1 / (exp(0 - x) + 1) with SLEEF's exp on blocks of
+ *    two vectors (16 floats, 8 doubles) and 1 / (1 + exp(-x)) with libm's
+ *    expf/exp on the elements after the last whole block.
+ * On Debian both PyTorch and bpviz load the system's libsleef, so calling it
+ * gives PyTorch's numbers bit for bit (checked against torch on 6 million
+ * inputs and every block remainder; tests/torch/vmath_reference.py). On a
+ * CPU without AVX2 or FMA torch's kernels fall back to libm's float and
+ * double functions element by element, and so does this file. */
 #include <math.h>
 #include <string.h>
 
 #include "vmath.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VM_CLONES __attribute__((target_clones("avx2", "default"), optimize("no-trapping-math")))
-#else
-#define VM_CLONES
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define VM_SLEEF 1
+#define VM_AVX2 __attribute__((target("avx2,fma")))
+/* libsleef's dispatching entry points; sleef.h declares them only to code
+ * compiled for AVX, and only the functions below are. */
+VM_AVX2 __m256 Sleef_tanhf8_u10(__m256);
+VM_AVX2 __m256 Sleef_expf8_u10(__m256);
+VM_AVX2 __m256 Sleef_logf8_u10(__m256);
+VM_AVX2 __m256d Sleef_tanhd4_u10(__m256d);
+VM_AVX2 __m256d Sleef_expd4_u10(__m256d);
+VM_AVX2 __m256d Sleef_logd4_u10(__m256d);
 #endif
 
-/* 1/k! for k = 0..14 */
-static const double inv_fact[15] = {
-    1.0,           1.0,             1.0 / 2.0,        1.0 / 6.0,         1.0 / 24.0,
-    1.0 / 120.0,   1.0 / 720.0,     1.0 / 5040.0,     1.0 / 40320.0,     1.0 / 362880.0,
-    1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0, 1.0 / 6227020800.0,
-    1.0 / 87178291200.0};
-
-/* sum of r^(k-1)/k! for k = 1..14, expm1(r)/r, by Estrin's scheme: pairs,
- * then quads in r^2, octets in r^4 and the halves in r^8. Horner's rule
- * would be one chain of 13 dependent multiply-adds per lane; this is four
- * levels deep, so the loop runs at the pipes' throughput instead of their
- * latency. Inlined so each clone vectorises the caller. */
-static inline __attribute__((always_inline)) double expm1_tail(double r) {
-    const double *c = inv_fact + 1; /* c[k] multiplies r^k */
-    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const double p0 = c[0] + c[1] * r, p1 = c[2] + c[3] * r, p2 = c[4] + c[5] * r;
-    const double p3 = c[6] + c[7] * r, p4 = c[8] + c[9] * r, p5 = c[10] + c[11] * r;
-    const double p6 = c[12] + c[13] * r;
-    const double q0 = p0 + p1 * r2, q1 = p2 + p3 * r2, q2 = p4 + p5 * r2;
-    const double o0 = q0 + q1 * r4, o1 = q2 + p6 * r4;
-    return o0 + o1 * r8;
+/* Whether torch would run its AVX2 kernels here (cached). */
+static bool vm_avx2(void) {
+#ifdef VM_SLEEF
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return have;
+#else
+    return false;
+#endif
 }
 
-/* u = k ln2 + r with |r| <= ln2/2 (Cody-Waite: ln2 in two parts, the first
- * with trailing zeros so k * ln2hi is exact): returns expm1(r) and sets
- * *scale = 2^k. k = 0 below ln2/2, where r = u exactly. For |k| <= 1022. */
-static inline __attribute__((always_inline)) double exp_reduce(double u, double *scale) {
-    const double shift = 0x1.8p52; /* k lands in kd's low mantissa bits */
-    const double kd = u * 0x1.71547652b82fep0 + shift;
-    const double k = kd - shift;
-    const double r = (u - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
-    uint64_t kb;
-    memcpy(&kb, &kd, sizeof kb);
-    kb = (kb + 1023) << 52; /* k's low 12 bits, biased: the exponent of 2^k */
-    memcpy(scale, &kb, sizeof *scale);
-    return expm1_tail(r) * r; /* Taylor to r^14: error < 1e-17 relative */
+/* ---- libm: the elements torch computes one at a time --------------------- */
+
+static double scalar_f32(bpv_vfn fn, float x) {
+    switch (fn) {
+    case BPV_VF_TANH: return tanhf(x);
+    case BPV_VF_EXP: return expf(x);
+    case BPV_VF_LOG: return logf(x);
+    case BPV_VF_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    }
+    return NAN;
 }
 
-VM_CLONES
-void bpv_tanh_f32(const double *x, double *o, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const double xi = x[i];
-        double ax = fabs(xi);
-        ax = ax < 20.0 ? ax : 20.0; /* tanh(20) rounds to 1 in double; NaN is restored below */
-        double scale;
-        const double q = exp_reduce(2.0 * ax, &scale);
-        /* expm1(2|x|) = 2^k expm1(r) + (2^k - 1): the product and 2^k - 1
-         * are exact, and the sum cannot cancel (expm1(r) > -0.3), so there is
-         * one rounding and no loss for small x */
-        const double em = scale * q + (scale - 1.0);
-        const double t = copysign(em / (em + 2.0), xi);
-        o[i] = (double)(float)(xi != xi ? xi + xi : t); /* NaN as libm returns it */
+static double scalar_f64(bpv_vfn fn, double x) {
+    switch (fn) {
+    case BPV_VF_TANH: return tanh(x);
+    case BPV_VF_EXP: return exp(x);
+    case BPV_VF_LOG: return log(x);
+    case BPV_VF_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    }
+    return NAN;
+}
+
+#ifdef VM_SLEEF
+/* ---- SLEEF: whole vectors -------------------------------------------------
+ * The values are float32 numbers held as doubles: narrowing them is exact. */
+
+VM_AVX2 static __m256 sleef_f32(bpv_vfn fn, __m256 v) {
+    switch (fn) {
+    case BPV_VF_TANH: return Sleef_tanhf8_u10(v);
+    case BPV_VF_EXP: return Sleef_expf8_u10(v);
+    case BPV_VF_LOG: return Sleef_logf8_u10(v);
+    case BPV_VF_SIGMOID: {
+        const __m256 one = _mm256_set1_ps(1.0f);
+        __m256 e = Sleef_expf8_u10(_mm256_sub_ps(_mm256_setzero_ps(), v));
+        return _mm256_div_ps(one, _mm256_add_ps(e, one));
+    }
+    }
+    return v;
+}
+
+VM_AVX2 static __m256d sleef_f64(bpv_vfn fn, __m256d v) {
+    switch (fn) {
+    case BPV_VF_TANH: return Sleef_tanhd4_u10(v);
+    case BPV_VF_EXP: return Sleef_expd4_u10(v);
+    case BPV_VF_LOG: return Sleef_logd4_u10(v);
+    case BPV_VF_SIGMOID: {
+        const __m256d one = _mm256_set1_pd(1.0);
+        __m256d e = Sleef_expd4_u10(_mm256_sub_pd(_mm256_setzero_pd(), v));
+        return _mm256_div_pd(one, _mm256_add_pd(e, one));
+    }
+    }
+    return v;
+}
+
+/* o[i] for i < n: whole vectors, then the rest through a zero-padded one. */
+VM_AVX2 static void vec_f32(bpv_vfn fn, const double *x, double *o, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_set_m128(_mm256_cvtpd_ps(_mm256_loadu_pd(x + i + 4)),
+                                   _mm256_cvtpd_ps(_mm256_loadu_pd(x + i)));
+        v = sleef_f32(fn, v);
+        _mm256_storeu_pd(o + i, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        _mm256_storeu_pd(o + i + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    if (i < n) {
+        float b[8] = {0};
+        for (int64_t j = i; j < n; j++) b[j - i] = (float)x[j];
+        _mm256_storeu_ps(b, sleef_f32(fn, _mm256_loadu_ps(b)));
+        for (int64_t j = i; j < n; j++) o[j] = b[j - i];
     }
 }
 
-VM_CLONES
-void bpv_exp_f32(const double *x, double *o, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const double xi = x[i];
-        /* float32's exp overflows above 88.8 and is 0 below -104; the clamp
-         * keeps 2^k a normal double (NaN passes it and is restored below) */
-        double u = xi < -110.0 ? -110.0 : xi;
-        u = u > 90.0 ? 90.0 : u;
-        double scale;
-        const double q = exp_reduce(u, &scale);
-        const double e = scale * q + scale; /* 2^k exp(r), one rounding */
-        o[i] = (double)(float)(xi != xi ? xi + xi : e);
+VM_AVX2 static void vec_f64(bpv_vfn fn, const double *x, double *o, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(o + i, sleef_f64(fn, _mm256_loadu_pd(x + i)));
+    if (i < n) {
+        double b[4] = {0};
+        for (int64_t j = i; j < n; j++) b[j - i] = x[j];
+        _mm256_storeu_pd(b, sleef_f64(fn, _mm256_loadu_pd(b)));
+        for (int64_t j = i; j < n; j++) o[j] = b[j - i];
     }
+}
+#endif
+
+void bpv_vmath(bpv_vfn fn, bpv_dtype dt, const double *x, double *o, int64_t n) {
+    int64_t nv = 0; /* elements SLEEF computes */
+#ifdef VM_SLEEF
+    if (vm_avx2()) {
+        /* sigmoid: whole blocks of two vectors only */
+        nv = fn != BPV_VF_SIGMOID ? n : dt == BPV_F32 ? n - n % 16 : n - n % 8;
+        if (dt == BPV_F32) vec_f32(fn, x, o, nv);
+        else vec_f64(fn, x, o, nv);
+    }
+#endif
+    if (dt == BPV_F32)
+        for (int64_t i = nv; i < n; i++) o[i] = scalar_f32(fn, (float)x[i]);
+    else
+        for (int64_t i = nv; i < n; i++) o[i] = scalar_f64(fn, x[i]);
+}
+
+double bpv_vmath1(bpv_vfn fn, bpv_dtype dt, double x) {
+    double o;
+    bpv_vmath(fn, dt, &x, &o, 1);
+    return o;
 }

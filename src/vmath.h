@@ -1,15 +1,21 @@
-/* Vectorised elementwise math (vmath.c). */
+/* Elementwise tanh, exp, log and sigmoid as PyTorch's CPU kernels compute
+ * them (vmath.c): SLEEF's vector functions where torch uses them, libm
+ * where torch uses libm. */
 #ifndef BPV_VMATH_H
 #define BPV_VMATH_H
 
 #include <stdint.h>
 
-/* o[i] = tanh(x[i]) rounded to float32, for dtype f32: libm's
- * (float)tanh(x) for every float32 x (checked exhaustively), several times
- * fewer instructions. o may equal x. */
-void bpv_tanh_f32(const double *x, double *o, int64_t n);
-/* o[i] = exp(x[i]) rounded to float32, for float32 x: libm's (float)exp(x)
- * for every float32 x (checked exhaustively). o may equal x. */
-void bpv_exp_f32(const double *x, double *o, int64_t n);
+#include "graph.h"
+
+typedef enum bpv_vfn { BPV_VF_TANH, BPV_VF_EXP, BPV_VF_LOG, BPV_VF_SIGMOID } bpv_vfn;
+
+/* o[i] = fn(x[i]) for i < n, in dtype dt (x holds values of dt), as torch
+ * computes fn on a contiguous tensor of n elements: for sigmoid, an
+ * element's bits depend on its position (the last n % 16 floats, n % 8
+ * doubles, take libm's path). o may equal x. */
+void bpv_vmath(bpv_vfn fn, bpv_dtype dt, const double *x, double *o, int64_t n);
+/* fn of one value, as for a one-element tensor. */
+double bpv_vmath1(bpv_vfn fn, bpv_dtype dt, double x);
 
 #endif

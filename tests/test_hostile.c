@@ -112,6 +112,40 @@ static void test_hostile_outputs(void **state) {
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* Outputs that are not plain files keep what they are: a FIFO (or a device
+ * such as /dev/null) is written through, never replaced by a regular file,
+ * and a symbolic link stays a link to the figure it names. */
+static void test_hostile_special_outputs(void **state) {
+    (void)state;
+    char *fifo = tu_tmp_path("pipe.svg"), *got = tu_tmp_path("from-pipe.svg");
+    assert_int_equal(tu_sh("mkfifo '%s'", fifo), 0);
+    /* the reader gives up if the FIFO is replaced and never written */
+    assert_int_equal(tu_sh("timeout 20 cat '%s' > '%s' & r=$!; '%s' '%s' -o '%s'; s=$?; "
+                           "wait $r && exit $s",
+                           fifo, got, BPV_CLI_PATH, SAMPLE("linear.bp"), fifo),
+                     0);
+    struct stat st;
+    assert_int_equal(lstat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    char *svg = tu_read_file(got, NULL);
+    assert_non_null(svg);
+    assert_non_null(strstr(svg, "</svg>"));
+    free(svg);
+    char *target = tu_tmp_path("real.svg"), *link = tu_tmp_path("link.svg");
+    assert_int_equal(tu_write_file(target, PRECIOUS, strlen(PRECIOUS)), 0);
+    assert_int_equal(symlink(target, link), 0);
+    int before = entries();
+    assert_int_equal(tu_bpviz(NULL, NULL, SAMPLE("linear.bp"), "-o", link, NULL), 0);
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    svg = tu_read_file(target, NULL);
+    assert_non_null(svg);
+    assert_non_null(strstr(svg, "</svg>"));
+    assert_int_equal(entries(), before);
+    free(svg);
+    unlink(link), unlink(target), unlink(fifo), unlink(got);
+}
+
 static void test_hostile_models(void **state) {
     (void)state;
     EXPECT_FAIL(2, "is a folder, not a model file", (char *)tu_tmpdir(), "-o", OUT);
@@ -358,6 +392,7 @@ int main(void) {
         cmocka_unit_test(test_duplicate_and_conflicting_options),
         cmocka_unit_test(test_bad_option_values),
         cmocka_unit_test(test_hostile_outputs),
+        cmocka_unit_test(test_hostile_special_outputs),
         cmocka_unit_test(test_hostile_models),
         cmocka_unit_test(test_limits_from_environment),
         cmocka_unit_test(test_markup_in_names_is_escaped),

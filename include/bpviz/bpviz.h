@@ -345,7 +345,9 @@ int bpv_render(const bpv_render_options *opts, bpv_error **err);
 
 /* Writes `len` bytes to `path` atomically: a temporary file in the same
  * folder, renamed over `path` on success. "-" writes standard output. On
- * failure the existing file is untouched and no temporary file remains. */
+ * failure the existing file is untouched and no temporary file remains. A
+ * symbolic link stays a link (its target is replaced); a device or a pipe
+ * (/dev/null, a FIFO) is written to directly, not replaced. */
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
 
 /* ---- watching ------------------------------------------------------------ */

@@ -546,10 +546,31 @@ def matmul_exact():
     r.predict(f"r(x={X[:2]}, y={Y[:2]})", r_, x=X[:2], y=Y[:2])
     return r.lines
 
+
+def activations_exact():
+    r = Run()
+    X = [-0.381, 0.478, 3.394, -0.275, 0.063, 0.699, -2.523, 0.095, 1.039, 2.344, -3.247, -1.573, -3.275, 2.477, 1.548, -3.665, 3.858, 3.718, 1.231, 0.925, -2.74, -3.88, 0.227, -3.524, -2.478, -2.064, -3.759, -0.289, -0.476, 2.739, 0.153, 1.122, -0.002, 1.3, -0.341, -1.775, 3.981]
+    x = r.data([X])
+    u = r.data([[-0.738, 0.287, -0.767, -0.158, -0.574, -0.46, 0.942, 0.607, -0.392, 0.77, -0.579, -0.211, 0.709, 0.284, -0.799, 0.979, -0.574, -0.483, 0.545, -0.342, -0.407, -0.853, -0.82, 0.165, -0.514, 0.203, -0.257, -0.094, 0.918, -0.033, 0.149, 0.733, -0.634, -0.692, 0.817, 0.636, -0.501]])
+    a = r.param("a", [1.487, 1.021, 0.623, -0.554, -0.811, -0.633, -1.289, 0.799, -0.299, 1.04, -0.34, 1.374, 1.042, -1.498, -0.871, 1.231, -0.09, 1.441, -0.308, -1.281, 0.388, 0.836, -0.691, -1.239, -0.502, 1.392, 0.774, -1.146, -0.761, -1.197, -1.32, 0.891, -0.967, 0.178, -0.158, -0.928, 0.696])
+
+    def h(x):
+        return (torch.tanh(a.t * x) + torch.sigmoid(a.t - x) * 0.5
+                + torch.exp(a.t * 0.25) * 0.125 + torch.log(a.t * a.t + 1) * 0.25)
+
+    def loss(x, u):
+        return h(x) @ u
+
+    r.predict(f"h(x={X})", h, x=X)
+    r.train([a], {"x": x, "u": u}, loss, epochs=20, lr=0.05)
+    r.predict(f"h(x={X})", h, x=X)
+    return r.lines
+
 MODELS = {f.__name__: f for f in [
     linear, quadratic, divsub, powers, pow4, unary_fns, vector, two_layer,
     batch_mse, batch_all, bce, cross_entropy, momentum, adam, adam_opts,
     no_zero_grad, two_trains, f64, named_twice, grad_order, fn, nonfinite, matmul_exact,
+    activations_exact,
 ]}
 
 
