@@ -356,7 +356,10 @@ static void pass_grad(bpv_graph *g, const bpv_node *n, int k) {
         return;
     }
     if (in->grad_pending) {
-        memcpy(in->grad, e, (size_t)in->numel * sizeof *e);
+        if (in->kind == BPV_NODE_PARAM) /* +0.0 + e, as into torch's zeroed .grad */
+            for (int64_t j = 0; j < in->numel; j++) in->grad[j] = e[j] + 0.0;
+        else
+            memcpy(in->grad, e, (size_t)in->numel * sizeof *e);
         in->grad_pending = false;
         return;
     }
@@ -687,20 +690,30 @@ static bool all_zero(const double *p, int64_t n) {
 }
 
 void bpv_graph_backward(bpv_graph *g) {
-    int obj = g->objective;
-    if (obj < 0 || obj >= g->nnodes) return;
+    const int obj = g->objective;
+    const bool zeroed = g->params_zeroed;
+    g->params_zeroed = false;
     /* grads up to the objective are -0.0 until their first contribution,
-     * which pass_grad then copies instead of adding */
+     * which pass_grad then copies instead of adding; so are the grads of
+     * params the caller zeroed, as +0.0 */
     for (int i = 0; i < g->nnodes; i++) {
         bpv_node *n = &g->nodes[i];
-        n->grad_pending = n->grad && n->kind != BPV_NODE_PARAM && i <= obj;
-        if (n->grad && n->kind != BPV_NODE_PARAM && i > obj) fill(n->grad, n->numel, 0.0);
+        const bool param = n->kind == BPV_NODE_PARAM;
+        n->grad_pending = n->grad && (param ? zeroed : i <= obj);
+        if (n->grad_pending && (obj < 0 || obj >= g->nnodes || i > obj)) {
+            fill(n->grad, n->numel, param ? 0.0 : -0.0); /* nothing can reach it */
+            n->grad_pending = false;
+        } else if (n->grad && !param && i > obj) {
+            fill(n->grad, n->numel, 0.0);
+        }
     }
+    if (obj < 0 || obj >= g->nnodes) return;
     bpv_node *on = &g->nodes[obj];
     if (!on->grad) {
         for (int i = 0; i <= obj; i++)
             if (g->nodes[i].grad_pending) {
-                fill(g->nodes[i].grad, g->nodes[i].numel, -0.0);
+                fill(g->nodes[i].grad, g->nodes[i].numel,
+                     g->nodes[i].kind == BPV_NODE_PARAM ? 0.0 : -0.0);
                 g->nodes[i].grad_pending = false;
             }
         return;
@@ -713,7 +726,7 @@ void bpv_graph_backward(bpv_graph *g) {
      * grad + s erases too. The per-param gather, which walks the users of
      * each param (O(nodes x params)), is then needed only for zero_grad=false. */
     g->param_direct = true;
-    for (int i = 0; i <= obj && g->param_direct; i++) {
+    for (int i = 0; i <= obj && g->param_direct && !zeroed; i++) {
         const bpv_node *n = &g->nodes[i];
         if (n->kind == BPV_NODE_PARAM && n->needs_grad && n->grad && !all_zero(n->grad, n->numel))
             g->param_direct = false;
@@ -721,7 +734,7 @@ void bpv_graph_backward(bpv_graph *g) {
     for (int i = obj; i >= 0; i--) {
         bpv_node *n = &g->nodes[i];
         if (n->grad_pending) { /* every contribution comes from a later node */
-            fill(n->grad, n->numel, -0.0);
+            fill(n->grad, n->numel, n->kind == BPV_NODE_PARAM ? 0.0 : -0.0);
             n->grad_pending = false;
         }
         if (!n->needs_grad || !n->grad) continue;

@@ -161,6 +161,11 @@ typedef struct bpv_graph {
      * start, so contributions go straight into .grad (bit for bit what
      * torch's sum-then-add gives) instead of being gathered per param. */
     bool param_direct;
+    /* Set by the caller before a backward pass in place of zeroing every
+     * param grad (zero_grad): the pass writes each param's first
+     * contribution as +0.0 + e and zeroes the params none reaches. Cleared
+     * by the pass. */
+    bool params_zeroed;
     /* snapshot.c: the parts of a snapshot that never change from step to
      * step (strings, layout), built at the first snapshot (model's arena) */
     struct bpv_snap_cache *snap_cache;

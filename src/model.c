@@ -1141,7 +1141,9 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             else bpv_graph_forward(g);
             /* the tutorial zeroes .grad after each update, i.e. from the
              * second backward on; before the first it is still None */
-            if (t->zero_grad && m->step > 0)
+            if (t->zero_grad && m->step > 0 && !tape)
+                g->params_zeroed = true; /* the backward pass zeroes as it writes */
+            else if (t->zero_grad && m->step > 0)
                 for (int k = 0; k < nps; k++) {
                     bpv_param *p = &m->params[ps[k].ref];
                     if (p->numel == 1) p->grad[0] = 0.0;
