@@ -928,8 +928,15 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
                 }
             }
             if (!x->needs_grad) continue;
+            const bpv_node *a = x->nin ? &nodes[x->in[0]] : NULL;
             if (x->kind == BPV_NODE_PARAM)
                 x->grad = m->params[x->ref].grad; /* .grad persists across steps */
+            else if ((x->op == BPV_OP_ADD || x->op == BPV_OP_SUB) && a->needs_grad &&
+                     a->kind != BPV_NODE_PARAM && uses[x->in[0]] == 1 && a->numel == x->numel &&
+                     a->numel > 1)
+                /* a + b passes its gradient to a unchanged: one buffer for
+                 * both grads and the edge between them, no copy */
+                x->grad = a->grad;
             else
                 CARVE(x->grad, x->numel);
             for (int k = 0; k < x->nin; k++) {

@@ -412,7 +412,7 @@ static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
     if (nb == N) { /* equal numel: the same flat layout */
         if (neg)
             for (int64_t i = 0; i < N; i++) e[i] = -gr[i];
-        else
+        else if (e != gr) /* else one buffer already (compile.c) */
             memcpy(e, gr, (size_t)N * sizeof *e);
     } else if (k == 1 && A->numel == N &&
                (nb == 1 || (nb > 0 && bcast_tail(&n->shape, &B->shape)))) {
