@@ -287,6 +287,21 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
     }
 }
 
+/* K = 1, an outer product: +0.0 plus one rounded product (-0.0 becomes
+ * +0.0). */
+BPV_CLONES
+static void outer(bpv_dtype dt, int64_t M, int64_t N, const double *x, int64_t xr,
+                  const double *y, int64_t yc, double *c) {
+    for (int64_t i = 0; i < M; i++) {
+        const double a = x[i * xr];
+        double *ci = c + i * N;
+        if (dt == BPV_F32 && yc == 1)
+            for (int64_t j = 0; j < N; j++) ci[j] = (double)(float)(a * y[j]) + 0.0;
+        else
+            for (int64_t j = 0; j < N; j++) ci[j] = bpv_round(dt, a * y[j * yc]) + 0.0;
+    }
+}
+
 /* Lanes a product computes with its tiles, padding included. */
 static int64_t padded(int64_t M, int64_t N) { return round_up(M, MRF) * round_up(N, NRF); }
 
@@ -296,15 +311,8 @@ void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, 
         for (int64_t i = 0; i < M * N; i++) c[i] = 0.0;
         return;
     }
-    if (K == 1) { /* an outer product: +0.0 plus one rounded product (-0.0 becomes +0.0) */
-        for (int64_t i = 0; i < M; i++) {
-            const double a = x[i * xr];
-            double *ci = c + i * N;
-            if (dt == BPV_F32 && yc == 1)
-                for (int64_t j = 0; j < N; j++) ci[j] = (double)(float)(a * y[j]) + 0.0;
-            else
-                for (int64_t j = 0; j < N; j++) ci[j] = bpv_round(dt, a * y[j * yc]) + 0.0;
-        }
+    if (K == 1) {
+        outer(dt, M, N, x, xr, y, yc, c);
         return;
     }
     /* A narrow product (a few columns, many rows) fills the 16-lane tiles
