@@ -12,9 +12,11 @@
  * On Debian both PyTorch and bpviz load the system's libsleef, so calling it
  * gives PyTorch's numbers bit for bit (checked against torch on 6 million
  * inputs and every block remainder; tests/torch/vmath_reference.py). On a
- * CPU without AVX2 or FMA torch's kernels fall back to libm's float and
- * double functions element by element, and so does this file. */
+ * CPU without AVX2 or FMA, or with ATEN_CPU_CAPABILITY=default, torch's
+ * kernels use libm's float and double functions element by element, and so
+ * does this file. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmath.h"
@@ -33,13 +35,17 @@ VM_AVX2 __m256d Sleef_expd4_u10(__m256d);
 VM_AVX2 __m256d Sleef_logd4_u10(__m256d);
 #endif
 
-/* Whether torch would run its AVX2 kernels here (cached). */
+/* Whether torch would run its AVX2 kernels here (cached): the CPU has AVX2
+ * and FMA, and ATEN_CPU_CAPABILITY, PyTorch's own switch, does not ask for
+ * its portable "default" kernels. */
 static bool vm_avx2(void) {
 #ifdef VM_SLEEF
     static int have = -1;
     if (have < 0) {
+        const char *cap = getenv("ATEN_CPU_CAPABILITY");
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               !(cap && strcmp(cap, "default") == 0);
     }
     return have;
 #else
