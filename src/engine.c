@@ -288,10 +288,12 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
                 s += R(d * d);
             });
         } else {
-            /* torch 1.13 CPU: (y-1)*max(log(1-p),-100) - y*max(log(p),-100) */
+            /* torch 1.13 CPU: (y-1)*max(log(1-p),-100) - y*max(log(p),-100),
+             * element by element with libm's logf under float32 */
             FOR_BCAST({
                 double p = A->val[ia], y = B->val[ib];
-                double l1 = R(log(R(1.0 - p))), l0 = R(log(p));
+                double l1 = dt == BPV_F32 ? logf((float)(1.0 - p)) : log(1.0 - p);
+                double l0 = dt == BPV_F32 ? logf((float)p) : log(p);
                 if (l1 < -100) l1 = -100;
                 if (l0 < -100) l0 = -100;
                 s += R(R(R(y - 1.0) * l1) - R(y * l0));
