@@ -2,11 +2,13 @@
  * one switch per op. Every kernel rounds with R() exactly where PyTorch's
  * float32 CPU kernel rounds (checked against torch 1.13, see
  * tests/torch/ops_reference.py); tanh, exp, log and sigmoid are torch's
- * own (vmath.c); reductions accumulate in double and round at the end.
+ * own (vmath.c); sum, mean and the loss means add in torch's order
+ * (csum.c), other reductions accumulate in double and round at the end.
  * No allocation here: the scalar tutorial models run this every step. */
 #include <math.h>
 #include <string.h>
 
+#include "csum.h"
 #include "graph.h"
 #include "kernels.h"
 #include "vmath.h"
@@ -252,9 +254,7 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         break;
     case BPV_OP_SUM:
     case BPV_OP_MEAN: {
-        double s = 0;
-        for (int64_t i = 0; i < A->numel; i++) s += x[i];
-        s = R(s);
+        const double s = bpv_csum_array(dt, x, A->numel); /* torch's order (csum.c) */
         /* torch mean = sum(x).div_(numel) */
         o[0] = n->op == BPV_OP_MEAN ? R(s / (double)A->numel) : s;
         break;
@@ -281,11 +281,12 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         if (!bpv_shape_broadcast(&A->shape, &B->shape, &bs)) { o[0] = NAN; break; }
         const bpv_shape *osh = &bs;
         const int64_t N = bpv_shape_numel(&bs);
-        double s = 0;
+        bpv_csum s; /* the elements summed as they come, in torch's order */
+        bpv_csum_init(&s, dt, N);
         if (n->op == BPV_OP_MSE) {
             FOR_BCAST({
                 double d = R(A->val[ia] - B->val[ib]);
-                s += R(d * d);
+                bpv_csum_add(&s, R(d * d));
             });
         } else {
             /* torch 1.13 CPU: (y-1)*max(log(1-p),-100) - y*max(log(p),-100),
@@ -296,10 +297,10 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
                 double l0 = dt == BPV_F32 ? logf((float)p) : log(p);
                 if (l1 < -100) l1 = -100;
                 if (l0 < -100) l0 = -100;
-                s += R(R(R(y - 1.0) * l1) - R(y * l0));
+                bpv_csum_add(&s, R(R(R(y - 1.0) * l1) - R(y * l0)));
             });
         }
-        o[0] = R(R(s) / (double)N);
+        o[0] = R(bpv_csum_result(&s) / (double)N);
         break;
     }
     case BPV_OP_SOFTMAX:

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "csum.h"
 #include "graph.h"
 #include "testutil.h"
 #include "vmath.h"
@@ -483,6 +484,56 @@ static void test_vmath_torch(void **state) {
     free(text);
 }
 
+/* One value of tests/torch/sum_reference.py's generator, advancing *st. */
+static double lcg_value(uint64_t *st) {
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    double mant = (double)(*st >> 40) / (double)(1 << 24) - 0.5;
+    return ldexp(mant, (int)((*st >> 20) & 15) - 7);
+}
+
+/* sum, mean and mse against torch (tests/torch/sum.ref), bit for bit: the
+ * short path, partial vectors and rows, and all three cascade levels, both
+ * dtypes. A sum accumulated in double and rounded once, or in float32 in
+ * plain order, differs from torch in most of these. */
+static void test_sum_torch(void **state) {
+    (void)state;
+    size_t len;
+    char *text = tu_read_file(BPV_SOURCE_DIR "/tests/torch/sum.ref", &len);
+    assert_non_null(text);
+    int lines = 0;
+    uint64_t st = 0;
+    bpv_dtype last = BPV_F64;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        char dts[8], h[3][64];
+        long long n;
+        assert_int_equal(sscanf(line, "%7s %lld %63s %63s %63s", dts, &n, h[0], h[1], h[2]), 5);
+        const bpv_dtype dt = strcmp(dts, "f32") == 0 ? BPV_F32 : BPV_F64;
+        if (dt != last) st = 12345, last = dt; /* each dtype starts the generator over */
+        double *a = dalloc(n), *b = dalloc(n);
+        for (long long i = 0; i < n; i++) a[i] = lcg_value(&st);
+        for (long long i = 0; i < n; i++) b[i] = lcg_value(&st);
+        tg t;
+        tg_init(&t, dt);
+        int xa = cnst(&t, S(1, n, 0), a), xb = cnst(&t, S(1, n, 0), b);
+        int sum = op(&t, BPV_OP_SUM, xa, -1), mean = op(&t, BPV_OP_MEAN, xa, -1);
+        int mse = op(&t, BPV_OP_MSE, xa, xb);
+        bpv_graph_forward(&t.g);
+        const int nodes[3] = {sum, mean, mse};
+        for (int k = 0; k < 3; k++) {
+            const double want = strtod(h[k], NULL), got = t.n[nodes[k]].val[0];
+            if (!same_bits(got, want))
+                fail_msg("%s n=%lld %s: %a, torch %a", dts, n, (const char *[]){"sum", "mean", "mse"}[k],
+                         got, want);
+        }
+        /* the array form the sum op uses */
+        assert_true(same_bits(bpv_csum_array(dt, t.n[xa].val, n), t.n[sum].val[0]));
+        tg_free(&t);
+        free(a), free(b);
+    }
+    assert_int_equal(lines, 2 * 64);
+    free(text);
+}
+
 static void test_fd_cross_entropy(void **state) {
     (void)state;
     tg t;
@@ -769,6 +820,7 @@ int main(void) {
         cmocka_unit_test(test_fd_matmul),
         cmocka_unit_test(test_matmul_order),
         cmocka_unit_test(test_vmath_torch),
+        cmocka_unit_test(test_sum_torch),
         cmocka_unit_test(test_fd_cross_entropy),
         cmocka_unit_test(test_fd_chain),
         cmocka_unit_test(test_torch_quadratic),

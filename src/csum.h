@@ -1,0 +1,33 @@
+/* Sums in PyTorch's order (csum.c): `sum`, `mean` and the mean of `mse`
+ * and `bce` give torch's bits. Terms are fed one at a time in index order,
+ * so a loss can sum its elements as it computes them, with no buffer. */
+#ifndef BPV_CSUM_H
+#define BPV_CSUM_H
+
+#include "graph.h"
+
+typedef struct bpv_csum {
+    bpv_dtype dt;
+    int lanes;             /* of one vector: 8 floats, 4 doubles; 1 for short sums */
+    int64_t n, t;          /* terms in all, terms so far */
+    int64_t rows_end;      /* terms in rows of four vectors */
+    int64_t blocks_end;    /* terms in whole blocks of level_step rows */
+    int64_t vec_end;       /* terms in whole vectors */
+    int64_t row_terms;     /* 4 * lanes */
+    int64_t level_step;    /* rows per block */
+    int level_power;
+    double acc[4][4][8];   /* [level][vector of the row][lane] */
+    double tail;           /* the terms after the last whole vector */
+    int stage;             /* 0 rows, 1 leftover vectors, 2 tail */
+} bpv_csum;
+
+/* Starts a sum of n terms in dtype dt. */
+void bpv_csum_init(bpv_csum *s, bpv_dtype dt, int64_t n);
+/* Adds the next term (a value of dt). */
+void bpv_csum_add(bpv_csum *s, double x);
+/* The sum, once all n terms are in. */
+double bpv_csum_result(bpv_csum *s);
+/* x[0] + ... + x[n-1] in torch's order. */
+double bpv_csum_array(bpv_dtype dt, const double *x, int64_t n);
+
+#endif
