@@ -880,6 +880,20 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
             if (w[k] > nwork) nwork = w[k];
     }
     need += nwork * sizeof(float);
+    /* a binary op whose trainable input was broadcast gathers its
+     * contributions before torch's sum over the broadcast dimensions */
+    int64_t nred = 0;
+    for (int i = 0; i < n; i++) {
+        if (nd[i].kind != BPV_NODE_OP || !nd[i].needs_grad || nd[i].nin != 2 ||
+            nd[i].op == BPV_OP_MSE || nd[i].op == BPV_OP_BCE || nd[i].op == BPV_OP_MATMUL ||
+            nd[i].op == BPV_OP_CROSS_ENTROPY)
+            continue;
+        for (int k = 0; k < 2; k++)
+            if (nd[nd[i].in[k]].needs_grad && nd[nd[i].in[k]].numel != nd[i].numel &&
+                nd[i].numel > nred)
+                nred = nd[i].numel;
+    }
+    need += (size_t)nred * sizeof(double);
     free(from);
     free(anc);
     if (need > BPV_MAX_MODEL_BYTES || bpv_arena_used(m->arena) > BPV_MAX_MODEL_BYTES - need) {
@@ -895,9 +909,10 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     bpv_graph *g = bpv_arena_alloc(m->arena, sizeof *g);
     bpv_node *nodes = g ? bpv_arena_calloc(m->arena, (size_t)n, sizeof *nodes) : NULL;
     float *work = nodes && nwork ? bpv_arena_calloc(m->arena, nwork, sizeof(float)) : NULL;
+    double *red = nodes && nred ? bpv_arena_calloc(m->arena, (size_t)nred, sizeof(double)) : NULL;
     /* edges that carry a gradient into each node */
     int *uses = nodes ? calloc((size_t)n + 1, sizeof *uses) : NULL;
-    if (!nodes || (nwork && !work) || !uses) {
+    if (!nodes || (nwork && !work) || (nred && !red) || !uses) {
         free(uses);
         goto oom;
     }
@@ -963,6 +978,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     g->objective = objective ? target : -1;
     g->batch = c->batch;
     g->mm_work = work;
+    g->red_work = red;
     return g;
 oom_uses:
     free(uses);

@@ -30,12 +30,12 @@ static int ceil_log2(int64_t x) {
     return 64 - __builtin_clzll((unsigned long long)(x - 1));
 }
 
-void bpv_csum_init(bpv_csum *s, bpv_dtype dt, int64_t n) {
+/* lanes: 1, 4 or 8 */
+static void init_lanes(bpv_csum *s, bpv_dtype dt, int64_t n, int lanes) {
     memset(s, 0, sizeof *s);
     s->dt = dt;
     s->n = n;
-    const int lanes = dt == BPV_F32 ? 8 : 4;
-    s->lanes = n < lanes ? 1 : lanes;
+    s->lanes = lanes;
     const int64_t vec_size = n / s->lanes, rows = vec_size / 4;
     int p = ceil_log2(rows) / 4;
     s->level_power = p > 4 ? p : 4;
@@ -46,9 +46,14 @@ void bpv_csum_init(bpv_csum *s, bpv_dtype dt, int64_t n) {
     s->vec_end = vec_size * s->lanes;
 }
 
+void bpv_csum_init(bpv_csum *s, bpv_dtype dt, int64_t n) {
+    const int lanes = dt == BPV_F32 ? 8 : 4;
+    init_lanes(s, dt, n, n < lanes ? 1 : lanes);
+}
+
 /* Level 0 into 1, 1 into 2, ... while the row count i is a multiple of the
  * next level's span. */
-static void cascade(bpv_csum *s, int64_t i) {
+void bpv_csum_cascade_(bpv_csum *s, int64_t i) {
     for (int j = 1; j < 4; j++) {
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < s->lanes; l++) {
@@ -59,7 +64,7 @@ static void cascade(bpv_csum *s, int64_t i) {
     }
 }
 
-static void next_stage(bpv_csum *s) {
+void bpv_csum_stage_(bpv_csum *s) {
     if (s->stage == 0) { /* the levels into level 0 */
         for (int j = 1; j < 4; j++)
             for (int k = 0; k < 4; k++)
@@ -73,32 +78,76 @@ static void next_stage(bpv_csum *s) {
     s->stage++;
 }
 
-void bpv_csum_add(bpv_csum *s, double x) {
-    const int64_t t = s->t++;
-    if (t < s->rows_end) {
-        const int k = (int)(t / s->lanes % 4), l = (int)(t % s->lanes);
-        s->acc[0][k][l] = R(s->acc[0][k][l] + x);
-        if ((t + 1) % s->row_terms == 0 && t + 1 <= s->blocks_end) {
-            const int64_t rows = (t + 1) / s->row_terms;
-            if (rows % s->level_step == 0) cascade(s, rows);
-        }
-        return;
-    }
-    if (s->stage == 0) next_stage(s);
-    if (t < s->vec_end) {
-        const int l = (int)(t % s->lanes);
-        s->acc[0][0][l] = R(s->acc[0][0][l] + x);
-        return;
-    }
-    if (s->stage == 1) next_stage(s);
-    s->tail = R(s->tail + x);
-}
-
 double bpv_csum_result(bpv_csum *s) {
-    while (s->stage < 2) next_stage(s);
+    while (s->stage < 2) bpv_csum_stage_(s);
     double r = s->tail;
     for (int l = 0; l < s->lanes; l++) r = R(r + s->acc[0][0][l]);
     return r;
+}
+
+/* Columns of a reduction over the leading dimension that share a
+ * multi_row_sum (four vectors of columns, or four columns): per column a
+ * single accumulator per level, one term per row, the levels added in
+ * order at the end. All the columns of a chunk go row by row together. */
+enum { CHUNK = 64 };
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void column_cascade(bpv_dtype dt, const double *x, int64_t rows, int64_t cols,
+                           int64_t j0, int64_t nc, double sign, double *out) {
+#define RD(v) bpv_round(dt, (v))
+    int p = ceil_log2(rows) / 4;
+    const int power = p > 4 ? p : 4;
+    const int64_t step = (int64_t)1 << power;
+    double acc[4][CHUNK] = {{0}};
+    int64_t i = 0;
+    for (; i + step <= rows;) {
+        for (int64_t r = 0; r < step; r++, i++) {
+            const double *row = x + i * cols + j0;
+            for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + sign * row[c]);
+        }
+        for (int j = 1; j < 4; j++) {
+            for (int64_t c = 0; c < nc; c++) {
+                acc[j][c] = RD(acc[j][c] + acc[j - 1][c]);
+                acc[j - 1][c] = 0.0;
+            }
+            if ((i & ((step - 1) << (j * power))) != 0) break;
+        }
+    }
+    for (; i < rows; i++) {
+        const double *row = x + i * cols + j0;
+        for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + sign * row[c]);
+    }
+    for (int j = 1; j < 4; j++)
+        for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + acc[j][c]);
+    for (int64_t c = 0; c < nc; c++) out[j0 + c] = acc[0][c];
+#undef RD
+}
+
+void bpv_csum_columns(bpv_dtype dt, const double *x, int64_t rows, int64_t cols, bool negate,
+                      double *out) {
+    const double sign = negate ? -1.0 : 1.0;
+    if (cols == 1) { /* one column is a contiguous sum */
+        bpv_csum c;
+        bpv_csum_init(&c, dt, rows);
+        for (int64_t i = 0; i < rows; i++) bpv_csum_add(&c, sign * x[i]);
+        out[0] = bpv_csum_result(&c);
+        return;
+    }
+    /* columns in whole groups of four vectors (four columns when there are
+     * fewer columns than one vector) share a multi_row_sum; the rest are
+     * each a row_sum: four interleaved partial sums, as bpv_csum with
+     * one-element vectors */
+    const int64_t lanes = dt == BPV_F32 ? 8 : 4, group = cols >= lanes ? 4 * lanes : 4;
+    const int64_t full = cols / group * group;
+    for (int64_t j = 0; j < full; j += CHUNK)
+        column_cascade(dt, x, rows, cols, j, full - j < CHUNK ? full - j : CHUNK, sign, out);
+    for (int64_t j = full; j < cols; j++) {
+        bpv_csum c;
+        init_lanes(&c, dt, rows, 1);
+        for (int64_t i = 0; i < rows; i++) bpv_csum_add(&c, sign * x[i * cols + j]);
+        out[j] = bpv_csum_result(&c);
+    }
 }
 
 double bpv_csum_array(bpv_dtype dt, const double *x, int64_t n) {

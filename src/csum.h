@@ -4,6 +4,8 @@
 #ifndef BPV_CSUM_H
 #define BPV_CSUM_H
 
+#include <stdbool.h>
+
 #include "graph.h"
 
 typedef struct bpv_csum {
@@ -23,10 +25,36 @@ typedef struct bpv_csum {
 
 /* Starts a sum of n terms in dtype dt. */
 void bpv_csum_init(bpv_csum *s, bpv_dtype dt, int64_t n);
-/* Adds the next term (a value of dt). */
-void bpv_csum_add(bpv_csum *s, double x);
+void bpv_csum_cascade_(bpv_csum *s, int64_t rows); /* csum.c, for bpv_csum_add */
+void bpv_csum_stage_(bpv_csum *s);
+
+/* Adds the next term (a value of dt). Inline: losses call it per element. */
+static inline void bpv_csum_add(bpv_csum *s, double x) {
+    const int64_t t = s->t++;
+    if (t < s->rows_end) {
+        const int k = (int)(t / s->lanes % 4), l = (int)(t % s->lanes);
+        s->acc[0][k][l] = bpv_round(s->dt, s->acc[0][k][l] + x);
+        if ((t + 1) % s->row_terms == 0 && t + 1 <= s->blocks_end &&
+            (t + 1) / s->row_terms % s->level_step == 0)
+            bpv_csum_cascade_(s, (t + 1) / s->row_terms);
+        return;
+    }
+    if (s->stage == 0) bpv_csum_stage_(s);
+    if (t < s->vec_end) {
+        const int l = (int)(t % s->lanes);
+        s->acc[0][0][l] = bpv_round(s->dt, s->acc[0][0][l] + x);
+        return;
+    }
+    if (s->stage == 1) bpv_csum_stage_(s);
+    s->tail = bpv_round(s->dt, s->tail + x);
+}
 /* The sum, once all n terms are in. */
 double bpv_csum_result(bpv_csum *s);
+/* The column sums of x (rows x cols, row-major) into out[cols], negated
+ * terms when negate: torch's sum over the leading dimension, as a
+ * broadcast bias's gradient is reduced. */
+void bpv_csum_columns(bpv_dtype dt, const double *x, int64_t rows, int64_t cols, bool negate,
+                      double *out);
 /* x[0] + ... + x[n-1] in torch's order. */
 double bpv_csum_array(bpv_dtype dt, const double *x, int64_t n);
 

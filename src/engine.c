@@ -142,11 +142,76 @@ static double row_max(const double *x, int64_t c) {
     return m;
 }
 
-/* log(sum(exp(x - max))) of one row, as torch's log_softmax computes it. */
+/* ---- one row of softmax and friends, as torch's vectorised kernels -------
+ * torch reduces a row with 8-float (4-double) vectors: the first vector is
+ * the accumulator and each later one, the partial last one included, is
+ * added lane by lane; then the lanes are combined (float32 under AVX2 as
+ * ((0+4)+(2+6))+((1+5)+(3+7)), otherwise in lane order). A row shorter
+ * than one vector is summed in order. Terms are fed in order, one at a
+ * time. With fma, a term g*y goes into its lane as one fused multiply-add
+ * (softmax's backward, where torch's AVX2 build contracts it). */
+typedef struct row_sum {
+    bpv_dtype dt;
+    bool fused;     /* torch's AVX2 kernels: tree lane order, contracted FMAs */
+    int lanes;
+    int64_t n, i;
+    double acc[8];
+} row_sum;
+
+static void rs_init(row_sum *r, bpv_dtype dt, int64_t n) {
+    r->dt = dt;
+    r->fused = bpv_vmath_sleef();
+    r->lanes = dt == BPV_F32 ? 8 : 4;
+    r->n = n;
+    r->i = 0;
+}
+
+/* a * b + c rounded once to dt: the FMA of torch's AVX2 build */
+static double fma_dt(bpv_dtype dt, double a, double b, double c) {
+    return dt == BPV_F32 ? (double)fmaf((float)a, (float)b, (float)c) : fma(a, b, c);
+}
+
+/* adds g * y (y = 1: adds g) */
+static void rs_add(row_sum *r, double g, double y, bool product) {
+    const bpv_dtype dt = r->dt;
+    const int64_t i = r->i++;
+    const double p = product ? R(g * y) : g;
+    if (r->n < r->lanes) {
+        r->acc[0] = i == 0 ? p : R(r->acc[0] + p);
+    } else if (i < r->lanes) {
+        r->acc[i] = p;
+    } else {
+        double *a = &r->acc[i % r->lanes];
+        *a = product && r->fused ? fma_dt(dt, g, y, *a) : R(*a + p);
+    }
+}
+
+static double rs_result(const row_sum *r) {
+    const bpv_dtype dt = r->dt;
+    const double *a = r->acc;
+    if (r->n == 0) return 0.0;
+    if (r->n < r->lanes) return a[0];
+    if (r->lanes == 8 && r->fused)
+        return R(R(R(a[0] + a[4]) + R(a[2] + a[6])) + R(R(a[1] + a[5]) + R(a[3] + a[7])));
+    double s = a[0];
+    for (int l = 1; l < r->lanes; l++) s = R(s + a[l]);
+    return s;
+}
+
+/* log(sum(exp(x - max))) of one row, as torch's log_softmax computes it;
+ * the exps a chunk at a time on the stack (SLEEF's lanes are independent,
+ * so the grouping does not change them) */
 static double row_logsumexp(bpv_dtype dt, const double *x, int64_t c, double m) {
-    double s = 0;
-    for (int64_t j = 0; j < c; j++) s += R(exp(R(x[j] - m)));
-    return R(log(R(s)));
+    row_sum r;
+    rs_init(&r, dt, c);
+    double e[64];
+    for (int64_t j0 = 0; j0 < c; j0 += 64) {
+        const int64_t k = c - j0 < 64 ? c - j0 : 64;
+        for (int64_t j = 0; j < k; j++) e[j] = R(x[j0 + j] - m);
+        bpv_vmath(BPV_VF_EXP, dt, e, e, k);
+        for (int64_t j = 0; j < k; j++) rs_add(&r, e[j], 1, false);
+    }
+    return bpv_vmath1(BPV_VF_LOG, dt, rs_result(&r));
 }
 
 /* Last-dimension rows of a node: softmax and friends work row by row. */
@@ -309,32 +374,55 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         for (int64_t r = 0; r < rows; r++) {
             const double *xr = x + r * c;
             double *orow = o + r * c;
-            double m = row_max(xr, c);
-            if (n->op == BPV_OP_LOG_SOFTMAX) {
-                double lse = row_logsumexp(dt, xr, c, m);
+            const double m = row_max(xr, c);
+            /* e = exp(x - max) into the output row, summed in torch's order */
+            for (int64_t j = 0; j < c; j++) orow[j] = R(xr[j] - m);
+            bpv_vmath(BPV_VF_EXP, dt, orow, orow, c);
+            row_sum rs;
+            rs_init(&rs, dt, c);
+            for (int64_t j = 0; j < c; j++) rs_add(&rs, orow[j], 1, false);
+            if (n->op == BPV_OP_LOG_SOFTMAX) { /* (x - max) - log(sum e) */
+                const double lse = bpv_vmath1(BPV_VF_LOG, dt, rs_result(&rs));
                 for (int64_t j = 0; j < c; j++) orow[j] = R(R(xr[j] - m) - lse);
-            } else {
-                /* torch: e = exp(x - max); out = e * (1 / sum e) */
-                double s = 0;
-                for (int64_t j = 0; j < c; j++) s += orow[j] = R(exp(R(xr[j] - m)));
-                double inv = R(1.0 / R(s));
+            } else { /* e * (1 / sum e) */
+                const double inv = R(1.0 / rs_result(&rs));
                 for (int64_t j = 0; j < c; j++) orow[j] = R(orow[j] * inv);
             }
         }
         break;
     }
     case BPV_OP_CROSS_ENTROPY: {
-        /* log_softmax then nll_loss(mean): -sum(ls[r, t_r]) / rows */
+        /* log_softmax then nll_loss(mean): -sum(ls[r, t_r]) / rows, the sum
+         * in nll_loss's cascade: each row's term goes into level 0, and
+         * after row b level j moves up while b is a multiple of the
+         * level's span (16^(j+1), more for over 2^32 rows); the levels
+         * are then summed from +0.0 in order */
         int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
-        double s = 0;
+        enum { LEVELS = 8 };
+        double lv[LEVELS] = {0};
+        int p = 0;
+        for (int64_t q = rows > 2 ? rows - 1 : 1; q > 0; q >>= 1) p++; /* ceil(log2(rows)) */
+        const int lp = p / LEVELS > 4 ? p / LEVELS : 4;
+        const int64_t mask = ((int64_t)1 << lp) - 1;
+        bool bad = false;
         for (int64_t r = 0; r < rows; r++) {
             const double *xr = x + r * c;
             int64_t t = class_index(B->val[r < B->numel ? r : 0], c);
-            if (t < 0) { s = NAN; continue; }
+            if (t < 0) {
+                bad = true;
+                continue;
+            }
             double m = row_max(xr, c);
-            s += -R(R(xr[t] - m) - row_logsumexp(dt, xr, c, m));
+            lv[0] = R(lv[0] - R(R(xr[t] - m) - row_logsumexp(dt, xr, c, m)));
+            for (int j = 0; j + 1 < LEVELS; j++) {
+                if ((r & (mask << (j * lp))) != 0) break;
+                lv[j + 1] = R(lv[j + 1] + lv[j]);
+                lv[j] = 0.0;
+            }
         }
-        o[0] = R(R(s) / (double)rows);
+        double s = 0.0;
+        for (int j = 0; j < LEVELS; j++) s = R(s + lv[j]);
+        o[0] = bad ? NAN : R(s / (double)rows);
         break;
     }
     }
@@ -386,26 +474,45 @@ static bool edge_live(const bpv_graph *g, const bpv_node *n, int k) {
            in->grad && n->edge_grad[k];
 }
 
+/* Whether b broadcasts to o as a bias: b is o's trailing dimensions after
+ * leading 1s, so b's flat index is o's modulo numel(b). */
+static bool bias_like(const bpv_shape *o, const bpv_shape *b) {
+    int lead = 0;
+    while (lead < b->rank && b->dim[lead] == 1) lead++;
+    const int rank = b->rank - lead;
+    if (rank > o->rank) return false;
+    for (int d = 0; d < rank; d++)
+        if (b->dim[lead + d] != o->dim[o->rank - rank + d]) return false;
+    return true;
+}
+
 /* The input's share of a contribution computed over n's (broadcast) shape is
- * summed over the broadcast dimensions (torch's sum_to_size), in double, and
- * rounded once; an input that was not broadcast takes it as it is. */
+ * summed over the broadcast dimensions (torch's sum_to_size): for a bias or
+ * a single number in torch's order, over the contributions gathered in
+ * red_work (csum.c); for other broadcasts in double, rounded once. An input
+ * that was not broadcast takes its share as it is. */
 #define GRAD2(K, ...)                                                             \
     do {                                                                          \
         if (!edge_live(g, n, K)) break;                                           \
         const bpv_node *I_ = &g->nodes[n->in[K]];                                 \
         double *e_ = n->edge_grad[K];                                             \
         const bool red_ = I_->numel != N;                                         \
-        if (red_) fill(e_, I_->numel, -0.0);                                      \
+        double *w_ = red_ && g->red_work && I_->numel > 0 &&                      \
+                             bias_like(osh, &I_->shape) ? g->red_work : NULL;     \
+        if (red_ && !w_) fill(e_, I_->numel, -0.0);                               \
         FOR_BCAST({                                                               \
             const double a = A->val[ia], b = B->val[ib], y = n->val[i];           \
             const double gv = n->grad[i];                                         \
             (void)a; (void)b; (void)y; (void)gv;                                  \
             const double c_ = (__VA_ARGS__);                                      \
             const int64_t t_ = (K) == 0 ? ia : ib;                                \
-            if (red_) e_[t_] += c_;                                               \
+            if (w_) w_[i] = c_;                                                   \
+            else if (red_) e_[t_] += c_;                                          \
             else e_[t_] = c_;                                                     \
         });                                                                       \
-        if (red_)                                                                 \
+        if (w_)                                                                   \
+            bpv_csum_columns(dt, w_, N / I_->numel, I_->numel, false, e_);        \
+        else if (red_)                                                            \
             for (int64_t j_ = 0; j_ < I_->numel; j_++) e_[j_] = R(e_[j_]);        \
         pass_grad(g, n, K);                                                       \
     } while (0)
@@ -429,16 +536,9 @@ static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
         else if (e != gr) /* else one buffer already (compile.c) */
             memcpy(e, gr, (size_t)N * sizeof *e);
     } else if (k == 1 && A->numel == N &&
-               (nb == 1 || (nb > 0 && bcast_tail(&n->shape, &B->shape)))) {
-        fill(e, nb, -0.0);
-        for (int64_t r = 0; r < N / nb; r++) {
-            const double *gw = gr + r * nb;
-            if (neg)
-                for (int64_t j = 0; j < nb; j++) e[j] += -gw[j];
-            else
-                for (int64_t j = 0; j < nb; j++) e[j] += gw[j];
-        }
-        for (int64_t j = 0; j < nb; j++) e[j] = R(e[j]);
+               (nb == 1 || (nb > 0 && bias_like(&n->shape, &B->shape)))) {
+        /* the bias's gradient: torch's sum over the leading dimensions */
+        bpv_csum_columns(dt, gr, N / nb, nb, neg, e);
     } else {
         return false;
     }
@@ -617,17 +717,21 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
             int64_t c = last_dim(A), rows = c ? N / c : 0;
             for (int64_t r = 0; r < rows; r++) {
                 const double *yr = n->val + r * c, *gw = gr + r * c;
-                double *er = e + r * c, s = 0;
+                double *er = e + r * c;
+                row_sum rs;
+                rs_init(&rs, dt, c);
                 if (n->op == BPV_OP_SOFTMAX) {
-                    /* y * (g - sum(g * y)) */
-                    for (int64_t j = 0; j < c; j++) s += R(gw[j] * yr[j]);
-                    s = R(s);
+                    /* (g - sum(g * y)) * y */
+                    for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], yr[j], true);
+                    const double s = rs_result(&rs);
                     for (int64_t j = 0; j < c; j++) er[j] = R(yr[j] * R(gw[j] - s));
                 } else {
-                    /* g - exp(y) * sum(g), fused in torch's build */
-                    for (int64_t j = 0; j < c; j++) s += gw[j];
-                    s = R(s);
-                    for (int64_t j = 0; j < c; j++) er[j] = R(fma(-R(exp(yr[j])), s, gw[j]));
+                    /* g - exp(y) * sum(g), one FMA in torch's AVX2 build */
+                    for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], 1, false);
+                    const double s = rs_result(&rs);
+                    bpv_vmath(BPV_VF_EXP, dt, yr, er, c);
+                    for (int64_t j = 0; j < c; j++)
+                        er[j] = rs.fused ? fma_dt(dt, -er[j], s, gw[j]) : R(gw[j] - R(er[j] * s));
                 }
             }
             pass_grad(g, n, 0);
@@ -645,10 +749,13 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
                 double *er = e + r * c;
                 int64_t t = class_index(B->val[r < B->numel ? r : 0], c);
                 if (t < 0) { fill(er, c, NAN); continue; }
-                double m = row_max(xr, c), lse = row_logsumexp(dt, xr, c, m);
+                const double m = row_max(xr, c), lse = row_logsumexp(dt, xr, c, m);
+                const bool fused = bpv_vmath_sleef();
+                for (int64_t j = 0; j < c; j++) er[j] = R(R(xr[j] - m) - lse);
+                bpv_vmath(BPV_VF_EXP, dt, er, er, c);
                 for (int64_t j = 0; j < c; j++) {
-                    double ls = R(R(xr[j] - m) - lse);
-                    er[j] = R(fma(-R(exp(ls)), gt, j == t ? gt : 0.0));
+                    const double gi = j == t ? gt : 0.0;
+                    er[j] = fused ? fma_dt(dt, -er[j], gt, gi) : R(gi - R(er[j] * gt));
                 }
             }
             pass_grad(g, n, 0);

@@ -153,6 +153,9 @@ typedef struct bpv_graph {
     int objective;   /* the node whose gradient is computed (loss), or -1 */
     int64_t batch;   /* samples per step this graph was compiled for (0: none) */
     float *mm_work;  /* matmul packing space (bpv_matmul_work), sized by the compiler */
+    /* the largest broadcast op's contributions, gathered before they are
+     * summed in torch's order (engine.c GRAD2); NULL: summed in double */
+    double *red_work;
     /* every val, grad and edge_grad of the graph's own nodes (not params'
      * or constants'), one block in node order (compile.c); may be NULL */
     double *nums;

@@ -53,6 +53,8 @@ static bool vm_avx2(void) {
 #endif
 }
 
+bool bpv_vmath_sleef(void) { return vm_avx2(); }
+
 /* ---- libm: the elements torch computes one at a time --------------------- */
 
 static double scalar_f32(bpv_vfn fn, float x) {

@@ -493,8 +493,9 @@ static double lcg_value(uint64_t *st) {
 
 /* sum, mean and mse against torch (tests/torch/sum.ref), bit for bit: the
  * short path, partial vectors and rows, and all three cascade levels, both
- * dtypes. A sum accumulated in double and rounded once, or in float32 in
- * plain order, differs from torch in most of these. */
+ * dtypes; and column sums (a bias's gradient) of 12 shapes. A sum
+ * accumulated in double and rounded once, or in float32 in plain order,
+ * differs from torch in most of these. */
 static void test_sum_torch(void **state) {
     (void)state;
     size_t len;
@@ -505,10 +506,26 @@ static void test_sum_torch(void **state) {
     bpv_dtype last = BPV_F64;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), lines++) {
         char dts[8], h[3][64];
-        long long n;
-        assert_int_equal(sscanf(line, "%7s %lld %63s %63s %63s", dts, &n, h[0], h[1], h[2]), 5);
-        const bpv_dtype dt = strcmp(dts, "f32") == 0 ? BPV_F32 : BPV_F64;
+        long long n, rows, cols;
+        int used;
+        const bpv_dtype dt = strncmp(line, "f32", 3) == 0 ? BPV_F32 : BPV_F64;
         if (dt != last) st = 12345, last = dt; /* each dtype starts the generator over */
+        if (sscanf(line, "%7s cols %lld %lld%n", dts, &rows, &cols, &used) == 3) {
+            /* column sums, as a broadcast bias's gradient is reduced */
+            double *x = dalloc(rows * cols), *got = dalloc(cols);
+            for (long long i = 0; i < rows * cols; i++) x[i] = bpv_round(dt, lcg_value(&st));
+            bpv_csum_columns(dt, x, rows, cols, false, got);
+            char *p = line + used;
+            for (long long j = 0; j < cols; j++) {
+                const double want = strtod(p, &p);
+                if (!same_bits(got[j], want))
+                    fail_msg("%s sum(0) of %lldx%lld: [%lld] %a, torch %a", dts, rows, cols, j,
+                             got[j], want);
+            }
+            free(x), free(got);
+            continue;
+        }
+        assert_int_equal(sscanf(line, "%7s %lld %63s %63s %63s", dts, &n, h[0], h[1], h[2]), 5);
         double *a = dalloc(n), *b = dalloc(n);
         for (long long i = 0; i < n; i++) a[i] = lcg_value(&st);
         for (long long i = 0; i < n; i++) b[i] = lcg_value(&st);
@@ -530,7 +547,7 @@ static void test_sum_torch(void **state) {
         tg_free(&t);
         free(a), free(b);
     }
-    assert_int_equal(lines, 2 * 64);
+    assert_int_equal(lines, 2 * (64 + 12));
     free(text);
 }
 

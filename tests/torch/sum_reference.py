@@ -11,7 +11,9 @@ order rounds differently. The lengths cover the short path (fewer terms
 than one vector), partial vectors and rows, and the cascade's first,
 second and third levels (blocks of 16, 256 and 4096 rows of 32 floats).
 Each line: `DTYPE N SUM MEAN MSE` in hex floats; MSE is mse_loss(a, b) of
-the vector a and the next N values b.
+the vector a and the next N values b. Then lines `DTYPE cols R C S_0 ..
+S_C-1`: x.sum(0) of the next R x C values, the reduction that gives a
+broadcast bias its gradient.
 """
 import os
 
@@ -24,6 +26,8 @@ LENGTHS = (list(range(1, 41)) + [47, 63, 64, 65, 127, 128, 129, 255, 256, 257, 5
                                   1000, 2047, 2048, 2049, 8191, 8192, 8193, 10000, 65537,
                                   131072, 140001])
 MASK = (1 << 64) - 1
+COLUMNS = [(1, 2), (3, 4), (20, 11), (33, 1), (17, 5), (9, 3), (100, 40), (64, 128), (257, 33),
+           (1000, 3), (16, 64), (300, 17)]
 
 
 def values(state, n):
@@ -47,6 +51,11 @@ def main():
             tb = torch.tensor(b, dtype=torch.float64).to(dt)
             r = [ta.sum(), ta.mean(), F.mse_loss(ta, tb)]
             lines.append("%s %d %s" % (name, n, " ".join(float(v).hex() for v in r)))
+        for rows, cols in COLUMNS:
+            a, state = values(state, rows * cols)
+            t = torch.tensor(a, dtype=torch.float64).to(dt).reshape(rows, cols)
+            sums = " ".join(float(v).hex() for v in t.sum(0).tolist())
+            lines.append("%s cols %d %d %s" % (name, rows, cols, sums))
     with open(os.path.join(HERE, "sum.ref"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
