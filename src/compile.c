@@ -451,6 +451,7 @@ static int literal(cc *c, const bpv_ast *e, double v) {
     *val = r;
     c->nodes[n].val = val;
     c->nodes[n].literal = true;
+    c->nodes[n].num = v;
     return n;
 }
 

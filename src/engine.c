@@ -253,8 +253,8 @@ double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double
         case BPV_T_MUL: y = R(y * x); sp--; break;
         case BPV_T_DIV: y = R(y / x); sp--; break;
         case BPV_T_RDIV: x = R(R(1.0 / x) * in->num); break;
-        case BPV_T_POW: y = R(pow(y, x)); sp--; break;
-        case BPV_T_POWK: x = bpv_pow_scalar(dt, x, in->num); break;
+        case BPV_T_POW: y = bpv_vmath_pow(dt, y, x, false, false); sp--; break;
+        case BPV_T_POWK: x = bpv_pow_scalar(dt, x, in->num, false); break;
         case BPV_T_NEG: x = -x; break;
         case BPV_T_SIGMOID: x = bpv_sigmoid(dt, x); break;
         case BPV_T_RELU: x = x < 0 ? 0.0 : x; break;
@@ -294,8 +294,11 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         else FWD2(R(a / b));
         break;
     case BPV_OP_POW:
-        if (pow_scalar_mode(g, n)) FWD2(bpv_pow_scalar(dt, a, b));
-        else FWD2(R(pow(a, b)));
+    { /* torch's pow kernel: whole vector blocks, then the rest (vmath.c) */
+        const int64_t vend = bpv_vmath_blocks(dt, N);
+        if (pow_scalar_mode(g, n)) FWD2(bpv_pow_scalar(dt, a, bpv_pow_exponent(B, b), i < vend));
+        else FWD2(bpv_vmath_pow(dt, a, b, i < vend, false));
+    }
         break;
     case BPV_OP_NEG: for (int64_t i = 0; i < N; i++) o[i] = -x[i]; break;
     /* torch's own kernels, SLEEF's vector functions included (vmath.c) */
@@ -594,16 +597,18 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
             GRAD2(1, R(-gv * R(R(a / b) / b))); /* torch: -grad * ((a / b) / b) */
         }
         break;
-    case BPV_OP_POW:
+    case BPV_OP_POW: {
+        const int64_t vend = bpv_vmath_blocks(dt, N); /* a.pow(..) as in the forward */
         if (pow_scalar_mode(g, n)) {
             /* pow_backward: exp == 0 gives zeros, else grad * (exp * a.pow(exp - 1)) */
-            GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * bpv_pow_scalar(dt, a, b - 1.0))));
+            GRAD2(0, b == 0 ? 0.0 : R(gv * bpv_pow_dbase(dt, a, bpv_pow_exponent(B, b), true, i < vend)));
         } else {
             /* pow_backward_self / pow_backward_exponent (tensor exponent) */
-            GRAD2(0, b == 0 ? 0.0 : R(gv * R(b * R(pow(a, R(b - 1.0))))));
+            GRAD2(0, b == 0 ? 0.0 : R(gv * bpv_pow_dbase(dt, a, b, false, i < vend)));
             GRAD2(1, R(gv * bpv_pow_dexp(dt, a, b, y)));
         }
         break;
+    }
     case BPV_OP_NEG: GRAD1(-gv); break;
     case BPV_OP_IDENTITY: GRAD1(gv); break;
     /* the user's partial times the incoming gradient, as a torch
@@ -906,11 +911,13 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
         else if (rdiv_mode(g, n)) LOCAL2(R(-a * R(R(1.0 / b) * R(1.0 / b))));
         else LOCAL2(-R(R(a / b) / b));
         return true;
-    case BPV_OP_POW:
+    case BPV_OP_POW: {
+        const int64_t vend = bpv_vmath_blocks(dt, N);
         if (k == 1) LOCAL2(bpv_pow_dexp(dt, a, b, y));
-        else if (pow_scalar_mode(g, n)) LOCAL2(bpv_pow_dbase(dt, a, b, true));
-        else LOCAL2(bpv_pow_dbase(dt, a, b, false));
+        else if (pow_scalar_mode(g, n)) LOCAL2(bpv_pow_dbase(dt, a, bpv_pow_exponent(B, b), true, i < vend));
+        else LOCAL2(bpv_pow_dbase(dt, a, b, false, i < vend));
         return true;
+    }
     case BPV_OP_NEG: fill(out, N, -1.0); return true;
     case BPV_OP_IDENTITY: fill(out, N, 1.0); return true;
     case BPV_OP_CUSTOM:

@@ -127,6 +127,8 @@ typedef struct bpv_node {
     bpv_op op;
     const char *name;    /* as written in the model, or NULL for an unnamed op */
     bool literal;        /* a const written as a number in an expression */
+    double num;          /* a literal's number as written, unrounded: torch keeps a
+                          * Python number in double where it calls libm's pow */
     int in[2];           /* indices of inputs (always < this node's index) */
     int nin;
     bpv_shape shape;

@@ -18,8 +18,9 @@ static inline bool bpv_python_number(const bpv_node *x) {
 }
 
 /* torch.pow(tensor, python_number): the CPU kernel special-cases these
- * exponents; others go through std::pow(float, double), one rounding. */
-static inline double bpv_pow_scalar(bpv_dtype dt, double a, double e) {
+ * exponents; others go through its pow kernel (vmath.c), where vec says
+ * the element lies in a whole vector block. */
+static inline double bpv_pow_scalar(bpv_dtype dt, double a, double e, bool vec) {
     if (e == 0) return 1.0;
     if (e == 1) return a;
     if (e == 2) return bpv_round(dt, a * a);
@@ -28,16 +29,23 @@ static inline double bpv_pow_scalar(bpv_dtype dt, double a, double e) {
     if (e == 0.5) return bpv_round(dt, sqrt(a));
     if (e == -0.5) return bpv_round(dt, 1.0 / bpv_round(dt, sqrt(a)));
     if (e == -1) return bpv_round(dt, 1.0 / a);
-    return bpv_round(dt, pow(a, e));
+    return bpv_vmath_pow(dt, a, e, vec, true);
 }
 
-/* d(a ** b)/da with grad 1, as torch's pow backward computes it; scalar:
- * the exponent is a Python number. */
-static inline double bpv_pow_dbase(bpv_dtype dt, double a, double b, bool scalar) {
+/* The exponent of a ** b as torch's pow kernel sees it: a literal keeps
+ * the double it was written as (a Python number), anything else its value. */
+static inline double bpv_pow_exponent(const bpv_node *b, double v) {
+    return b->literal ? b->num : v;
+}
+
+/* d(a ** b)/da with grad 1, as torch's pow backward computes it,
+ * b * a ** (b - 1); scalar: b is a Python number (bpv_pow_exponent), in
+ * double for b - 1 and rounded to the dtype where it multiplies. */
+static inline double bpv_pow_dbase(bpv_dtype dt, double a, double b, bool scalar, bool vec) {
     if (b == 0) return 0.0;
-    double p = scalar ? bpv_pow_scalar(dt, a, b - 1.0)
-                      : bpv_round(dt, pow(a, bpv_round(dt, b - 1.0)));
-    return bpv_round(dt, b * p);
+    double p = scalar ? bpv_pow_scalar(dt, a, b - 1.0, vec)
+                      : bpv_vmath_pow(dt, a, bpv_round(dt, b - 1.0), vec, false);
+    return bpv_round(dt, bpv_round(dt, b) * p);
 }
 
 /* d(a ** b)/db with grad 1: y log(a), 0 where a is 0 (torch masks it); the

@@ -112,6 +112,8 @@ bpv_stape *bpv_stape_build(bpv_arena *ar, bpv_graph *g) {
             f->op = tape_op(g, n);
             f->a = g->nodes[n->in[0]].val;
             f->b = n->nin > 1 ? g->nodes[n->in[1]].val : f->a;
+            if (f->op == S_POWK && g->nodes[n->in[1]].literal)
+                f->b = &g->nodes[n->in[1]].num; /* the Python number, unrounded */
             f->o = n->val;
         }
         if (!n->grad) continue;
@@ -131,6 +133,7 @@ bpv_stape *bpv_stape_build(bpv_arena *ar, bpv_graph *g) {
         b->op = tape_op(g, n);
         b->a = g->nodes[n->in[0]].val;
         b->b = n->nin > 1 ? g->nodes[n->in[1]].val : b->a;
+        if (b->op == S_POWK && g->nodes[n->in[1]].literal) b->b = &g->nodes[n->in[1]].num;
         b->y = n->val;
         b->g = n->grad;
         bool any = false;
@@ -161,8 +164,8 @@ INLINE void run_forward(bpv_dtype dt, const fins *f, int n) {
         case S_DIV: o = R(a / b); break;
         case S_RDIV: o = R(R(1.0 / b) * a); break;
         case S_POW2: o = R(a * a); break;
-        case S_POWK: o = bpv_pow_scalar(dt, a, b); break;
-        case S_POW: o = R(pow(a, b)); break;
+        case S_POWK: o = bpv_pow_scalar(dt, a, b, false); break; /* one element: libm's */
+        case S_POW: o = bpv_vmath_pow(dt, a, b, false, false); break;
         case S_NEG: o = -a; break;
         case S_SIGMOID: o = bpv_sigmoid(dt, a); break;
         case S_RELU: o = a < 0 ? 0.0 : a; break;
@@ -216,9 +219,9 @@ INLINE void run_backward(bpv_dtype dt, const bins *b, int n) {
             break;
         case S_RDIV: PASS(1, R(-R(gv * a) * R(R(1.0 / bv) * R(1.0 / bv)))); break;
         case S_POW2: PASS(0, R(gv * R(2.0 * a))); break; /* bpv_pow_scalar(a, 1) = a */
-        case S_POWK: PASS(0, bv == 0 ? 0.0 : R(gv * R(bv * bpv_pow_scalar(dt, a, bv - 1.0)))); break;
+        case S_POWK: PASS(0, bv == 0 ? 0.0 : R(gv * bpv_pow_dbase(dt, a, bv, true, false))); break;
         case S_POW:
-            PASS(0, bv == 0 ? 0.0 : R(gv * R(bv * R(pow(a, R(bv - 1.0))))));
+            PASS(0, bv == 0 ? 0.0 : R(gv * bpv_pow_dbase(dt, a, bv, false, false)));
             PASS(1, R(gv * bpv_pow_dexp(dt, a, bv, y)));
             break;
         case S_NEG: PASS(0, -gv); break;

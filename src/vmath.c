@@ -8,7 +8,10 @@
  *    wherever an element sits;
  *  - sigmoid computes 1 / (exp(0 - x) + 1) with SLEEF's exp on blocks of
  *    two vectors (16 floats, 8 doubles) and 1 / (1 + exp(-x)) with libm's
- *    expf/exp on the elements after the last whole block.
+ *    expf/exp on the elements after the last whole block;
+ *  - pow (other than the exponents torch special-cases, kernels.h) is
+ *    SLEEF's pow on those blocks and libm's on the rest: powf for a tensor
+ *    exponent, pow in double for a Python number.
  * On Debian both PyTorch and bpviz load the system's libsleef, so calling it
  * gives PyTorch's numbers bit for bit (checked against torch on 6 million
  * inputs and every block remainder; tests/torch/vmath_reference.py). On a
@@ -33,6 +36,8 @@ VM_AVX2 __m256 Sleef_logf8_u10(__m256);
 VM_AVX2 __m256d Sleef_tanhd4_u10(__m256d);
 VM_AVX2 __m256d Sleef_expd4_u10(__m256d);
 VM_AVX2 __m256d Sleef_logd4_u10(__m256d);
+VM_AVX2 __m256 Sleef_powf8_u10(__m256, __m256);
+VM_AVX2 __m256d Sleef_powd4_u10(__m256d, __m256d);
 #endif
 
 /* Whether torch would run its AVX2 kernels here (cached): the CPU has AVX2
@@ -153,6 +158,27 @@ void bpv_vmath(bpv_vfn fn, bpv_dtype dt, const double *x, double *o, int64_t n) 
         for (int64_t i = nv; i < n; i++) o[i] = scalar_f32(fn, (float)x[i]);
     else
         for (int64_t i = nv; i < n; i++) o[i] = scalar_f64(fn, x[i]);
+}
+
+#ifdef VM_SLEEF
+VM_AVX2 static double sleef_pow(bpv_dtype dt, double a, double b) {
+    if (dt == BPV_F32)
+        return _mm256_cvtss_f32(Sleef_powf8_u10(_mm256_set1_ps((float)a), _mm256_set1_ps((float)b)));
+    return _mm256_cvtsd_f64(Sleef_powd4_u10(_mm256_set1_pd(a), _mm256_set1_pd(b)));
+}
+#endif
+
+int64_t bpv_vmath_blocks(bpv_dtype dt, int64_t n) {
+    return vm_avx2() ? n - n % (dt == BPV_F32 ? 16 : 8) : 0;
+}
+
+double bpv_vmath_pow(bpv_dtype dt, double a, double b, bool vec, bool scalar) {
+#ifdef VM_SLEEF
+    if (vec && vm_avx2()) return sleef_pow(dt, a, b);
+#endif
+    if (dt != BPV_F32) return pow(a, b);
+    /* std::pow(float, double) for a Python number, std::pow(float, float) */
+    return scalar ? (double)(float)pow(a, b) : (double)powf((float)a, (float)b);
 }
 
 double bpv_vmath1(bpv_vfn fn, bpv_dtype dt, double x) {

@@ -20,6 +20,13 @@ void bpv_vmath(bpv_vfn fn, bpv_dtype dt, const double *x, double *o, int64_t n);
  * and FMA, ATEN_CPU_CAPABILITY not "default"): SLEEF, and the FMAs and
  * reduction orders of that build. */
 bool bpv_vmath_sleef(void);
+/* How many leading elements of an n-element result torch computes in whole
+ * blocks of two vectors (sigmoid, pow); 0 with libm's kernels. */
+int64_t bpv_vmath_blocks(bpv_dtype dt, int64_t n);
+/* One element of a ** b as torch's pow kernel computes it: vec when the
+ * element lies in a whole block (bpv_vmath_blocks); scalar when b is a
+ * Python number. */
+double bpv_vmath_pow(bpv_dtype dt, double a, double b, bool vec, bool scalar);
 /* fn of one value, as for a one-element tensor. */
 double bpv_vmath1(bpv_vfn fn, bpv_dtype dt, double x);
 
