@@ -166,11 +166,6 @@ static void rs_init(row_sum *r, bpv_dtype dt, int64_t n) {
     r->i = 0;
 }
 
-/* a * b + c rounded once to dt: the FMA of torch's AVX2 build */
-static double fma_dt(bpv_dtype dt, double a, double b, double c) {
-    return dt == BPV_F32 ? (double)fmaf((float)a, (float)b, (float)c) : fma(a, b, c);
-}
-
 /* adds g * y (y = 1: adds g) */
 static void rs_add(row_sum *r, double g, double y, bool product) {
     const bpv_dtype dt = r->dt;
@@ -182,7 +177,7 @@ static void rs_add(row_sum *r, double g, double y, bool product) {
         r->acc[i] = p;
     } else {
         double *a = &r->acc[i % r->lanes];
-        *a = product && r->fused ? fma_dt(dt, g, y, *a) : R(*a + p);
+        *a = product && r->fused ? bpv_fma(dt, g, y, *a) : R(*a + p);
     }
 }
 
@@ -736,7 +731,7 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
                     const double s = rs_result(&rs);
                     bpv_vmath(BPV_VF_EXP, dt, yr, er, c);
                     for (int64_t j = 0; j < c; j++)
-                        er[j] = rs.fused ? fma_dt(dt, -er[j], s, gw[j]) : R(gw[j] - R(er[j] * s));
+                        er[j] = rs.fused ? bpv_fma(dt, -er[j], s, gw[j]) : R(gw[j] - R(er[j] * s));
                 }
             }
             pass_grad(g, n, 0);
@@ -760,7 +755,7 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
                 bpv_vmath(BPV_VF_EXP, dt, er, er, c);
                 for (int64_t j = 0; j < c; j++) {
                     const double gi = j == t ? gt : 0.0;
-                    er[j] = fused ? fma_dt(dt, -er[j], gt, gi) : R(gi - R(er[j] * gt));
+                    er[j] = fused ? bpv_fma(dt, -er[j], gt, gi) : R(gi - R(er[j] * gt));
                 }
             }
             pass_grad(g, n, 0);

@@ -61,6 +61,12 @@ static inline double bpv_sigmoid(bpv_dtype dt, double a) {
     return bpv_vmath1(BPV_VF_SIGMOID, dt, a);
 }
 
+/* a * b + c rounded once to the dtype: the FMAs torch's AVX2 build makes
+ * of `x + y * z` (optimizer updates, softmax's backward). */
+static inline double bpv_fma(bpv_dtype dt, double a, double b, double c) {
+    return dt == BPV_F32 ? (double)fmaf((float)a, (float)b, (float)c) : fma(a, b, c);
+}
+
 /* sign as torch's sgn: 0 for ±0 and NaN. */
 static inline double bpv_sign(double a) { return (double)(a > 0) - (double)(a < 0); }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kernels.h"
 #include "model.h"
 #include "tape.h"
 
@@ -938,11 +939,6 @@ typedef struct leafref {
     int64_t sn;
 } leafref;
 
-static double fmadd(bpv_dtype dt, double a, double b, double c) {
-    /* torch's CPU kernels contract `self + alpha * other` into one FMA */
-    return dt == BPV_F32 ? (double)fmaf((float)a, (float)b, (float)c) : fma(a, b, c);
-}
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SGD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -976,7 +972,7 @@ static void update(bpv_dtype dt, const bpv_train *t, bpv_param *p) {
         } else {
             for (int64_t i = 0; i < n; i++) mb[i] = R(R(mb[i] * mom) + g[i]);
         }
-        for (int64_t i = 0; i < n; i++) w[i] = fmadd(dt, -lr, mb[i], w[i]);
+        for (int64_t i = 0; i < n; i++) w[i] = bpv_fma(dt, -lr, mb[i], w[i]);
     } else {
         /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2);
          * denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps);
@@ -990,8 +986,8 @@ static void update(bpv_dtype dt, const bpv_train *t, bpv_param *p) {
         const double a1 = R(1.0 - t->beta1), a2 = R(1.0 - t->beta2);
         const double eps = R(t->eps), nss = R(-step_size);
         for (int64_t i = 0; i < n; i++) {
-            mb[i] = fmadd(dt, a1, g[i], R(mb[i] * b1));
-            vb[i] = fmadd(dt, R(a2 * g[i]), g[i], R(vb[i] * b2));
+            mb[i] = bpv_fma(dt, a1, g[i], R(mb[i] * b1));
+            vb[i] = bpv_fma(dt, R(a2 * g[i]), g[i], R(vb[i] * b2));
             const double denom = R(R(R(sqrt(vb[i])) / bc2s) + eps);
             w[i] = R(w[i] + R(R(nss * mb[i]) / denom));
         }
