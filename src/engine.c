@@ -484,19 +484,34 @@ static bool bias_like(const bpv_shape *o, const bpv_shape *b) {
     return true;
 }
 
+/* Whether b broadcasts to o along its last dimensions only (b is o's
+ * leading dimensions, then 1s: [n, 1] against [n, m]), so b's flat index is
+ * o's divided by numel(o) / numel(b). */
+static bool rows_like(const bpv_shape *o, const bpv_shape *b) {
+    if (b->rank != o->rank) return false;
+    int d = 0;
+    while (d < b->rank && b->dim[d] == o->dim[d]) d++;
+    for (; d < b->rank; d++)
+        if (b->dim[d] != 1) return false;
+    return true;
+}
+
 /* The input's share of a contribution computed over n's (broadcast) shape is
- * summed over the broadcast dimensions (torch's sum_to_size): for a bias or
- * a single number in torch's order, over the contributions gathered in
- * red_work (csum.c); for other broadcasts in double, rounded once. An input
- * that was not broadcast takes its share as it is. */
+ * summed over the broadcast dimensions (torch's sum_to_size). For a bias, a
+ * single number or a column ([n, 1]) the contributions are gathered in
+ * red_work and summed in torch's order (csum.c): over the leading
+ * dimensions, or each row as one contiguous sum; for other broadcasts in
+ * double, rounded once. An input that was not broadcast takes its share as
+ * it is. */
 #define GRAD2(K, ...)                                                             \
     do {                                                                          \
         if (!edge_live(g, n, K)) break;                                           \
         const bpv_node *I_ = &g->nodes[n->in[K]];                                 \
         double *e_ = n->edge_grad[K];                                             \
         const bool red_ = I_->numel != N;                                         \
-        double *w_ = red_ && g->red_work && I_->numel > 0 &&                      \
-                             bias_like(osh, &I_->shape) ? g->red_work : NULL;     \
+        const bool bias_ = red_ && I_->numel > 0 && bias_like(osh, &I_->shape);   \
+        double *w_ = g->red_work && (bias_ || (red_ && I_->numel > 0 &&           \
+                     rows_like(osh, &I_->shape))) ? g->red_work : NULL;           \
         if (red_ && !w_) fill(e_, I_->numel, -0.0);                               \
         FOR_BCAST({                                                               \
             const double a = A->val[ia], b = B->val[ib], y = n->val[i];           \
@@ -508,8 +523,11 @@ static bool bias_like(const bpv_shape *o, const bpv_shape *b) {
             else if (red_) e_[t_] += c_;                                          \
             else e_[t_] = c_;                                                     \
         });                                                                       \
-        if (w_)                                                                   \
+        if (w_ && bias_)                                                          \
             bpv_csum_columns(dt, w_, N / I_->numel, I_->numel, false, e_);        \
+        else if (w_)                                                              \
+            for (int64_t r_ = 0; r_ < I_->numel; r_++)                            \
+                e_[r_] = bpv_csum_array(dt, w_ + r_ * (N / I_->numel), N / I_->numel); \
         else if (red_)                                                            \
             for (int64_t j_ = 0; j_ < I_->numel; j_++) e_[j_] = R(e_[j_]);        \
         pass_grad(g, n, K);                                                       \

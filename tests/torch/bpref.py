@@ -72,7 +72,7 @@ class Run:
         batch:   1 (one sample, no batch dimension: x[i]), N (x[i:i+N], the
                  last batch may be smaller) or "all"
         """
-        n = len(next(iter(data.values())))
+        n = len(next(iter(data.values()))) if data else 1  # no data: one step an epoch
         if batch == "all":
             batch = n
         groups = [{"params": [p.t], "lr": p.lr if p.lr is not None else lr}
@@ -84,7 +84,9 @@ class Run:
             opt = torch.optim.SGD(groups, lr=lr, momentum=momentum)
         for _ in range(epochs):
             for start in range(0, n, batch):
-                if batch == 1:
+                if not data:
+                    sample = {}
+                elif batch == 1:
                     sample = {k: v[start] for k, v in data.items()}
                 else:
                     sample = {k: v[start:start + batch] for k, v in data.items()}

@@ -618,11 +618,26 @@ def pow_exact():
     r.predict(f"h(x={X})", h, x=X)
     return r.lines
 
+
+def rows_exact():
+    r = Run()
+    W = r.param("W", [[-0.238, -0.539, -0.668, 0.828, 0.156, 0.38, 0.106, -0.233, 0.463, 0.153, 0.562, 0.323, 0.679, -0.121, -0.69, -0.7, 0.446, -0.665, 0.309], [0.242, -0.881, 0.569, -0.934, 0.734, 0.682, -0.568, 0.452, 0.465, -0.75, 0.34, -0.752, 0.826, 0.378, 0.96, -0.893, -0.364, 0.24, 0.216], [-0.636, 0.776, 0.693, -0.397, -0.708, 0.335, -0.186, 0.327, -0.013, -0.21, -0.957, -0.73, -0.083, 0.456, -0.149, 0.489, 0.08, 0.761, 0.31], [-0.356, -0.722, -0.869, -0.921, 0.725, 0.749, 0.503, -0.781, 0.321, -0.745, 0.778, 0.311, 0.499, 0.218, -0.163, 0.697, 0.923, -0.516, -0.125]])
+    s = r.param("s", [[1.2], [1.04], [0.23], [0.35]])
+    c = r.param("c", [[0.47], [-0.22], [-0.29], [0.19]])
+    b = r.param("b", [-0.13, 0.24, -0.1, 0.25, -0.07, 0.23, 0.15, 0.14, -0.17, -0.2, -0.28, -0.19, 0.1, -0.26, -0.16, 0.04, -0.21, -0.1, -0.16])
+
+    def loss():
+        h = W.t * s.t + c.t - torch.tanh(W.t) * s.t + b.t
+        return (h * h).sum()
+
+    r.train([W, s, c, b], {}, loss, epochs=10, lr=0.01)
+    return r.lines
+
 MODELS = {f.__name__: f for f in [
     linear, quadratic, divsub, powers, pow4, unary_fns, vector, two_layer,
     batch_mse, batch_all, bce, cross_entropy, momentum, adam, adam_opts,
     no_zero_grad, two_trains, f64, named_twice, grad_order, fn, nonfinite, matmul_exact,
-    activations_exact, softmax_exact, pow_exact,
+    activations_exact, softmax_exact, pow_exact, rows_exact,
 ]}
 
 
