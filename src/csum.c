@@ -34,7 +34,6 @@ static int ceil_log2(int64_t x) {
 static void init_lanes(bpv_csum *s, bpv_dtype dt, int64_t n, int lanes) {
     memset(s, 0, sizeof *s);
     s->dt = dt;
-    s->n = n;
     s->lanes = lanes;
     const int64_t vec_size = n / s->lanes, rows = vec_size / 4;
     int p = ceil_log2(rows) / 4;

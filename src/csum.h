@@ -11,7 +11,7 @@
 typedef struct bpv_csum {
     bpv_dtype dt;
     int lanes;             /* of one vector: 8 floats, 4 doubles; 1 for short sums */
-    int64_t n, t;          /* terms in all, terms so far */
+    int64_t t;             /* terms so far */
     int64_t rows_end;      /* terms in rows of four vectors */
     int64_t blocks_end;    /* terms in whole blocks of level_step rows */
     int64_t vec_end;       /* terms in whole vectors */
