@@ -80,6 +80,7 @@ static bool binary(tape_cc *t, const bpv_ast *e, const bpv_ast *l, const bpv_ast
      * Python-number paths */
     if ((op == TK_CARET || op == TK_STARSTAR) && number(t, r, &v)) {
         if (!isfinite(v)) return tfail(t, r, range_msg, "");
+        bpv_ast_number(r, &v); /* a Python number: libm's pow takes it unrounded */
         return expr(t, l) && emit(t, e, BPV_T_POWK, v, 0);
     }
     if (op == TK_SLASH && number(t, l, &v) && !number(t, r, &v)) {

@@ -231,7 +231,7 @@ static int64_t class_index(double t, int64_t c) {
 
 /* The tape's ops round like the kernels above, so a fn with `grad` computes
  * the same values as its body inlined. */
-double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out) {
+double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out, bool vec) {
     double st[BPV_TAPE_STACK];
     int sp = 0;
     for (int i = 0; i < t->n; i++) {
@@ -248,10 +248,10 @@ double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double
         case BPV_T_MUL: y = R(y * x); sp--; break;
         case BPV_T_DIV: y = R(y / x); sp--; break;
         case BPV_T_RDIV: x = R(R(1.0 / x) * in->num); break;
-        case BPV_T_POW: y = bpv_vmath_pow(dt, y, x, false, false); sp--; break;
-        case BPV_T_POWK: x = bpv_pow_scalar(dt, x, in->num, false); break;
+        case BPV_T_POW: y = bpv_vmath_pow(dt, y, x, vec, false); sp--; break;
+        case BPV_T_POWK: x = bpv_pow_scalar(dt, x, in->num, vec); break;
         case BPV_T_NEG: x = -x; break;
-        case BPV_T_SIGMOID: x = bpv_sigmoid(dt, x); break;
+        case BPV_T_SIGMOID: x = bpv_vmath_sigmoid(dt, x, vec); break;
         case BPV_T_RELU: x = x < 0 ? 0.0 : x; break;
         case BPV_T_TANH: x = bpv_vmath1(BPV_VF_TANH, dt, x); break;
         case BPV_T_EXP: x = bpv_vmath1(BPV_VF_EXP, dt, x); break;
@@ -306,15 +306,19 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;
     case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;
     case BPV_OP_IDENTITY: memmove(o, x, (size_t)N * sizeof *o); break;
-    case BPV_OP_CUSTOM:
+    case BPV_OP_CUSTOM: {
+        /* the body's sigmoid and pow split like torch's kernels (vmath.c) */
+        const int64_t vend = bpv_vmath_blocks(dt, N);
         if (!n->custom) { /* only a hand-built graph lacks its fn */
             fill(o, N, NAN);
         } else if (!B) {
-            for (int64_t i = 0; i < N; i++) o[i] = bpv_tape_eval(dt, &n->custom->body, x[i], 0, 0);
+            for (int64_t i = 0; i < N; i++)
+                o[i] = bpv_tape_eval(dt, &n->custom->body, x[i], 0, 0, i < vend);
         } else {
-            FWD2(bpv_tape_eval(dt, &n->custom->body, a, b, 0));
+            FWD2(bpv_tape_eval(dt, &n->custom->body, a, b, 0, i < vend));
         }
         break;
+    }
     case BPV_OP_SUM:
     case BPV_OP_MEAN: {
         const double s = bpv_csum_array(dt, x, A->numel); /* torch's order (csum.c) */
@@ -626,16 +630,18 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_IDENTITY: GRAD1(gv); break;
     /* the user's partial times the incoming gradient, as a torch
      * autograd.Function's backward would write it */
-    case BPV_OP_CUSTOM:
+    case BPV_OP_CUSTOM: {
+        const int64_t vend = bpv_vmath_blocks(dt, N);
         if (!n->custom) {
             break;
         } else if (!B) {
-            GRAD1(R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y)));
+            GRAD1(R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y, i < vend)));
         } else {
-            GRAD2(0, R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, b, y)));
-            GRAD2(1, R(gv * bpv_tape_eval(dt, &n->custom->grad[1], a, b, y)));
+            GRAD2(0, R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, b, y, i < vend)));
+            GRAD2(1, R(gv * bpv_tape_eval(dt, &n->custom->grad[1], a, b, y, i < vend)));
         }
         break;
+    }
     /* sigmoid_backward: grad * (1 - y) * y, left to right */
     case BPV_OP_SIGMOID: GRAD1(R(R(gv * R(1.0 - y)) * y)); break;
     /* threshold_backward: y <= 0 ? 0 : grad (NaN passes the gradient) */
@@ -933,15 +939,17 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
     }
     case BPV_OP_NEG: fill(out, N, -1.0); return true;
     case BPV_OP_IDENTITY: fill(out, N, 1.0); return true;
-    case BPV_OP_CUSTOM:
+    case BPV_OP_CUSTOM: {
+        const int64_t vend = bpv_vmath_blocks(dt, N);
         if (!n->custom) {
             return false;
         } else if (!B) {
-            LOCAL1(bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y));
+            LOCAL1(bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y, i < vend));
         } else {
-            LOCAL2(bpv_tape_eval(dt, &n->custom->grad[k], a, b, y));
+            LOCAL2(bpv_tape_eval(dt, &n->custom->grad[k], a, b, y, i < vend));
         }
         return true;
+    }
     case BPV_OP_SIGMOID: LOCAL1(R(R(1.0 - y) * y)); return true;
     case BPV_OP_RELU: LOCAL1(y <= 0 ? 0.0 : 1.0); return true;
     case BPV_OP_TANH: LOCAL1(R(fma(-y, y, 1.0))); return true;

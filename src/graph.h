@@ -103,7 +103,7 @@ typedef enum bpv_tape_op {
 
 typedef struct bpv_tape_ins {
     bpv_tape_op op;
-    double num;         /* BPV_T_NUM, BPV_T_POWK, BPV_T_RDIV: the number, rounded */
+    double num;         /* BPV_T_NUM, BPV_T_RDIV: the number, rounded; BPV_T_POWK: as written */
 } bpv_tape_ins;
 
 #define BPV_TAPE_STACK 32 /* deepest expression a tape may need */
@@ -119,8 +119,10 @@ typedef struct bpv_custom {
     const char *dlocal[2];   /* each partial as written, over a, b and out */
 } bpv_custom;
 
-/* Runs a tape on one element (engine.c), rounding every step to dt. */
-double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out);
+/* Runs a tape on one element (engine.c), rounding every step to dt; vec:
+ * the element lies in a whole vector block of its tensor, where torch's
+ * sigmoid and pow take SLEEF's path (vmath.c). */
+double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out, bool vec);
 
 typedef struct bpv_node {
     bpv_node_kind kind;

@@ -168,6 +168,21 @@ VM_AVX2 static double sleef_pow(bpv_dtype dt, double a, double b) {
 }
 #endif
 
+#ifdef VM_SLEEF
+/* fn of one value through SLEEF: a lane of a vector, as in a whole block */
+VM_AVX2 static double sleef_lane(bpv_vfn fn, bpv_dtype dt, double x) {
+    if (dt == BPV_F32) return _mm256_cvtss_f32(sleef_f32(fn, _mm256_set1_ps((float)x)));
+    return _mm256_cvtsd_f64(sleef_f64(fn, _mm256_set1_pd(x)));
+}
+#endif
+
+double bpv_vmath_sigmoid(bpv_dtype dt, double x, bool vec) {
+#ifdef VM_SLEEF
+    if (vec && vm_avx2()) return sleef_lane(BPV_VF_SIGMOID, dt, x);
+#endif
+    return dt == BPV_F32 ? scalar_f32(BPV_VF_SIGMOID, (float)x) : scalar_f64(BPV_VF_SIGMOID, x);
+}
+
 int64_t bpv_vmath_blocks(bpv_dtype dt, int64_t n) {
     return vm_avx2() ? n - n % (dt == BPV_F32 ? 16 : 8) : 0;
 }

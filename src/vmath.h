@@ -23,6 +23,9 @@ bool bpv_vmath_sleef(void);
 /* How many leading elements of an n-element result torch computes in whole
  * blocks of two vectors (sigmoid, pow); 0 with libm's kernels. */
 int64_t bpv_vmath_blocks(bpv_dtype dt, int64_t n);
+/* One element of sigmoid as torch computes it: vec when the element lies
+ * in a whole block (bpv_vmath_blocks). */
+double bpv_vmath_sigmoid(bpv_dtype dt, double x, bool vec);
 /* One element of a ** b as torch's pow kernel computes it: vec when the
  * element lies in a whole block (bpv_vmath_blocks); scalar when b is a
  * Python number. */

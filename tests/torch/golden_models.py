@@ -633,11 +633,45 @@ def rows_exact():
     r.train([W, s, c, b], {}, loss, epochs=10, lr=0.01)
     return r.lines
 
+
+class _Act(torch.autograd.Function):
+    """fn_grad_exact's act(u): the body forward, the written partial backward."""
+
+    @staticmethod
+    def forward(ctx, u):
+        ctx.save_for_backward(u)
+        return torch.sigmoid(u) * u ** 1.7
+
+    @staticmethod
+    def backward(ctx, g):
+        (u,) = ctx.saved_tensors
+        return g * (torch.sigmoid(u) * (1 - torch.sigmoid(u)) * u ** 1.7
+                    + torch.sigmoid(u) * 1.7 * u ** 0.7)
+
+
+def fn_grad_exact():
+    r = Run()
+    X = [1.619, 2.247, 1.25, 1.836, 2.355, 1.397, 1.888, 1.874, 2.174, 0.285, 0.589, 2.493, 1.918, 0.8, 1.908, 0.589, 1.029, 1.214, 0.726, 0.518, 1.367, 1.688, 0.932, 1.719, 2.459, 0.327, 0.84, 0.408, 1.758, 1.149, 1.211, 0.768, 1.987, 1.945, 1.229, 2.097, 0.732]
+    x = r.data([X])
+    t = r.data([[-0.312, 0.915, -0.544, -0.712, -0.936, 0.345, 0.641, -0.897, -0.044, -0.207, -0.344, -0.53, -0.231, -0.717, 0.844, -0.602, 0.07, 0.282, 0.315, -0.051, 0.046, 0.873, -0.653, -0.599, -0.396, 0.48, -0.153, -0.22, -0.845, -0.748, 0.303, -0.542, -0.079, -0.525, -0.378, -0.617, 0.816]])
+    w = r.param("w", [1.074, 0.992, 0.837, 1.202, 1.037, 0.78, 0.808, 1.27, 0.893, 0.947, 0.758, 1.224, 0.847, 1.038, 1.134, 1.023, 0.926, 0.856, 1.116, 0.854, 1.07, 1.274, 1.254, 1.103, 1.057, 0.795, 1.188, 1.246, 0.908, 0.737, 1.019, 0.959, 1.21, 1.152, 0.959, 1.019, 0.988])
+
+    def h(x):
+        return _Act.apply(x * w.t)
+
+    def loss(x, t):
+        return h(x) @ t
+
+    r.predict(f"h(x={X})", h, x=X)
+    r.train([w], {"x": x, "t": t}, loss, epochs=10, lr=0.01)
+    r.predict(f"h(x={X})", h, x=X)
+    return r.lines
+
 MODELS = {f.__name__: f for f in [
     linear, quadratic, divsub, powers, pow4, unary_fns, vector, two_layer,
     batch_mse, batch_all, bce, cross_entropy, momentum, adam, adam_opts,
     no_zero_grad, two_trains, f64, named_twice, grad_order, fn, nonfinite, matmul_exact,
-    activations_exact, softmax_exact, pow_exact, rows_exact,
+    activations_exact, softmax_exact, pow_exact, rows_exact, fn_grad_exact,
 ]}
 
 
