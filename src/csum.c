@@ -16,7 +16,7 @@
  *    and the lanes of accumulator 0 are added to that, lane 0 first.
  * A sum of fewer terms than one vector takes the same path with vectors of
  * one element. Checked against torch.sum, torch.mean and mse_loss for
- * float32 and float64 and sizes from 1 to 100,003 (tests/torch/sum_reference.py).
+ * float32 and float64 and sizes from 1 to 140,001 (tests/torch/sum_reference.py).
  * Every term arrives in index order, so losses feed their elements as they
  * compute them. */
 #include <string.h>
