@@ -488,35 +488,48 @@ static bool bias_like(const bpv_shape *o, const bpv_shape *b) {
     return true;
 }
 
-/* Whether b broadcasts to o along its last dimensions only (b is o's
- * leading dimensions, then 1s: [n, 1] against [n, m]), so b's flat index is
- * o's divided by numel(o) / numel(b). */
-static bool rows_like(const bpv_shape *o, const bpv_shape *b) {
-    if (b->rank != o->rank) return false;
-    int d = 0;
-    while (d < b->rank && b->dim[d] == o->dim[d]) d++;
-    for (; d < b->rank; d++)
-        if (b->dim[d] != 1) return false;
+/* Whether b broadcasts to o along leading and trailing dimensions only (b
+ * is o's middle dimensions with 1s around them: [n, 1] or [1, n, 1] against
+ * [k, n, m]); sets *outer to k and *inner to m, so b's flat index is o's
+ * divided by m, modulo numel(b). */
+static bool middle_like(const bpv_shape *o, const bpv_shape *b, int64_t *outer, int64_t *inner) {
+    const int off = o->rank - b->rank;
+    if (off < 0) return false;
+    int first = -1, last = -1;
+    for (int d = 0; d < b->rank; d++)
+        if (b->dim[d] != 1) {
+            if (first < 0) first = d;
+            last = d;
+        }
+    if (first < 0) return false; /* a single number */
+    for (int d = first; d <= last; d++)
+        if (b->dim[d] != o->dim[off + d]) return false;
+    *outer = *inner = 1;
+    for (int d = 0; d < off + first; d++) *outer *= o->dim[d];
+    for (int d = off + last + 1; d < o->rank; d++) *inner *= o->dim[d];
     return true;
 }
 
 /* The input's share of a contribution computed over n's (broadcast) shape is
- * summed over the broadcast dimensions (torch's sum_to_size). For a bias, a
- * single number or a column ([n, 1]) the contributions are gathered in
- * red_work and summed in torch's order (csum.c): over the leading
- * dimensions, or each row as one contiguous sum; for other broadcasts in
- * double, rounded once. An input that was not broadcast takes its share as
- * it is. */
+ * summed over the broadcast dimensions (torch's sum_to_size), in torch's
+ * order, over the contributions gathered in red_work (csum.c): a bias or a
+ * single number by columns over the leading dimensions; an input with
+ * trailing broadcast dimensions ([n, 1]) by rows, each one contiguous sum,
+ * added in order over any leading ones. Without red_work (hand-built
+ * graphs) the sums are in double, rounded once. An input that was not
+ * broadcast takes its share as it is. */
 #define GRAD2(K, ...)                                                             \
     do {                                                                          \
         if (!edge_live(g, n, K)) break;                                           \
         const bpv_node *I_ = &g->nodes[n->in[K]];                                 \
         double *e_ = n->edge_grad[K];                                             \
-        const bool red_ = I_->numel != N;                                         \
-        const bool bias_ = red_ && I_->numel > 0 && bias_like(osh, &I_->shape);   \
-        double *w_ = g->red_work && (bias_ || (red_ && I_->numel > 0 &&           \
-                     rows_like(osh, &I_->shape))) ? g->red_work : NULL;           \
-        if (red_ && !w_) fill(e_, I_->numel, -0.0);                               \
+        const int64_t nb_ = I_->numel;                                            \
+        const bool red_ = nb_ != N;                                               \
+        int64_t ko_ = 1, mi_ = 1;                                                 \
+        const bool bias_ = red_ && nb_ > 0 && bias_like(osh, &I_->shape);         \
+        double *w_ = g->red_work && (bias_ || (red_ && nb_ > 0 &&                 \
+                     middle_like(osh, &I_->shape, &ko_, &mi_))) ? g->red_work : NULL; \
+        if (red_ && !w_) fill(e_, nb_, -0.0);                                     \
         FOR_BCAST({                                                               \
             const double a = A->val[ia], b = B->val[ib], y = n->val[i];           \
             const double gv = n->grad[i];                                         \
@@ -527,13 +540,18 @@ static bool rows_like(const bpv_shape *o, const bpv_shape *b) {
             else if (red_) e_[t_] += c_;                                          \
             else e_[t_] = c_;                                                     \
         });                                                                       \
-        if (w_ && bias_)                                                          \
-            bpv_csum_columns(dt, w_, N / I_->numel, I_->numel, false, e_);        \
-        else if (w_)                                                              \
-            for (int64_t r_ = 0; r_ < I_->numel; r_++)                            \
-                e_[r_] = bpv_csum_array(dt, w_ + r_ * (N / I_->numel), N / I_->numel); \
-        else if (red_)                                                            \
-            for (int64_t j_ = 0; j_ < I_->numel; j_++) e_[j_] = R(e_[j_]);        \
+        if (w_ && bias_) {                                                        \
+            bpv_csum_columns(dt, w_, N / nb_, nb_, false, e_);                    \
+        } else if (w_) {                                                          \
+            for (int64_t j_ = 0; j_ < nb_; j_++) {                                \
+                double s_ = 0.0;                                                  \
+                for (int64_t k_ = 0; k_ < ko_; k_++)                              \
+                    s_ = R(s_ + bpv_csum_array(dt, w_ + (k_ * nb_ + j_) * mi_, mi_)); \
+                e_[j_] = s_;                                                      \
+            }                                                                     \
+        } else if (red_) {                                                        \
+            for (int64_t j_ = 0; j_ < nb_; j_++) e_[j_] = R(e_[j_]);              \
+        }                                                                         \
         pass_grad(g, n, K);                                                       \
     } while (0)
 
