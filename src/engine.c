@@ -476,60 +476,89 @@ static bool edge_live(const bpv_graph *g, const bpv_node *n, int k) {
            in->grad && n->edge_grad[k];
 }
 
-/* Whether b broadcasts to o as a bias: b is o's trailing dimensions after
- * leading 1s, so b's flat index is o's modulo numel(b). */
-static bool bias_like(const bpv_shape *o, const bpv_shape *b) {
-    int lead = 0;
-    while (lead < b->rank && b->dim[lead] == 1) lead++;
-    const int rank = b->rank - lead;
-    if (rank > o->rank) return false;
-    for (int d = 0; d < rank; d++)
-        if (b->dim[lead + d] != o->dim[o->rank - rank + d]) return false;
-    return true;
+/* How torch sums a contribution over o's shape down to a broadcast input of
+ * shape b. o's dimensions (those above 1) are kept or reduced, and runs of
+ * each are merged; torch's reduction order depends on that pattern:
+ *  R     a single number: one contiguous sum;
+ *  R K   a bias ([m] or [1, m] against [n, m]): column sums;
+ *  K R   and  R K R  ([n, 1], [1, n, 1]): each run of reduced elements one
+ *        contiguous sum, added in order over the leading reduced index;
+ *  K R K ([n, 1, m] against [n, k, m]): column sums of each leading slab.
+ * Other patterns are summed in double (PLAN_NONE). */
+typedef enum { PLAN_NONE, PLAN_COLUMNS, PLAN_ROWS, PLAN_SLABS } plan_kind;
+typedef struct reduce_plan {
+    plan_kind kind;
+    int64_t outer, mid, inner; /* COLUMNS: rows, cols; ROWS: outer, kept, inner; SLABS: lead, rows, cols */
+} reduce_plan;
+
+static reduce_plan plan_reduce(const bpv_shape *o, const bpv_shape *b) {
+    reduce_plan p = {PLAN_NONE, 1, 1, 1};
+    const int off = o->rank - b->rank;
+    if (off < 0) return p;
+    char run[BPV_MAX_RANK];
+    int64_t size[BPV_MAX_RANK];
+    int nr = 0;
+    for (int d = 0; d < o->rank; d++) {
+        const int64_t od = o->dim[d], bd = d < off ? 1 : b->dim[d - off];
+        if (od == 1 && bd == 1) continue;
+        char kind;
+        if (bd == od) kind = 'K';
+        else if (bd == 1) kind = 'R';
+        else return p;
+        if (od == 0) return p;
+        if (nr && run[nr - 1] == kind) {
+            size[nr - 1] *= od;
+        } else {
+            run[nr] = kind;
+            size[nr++] = od;
+        }
+    }
+    if (nr == 1 && run[0] == 'R') p = (reduce_plan){PLAN_COLUMNS, size[0], 1, 1};
+    else if (nr == 2 && run[0] == 'R') p = (reduce_plan){PLAN_COLUMNS, size[0], size[1], 1};
+    else if (nr == 2) p = (reduce_plan){PLAN_ROWS, 1, size[0], size[1]};
+    else if (nr == 3 && run[0] == 'R') p = (reduce_plan){PLAN_ROWS, size[0], size[1], size[2]};
+    else if (nr == 3) p = (reduce_plan){PLAN_SLABS, size[0], size[1], size[2]};
+    return p;
 }
 
-/* Whether b broadcasts to o along leading and trailing dimensions only (b
- * is o's middle dimensions with 1s around them: [n, 1] or [1, n, 1] against
- * [k, n, m]); sets *outer to k and *inner to m, so b's flat index is o's
- * divided by m, modulo numel(b). */
-static bool middle_like(const bpv_shape *o, const bpv_shape *b, int64_t *outer, int64_t *inner) {
-    const int off = o->rank - b->rank;
-    if (off < 0) return false;
-    int first = -1, last = -1;
-    for (int d = 0; d < b->rank; d++)
-        if (b->dim[d] != 1) {
-            if (first < 0) first = d;
-            last = d;
+/* e (the input's numel) = w (o's numel) summed as the plan says, each term
+ * negated when negate (not for PLAN_ROWS, whose callers negate w itself) */
+static void reduce_by_plan(bpv_dtype dt, const reduce_plan *p, const double *w, bool negate,
+                           double *e) {
+    switch (p->kind) {
+    case PLAN_COLUMNS: bpv_csum_columns(dt, w, p->outer, p->mid, negate, e); break;
+    case PLAN_ROWS:
+        for (int64_t j = 0; j < p->mid; j++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < p->outer; k++)
+                s = R(s + bpv_csum_array(dt, w + (k * p->mid + j) * p->inner, p->inner));
+            e[j] = s;
         }
-    if (first < 0) return false; /* a single number */
-    for (int d = first; d <= last; d++)
-        if (b->dim[d] != o->dim[off + d]) return false;
-    *outer = *inner = 1;
-    for (int d = 0; d < off + first; d++) *outer *= o->dim[d];
-    for (int d = off + last + 1; d < o->rank; d++) *inner *= o->dim[d];
-    return true;
+        break;
+    case PLAN_SLABS:
+        for (int64_t l = 0; l < p->outer; l++)
+            bpv_csum_columns(dt, w + l * p->mid * p->inner, p->mid, p->inner, negate,
+                             e + l * p->inner);
+        break;
+    case PLAN_NONE: break;
+    }
 }
 
 /* The input's share of a contribution computed over n's (broadcast) shape is
- * summed over the broadcast dimensions (torch's sum_to_size), in torch's
- * order, over the contributions gathered in red_work (csum.c): a bias or a
- * single number by columns over the leading dimensions; an input with
- * trailing broadcast dimensions ([n, 1]) by rows, each one contiguous sum,
- * added in order over any leading ones. Without red_work (hand-built
- * graphs) the sums are in double, rounded once. An input that was not
- * broadcast takes its share as it is. */
+ * summed over the broadcast dimensions (torch's sum_to_size): gathered in
+ * red_work and summed in torch's order where plan_reduce knows it, else
+ * (and in hand-built graphs, which have no red_work) in double, rounded
+ * once. An input that was not broadcast takes its share as it is. */
 #define GRAD2(K, ...)                                                             \
     do {                                                                          \
         if (!edge_live(g, n, K)) break;                                           \
         const bpv_node *I_ = &g->nodes[n->in[K]];                                 \
         double *e_ = n->edge_grad[K];                                             \
-        const int64_t nb_ = I_->numel;                                            \
-        const bool red_ = nb_ != N;                                               \
-        int64_t ko_ = 1, mi_ = 1;                                                 \
-        const bool bias_ = red_ && nb_ > 0 && bias_like(osh, &I_->shape);         \
-        double *w_ = g->red_work && (bias_ || (red_ && nb_ > 0 &&                 \
-                     middle_like(osh, &I_->shape, &ko_, &mi_))) ? g->red_work : NULL; \
-        if (red_ && !w_) fill(e_, nb_, -0.0);                                     \
+        const bool red_ = I_->numel != N;                                         \
+        const reduce_plan p_ = red_ ? plan_reduce(osh, &I_->shape)                \
+                                    : (reduce_plan){PLAN_NONE, 1, 1, 1};          \
+        double *w_ = p_.kind != PLAN_NONE ? g->red_work : NULL;                   \
+        if (red_ && !w_) fill(e_, I_->numel, -0.0);                               \
         FOR_BCAST({                                                               \
             const double a = A->val[ia], b = B->val[ib], y = n->val[i];           \
             const double gv = n->grad[i];                                         \
@@ -540,27 +569,20 @@ static bool middle_like(const bpv_shape *o, const bpv_shape *b, int64_t *outer, 
             else if (red_) e_[t_] += c_;                                          \
             else e_[t_] = c_;                                                     \
         });                                                                       \
-        if (w_ && bias_) {                                                        \
-            bpv_csum_columns(dt, w_, N / nb_, nb_, false, e_);                    \
-        } else if (w_) {                                                          \
-            for (int64_t j_ = 0; j_ < nb_; j_++) {                                \
-                double s_ = 0.0;                                                  \
-                for (int64_t k_ = 0; k_ < ko_; k_++)                              \
-                    s_ = R(s_ + bpv_csum_array(dt, w_ + (k_ * nb_ + j_) * mi_, mi_)); \
-                e_[j_] = s_;                                                      \
-            }                                                                     \
-        } else if (red_) {                                                        \
-            for (int64_t j_ = 0; j_ < nb_; j_++) e_[j_] = R(e_[j_]);              \
-        }                                                                         \
+        if (w_)                                                                   \
+            reduce_by_plan(dt, &p_, w_, false, e_);                               \
+        else if (red_)                                                            \
+            for (int64_t j_ = 0; j_ < I_->numel; j_++) e_[j_] = R(e_[j_]);        \
         pass_grad(g, n, K);                                                       \
     } while (0)
 
 /* add and sub: edge k takes grad (negated for sub's b) without FOR_BCAST's
- * per-element dispatch when the input has n's shape or is A's bias (or a
- * scalar): column sums over the rows in order, in double from -0.0, as
- * GRAD2's bias walk sums them. Returns false for other broadcasts. */
+ * per-element dispatch when the input has n's shape, or is b broadcast in a
+ * pattern plan_reduce knows: summed in torch's order straight from grad.
+ * Returns false for the rest, which GRAD2 sums. */
 ENGINE_CLONES
 static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
+    reduce_plan p;
     const bpv_dtype dt = g->dtype;
     const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
     const bpv_node *I = k ? B : A;
@@ -573,10 +595,11 @@ static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
             for (int64_t i = 0; i < N; i++) e[i] = -gr[i];
         else if (e != gr) /* else one buffer already (compile.c) */
             memcpy(e, gr, (size_t)N * sizeof *e);
-    } else if (k == 1 && A->numel == N &&
-               (nb == 1 || (nb > 0 && bias_like(&n->shape, &B->shape)))) {
-        /* the bias's gradient: torch's sum over the leading dimensions */
-        bpv_csum_columns(dt, gr, N / nb, nb, neg, e);
+    } else if (k == 1 && A->numel == N && nb > 0 &&
+               (p = plan_reduce(&n->shape, &B->shape)).kind != PLAN_NONE &&
+               !(neg && p.kind == PLAN_ROWS)) {
+        /* the incoming gradient is the contribution: summed as it is */
+        reduce_by_plan(dt, &p, gr, neg, e);
     } else {
         return false;
     }
