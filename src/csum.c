@@ -25,18 +25,13 @@
 
 #define R(x) bpv_round(s->dt, (x))
 
-static int ceil_log2(int64_t x) {
-    if (x <= 2) return 1;
-    return 64 - __builtin_clzll((unsigned long long)(x - 1));
-}
-
 /* lanes: 1, 4 or 8 */
 static void init_lanes(bpv_csum *s, bpv_dtype dt, int64_t n, int lanes) {
     memset(s, 0, sizeof *s);
     s->dt = dt;
     s->lanes = lanes;
     const int64_t vec_size = n / s->lanes, rows = vec_size / 4;
-    int p = ceil_log2(rows) / 4;
+    int p = bpv_ceil_log2(rows) / 4;
     s->level_power = p > 4 ? p : 4;
     s->level_step = (int64_t)1 << s->level_power;
     s->row_terms = 4 * (int64_t)s->lanes;
@@ -95,7 +90,7 @@ __attribute__((target_clones("avx2", "default")))
 static void column_cascade(bpv_dtype dt, const double *x, int64_t rows, int64_t cols,
                            int64_t j0, int64_t nc, double sign, double *out) {
 #define RD(v) bpv_round(dt, (v))
-    int p = ceil_log2(rows) / 4;
+    int p = bpv_ceil_log2(rows) / 4;
     const int power = p > 4 ? p : 4;
     const int64_t step = (int64_t)1 << power;
     double acc[4][CHUNK] = {{0}};

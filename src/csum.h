@@ -8,6 +8,11 @@
 
 #include "graph.h"
 
+/* ceil(log2(x)), at least 1: the CeilLog2 torch sizes its cascades with */
+static inline int bpv_ceil_log2(int64_t x) {
+    return x <= 2 ? 1 : 64 - __builtin_clzll((unsigned long long)(x - 1));
+}
+
 typedef struct bpv_csum {
     bpv_dtype dt;
     int lanes;             /* of one vector: 8 floats, 4 doubles; 1 for short sums */

@@ -193,6 +193,12 @@ static double rs_result(const row_sum *r) {
     return s;
 }
 
+/* g - e * s as log_softmax's backward computes it: one FMA in torch's AVX2
+ * build, two roundings in its portable one */
+static double minus_product(bpv_dtype dt, bool fused, double g, double e, double s) {
+    return fused ? bpv_fma(dt, -e, s, g) : R(g - R(e * s));
+}
+
 /* log(sum(exp(x - max))) of one row, as torch's log_softmax computes it;
  * the exps a chunk at a time on the stack (SLEEF's lanes are independent,
  * so the grouping does not change them) */
@@ -377,19 +383,19 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
             const double *xr = x + r * c;
             double *orow = o + r * c;
             const double m = row_max(xr, c);
-            /* e = exp(x - max) into the output row, summed in torch's order */
+            if (n->op == BPV_OP_LOG_SOFTMAX) { /* (x - max) - log(sum exp(x - max)) */
+                const double lse = row_logsumexp(dt, xr, c, m);
+                for (int64_t j = 0; j < c; j++) orow[j] = R(R(xr[j] - m) - lse);
+                continue;
+            }
+            /* e = exp(x - max) into the output row, then e * (1 / sum e) */
             for (int64_t j = 0; j < c; j++) orow[j] = R(xr[j] - m);
             bpv_vmath(BPV_VF_EXP, dt, orow, orow, c);
             row_sum rs;
             rs_init(&rs, dt, c);
             for (int64_t j = 0; j < c; j++) rs_add(&rs, orow[j], 1, false);
-            if (n->op == BPV_OP_LOG_SOFTMAX) { /* (x - max) - log(sum e) */
-                const double lse = bpv_vmath1(BPV_VF_LOG, dt, rs_result(&rs));
-                for (int64_t j = 0; j < c; j++) orow[j] = R(R(xr[j] - m) - lse);
-            } else { /* e * (1 / sum e) */
-                const double inv = R(1.0 / rs_result(&rs));
-                for (int64_t j = 0; j < c; j++) orow[j] = R(orow[j] * inv);
-            }
+            const double inv = R(1.0 / rs_result(&rs));
+            for (int64_t j = 0; j < c; j++) orow[j] = R(orow[j] * inv);
         }
         break;
     }
@@ -402,9 +408,7 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
         enum { LEVELS = 8 };
         double lv[LEVELS] = {0};
-        int p = 0;
-        for (int64_t q = rows > 2 ? rows - 1 : 1; q > 0; q >>= 1) p++; /* ceil(log2(rows)) */
-        const int lp = p / LEVELS > 4 ? p / LEVELS : 4;
+        const int p = bpv_ceil_log2(rows), lp = p / LEVELS > 4 ? p / LEVELS : 4;
         const int64_t mask = ((int64_t)1 << lp) - 1;
         bool bad = false;
         for (int64_t r = 0; r < rows; r++) {
@@ -795,8 +799,7 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
                     for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], 1, false);
                     const double s = rs_result(&rs);
                     bpv_vmath(BPV_VF_EXP, dt, yr, er, c);
-                    for (int64_t j = 0; j < c; j++)
-                        er[j] = rs.fused ? bpv_fma(dt, -er[j], s, gw[j]) : R(gw[j] - R(er[j] * s));
+                    for (int64_t j = 0; j < c; j++) er[j] = minus_product(dt, rs.fused, gw[j], er[j], s);
                 }
             }
             pass_grad(g, n, 0);
@@ -818,10 +821,8 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
                 const bool fused = bpv_vmath_sleef();
                 for (int64_t j = 0; j < c; j++) er[j] = R(R(xr[j] - m) - lse);
                 bpv_vmath(BPV_VF_EXP, dt, er, er, c);
-                for (int64_t j = 0; j < c; j++) {
-                    const double gi = j == t ? gt : 0.0;
-                    er[j] = fused ? bpv_fma(dt, -er[j], gt, gi) : R(gi - R(er[j] * gt));
-                }
+                for (int64_t j = 0; j < c; j++)
+                    er[j] = minus_product(dt, fused, j == t ? gt : 0.0, er[j], gt);
             }
             pass_grad(g, n, 0);
         }

@@ -58,7 +58,7 @@ static inline double bpv_pow_dexp(bpv_dtype dt, double a, double b, double y) {
 /* torch's sigmoid of a one-element tensor (or a custom fn's element):
  * 1 / (1 + exp(-a)) with libm's exp, each step in the dtype (vmath.c). */
 static inline double bpv_sigmoid(bpv_dtype dt, double a) {
-    return bpv_vmath1(BPV_VF_SIGMOID, dt, a);
+    return bpv_vmath_sigmoid(dt, a, false);
 }
 
 /* a * b + c rounded once to the dtype: the FMAs torch's AVX2 build makes

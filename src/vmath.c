@@ -148,8 +148,7 @@ void bpv_vmath(bpv_vfn fn, bpv_dtype dt, const double *x, double *o, int64_t n) 
     int64_t nv = 0; /* elements SLEEF computes */
 #ifdef VM_SLEEF
     if (vm_avx2()) {
-        /* sigmoid: whole blocks of two vectors only */
-        nv = fn != BPV_VF_SIGMOID ? n : dt == BPV_F32 ? n - n % 16 : n - n % 8;
+        nv = fn != BPV_VF_SIGMOID ? n : bpv_vmath_blocks(dt, n); /* sigmoid: whole blocks */
         if (dt == BPV_F32) vec_f32(fn, x, o, nv);
         else vec_f64(fn, x, o, nv);
     }
@@ -166,9 +165,7 @@ VM_AVX2 static double sleef_pow(bpv_dtype dt, double a, double b) {
         return _mm256_cvtss_f32(Sleef_powf8_u10(_mm256_set1_ps((float)a), _mm256_set1_ps((float)b)));
     return _mm256_cvtsd_f64(Sleef_powd4_u10(_mm256_set1_pd(a), _mm256_set1_pd(b)));
 }
-#endif
 
-#ifdef VM_SLEEF
 /* fn of one value through SLEEF: a lane of a vector, as in a whole block */
 VM_AVX2 static double sleef_lane(bpv_vfn fn, bpv_dtype dt, double x) {
     if (dt == BPV_F32) return _mm256_cvtss_f32(sleef_f32(fn, _mm256_set1_ps((float)x)));
