@@ -945,8 +945,10 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
             }
             if (!x->needs_grad) continue;
             const bpv_node *a = x->nin ? &nodes[x->in[0]] : NULL;
-            if (x->kind == BPV_NODE_PARAM)
+            if (x->kind == BPV_NODE_PARAM) {
                 x->grad = m->params[x->ref].grad; /* .grad persists across steps */
+                x->sole_edge = uses[i] == 1;
+            }
             else if ((x->op == BPV_OP_ADD || x->op == BPV_OP_SUB) && a->needs_grad &&
                      a->kind != BPV_NODE_PARAM && uses[x->in[0]] == 1 && a->numel == x->numel &&
                      a->numel > 1)

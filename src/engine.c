@@ -447,6 +447,19 @@ void bpv_graph_forward(bpv_graph *g) {
 
 /* ---- backward ------------------------------------------------------------- */
 
+/* Where edge k of n may be written instead of its edge_grad: the zeroed
+ * .grad of a param that has no other edge, when the caller reads no edge
+ * this pass (g->edges_unread). Only for ops whose results are never -0.0
+ * (matmul's sums start from +0.0), since .grad takes +0.0 + e. NULL: write
+ * edge_grad. pass_grad then only marks the grad written. */
+static double *direct_grad(const bpv_graph *g, const bpv_node *n, int k) {
+    const bpv_node *in = &g->nodes[n->in[k]];
+    return n->op == BPV_OP_MATMUL && g->edges_unread && g->param_direct &&
+                   in->kind == BPV_NODE_PARAM && in->sole_edge && in->grad_pending
+               ? in->grad
+               : NULL;
+}
+
 /* Adds edge k's contribution into its input's grad. A non-param grad starts
  * at -0.0, the exact identity of +, so its first contribution is copied as
  * torch's input buffer does (a -0.0 gradient survives): R(-0.0 + e) is e,
@@ -458,7 +471,7 @@ static void pass_grad(bpv_graph *g, const bpv_node *n, int k) {
     bpv_node *in = &g->nodes[n->in[k]];
     const double *e = n->edge_grad[k];
     if ((in->kind == BPV_NODE_PARAM && !g->param_direct) || !in->grad) return;
-    if (e == in->grad) { /* the input's only edge, computed in place (compile.c) */
+    if (e == in->grad || direct_grad(g, n, k)) { /* computed in place (compile.c, direct_grad) */
         in->grad_pending = false;
         return;
     }
@@ -731,11 +744,13 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         int64_t m, k, p;
         mat_dims(A, B, &m, &k, &p);
         if (edge_live(g, n, 0)) { /* g @ b^T */
-            bpv_matmul(dt, m, k, p, gr, p, 1, B->val, 1, p, n->edge_grad[0], g->mm_work);
+            double *d = direct_grad(g, n, 0);
+            bpv_matmul(dt, m, k, p, gr, p, 1, B->val, 1, p, d ? d : n->edge_grad[0], g->mm_work);
             pass_grad(g, n, 0);
         }
         if (edge_live(g, n, 1)) { /* a^T @ g */
-            bpv_matmul(dt, k, p, m, A->val, 1, k, gr, p, 1, n->edge_grad[1], g->mm_work);
+            double *d = direct_grad(g, n, 1);
+            bpv_matmul(dt, k, p, m, A->val, 1, k, gr, p, 1, d ? d : n->edge_grad[1], g->mm_work);
             pass_grad(g, n, 1);
         }
         break;
@@ -877,7 +892,7 @@ static bool all_zero(const double *p, int64_t n) {
     return (acc << 1) == 0;
 }
 
-void bpv_graph_backward(bpv_graph *g) {
+static void backward_pass(bpv_graph *g) {
     const int obj = g->objective;
     const bool zeroed = g->params_zeroed;
     g->params_zeroed = false;
@@ -932,6 +947,11 @@ void bpv_graph_backward(bpv_graph *g) {
             backward_node(g, n);
         }
     }
+}
+
+void bpv_graph_backward(bpv_graph *g) {
+    backward_pass(g);
+    g->edges_unread = false;
 }
 
 /* ---- local partials for snapshots ------------------------------------------ */

@@ -147,6 +147,9 @@ typedef struct bpv_node {
     /* engine.c, during a backward pass: no contribution has reached grad
      * yet, so it stands for all -0.0 (written when the walk reaches it) */
     bool grad_pending;
+    /* PARAM: exactly one op takes it as an input, so one edge carries its
+     * whole gradient (compile.c) */
+    bool sole_edge;
     const bpv_custom *custom; /* BPV_OP_CUSTOM: the fn (model's arena) */
 } bpv_node;
 
@@ -173,6 +176,12 @@ typedef struct bpv_graph {
      * contribution as +0.0 + e and zeroes the params none reaches. Cleared
      * by the pass. */
     bool params_zeroed;
+    /* Set by the caller before a backward pass whose edge_grad values nobody
+     * reads (no snapshot, no inspection): a param's sole edge out of a
+     * matmul is then written straight into its zeroed .grad (the same bits:
+     * a matmul never yields -0.0) and that edge_grad is left stale. Cleared
+     * by the pass. */
+    bool edges_unread;
     /* snapshot.c: the parts of a snapshot that never change from step to
      * step (strings, layout), built at the first snapshot (model's arena) */
     struct bpv_snap_cache *snap_cache;

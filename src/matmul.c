@@ -35,14 +35,13 @@ typedef float v8f __attribute__((vector_size(32)));
 #define STORE4(p, v) memcpy((p), &(v), sizeof(v4d))
 #define SPLAT(a) ((v4d){(a), (a), (a), (a)})
 #define LOAD8F(v, p) memcpy(&(v), (p), sizeof(v8f))
-/* eight floats widened to doubles (exact) and stored, as two halves: a
- * whole 64-byte vector would go through the stack without AVX-512 */
+/* eight floats widened to doubles (exact) and stored: as a loop over the
+ * lanes, which GCC turns into two whole-register conversions; a 64-byte
+ * vector, or two converted halves, went through the stack */
 #define STORE8D(p, v)                                                             \
     do {                                                                          \
-        v4d lo_ = __builtin_convertvector(__builtin_shufflevector((v), (v), 0, 1, 2, 3), v4d); \
-        v4d hi_ = __builtin_convertvector(__builtin_shufflevector((v), (v), 4, 5, 6, 7), v4d); \
-        STORE4((p), lo_);                                                         \
-        STORE4((p) + 4, hi_);                                                     \
+        double *p_ = (p);                                                         \
+        for (int l_ = 0; l_ < 8; l_++) p_[l_] = (double)(v)[l_];                  \
     } while (0)
 #define SPLAT8F(a) ((v8f){(a), (a), (a), (a), (a), (a), (a), (a)})
 

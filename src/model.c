@@ -1145,6 +1145,8 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                     if (p->numel == 1) p->grad[0] = 0.0;
                     else memset(p->grad, 0, (size_t)p->numel * sizeof *p->grad);
                 }
+            /* a step nobody looks at need not keep every edge's partial */
+            g->edges_unread = !inspect && m->step + 1 < next_keep;
             if (tape) bpv_stape_backward(tape);
             else bpv_graph_backward(g);
             m->step++;
