@@ -19,6 +19,27 @@
 
 /* ---- finiteness -------------------------------------------------------------- */
 
+/* Whether every float is finite: an exponent of all ones is ±inf or NaN.
+ * No early exit, so the loop vectorizes. */
+static bool finite32(const float *v, int64_t n) {
+    uint32_t bad = 0;
+    if (v)
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t b;
+            memcpy(&b, &v[i], sizeof b);
+            bad |= (b & 0x7f800000u) == 0x7f800000u;
+        }
+    return !bad;
+}
+
+bool bpv_graph32_finite(const bpv_graph *g) {
+    for (int i = 0; i < g->nnodes; i++) {
+        const bpv_node *n = &g->nodes[i];
+        if (!finite32(n->val32, n->numel) || !finite32(n->grad32, n->numel)) return false;
+    }
+    return true;
+}
+
 static int64_t first_bad(const double *v, int64_t n) {
     if (v)
         for (int64_t i = 0; i < n; i++)

@@ -982,6 +982,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     g->batch = c->batch;
     g->mm_work = work;
     g->red_work = red;
+    g->nred = nred;
     return g;
 oom_uses:
     free(uses);
@@ -1047,4 +1048,70 @@ bpv_graph *bpv_compile(bpv_model *m, int upto, const char *target, size_t target
     /* with bindings: a prediction (no gradients); without: a training graph */
     return bpv_compile_ex(m, upto, target, target_off, target_len, batch, bind != NULL, bind,
                           nbind, bind == NULL, err);
+}
+
+/* ---- the float32 twin --------------------------------------------------------
+ * Buffers carved from the graph's block map to the same offsets of a float
+ * block, so every buffer the compiler shared stays shared. Buffers from
+ * outside it (params', constants') get one float buffer per distinct
+ * pointer: constants are converted here (exact: they are float32 values),
+ * params are the caller's to fill. */
+typedef struct twin_map {
+    const double *from;
+    float *to;
+} twin_map;
+
+static float *twin_buf(bpv_arena *a, const bpv_graph *g, float *fnums, twin_map *map, int *nmap,
+                       const double *p, int64_t numel, bool convert) {
+    if (!p) return NULL;
+    if (g->nums && p >= g->nums && p < g->nums + g->nnums) return fnums + (p - g->nums);
+    for (int i = 0; i < *nmap; i++)
+        if (map[i].from == p) return map[i].to;
+    float *f = bpv_arena_calloc(a, (size_t)(numel ? numel : 1), sizeof *f);
+    if (!f) return NULL;
+    if (convert)
+        for (int64_t i = 0; i < numel; i++) f[i] = (float)p[i];
+    map[*nmap] = (twin_map){p, f};
+    ++*nmap;
+    return f;
+}
+
+bpv_graph *bpv_graph_twin32(bpv_arena *a, const bpv_graph *g) {
+    if (g->dtype != BPV_F32) return NULL;
+    bpv_graph *t = bpv_arena_alloc(a, sizeof *t);
+    bpv_node *nodes = t ? bpv_arena_calloc(a, (size_t)g->nnodes, sizeof *nodes) : NULL;
+    float *fnums = nodes ? bpv_arena_calloc(a, (size_t)(g->nnums ? g->nnums : 1), sizeof *fnums) : NULL;
+    /* each node brings at most four outside buffers: val, grad, two edges */
+    twin_map *map = fnums ? malloc(((size_t)g->nnodes * 4 + 1) * sizeof *map) : NULL;
+    if (!map) return NULL;
+    int nmap = 0;
+    int64_t most = 1;
+    *t = *g;
+    t->nodes = nodes;
+    t->nums32 = fnums;
+    t->snap_cache = NULL;
+    bool ok = true;
+    for (int i = 0; i < g->nnodes && ok; i++) {
+        const bpv_node *n = &g->nodes[i];
+        bpv_node *x = &nodes[i];
+        *x = *n;
+        if (n->numel > most) most = n->numel;
+        x->val32 = twin_buf(a, g, fnums, map, &nmap, n->val, n->numel, n->kind == BPV_NODE_CONST);
+        ok = x->val32 != NULL || !n->val;
+        if (n->grad) {
+            x->grad32 = twin_buf(a, g, fnums, map, &nmap, n->grad, n->numel, false);
+            ok = ok && x->grad32;
+        }
+        for (int k = 0; k < n->nin && ok; k++)
+            if (n->edge_grad[k]) {
+                x->edge_grad32[k] = twin_buf(a, g, fnums, map, &nmap, n->edge_grad[k],
+                                             g->nodes[n->in[k]].numel, false);
+                ok = x->edge_grad32[k] != NULL;
+            }
+    }
+    free(map);
+    t->red_work32 = g->nred ? bpv_arena_calloc(a, (size_t)g->nred, sizeof(float)) : NULL;
+    t->acc_work = bpv_arena_calloc(a, (size_t)most, sizeof(double));
+    if (!ok || (g->nred && !t->red_work32) || !t->acc_work) return NULL;
+    return t;
 }

@@ -79,53 +79,86 @@ double bpv_csum_result(bpv_csum *s) {
     return r;
 }
 
+/* An element of a double (f32 false) or float32 array: the callers below
+ * pass a constant, so each inlined copy reads one type. */
+static inline __attribute__((always_inline)) double at(const void *x, bool f32, int64_t i) {
+    return f32 ? ((const float *)x)[i] : ((const double *)x)[i];
+}
+static inline __attribute__((always_inline)) void put(void *x, bool f32, int64_t i, double v) {
+    if (f32) ((float *)x)[i] = (float)v;
+    else ((double *)x)[i] = v;
+}
+
 /* Columns of a reduction over the leading dimension that share a
  * multi_row_sum (four vectors of columns, or four columns): per column a
  * single accumulator per level, one term per row, the levels added in
  * order at the end. All the columns of a chunk go row by row together. */
 enum { CHUNK = 64 };
+/* ACC is the accumulator type: double with every step rounded to dt, or
+ * float for float32 storage, whose additions round as R() of the double
+ * ones (a float32 sum of two float32 values is the rounded exact sum) and
+ * run eight lanes wide. */
+#define CASCADE_COLS(NAME, IN, ACC, RD)                                                  \
+    static inline __attribute__((always_inline)) void NAME(                              \
+        bpv_dtype dt, const IN *x, int64_t rows, int64_t cols, int64_t j0, int64_t nc,   \
+        double sign, IN *out) {                                                          \
+        (void)dt;                                                                        \
+        int p = bpv_ceil_log2(rows) / 4;                                                 \
+        const int power = p > 4 ? p : 4;                                                 \
+        const int64_t step = (int64_t)1 << power;                                        \
+        const ACC sg = (ACC)sign;                                                        \
+        ACC acc[4][CHUNK] = {{0}};                                                       \
+        int64_t i = 0;                                                                   \
+        for (; i + step <= rows;) {                                                      \
+            for (int64_t r = 0; r < step; r++, i++) {                                    \
+                const IN *row = x + i * cols + j0;                                       \
+                for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + sg * row[c]); \
+            }                                                                            \
+            for (int j = 1; j < 4; j++) {                                                \
+                for (int64_t c = 0; c < nc; c++) {                                       \
+                    acc[j][c] = RD(acc[j][c] + acc[j - 1][c]);                           \
+                    acc[j - 1][c] = 0;                                                   \
+                }                                                                        \
+                if ((i & ((step - 1) << (j * power))) != 0) break;                       \
+            }                                                                            \
+        }                                                                                \
+        for (; i < rows; i++) {                                                          \
+            const IN *row = x + i * cols + j0;                                           \
+            for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + sg * row[c]);    \
+        }                                                                                \
+        for (int j = 1; j < 4; j++)                                                      \
+            for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + acc[j][c]);      \
+        for (int64_t c = 0; c < nc; c++) out[j0 + c] = acc[0][c];                        \
+    }
+#define RD_DT(v) bpv_round(dt, (v))
+#define RD_NONE(v) (v)
+CASCADE_COLS(cascade_cols, double, double, RD_DT)
+CASCADE_COLS(cascade_cols32, float, float, RD_NONE)
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
+#define CSUM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CSUM_CLONES
 #endif
+CSUM_CLONES
 static void column_cascade(bpv_dtype dt, const double *x, int64_t rows, int64_t cols,
                            int64_t j0, int64_t nc, double sign, double *out) {
-#define RD(v) bpv_round(dt, (v))
-    int p = bpv_ceil_log2(rows) / 4;
-    const int power = p > 4 ? p : 4;
-    const int64_t step = (int64_t)1 << power;
-    double acc[4][CHUNK] = {{0}};
-    int64_t i = 0;
-    for (; i + step <= rows;) {
-        for (int64_t r = 0; r < step; r++, i++) {
-            const double *row = x + i * cols + j0;
-            for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + sign * row[c]);
-        }
-        for (int j = 1; j < 4; j++) {
-            for (int64_t c = 0; c < nc; c++) {
-                acc[j][c] = RD(acc[j][c] + acc[j - 1][c]);
-                acc[j - 1][c] = 0.0;
-            }
-            if ((i & ((step - 1) << (j * power))) != 0) break;
-        }
-    }
-    for (; i < rows; i++) {
-        const double *row = x + i * cols + j0;
-        for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + sign * row[c]);
-    }
-    for (int j = 1; j < 4; j++)
-        for (int64_t c = 0; c < nc; c++) acc[0][c] = RD(acc[0][c] + acc[j][c]);
-    for (int64_t c = 0; c < nc; c++) out[j0 + c] = acc[0][c];
-#undef RD
+    cascade_cols(dt, x, rows, cols, j0, nc, sign, out);
+}
+CSUM_CLONES
+static void column_cascade32(bpv_dtype dt, const float *x, int64_t rows, int64_t cols,
+                             int64_t j0, int64_t nc, double sign, float *out) {
+    cascade_cols32(dt, x, rows, cols, j0, nc, sign, out);
 }
 
-void bpv_csum_columns(bpv_dtype dt, const double *x, int64_t rows, int64_t cols, bool negate,
-                      double *out) {
+static void columns(bpv_dtype dt, const void *x, bool f32, int64_t rows, int64_t cols,
+                    bool negate, void *out) {
     const double sign = negate ? -1.0 : 1.0;
     if (cols == 1) { /* one column is a contiguous sum */
         bpv_csum c;
         bpv_csum_init(&c, dt, rows);
-        for (int64_t i = 0; i < rows; i++) bpv_csum_add(&c, sign * x[i]);
-        out[0] = bpv_csum_result(&c);
+        for (int64_t i = 0; i < rows; i++) bpv_csum_add(&c, sign * at(x, f32, i));
+        put(out, f32, 0, bpv_csum_result(&c));
         return;
     }
     /* columns in whole groups of four vectors (four columns when there are
@@ -134,17 +167,37 @@ void bpv_csum_columns(bpv_dtype dt, const double *x, int64_t rows, int64_t cols,
      * one-element vectors */
     const int64_t lanes = dt == BPV_F32 ? 8 : 4, group = cols >= lanes ? 4 * lanes : 4;
     const int64_t full = cols / group * group;
-    for (int64_t j = 0; j < full; j += CHUNK)
-        column_cascade(dt, x, rows, cols, j, full - j < CHUNK ? full - j : CHUNK, sign, out);
+    for (int64_t j = 0; j < full; j += CHUNK) {
+        const int64_t nc = full - j < CHUNK ? full - j : CHUNK;
+        if (f32) column_cascade32(dt, x, rows, cols, j, nc, sign, out);
+        else column_cascade(dt, x, rows, cols, j, nc, sign, out);
+    }
     for (int64_t j = full; j < cols; j++) {
         bpv_csum c;
         init_lanes(&c, dt, rows, 1);
-        for (int64_t i = 0; i < rows; i++) bpv_csum_add(&c, sign * x[i * cols + j]);
-        out[j] = bpv_csum_result(&c);
+        for (int64_t i = 0; i < rows; i++) bpv_csum_add(&c, sign * at(x, f32, i * cols + j));
+        put(out, f32, j, bpv_csum_result(&c));
     }
 }
 
+void bpv_csum_columns(bpv_dtype dt, const double *x, int64_t rows, int64_t cols, bool negate,
+                      double *out) {
+    columns(dt, x, false, rows, cols, negate, out);
+}
+
+void bpv_csum_columns32(bpv_dtype dt, const float *x, int64_t rows, int64_t cols, bool negate,
+                        float *out) {
+    columns(dt, x, true, rows, cols, negate, out);
+}
+
 double bpv_csum_array(bpv_dtype dt, const double *x, int64_t n) {
+    bpv_csum s;
+    bpv_csum_init(&s, dt, n);
+    for (int64_t i = 0; i < n; i++) bpv_csum_add(&s, x[i]);
+    return bpv_csum_result(&s);
+}
+
+double bpv_csum_array32(bpv_dtype dt, const float *x, int64_t n) {
     bpv_csum s;
     bpv_csum_init(&s, dt, n);
     for (int64_t i = 0; i < n; i++) bpv_csum_add(&s, x[i]);

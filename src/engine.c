@@ -15,6 +15,39 @@
 
 #define R(x) bpv_round(dt, (x))
 
+/* engine32.c compiles this file again for float32 twins (BPV_ENGINE32):
+ * NUM is the storage type, VAL, GRAD, EDGE and RED the fields that hold it,
+ * and the helpers that read or write it take it. The arithmetic is the
+ * same double-and-round code either way, so are the numbers: a stored
+ * number is a value of the dtype, which float32 holds exactly. */
+#ifdef BPV_ENGINE32
+#define NUM float
+#define NUMBITS uint32_t
+#define VAL val32
+#define GRAD grad32
+#define EDGE edge_grad32
+#define RED red_work32
+#define MATMUL(dt, M, N, K, x, xr, xc, y, yr, yc, c, w) bpv_matmul32(M, N, K, x, xr, xc, y, yr, yc, c, w)
+#define VMATH(fn, dt, x, o, n) bpv_vmath32(fn, x, o, n)
+#define CSUM_ARRAY(dt, x, n) bpv_csum_array32(dt, x, n)
+#define CSUM_COLUMNS bpv_csum_columns32
+#define GRAPH_FORWARD bpv_graph32_forward
+#define GRAPH_BACKWARD bpv_graph32_backward
+#else
+#define NUM double
+#define NUMBITS uint64_t
+#define VAL val
+#define GRAD grad
+#define EDGE edge_grad
+#define RED red_work
+#define MATMUL bpv_matmul
+#define VMATH bpv_vmath
+#define CSUM_ARRAY bpv_csum_array
+#define CSUM_COLUMNS bpv_csum_columns
+#define GRAPH_FORWARD bpv_graph_forward
+#define GRAPH_BACKWARD bpv_graph_backward
+#endif
+
 /* The elementwise loops run in AVX2 where the CPU has it (four doubles a
  * lane set): the same IEEE operations, so the same bits, in fewer steps. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -23,9 +56,22 @@
 #define ENGINE_CLONES
 #endif
 
-static void fill(double *p, int64_t n, double v) {
+static void fill(NUM *p, int64_t n, double v) {
     for (int64_t i = 0; i < n; i++) p[i] = v;
 }
+
+/* Where a sum torch does not order (engine.c GRAD2, the losses' broadcast
+ * inputs) is accumulated in double before its one rounding: the edge
+ * itself in a double graph, the twin's acc_work in a float32 one. */
+#ifdef BPV_ENGINE32
+#define ACC(g, e) ((g)->acc_work)
+static void fill_d(double *p, int64_t n, double v) {
+    for (int64_t i = 0; i < n; i++) p[i] = v;
+}
+#else
+#define ACC(g, e) (e)
+#define fill_d fill
+#endif
 
 /* ---- broadcasting --------------------------------------------------------
  * Walks the output shape keeping the flat offset of each of two inputs; an
@@ -117,10 +163,24 @@ static inline bool bcast_tail(const bpv_shape *o, const bpv_shape *b) {
 /* out[i] = EXPR(a, b) */
 #define FWD2(...)                                                                 \
     FOR_BCAST({                                                                   \
-        const double a = A->val[ia], b = B->val[ib];                              \
+        const double a = A->VAL[ia], b = B->VAL[ib];                              \
         (void)a; (void)b;                                                         \
         o[i] = (__VA_ARGS__);                                                     \
     })
+
+/* out[i] = R(a OP b), one IEEE operation: over float32 storage computed in
+ * float32, which rounds the exact result just as R() of the double one does
+ * (a double holds it exactly or rounds it harmlessly: 53 >= 2 * 24 + 2
+ * bits), eight lanes to a vector instead of four and no conversions. */
+#ifdef BPV_ENGINE32
+#define FWD2_1(OP)                                                                \
+    FOR_BCAST({                                                                   \
+        const float a = A->VAL[ia], b = B->VAL[ib];                               \
+        o[i] = a OP b;                                                            \
+    })
+#else
+#define FWD2_1(OP) FWD2(R(a OP b))
+#endif
 
 /* ---- torch-specific element formulas ------------------------------------- */
 
@@ -133,7 +193,7 @@ static bool rdiv_mode(const bpv_graph *g, const bpv_node *n) {
 }
 
 /* The max that propagates NaN, like torch's vectorized maximum. */
-static double row_max(const double *x, int64_t c) {
+static double row_max(const NUM *x, int64_t c) {
     double m = -INFINITY;
     for (int64_t j = 0; j < c; j++) {
         if (x[j] != x[j]) return x[j];
@@ -202,7 +262,7 @@ static double minus_product(bpv_dtype dt, bool fused, double g, double e, double
 /* log(sum(exp(x - max))) of one row, as torch's log_softmax computes it;
  * the exps a chunk at a time on the stack (SLEEF's lanes are independent,
  * so the grouping does not change them) */
-static double row_logsumexp(bpv_dtype dt, const double *x, int64_t c, double m) {
+static double row_logsumexp(bpv_dtype dt, const NUM *x, int64_t c, double m) {
     row_sum r;
     rs_init(&r, dt, c);
     double e[64];
@@ -235,6 +295,7 @@ static int64_t class_index(double t, int64_t c) {
 
 /* ---- custom functions ------------------------------------------------------- */
 
+#ifndef BPV_ENGINE32 /* one copy, in engine.c */
 /* The tape's ops round like the kernels above, so a fn with `grad` computes
  * the same values as its body inlined. */
 double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out, bool vec) {
@@ -270,6 +331,7 @@ double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double
     }
     return sp > 0 ? st[sp - 1] : NAN;
 }
+#endif
 
 /* ---- forward -------------------------------------------------------------- */
 
@@ -278,18 +340,18 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     const bpv_dtype dt = g->dtype;
     const bpv_node *A = n->nin > 0 ? &g->nodes[n->in[0]] : NULL;
     const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
-    double *o = n->val;
+    NUM *o = n->VAL;
     const int64_t N = n->numel;
     const bpv_shape *osh = &n->shape;
-    const double *x = A ? A->val : NULL;
+    const NUM *x = A ? A->VAL : NULL;
 
     switch (n->op) {
     case BPV_OP_NONE:
     case BPV_OP_COUNT:
         break;
-    case BPV_OP_ADD: FWD2(R(a + b)); break;
-    case BPV_OP_SUB: FWD2(R(a - b)); break;
-    case BPV_OP_MUL: FWD2(R(a * b)); break;
+    case BPV_OP_ADD: FWD2_1(+); break;
+    case BPV_OP_SUB: FWD2_1(-); break;
+    case BPV_OP_MUL: FWD2_1(*); break;
     case BPV_OP_DIV:
         if (rdiv_mode(g, n)) FWD2(R(R(1.0 / b) * a));
         else FWD2(R(a / b));
@@ -303,12 +365,12 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         break;
     case BPV_OP_NEG: for (int64_t i = 0; i < N; i++) o[i] = -x[i]; break;
     /* torch's own kernels, SLEEF's vector functions included (vmath.c) */
-    case BPV_OP_SIGMOID: bpv_vmath(BPV_VF_SIGMOID, dt, x, o, N); break;
+    case BPV_OP_SIGMOID: VMATH(BPV_VF_SIGMOID, dt, x, o, N); break;
     /* torch relu keeps -0.0 and NaN: a < 0 ? 0 : a */
     case BPV_OP_RELU: for (int64_t i = 0; i < N; i++) o[i] = x[i] < 0 ? 0.0 : x[i]; break;
-    case BPV_OP_TANH: bpv_vmath(BPV_VF_TANH, dt, x, o, N); break;
-    case BPV_OP_EXP: bpv_vmath(BPV_VF_EXP, dt, x, o, N); break;
-    case BPV_OP_LOG: bpv_vmath(BPV_VF_LOG, dt, x, o, N); break;
+    case BPV_OP_TANH: VMATH(BPV_VF_TANH, dt, x, o, N); break;
+    case BPV_OP_EXP: VMATH(BPV_VF_EXP, dt, x, o, N); break;
+    case BPV_OP_LOG: VMATH(BPV_VF_LOG, dt, x, o, N); break;
     case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;
     case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;
     case BPV_OP_IDENTITY: memmove(o, x, (size_t)N * sizeof *o); break;
@@ -327,7 +389,7 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     }
     case BPV_OP_SUM:
     case BPV_OP_MEAN: {
-        const double s = bpv_csum_array(dt, x, A->numel); /* torch's order (csum.c) */
+        const double s = CSUM_ARRAY(dt, x, A->numel); /* torch's order (csum.c) */
         /* torch mean = sum(x).div_(numel) */
         o[0] = n->op == BPV_OP_MEAN ? R(s / (double)A->numel) : s;
         break;
@@ -344,7 +406,7 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_MATMUL: {
         int64_t m, k, p;
         mat_dims(A, B, &m, &k, &p);
-        bpv_matmul(dt, m, p, k, A->val, k, 1, B->val, p, 1, o, g->mm_work);
+        MATMUL(dt, m, p, k, A->VAL, k, 1, B->VAL, p, 1, o, g->mm_work);
         break;
     }
     case BPV_OP_MSE:
@@ -358,14 +420,14 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         bpv_csum_init(&s, dt, N);
         if (n->op == BPV_OP_MSE) {
             FOR_BCAST({
-                double d = R(A->val[ia] - B->val[ib]);
+                double d = R(A->VAL[ia] - B->VAL[ib]);
                 bpv_csum_add(&s, R(d * d));
             });
         } else {
             /* torch 1.13 CPU: (y-1)*max(log(1-p),-100) - y*max(log(p),-100),
              * element by element with libm's logf under float32 */
             FOR_BCAST({
-                double p = A->val[ia], y = B->val[ib];
+                double p = A->VAL[ia], y = B->VAL[ib];
                 double l1 = dt == BPV_F32 ? logf((float)(1.0 - p)) : log(1.0 - p);
                 double l0 = dt == BPV_F32 ? logf((float)p) : log(p);
                 if (l1 < -100) l1 = -100;
@@ -380,8 +442,8 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_LOG_SOFTMAX: {
         int64_t c = last_dim(A), rows = c ? N / c : 0;
         for (int64_t r = 0; r < rows; r++) {
-            const double *xr = x + r * c;
-            double *orow = o + r * c;
+            const NUM *xr = x + r * c;
+            NUM *orow = o + r * c;
             const double m = row_max(xr, c);
             if (n->op == BPV_OP_LOG_SOFTMAX) { /* (x - max) - log(sum exp(x - max)) */
                 const double lse = row_logsumexp(dt, xr, c, m);
@@ -390,7 +452,7 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
             }
             /* e = exp(x - max) into the output row, then e * (1 / sum e) */
             for (int64_t j = 0; j < c; j++) orow[j] = R(xr[j] - m);
-            bpv_vmath(BPV_VF_EXP, dt, orow, orow, c);
+            VMATH(BPV_VF_EXP, dt, orow, orow, c);
             row_sum rs;
             rs_init(&rs, dt, c);
             for (int64_t j = 0; j < c; j++) rs_add(&rs, orow[j], 1, false);
@@ -412,8 +474,8 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
         const int64_t mask = ((int64_t)1 << lp) - 1;
         bool bad = false;
         for (int64_t r = 0; r < rows; r++) {
-            const double *xr = x + r * c;
-            int64_t t = class_index(B->val[r < B->numel ? r : 0], c);
+            const NUM *xr = x + r * c;
+            int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
             if (t < 0) {
                 bad = true;
                 continue;
@@ -434,11 +496,13 @@ static void forward_node(bpv_graph *g, bpv_node *n) {
     }
 }
 
+#ifndef BPV_ENGINE32
 void bpv_graph_forward_node(bpv_graph *g, int i) {
     if (g->nodes[i].kind == BPV_NODE_OP) forward_node(g, &g->nodes[i]);
 }
+#endif
 
-void bpv_graph_forward(bpv_graph *g) {
+void GRAPH_FORWARD(bpv_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         bpv_node *n = &g->nodes[i];
         if (n->kind == BPV_NODE_OP) forward_node(g, n);
@@ -452,11 +516,11 @@ void bpv_graph_forward(bpv_graph *g) {
  * this pass (g->edges_unread). Only for ops whose results are never -0.0
  * (matmul's sums start from +0.0), since .grad takes +0.0 + e. NULL: write
  * edge_grad. pass_grad then only marks the grad written. */
-static double *direct_grad(const bpv_graph *g, const bpv_node *n, int k) {
+static NUM *direct_grad(const bpv_graph *g, const bpv_node *n, int k) {
     const bpv_node *in = &g->nodes[n->in[k]];
     return n->op == BPV_OP_MATMUL && g->edges_unread && g->param_direct &&
                    in->kind == BPV_NODE_PARAM && in->sole_edge && in->grad_pending
-               ? in->grad
+               ? in->GRAD
                : NULL;
 }
 
@@ -469,28 +533,28 @@ ENGINE_CLONES
 static void pass_grad(bpv_graph *g, const bpv_node *n, int k) {
     const bpv_dtype dt = g->dtype;
     bpv_node *in = &g->nodes[n->in[k]];
-    const double *e = n->edge_grad[k];
-    if ((in->kind == BPV_NODE_PARAM && !g->param_direct) || !in->grad) return;
-    if (e == in->grad || direct_grad(g, n, k)) { /* computed in place (compile.c, direct_grad) */
+    const NUM *e = n->EDGE[k];
+    if ((in->kind == BPV_NODE_PARAM && !g->param_direct) || !in->GRAD) return;
+    if (e == in->GRAD || direct_grad(g, n, k)) { /* computed in place (compile.c, direct_grad) */
         in->grad_pending = false;
         return;
     }
     if (in->grad_pending) {
         if (in->kind == BPV_NODE_PARAM) /* +0.0 + e, as into torch's zeroed .grad */
-            for (int64_t j = 0; j < in->numel; j++) in->grad[j] = e[j] + 0.0;
+            for (int64_t j = 0; j < in->numel; j++) in->GRAD[j] = e[j] + 0.0;
         else
-            memcpy(in->grad, e, (size_t)in->numel * sizeof *e);
+            memcpy(in->GRAD, e, (size_t)in->numel * sizeof *e);
         in->grad_pending = false;
         return;
     }
-    for (int64_t j = 0; j < in->numel; j++) in->grad[j] = R(in->grad[j] + e[j]);
+    for (int64_t j = 0; j < in->numel; j++) in->GRAD[j] = R(in->GRAD[j] + e[j]);
 }
 
 /* Whether edge k of n carries a gradient this pass. */
 static bool edge_live(const bpv_graph *g, const bpv_node *n, int k) {
     const bpv_node *in = &g->nodes[n->in[k]];
-    return n->kind == BPV_NODE_OP && n->needs_grad && n->grad && in->needs_grad &&
-           in->grad && n->edge_grad[k];
+    return n->kind == BPV_NODE_OP && n->needs_grad && n->GRAD && in->needs_grad &&
+           in->GRAD && n->EDGE[k];
 }
 
 /* How torch sums a contribution over o's shape down to a broadcast input of
@@ -540,21 +604,21 @@ static reduce_plan plan_reduce(const bpv_shape *o, const bpv_shape *b) {
 
 /* e (the input's numel) = w (o's numel) summed as the plan says, each term
  * negated when negate (not for PLAN_ROWS, whose callers negate w itself) */
-static void reduce_by_plan(bpv_dtype dt, const reduce_plan *p, const double *w, bool negate,
-                           double *e) {
+static void reduce_by_plan(bpv_dtype dt, const reduce_plan *p, const NUM *w, bool negate,
+                           NUM *e) {
     switch (p->kind) {
-    case PLAN_COLUMNS: bpv_csum_columns(dt, w, p->outer, p->mid, negate, e); break;
+    case PLAN_COLUMNS: CSUM_COLUMNS(dt, w, p->outer, p->mid, negate, e); break;
     case PLAN_ROWS:
         for (int64_t j = 0; j < p->mid; j++) {
             double s = 0.0;
             for (int64_t k = 0; k < p->outer; k++)
-                s = R(s + bpv_csum_array(dt, w + (k * p->mid + j) * p->inner, p->inner));
+                s = R(s + CSUM_ARRAY(dt, w + (k * p->mid + j) * p->inner, p->inner));
             e[j] = s;
         }
         break;
     case PLAN_SLABS:
         for (int64_t l = 0; l < p->outer; l++)
-            bpv_csum_columns(dt, w + l * p->mid * p->inner, p->mid, p->inner, negate,
+            CSUM_COLUMNS(dt, w + l * p->mid * p->inner, p->mid, p->inner, negate,
                              e + l * p->inner);
         break;
     case PLAN_NONE: break;
@@ -570,26 +634,27 @@ static void reduce_by_plan(bpv_dtype dt, const reduce_plan *p, const double *w, 
     do {                                                                          \
         if (!edge_live(g, n, K)) break;                                           \
         const bpv_node *I_ = &g->nodes[n->in[K]];                                 \
-        double *e_ = n->edge_grad[K];                                             \
+        NUM *e_ = n->EDGE[K];                                             \
         const bool red_ = I_->numel != N;                                         \
         const reduce_plan p_ = red_ ? plan_reduce(osh, &I_->shape)                \
                                     : (reduce_plan){PLAN_NONE, 1, 1, 1};          \
-        double *w_ = p_.kind != PLAN_NONE ? g->red_work : NULL;                   \
-        if (red_ && !w_) fill(e_, I_->numel, -0.0);                               \
+        NUM *w_ = p_.kind != PLAN_NONE ? g->RED : NULL;                   \
+        double *d_ = red_ && !w_ ? ACC(g, e_) : NULL;                             \
+        if (d_) fill_d(d_, I_->numel, -0.0);                                      \
         FOR_BCAST({                                                               \
-            const double a = A->val[ia], b = B->val[ib], y = n->val[i];           \
-            const double gv = n->grad[i];                                         \
+            const double a = A->VAL[ia], b = B->VAL[ib], y = n->VAL[i];           \
+            const double gv = n->GRAD[i];                                         \
             (void)a; (void)b; (void)y; (void)gv;                                  \
             const double c_ = (__VA_ARGS__);                                      \
             const int64_t t_ = (K) == 0 ? ia : ib;                                \
             if (w_) w_[i] = c_;                                                   \
-            else if (red_) e_[t_] += c_;                                          \
+            else if (d_) d_[t_] += c_;                                            \
             else e_[t_] = c_;                                                     \
         });                                                                       \
         if (w_)                                                                   \
             reduce_by_plan(dt, &p_, w_, false, e_);                               \
-        else if (red_)                                                            \
-            for (int64_t j_ = 0; j_ < I_->numel; j_++) e_[j_] = R(e_[j_]);        \
+        else if (d_)                                                              \
+            for (int64_t j_ = 0; j_ < I_->numel; j_++) e_[j_] = R(d_[j_]);        \
         pass_grad(g, n, K);                                                       \
     } while (0)
 
@@ -604,8 +669,8 @@ static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
     const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
     const bpv_node *I = k ? B : A;
     const int64_t N = n->numel, nb = I->numel;
-    const double *gr = n->grad;
-    double *e = n->edge_grad[k];
+    const NUM *gr = n->GRAD;
+    NUM *e = n->EDGE[k];
     if (!edge_live(g, n, k)) return true;
     if (nb == N) { /* equal numel: the same flat layout */
         if (neg)
@@ -628,9 +693,9 @@ static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
 #define GRAD1(...)                                                                \
     do {                                                                          \
         if (!edge_live(g, n, 0)) break;                                           \
-        double *e_ = n->edge_grad[0];                                             \
+        NUM *e_ = n->EDGE[0];                                             \
         for (int64_t i = 0; i < N; i++) {                                         \
-            const double a = x[i], y = n->val[i], gv = n->grad[i];                \
+            const double a = x[i], y = n->VAL[i], gv = n->GRAD[i];                \
             (void)a; (void)y; (void)gv;                                           \
             e_[i] = (__VA_ARGS__);                                                \
         }                                                                         \
@@ -644,8 +709,8 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
     const int64_t N = n->numel;
     const bpv_shape *osh = &n->shape;
-    const double *x = A ? A->val : NULL;
-    const double *gr = n->grad;
+    const NUM *x = A ? A->VAL : NULL;
+    const NUM *gr = n->GRAD;
 
     switch (n->op) {
     case BPV_OP_NONE:
@@ -717,19 +782,19 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_ABS: GRAD1(R(gv * bpv_sign(a))); break;
     case BPV_OP_SUM:
         if (edge_live(g, n, 0)) {
-            fill(n->edge_grad[0], A->numel, gr[0]);
+            fill(n->EDGE[0], A->numel, gr[0]);
             pass_grad(g, n, 0);
         }
         break;
     case BPV_OP_MEAN:
         if (edge_live(g, n, 0)) {
-            fill(n->edge_grad[0], A->numel, R(gr[0] / (double)A->numel));
+            fill(n->EDGE[0], A->numel, R(gr[0] / (double)A->numel));
             pass_grad(g, n, 0);
         }
         break;
     case BPV_OP_T:
         if (edge_live(g, n, 0)) {
-            double *e = n->edge_grad[0];
+            NUM *e = n->EDGE[0];
             if (A->shape.rank == 2) {
                 int64_t r = A->shape.dim[0], c = A->shape.dim[1];
                 for (int64_t i = 0; i < r; i++)
@@ -744,13 +809,13 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         int64_t m, k, p;
         mat_dims(A, B, &m, &k, &p);
         if (edge_live(g, n, 0)) { /* g @ b^T */
-            double *d = direct_grad(g, n, 0);
-            bpv_matmul(dt, m, k, p, gr, p, 1, B->val, 1, p, d ? d : n->edge_grad[0], g->mm_work);
+            NUM *d = direct_grad(g, n, 0);
+            MATMUL(dt, m, k, p, gr, p, 1, B->VAL, 1, p, d ? d : n->EDGE[0], g->mm_work);
             pass_grad(g, n, 0);
         }
         if (edge_live(g, n, 1)) { /* a^T @ g */
-            double *d = direct_grad(g, n, 1);
-            bpv_matmul(dt, k, p, m, A->val, 1, k, gr, p, 1, d ? d : n->edge_grad[1], g->mm_work);
+            NUM *d = direct_grad(g, n, 1);
+            MATMUL(dt, k, p, m, A->VAL, 1, k, gr, p, 1, d ? d : n->EDGE[1], g->mm_work);
             pass_grad(g, n, 1);
         }
         break;
@@ -766,11 +831,11 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         for (int k = 0; k < 2; k++) {
             if (!edge_live(g, n, k)) continue;
             const bpv_node *I = k ? B : A;
-            double *e = n->edge_grad[k];
-            const bool red = I->numel != N;
-            if (red) fill(e, I->numel, -0.0);
+            NUM *e = n->EDGE[k];
+            double *d = I->numel != N ? ACC(g, e) : NULL;
+            if (d) fill_d(d, I->numel, -0.0);
             FOR_BCAST({
-                const double a = A->val[ia], b = B->val[ib];
+                const double a = A->VAL[ia], b = B->VAL[ib];
                 double c;
                 if (n->op == BPV_OP_MSE) {
                     /* mse_loss_backward: (2/N) * (x - t) * grad */
@@ -785,11 +850,11 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
                     c = R(R(-R(log(R(a / R(1.0 - a)))) * gl) / dn);
                 }
                 const int64_t t_ = k ? ib : ia;
-                if (red) e[t_] += c;
+                if (d) d[t_] += c;
                 else e[t_] = c;
             });
-            if (red)
-                for (int64_t j = 0; j < I->numel; j++) e[j] = R(e[j]);
+            if (d)
+                for (int64_t j = 0; j < I->numel; j++) e[j] = R(d[j]);
             pass_grad(g, n, k);
         }
         break;
@@ -797,11 +862,11 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
     case BPV_OP_SOFTMAX:
     case BPV_OP_LOG_SOFTMAX:
         if (edge_live(g, n, 0)) {
-            double *e = n->edge_grad[0];
+            NUM *e = n->EDGE[0];
             int64_t c = last_dim(A), rows = c ? N / c : 0;
             for (int64_t r = 0; r < rows; r++) {
-                const double *yr = n->val + r * c, *gw = gr + r * c;
-                double *er = e + r * c;
+                const NUM *yr = n->VAL + r * c, *gw = gr + r * c;
+                NUM *er = e + r * c;
                 row_sum rs;
                 rs_init(&rs, dt, c);
                 if (n->op == BPV_OP_SOFTMAX) {
@@ -813,7 +878,7 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
                     /* g - exp(y) * sum(g), one FMA in torch's AVX2 build */
                     for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], 1, false);
                     const double s = rs_result(&rs);
-                    bpv_vmath(BPV_VF_EXP, dt, yr, er, c);
+                    VMATH(BPV_VF_EXP, dt, yr, er, c);
                     for (int64_t j = 0; j < c; j++) er[j] = minus_product(dt, rs.fused, gw[j], er[j], s);
                 }
             }
@@ -824,18 +889,18 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
         if (edge_live(g, n, 0)) {
             /* nll_loss_backward puts -(grad / rows) at the target, then
              * log_softmax_backward: gi - exp(ls) * sum(gi) with sum(gi) = that */
-            double *e = n->edge_grad[0];
+            NUM *e = n->EDGE[0];
             int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
             double gt = -R(gr[0] / (double)rows);
             for (int64_t r = 0; r < rows; r++) {
-                const double *xr = x + r * c;
-                double *er = e + r * c;
-                int64_t t = class_index(B->val[r < B->numel ? r : 0], c);
+                const NUM *xr = x + r * c;
+                NUM *er = e + r * c;
+                int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
                 if (t < 0) { fill(er, c, NAN); continue; }
                 const double m = row_max(xr, c), lse = row_logsumexp(dt, xr, c, m);
                 const bool fused = bpv_vmath_sleef();
                 for (int64_t j = 0; j < c; j++) er[j] = R(R(xr[j] - m) - lse);
-                bpv_vmath(BPV_VF_EXP, dt, er, er, c);
+                VMATH(BPV_VF_EXP, dt, er, er, c);
                 for (int64_t j = 0; j < c; j++)
                     er[j] = minus_product(dt, fused, j == t ? gt : 0.0, er[j], gt);
             }
@@ -852,13 +917,13 @@ static void backward_node(bpv_graph *g, bpv_node *n) {
 static void param_accumulate(bpv_graph *g, int p, int last) {
     const bpv_dtype dt = g->dtype;
     bpv_node *pn = &g->nodes[p];
-    const double *es[MAX_GATHER];
+    const NUM *es[MAX_GATHER];
     int ne = 0, total = 0;
     for (int j = last; j > p; j--) {
         const bpv_node *u = &g->nodes[j];
         for (int k = 0; k < u->nin; k++)
             if (u->in[k] == p && edge_live(g, u, k)) {
-                if (ne < MAX_GATHER) es[ne++] = u->edge_grad[k];
+                if (ne < MAX_GATHER) es[ne++] = u->EDGE[k];
                 total++;
             }
     }
@@ -873,23 +938,23 @@ static void param_accumulate(bpv_graph *g, int p, int last) {
                 const bpv_node *u = &g->nodes[j];
                 for (int k = 0; k < u->nin; k++)
                     if (u->in[k] == p && edge_live(g, u, k) && seen++ > 0)
-                        s = R(s + u->edge_grad[k][i]);
+                        s = R(s + u->EDGE[k][i]);
             }
         }
-        pn->grad[i] = R(pn->grad[i] + s);
+        pn->GRAD[i] = R(pn->GRAD[i] + s);
     }
 }
 
 /* Whether every value is +0.0 or -0.0 (NaN is not): the bits but the sign
  * ORed together, a loop without exits that vectorizes. */
-static bool all_zero(const double *p, int64_t n) {
-    uint64_t acc = 0;
+static bool all_zero(const NUM *p, int64_t n) {
+    NUMBITS acc = 0;
     for (int64_t j = 0; j < n; j++) {
-        uint64_t b;
+        NUMBITS b;
         memcpy(&b, &p[j], sizeof b);
         acc |= b;
     }
-    return (acc << 1) == 0;
+    return (NUMBITS)(acc << 1) == 0;
 }
 
 static void backward_pass(bpv_graph *g) {
@@ -902,26 +967,26 @@ static void backward_pass(bpv_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         bpv_node *n = &g->nodes[i];
         const bool param = n->kind == BPV_NODE_PARAM;
-        n->grad_pending = n->grad && (param ? zeroed : i <= obj);
+        n->grad_pending = n->GRAD && (param ? zeroed : i <= obj);
         if (n->grad_pending && (obj < 0 || obj >= g->nnodes || i > obj)) {
-            fill(n->grad, n->numel, param ? 0.0 : -0.0); /* nothing can reach it */
+            fill(n->GRAD, n->numel, param ? 0.0 : -0.0); /* nothing can reach it */
             n->grad_pending = false;
-        } else if (n->grad && !param && i > obj) {
-            fill(n->grad, n->numel, 0.0);
+        } else if (n->GRAD && !param && i > obj) {
+            fill(n->GRAD, n->numel, 0.0);
         }
     }
     if (obj < 0 || obj >= g->nnodes) return;
     bpv_node *on = &g->nodes[obj];
-    if (!on->grad) {
+    if (!on->GRAD) {
         for (int i = 0; i <= obj; i++)
             if (g->nodes[i].grad_pending) {
-                fill(g->nodes[i].grad, g->nodes[i].numel,
+                fill(g->nodes[i].GRAD, g->nodes[i].numel,
                      g->nodes[i].kind == BPV_NODE_PARAM ? 0.0 : -0.0);
                 g->nodes[i].grad_pending = false;
             }
         return;
     }
-    if (on->kind != BPV_NODE_PARAM) fill(on->grad, on->numel, 1.0);
+    if (on->kind != BPV_NODE_PARAM) fill(on->GRAD, on->numel, 1.0);
     on->grad_pending = false;
     /* With every param grad ±0 (zero_grad, or the first step), adding each
      * contribution into .grad as it arrives gives torch's sum exactly:
@@ -931,16 +996,16 @@ static void backward_pass(bpv_graph *g) {
     g->param_direct = true;
     for (int i = 0; i <= obj && g->param_direct && !zeroed; i++) {
         const bpv_node *n = &g->nodes[i];
-        if (n->kind == BPV_NODE_PARAM && n->needs_grad && n->grad && !all_zero(n->grad, n->numel))
+        if (n->kind == BPV_NODE_PARAM && n->needs_grad && n->GRAD && !all_zero(n->GRAD, n->numel))
             g->param_direct = false;
     }
     for (int i = obj; i >= 0; i--) {
         bpv_node *n = &g->nodes[i];
         if (n->grad_pending) { /* every contribution comes from a later node */
-            fill(n->grad, n->numel, n->kind == BPV_NODE_PARAM ? 0.0 : -0.0);
+            fill(n->GRAD, n->numel, n->kind == BPV_NODE_PARAM ? 0.0 : -0.0);
             n->grad_pending = false;
         }
-        if (!n->needs_grad || !n->grad) continue;
+        if (!n->needs_grad || !n->GRAD) continue;
         if (n->kind == BPV_NODE_PARAM) {
             if (!g->param_direct) param_accumulate(g, i, obj);
         } else if (n->kind == BPV_NODE_OP) {
@@ -949,22 +1014,23 @@ static void backward_pass(bpv_graph *g) {
     }
 }
 
-void bpv_graph_backward(bpv_graph *g) {
+void GRAPH_BACKWARD(bpv_graph *g) {
     backward_pass(g);
     g->edges_unread = false;
 }
 
+#ifndef BPV_ENGINE32 /* snapshots read double graphs only */
 /* ---- local partials for snapshots ------------------------------------------ */
 
 #define LOCAL2(...)                                                               \
     FOR_BCAST({                                                                   \
-        const double a = A->val[ia], b = B->val[ib], y = n->val[i];               \
+        const double a = A->VAL[ia], b = B->VAL[ib], y = n->VAL[i];               \
         (void)a; (void)b; (void)y;                                                \
         out[i] = (__VA_ARGS__);                                                   \
     })
 #define LOCAL1(...)                                                               \
     for (int64_t i = 0; i < N; i++) {                                             \
-        const double a = A->val[i], y = n->val[i];                                \
+        const double a = A->VAL[i], y = n->VAL[i];                                \
         (void)a; (void)y;                                                         \
         out[i] = (__VA_ARGS__);                                                   \
     }
@@ -1034,3 +1100,4 @@ bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
     }
     return false;
 }
+#endif

@@ -135,15 +135,17 @@ typedef struct bpv_node {
     int nin;
     bpv_shape shape;
     int64_t numel;
-    double *val;         /* numel values */
-    double *grad;        /* numel gradient of the objective; NULL if !needs_grad */
+    /* numel values; val32 in a float32 twin (bpv_graph_twin32) */
+    union { double *val; float *val32; };
+    /* numel gradient of the objective; NULL if !needs_grad */
+    union { double *grad; float *grad32; };
     bool needs_grad;     /* on a path from a param to the objective */
     int ref;             /* DATA: index into model data, PARAM: into params */
     size_t src_off, src_len; /* where the node comes from in the source */
     /* Backward contribution along each input edge (the input's shape), kept
      * so snapshots can show every chained partial. NULL if the input takes
      * no gradient. */
-    double *edge_grad[2];
+    union { double *edge_grad[2]; float *edge_grad32[2]; };
     /* engine.c, during a backward pass: no contribution has reached grad
      * yet, so it stands for all -0.0 (written when the walk reaches it) */
     bool grad_pending;
@@ -162,10 +164,15 @@ typedef struct bpv_graph {
     float *mm_work;  /* matmul packing space (bpv_matmul_work), sized by the compiler */
     /* the largest broadcast op's contributions, gathered before they are
      * summed in torch's order (engine.c GRAD2); NULL: summed in double */
-    double *red_work;
+    union { double *red_work; float *red_work32; };
+    int64_t nred;    /* elements of red_work */
+    /* a float32 twin's double scratch (numel of its largest node), where the
+     * sums torch does not order are accumulated before rounding; NULL in a
+     * double graph, which accumulates in the edge itself */
+    double *acc_work;
     /* every val, grad and edge_grad of the graph's own nodes (not params'
      * or constants'), one block in node order (compile.c); may be NULL */
-    double *nums;
+    union { double *nums; float *nums32; };
     int64_t nnums;
     /* Set by each backward pass (engine.c): every param grad was ±0 at its
      * start, so contributions go straight into .grad (bit for bit what
@@ -185,11 +192,24 @@ typedef struct bpv_graph {
     /* snapshot.c: the parts of a snapshot that never change from step to
      * step (strings, layout), built at the first snapshot (model's arena) */
     struct bpv_snap_cache *snap_cache;
+    /* model.c: the float32 twin that runs the steps nothing records, built
+     * at the first such step (NULL: none) */
+    struct bpv_graph *twin32;
+    bool twin32_tried;
 } bpv_graph;
 
 /* ---- the engine ------------------------------------------------------------ */
 /* Computes every op node's value from its inputs, in order. */
 void bpv_graph_forward(bpv_graph *g);
+/* The same two passes over a float32 twin (engine32.c): the same kernels,
+ * so the same numbers, on float32 storage. */
+void bpv_graph32_forward(bpv_graph *g);
+void bpv_graph32_backward(bpv_graph *g);
+/* A twin of an f32 graph that stores every number as float32 (compile.c):
+ * the same nodes, ops and buffer sharing, its own buffers (constants
+ * converted; params' and data's filled by the caller), the arena's. NULL
+ * when out of memory. */
+bpv_graph *bpv_graph_twin32(bpv_arena *arena, const bpv_graph *g);
 /* Computes one op node's value from its inputs (the gradient check). */
 void bpv_graph_forward_node(bpv_graph *g, int i);
 /* Seeds d objective/d objective = 1 and fills grad and edge_grad of every
@@ -211,6 +231,9 @@ bool bpv_graph_local(const bpv_graph *g, int n, int k, double *out);
  * f64). */
 void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
                 int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work);
+/* bpv_matmul under f32 with float32 operands and result. */
+void bpv_matmul32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
+                  const float *y, int64_t yr, int64_t yc, float *c, float *work);
 /* Floats of work space bpv_matmul needs for an M x K by K x N product. */
 size_t bpv_matmul_work(int64_t M, int64_t N, int64_t K);
 

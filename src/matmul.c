@@ -25,6 +25,7 @@
 #define MRF 4   /* f32: rows of the register tile */
 #define NRF 16  /* f32: columns, two vectors of eight floats */
 #define KC 256  /* rows of a packed K-block */
+#define DIRECT_MAX 8192 /* floats of a float32 operand read in place (32 KiB) */
 
 typedef double v4d __attribute__((vector_size(32)));
 typedef float v8f __attribute__((vector_size(32)));
@@ -159,6 +160,10 @@ static void matmul_f64(int64_t M, int64_t N, int64_t K, const double *x, int64_t
 /* ---- f32 ------------------------------------------------------------------- */
 
 typedef float v4f __attribute__((vector_size(16)));
+
+/* Element i of a double (s32 false) or float32 operand, as float32 (exact:
+ * the values are float32 already). Callers pass constants for s32. */
+#define AT(p, s32, i) ((s32) ? ((const float *)(p))[i] : (float)((const double *)(p))[i])
 _Static_assert(MRF == 4 && NRF % 4 == 0, "pack_t4 packs four lines at a time");
 
 /* dst[t * w + l] = src[l * ls + t] as float32 for l < 4, t < kc: four
@@ -166,15 +171,23 @@ _Static_assert(MRF == 4 && NRF % 4 == 0, "pack_t4 packs four lines at a time");
  * blocks are converted and transposed in registers; the conversion is exact
  * (the values are float32 already). */
 static inline __attribute__((always_inline)) void pack_t4(float *dst, int64_t w,
-                                                          const double *src, int64_t ls,
-                                                          int64_t kc) {
+                                                          const void *src_, bool s32,
+                                                          int64_t ls, int64_t kc) {
+    const double *src = src_;
+    const float *srcf = src_;
     int64_t t = 0;
     for (; t + 4 <= kc; t += 4) {
-        v4d d0, d1, d2, d3;
-        LOAD4(d0, src + t), LOAD4(d1, src + ls + t);
-        LOAD4(d2, src + 2 * ls + t), LOAD4(d3, src + 3 * ls + t);
-        v4f r0 = __builtin_convertvector(d0, v4f), r1 = __builtin_convertvector(d1, v4f);
-        v4f r2 = __builtin_convertvector(d2, v4f), r3 = __builtin_convertvector(d3, v4f);
+        v4f r0, r1, r2, r3;
+        if (s32) {
+            memcpy(&r0, srcf + t, sizeof r0), memcpy(&r1, srcf + ls + t, sizeof r1);
+            memcpy(&r2, srcf + 2 * ls + t, sizeof r2), memcpy(&r3, srcf + 3 * ls + t, sizeof r3);
+        } else {
+            v4d d0, d1, d2, d3;
+            LOAD4(d0, src + t), LOAD4(d1, src + ls + t);
+            LOAD4(d2, src + 2 * ls + t), LOAD4(d3, src + 3 * ls + t);
+            r0 = __builtin_convertvector(d0, v4f), r1 = __builtin_convertvector(d1, v4f);
+            r2 = __builtin_convertvector(d2, v4f), r3 = __builtin_convertvector(d3, v4f);
+        }
         v4f a0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);
         v4f a1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
         v4f a2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);
@@ -187,50 +200,73 @@ static inline __attribute__((always_inline)) void pack_t4(float *dst, int64_t w,
         memcpy(dst + (t + 2) * w, &o2, sizeof o2), memcpy(dst + (t + 3) * w, &o3, sizeof o3);
     }
     for (; t < kc; t++)
-        for (int64_t l = 0; l < 4; l++) dst[t * w + l] = (float)src[l * ls + t];
+        for (int64_t l = 0; l < 4; l++) dst[t * w + l] = AT(src_, s32, l * ls + t);
 }
 
 /* An operand's K-block as float32 panels of w lanes, t-major within each
  * panel (dst[panel][t][lane]); lanes past n are zero. Lane l of time t is
  * src[l * ls + t * ts]: X's rows (w = MRF) or Y's columns (w = NRF). The
  * two loops below read the operand along whichever index is contiguous. */
-static inline __attribute__((always_inline)) void pack_f32(float *dst, const double *src,
-                                                           int64_t ls, int64_t ts, int64_t n,
-                                                           int64_t w, int64_t kc) {
+static inline __attribute__((always_inline)) void pack_f32(float *dst, const void *src,
+                                                           bool s32, int64_t ls, int64_t ts,
+                                                           int64_t n, int64_t w, int64_t kc) {
     for (int64_t l0 = 0; l0 < n; l0 += w, dst += kc * w) {
         const int64_t nl = n - l0 < w ? n - l0 : w;
-        const double *s0 = src + l0 * ls;
-        if (nl == w && ls == 1) { /* a time's lanes are contiguous */
+        const int64_t o = l0 * ls; /* s0 = src + o */
+        if (nl == w && ls == 1 && s32) { /* a time's lanes are contiguous */
+            for (int64_t t = 0; t < kc; t++)
+                memcpy(dst + t * w, (const float *)src + o + t * ts, (size_t)w * sizeof *dst);
+        } else if (nl == w && ls == 1) {
+            const double *s0 = (const double *)src + o;
             for (int64_t t = 0; t < kc; t++)
                 for (int64_t l = 0; l < w; l++) dst[t * w + l] = (float)s0[t * ts + l];
         } else if (nl == w && ts == 1) { /* each lane is contiguous in time */
-            for (int64_t l = 0; l < w; l += 4) pack_t4(dst + l, w, s0 + l * ls, ls, kc);
+            for (int64_t l = 0; l < w; l += 4)
+                pack_t4(dst + l, w,
+                        s32 ? (const void *)((const float *)src + o + l * ls)
+                            : (const void *)((const double *)src + o + l * ls),
+                        s32, ls, kc);
         } else {
             for (int64_t t = 0; t < kc; t++)
                 for (int64_t l = 0; l < w; l++)
-                    dst[t * w + l] = l < nl ? (float)s0[l * ls + t * ts] : 0.0f;
+                    dst[t * w + l] = l < nl ? AT(src, s32, o + l * ls + t * ts) : 0.0f;
         }
     }
 }
 
-BPV_CLONES
-static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr, int64_t xc,
-                       const double *y, int64_t yr, int64_t yc, double *c, int64_t cr,
-                       int64_t cc, float *work) {
+/* The f32 product; io32: x, y and c are float32 arrays, else doubles
+ * holding float32 values. Inlined into one function per storage type. */
+static inline __attribute__((always_inline)) void
+matmul_f32_io(int64_t M, int64_t N, int64_t K, const void *x, int64_t xr, int64_t xc,
+              const void *y, int64_t yr, int64_t yc, void *c_, int64_t cr, int64_t cc,
+              float *work, bool io32) {
     const int64_t kcmax = K < KC ? K : KC;
     float *xp = work, *yp = work + round_up(M, MRF) * kcmax;
+    /* Float32 operands small enough to stay in cache are read in place
+     * rather than packed: X when its rows fill whole tiles, Y when its
+     * columns do and each row of them is contiguous. */
+    const bool xdir = io32 && M % MRF == 0 && M * K <= DIRECT_MAX;
+    const bool ydir = io32 && N % NRF == 0 && yc == 1 && K * N <= DIRECT_MAX;
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = K - k0 < KC ? K - k0 : KC;
         const bool first = k0 == 0;
-        pack_f32(xp, x + k0 * xc, xr, xc, M, MRF, kc); /* X's rows */
-        pack_f32(yp, y + k0 * yr, yc, yr, N, NRF, kc); /* Y's columns */
+        /* X's rows, Y's columns */
+        if (io32) {
+            if (!xdir) pack_f32(xp, (const float *)x + k0 * xc, true, xr, xc, M, MRF, kc);
+            if (!ydir) pack_f32(yp, (const float *)y + k0 * yr, true, yc, yr, N, NRF, kc);
+        } else {
+            pack_f32(xp, (const double *)x + k0 * xc, false, xr, xc, M, MRF, kc);
+            pack_f32(yp, (const double *)y + k0 * yr, false, yc, yr, N, NRF, kc);
+        }
         for (int64_t i0 = 0; i0 < M; i0 += MRF) {
             const int64_t mr = M - i0 < MRF ? M - i0 : MRF;
             const float *xpan = xp + i0 * kc;
             for (int64_t j0 = 0; j0 < N; j0 += NRF) {
                 const int64_t nr = N - j0 < NRF ? N - j0 : NRF;
                 const float *ypan = yp + j0 * kc;
-                double *c0 = c + i0 * cr + j0 * cc;
+                const int64_t o0 = i0 * cr + j0 * cc; /* the tile's corner in c */
+                double *c0 = io32 ? NULL : (double *)c_ + o0;
+                float *c0f = io32 ? (float *)c_ + o0 : NULL;
                 float tile[MRF][NRF];
                 v8f c00, c01, c10, c11, c20, c21, c30, c31;
                 if (first) { /* the sums start from +0.0 */
@@ -238,31 +274,44 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
                 } else { /* partial sums of the K-blocks before: float32 values */
                     for (int r = 0; r < MRF; r++)
                         for (int jj = 0; jj < NRF; jj++)
-                            tile[r][jj] = r < mr && jj < nr ? (float)c0[r * cr + jj * cc] : 0.0f;
+                            tile[r][jj] = r < mr && jj < nr ? AT(c_, io32, o0 + r * cr + jj * cc) : 0.0f;
                     LOAD8F(c00, &tile[0][0]), LOAD8F(c01, &tile[0][8]);
                     LOAD8F(c10, &tile[1][0]), LOAD8F(c11, &tile[1][8]);
                     LOAD8F(c20, &tile[2][0]), LOAD8F(c21, &tile[2][8]);
                     LOAD8F(c30, &tile[3][0]), LOAD8F(c31, &tile[3][8]);
                 }
+                /* a[r * ar] is row r's element at t, a steps by as and b
+                 * by bs per t: in the panels or in the operands */
                 const float *a = xpan, *b = ypan;
+                int64_t ar = 1, as = MRF, bs = NRF;
+                if (xdir) a = (const float *)x + i0 * xr + k0 * xc, ar = xr, as = xc;
+                if (ydir) b = (const float *)y + k0 * yr + j0, bs = yr;
+                const int64_t ar2 = 2 * ar, ar3 = 3 * ar;
                 /* one rounded multiply and one rounded add per element and
                  * t: never contracted (-ffp-contract=off) */
 #pragma GCC unroll 2
-                for (int64_t t = 0; t < kc; t++, a += MRF, b += NRF) {
+                for (int64_t t = 0; t < kc; t++, a += as, b += bs) {
                     v8f b0, b1;
                     LOAD8F(b0, b), LOAD8F(b1, b + 8);
                     v8f s = SPLAT8F(a[0]);
                     c00 += s * b0;
                     c01 += s * b1;
-                    s = SPLAT8F(a[1]);
+                    s = SPLAT8F(a[ar]);
                     c10 += s * b0;
                     c11 += s * b1;
-                    s = SPLAT8F(a[2]);
+                    s = SPLAT8F(a[ar2]);
                     c20 += s * b0;
                     c21 += s * b1;
-                    s = SPLAT8F(a[3]);
+                    s = SPLAT8F(a[ar3]);
                     c30 += s * b0;
                     c31 += s * b1;
+                }
+                if (mr == MRF && nr == NRF && cc == 1 && io32) {
+                    memcpy(c0f, &c00, sizeof c00), memcpy(c0f + 8, &c01, sizeof c01);
+                    memcpy(c0f + cr, &c10, sizeof c10), memcpy(c0f + cr + 8, &c11, sizeof c11);
+                    memcpy(c0f + 2 * cr, &c20, sizeof c20), memcpy(c0f + 2 * cr + 8, &c21, sizeof c21);
+                    memcpy(c0f + 3 * cr, &c30, sizeof c30), memcpy(c0f + 3 * cr + 8, &c31, sizeof c31);
+                    continue;
                 }
                 if (mr == MRF && nr == NRF && cc == 1) {
                     STORE8D(c0, c00);
@@ -280,10 +329,27 @@ static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t
                 memcpy(&tile[2][0], &c20, sizeof c20), memcpy(&tile[2][8], &c21, sizeof c21);
                 memcpy(&tile[3][0], &c30, sizeof c30), memcpy(&tile[3][8], &c31, sizeof c31);
                 for (int64_t r = 0; r < mr; r++)
-                    for (int64_t jj = 0; jj < nr; jj++) c0[r * cr + jj * cc] = tile[r][jj];
+                    for (int64_t jj = 0; jj < nr; jj++) {
+                        if (io32) c0f[r * cr + jj * cc] = tile[r][jj];
+                        else c0[r * cr + jj * cc] = tile[r][jj];
+                    }
             }
         }
     }
+}
+
+BPV_CLONES
+static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr, int64_t xc,
+                       const double *y, int64_t yr, int64_t yc, double *c, int64_t cr,
+                       int64_t cc, float *work) {
+    matmul_f32_io(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work, false);
+}
+
+BPV_CLONES
+static void matmul_f32s(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr,
+                        int64_t xc, const float *y, int64_t yr, int64_t yc, float *c,
+                        int64_t cr, int64_t cc, float *work) {
+    matmul_f32_io(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work, true);
 }
 
 /* K = 1, an outer product: +0.0 plus one rounded product (-0.0 becomes
@@ -298,6 +364,17 @@ static void outer(bpv_dtype dt, int64_t M, int64_t N, const double *x, int64_t x
             for (int64_t j = 0; j < N; j++) ci[j] = (double)(float)(a * y[j]) + 0.0;
         else
             for (int64_t j = 0; j < N; j++) ci[j] = bpv_round(dt, a * y[j * yc]) + 0.0;
+    }
+}
+
+/* outer over float32 storage: a float32 product is the rounded double one */
+BPV_CLONES
+static void outer32(int64_t M, int64_t N, const float *x, int64_t xr, const float *y, int64_t yc,
+                    float *c) {
+    for (int64_t i = 0; i < M; i++) {
+        const float a = x[i * xr];
+        float *ci = c + i * N;
+        for (int64_t j = 0; j < N; j++) ci[j] = a * y[j * yc] + 0.0f;
     }
 }
 
@@ -323,4 +400,20 @@ void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, 
         matmul_f32(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
     else
         matmul_f64(M, N, K, x, xr, xc, y, yr, yc, c);
+}
+
+void bpv_matmul32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
+                  const float *y, int64_t yr, int64_t yc, float *c, float *work) {
+    if (K == 0) {
+        for (int64_t i = 0; i < M * N; i++) c[i] = 0.0f;
+        return;
+    }
+    if (K == 1) {
+        outer32(M, N, x, xr, y, yc, c);
+        return;
+    }
+    if (padded(N, M) < padded(M, N))
+        matmul_f32s(N, M, K, y, yc, yr, x, xc, xr, c, 1, N, work);
+    else
+        matmul_f32s(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
 }

@@ -1065,6 +1065,59 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
     return rc;
 }
 
+/* ---- the float32 twin -------------------------------------------------------
+ * An f32 tensor graph runs the steps nothing records or inspects on its
+ * float32 twin (engine32.c): the same kernels on float32 storage, so the
+ * same numbers for half the memory traffic. The params' values and grads
+ * move to the twin before such a run of steps and back after it. */
+
+/* The twin of g, built once (NULL: g takes every step itself). Only plain
+ * SGD updates twins (update32); BPV_NO_FAST=1 turns twins off, to compare. */
+static bpv_graph *twin_of(bpv_model *m, bpv_graph *g, const bpv_train *t) {
+    if (g->dtype != BPV_F32 || t->adam || t->momentum != 0 || getenv("BPV_NO_FAST")) return NULL;
+    if (!g->twin32_tried) {
+        g->twin32_tried = true;
+        g->twin32 = bpv_graph_twin32(m->arena, g); /* out of memory: no twin */
+    }
+    return g->twin32;
+}
+
+/* The params' values and grads, from g to its twin (to32) or back. */
+static void twin_sync(bpv_graph *g, const bpv_graph *tw, bool to32) {
+    for (int i = 0; i < g->nnodes; i++) {
+        const bpv_node *n = &g->nodes[i];
+        const bpv_node *x = &tw->nodes[i];
+        if (n->kind != BPV_NODE_PARAM) continue;
+        for (int64_t j = 0; j < n->numel; j++) {
+            if (to32) x->val32[j] = (float)n->val[j];
+            else n->val[j] = x->val32[j];
+        }
+        if (n->grad)
+            for (int64_t j = 0; j < n->numel; j++) {
+                if (to32) x->grad32[j] = (float)n->grad[j];
+                else n->grad[j] = x->grad32[j];
+            }
+    }
+}
+
+/* Every number of the twin into g, whose buffers mirror the twin's: g then
+ * holds the step exactly as if it had run it. */
+static void twin_promote(bpv_graph *g, const bpv_graph *tw) {
+    for (int64_t i = 0; i < g->nnums; i++) g->nums[i] = tw->nums32[i];
+    twin_sync(g, tw, false);
+}
+
+/* update for a twin's param node: plain SGD in float32, whose operations
+ * round exactly as R() of the double ones in update() */
+SGD_CLONES
+static void sgd32(float *restrict w, const float *restrict g, int64_t n, float lr) {
+    for (int64_t i = 0; i < n; i++) w[i] = w[i] - lr * g[i];
+}
+
+static void update32(const bpv_train *t, const bpv_param *p, bpv_node *x) {
+    sgd32(x->val32, x->grad32, x->numel, (float)(p->has_lr ? p->lr : t->lr));
+}
+
 /* Runs one train statement; *stop is set when the caller asked to stop. */
 static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_buf *b,
                      long maxkeep, bool *stop, bpv_error **err) {
@@ -1092,6 +1145,8 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
     }
     const bool inspect =
         o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite;
+    bpv_graph *T32 = !TG && !o->gradcheck ? twin_of(m, G, t) : NULL;
+    bool on32 = false; /* the params live in T32 */
     /* each train starts a new optimizer, as a new torch.optim object would */
     for (int k = 0; k < nps; k++) {
         bpv_param *p = &m->params[ps[k].ref];
@@ -1123,37 +1178,67 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             int nd = last ? npd : ngd;
             int64_t start = s * t->bsize;
             int64_t cnt = last ? t->nsamples - start : t->bsize;
-            for (int k = 0; k < nd; k++) {
-                double *dst = dl[k].dst;
-                const double *src = dl[k].src;
-                int64_t sn = dl[k].sn;
-                if (sn == 1) /* scalar samples: no memcpy call per number */
-                    for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
-                else
-                    for (int64_t q = 0; q < cnt; q++)
-                        memcpy(dst + q * sn, src + perm[start + q] * sn, (size_t)sn * sizeof *dst);
+            /* a step nobody records need not keep every edge's partial,
+             * and runs on the twin; inspection reads the partials of a
+             * step that turns out not finite (twin_promote) */
+            const bool unread = m->step + 1 < next_keep;
+            bool fast = T32 && unread && !last;
+            if (fast != on32) {
+                twin_sync(G, T32, fast);
+                on32 = fast;
             }
-            if (tape) bpv_stape_forward(tape);
-            else bpv_graph_forward(g);
-            /* the tutorial zeroes .grad after each update, i.e. from the
-             * second backward on; before the first it is still None */
-            if (t->zero_grad && m->step > 0 && !tape)
-                g->params_zeroed = true; /* the backward pass zeroes as it writes */
-            else if (t->zero_grad && m->step > 0)
-                for (int k = 0; k < nps; k++) {
-                    bpv_param *p = &m->params[ps[k].ref];
-                    if (p->numel == 1) p->grad[0] = 0.0;
-                    else memset(p->grad, 0, (size_t)p->numel * sizeof *p->grad);
+            if (fast) {
+                for (int k = 0; k < nd; k++) {
+                    float *dst = T32->nodes[dl[k].node].val32;
+                    const double *src = dl[k].src;
+                    const int64_t sn = dl[k].sn;
+                    for (int64_t q = 0; q < cnt; q++)
+                        for (int64_t j = 0; j < sn; j++)
+                            dst[q * sn + j] = (float)src[perm[start + q] * sn + j];
                 }
-            /* a step nobody looks at need not keep every edge's partial */
-            g->edges_unread = !inspect && m->step + 1 < next_keep;
-            if (tape) bpv_stape_backward(tape);
-            else bpv_graph_backward(g);
+                bpv_graph32_forward(T32);
+                T32->params_zeroed = t->zero_grad && m->step > 0;
+                T32->edges_unread = !inspect;
+                bpv_graph32_backward(T32);
+            } else {
+                for (int k = 0; k < nd; k++) {
+                    double *dst = dl[k].dst;
+                    const double *src = dl[k].src;
+                    int64_t sn = dl[k].sn;
+                    if (sn == 1) /* scalar samples: no memcpy call per number */
+                        for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
+                    else
+                        for (int64_t q = 0; q < cnt; q++)
+                            memcpy(dst + q * sn, src + perm[start + q] * sn,
+                                   (size_t)sn * sizeof *dst);
+                }
+                if (tape) bpv_stape_forward(tape);
+                else bpv_graph_forward(g);
+                /* the tutorial zeroes .grad after each update, i.e. from the
+                 * second backward on; before the first it is still None */
+                if (t->zero_grad && m->step > 0 && !tape)
+                    g->params_zeroed = true; /* the backward pass zeroes as it writes */
+                else if (t->zero_grad && m->step > 0)
+                    for (int k = 0; k < nps; k++) {
+                        bpv_param *p = &m->params[ps[k].ref];
+                        if (p->numel == 1) p->grad[0] = 0.0;
+                        else memset(p->grad, 0, (size_t)p->numel * sizeof *p->grad);
+                    }
+                g->edges_unread = unread && !inspect;
+                if (tape) bpv_stape_backward(tape);
+                else bpv_graph_backward(g);
+            }
             m->step++;
             if (o->on_progress) /* a figure's run ends at its last kept step */
                 o->on_progress(m->step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
                                o->progress_user);
-            loss = g->nodes[g->objective].val[0];
+            loss = fast ? T32->nodes[T32->objective].val32[0] : g->nodes[g->objective].val[0];
+            if (fast && inspect && !m->nf_step && !bpv_graph32_finite(T32)) {
+                /* the first step that is not finite: inspected on G, whose
+                 * numbers the twin's are */
+                twin_promote(G, T32);
+                fast = on32 = false;
+            }
             bpv_snapshot *snap = NULL;
             bool keepit = false;
             if (m->step >= next_keep) { /* steps count up by one: this is next_keep */
@@ -1175,14 +1260,17 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
                 break;
             }
-            if (inspect)
+            if (inspect && !fast) /* a twin's step got here finite */
                 rc = inspect_step(m, g, t, o, &snap, perm + start, t->nsamples ? cnt : 0, ps, nps,
                                   &nf_stop, err);
             if (rc != BPV_OK) {
                 bpv_snapshot_free(snap);
                 break;
             }
-            for (int k = 0; k < nps; k++) update(m->dtype, t, &m->params[ps[k].ref]);
+            for (int k = 0; k < nps; k++) {
+                if (fast) update32(t, &m->params[ps[k].ref], &T32->nodes[ps[k].node]);
+                else update(m->dtype, t, &m->params[ps[k].ref]);
+            }
             if (snap) {
                 bpv_snapshot_set_after(snap, m);
                 if (m->nsnaps == m->capsnaps) {
@@ -1203,10 +1291,15 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             if (nf_stop) *stop = true;
             if (*stop) break;
         }
+        if (on32) { /* the epoch line prints the params */
+            twin_sync(G, T32, false);
+            on32 = false;
+        }
         if (*stop || rc != BPV_OK) break;
         rc = epoch_line(m, t, loss, o, b, err);
         m->epoch++;
     }
+    if (on32) twin_sync(G, T32, false);
     free(gd), free(pd), free(ps), free(perm);
     return rc;
 }

@@ -132,6 +132,18 @@ VM_AVX2 static void vec_f32(bpv_vfn fn, const double *x, double *o, int64_t n) {
     }
 }
 
+/* vec_f32 over float32 storage: no conversions */
+VM_AVX2 static void vec_f32s(bpv_vfn fn, const float *x, float *o, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, sleef_f32(fn, _mm256_loadu_ps(x + i)));
+    if (i < n) {
+        float b[8] = {0};
+        memcpy(b, x + i, (size_t)(n - i) * sizeof *b);
+        _mm256_storeu_ps(b, sleef_f32(fn, _mm256_loadu_ps(b)));
+        memcpy(o + i, b, (size_t)(n - i) * sizeof *b);
+    }
+}
+
 VM_AVX2 static void vec_f64(bpv_vfn fn, const double *x, double *o, int64_t n) {
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) _mm256_storeu_pd(o + i, sleef_f64(fn, _mm256_loadu_pd(x + i)));
@@ -157,6 +169,17 @@ void bpv_vmath(bpv_vfn fn, bpv_dtype dt, const double *x, double *o, int64_t n) 
         for (int64_t i = nv; i < n; i++) o[i] = scalar_f32(fn, (float)x[i]);
     else
         for (int64_t i = nv; i < n; i++) o[i] = scalar_f64(fn, x[i]);
+}
+
+void bpv_vmath32(bpv_vfn fn, const float *x, float *o, int64_t n) {
+    int64_t nv = 0;
+#ifdef VM_SLEEF
+    if (vm_avx2()) {
+        nv = fn != BPV_VF_SIGMOID ? n : bpv_vmath_blocks(BPV_F32, n);
+        vec_f32s(fn, x, o, nv);
+    }
+#endif
+    for (int64_t i = nv; i < n; i++) o[i] = (float)scalar_f32(fn, x[i]);
 }
 
 #ifdef VM_SLEEF

@@ -16,6 +16,8 @@ typedef enum bpv_vfn { BPV_VF_TANH, BPV_VF_EXP, BPV_VF_LOG, BPV_VF_SIGMOID } bpv
  * element's bits depend on its position (the last n % 16 floats, n % 8
  * doubles, take libm's path). o may equal x. */
 void bpv_vmath(bpv_vfn fn, bpv_dtype dt, const double *x, double *o, int64_t n);
+/* bpv_vmath under f32 over float32 storage. o may equal x. */
+void bpv_vmath32(bpv_vfn fn, const float *x, float *o, int64_t n);
 /* Whether torch's AVX2 kernels are the ones to follow here (CPU with AVX2
  * and FMA, ATEN_CPU_CAPABILITY not "default"): SLEEF, and the FMAs and
  * reduction orders of that build. */

@@ -46,6 +46,12 @@ static double *dalloc(int64_t n) {
     return p;
 }
 
+static float *falloc(int64_t n) {
+    float *p = calloc((size_t)(n ? n : 1), sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
 /* A leaf; params take a gradient. Values are rounded to the dtype. */
 static int leaf(tg *t, bpv_node_kind kind, bpv_shape s, const double *v) {
     int i = t->g.nnodes++;
@@ -381,7 +387,8 @@ static void test_matmul_order(void **state) {
     static const int64_t dims[][3] = {{1, 1, 1},   {1, 5, 9},    {4, 16, 3},  {5, 17, 7},
                                       {7, 1, 33},  {32, 64, 64}, {3, 33, 255}, {6, 18, 256},
                                       {9, 20, 257}, {2, 3, 600},  {17, 31, 530}, {9, 20, 1},
-                                      {33, 2, 1}};
+                                      {33, 2, 1},  {64, 64, 32}, {8, 32, 300}, {12, 48, 5},
+                                      {0, 16, 4},  {4, 16, 0}};
     for (int d = 0; d < 2; d++) {
         bpv_dtype dt = d ? BPV_F64 : BPV_F32;
         for (size_t s = 0; s < sizeof dims / sizeof *dims; s++) {
@@ -396,6 +403,18 @@ static void test_matmul_order(void **state) {
                 int64_t xr = form & 1 ? 1 : K, xc = form & 1 ? M : 1;
                 int64_t yr = form & 2 ? 1 : N, yc = form & 2 ? K : 1;
                 bpv_matmul(dt, M, N, K, x, xr, xc, y, yr, yc, c, work);
+                if (dt == BPV_F32) { /* the float32 twins' form must give the same bits */
+                    float *xf = falloc(M * K), *yf = falloc(K * N), *cf = falloc(M * N);
+                    for (int64_t i = 0; i < M * K; i++) xf[i] = (float)x[i];
+                    for (int64_t i = 0; i < K * N; i++) yf[i] = (float)y[i];
+                    bpv_matmul32(M, N, K, xf, xr, xc, yf, yr, yc, cf, work);
+                    for (int64_t i = 0; i < M * N; i++)
+                        if (!same_bits(cf[i], c[i]))
+                            fail_msg("matmul32 %lldx%lldx%lld form %d: [%lld] %a, matmul %a",
+                                     (long long)M, (long long)N, (long long)K, form,
+                                     (long long)i, (double)cf[i], c[i]);
+                    free(xf), free(yf), free(cf);
+                }
                 for (int64_t i = 0; i < M; i++)
                     for (int64_t j = 0; j < N; j++) {
                         float sf = 0.0f;
@@ -464,6 +483,15 @@ static void test_vmath_torch(void **state) {
         char *p = line + used;
         for (int i = 0; i < 2 * n; i++) x[i] = strtod(p, &p);
         bpv_vmath((bpv_vfn)fn, dt, x, o, n);
+        if (dt == BPV_F32) { /* over float32 storage, in place as the engine calls it */
+            float *f = falloc(n);
+            for (int i = 0; i < n; i++) f[i] = (float)x[i];
+            bpv_vmath32((bpv_vfn)fn, f, f, n);
+            for (int i = 0; i < n; i++)
+                if (!same_bits(f[i], o[i]))
+                    fail_msg("vmath32 %s of %d: [%d] %a, vmath %a", fns_, n, i, (double)f[i], o[i]);
+            free(f);
+        }
         for (int i = 0; i < n; i++, elems++) {
             const double want = x[n + i];
             if (!(same_bits(o[i], want) || (isnan(o[i]) && isnan(want))))
@@ -515,6 +543,17 @@ static void test_sum_torch(void **state) {
             double *x = dalloc(rows * cols), *got = dalloc(cols);
             for (long long i = 0; i < rows * cols; i++) x[i] = bpv_round(dt, lcg_value(&st));
             bpv_csum_columns(dt, x, rows, cols, false, got);
+            if (dt == BPV_F32) { /* over float32 storage, and negated */
+                float *xf = falloc(rows * cols), *gf = falloc(cols);
+                double *neg = dalloc(cols);
+                for (long long i = 0; i < rows * cols; i++) xf[i] = (float)x[i];
+                bpv_csum_columns32(dt, xf, rows, cols, false, gf);
+                for (long long j = 0; j < cols; j++) assert_true(same_bits(gf[j], got[j]));
+                bpv_csum_columns32(dt, xf, rows, cols, true, gf);
+                bpv_csum_columns(dt, x, rows, cols, true, neg);
+                for (long long j = 0; j < cols; j++) assert_true(same_bits(gf[j], neg[j]));
+                free(xf), free(gf), free(neg);
+            }
             char *p = line + used;
             for (long long j = 0; j < cols; j++) {
                 const double want = strtod(p, &p);
@@ -544,6 +583,12 @@ static void test_sum_torch(void **state) {
         }
         /* the array form the sum op uses */
         assert_true(same_bits(bpv_csum_array(dt, t.n[xa].val, n), t.n[sum].val[0]));
+        if (dt == BPV_F32) {
+            float *f = falloc(n);
+            for (long long i = 0; i < n; i++) f[i] = (float)t.n[xa].val[i];
+            assert_true(same_bits(bpv_csum_array32(dt, f, n), t.n[sum].val[0]));
+            free(f);
+        }
         tg_free(&t);
         free(a), free(b);
     }

@@ -421,31 +421,55 @@ static void test_snapshot_recycled(void **state) {
     }
 }
 
+/* Models for the float32 twin (engine32.c), which trains f32 tensor models
+ * on the steps nothing records: every op, the broadcast reductions torch
+ * orders and those it does not, the last partial batch (a graph of its
+ * own), per-param learning rates, zero_grad=false and two trains. */
+static const char *const twin_models[] = {
+    "data x = [[1, 2, 3], [0.5, -1, 2], [2, 0.25, -3], [-1, 1, 1]]\n"
+    "data y = [1, 0, 2, -1]\n"
+    "param W1 = uniform([3, 4], -0.5, 0.5, seed=1)\nparam b1 = zeros([4])\n"
+    "param W2 = uniform([4], -0.5, 0.5, seed=2)\nparam v = 0.5\n"
+    "h = tanh(x @ W1 + b1)\ny_hat = W2 @ T(h) * v + v\nloss = mse(y_hat, y)\n"
+    "train epochs=3 lr=0.1 batch=2\n",
+    "data x = [[1, 2], [3, 4], [5, 6]]\ndata y = [1, 2, 3]\n"
+    "param W = uniform([2], -1, 1, seed=4)\ny_hat = x @ W\nloss = mse(y_hat, y)\n"
+    "train epochs=2 lr=0.01 batch=1 zero_grad=false\n",
+    "data x = [[1, 2], [0.5, -1], [2, 0.25], [-1, 1], [0, 3]]\ndata y = [0, 1, 2, 1, 0]\n"
+    "param W = uniform([2, 3], -0.5, 0.5, seed=3)\nparam b = zeros([3])\n"
+    "loss = cross_entropy(relu(x @ W + b) - log_softmax(x @ W) * 0.1, y)\n"
+    "train epochs=3 lr=0.1 batch=2\n",
+    "data x = [[1, 0.5], [0.2, -1], [2, 1], [-0.5, 0.3]]\ndata y = [1, 0, 1, 0]\n"
+    "param w = uniform([2], -1, 1, seed=5) lr=0.5\nparam c = 0.1\n"
+    "p = sigmoid(x @ w + c)\nloss = bce(p, y)\n"
+    "train epochs=2 lr=0.1 batch=2\ntrain epochs=2 lr=0.05 batch=all\n",
+    "data x = [1, 2, 3, 4]\n"
+    "param q = uniform([1, 2, 1, 3], -1, 1, seed=6)\nparam r = uniform([2, 2, 2, 3], -1, 1, seed=7)\n"
+    "param a = uniform([3, 1], -1, 1, seed=8)\nparam s = uniform([3], -1, 1, seed=9)\n"
+    "loss = mean(q * r) * mean(x) + mse(a, s)\n"
+    "train epochs=3 lr=0.1 batch=2\n",
+    "fn sq(u) = u * u grad u = 2 * u\n"
+    "data x = [[0.5, 1.5], [1, 2], [2, 0.25]]\n"
+    "param w = uniform([2, 2], 0.1, 1, seed=10)\n"
+    "z = abs(x @ w)\n"
+    "h = exp(-z) + sqrt(z + 1) + log(z + 2) + 1 / (z + 1)\n"
+    "loss = sum(sq(h) ^ 1.5) / 10 + sum(h ^ w) + sum(softmax(h) * x) - mean(h / w)\n"
+    "train epochs=3 lr=0.01 batch=2\n",
+};
+
 static void same_numbers(const double *a, const double *b, int64_t n) {
     assert_true((a == NULL) == (b == NULL));
     if (a) assert_memory_equal(a, b, (size_t)n * sizeof *a);
 }
 
-/* Steps nobody records skip work (a param's sole matmul edge goes straight
- * into its .grad): a step recorded after them must hold exactly the numbers
- * of the same step in a run that records every step. The model mixes the
- * cases: params fed to a matmul once (W1, W2 on either side of @), a bias
- * added once, a param used twice (v), SGD and zero_grad=false. */
+/* Steps nobody records run on the float32 twin and skip work (a param's
+ * sole matmul edge goes straight into its .grad): a step recorded after
+ * them must hold exactly the numbers of the same step in a run that
+ * records every step. */
 static void test_unrecorded_steps(void **state) {
     (void)state;
-    const char *models[] = {
-        "data x = [[1, 2, 3], [0.5, -1, 2], [2, 0.25, -3], [-1, 1, 1]]\n"
-        "data y = [1, 0, 2, -1]\n"
-        "param W1 = uniform([3, 4], -0.5, 0.5, seed=1)\nparam b1 = zeros([4])\n"
-        "param W2 = uniform([4], -0.5, 0.5, seed=2)\nparam v = 0.5\n"
-        "h = tanh(x @ W1 + b1)\ny_hat = W2 @ T(h) * v + v\nloss = mse(y_hat, y)\n"
-        "train epochs=3 lr=0.1 batch=2\n",
-        "data x = [[1, 2], [3, 4], [5, 6]]\ndata y = [1, 2, 3]\n"
-        "param W = uniform([2], -1, 1, seed=4)\ny_hat = x @ W\nloss = mse(y_hat, y)\n"
-        "train epochs=2 lr=0.01 batch=1 zero_grad=false\n",
-    };
-    for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
-        bpv_model *all = load(models[k]), *one = load(models[k]);
+    for (size_t k = 0; k < sizeof twin_models / sizeof *twin_models; k++) {
+        bpv_model *all = load(twin_models[k]), *one = load(twin_models[k]);
         free(run(all, "all", 0));
         free(run(one, "5", 0));
         assert_true(all->nsnaps >= 5);
@@ -469,6 +493,29 @@ static void test_unrecorded_steps(void **state) {
     }
 }
 
+/* A run that records nothing trains on the float32 twin; BPV_NO_FAST=1
+ * keeps it on the double graph. Both print the same and leave the same
+ * params and grads behind. */
+static void test_twin_matches_double(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof twin_models / sizeof *twin_models; k++) {
+        bpv_model *fast = load(twin_models[k]), *slow = load(twin_models[k]);
+        char *a = run(fast, NULL, 0);
+        setenv("BPV_NO_FAST", "1", 1);
+        char *b = run(slow, NULL, 0);
+        unsetenv("BPV_NO_FAST");
+        assert_string_equal(a, b);
+        assert_int_equal(fast->nparams, slow->nparams);
+        for (int q = 0; q < fast->nparams; q++) {
+            same_numbers(fast->params[q].val, slow->params[q].val, fast->params[q].numel);
+            same_numbers(fast->params[q].grad, slow->params[q].grad, fast->params[q].numel);
+        }
+        free(a), free(b);
+        bpv_model_free(fast);
+        bpv_model_free(slow);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_acceptance_quadratic),
@@ -484,6 +531,7 @@ int main(void) {
         cmocka_unit_test(test_snapshot_recycled),
         cmocka_unit_test(test_snapshot_nonfinite_tensor),
         cmocka_unit_test(test_unrecorded_steps),
+        cmocka_unit_test(test_twin_matches_double),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
