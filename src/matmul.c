@@ -402,6 +402,57 @@ void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, 
         matmul_f64(M, N, K, x, xr, xc, y, yr, yc, c);
 }
 
+/* A matrix times a vector over float32 storage, c[i] = sum over t of
+ * X(i, t) * y[t * yr], each sum in t order from +0.0 as the tiles do it,
+ * eight rows to a vector: X read in place when its rows are adjacent
+ * (xr == 1), else packed eight rows to a panel. np panels (1 to 4) go
+ * together, so that up to four sums are in flight. */
+static inline __attribute__((always_inline)) void
+mv_panels(int np, const float *p, int64_t ps, int64_t ts, const float *y, int64_t yr,
+          int64_t kc, bool first, float *c, int64_t rows) {
+    v8f a0 = SPLAT8F(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    float tile[4][8] = {{0}};
+    if (!first) { /* the partial sums of the K-blocks before */
+        memcpy(tile, c, (size_t)rows * sizeof *c);
+        LOAD8F(a0, tile[0]), LOAD8F(a1, tile[1]), LOAD8F(a2, tile[2]), LOAD8F(a3, tile[3]);
+    }
+    for (int64_t t = 0; t < kc; t++, p += ts) {
+        const v8f b = SPLAT8F(y[t * yr]);
+        v8f v;
+        LOAD8F(v, p), a0 += v * b;
+        if (np > 1) LOAD8F(v, p + ps), a1 += v * b;
+        if (np > 2) LOAD8F(v, p + 2 * ps), a2 += v * b;
+        if (np > 3) LOAD8F(v, p + 3 * ps), a3 += v * b;
+    }
+    memcpy(tile[0], &a0, sizeof a0), memcpy(tile[1], &a1, sizeof a1);
+    memcpy(tile[2], &a2, sizeof a2), memcpy(tile[3], &a3, sizeof a3);
+    memcpy(c, tile, (size_t)rows * sizeof *c);
+}
+
+BPV_CLONES
+static void matvec32(int64_t M, int64_t K, const float *x, int64_t xr, int64_t xc,
+                     const float *y, int64_t yr, float *c, float *work) {
+    enum { W = 8 };
+    const bool direct = xr == 1 && M % W == 0;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = K - k0 < KC ? K - k0 : KC;
+        if (!direct) pack_f32(work, x + k0 * xc, true, xr, xc, M, W, kc);
+        for (int64_t i0 = 0; i0 < M; i0 += 4 * W) {
+            const int64_t rows = M - i0 < 4 * W ? M - i0 : 4 * W;
+            const int np = (int)((rows + W - 1) / W);
+            /* panel q's lanes at t: p + q * ps + t * ts */
+            const float *p = direct ? x + i0 + k0 * xc : work + i0 * kc;
+            const int64_t ps = direct ? W : W * kc, ts = direct ? xc : W;
+            switch (np) {
+            case 4: mv_panels(4, p, ps, ts, y + k0 * yr, yr, kc, k0 == 0, c + i0, rows); break;
+            case 3: mv_panels(3, p, ps, ts, y + k0 * yr, yr, kc, k0 == 0, c + i0, rows); break;
+            case 2: mv_panels(2, p, ps, ts, y + k0 * yr, yr, kc, k0 == 0, c + i0, rows); break;
+            default: mv_panels(1, p, ps, ts, y + k0 * yr, yr, kc, k0 == 0, c + i0, rows); break;
+            }
+        }
+    }
+}
+
 void bpv_matmul32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
                   const float *y, int64_t yr, int64_t yc, float *c, float *work) {
     if (K == 0) {
@@ -410,6 +461,14 @@ void bpv_matmul32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, i
     }
     if (K == 1) {
         outer32(M, N, x, xr, y, yc, c);
+        return;
+    }
+    if (N == 1) {
+        matvec32(M, K, x, xr, xc, y, yr, c, work);
+        return;
+    }
+    if (M == 1) { /* c^T = Y^T x^T: the same products, the same order */
+        matvec32(N, K, y, yc, yr, x, xc, c, work);
         return;
     }
     if (padded(N, M) < padded(M, N))

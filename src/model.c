@@ -936,6 +936,7 @@ typedef struct leafref {
     /* data: where a step's samples are copied (run_train), resolved once */
     double *dst;
     const double *src;
+    const float *src32; /* src as float32, for the twin */
     int64_t sn;
 } leafref;
 
@@ -999,7 +1000,7 @@ static int collect(const bpv_graph *g, leafref *out, bpv_node_kind kind) {
     int n = 0;
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i].kind == kind && (kind != BPV_NODE_PARAM || g->nodes[i].needs_grad))
-            out[n++] = (leafref){i, g->nodes[i].ref, g->nodes[i].val, NULL, 0};
+            out[n++] = (leafref){i, g->nodes[i].ref, g->nodes[i].val, NULL, NULL, 0};
     return n;
 }
 
@@ -1082,28 +1083,31 @@ static bpv_graph *twin_of(bpv_model *m, bpv_graph *g, const bpv_train *t) {
     return g->twin32;
 }
 
+/* float32 values into doubles and back: exact, and loops that vectorize */
+static void widen(double *restrict d, const float *restrict f, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = f[i];
+}
+static void narrow(float *restrict f, const double *restrict d, int64_t n) {
+    for (int64_t i = 0; i < n; i++) f[i] = (float)d[i];
+}
+
 /* The params' values and grads, from g to its twin (to32) or back. */
 static void twin_sync(bpv_graph *g, const bpv_graph *tw, bool to32) {
     for (int i = 0; i < g->nnodes; i++) {
         const bpv_node *n = &g->nodes[i];
         const bpv_node *x = &tw->nodes[i];
         if (n->kind != BPV_NODE_PARAM) continue;
-        for (int64_t j = 0; j < n->numel; j++) {
-            if (to32) x->val32[j] = (float)n->val[j];
-            else n->val[j] = x->val32[j];
-        }
-        if (n->grad)
-            for (int64_t j = 0; j < n->numel; j++) {
-                if (to32) x->grad32[j] = (float)n->grad[j];
-                else n->grad[j] = x->grad32[j];
-            }
+        if (to32) narrow(x->val32, n->val, n->numel);
+        else widen(n->val, x->val32, n->numel);
+        if (n->grad && to32) narrow(x->grad32, n->grad, n->numel);
+        else if (n->grad) widen(n->grad, x->grad32, n->numel);
     }
 }
 
 /* Every number of the twin into g, whose buffers mirror the twin's: g then
  * holds the step exactly as if it had run it. */
 static void twin_promote(bpv_graph *g, const bpv_graph *tw) {
-    for (int64_t i = 0; i < g->nnums; i++) g->nums[i] = tw->nums32[i];
+    widen(g->nums, tw->nums32, g->nnums);
     twin_sync(g, tw, false);
 }
 
@@ -1146,6 +1150,14 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
     const bool inspect =
         o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite;
     bpv_graph *T32 = !TG && !o->gradcheck ? twin_of(m, G, t) : NULL;
+    for (int k = 0; k < ngd && T32; k++) { /* the twin's batches come from float32 copies */
+        bpv_data *d = &m->data[gd[k].ref];
+        const int64_t nv = d->nsamples * gd[k].sn;
+        if (!d->values32 && (d->values32 = bpv_arena_alloc(m->arena, (size_t)(nv ? nv : 1) * sizeof(float))))
+            narrow(d->values32, d->values, nv);
+        if (!d->values32) T32 = NULL; /* out of memory: no twin */
+        gd[k].src32 = d->values32;
+    }
     bool on32 = false; /* the params live in T32 */
     /* each train starts a new optimizer, as a new torch.optim object would */
     for (int k = 0; k < nps; k++) {
@@ -1178,11 +1190,12 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             int nd = last ? npd : ngd;
             int64_t start = s * t->bsize;
             int64_t cnt = last ? t->nsamples - start : t->bsize;
-            /* a step nobody records need not keep every edge's partial,
-             * and runs on the twin; inspection reads the partials of a
-             * step that turns out not finite (twin_promote) */
+            /* a step nobody records need not keep every edge's partial;
+             * G's steps run on the twin, and one that is recorded, or
+             * turns out not finite under inspection, is copied back to G
+             * whole (twin_promote) */
             const bool unread = m->step + 1 < next_keep;
-            bool fast = T32 && unread && !last;
+            bool fast = T32 && !last;
             if (fast != on32) {
                 twin_sync(G, T32, fast);
                 on32 = fast;
@@ -1190,15 +1203,17 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             if (fast) {
                 for (int k = 0; k < nd; k++) {
                     float *dst = T32->nodes[dl[k].node].val32;
-                    const double *src = dl[k].src;
+                    const float *src = dl[k].src32;
                     const int64_t sn = dl[k].sn;
-                    for (int64_t q = 0; q < cnt; q++)
-                        for (int64_t j = 0; j < sn; j++)
-                            dst[q * sn + j] = (float)src[perm[start + q] * sn + j];
+                    if (sn == 1)
+                        for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
+                    else
+                        for (int64_t q = 0; q < cnt; q++)
+                            memcpy(dst + q * sn, src + perm[start + q] * sn, (size_t)sn * sizeof *dst);
                 }
                 bpv_graph32_forward(T32);
                 T32->params_zeroed = t->zero_grad && m->step > 0;
-                T32->edges_unread = !inspect;
+                T32->edges_unread = unread && !inspect;
                 bpv_graph32_backward(T32);
             } else {
                 for (int k = 0; k < nd; k++) {
@@ -1233,9 +1248,9 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 o->on_progress(m->step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
                                o->progress_user);
             loss = fast ? T32->nodes[T32->objective].val32[0] : g->nodes[g->objective].val[0];
-            if (fast && inspect && !m->nf_step && !bpv_graph32_finite(T32)) {
-                /* the first step that is not finite: inspected on G, whose
-                 * numbers the twin's are */
+            if (fast && (!unread || (inspect && !m->nf_step && !bpv_graph32_finite(T32)))) {
+                /* a step to record, or the first that is not finite: taken
+                 * and inspected on G, whose numbers the twin's are */
                 twin_promote(G, T32);
                 fast = on32 = false;
             }
@@ -1291,7 +1306,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             if (nf_stop) *stop = true;
             if (*stop) break;
         }
-        if (on32) { /* the epoch line prints the params */
+        if (on32 && o->out) { /* the epoch line prints the params */
             twin_sync(G, T32, false);
             on32 = false;
         }

@@ -21,6 +21,7 @@ typedef struct bpv_data {
     int64_t nsamples;
     bpv_shape sample;  /* shape of one sample */
     double *values;    /* nsamples * numel(sample), rounded to the dtype */
+    float *values32;   /* the same as float32 for float32 twins (model.c), or NULL */
 } bpv_data;
 
 typedef struct bpv_param {
