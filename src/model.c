@@ -1091,17 +1091,23 @@ static void narrow(float *restrict f, const double *restrict d, int64_t n) {
     for (int64_t i = 0; i < n; i++) f[i] = (float)d[i];
 }
 
-/* The params' values and grads, from g to its twin (to32) or back. */
-static void twin_sync(bpv_graph *g, const bpv_graph *tw, bool to32) {
+/* The params' values and (grads) their grads, from g to its twin (to32) or
+ * back. */
+static void twin_params(bpv_graph *g, const bpv_graph *tw, bool to32, bool grads) {
     for (int i = 0; i < g->nnodes; i++) {
         const bpv_node *n = &g->nodes[i];
         const bpv_node *x = &tw->nodes[i];
         if (n->kind != BPV_NODE_PARAM) continue;
         if (to32) narrow(x->val32, n->val, n->numel);
         else widen(n->val, x->val32, n->numel);
-        if (n->grad && to32) narrow(x->grad32, n->grad, n->numel);
-        else if (n->grad) widen(n->grad, x->grad32, n->numel);
+        if (!grads || !n->grad) continue;
+        if (to32) narrow(x->grad32, n->grad, n->numel);
+        else widen(n->grad, x->grad32, n->numel);
     }
+}
+
+static void twin_sync(bpv_graph *g, const bpv_graph *tw, bool to32) {
+    twin_params(g, tw, to32, true);
 }
 
 /* Every number of the twin into g, whose buffers mirror the twin's: g then
@@ -1191,9 +1197,10 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             int64_t start = s * t->bsize;
             int64_t cnt = last ? t->nsamples - start : t->bsize;
             /* a step nobody records need not keep every edge's partial;
-             * G's steps run on the twin, and one that is recorded, or
-             * turns out not finite under inspection, is copied back to G
-             * whole (twin_promote) */
+             * G's steps run on the twin, which a recorded step is taken
+             * from (bpv_snapshot_take32), and one that turns out not
+             * finite under inspection is copied back to G whole
+             * (twin_promote) */
             const bool unread = m->step + 1 < next_keep;
             bool fast = T32 && !last;
             if (fast != on32) {
@@ -1248,9 +1255,9 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 o->on_progress(m->step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
                                o->progress_user);
             loss = fast ? T32->nodes[T32->objective].val32[0] : g->nodes[g->objective].val[0];
-            if (fast && (!unread || (inspect && !m->nf_step && !bpv_graph32_finite(T32)))) {
-                /* a step to record, or the first that is not finite: taken
-                 * and inspected on G, whose numbers the twin's are */
+            if (fast && inspect && !m->nf_step && !bpv_graph32_finite(T32)) {
+                /* the first step that is not finite: inspected on G, whose
+                 * numbers the twin's are */
                 twin_promote(G, T32);
                 fast = on32 = false;
             }
@@ -1260,14 +1267,18 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 keepit = true;
                 next_keep = bpv_step_set_next(o->keep, m->step + 1, total);
             }
-            if (keepit) {
+            if (keepit && fast) {
+                twin_sync(G, T32, false); /* the params, as the snapshot shows them */
+                snap = bpv_snapshot_take32(m, G, T32, m->step, m->epoch,
+                                           t->nsamples ? perm + start : NULL, t->nsamples ? cnt : 0);
+            } else if (keepit) {
                 snap = bpv_snapshot_take(m, g, m->step, m->epoch, t->nsamples ? perm + start : NULL,
                                          t->nsamples ? cnt : 0);
-                if (!snap) {
-                    rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
-                                                          "out of memory taking a snapshot"));
-                    break;
-                }
+            }
+            if (keepit && !snap) {
+                rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                                      "out of memory taking a snapshot"));
+                break;
             }
             bool nf_stop = false;
             if (snap && o->gradcheck && !bpv_gradcheck(m, g, snap)) {
@@ -1287,6 +1298,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 else update(m->dtype, t, &m->params[ps[k].ref]);
             }
             if (snap) {
+                if (fast) twin_params(G, T32, false, false); /* the params after the update */
                 bpv_snapshot_set_after(snap, m);
                 if (m->nsnaps == m->capsnaps) {
                     size_t nc = m->capsnaps ? m->capsnaps * 2 : 16;

@@ -345,8 +345,41 @@ static bpv_snapshot *block_new(const bpv_snap_cache *c, int64_t nsamples) {
     return s;
 }
 
+/* copy_finite from a float32 twin's block: a float whose exponent bits are
+ * all ones is ±inf or NaN; no early exit, so the loop vectorizes */
+static bool copy_finite32(double *restrict dst, const float *restrict src, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &src[i], sizeof b);
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+        dst[i] = src[i];
+    }
+    return !bad;
+}
+
+/* Where a number of g's block lives in its twin tw, or NULL: a param's or
+ * a constant's, read from g. */
+static const float *in_twin(const bpv_graph *g, const bpv_graph *tw, const double *p) {
+    return tw && g->nums && p >= g->nums && p < g->nums + g->nnums ? tw->nums32 + (p - g->nums)
+                                                                 : NULL;
+}
+
+static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw, long step,
+                          long epoch, const int64_t *samples, int64_t nsamples);
+
 bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, long epoch,
                                 const int64_t *samples, int64_t nsamples) {
+    return take(m, g, NULL, step, epoch, samples, nsamples);
+}
+
+bpv_snapshot *bpv_snapshot_take32(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
+                                  long step, long epoch, const int64_t *samples, int64_t nsamples) {
+    return take(m, g, tw, step, epoch, samples, nsamples);
+}
+
+static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw, long step,
+                          long epoch, const int64_t *samples, int64_t nsamples) {
     bpv_snap_cache *c = g->snap_cache;
     if (!c || c->cur_stmt != m->cur_stmt) {
         /* the cache is not part of the graph's state: built lazily, and again
@@ -365,23 +398,29 @@ bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, lon
     double *num = (double *)((char *)s + c->off_nums);
     s->step = step;
     s->epoch = epoch;
-    s->loss = g->objective >= 0 ? g->nodes[g->objective].val[0] : NAN;
+    s->loss = g->objective < 0 ? NAN
+              : tw           ? tw->nodes[g->objective].val32[0]
+                             : g->nodes[g->objective].val[0];
     s->nsamples = nsamples;
     for (int64_t i = 0; i < nsamples; i++) s->samples[i] = samples[i];
     /* x * 0 is 0 for finite x and NaN otherwise: one sum tells whether
      * every single value and grad is finite */
     double zero = 0.0;
+    const float *f;
     for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
-        double v = *o->src;
+        double v = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
         num[o->off] = v;
         zero += v * 0.0;
     }
     for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
-        num[o->off] = *o->src;
+        num[o->off] = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
     bool finite = zero == 0.0;
     for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
         double *dst = num + sg->off;
-        if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
+        if ((f = in_twin(g, tw, sg->src)) && sg->scan) finite &= copy_finite32(dst, f, sg->n);
+        else if (f)
+            for (int64_t i = 0; i < sg->n; i++) dst[i] = f[i];
+        else if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
         else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
     }
     s->locals_pending = c->nlazy > 0;
