@@ -1078,7 +1078,16 @@ static bpv_graph *twin_of(bpv_model *m, bpv_graph *g, const bpv_train *t) {
     if (g->dtype != BPV_F32 || t->adam || t->momentum != 0 || getenv("BPV_NO_FAST")) return NULL;
     if (!g->twin32_tried) {
         g->twin32_tried = true;
-        g->twin32 = bpv_graph_twin32(m->arena, g); /* out of memory: no twin */
+        /* within the model's memory limit, or no twin: its block, the
+         * params' and constants' buffers, the scratch */
+        size_t floats = (size_t)g->nnums + (size_t)g->nred, most = 1;
+        for (int i = 0; i < g->nnodes; i++) {
+            const bpv_node *n = &g->nodes[i];
+            if (n->kind == BPV_NODE_PARAM || n->kind == BPV_NODE_CONST) floats += 2 * (size_t)n->numel;
+            if ((size_t)n->numel > most) most = (size_t)n->numel;
+        }
+        if (fits(m, (floats + 2 * most) * sizeof(float) + (size_t)g->nnodes * sizeof(bpv_node)))
+            g->twin32 = bpv_graph_twin32(m->arena, g); /* out of memory: no twin */
     }
     return g->twin32;
 }
@@ -1159,7 +1168,8 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
     for (int k = 0; k < ngd && T32; k++) { /* the twin's batches come from float32 copies */
         bpv_data *d = &m->data[gd[k].ref];
         const int64_t nv = d->nsamples * gd[k].sn;
-        if (!d->values32 && (d->values32 = bpv_arena_alloc(m->arena, (size_t)(nv ? nv : 1) * sizeof(float))))
+        const size_t bytes = (size_t)(nv ? nv : 1) * sizeof(float);
+        if (!d->values32 && fits(m, bytes) && (d->values32 = bpv_arena_alloc(m->arena, bytes)))
             narrow(d->values32, d->values, nv);
         if (!d->values32) T32 = NULL; /* out of memory: no twin */
         gd[k].src32 = d->values32;

@@ -406,23 +406,39 @@ static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
     /* x * 0 is 0 for finite x and NaN otherwise: one sum tells whether
      * every single value and grad is finite */
     double zero = 0.0;
-    const float *f;
-    for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
-        double v = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
-        num[o->off] = v;
-        zero += v * 0.0;
+    bool finite = true;
+    if (!tw) {
+        for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
+            double v = *o->src;
+            num[o->off] = v;
+            zero += v * 0.0;
+        }
+        for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
+            num[o->off] = *o->src;
+        for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
+            double *dst = num + sg->off;
+            if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
+            else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
+        }
+    } else { /* the numbers of g's block from the twin's */
+        const float *f;
+        for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
+            double v = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
+            num[o->off] = v;
+            zero += v * 0.0;
+        }
+        for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
+            num[o->off] = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
+        for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
+            double *dst = num + sg->off;
+            if ((f = in_twin(g, tw, sg->src)) && sg->scan) finite &= copy_finite32(dst, f, sg->n);
+            else if (f)
+                for (int64_t i = 0; i < sg->n; i++) dst[i] = f[i];
+            else if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
+            else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
+        }
     }
-    for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
-        num[o->off] = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
-    bool finite = zero == 0.0;
-    for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
-        double *dst = num + sg->off;
-        if ((f = in_twin(g, tw, sg->src)) && sg->scan) finite &= copy_finite32(dst, f, sg->n);
-        else if (f)
-            for (int64_t i = 0; i < sg->n; i++) dst[i] = f[i];
-        else if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
-        else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
-    }
+    finite &= zero == 0.0;
     s->locals_pending = c->nlazy > 0;
     /* the template says "all finite" (check.c looks no further when every
      * value and grad is finite) */
