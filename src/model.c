@@ -1222,7 +1222,9 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                     float *dst = T32->nodes[dl[k].node].val32;
                     const float *src = dl[k].src32;
                     const int64_t sn = dl[k].sn;
-                    if (sn == 1)
+                    if (!t->shuffle) /* the batch is one run of samples */
+                        memcpy(dst, src + start * sn, (size_t)(cnt * sn) * sizeof *dst);
+                    else if (sn == 1)
                         for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
                     else
                         for (int64_t q = 0; q < cnt; q++)
@@ -1239,6 +1241,8 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                     int64_t sn = dl[k].sn;
                     if (sn == 1) /* scalar samples: no memcpy call per number */
                         for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
+                    else if (!t->shuffle) /* the batch is one run of samples */
+                        memcpy(dst, src + start * sn, (size_t)(cnt * sn) * sizeof *dst);
                     else
                         for (int64_t q = 0; q < cnt; q++)
                             memcpy(dst + q * sn, src + perm[start + q] * sn,
