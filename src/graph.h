@@ -192,8 +192,8 @@ typedef struct bpv_graph {
     /* snapshot.c: the parts of a snapshot that never change from step to
      * step (strings, layout), built at the first snapshot (model's arena) */
     struct bpv_snap_cache *snap_cache;
-    /* model.c: the float32 twin that runs the steps nothing records, built
-     * at the first such step (NULL: none) */
+    /* model.c: the float32 twin that trains this graph's steps (plain SGD),
+     * built at the first of them (NULL: none) */
     struct bpv_graph *twin32;
     bool twin32_tried;
 } bpv_graph;

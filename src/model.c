@@ -1067,10 +1067,12 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
 }
 
 /* ---- the float32 twin -------------------------------------------------------
- * An f32 tensor graph runs the steps nothing records or inspects on its
- * float32 twin (engine32.c): the same kernels on float32 storage, so the
- * same numbers for half the memory traffic. The params' values and grads
- * move to the twin before such a run of steps and back after it. */
+ * An f32 tensor graph trained with plain SGD runs its steps on its float32
+ * twin (engine32.c): the same kernels on float32 storage, so the same
+ * numbers for half the memory traffic. The params' values and grads move
+ * to the twin before a run of such steps and back after it; recorded steps
+ * are taken from the twin, and the first step found not finite is copied
+ * back to the double graph to be inspected there. */
 
 /* The twin of g, built once (NULL: g takes every step itself). Only plain
  * SGD updates twins (update32); BPV_NO_FAST=1 turns twins off, to compare. */
@@ -1115,15 +1117,12 @@ static void twin_params(bpv_graph *g, const bpv_graph *tw, bool to32, bool grads
     }
 }
 
-static void twin_sync(bpv_graph *g, const bpv_graph *tw, bool to32) {
-    twin_params(g, tw, to32, true);
-}
 
 /* Every number of the twin into g, whose buffers mirror the twin's: g then
  * holds the step exactly as if it had run it. */
 static void twin_promote(bpv_graph *g, const bpv_graph *tw) {
     widen(g->nums, tw->nums32, g->nnums);
-    twin_sync(g, tw, false);
+    twin_params(g, tw, false, true);
 }
 
 /* update for a twin's param node: plain SGD in float32, whose operations
@@ -1214,7 +1213,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             const bool unread = m->step + 1 < next_keep;
             bool fast = T32 && !last;
             if (fast != on32) {
-                twin_sync(G, T32, fast);
+                twin_params(G, T32, fast, true);
                 on32 = fast;
             }
             if (fast) {
@@ -1282,7 +1281,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 next_keep = bpv_step_set_next(o->keep, m->step + 1, total);
             }
             if (keepit && fast) {
-                twin_sync(G, T32, false); /* the params, as the snapshot shows them */
+                twin_params(G, T32, false, true); /* the params, as the snapshot shows them */
                 snap = bpv_snapshot_take32(m, G, T32, m->step, m->epoch,
                                            t->nsamples ? perm + start : NULL, t->nsamples ? cnt : 0);
             } else if (keepit) {
@@ -1333,14 +1332,14 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             if (*stop) break;
         }
         if (on32 && o->out) { /* the epoch line prints the params */
-            twin_sync(G, T32, false);
+            twin_params(G, T32, false, true);
             on32 = false;
         }
         if (*stop || rc != BPV_OK) break;
         rc = epoch_line(m, t, loss, o, b, err);
         m->epoch++;
     }
-    if (on32) twin_sync(G, T32, false);
+    if (on32) twin_params(G, T32, false, true);
     free(gd), free(pd), free(ps), free(perm);
     return rc;
 }
