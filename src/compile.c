@@ -1076,6 +1076,19 @@ static float *twin_buf(bpv_arena *a, const bpv_graph *g, float *fnums, twin_map 
     return f;
 }
 
+size_t bpv_graph_twin32_bytes(const bpv_graph *g) {
+    /* the float block and scratch, one float buffer per outside val or grad,
+     * acc_work in double, the node array */
+    size_t floats = (size_t)g->nnums + (size_t)g->nred, most = 1;
+    for (int i = 0; i < g->nnodes; i++) {
+        const bpv_node *n = &g->nodes[i];
+        if (n->kind == BPV_NODE_PARAM || n->kind == BPV_NODE_CONST) floats += 2 * (size_t)n->numel;
+        if ((size_t)n->numel > most) most = (size_t)n->numel;
+    }
+    return floats * sizeof(float) + most * sizeof(double) +
+           (size_t)g->nnodes * sizeof(bpv_node) + sizeof(bpv_graph);
+}
+
 bpv_graph *bpv_graph_twin32(bpv_arena *a, const bpv_graph *g) {
     if (g->dtype != BPV_F32) return NULL;
     bpv_graph *t = bpv_arena_alloc(a, sizeof *t);

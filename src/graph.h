@@ -210,6 +210,8 @@ void bpv_graph32_backward(bpv_graph *g);
  * converted; params' and data's filled by the caller), the arena's. NULL
  * when out of memory. */
 bpv_graph *bpv_graph_twin32(bpv_arena *arena, const bpv_graph *g);
+/* Bytes of the arena bpv_graph_twin32(g) takes at most. */
+size_t bpv_graph_twin32_bytes(const bpv_graph *g);
 /* Computes one op node's value from its inputs (the gradient check). */
 void bpv_graph_forward_node(bpv_graph *g, int i);
 /* Seeds d objective/d objective = 1 and fills grad and edge_grad of every

@@ -1080,15 +1080,8 @@ static bpv_graph *twin_of(bpv_model *m, bpv_graph *g, const bpv_train *t) {
     if (g->dtype != BPV_F32 || t->adam || t->momentum != 0 || getenv("BPV_NO_FAST")) return NULL;
     if (!g->twin32_tried) {
         g->twin32_tried = true;
-        /* within the model's memory limit, or no twin: its block, the
-         * params' and constants' buffers, the scratch */
-        size_t floats = (size_t)g->nnums + (size_t)g->nred, most = 1;
-        for (int i = 0; i < g->nnodes; i++) {
-            const bpv_node *n = &g->nodes[i];
-            if (n->kind == BPV_NODE_PARAM || n->kind == BPV_NODE_CONST) floats += 2 * (size_t)n->numel;
-            if ((size_t)n->numel > most) most = (size_t)n->numel;
-        }
-        if (fits(m, (floats + 2 * most) * sizeof(float) + (size_t)g->nnodes * sizeof(bpv_node)))
+        /* within the model's memory limit, or no twin */
+        if (fits(m, bpv_graph_twin32_bytes(g)))
             g->twin32 = bpv_graph_twin32(m->arena, g); /* out of memory: no twin */
     }
     return g->twin32;

@@ -366,19 +366,6 @@ static const float *in_twin(const bpv_graph *g, const bpv_graph *tw, const doubl
 }
 
 static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw, long step,
-                          long epoch, const int64_t *samples, int64_t nsamples);
-
-bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, long epoch,
-                                const int64_t *samples, int64_t nsamples) {
-    return take(m, g, NULL, step, epoch, samples, nsamples);
-}
-
-bpv_snapshot *bpv_snapshot_take32(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
-                                  long step, long epoch, const int64_t *samples, int64_t nsamples) {
-    return take(m, g, tw, step, epoch, samples, nsamples);
-}
-
-static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw, long step,
                           long epoch, const int64_t *samples, int64_t nsamples) {
     bpv_snap_cache *c = g->snap_cache;
     if (!c || c->cur_stmt != m->cur_stmt) {
@@ -444,6 +431,16 @@ static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
      * value and grad is finite) */
     s->pristine = finite || !bpv_snapshot_nonfinite(s);
     return s;
+}
+
+bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, long epoch,
+                                const int64_t *samples, int64_t nsamples) {
+    return take(m, g, NULL, step, epoch, samples, nsamples);
+}
+
+bpv_snapshot *bpv_snapshot_take32(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
+                                  long step, long epoch, const int64_t *samples, int64_t nsamples) {
+    return take(m, g, tw, step, epoch, samples, nsamples);
 }
 
 void bpv_snapshot_locals(const bpv_snapshot *cs) {
