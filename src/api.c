@@ -68,35 +68,31 @@ int bpv_snapshot_write(const bpv_snapshot *s, const char *path, int fmt,
 
 enum { K_PARAM, K_DATA, K_CONST, K_OP };
 
-/* Operator precedence in generated text, as the parser binds (parser.c). */
-enum { P_ADD = 10, P_MUL = 11, P_NEG = 12, P_POW = 14, P_ATOM = 20 };
+/* Binding powers of generated text, as the parser binds (ops.h). */
+enum { P_NEG = BPV_PREC_NEG, P_POW = BPV_PREC_POW, P_ATOM = BPV_PREC_ATOM };
 
 typedef struct bnode {
     int kind;
     char *name;   /* NULL for unnamed ops and constants */
     char *text;   /* K_PARAM/K_DATA: the value list; K_CONST: the number */
-    int op;       /* index into ops[] */
+    bpv_op op;
     int a, c;
     int uses;
 } bnode;
 
-static const struct {
-    const char *name, *infix; /* infix NULL: call syntax (neg: prefix -) */
-    int arity, prec;
-} ops[] = {
-    {"add", " + ", 2, P_ADD},     {"sub", " - ", 2, P_ADD},
-    {"mul", " * ", 2, P_MUL},     {"div", " / ", 2, P_MUL},
-    {"matmul", " @ ", 2, P_MUL},  {"pow", "^", 2, P_POW},
-    {"neg", NULL, 1, P_NEG},      {"sigmoid", NULL, 1, P_ATOM},
-    {"relu", NULL, 1, P_ATOM},    {"tanh", NULL, 1, P_ATOM},
-    {"exp", NULL, 1, P_ATOM},     {"log", NULL, 1, P_ATOM},
-    {"sqrt", NULL, 1, P_ATOM},    {"abs", NULL, 1, P_ATOM},
-    {"sum", NULL, 1, P_ATOM},     {"mean", NULL, 1, P_ATOM},
-    {"T", NULL, 1, P_ATOM},       {"softmax", NULL, 1, P_ATOM},
-    {"log_softmax", NULL, 1, P_ATOM}, {"mse", NULL, 2, P_ATOM},
-    {"bce", NULL, 2, P_ATOM},     {"cross_entropy", NULL, 2, P_ATOM},
-};
-#define NOPS (sizeof ops / sizeof ops[0])
+/* The ops a builder offers: those the language writes, by the name the
+ * language calls them (T) or, for operators, the row's name (add). */
+static const char *builder_name(int op) {
+    const bpv_op_def *d = &bpv_ops[op];
+    if (op == BPV_OP_NONE || (!d->call && !d->lang_infix)) return NULL;
+    return d->call && !d->lang_infix ? d->call : d->name;
+}
+
+/* How the language writes op: its infix operator or NULL for a call. */
+static int prec_of_op(bpv_op op) {
+    const bpv_op_def *d = &bpv_ops[op];
+    return d->lang_infix ? d->lang_prec : P_ATOM;
+}
 
 struct bpv_builder {
     bool f64;
@@ -268,17 +264,19 @@ int bpv_builder_const(bpv_builder *b, double value) {
 
 int bpv_builder_op(bpv_builder *b, const char *name, const char *op, int a, int c) {
     if (!b || b->error) return -1;
-    size_t k = 0;
-    while (k < NOPS && (!op || strcmp(ops[k].name, op) != 0)) k++;
-    if (k == NOPS) {
-        const char *known[NOPS];
-        for (size_t i = 0; i < NOPS; i++) known[i] = ops[i].name;
-        const char *near = op ? bpv_closest(op, known, NOPS) : NULL;
+    int k = 1;
+    while (k < BPV_OP_COUNT && (!op || !builder_name(k) || strcmp(builder_name(k), op) != 0)) k++;
+    if (k == BPV_OP_COUNT) {
+        const char *known[BPV_OP_COUNT];
+        size_t nk = 0;
+        for (int i = 1; i < BPV_OP_COUNT; i++)
+            if (builder_name(i)) known[nk++] = builder_name(i);
+        const char *near = op ? bpv_closest(op, known, nk) : NULL;
         return fail(b, bpv_error_new(BPV_ERR_MODEL, "builder: unknown op '%s'%s%s%s",
                                      op ? op : "(null)", near ? " (did you mean '" : "",
                                      near ? near : "", near ? "'?)" : ""));
     }
-    int want = ops[k].arity;
+    int want = bpv_ops[k].min_in;
     if (a < 0 || a >= b->n || (want == 2 && (c < 0 || c >= b->n)) || (want == 1 && c != -1))
         return fail(b, bpv_error_new(BPV_ERR_MODEL,
                                      "builder: op '%s' takes %s node%s made by this builder "
@@ -290,7 +288,7 @@ int bpv_builder_op(bpv_builder *b, const char *name, const char *op, int a, int 
         if (!check_name(b, name)) return -1;
         if (!(nm = strdup(name))) return fail(b, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
     }
-    int r = add_node(b, (bnode){.kind = K_OP, .name = nm, .op = (int)k, .a = a, .c = c});
+    int r = add_node(b, (bnode){.kind = K_OP, .name = nm, .op = (bpv_op)k, .a = a, .c = c});
     if (r >= 0) {
         b->nodes[a].uses++;
         if (want == 2) b->nodes[c].uses++;
@@ -309,7 +307,7 @@ static int prec_of(const gen *g, int i) {
     const bnode *n = &g->b->nodes[i];
     if (g->name[i]) return P_ATOM;
     if (n->kind == K_CONST) return n->text[0] == '-' ? P_NEG : P_ATOM;
-    return ops[n->op].prec;
+    return prec_of_op(n->op);
 }
 
 static void expr(const gen *g, bpv_buf *t, int i);
@@ -333,19 +331,20 @@ static void expr(const gen *g, bpv_buf *t, int i) {
         bpv_buf_puts(t, n->text);
         return;
     }
-    int p = ops[n->op].prec;
-    if (ops[n->op].infix) {
+    const bpv_op_def *d = &bpv_ops[n->op];
+    int p = prec_of_op(n->op);
+    if (d->lang_infix && d->min_in == 2) {
         bool pow = p == P_POW;
         operand(g, t, n->a, pow ? prec_of(g, n->a) != P_ATOM : prec_of(g, n->a) < p);
-        bpv_buf_puts(t, ops[n->op].infix);
+        bpv_buf_puts(t, d->lang_infix);
         operand(g, t, n->c, pow ? prec_of(g, n->c) < P_POW : prec_of(g, n->c) <= p);
-    } else if (p == P_NEG) {
-        bpv_buf_putc(t, '-');
+    } else if (d->lang_infix) { /* a prefix operator: -x */
+        bpv_buf_puts(t, d->lang_infix);
         operand(g, t, n->a, prec_of(g, n->a) <= P_NEG);
     } else {
-        bpv_buf_printf(t, "%s(", ops[n->op].name);
+        bpv_buf_printf(t, "%s(", d->call);
         expr(g, t, n->a);
-        if (ops[n->op].arity == 2) {
+        if (d->min_in == 2) {
             bpv_buf_puts(t, ", ");
             expr(g, t, n->c);
         }

@@ -55,16 +55,7 @@ bool bpv_graph_finite(const bpv_graph *g) {
     return true;
 }
 
-static bool elementwise(bpv_op op) {
-    switch (op) {
-    case BPV_OP_ADD: case BPV_OP_SUB: case BPV_OP_MUL: case BPV_OP_DIV: case BPV_OP_POW:
-    case BPV_OP_NEG: case BPV_OP_SIGMOID: case BPV_OP_RELU: case BPV_OP_TANH: case BPV_OP_EXP:
-    case BPV_OP_LOG: case BPV_OP_SQRT: case BPV_OP_ABS: case BPV_OP_IDENTITY: case BPV_OP_CUSTOM:
-        return true;
-    default:
-        return false;
-    }
-}
+static bool elementwise(bpv_op op) { return bpv_ops[op].flags & BPV_OPF_ELEMWISE; }
 
 /* Flat index into `in` of element i of `out`, under broadcasting. */
 static int64_t bcast_index(const bpv_shape *out, const bpv_shape *in, int64_t i) {
@@ -85,26 +76,18 @@ static void put_num(bpv_buf *b, double v) { bpv_fig_number(b, v, 4); }
 /* "log(−0.5) = NaN", "3.4×10³⁸ × 10 = ∞": element j of op node i. */
 static void op_note(const bpv_snapshot *s, int i, int64_t j, bpv_buf *b) {
     const bpv_snap_node *n = &s->nodes[i];
-    const char *name = n->fn ? n->fn : bpv_op_table[n->op].name;
+    const char *name = n->fn ? n->fn : bpv_ops[n->op].name;
     if (!elementwise(n->op)) {
         bpv_buf_printf(b, "%s(…) = ", name);
         put_num(b, n->value[j]);
         return;
     }
     double v[2] = {0, 0};
-    for (int k = 0; k < n->nin; k++) {
+    for (int k = 0; k < n->nin && k < 2; k++) {
         const bpv_snap_node *in = &s->nodes[n->in[k]];
         v[k] = in->value[bcast_index(&n->shape, &in->shape, j)];
     }
-    const char *infix = NULL;
-    switch (n->op) {
-    case BPV_OP_ADD: infix = " + "; break;
-    case BPV_OP_SUB: infix = " − "; break;
-    case BPV_OP_MUL: infix = " × "; break;
-    case BPV_OP_DIV: infix = " ÷ "; break;
-    case BPV_OP_POW: infix = " ^ "; break;
-    default: break;
-    }
+    const char *infix = bpv_ops[n->op].note_infix;
     if (infix) {
         put_num(b, v[0]);
         bpv_buf_puts(b, infix);
@@ -115,7 +98,7 @@ static void op_note(const bpv_snapshot *s, int i, int64_t j, bpv_buf *b) {
         bpv_buf_putc(b, ')');
     } else {
         bpv_buf_printf(b, "%s(", name);
-        for (int k = 0; k < n->nin; k++) {
+        for (int k = 0; k < n->nin && k < 2; k++) {
             if (k) bpv_buf_puts(b, ", ");
             put_num(b, v[k]);
         }
@@ -172,7 +155,7 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
         s->nf_pass = 2;
         s->nf_edge = e;
         s->nf_node = ed->to;
-        const char *name = to->fn ? to->fn : bpv_op_table[to->op].name;
+        const char *name = to->fn ? to->fn : bpv_ops[to->op].name;
         bpv_buf_printf(&b, "%s backward: ", name);
         int64_t o = to->numel == from->numel ? j : 0;
         if (to->grad) {
@@ -234,7 +217,7 @@ void bpv_snap_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv_bu
         shown++;
     }
     if (shown >= 40) bpv_buf_puts(b, "…");
-    if (!len) bpv_buf_puts(b, n->fn ? n->fn : bpv_op_table[n->op].name);
+    if (!len) bpv_buf_puts(b, n->fn ? n->fn : bpv_ops[n->op].name);
 }
 
 void bpv_nonfinite_message(const bpv_model *m, const bpv_snapshot *s, bool is_error,
@@ -245,7 +228,7 @@ void bpv_nonfinite_message(const bpv_model *m, const bpv_snapshot *s, bool is_er
     bpv_source_locate(&m->src, n->src_off, &line, &col);
     bpv_buf_printf(b, "%s:%d:%d: %s: step %ld (epoch %ld): ", m->src.name, line, col,
                    is_error ? "error" : "warning", s->step, s->epoch);
-    const char *op = n->kind == BPV_NODE_OP ? (n->fn ? n->fn : bpv_op_table[n->op].name)
+    const char *op = n->kind == BPV_NODE_OP ? (n->fn ? n->fn : bpv_ops[n->op].name)
                                             : n->kind == BPV_NODE_PARAM ? "param" : "data";
     if (s->nf_pass == 2 && s->nf_edge >= 0) {
         const bpv_snap_edge *e = &s->edges[s->nf_edge];
@@ -272,16 +255,28 @@ typedef struct ck {
     bpv_graph h;
     bpv_node *nodes;
     double *mem;
+    int *ins;             /* every node's inputs, copied: check_edge rewires them */
+    double **edges;       /* every node's edge pointers, pointing into mem */
     double *spare, *out0, *outp, *outm, *loc;
     int64_t maxel;
 } ck;
 
+static void ck_free(ck *c) {
+    free(c->nodes);
+    free(c->mem);
+    free(c->ins);
+    free(c->edges);
+}
+
 static bool ck_init(ck *c, const bpv_graph *g) {
+    memset(c, 0, sizeof *c);
     int n = g->nnodes;
     size_t total = 0;
     int64_t maxel = 1;
+    size_t nedges = 0;
     for (int i = 0; i < n; i++) {
         const bpv_node *x = &g->nodes[i];
+        nedges += (size_t)x->nin;
         if (x->numel > maxel) maxel = x->numel;
         total += (size_t)x->numel * (x->grad ? 2 : 1);
         for (int k = 0; k < x->nin; k++)
@@ -292,15 +287,24 @@ static bool ck_init(ck *c, const bpv_graph *g) {
     c->maxel = maxel;
     c->nodes = malloc(((size_t)n + 1) * sizeof *c->nodes);
     c->mem = calloc(total, sizeof *c->mem);
-    if (!c->nodes || !c->mem) {
-        free(c->nodes);
-        free(c->mem);
+    c->ins = malloc((nedges + 1) * sizeof *c->ins);
+    c->edges = calloc(nedges + 1, sizeof *c->edges);
+    if (!c->nodes || !c->mem || !c->ins || !c->edges) {
+        ck_free(c);
         return false;
     }
     memcpy(c->nodes, g->nodes, (size_t)n * sizeof *c->nodes);
     double *p = c->mem;
+    size_t e = 0;
     for (int i = 0; i < n; i++) {
         bpv_node *x = &c->nodes[i];
+        if (x->nin) {
+            memcpy(c->ins + e, x->in, (size_t)x->nin * sizeof *c->ins);
+            memcpy(c->edges + e, x->edge_grad, (size_t)x->nin * sizeof *c->edges);
+            x->in = c->ins + e;
+            x->edge_grad = c->edges + e;
+            e += (size_t)x->nin;
+        }
         x->val = p;
         p += x->numel;
         memcpy(x->val, g->nodes[i].val, (size_t)x->numel * sizeof *p);
@@ -328,10 +332,6 @@ static bool ck_init(ck *c, const bpv_graph *g) {
     return true;
 }
 
-static void ck_free(ck *c) {
-    free(c->nodes);
-    free(c->mem);
-}
 
 /* Perturbation for a value: relative, with a floor so 0 moves too. */
 static double step_for(double v) { return 1e-6 * fmax(fabs(v), 1e-3); }
@@ -399,7 +399,7 @@ static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
     n->in[k] = spare;
     bpv_graph_forward_node(&c->h, i);
     memcpy(c->out0, n->val, (size_t)N * sizeof(double));
-    bool reduce = n->op == BPV_OP_SUM || n->op == BPV_OP_MEAN;
+    bool reduce = bpv_ops[n->op].flags & BPV_OPF_SUM_LOCAL;
     bool any_ok = false;
     if (bpv_graph_local(&c->h, i, k, c->loc)) {
         int64_t nj = gin->numel < BPV_GRADCHECK_MAX_ELEMS ? gin->numel : BPV_GRADCHECK_MAX_ELEMS;

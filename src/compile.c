@@ -11,35 +11,13 @@
 
 #include "model.h"
 
-/* ---- built-ins --------------------------------------------------------- */
-
-typedef struct builtin {
-    const char *name;
-    bpv_op op;
-    int nargs;
-} builtin;
-
-static const builtin builtins[] = {
-    {"sigmoid", BPV_OP_SIGMOID, 1},  {"relu", BPV_OP_RELU, 1},
-    {"tanh", BPV_OP_TANH, 1},        {"exp", BPV_OP_EXP, 1},
-    {"log", BPV_OP_LOG, 1},          {"sqrt", BPV_OP_SQRT, 1},
-    {"abs", BPV_OP_ABS, 1},          {"sum", BPV_OP_SUM, 1},
-    {"mean", BPV_OP_MEAN, 1},        {"T", BPV_OP_T, 1},
-    {"softmax", BPV_OP_SOFTMAX, 1},  {"log_softmax", BPV_OP_LOG_SOFTMAX, 1},
-    {"pow", BPV_OP_POW, 2},          {"mse", BPV_OP_MSE, 2},
-    {"bce", BPV_OP_BCE, 2},          {"cross_entropy", BPV_OP_CROSS_ENTROPY, 2},
-};
-#define NBUILTINS (sizeof builtins / sizeof builtins[0])
+/* ---- built-ins ---------------------------------------------------------
+ * The functions a model may call are the ops whose row has a call name
+ * (ops.c), and the initialisers below. */
 
 /* Initialisers: valid only as the value of a data or param declaration. */
 static const char *const init_fns[] = {"csv", "zeros", "ones", "randn", "uniform"};
 #define NINIT (sizeof init_fns / sizeof init_fns[0])
-
-static const builtin *find_builtin(const char *name) {
-    for (size_t i = 0; i < NBUILTINS; i++)
-        if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
-    return NULL;
-}
 
 static bool is_init_fn(const char *name) {
     for (size_t i = 0; i < NINIT; i++)
@@ -47,7 +25,18 @@ static bool is_init_fn(const char *name) {
     return false;
 }
 
-bool bpv_is_builtin(const char *name) { return find_builtin(name) || is_init_fn(name); }
+bool bpv_is_builtin(const char *name) { return bpv_op_by_call(name) || is_init_fn(name); }
+
+/* "2 arguments", "1 or 2 arguments", "2 or more arguments" */
+static const char *arity_text(const bpv_op_def *d, char *buf, size_t n) {
+    if (d->min_in == d->max_in)
+        snprintf(buf, n, "%d argument%s", d->min_in, d->min_in == 1 ? "" : "s");
+    else if (d->max_in < 0)
+        snprintf(buf, n, "%d or more arguments", d->min_in);
+    else
+        snprintf(buf, n, "%d to %d arguments", d->min_in, d->max_in);
+    return buf;
+}
 
 /* Inlined fn calls nest at most this deep: a guard against fn chains long
  * enough to exhaust the stack (direct recursion is rejected earlier). */
@@ -236,7 +225,8 @@ static const char *suggest(const bpv_model *m, const char *name, int stmt,
                            const char *const *params, int nparams, bool want_fn) {
     names ns = {0};
     if (want_fn) {
-        for (size_t i = 0; i < NBUILTINS; i++) names_add(&ns, builtins[i].name);
+        for (int i = 1; i < BPV_OP_COUNT; i++)
+            if (bpv_ops[i].call) names_add(&ns, bpv_ops[i].call);
     } else {
         for (int i = 0; i < nparams; i++) names_add(&ns, params[i]);
     }
@@ -282,6 +272,66 @@ static bool unknown_name(bpv_model *m, const bpv_ast *e, const char *name, size_
 
 static size_t name_len(const char *s) { return strlen(s); }
 
+/* The tensor inputs and attributes of a call of op `op`: positional
+ * arguments up to the op's inputs are its tensors, the ones after them its
+ * attributes in the row's order, and NAME=VALUE arguments attributes by
+ * name. Checks the counts, names and values, fills attr (row order,
+ * defaults included) and *nin. */
+bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, double *attr,
+                   bpv_error **err) {
+    const bpv_op_def *d = &bpv_ops[op];
+    int npos = 0;
+    while (npos < e->nargs && !(e->kwnames && e->kwnames[npos])) npos++;
+    int tens = d->max_in < 0 || npos < d->max_in ? npos : d->max_in;
+    char want[64];
+    if (tens < d->min_in || (npos > tens + d->nattrs)) {
+        if (d->nattrs == 0 && d->min_in == d->max_in)
+            return fail(m, err, e->off, e->len, "%s() takes %d argument%s, got %d", e->name,
+                        d->min_in, d->min_in == 1 ? "" : "s", e->nargs);
+        return fail(m, err, e->off, e->len, "%s() takes %s%s, got %d", e->name,
+                    arity_text(d, want, sizeof want),
+                    d->nattrs ? " and its options" : "", npos);
+    }
+    bool given[BPV_MAX_ATTRS] = {false};
+    for (int a = 0; a < d->nattrs; a++) attr[a] = d->attrs[a].dflt;
+    for (int i = tens; i < e->nargs; i++) {
+        const char *kw = e->kwnames ? e->kwnames[i] : NULL;
+        int a = kw ? -1 : i - tens;
+        for (int j = 0; kw && j < d->nattrs; j++)
+            if (strcmp(d->attrs[j].name, kw) == 0) a = j;
+        if (a < 0) {
+            const char *names[BPV_MAX_ATTRS];
+            for (int j = 0; j < d->nattrs; j++) names[j] = d->attrs[j].name;
+            const char *near = d->nattrs ? bpv_closest(kw, names, (size_t)d->nattrs) : NULL;
+            if (!d->nattrs)
+                return fail(m, err, e->kwoffs[i], strlen(kw), "%s() takes no keyword arguments",
+                            e->name);
+            return fail(m, err, e->kwoffs[i], strlen(kw), "%s() has no option '%s'%s%s%s",
+                        e->name, kw, near ? " (did you mean '" : "", near ? near : "",
+                        near ? "'?)" : "");
+        }
+        const bpv_attr_def *ad = &d->attrs[a];
+        const bpv_ast *v = e->args[i];
+        if (given[a])
+            return fail(m, err, v->off, v->len, "%s() is given '%s' twice", e->name, ad->name);
+        double x;
+        if (!bpv_ast_number(v, &x) || !isfinite(x))
+            return fail(m, err, v->off, v->len, "%s(): '%s' must be a number written here",
+                        e->name, ad->name);
+        if (ad->kind == BPV_ATTR_INT && (x != floor(x) || x < ad->lo || x > ad->hi))
+            return fail(m, err, v->off, v->len,
+                        "%s(): '%s' must be a whole number from %.0f to %.0f", e->name,
+                        ad->name, ad->lo, ad->hi);
+        attr[a] = x;
+        given[a] = true;
+    }
+    for (int a = 0; a < d->nattrs; a++)
+        if (d->attrs[a].required && !given[a])
+            return fail(m, err, e->off, e->len, "%s() needs '%s'", e->name, d->attrs[a].name);
+    *nin = tens;
+    return true;
+}
+
 bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
                     int nparams, const char *self, bpv_error **err) {
     switch (e->kind) {
@@ -320,16 +370,22 @@ bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const 
         return true;
     case AST_CALL: {
         size_t noff = e->name_off, nlen = name_len(e->name);
+        bpv_op op = bpv_op_by_call(e->name);
+        if (op != BPV_OP_NONE) {
+            int nin;
+            double attr[BPV_MAX_ATTRS];
+            if (!bpv_call_args(m, e, op, &nin, attr, err)) return false;
+            for (int i = 0; i < nin; i++)
+                if (!bpv_check_expr(m, e->args[i], stmt, params, nparams, self, err)) return false;
+            return true;
+        }
         if (e->kwnames)
             for (int i = 0; i < e->nargs; i++)
                 if (e->kwnames[i])
                     return fail(m, err, e->kwoffs[i], strlen(e->kwnames[i]),
                                 "%s() takes no keyword arguments", e->name);
         int want = -1;
-        const builtin *b = find_builtin(e->name);
-        if (b) {
-            want = b->nargs;
-        } else if (is_init_fn(e->name)) {
+        if (is_init_fn(e->name)) {
             if (strcmp(e->name, "csv") == 0)
                 return fail(m, err, noff, nlen,
                             "csv() reads data: use it as `data NAME = csv(\"file.csv\", COL)`");
@@ -399,8 +455,8 @@ static int cfail(cc *c, size_t off, size_t len, const char *fmt, ...) {
     return -1;
 }
 
-static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bpv_shape *shape_in,
-                    size_t off, size_t len) {
+static int node_add(cc *c, bpv_node_kind kind, bpv_op op, const int *ins, int nin,
+                    const bpv_shape *shape_in, size_t off, size_t len) {
     /* callers may pass an existing node's shape, which the realloc below
      * would free: copy it first */
     const bpv_shape sh = *shape_in, *shape = &sh;
@@ -414,6 +470,12 @@ static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bp
                      "(BPV_MAX_TENSOR_ELEMS)",
                      bpv_shape_str(shape, sb, sizeof sb), (long long)numel,
                      (long long)BPV_MAX_TENSOR_ELEMS);
+    }
+    int *in = NULL;
+    if (nin > 0) {
+        if (!(in = bpv_arena_alloc(c->m->arena, (size_t)nin * sizeof *in)))
+            return cfail(c, off, len, "out of memory compiling");
+        memcpy(in, ins, (size_t)nin * sizeof *in);
     }
     if (c->n == c->cap) {
         int cap = c->cap ? c->cap * 2 : 64;
@@ -429,9 +491,8 @@ static int node_add(cc *c, bpv_node_kind kind, bpv_op op, int a, int b, const bp
     memset(nd, 0, sizeof *nd);
     nd->kind = kind;
     nd->op = op;
-    nd->in[0] = a;
-    nd->in[1] = b;
-    nd->nin = a < 0 ? 0 : b < 0 ? 1 : 2;
+    nd->in = in;
+    nd->nin = nin;
     nd->shape = *shape;
     nd->numel = numel;
     nd->ref = -1;
@@ -446,7 +507,7 @@ static int literal(cc *c, const bpv_ast *e, double v) {
     double *val = bpv_arena_alloc(c->m->arena, sizeof *val);
     if (!val) return cfail(c, e->off, e->len, "out of memory");
     bpv_shape s = {0};
-    int n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, -1, -1, &s, e->off, e->len);
+    int n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, NULL, 0, &s, e->off, e->len);
     if (n < 0) return -1;
     *val = r;
     c->nodes[n].val = val;
@@ -491,19 +552,19 @@ static int leaf(cc *c, int k, size_t use_off, size_t use_len) {
             s.dim[0] = c->batch;
             for (int i = 0; i < d->sample.rank; i++) s.dim[i + 1] = d->sample.dim[i];
         }
-        n = node_add(c, BPV_NODE_DATA, BPV_OP_NONE, -1, -1, &s, st->name_off, st->name_len);
+        n = node_add(c, BPV_NODE_DATA, BPV_OP_NONE, NULL, 0, &s, st->name_off, st->name_len);
         break;
     }
     case BPV_SYM_PARAM: {
         bpv_param *p = &m->params[sy->ref];
-        n = node_add(c, BPV_NODE_PARAM, BPV_OP_NONE, -1, -1, &p->shape, st->name_off,
+        n = node_add(c, BPV_NODE_PARAM, BPV_OP_NONE, NULL, 0, &p->shape, st->name_off,
                      st->name_len);
         if (n >= 0) c->nodes[n].val = p->val;
         break;
     }
     case BPV_SYM_CONST: {
         bpv_const *k2 = &m->consts[sy->ref];
-        n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, -1, -1, &k2->shape, st->name_off,
+        n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, NULL, 0, &k2->shape, st->name_off,
                      st->name_len);
         if (n >= 0) c->nodes[n].val = k2->values; /* read-only: leaves are never written */
         break;
@@ -529,7 +590,7 @@ static int compile_let(cc *c, int k) {
     if (r < 0) return -1;
     if (r < n0 || c->nodes[r].name) {
         /* `b = a`: an existing node gets a node of its own, so both names show */
-        r = node_add(c, BPV_NODE_OP, BPV_OP_IDENTITY, r, -1, &c->nodes[r].shape, st->off,
+        r = node_add(c, BPV_NODE_OP, BPV_OP_IDENTITY, (int[]){r}, 1, &c->nodes[r].shape, st->off,
                      st->len);
         if (r < 0) return -1;
     } else {
@@ -554,101 +615,6 @@ static int global_name(cc *c, const char *name, size_t off, size_t len, int limi
         return cfail(c, off, len, "'%s' is a function; call it with arguments", name);
     default:
         return leaf(c, k, off, len);
-    }
-}
-
-static const char *op_verb(bpv_op op) {
-    switch (op) {
-    case BPV_OP_ADD: return "add";
-    case BPV_OP_SUB: return "subtract";
-    case BPV_OP_MUL: return "multiply";
-    case BPV_OP_DIV: return "divide";
-    default: return "combine";
-    }
-}
-
-/* Output shape of op over inputs a (and b), with a message naming both
- * shapes when they do not fit. */
-static bool infer_shape(cc *c, bpv_op op, const bpv_ast *e, int a, int b, bpv_shape *out) {
-    const bpv_shape *sa = &c->nodes[a].shape, *sb = b >= 0 ? &c->nodes[b].shape : NULL;
-    char x[128], y[128], z[128];
-    size_t off = e->off, len = e->len;
-    switch (op) {
-    case BPV_OP_ADD:
-    case BPV_OP_SUB:
-    case BPV_OP_MUL:
-    case BPV_OP_DIV:
-        if (!bpv_shape_broadcast(sa, sb, out))
-            return cfail(c, off, len, "cannot %s shapes %s and %s", op_verb(op),
-                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
-        return true;
-    case BPV_OP_POW:
-        if (!bpv_shape_broadcast(sa, sb, out))
-            return cfail(c, off, len, "cannot raise shape %s to the power of shape %s",
-                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
-        return true;
-    case BPV_OP_MSE:
-        if (!bpv_shape_broadcast(sa, sb, out))
-            return cfail(c, off, len, "mse: cannot compare shapes %s and %s",
-                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
-        *out = (bpv_shape){0};
-        return true;
-    case BPV_OP_BCE:
-        if (!bpv_shape_eq(sa, sb))
-            return cfail(c, off, len,
-                         "bce: the predictions have shape %s but the targets %s; they must "
-                         "be the same",
-                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
-        *out = (bpv_shape){0};
-        return true;
-    case BPV_OP_MATMUL: {
-        if (sa->rank == 0 || sb->rank == 0 || sa->rank > 2 || sb->rank > 2)
-            return cfail(c, off, len,
-                         "matmul: %s @ %s — both operands must have 1 or 2 dimensions",
-                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y)) >= 0;
-        int64_t ka = sa->dim[sa->rank - 1], kb = sb->dim[0];
-        if (ka != kb)
-            return cfail(c, off, len, "matmul: %s @ %s — inner sizes %lld and %lld differ",
-                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(sb, y, sizeof y), (long long)ka,
-                         (long long)kb) >= 0;
-        *out = (bpv_shape){0};
-        if (sa->rank == 2) out->dim[out->rank++] = sa->dim[0];
-        if (sb->rank == 2) out->dim[out->rank++] = sb->dim[1];
-        return true;
-    }
-    case BPV_OP_T:
-        if (sa->rank > 2)
-            return cfail(c, off, len, "T() transposes a matrix; this has shape %s",
-                         bpv_shape_str(sa, x, sizeof x)) >= 0;
-        *out = *sa;
-        if (sa->rank == 2) {
-            out->dim[0] = sa->dim[1];
-            out->dim[1] = sa->dim[0];
-        }
-        return true;
-    case BPV_OP_SUM:
-    case BPV_OP_MEAN:
-        *out = (bpv_shape){0};
-        return true;
-    case BPV_OP_CROSS_ENTROPY: {
-        if (sa->rank != 1 && sa->rank != 2)
-            return cfail(c, off, len,
-                         "cross_entropy: logits must have shape [C] or [N, C], got %s",
-                         bpv_shape_str(sa, x, sizeof x)) >= 0;
-        bpv_shape want = {0};
-        if (sa->rank == 2) want = (bpv_shape){1, {sa->dim[0]}};
-        if (!bpv_shape_eq(sb, &want))
-            return cfail(c, off, len,
-                         "cross_entropy: logits of shape %s need class-index targets of shape "
-                         "%s, got %s",
-                         bpv_shape_str(sa, x, sizeof x), bpv_shape_str(&want, z, sizeof z),
-                         bpv_shape_str(sb, y, sizeof y)) >= 0;
-        *out = (bpv_shape){0};
-        return true;
-    }
-    default: /* elementwise unary */
-        *out = *sa;
-        return true;
     }
 }
 
@@ -689,23 +655,56 @@ static bool check_targets(cc *c, const bpv_ast *e, int logits, int t) {
     return true;
 }
 
-static int op_node(cc *c, bpv_op op, const bpv_ast *e, int a, int b) {
+/* A node of op `op` over the inputs ins: its shape from the op's rule (a
+ * message naming both shapes when they do not fit), its attributes and the
+ * variant its plan picks. */
+static int op_node(cc *c, bpv_op op, const bpv_ast *e, const int *ins, int nin,
+                   const double *attr, const bpv_custom *fn) {
+    const bpv_op_def *d = &bpv_ops[op];
+    bpv_node tmp = {0};
+    tmp.kind = BPV_NODE_OP;
+    tmp.op = op;
+    tmp.in = (int *)ins;
+    tmp.nin = nin;
+    tmp.custom = fn;
+    if (attr) memcpy(tmp.attr, attr, (size_t)d->nattrs * sizeof *attr);
+    const bpv_shape *shapes[8] = {0}, **sh = nin <= 8 ? shapes : malloc((size_t)nin * sizeof *sh);
+    if (!sh) return cfail(c, e->off, e->len, "out of memory compiling");
+    for (int k = 0; k < nin; k++) sh[k] = &c->nodes[ins[k]].shape;
+    char msg[512];
     bpv_shape s;
-    if (!infer_shape(c, op, e, a, b, &s)) return -1;
-    if (op == BPV_OP_CROSS_ENTROPY && !check_targets(c, e, a, b)) return -1;
-    return node_add(c, BPV_NODE_OP, op, a, b, &s, e->off, e->len);
+    bool ok = d->shape(&tmp, sh, nin, &s, msg, sizeof msg);
+    if (sh != shapes) free(sh);
+    if (!ok) return cfail(c, e->off, e->len, "%s", msg);
+    if ((d->flags & BPV_OPF_CLASS_TARGETS) && !check_targets(c, e, ins[0], ins[1])) return -1;
+    int r = node_add(c, BPV_NODE_OP, op, ins, nin, &s, e->off, e->len);
+    if (r < 0) return -1;
+    bpv_node *n = &c->nodes[r];
+    memcpy(n->attr, tmp.attr, sizeof n->attr);
+    n->custom = fn;
+    if (d->plan) {
+        bpv_graph view = {0};
+        view.nodes = c->nodes;
+        view.nnodes = c->n;
+        view.dtype = c->m->dtype;
+        n->variant = d->plan(&view, n);
+    }
+    return r;
 }
 
 static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
-    const builtin *bi = find_builtin(e->name);
-    int args[2] = {-1, -1};
-    if (bi) {
-        if (e->nargs != bi->nargs)
-            return cfail(c, e->off, e->len, "%s() takes %d argument%s, got %d", e->name,
-                         bi->nargs, bi->nargs == 1 ? "" : "s", e->nargs);
-        for (int i = 0; i < e->nargs; i++)
-            if ((args[i] = compile_expr(c, e->args[i], f)) < 0) return -1;
-        return op_node(c, bi->op, e, args[0], args[1]);
+    bpv_op op = bpv_op_by_call(e->name);
+    if (op != BPV_OP_NONE) {
+        int nin;
+        double attr[BPV_MAX_ATTRS];
+        if (!bpv_call_args(c->m, e, op, &nin, attr, c->err)) return -1;
+        int one[4], *args = nin <= 4 ? one : malloc((size_t)nin * sizeof *args);
+        if (!args) return cfail(c, e->off, e->len, "out of memory");
+        int r = 0;
+        for (int i = 0; i < nin && r >= 0; i++) r = args[i] = compile_expr(c, e->args[i], f);
+        if (r >= 0) r = op_node(c, op, e, args, nin, attr, NULL);
+        if (args != one) free(args);
+        return r;
     }
     int limit = f ? f->stmt : c->upto;
     int k = bpv_sym_find(c->m, e->name);
@@ -724,15 +723,7 @@ static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
     const bpv_custom *cf = c->m->customs ? c->m->customs[c->m->syms[k].stmt] : NULL;
     if (r >= 0 && cf) {
         /* a fn with `grad`: one node, elementwise over its broadcast arguments */
-        int b = cf->nargs > 1 ? bound[1] : -1;
-        bpv_shape s = c->nodes[bound[0]].shape;
-        char x[128], y[128];
-        if (b >= 0 && !bpv_shape_broadcast(&c->nodes[bound[0]].shape, &c->nodes[b].shape, &s))
-            r = cfail(c, e->off, e->len, "%s(): cannot combine shapes %s and %s", e->name,
-                      bpv_shape_str(&c->nodes[bound[0]].shape, x, sizeof x),
-                      bpv_shape_str(&c->nodes[b].shape, y, sizeof y));
-        else if ((r = node_add(c, BPV_NODE_OP, BPV_OP_CUSTOM, bound[0], b, &s, e->off, e->len)) >= 0)
-            c->nodes[r].custom = cf;
+        r = op_node(c, BPV_OP_CUSTOM, e, bound, cf->nargs, NULL, cf);
     } else if (r >= 0) {
         frame inner = {fs->params, bound, fs->nparams, c->m->syms[k].stmt};
         c->depth++;
@@ -764,7 +755,7 @@ static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
         if (e->op == TK_PLUS) return compile_expr(c, e->args[0], f);
         if (e->args[0]->kind == AST_NUMBER) return literal(c, e, -e->args[0]->num);
         int a = compile_expr(c, e->args[0], f);
-        return a < 0 ? -1 : op_node(c, BPV_OP_NEG, e, a, -1);
+        return a < 0 ? -1 : op_node(c, BPV_OP_NEG, e, (int[]){a}, 1, NULL, NULL);
     }
     case AST_BINARY: {
         bpv_op op;
@@ -781,7 +772,7 @@ static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
         int a = compile_expr(c, e->args[0], f);
         if (a < 0) return -1;
         int b = compile_expr(c, e->args[1], f);
-        return b < 0 ? -1 : op_node(c, op, e, a, b);
+        return b < 0 ? -1 : op_node(c, op, e, (int[]){a, b}, 2, NULL, NULL);
     }
     case AST_CALL:
         return compile_call(c, e, f);
@@ -789,7 +780,7 @@ static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
         bpv_shape s;
         double *v;
         if (!bpv_const_eval(c->m, e, "this list", &s, &v, c->err)) return -1;
-        int n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, -1, -1, &s, e->off, e->len);
+        int n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, NULL, 0, &s, e->off, e->len);
         if (n >= 0) c->nodes[n].val = v;
         return n;
     }
@@ -845,7 +836,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
         for (int i = 0; i < n; i++) {
             from[i] = nd[i].kind == BPV_NODE_PARAM;
             for (int k = 0; k < nd[i].nin; k++)
-                if (from[nd[i].in[k]] && bpv_op_table[nd[i].op].dlocal[k]) from[i] = true;
+                if (from[nd[i].in[k]] && bpv_op_grad_input(nd[i].op, k)) from[i] = true;
         }
         anc[target] = true;
         for (int i = n - 1; i >= 0; i--)
@@ -864,7 +855,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     }
     for (int i = 0; i < n; i++)
         for (int k = 0; k < nd[i].nin; k++)
-            if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_table[nd[i].op].dlocal[k])
+            if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_grad_input(nd[i].op, k))
                 need += (size_t)nd[nd[i].in[k]].numel * 8;
     /* the f32 matrix products pack their operands: space for the largest of
      * every product the forward and backward passes make */
@@ -886,8 +877,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     int64_t nred = 0;
     for (int i = 0; i < n; i++) {
         if (nd[i].kind != BPV_NODE_OP || !nd[i].needs_grad || nd[i].nin != 2 ||
-            nd[i].op == BPV_OP_MSE || nd[i].op == BPV_OP_BCE || nd[i].op == BPV_OP_MATMUL ||
-            nd[i].op == BPV_OP_CROSS_ENTROPY)
+            !(bpv_ops[nd[i].op].flags & BPV_OPF_ELEMWISE))
             continue;
         for (int k = 0; k < 2; k++)
             if (nd[nd[i].in[k]].needs_grad && nd[nd[i].in[k]].numel != nd[i].numel &&
@@ -919,9 +909,14 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     }
     for (int i = 0; i < n; i++)
         for (int k = 0; k < nd[i].nin; k++)
-            if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_table[nd[i].op].dlocal[k])
+            if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_grad_input(nd[i].op, k))
                 uses[nd[i].in[k]]++;
     memcpy(nodes, nd, (size_t)n * sizeof *nodes);
+    /* one edge pointer per input */
+    for (int i = 0; i < n; i++)
+        if (nodes[i].nin &&
+            !(nodes[i].edge_grad = bpv_arena_calloc(m->arena, (size_t)nodes[i].nin, sizeof(double *))))
+            goto oom_uses;
     /* Every number the graph owns (values, grads, edge gradients) lives in
      * one block, in node order: the first pass sizes it, the second hands
      * it out. A snapshot copies the block whole. */
@@ -959,11 +954,11 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
                 CARVE(x->grad, x->numel);
             for (int k = 0; k < x->nin; k++) {
                 bpv_node *in = &nodes[x->in[k]];
-                if (!in->needs_grad || !bpv_op_table[x->op].dlocal[k]) continue;
+                if (!in->needs_grad || !bpv_op_grad_input(x->op, k)) continue;
                 /* a tensor's only gradient is this edge's: the edge is written
                  * straight into the input's grad, which would be a copy of it
                  * (pass_grad). Not params (they accumulate) nor single numbers
-                 * (the scalar tape adds every edge into its input). */
+                 * (the scalar plan adds every edge into its input). */
                 if (uses[x->in[k]] == 1 && in->kind != BPV_NODE_PARAM && in->numel > 1)
                     x->edge_grad[k] = in->grad;
                 else
@@ -1085,7 +1080,9 @@ size_t bpv_graph_twin32_bytes(const bpv_graph *g) {
         if (n->kind == BPV_NODE_PARAM || n->kind == BPV_NODE_CONST) floats += 2 * (size_t)n->numel;
         if ((size_t)n->numel > most) most = (size_t)n->numel;
     }
-    return floats * sizeof(float) + most * sizeof(double) +
+    size_t edges = 0;
+    for (int i = 0; i < g->nnodes; i++) edges += (size_t)g->nodes[i].nin;
+    return floats * sizeof(float) + most * sizeof(double) + edges * sizeof(float *) +
            (size_t)g->nnodes * sizeof(bpv_node) + sizeof(bpv_graph);
 }
 
@@ -1094,8 +1091,10 @@ bpv_graph *bpv_graph_twin32(bpv_arena *a, const bpv_graph *g) {
     bpv_graph *t = bpv_arena_alloc(a, sizeof *t);
     bpv_node *nodes = t ? bpv_arena_calloc(a, (size_t)g->nnodes, sizeof *nodes) : NULL;
     float *fnums = nodes ? bpv_arena_calloc(a, (size_t)(g->nnums ? g->nnums : 1), sizeof *fnums) : NULL;
-    /* each node brings at most four outside buffers: val, grad, two edges */
-    twin_map *map = fnums ? malloc(((size_t)g->nnodes * 4 + 1) * sizeof *map) : NULL;
+    /* each node brings at most val, grad and an edge per input from outside */
+    size_t nbuf = 1;
+    for (int i = 0; i < g->nnodes; i++) nbuf += 2 + (size_t)g->nodes[i].nin;
+    twin_map *map = fnums ? malloc(nbuf * sizeof *map) : NULL;
     if (!map) return NULL;
     int nmap = 0;
     int64_t most = 1;
@@ -1115,6 +1114,8 @@ bpv_graph *bpv_graph_twin32(bpv_arena *a, const bpv_graph *g) {
             x->grad32 = twin_buf(a, g, fnums, map, &nmap, n->grad, n->numel, false);
             ok = ok && x->grad32;
         }
+        if (n->nin && !(x->edge_grad32 = bpv_arena_calloc(a, (size_t)n->nin, sizeof(float *))))
+            ok = false;
         for (int k = 0; k < n->nin && ok; k++)
             if (n->edge_grad[k]) {
                 x->edge_grad32[k] = twin_buf(a, g, fnums, map, &nmap, n->edge_grad[k],

@@ -1,21 +1,25 @@
-/* The engine: forward and backward over the topologically sorted node array,
- * one switch per op. Every kernel rounds with R() exactly where PyTorch's
- * float32 CPU kernel rounds (checked against torch 1.13, see
- * tests/torch/ops_reference.py); tanh, exp, log and sigmoid are torch's
- * own (vmath.c); sum, mean and the loss means add in torch's order
- * (csum.c), other reductions accumulate in double and round at the end.
- * No allocation here: the scalar tutorial models run this every step. */
+/* The engine: forward and backward over the topologically sorted node array.
+ * Each op's kernels are named by its row in the op table (ops.c); this file
+ * holds them and the walk that calls them. Every kernel rounds with R()
+ * exactly where PyTorch's float32 CPU kernel rounds (checked against torch
+ * 1.13, see tests/torch/ops_reference.py); elementwise ops run their
+ * element functions (op_elem.h) over whole tensors; tanh, exp, log and
+ * sigmoid are torch's own (vmath.c); sum, mean and the loss means add in
+ * torch's order (csum.c), other reductions accumulate in double and round
+ * at the end. No allocation here: the scalar tutorial models run this
+ * every step. */
 #include <math.h>
 #include <string.h>
 
 #include "csum.h"
 #include "graph.h"
-#include "kernels.h"
+#include "op_elem.h"
 #include "vmath.h"
 
 #define R(x) bpv_round(dt, (x))
 
 /* engine32.c compiles this file again for float32 twins (BPV_ENGINE32):
+ * KN names a kernel of either build (the op table points to both),
  * NUM is the storage type, VAL, GRAD, EDGE and RED the fields that hold it,
  * and the helpers that read or write it take it. The arithmetic is the
  * same double-and-round code either way, so are the numbers: a stored
@@ -33,6 +37,9 @@
 #define CSUM_COLUMNS bpv_csum_columns32
 #define GRAPH_FORWARD bpv_graph32_forward
 #define GRAPH_BACKWARD bpv_graph32_backward
+#define KN(name) bpv_k32_##name
+#define KIND_FWD fwd32
+#define KIND_BWD bwd32
 #else
 #define NUM double
 #define NUMBITS uint64_t
@@ -46,6 +53,9 @@
 #define CSUM_COLUMNS bpv_csum_columns
 #define GRAPH_FORWARD bpv_graph_forward
 #define GRAPH_BACKWARD bpv_graph_backward
+#define KN(name) bpv_k64_##name
+#define KIND_FWD fwd
+#define KIND_BWD bwd
 #endif
 
 /* The elementwise loops run in AVX2 where the CPU has it (four doubles a
@@ -168,29 +178,6 @@ static inline bool bcast_tail(const bpv_shape *o, const bpv_shape *b) {
         o[i] = (__VA_ARGS__);                                                     \
     })
 
-/* out[i] = R(a OP b), one IEEE operation: over float32 storage computed in
- * float32, which rounds the exact result just as R() of the double one does
- * (a double holds it exactly or rounds it harmlessly: 53 >= 2 * 24 + 2
- * bits), eight lanes to a vector instead of four and no conversions. */
-#ifdef BPV_ENGINE32
-#define FWD2_1(OP)                                                                \
-    FOR_BCAST({                                                                   \
-        const float a = A->VAL[ia], b = B->VAL[ib];                               \
-        o[i] = a OP b;                                                            \
-    })
-#else
-#define FWD2_1(OP) FWD2(R(a OP b))
-#endif
-
-/* ---- torch-specific element formulas ------------------------------------- */
-
-static bool pow_scalar_mode(const bpv_graph *g, const bpv_node *n) {
-    return bpv_python_number(&g->nodes[n->in[1]]);
-}
-
-static bool rdiv_mode(const bpv_graph *g, const bpv_node *n) {
-    return bpv_python_number(&g->nodes[n->in[0]]) && g->nodes[n->in[1]].kind != BPV_NODE_CONST;
-}
 
 /* The max that propagates NaN, like torch's vectorized maximum. */
 static double row_max(const NUM *x, int64_t c) {
@@ -293,219 +280,198 @@ static int64_t class_index(double t, int64_t c) {
     return (int64_t)t;
 }
 
-/* ---- custom functions ------------------------------------------------------- */
+/* ---- elementwise ops: the element functions of op_elem.h over tensors ---- */
 
-#ifndef BPV_ENGINE32 /* one copy, in engine.c */
-/* The tape's ops round like the kernels above, so a fn with `grad` computes
- * the same values as its body inlined. */
-double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out, bool vec) {
-    double st[BPV_TAPE_STACK];
-    int sp = 0;
-    for (int i = 0; i < t->n; i++) {
-        const bpv_tape_ins *in = &t->code[i];
-#define x st[sp - 1] /* the top, and the one below it */
-#define y st[sp - 2]
-        switch (in->op) {
-        case BPV_T_NUM: st[sp++] = in->num; break;
-        case BPV_T_A: st[sp++] = a; break;
-        case BPV_T_B: st[sp++] = b; break;
-        case BPV_T_OUT: st[sp++] = out; break;
-        case BPV_T_ADD: y = R(y + x); sp--; break;
-        case BPV_T_SUB: y = R(y - x); sp--; break;
-        case BPV_T_MUL: y = R(y * x); sp--; break;
-        case BPV_T_DIV: y = R(y / x); sp--; break;
-        case BPV_T_RDIV: x = R(R(1.0 / x) * in->num); break;
-        case BPV_T_POW: y = bpv_vmath_pow(dt, y, x, vec, false); sp--; break;
-        case BPV_T_POWK: x = bpv_pow_scalar(dt, x, in->num, vec); break;
-        case BPV_T_NEG: x = -x; break;
-        case BPV_T_SIGMOID: x = bpv_vmath_sigmoid(dt, x, vec); break;
-        case BPV_T_RELU: x = x < 0 ? 0.0 : x; break;
-        case BPV_T_TANH: x = bpv_vmath1(BPV_VF_TANH, dt, x); break;
-        case BPV_T_EXP: x = bpv_vmath1(BPV_VF_EXP, dt, x); break;
-        case BPV_T_LOG: x = bpv_vmath1(BPV_VF_LOG, dt, x); break;
-        case BPV_T_SQRT: x = R(sqrt(x)); break;
-        case BPV_T_ABS: x = fabs(x); break;
-        }
-#undef x
-#undef y
-    }
-    return sp > 0 ? st[sp - 1] : NAN;
-}
+/* Element functions get the dtype as EDT: a constant over float32 storage,
+ * where R() then folds away and one IEEE operation runs in float32. */
+#ifdef BPV_ENGINE32
+#define EDT BPV_F32
+#else
+#define EDT dt
 #endif
 
-/* ---- forward -------------------------------------------------------------- */
+/* What an op's element functions read of its node. */
+static bpv_ectx elem_ctx(const bpv_graph *g, const bpv_node *n) {
+    bpv_ectx c = {n->variant, 0.0, n->custom};
+    if (n->variant == BPV_VAR_POW_SCALAR) { /* a literal: the Python number as written */
+        const bpv_node *e = &g->nodes[n->in[1]];
+        c.k = e->literal ? e->num : (double)e->VAL[0];
+    }
+    return c;
+}
 
 ENGINE_CLONES
-static void forward_node(bpv_graph *g, bpv_node *n) {
+void KN(elem_fwd)(bpv_graph *g, bpv_node *n) {
     const bpv_dtype dt = g->dtype;
-    const bpv_node *A = n->nin > 0 ? &g->nodes[n->in[0]] : NULL;
-    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
+    const bpv_ectx ctx = elem_ctx(g, n), *c = &ctx;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : A;
     NUM *o = n->VAL;
+    const NUM *x = A->VAL;
     const int64_t N = n->numel;
     const bpv_shape *osh = &n->shape;
-    const NUM *x = A ? A->VAL : NULL;
-
+    /* sigmoid and pow split like torch's kernels: whole vector blocks, then
+     * the rest (vmath.c) */
+    const int64_t vend = bpv_vmath_blocks(dt, N);
+    (void)vend, (void)c, (void)B, (void)osh;
+    if (n->op == BPV_OP_CUSTOM && !n->custom) { /* only a hand-built graph lacks its fn */
+        fill(o, N, NAN);
+        return;
+    }
     switch (n->op) {
-    case BPV_OP_NONE:
-    case BPV_OP_COUNT:
+#define X(OP, f, vf, arity)                                                       \
+    case OP:                                                                      \
+        if ((int)(vf) >= 0)                                                       \
+            VMATH((bpv_vfn)(vf), dt, x, o, N);                                    \
+        else if ((arity) == 1 || n->nin == 1)                                     \
+            for (int64_t i = 0; i < N; i++) o[i] = bpv_ef_##f(EDT, c, x[i], 0, i < vend); \
+        else                                                                      \
+            FWD2(bpv_ef_##f(EDT, c, a, b, i < vend));                             \
         break;
-    case BPV_OP_ADD: FWD2_1(+); break;
-    case BPV_OP_SUB: FWD2_1(-); break;
-    case BPV_OP_MUL: FWD2_1(*); break;
-    case BPV_OP_DIV:
-        if (rdiv_mode(g, n)) FWD2(R(R(1.0 / b) * a));
-        else FWD2(R(a / b));
-        break;
-    case BPV_OP_POW:
-    { /* torch's pow kernel: whole vector blocks, then the rest (vmath.c) */
-        const int64_t vend = bpv_vmath_blocks(dt, N);
-        if (pow_scalar_mode(g, n)) FWD2(bpv_pow_scalar(dt, a, bpv_pow_exponent(B, b), i < vend));
-        else FWD2(bpv_vmath_pow(dt, a, b, i < vend, false));
+        BPV_ELEM_OPS(X)
+#undef X
+    default: break;
     }
-        break;
-    case BPV_OP_NEG: for (int64_t i = 0; i < N; i++) o[i] = -x[i]; break;
-    /* torch's own kernels, SLEEF's vector functions included (vmath.c) */
-    case BPV_OP_SIGMOID: VMATH(BPV_VF_SIGMOID, dt, x, o, N); break;
-    /* torch relu keeps -0.0 and NaN: a < 0 ? 0 : a */
-    case BPV_OP_RELU: for (int64_t i = 0; i < N; i++) o[i] = x[i] < 0 ? 0.0 : x[i]; break;
-    case BPV_OP_TANH: VMATH(BPV_VF_TANH, dt, x, o, N); break;
-    case BPV_OP_EXP: VMATH(BPV_VF_EXP, dt, x, o, N); break;
-    case BPV_OP_LOG: VMATH(BPV_VF_LOG, dt, x, o, N); break;
-    case BPV_OP_SQRT: for (int64_t i = 0; i < N; i++) o[i] = R(sqrt(x[i])); break;
-    case BPV_OP_ABS: for (int64_t i = 0; i < N; i++) o[i] = fabs(x[i]); break;
-    case BPV_OP_IDENTITY: memmove(o, x, (size_t)N * sizeof *o); break;
-    case BPV_OP_CUSTOM: {
-        /* the body's sigmoid and pow split like torch's kernels (vmath.c) */
-        const int64_t vend = bpv_vmath_blocks(dt, N);
-        if (!n->custom) { /* only a hand-built graph lacks its fn */
-            fill(o, N, NAN);
-        } else if (!B) {
-            for (int64_t i = 0; i < N; i++)
-                o[i] = bpv_tape_eval(dt, &n->custom->body, x[i], 0, 0, i < vend);
-        } else {
-            FWD2(bpv_tape_eval(dt, &n->custom->body, a, b, 0, i < vend));
+}
+
+/* ---- other forward kernels --------------------------------------------------- */
+
+void KN(sum_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const double s = CSUM_ARRAY(dt, A->VAL, A->numel); /* torch's order (csum.c) */
+    /* torch mean = sum(x).div_(numel) */
+    n->VAL[0] = n->op == BPV_OP_MEAN ? R(s / (double)A->numel) : s;
+}
+
+void KN(transpose_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const NUM *x = A->VAL;
+    NUM *o = n->VAL;
+    if (A->shape.rank == 2) {
+        int64_t r = A->shape.dim[0], c = A->shape.dim[1];
+        for (int64_t i = 0; i < r; i++)
+            for (int64_t j = 0; j < c; j++) o[j * r + i] = x[i * c + j];
+    } else {
+        memmove(o, x, (size_t)n->numel * sizeof *o);
+    }
+}
+
+void KN(matmul_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+    int64_t m, k, p;
+    mat_dims(A, B, &m, &k, &p);
+    MATMUL(dt, m, p, k, A->VAL, k, 1, B->VAL, p, 1, n->VAL, g->mm_work);
+    (void)dt;
+}
+
+/* Loss over the broadcast shape, then mean (apply_loss_reduction). */
+ENGINE_CLONES
+void KN(loss_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+    NUM *o = n->VAL;
+    bpv_shape bs;
+    if (!bpv_shape_broadcast(&A->shape, &B->shape, &bs)) {
+        o[0] = NAN;
+        return;
+    }
+    const bpv_shape *osh = &bs;
+    const int64_t N = bpv_shape_numel(&bs);
+    bpv_csum s; /* the elements summed as they come, in torch's order */
+    bpv_csum_init(&s, dt, N);
+    if (n->op == BPV_OP_MSE) {
+        FOR_BCAST({
+            bpv_csum_add(&s, bpv_mse_term(dt, A->VAL[ia], B->VAL[ib]));
+        });
+    } else {
+        /* torch 1.13 CPU: (y-1)*max(log(1-p),-100) - y*max(log(p),-100),
+         * element by element with libm's logf under float32 */
+        FOR_BCAST({
+            double p = A->VAL[ia], y = B->VAL[ib];
+            double l1 = dt == BPV_F32 ? logf((float)(1.0 - p)) : log(1.0 - p);
+            double l0 = dt == BPV_F32 ? logf((float)p) : log(p);
+            if (l1 < -100) l1 = -100;
+            if (l0 < -100) l0 = -100;
+            bpv_csum_add(&s, R(R(R(y - 1.0) * l1) - R(y * l0)));
+        });
+    }
+    o[0] = R(bpv_csum_result(&s) / (double)N);
+}
+
+void KN(softmax_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const NUM *x = A->VAL;
+    NUM *o = n->VAL;
+    const int64_t N = n->numel;
+    int64_t c = last_dim(A), rows = c ? N / c : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const NUM *xr = x + r * c;
+        NUM *orow = o + r * c;
+        const double m = row_max(xr, c);
+        if (n->op == BPV_OP_LOG_SOFTMAX) { /* (x - max) - log(sum exp(x - max)) */
+            const double lse = row_logsumexp(dt, xr, c, m);
+            for (int64_t j = 0; j < c; j++) orow[j] = R(R(xr[j] - m) - lse);
+            continue;
         }
-        break;
+        /* e = exp(x - max) into the output row, then e * (1 / sum e) */
+        for (int64_t j = 0; j < c; j++) orow[j] = R(xr[j] - m);
+        VMATH(BPV_VF_EXP, dt, orow, orow, c);
+        row_sum rs;
+        rs_init(&rs, dt, c);
+        for (int64_t j = 0; j < c; j++) rs_add(&rs, orow[j], 1, false);
+        const double inv = R(1.0 / rs_result(&rs));
+        for (int64_t j = 0; j < c; j++) orow[j] = R(orow[j] * inv);
     }
-    case BPV_OP_SUM:
-    case BPV_OP_MEAN: {
-        const double s = CSUM_ARRAY(dt, x, A->numel); /* torch's order (csum.c) */
-        /* torch mean = sum(x).div_(numel) */
-        o[0] = n->op == BPV_OP_MEAN ? R(s / (double)A->numel) : s;
-        break;
-    }
-    case BPV_OP_T:
-        if (A->shape.rank == 2) {
-            int64_t r = A->shape.dim[0], c = A->shape.dim[1];
-            for (int64_t i = 0; i < r; i++)
-                for (int64_t j = 0; j < c; j++) o[j * r + i] = x[i * c + j];
-        } else {
-            memmove(o, x, (size_t)N * sizeof *o);
+}
+
+/* log_softmax then nll_loss(mean): -sum(ls[r, t_r]) / rows, the sum in
+ * nll_loss's cascade: each row's term goes into level 0, and after row b
+ * level j moves up while b is a multiple of the level's span (16^(j+1),
+ * more for over 2^32 rows); the levels are then summed from +0.0 in order */
+void KN(xent_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+    const NUM *x = A->VAL;
+    int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
+    enum { LEVELS = 8 };
+    double lv[LEVELS] = {0};
+    const int p = bpv_ceil_log2(rows), lp = p / LEVELS > 4 ? p / LEVELS : 4;
+    const int64_t mask = ((int64_t)1 << lp) - 1;
+    bool bad = false;
+    for (int64_t r = 0; r < rows; r++) {
+        const NUM *xr = x + r * c;
+        int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
+        if (t < 0) {
+            bad = true;
+            continue;
         }
-        break;
-    case BPV_OP_MATMUL: {
-        int64_t m, k, p;
-        mat_dims(A, B, &m, &k, &p);
-        MATMUL(dt, m, p, k, A->VAL, k, 1, B->VAL, p, 1, o, g->mm_work);
-        break;
-    }
-    case BPV_OP_MSE:
-    case BPV_OP_BCE: {
-        /* Loss over the broadcast shape, then mean (apply_loss_reduction). */
-        bpv_shape bs;
-        if (!bpv_shape_broadcast(&A->shape, &B->shape, &bs)) { o[0] = NAN; break; }
-        const bpv_shape *osh = &bs;
-        const int64_t N = bpv_shape_numel(&bs);
-        bpv_csum s; /* the elements summed as they come, in torch's order */
-        bpv_csum_init(&s, dt, N);
-        if (n->op == BPV_OP_MSE) {
-            FOR_BCAST({
-                double d = R(A->VAL[ia] - B->VAL[ib]);
-                bpv_csum_add(&s, R(d * d));
-            });
-        } else {
-            /* torch 1.13 CPU: (y-1)*max(log(1-p),-100) - y*max(log(p),-100),
-             * element by element with libm's logf under float32 */
-            FOR_BCAST({
-                double p = A->VAL[ia], y = B->VAL[ib];
-                double l1 = dt == BPV_F32 ? logf((float)(1.0 - p)) : log(1.0 - p);
-                double l0 = dt == BPV_F32 ? logf((float)p) : log(p);
-                if (l1 < -100) l1 = -100;
-                if (l0 < -100) l0 = -100;
-                bpv_csum_add(&s, R(R(R(y - 1.0) * l1) - R(y * l0)));
-            });
+        double m = row_max(xr, c);
+        lv[0] = R(lv[0] - R(R(xr[t] - m) - row_logsumexp(dt, xr, c, m)));
+        for (int j = 0; j + 1 < LEVELS; j++) {
+            if ((r & (mask << (j * lp))) != 0) break;
+            lv[j + 1] = R(lv[j + 1] + lv[j]);
+            lv[j] = 0.0;
         }
-        o[0] = R(bpv_csum_result(&s) / (double)N);
-        break;
     }
-    case BPV_OP_SOFTMAX:
-    case BPV_OP_LOG_SOFTMAX: {
-        int64_t c = last_dim(A), rows = c ? N / c : 0;
-        for (int64_t r = 0; r < rows; r++) {
-            const NUM *xr = x + r * c;
-            NUM *orow = o + r * c;
-            const double m = row_max(xr, c);
-            if (n->op == BPV_OP_LOG_SOFTMAX) { /* (x - max) - log(sum exp(x - max)) */
-                const double lse = row_logsumexp(dt, xr, c, m);
-                for (int64_t j = 0; j < c; j++) orow[j] = R(R(xr[j] - m) - lse);
-                continue;
-            }
-            /* e = exp(x - max) into the output row, then e * (1 / sum e) */
-            for (int64_t j = 0; j < c; j++) orow[j] = R(xr[j] - m);
-            VMATH(BPV_VF_EXP, dt, orow, orow, c);
-            row_sum rs;
-            rs_init(&rs, dt, c);
-            for (int64_t j = 0; j < c; j++) rs_add(&rs, orow[j], 1, false);
-            const double inv = R(1.0 / rs_result(&rs));
-            for (int64_t j = 0; j < c; j++) orow[j] = R(orow[j] * inv);
-        }
-        break;
-    }
-    case BPV_OP_CROSS_ENTROPY: {
-        /* log_softmax then nll_loss(mean): -sum(ls[r, t_r]) / rows, the sum
-         * in nll_loss's cascade: each row's term goes into level 0, and
-         * after row b level j moves up while b is a multiple of the
-         * level's span (16^(j+1), more for over 2^32 rows); the levels
-         * are then summed from +0.0 in order */
-        int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
-        enum { LEVELS = 8 };
-        double lv[LEVELS] = {0};
-        const int p = bpv_ceil_log2(rows), lp = p / LEVELS > 4 ? p / LEVELS : 4;
-        const int64_t mask = ((int64_t)1 << lp) - 1;
-        bool bad = false;
-        for (int64_t r = 0; r < rows; r++) {
-            const NUM *xr = x + r * c;
-            int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
-            if (t < 0) {
-                bad = true;
-                continue;
-            }
-            double m = row_max(xr, c);
-            lv[0] = R(lv[0] - R(R(xr[t] - m) - row_logsumexp(dt, xr, c, m)));
-            for (int j = 0; j + 1 < LEVELS; j++) {
-                if ((r & (mask << (j * lp))) != 0) break;
-                lv[j + 1] = R(lv[j + 1] + lv[j]);
-                lv[j] = 0.0;
-            }
-        }
-        double s = 0.0;
-        for (int j = 0; j < LEVELS; j++) s = R(s + lv[j]);
-        o[0] = bad ? NAN : R(s / (double)rows);
-        break;
-    }
-    }
+    double s = 0.0;
+    for (int j = 0; j < LEVELS; j++) s = R(s + lv[j]);
+    n->VAL[0] = bad ? NAN : R(s / (double)rows);
 }
 
 #ifndef BPV_ENGINE32
 void bpv_graph_forward_node(bpv_graph *g, int i) {
-    if (g->nodes[i].kind == BPV_NODE_OP) forward_node(g, &g->nodes[i]);
+    bpv_node *n = &g->nodes[i];
+    if (n->kind == BPV_NODE_OP) bpv_ops[n->op].fwd(g, n);
 }
 #endif
 
 void GRAPH_FORWARD(bpv_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         bpv_node *n = &g->nodes[i];
-        if (n->kind == BPV_NODE_OP) forward_node(g, n);
+        if (n->kind == BPV_NODE_OP) bpv_ops[n->op].KIND_FWD(g, n);
     }
 }
 
@@ -702,212 +668,178 @@ static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
         pass_grad(g, n, 0);                                                       \
     } while (0)
 
+/* ---- backward kernels ---------------------------------------------------------- */
+
 ENGINE_CLONES
-static void backward_node(bpv_graph *g, bpv_node *n) {
+void KN(elem_bwd)(bpv_graph *g, bpv_node *n) {
     const bpv_dtype dt = g->dtype;
-    const bpv_node *A = n->nin > 0 ? &g->nodes[n->in[0]] : NULL;
-    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
+    const bpv_ectx ctx = elem_ctx(g, n), *c = &ctx;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : A;
     const int64_t N = n->numel;
     const bpv_shape *osh = &n->shape;
-    const NUM *x = A ? A->VAL : NULL;
-    const NUM *gr = n->GRAD;
-
+    const NUM *x = A->VAL;
+    /* a.pow(..) and sigmoid as in the forward */
+    const int64_t vend = bpv_vmath_blocks(dt, N);
+    /* add and sub pass their gradient on as it is (or negated): summed
+     * straight from grad where the shapes allow */
+    const bool linear = bpv_ops[n->op].flags & BPV_OPF_LINEAR;
+    (void)vend, (void)c, (void)B, (void)osh, (void)x;
+    if (n->op == BPV_OP_CUSTOM && !n->custom) return;
     switch (n->op) {
-    case BPV_OP_NONE:
-    case BPV_OP_COUNT:
+#define X(OP, f, vf, arity)                                                       \
+    case OP:                                                                      \
+        if ((arity) == 1 || n->nin == 1) {                                        \
+            GRAD1(bpv_eb_##f(EDT, c, 0, a, 0, y, gv, i < vend));                  \
+        } else {                                                                  \
+            if (!linear || !grad_addsub(g, n, 0, bpv_eb_##f(EDT, c, 0, 0, 0, 0, 1, 0) < 0)) \
+                GRAD2(0, bpv_eb_##f(EDT, c, 0, a, b, y, gv, i < vend));           \
+            if (!linear || !grad_addsub(g, n, 1, bpv_eb_##f(EDT, c, 1, 0, 0, 0, 1, 0) < 0)) \
+                GRAD2(1, bpv_eb_##f(EDT, c, 1, a, b, y, gv, i < vend));           \
+        }                                                                         \
         break;
-    case BPV_OP_ADD:
-        if (!grad_addsub(g, n, 0, false)) GRAD2(0, gv);
-        if (!grad_addsub(g, n, 1, false)) GRAD2(1, gv);
-        break;
-    case BPV_OP_SUB:
-        if (!grad_addsub(g, n, 0, false)) GRAD2(0, gv);
-        if (!grad_addsub(g, n, 1, true)) GRAD2(1, -gv);
-        break;
-    case BPV_OP_MUL:
-        GRAD2(0, R(gv * b));
-        GRAD2(1, R(gv * a));
-        break;
-    case BPV_OP_DIV:
-        if (rdiv_mode(g, n)) {
-            /* y = reciprocal(b) * a: mul backward, then -g * (r * r) */
-            GRAD2(1, R(-R(gv * a) * R(R(1.0 / b) * R(1.0 / b))));
-        } else {
-            GRAD2(0, R(gv / b));
-            GRAD2(1, R(-gv * R(R(a / b) / b))); /* torch: -grad * ((a / b) / b) */
-        }
-        break;
-    case BPV_OP_POW: {
-        const int64_t vend = bpv_vmath_blocks(dt, N); /* a.pow(..) as in the forward */
-        if (pow_scalar_mode(g, n)) {
-            /* pow_backward: exp == 0 gives zeros, else grad * (exp * a.pow(exp - 1)) */
-            GRAD2(0, b == 0 ? 0.0 : R(gv * bpv_pow_dbase(dt, a, bpv_pow_exponent(B, b), true, i < vend)));
-        } else {
-            /* pow_backward_self / pow_backward_exponent (tensor exponent) */
-            GRAD2(0, b == 0 ? 0.0 : R(gv * bpv_pow_dbase(dt, a, b, false, i < vend)));
-            GRAD2(1, R(gv * bpv_pow_dexp(dt, a, b, y)));
-        }
-        break;
+        BPV_ELEM_OPS(X)
+#undef X
+    default: break;
     }
-    case BPV_OP_NEG: GRAD1(-gv); break;
-    case BPV_OP_IDENTITY: GRAD1(gv); break;
-    /* the user's partial times the incoming gradient, as a torch
-     * autograd.Function's backward would write it */
-    case BPV_OP_CUSTOM: {
-        const int64_t vend = bpv_vmath_blocks(dt, N);
-        if (!n->custom) {
-            break;
-        } else if (!B) {
-            GRAD1(R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y, i < vend)));
-        } else {
-            GRAD2(0, R(gv * bpv_tape_eval(dt, &n->custom->grad[0], a, b, y, i < vend)));
-            GRAD2(1, R(gv * bpv_tape_eval(dt, &n->custom->grad[1], a, b, y, i < vend)));
-        }
-        break;
+}
+
+void KN(sum_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_node *A = &g->nodes[n->in[0]];
+    if (!edge_live(g, n, 0)) return;
+    fill(n->EDGE[0], A->numel, bpv_reduce_share(g->dtype, n->op, n->GRAD[0], A->numel));
+    pass_grad(g, n, 0);
+}
+
+void KN(transpose_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const NUM *gr = n->GRAD;
+    if (!edge_live(g, n, 0)) return;
+    NUM *e = n->EDGE[0];
+    if (A->shape.rank == 2) {
+        int64_t r = A->shape.dim[0], c = A->shape.dim[1];
+        for (int64_t i = 0; i < r; i++)
+            for (int64_t j = 0; j < c; j++) e[i * c + j] = gr[j * r + i];
+    } else {
+        memmove(e, gr, (size_t)n->numel * sizeof *e);
     }
-    /* sigmoid_backward: grad * (1 - y) * y, left to right */
-    case BPV_OP_SIGMOID: GRAD1(R(R(gv * R(1.0 - y)) * y)); break;
-    /* threshold_backward: y <= 0 ? 0 : grad (NaN passes the gradient) */
-    case BPV_OP_RELU: GRAD1(y <= 0 ? 0.0 : gv); break;
-    /* tanh_backward: grad * (1 - y*y); torch's build fuses 1 - y*y into an
-     * FMA. A float's square is exact in double, so under f32 1.0 - y*y
-     * rounds once just as the FMA does, without a libm call per element. */
-    case BPV_OP_TANH:
-        if (dt == BPV_F32) GRAD1(R(gv * R(1.0 - y * y)));
-        else GRAD1(R(gv * R(fma(-y, y, 1.0))));
-        break;
-    case BPV_OP_EXP: GRAD1(R(gv * y)); break;
-    case BPV_OP_LOG: GRAD1(R(gv / a)); break;
-    case BPV_OP_SQRT: GRAD1(R(gv / R(2.0 * y))); break;
-    case BPV_OP_ABS: GRAD1(R(gv * bpv_sign(a))); break;
-    case BPV_OP_SUM:
-        if (edge_live(g, n, 0)) {
-            fill(n->EDGE[0], A->numel, gr[0]);
-            pass_grad(g, n, 0);
-        }
-        break;
-    case BPV_OP_MEAN:
-        if (edge_live(g, n, 0)) {
-            fill(n->EDGE[0], A->numel, R(gr[0] / (double)A->numel));
-            pass_grad(g, n, 0);
-        }
-        break;
-    case BPV_OP_T:
-        if (edge_live(g, n, 0)) {
-            NUM *e = n->EDGE[0];
-            if (A->shape.rank == 2) {
-                int64_t r = A->shape.dim[0], c = A->shape.dim[1];
-                for (int64_t i = 0; i < r; i++)
-                    for (int64_t j = 0; j < c; j++) e[i * c + j] = gr[j * r + i];
+    pass_grad(g, n, 0);
+}
+
+void KN(matmul_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+    const NUM *gr = n->GRAD;
+    int64_t m, k, p;
+    mat_dims(A, B, &m, &k, &p);
+    (void)dt;
+    if (edge_live(g, n, 0)) { /* g @ b^T */
+        NUM *d = direct_grad(g, n, 0);
+        MATMUL(dt, m, k, p, gr, p, 1, B->VAL, 1, p, d ? d : n->EDGE[0], g->mm_work);
+        pass_grad(g, n, 0);
+    }
+    if (edge_live(g, n, 1)) { /* a^T @ g */
+        NUM *d = direct_grad(g, n, 1);
+        MATMUL(dt, k, p, m, A->VAL, 1, k, gr, p, 1, d ? d : n->EDGE[1], g->mm_work);
+        pass_grad(g, n, 1);
+    }
+}
+
+ENGINE_CLONES
+void KN(loss_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+    bpv_shape bs;
+    if (!bpv_shape_broadcast(&A->shape, &B->shape, &bs)) return;
+    const double gl = n->GRAD[0];
+    const bpv_shape *osh = &bs; /* the per-element work runs over the broadcast shape */
+    const int64_t N = bpv_shape_numel(&bs);
+    const double dn = (double)N;
+    for (int k = 0; k < 2; k++) {
+        if (!edge_live(g, n, k)) continue;
+        const bpv_node *I = k ? B : A;
+        NUM *e = n->EDGE[k];
+        double *d = I->numel != N ? ACC(g, e) : NULL;
+        if (d) fill_d(d, I->numel, -0.0);
+        FOR_BCAST({
+            const double a = A->VAL[ia], b = B->VAL[ib];
+            double c;
+            if (n->op == BPV_OP_MSE) {
+                c = bpv_mse_grad(dt, k, a, b, gl, dn);
+            } else if (k == 0) {
+                /* grad * (p - y) / max((1 - p) * p, 1e-12), then / N */
+                double den = R(R(1.0 - a) * a), eps = R(1e-12);
+                if (den < eps) den = eps;
+                c = R(R(R(gl * R(a - b)) / den) / dn);
             } else {
-                memmove(e, gr, (size_t)N * sizeof *e);
+                /* target: -logit(p) * grad / N */
+                c = R(R(-R(log(R(a / R(1.0 - a)))) * gl) / dn);
             }
-            pass_grad(g, n, 0);
-        }
-        break;
-    case BPV_OP_MATMUL: {
-        int64_t m, k, p;
-        mat_dims(A, B, &m, &k, &p);
-        if (edge_live(g, n, 0)) { /* g @ b^T */
-            NUM *d = direct_grad(g, n, 0);
-            MATMUL(dt, m, k, p, gr, p, 1, B->VAL, 1, p, d ? d : n->EDGE[0], g->mm_work);
-            pass_grad(g, n, 0);
-        }
-        if (edge_live(g, n, 1)) { /* a^T @ g */
-            NUM *d = direct_grad(g, n, 1);
-            MATMUL(dt, k, p, m, A->VAL, 1, k, gr, p, 1, d ? d : n->EDGE[1], g->mm_work);
-            pass_grad(g, n, 1);
-        }
-        break;
+            const int64_t t_ = k ? ib : ia;
+            if (d) d[t_] += c;
+            else e[t_] = c;
+        });
+        if (d)
+            for (int64_t j = 0; j < I->numel; j++) e[j] = R(d[j]);
+        pass_grad(g, n, k);
     }
-    case BPV_OP_MSE:
-    case BPV_OP_BCE: {
-        bpv_shape bs;
-        if (!bpv_shape_broadcast(&A->shape, &B->shape, &bs)) break;
-        const double gl = gr[0];
-        const bpv_shape *osh = &bs; /* the per-element work runs over the broadcast shape */
-        const int64_t N = bpv_shape_numel(&bs);
-        const double dn = (double)N;
-        for (int k = 0; k < 2; k++) {
-            if (!edge_live(g, n, k)) continue;
-            const bpv_node *I = k ? B : A;
-            NUM *e = n->EDGE[k];
-            double *d = I->numel != N ? ACC(g, e) : NULL;
-            if (d) fill_d(d, I->numel, -0.0);
-            FOR_BCAST({
-                const double a = A->VAL[ia], b = B->VAL[ib];
-                double c;
-                if (n->op == BPV_OP_MSE) {
-                    /* mse_loss_backward: (2/N) * (x - t) * grad */
-                    c = R(R(R(2.0 / dn) * R(k ? b - a : a - b)) * gl);
-                } else if (k == 0) {
-                    /* grad * (p - y) / max((1 - p) * p, 1e-12), then / N */
-                    double den = R(R(1.0 - a) * a), eps = R(1e-12);
-                    if (den < eps) den = eps;
-                    c = R(R(R(gl * R(a - b)) / den) / dn);
-                } else {
-                    /* target: -logit(p) * grad / N */
-                    c = R(R(-R(log(R(a / R(1.0 - a)))) * gl) / dn);
-                }
-                const int64_t t_ = k ? ib : ia;
-                if (d) d[t_] += c;
-                else e[t_] = c;
-            });
-            if (d)
-                for (int64_t j = 0; j < I->numel; j++) e[j] = R(d[j]);
-            pass_grad(g, n, k);
+}
+
+void KN(softmax_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const NUM *gr = n->GRAD;
+    const int64_t N = n->numel;
+    if (!edge_live(g, n, 0)) return;
+    NUM *e = n->EDGE[0];
+    int64_t c = last_dim(A), rows = c ? N / c : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const NUM *yr = n->VAL + r * c, *gw = gr + r * c;
+        NUM *er = e + r * c;
+        row_sum rs;
+        rs_init(&rs, dt, c);
+        if (n->op == BPV_OP_SOFTMAX) {
+            /* (g - sum(g * y)) * y */
+            for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], yr[j], true);
+            const double s = rs_result(&rs);
+            for (int64_t j = 0; j < c; j++) er[j] = R(yr[j] * R(gw[j] - s));
+        } else {
+            /* g - exp(y) * sum(g), one FMA in torch's AVX2 build */
+            for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], 1, false);
+            const double s = rs_result(&rs);
+            VMATH(BPV_VF_EXP, dt, yr, er, c);
+            for (int64_t j = 0; j < c; j++) er[j] = minus_product(dt, rs.fused, gw[j], er[j], s);
         }
-        break;
     }
-    case BPV_OP_SOFTMAX:
-    case BPV_OP_LOG_SOFTMAX:
-        if (edge_live(g, n, 0)) {
-            NUM *e = n->EDGE[0];
-            int64_t c = last_dim(A), rows = c ? N / c : 0;
-            for (int64_t r = 0; r < rows; r++) {
-                const NUM *yr = n->VAL + r * c, *gw = gr + r * c;
-                NUM *er = e + r * c;
-                row_sum rs;
-                rs_init(&rs, dt, c);
-                if (n->op == BPV_OP_SOFTMAX) {
-                    /* (g - sum(g * y)) * y */
-                    for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], yr[j], true);
-                    const double s = rs_result(&rs);
-                    for (int64_t j = 0; j < c; j++) er[j] = R(yr[j] * R(gw[j] - s));
-                } else {
-                    /* g - exp(y) * sum(g), one FMA in torch's AVX2 build */
-                    for (int64_t j = 0; j < c; j++) rs_add(&rs, gw[j], 1, false);
-                    const double s = rs_result(&rs);
-                    VMATH(BPV_VF_EXP, dt, yr, er, c);
-                    for (int64_t j = 0; j < c; j++) er[j] = minus_product(dt, rs.fused, gw[j], er[j], s);
-                }
-            }
-            pass_grad(g, n, 0);
+    pass_grad(g, n, 0);
+}
+
+/* nll_loss_backward puts -(grad / rows) at the target, then
+ * log_softmax_backward: gi - exp(ls) * sum(gi) with sum(gi) = that */
+void KN(xent_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+    const NUM *x = A->VAL, *gr = n->GRAD;
+    if (!edge_live(g, n, 0)) return;
+    NUM *e = n->EDGE[0];
+    int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
+    double gt = -R(gr[0] / (double)rows);
+    for (int64_t r = 0; r < rows; r++) {
+        const NUM *xr = x + r * c;
+        NUM *er = e + r * c;
+        int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
+        if (t < 0) {
+            fill(er, c, NAN);
+            continue;
         }
-        break;
-    case BPV_OP_CROSS_ENTROPY:
-        if (edge_live(g, n, 0)) {
-            /* nll_loss_backward puts -(grad / rows) at the target, then
-             * log_softmax_backward: gi - exp(ls) * sum(gi) with sum(gi) = that */
-            NUM *e = n->EDGE[0];
-            int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
-            double gt = -R(gr[0] / (double)rows);
-            for (int64_t r = 0; r < rows; r++) {
-                const NUM *xr = x + r * c;
-                NUM *er = e + r * c;
-                int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
-                if (t < 0) { fill(er, c, NAN); continue; }
-                const double m = row_max(xr, c), lse = row_logsumexp(dt, xr, c, m);
-                const bool fused = bpv_vmath_sleef();
-                for (int64_t j = 0; j < c; j++) er[j] = R(R(xr[j] - m) - lse);
-                VMATH(BPV_VF_EXP, dt, er, er, c);
-                for (int64_t j = 0; j < c; j++)
-                    er[j] = minus_product(dt, fused, j == t ? gt : 0.0, er[j], gt);
-            }
-            pass_grad(g, n, 0);
-        }
-        break;
+        const double m = row_max(xr, c), lse = row_logsumexp(dt, xr, c, m);
+        const bool fused = bpv_vmath_sleef();
+        for (int64_t j = 0; j < c; j++) er[j] = R(R(xr[j] - m) - lse);
+        VMATH(BPV_VF_EXP, dt, er, er, c);
+        for (int64_t j = 0; j < c; j++)
+            er[j] = minus_product(dt, fused, j == t ? gt : 0.0, er[j], gt);
     }
+    pass_grad(g, n, 0);
 }
 
 /* torch sums all contributions to a leaf in its input buffer first (in the
@@ -1009,7 +941,7 @@ static void backward_pass(bpv_graph *g) {
         if (n->kind == BPV_NODE_PARAM) {
             if (!g->param_direct) param_accumulate(g, i, obj);
         } else if (n->kind == BPV_NODE_OP) {
-            backward_node(g, n);
+            bpv_ops[n->op].KIND_BWD(g, n);
         }
     }
 }
@@ -1019,85 +951,49 @@ void GRAPH_BACKWARD(bpv_graph *g) {
     g->edges_unread = false;
 }
 
+
 #ifndef BPV_ENGINE32 /* snapshots read double graphs only */
-/* ---- local partials for snapshots ------------------------------------------ */
+/* ---- local partials for snapshots ------------------------------------------
+ * Each op's backward with an upstream gradient of one, element by element,
+ * so a figure's local partial times the incoming gradient is the chained
+ * partial torch computes. */
 
-#define LOCAL2(...)                                                               \
-    FOR_BCAST({                                                                   \
-        const double a = A->VAL[ia], b = B->VAL[ib], y = n->VAL[i];               \
-        (void)a; (void)b; (void)y;                                                \
-        out[i] = (__VA_ARGS__);                                                   \
-    })
-#define LOCAL1(...)                                                               \
-    for (int64_t i = 0; i < N; i++) {                                             \
-        const double a = A->VAL[i], y = n->VAL[i];                                \
-        (void)a; (void)y;                                                         \
-        out[i] = (__VA_ARGS__);                                                   \
-    }
-
-/* The backward formulas above with grad = 1, so a figure's local partial
- * times the incoming gradient is the chained partial torch computes. */
-bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
+void bpv_local_elem(const bpv_graph *g, const bpv_node *n, int k, double *out) {
     const bpv_dtype dt = g->dtype;
-    const bpv_node *n = &g->nodes[ni];
-    if (n->kind != BPV_NODE_OP || k < 0 || k >= n->nin) return false;
+    const bpv_ectx ctx = elem_ctx(g, n), *c = &ctx;
     const bpv_node *A = &g->nodes[n->in[0]];
-    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : NULL;
+    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : A;
     const int64_t N = n->numel;
     const bpv_shape *osh = &n->shape;
-
+    const int64_t vend = bpv_vmath_blocks(dt, N);
+    (void)vend, (void)c;
     switch (n->op) {
-    case BPV_OP_ADD: fill(out, N, 1.0); return true;
-    case BPV_OP_SUB: fill(out, N, k ? -1.0 : 1.0); return true;
-    case BPV_OP_MUL:
-        if (k) LOCAL2(a);
-        else LOCAL2(b);
-        return true;
-    case BPV_OP_DIV:
-        if (k == 0) LOCAL2(R(1.0 / b));
-        else if (rdiv_mode(g, n)) LOCAL2(R(-a * R(R(1.0 / b) * R(1.0 / b))));
-        else LOCAL2(-R(R(a / b) / b));
-        return true;
-    case BPV_OP_POW: {
-        const int64_t vend = bpv_vmath_blocks(dt, N);
-        if (k == 1) LOCAL2(bpv_pow_dexp(dt, a, b, y));
-        else if (pow_scalar_mode(g, n)) LOCAL2(bpv_pow_dbase(dt, a, bpv_pow_exponent(B, b), true, i < vend));
-        else LOCAL2(bpv_pow_dbase(dt, a, b, false, i < vend));
-        return true;
-    }
-    case BPV_OP_NEG: fill(out, N, -1.0); return true;
-    case BPV_OP_IDENTITY: fill(out, N, 1.0); return true;
-    case BPV_OP_CUSTOM: {
-        const int64_t vend = bpv_vmath_blocks(dt, N);
-        if (!n->custom) {
-            return false;
-        } else if (!B) {
-            LOCAL1(bpv_tape_eval(dt, &n->custom->grad[0], a, 0, y, i < vend));
-        } else {
-            LOCAL2(bpv_tape_eval(dt, &n->custom->grad[k], a, b, y, i < vend));
-        }
-        return true;
-    }
-    case BPV_OP_SIGMOID: LOCAL1(R(R(1.0 - y) * y)); return true;
-    case BPV_OP_RELU: LOCAL1(y <= 0 ? 0.0 : 1.0); return true;
-    case BPV_OP_TANH: LOCAL1(R(fma(-y, y, 1.0))); return true;
-    case BPV_OP_EXP: LOCAL1(y); return true;
-    case BPV_OP_LOG: LOCAL1(R(1.0 / a)); return true;
-    case BPV_OP_SQRT: LOCAL1(R(1.0 / R(2.0 * y))); return true;
-    case BPV_OP_ABS: LOCAL1(bpv_sign(a)); return true;
-    case BPV_OP_SUM: out[0] = 1.0; return true;
-    case BPV_OP_MEAN: out[0] = R(1.0 / (double)A->numel); return true;
-    case BPV_OP_NONE:
-    case BPV_OP_MATMUL:
-    case BPV_OP_T:
-    case BPV_OP_MSE:
-    case BPV_OP_BCE:
-    case BPV_OP_SOFTMAX:
-    case BPV_OP_LOG_SOFTMAX:
-    case BPV_OP_CROSS_ENTROPY:
-    case BPV_OP_COUNT:
+#define X(OP, f, vf, arity)                                                       \
+    case OP:                                                                      \
+        if ((arity) == 1 || n->nin == 1)                                          \
+            for (int64_t i = 0; i < N; i++)                                       \
+                out[i] = bpv_eb_##f(dt, c, 0, A->val[i], 0, n->val[i], 1.0, i < vend); \
+        else                                                                      \
+            FOR_BCAST(out[i] = bpv_eb_##f(dt, c, k, A->val[ia], B->val[ib], n->val[i], 1.0, \
+                                          i < vend));                             \
         break;
+        BPV_ELEM_OPS(X)
+#undef X
+    default: break;
     }
-    return false;
+}
+
+void bpv_local_sum(const bpv_graph *g, const bpv_node *n, int k, double *out) {
+    (void)k;
+    out[0] = bpv_reduce_share(g->dtype, n->op, 1.0, g->nodes[n->in[0]].numel);
+}
+
+bool bpv_graph_local(const bpv_graph *g, int ni, int k, double *out) {
+    const bpv_node *n = &g->nodes[ni];
+    if (n->kind != BPV_NODE_OP || k < 0 || k >= n->nin || !bpv_ops[n->op].local ||
+        (n->op == BPV_OP_CUSTOM && !n->custom))
+        return false;
+    bpv_ops[n->op].local(g, n, k, out);
+    return true;
 }
 #endif

@@ -10,19 +10,7 @@
 #include <assert.h>
 
 #include "base.h"
-
-typedef enum bpv_dtype { BPV_F32, BPV_F64 } bpv_dtype;
-
-/* Rounds x to the dtype: float32 (round to nearest even) or unchanged. */
-static inline double bpv_round(bpv_dtype dt, double x) {
-    return dt == BPV_F32 ? (double)(float)x : x;
-}
-
-#define BPV_MAX_RANK 4
-typedef struct bpv_shape {
-    int rank;
-    int64_t dim[BPV_MAX_RANK];
-} bpv_shape;
+#include "ops.h"
 
 int64_t bpv_shape_numel(const bpv_shape *s);
 bool bpv_shape_eq(const bpv_shape *a, const bpv_shape *b);
@@ -34,51 +22,6 @@ const char *bpv_shape_str(const bpv_shape *s, char *buf, size_t n);
 /* PyTorch broadcasting: false when the shapes do not broadcast. */
 bool bpv_shape_broadcast(const bpv_shape *a, const bpv_shape *b, bpv_shape *out);
 
-/* ---- the op table ---------------------------------------------------------
- * One row per op: name, symbol for figures, arity, and the symbolic local
- * derivative per input. Forward and backward are one switch each in engine.c.
- * The table is sized by BPV_OP_COUNT and checked by static_assert. */
-typedef enum bpv_op {
-    BPV_OP_NONE,     /* leaves: data, param, const */
-    BPV_OP_ADD,      /* a + b, broadcasting */
-    BPV_OP_SUB,      /* a - b */
-    BPV_OP_MUL,      /* a * b */
-    BPV_OP_DIV,      /* a / b */
-    BPV_OP_NEG,      /* -a */
-    BPV_OP_POW,      /* a ^ b (b any tensor broadcastable; a literal b is folded in figures) */
-    BPV_OP_MATMUL,   /* a @ b, torch.matmul for 1-D and 2-D */
-    BPV_OP_SIGMOID,
-    BPV_OP_RELU,
-    BPV_OP_TANH,
-    BPV_OP_EXP,
-    BPV_OP_LOG,
-    BPV_OP_SQRT,
-    BPV_OP_ABS,
-    BPV_OP_SUM,      /* all elements -> scalar */
-    BPV_OP_MEAN,     /* all elements -> scalar */
-    BPV_OP_T,        /* transpose of a 2-D tensor (1-D and scalars unchanged, like torch .T) */
-    BPV_OP_MSE,      /* mean((a-b)^2), torch MSELoss(reduction='mean') */
-    BPV_OP_BCE,      /* torch BCELoss(reduction='mean'), log clamped at -100 */
-    BPV_OP_SOFTMAX,  /* over the last dimension */
-    BPV_OP_LOG_SOFTMAX,
-    BPV_OP_CROSS_ENTROPY, /* logits [C] or [N, C]; targets class indices [] or [N] */
-    BPV_OP_IDENTITY, /* `b = a` where a is already a named node: a node of its own */
-    BPV_OP_CUSTOM,   /* a call of `fn f(a[, b]) = ... grad a = ...`: node->custom */
-    BPV_OP_COUNT
-} bpv_op;
-
-typedef struct bpv_op_info {
-    const char *name;     /* "mul": JSON and messages */
-    const char *symbol;   /* "×": figures */
-    int arity;            /* 1 or 2 */
-    /* Local partial derivative of the output with respect to each input, as
-     * text over the names a, b (the inputs) and out (the output); figures
-     * substitute the real names. NULL for inputs that take no gradient. */
-    const char *dlocal[2];
-} bpv_op_info;
-
-extern const bpv_op_info bpv_op_table[BPV_OP_COUNT];
-
 /* ---- nodes --------------------------------------------------------------- */
 typedef enum bpv_node_kind {
     BPV_NODE_DATA,
@@ -88,41 +31,36 @@ typedef enum bpv_node_kind {
 } bpv_node_kind;
 
 /* ---- custom functions (`fn f(a, b) = EXPR grad a = EXPR, b = EXPR`) ----------
- * The body and each partial are compiled once (custom.c) into a tape: a
- * postfix program over the scalars a, b and out, run element by element by
- * the engine with a fixed stack, so a step allocates nothing. */
-typedef enum bpv_tape_op {
-    BPV_T_NUM, BPV_T_A, BPV_T_B, BPV_T_OUT,
-    BPV_T_ADD, BPV_T_SUB, BPV_T_MUL, BPV_T_DIV,
-    BPV_T_RDIV,  /* number / x: torch's x.reciprocal() * number */
-    BPV_T_POW,   /* x ^ y */
-    BPV_T_POWK,  /* x ^ number (num): torch's scalar-exponent kernel */
-    BPV_T_NEG, BPV_T_SIGMOID, BPV_T_RELU, BPV_T_TANH, BPV_T_EXP, BPV_T_LOG, BPV_T_SQRT,
-    BPV_T_ABS
-} bpv_tape_op;
+ * The body and each partial are compiled once (fnprog.c) into a program: a
+ * postfix list over the scalars a, b and out whose operations are
+ * elementwise ops (op_elem.h), run element by element by the engine with a
+ * fixed stack, so a step allocates nothing. */
+typedef enum bpv_fnprog_push {
+    BPV_FP_OP,   /* apply op (with variant and k) to the top one or two */
+    BPV_FP_NUM,  /* push num */
+    BPV_FP_A, BPV_FP_B, BPV_FP_OUT
+} bpv_fnprog_push;
 
-typedef struct bpv_tape_ins {
-    bpv_tape_op op;
-    double num;         /* BPV_T_NUM, BPV_T_RDIV: the number, rounded; BPV_T_POWK: as written */
-} bpv_tape_ins;
+typedef struct bpv_fnprog_ins {
+    bpv_fnprog_push kind;
+    bpv_op op;          /* BPV_FP_OP: an elementwise op */
+    int variant;        /* its BPV_VAR_* */
+    double num;         /* BPV_FP_NUM: the number, rounded; BPV_VAR_RDIV: the numerator,
+                         * rounded; BPV_VAR_POW_SCALAR: the exponent as written */
+} bpv_fnprog_ins;
 
-#define BPV_TAPE_STACK 32 /* deepest expression a tape may need */
-typedef struct bpv_tape {
-    const bpv_tape_ins *code;
+#define BPV_FNPROG_STACK 32 /* deepest expression a program may need */
+typedef struct bpv_fnprog {
+    const bpv_fnprog_ins *code;
     int n;
-} bpv_tape;
+} bpv_fnprog;
 
 typedef struct bpv_custom {
     const char *name;        /* the fn's name: figures draw the node with it */
     int nargs;               /* 1 or 2 */
-    bpv_tape body, grad[2];
+    bpv_fnprog body, grad[2];
     const char *dlocal[2];   /* each partial as written, over a, b and out */
 } bpv_custom;
-
-/* Runs a tape on one element (engine.c), rounding every step to dt; vec:
- * the element lies in a whole vector block of its tensor, where torch's
- * sigmoid and pow take SLEEF's path (vmath.c). */
-double bpv_tape_eval(bpv_dtype dt, const bpv_tape *t, double a, double b, double out, bool vec);
 
 typedef struct bpv_node {
     bpv_node_kind kind;
@@ -131,8 +69,11 @@ typedef struct bpv_node {
     bool literal;        /* a const written as a number in an expression */
     double num;          /* a literal's number as written, unrounded: torch keeps a
                           * Python number in double where it calls libm's pow */
-    int in[2];           /* indices of inputs (always < this node's index) */
+    int *in;             /* nin indices of inputs (always < this node's index); the
+                          * compiler's arena */
     int nin;
+    int variant;         /* BPV_VAR_*: the op's plan picks it once the inputs are known */
+    double attr[BPV_MAX_ATTRS]; /* the op's attributes, in its row's order */
     bpv_shape shape;
     int64_t numel;
     /* numel values; val32 in a float32 twin (bpv_graph_twin32) */
@@ -143,9 +84,9 @@ typedef struct bpv_node {
     int ref;             /* DATA: index into model data, PARAM: into params */
     size_t src_off, src_len; /* where the node comes from in the source */
     /* Backward contribution along each input edge (the input's shape), kept
-     * so snapshots can show every chained partial. NULL if the input takes
-     * no gradient. */
-    union { double *edge_grad[2]; float *edge_grad32[2]; };
+     * so snapshots can show every chained partial: nin pointers, each NULL
+     * if the input takes no gradient. */
+    union { double **edge_grad; float **edge_grad32; };
     /* engine.c, during a backward pass: no contribution has reached grad
      * yet, so it stands for all -0.0 (written when the walk reaches it) */
     bool grad_pending;
@@ -197,6 +138,12 @@ typedef struct bpv_graph {
     struct bpv_graph *twin32;
     bool twin32_tried;
 } bpv_graph;
+
+/* Whether input k of op takes a gradient: its row has a local derivative
+ * for it (ops with more than two inputs repeat the last). */
+static inline bool bpv_op_grad_input(bpv_op op, int k) {
+    return bpv_ops[op].dlocal[k < 1 ? k : 1] != NULL;
+}
 
 /* ---- the engine ------------------------------------------------------------ */
 /* Computes every op node's value from its inputs, in order. */

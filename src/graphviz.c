@@ -91,7 +91,9 @@ static int gv_error(bpv_error **err, const char *what) {
 /* ---- the figure being built ------------------------------------------------- */
 
 /* Precedence of a display expression, for parentheses. */
-enum { P_ADD, P_MUL, P_NEG, P_POW, P_ATOM };
+/* binding powers (ops.h), for parentheses in expressions */
+enum { P_ADD = BPV_PREC_ADD, P_MUL = BPV_PREC_MUL, P_NEG = BPV_PREC_NEG, P_POW = BPV_PREC_POW,
+       P_ATOM = BPV_PREC_ATOM };
 
 typedef struct fig {
     const bpv_snapshot *s;
@@ -211,23 +213,35 @@ static void put_disp(const fig *f, bpv_buf *b, int i, int need) {
 
 static bool integral(double v) { return v == floor(v) && fabs(v) < 1e6; }
 
-/* The display of an unnamed op as an expression over its inputs' names. */
+/* The display of an unnamed op as an expression over its inputs' names,
+ * as its row says (bpv_op_def.fig_form). */
 static int op_expr(const fig *f, bpv_buf *b, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
+    const bpv_op_def *d = &bpv_ops[n->op];
     int a = n->in[0], c = n->nin > 1 ? n->in[1] : -1;
-    const char *infix = NULL;
-    int p = P_ATOM, right = P_ATOM;
-    switch (n->op) {
-    case BPV_OP_ADD: infix = " + "; p = P_ADD; right = P_ADD; break;
-    case BPV_OP_SUB: infix = " − "; p = P_ADD; right = P_MUL; break;
-    case BPV_OP_MUL: infix = "·"; p = P_MUL; right = P_MUL; break;
-    case BPV_OP_DIV: infix = "/"; p = P_MUL; right = P_NEG; break;
-    case BPV_OP_MATMUL: infix = ""; p = P_MUL; right = P_NEG; break;
-    case BPV_OP_NEG:
-        bpv_buf_puts(b, "−");
-        put_disp(f, b, a, P_POW);
-        return P_NEG;
-    case BPV_OP_POW: {
+    switch (n->fn ? BPV_FIG_CALL : d->fig_form) {
+    case BPV_FIG_INFIX:
+        put_disp(f, b, a, d->fig_prec);
+        bpv_buf_puts(b, d->fig_text);
+        put_disp(f, b, c, d->fig_rneed);
+        return d->fig_prec;
+    case BPV_FIG_PREFIX:
+        bpv_buf_puts(b, d->fig_text);
+        put_disp(f, b, a, d->fig_rneed);
+        return d->fig_prec;
+    case BPV_FIG_POSTFIX:
+        put_disp(f, b, a, d->fig_rneed);
+        bpv_buf_puts(b, d->fig_text);
+        return d->fig_prec;
+    case BPV_FIG_ENCLOSE:
+        bpv_buf_puts(b, d->fig_text);
+        put_disp(f, b, a, d->fig_rneed);
+        bpv_buf_puts(b, d->fig_text);
+        return d->fig_prec;
+    case BPV_FIG_SAME:
+        put_disp(f, b, a, d->fig_rneed);
+        return f->prec[a];
+    case BPV_FIG_POWER: {
         const bpv_snap_node *e = &f->s->nodes[c];
         put_disp(f, b, a, P_ATOM);
         if (e->kind == BPV_NODE_CONST && e->numel == 1 && integral(e->value[0])) {
@@ -236,30 +250,13 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
             bpv_buf_putc(b, '^');
             put_disp(f, b, c, P_ATOM);
         }
-        return P_POW;
+        return d->fig_prec;
     }
-    case BPV_OP_T:
-        put_disp(f, b, a, P_ATOM);
-        bpv_buf_puts(b, "ᵀ");
-        return P_ATOM;
-    case BPV_OP_ABS:
-        bpv_buf_putc(b, '|');
-        put_disp(f, b, a, P_ADD);
-        bpv_buf_putc(b, '|');
-        return P_ATOM;
-    case BPV_OP_IDENTITY:
-        put_disp(f, b, a, P_ADD);
-        return f->prec[a];
-    default: break;
-    }
-    if (infix) {
-        put_disp(f, b, a, p);
-        bpv_buf_puts(b, infix);
-        put_disp(f, b, c, right);
-        return p;
+    case BPV_FIG_CALL:
+        break;
     }
     /* a function call: σ(z), mse(ŷ, y), mysig(z) */
-    bpv_buf_puts(b, n->fn ? n->fn : n->op == BPV_OP_SIGMOID ? "σ" : bpv_op_table[n->op].name);
+    bpv_buf_puts(b, n->fn ? n->fn : d->fig_text ? d->fig_text : d->name);
     bpv_buf_putc(b, '(');
     for (int k = 0; k < n->nin; k++) {
         if (k) bpv_buf_puts(b, ", ");
@@ -593,7 +590,7 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
 /* The op's symbol with a folded literal: ^2, +1, ×0.1, 1− */
 static void op_symbol(const fig *f, bpv_buf *b, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
-    const char *sym = n->fn ? n->fn : n->op == BPV_OP_POW ? "^" : bpv_op_table[n->op].symbol;
+    const char *sym = n->fn ? n->fn : bpv_ops[n->op].symbol;
     int k = f->fold[i];
     if (k == 1) bpv_buf_puts(b, sym);
     if (k >= 0) num(f, b, f->s->nodes[n->in[k]].value[0]);
@@ -699,7 +696,8 @@ static void local_formula(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
         }
         return;
     }
-    const char *t = to->fn ? to->fn_dlocal[e->slot] : bpv_op_table[to->op].dlocal[e->slot];
+    const char *t = to->fn ? to->fn_dlocal[e->slot < 1 ? e->slot : 1]
+                           : bpv_ops[to->op].dlocal[e->slot < 1 ? e->slot : 1];
     if (!t) {
         if (e->formula) bpv_fig_formula(b, e->formula, f->o->plain_names);
         return;

@@ -143,7 +143,7 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         bpv_buf_puts(b, ", \"kind\": ");
         bpv_json_string(b, kind_names[n->kind]);
         bpv_buf_puts(b, ", \"op\": ");
-        if (n->kind == BPV_NODE_OP) bpv_json_string(b, bpv_op_table[n->op].name);
+        if (n->kind == BPV_NODE_OP) bpv_json_string(b, bpv_ops[n->op].name);
         else bpv_buf_puts(b, "null");
         bpv_buf_puts(b, ", \"inputs\": [");
         for (int k = 0; k < n->nin; k++) bpv_buf_printf(b, "%s%d", k ? ", " : "", n->in[k]);

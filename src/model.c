@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "kernels.h"
+#include "op_elem.h"
 #include "model.h"
-#include "tape.h"
+#include "scalar.h"
 
 /* ---- errors --------------------------------------------------------------- */
 
@@ -1144,11 +1144,11 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
     }
     int ngd = collect(G, gd, BPV_NODE_DATA), npd = P ? collect(P, pd, BPV_NODE_DATA) : 0;
     int nps = collect(G, ps, BPV_NODE_PARAM);
-    /* all-scalar graphs run as flat tapes (tape.c); BPV_NO_TAPE=1 turns
+    /* all-scalar graphs run as flat instruction lists (scalar.c); BPV_NO_SCALAR=1 turns
      * them off, to compare the two paths */
-    bool tapes = !getenv("BPV_NO_TAPE");
-    bpv_stape *TG = tapes ? bpv_stape_build(m->arena, G) : NULL;
-    bpv_stape *TP = tapes && P ? bpv_stape_build(m->arena, P) : NULL;
+    bool tapes = !getenv("BPV_NO_SCALAR");
+    bpv_scalar_plan *TG = tapes ? bpv_scalar_build(m->arena, G) : NULL;
+    bpv_scalar_plan *TP = tapes && P ? bpv_scalar_build(m->arena, P) : NULL;
     for (int k = 0; k < ngd + npd; k++) {
         leafref *l = k < ngd ? &gd[k] : &pd[k - ngd];
         l->src = m->data[l->ref].values;
@@ -1193,7 +1193,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
         for (long s = 0; s < t->steps_per_epoch; s++) {
             bool last = P && s == t->steps_per_epoch - 1;
             bpv_graph *g = last ? P : G;
-            const bpv_stape *tape = last ? TP : TG;
+            const bpv_scalar_plan *tape = last ? TP : TG;
             const leafref *dl = last ? pd : gd;
             int nd = last ? npd : ngd;
             int64_t start = s * t->bsize;
@@ -1240,7 +1240,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                             memcpy(dst + q * sn, src + perm[start + q] * sn,
                                    (size_t)sn * sizeof *dst);
                 }
-                if (tape) bpv_stape_forward(tape);
+                if (tape) bpv_scalar_forward(tape);
                 else bpv_graph_forward(g);
                 /* the tutorial zeroes .grad after each update, i.e. from the
                  * second backward on; before the first it is still None */
@@ -1253,7 +1253,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                         else memset(p->grad, 0, (size_t)p->numel * sizeof *p->grad);
                     }
                 g->edges_unread = unread && !inspect;
-                if (tape) bpv_stape_backward(tape);
+                if (tape) bpv_scalar_backward(tape);
                 else bpv_graph_backward(g);
             }
             m->step++;

@@ -102,7 +102,7 @@ struct bpv_model {
     bpv_train *trains; int ntrains;
     bpv_graph **predicts; /* per statement: the compiled predict graph or NULL */
     int cur_stmt;         /* statement being run (snapshots list the params before it) */
-    /* per statement: the op of a fn with `grad` (custom.c), or NULL; NULL
+    /* per statement: the op of a fn with `grad` (fnprog.c), or NULL; NULL
      * when the model has none */
     bpv_custom **customs;
 
@@ -170,6 +170,10 @@ bool bpv_is_builtin(const char *name);
  * being defined, or NULL) may not call itself. */
 bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
                     int nparams, const char *self, bpv_error **err);
+/* The tensor inputs (*nin, the leading arguments) and the attributes (attr,
+ * in the op's row order) of a call of op `op` in the language, checked. */
+bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, double *attr,
+                   bpv_error **err);
 /* Reads a constant number/list (numbers, unary minus, nested lists) into a
  * shape and arena-allocated values rounded to the model's dtype. `what`
  * names the thing in messages ("data 'x'"). */
@@ -190,7 +194,7 @@ long bpv_step_set_count(const bpv_step_set *s, long total);
 long bpv_step_set_next(const bpv_step_set *s, long step, long total);
 
 /* Checks a fn with `grad` (statement `stmt`) and compiles its body and
- * partials into m->customs[stmt] (custom.c). */
+ * partials into m->customs[stmt] (fnprog.c). */
 bool bpv_custom_make(bpv_model *m, const bpv_stmt *st, int stmt, bpv_error **err);
 
 /* Executes the statements top to bottom (model.c): predictions, training,

@@ -34,7 +34,7 @@ static void display_name(bpv_buf *b, const bpv_node *n) {
     } else if (n->kind == BPV_NODE_CONST) {
         bpv_buf_puts(b, "const");
     } else {
-        bpv_buf_puts(b, bpv_op_table[n->op].name);
+        bpv_buf_puts(b, bpv_ops[n->op].name);
     }
 }
 
@@ -214,13 +214,12 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
         sn->shape = n->shape;
         sn->numel = n->numel;
         sn->nin = n->nin;
-        sn->in[0] = n->in[0];
-        sn->in[1] = n->in[1];
+        sn->in = n->in;
         sn->src_off = n->src_off;
         sn->src_len = n->src_len;
         if (n->custom) {
             sn->fn = n->custom->name;
-            for (int k = 0; k < n->nin; k++) sn->fn_dlocal[k] = n->custom->dlocal[k];
+            for (int k = 0; k < n->nin && k < 2; k++) sn->fn_dlocal[k] = n->custom->dlocal[k];
         }
         if ((c->voff[i] = block_off(g, n->val)) < 0) {
             c->voff[i] = num;
@@ -238,7 +237,8 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
             se->from = n->in[k];
             se->to = i;
             se->slot = k;
-            const char *f = n->custom ? n->custom->dlocal[k] : bpv_op_table[n->op].dlocal[k];
+            const char *f = n->custom ? n->custom->dlocal[k]
+                                      : bpv_ops[n->op].dlocal[k < 1 ? k : 1];
             c->loff[e] = c->coff[e] = -1;
             if (f) {
                 fb.len = 0;
@@ -256,16 +256,12 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
                  * constant, written once per block instead of derived */
                 bool one = n->numel == 1;
                 for (int j = 0; j < n->nin; j++) one = one && g->nodes[n->in[j]].numel == 1;
-                switch (one ? n->op : BPV_OP_NONE) {
-                case BPV_OP_ADD: case BPV_OP_SUB: case BPV_OP_NEG: case BPV_OP_IDENTITY:
-                case BPV_OP_SUM: case BPV_OP_MEAN:
+                if (one && (bpv_ops[n->op].flags & BPV_OPF_CONST_LOCAL)) {
                     fixval[c->nfixed] = scratch[0]; /* independent of values */
                     sg.src = &fixval[c->nfixed];
                     c->fixed[c->nfixed++] = sg;
-                    break;
-                default:
+                } else {
                     add_seg(c, sg); /* src NULL: derived later */
-                    break;
                 }
                 num += n->numel;
             }

@@ -36,7 +36,7 @@ typedef struct bpv_snap_node {
     double *value;        /* numel */
     double *grad;         /* numel, or NULL when no gradient reaches it */
     int nin;
-    int in[2];
+    const int *in;        /* nin input indices (the graph's, model's arena) */
     size_t src_off;       /* where it comes from in the model source */
     /* additive: BPV_OP_CUSTOM's fn name and partials over a, b, out */
     const char *fn;

@@ -108,6 +108,7 @@ static void test_html(void **state) {
 typedef struct hsnap {
     bpv_snapshot s;
     bpv_snap_node nodes[16];
+    int ins[16][2];
     bpv_snap_edge edges[16];
     bpv_snap_param params[4];
     double pool[512];
@@ -142,8 +143,9 @@ static int node(hsnap *h, const char *name, bpv_node_kind kind, bpv_op op, bpv_s
     n->value = vals(h, (int)n->numel, v);
     n->grad = g ? vals(h, (int)n->numel, g) : NULL;
     n->nin = a < 0 ? 0 : b < 0 ? 1 : 2;
-    n->in[0] = a;
-    n->in[1] = b;
+    h->ins[i][0] = a;
+    h->ins[i][1] = b;
+    n->in = h->ins[i];
     return i;
 }
 
@@ -153,7 +155,7 @@ static void edge(hsnap *h, int from, int to, int slot, const double *local,
     e->from = from;
     e->to = to;
     e->slot = slot;
-    e->formula = chained ? bpv_op_table[h->nodes[to].op].dlocal[slot] : NULL;
+    e->formula = chained ? bpv_ops[h->nodes[to].op].dlocal[slot] : NULL;
     e->nlocal = local ? h->nodes[to].numel : 0;
     e->local = local ? vals(h, (int)h->nodes[to].numel, local) : NULL;
     e->chained = chained ? vals(h, (int)h->nodes[from].numel, chained) : NULL;

@@ -19,32 +19,57 @@ static bpv_shape shp(int rank, int64_t d0, int64_t d1, int64_t d2) {
 static void test_table_complete(void **state) {
     (void)state;
     for (int i = 1; i < BPV_OP_COUNT; i++) {
-        const bpv_op_info *o = &bpv_op_table[i];
+        const bpv_op_def *o = &bpv_ops[i];
         assert_non_null(o->name);
         assert_non_null(o->symbol);
         assert_true(o->symbol[0] != '\0');
-        assert_true(o->arity == 1 || o->arity == 2);
+        assert_true(o->min_in >= 1 && (o->max_in < 0 || o->max_in >= o->min_in));
         assert_non_null(o->dlocal[0]);
-        if (o->arity == 1) assert_null(o->dlocal[1]);
-        for (int j = 1; j < i; j++) assert_string_not_equal(o->name, bpv_op_table[j].name);
+        if (o->max_in == 1) assert_null(o->dlocal[1]);
+        /* every op has a shape rule and kernels for both storages */
+        assert_non_null(o->shape);
+        assert_non_null(o->fwd);
+        assert_non_null(o->bwd);
+        assert_non_null(o->fwd32);
+        assert_non_null(o->bwd32);
+        /* an elementwise op has an elementwise local partial */
+        if (o->flags & BPV_OPF_ELEMWISE) assert_non_null(o->local);
+        /* figures can write it */
+        assert_true(o->fig_prec > 0);
+        for (int j = 1; j < i; j++) {
+            assert_string_not_equal(o->name, bpv_ops[j].name);
+            if (o->call && bpv_ops[j].call) assert_string_not_equal(o->call, bpv_ops[j].call);
+        }
+        for (int a = 0; a < o->nattrs; a++) assert_non_null(o->attrs[a].name);
+        assert_true(o->nattrs <= BPV_MAX_ATTRS);
     }
 }
 
 static void test_table_rows(void **state) {
     (void)state;
-    assert_string_equal(bpv_op_table[BPV_OP_MUL].name, "mul");
-    assert_string_equal(bpv_op_table[BPV_OP_MUL].symbol, "×");
-    assert_string_equal(bpv_op_table[BPV_OP_MUL].dlocal[0], "b");
-    assert_string_equal(bpv_op_table[BPV_OP_MUL].dlocal[1], "a");
-    assert_string_equal(bpv_op_table[BPV_OP_SUB].dlocal[1], "−1");
-    assert_string_equal(bpv_op_table[BPV_OP_SIGMOID].dlocal[0], "σ·(1−σ)");
-    assert_string_equal(bpv_op_table[BPV_OP_T].name, "transpose");
-    assert_string_equal(bpv_op_table[BPV_OP_LOG_SOFTMAX].symbol, "log softmax");
-    assert_string_equal(bpv_op_table[BPV_OP_CROSS_ENTROPY].name, "cross_entropy");
-    assert_int_equal(bpv_op_table[BPV_OP_CROSS_ENTROPY].arity, 2);
+    assert_string_equal(bpv_ops[BPV_OP_MUL].name, "mul");
+    assert_string_equal(bpv_ops[BPV_OP_MUL].symbol, "×");
+    assert_string_equal(bpv_ops[BPV_OP_MUL].dlocal[0], "b");
+    assert_string_equal(bpv_ops[BPV_OP_MUL].dlocal[1], "a");
+    assert_string_equal(bpv_ops[BPV_OP_SUB].dlocal[1], "−1");
+    assert_string_equal(bpv_ops[BPV_OP_SIGMOID].dlocal[0], "σ·(1−σ)");
+    assert_string_equal(bpv_ops[BPV_OP_T].name, "transpose");
+    assert_string_equal(bpv_ops[BPV_OP_T].call, "T");
+    assert_string_equal(bpv_ops[BPV_OP_LOG_SOFTMAX].symbol, "log softmax");
+    assert_string_equal(bpv_ops[BPV_OP_CROSS_ENTROPY].name, "cross_entropy");
+    assert_int_equal(bpv_ops[BPV_OP_CROSS_ENTROPY].min_in, 2);
     /* class-index targets take no gradient */
-    assert_null(bpv_op_table[BPV_OP_CROSS_ENTROPY].dlocal[1]);
-    assert_int_equal(bpv_op_table[BPV_OP_IDENTITY].arity, 1);
+    assert_null(bpv_ops[BPV_OP_CROSS_ENTROPY].dlocal[1]);
+    assert_false(bpv_op_grad_input(BPV_OP_CROSS_ENTROPY, 1));
+    assert_true(bpv_op_grad_input(BPV_OP_MUL, 1));
+    assert_int_equal(bpv_ops[BPV_OP_IDENTITY].max_in, 1);
+    /* the language's names */
+    assert_int_equal(bpv_op_by_call("max"), BPV_OP_MAX);
+    assert_int_equal(bpv_op_by_call("min"), BPV_OP_MIN);
+    assert_int_equal(bpv_op_by_call("T"), BPV_OP_T);
+    assert_int_equal(bpv_op_by_call("add"), BPV_OP_NONE); /* an operator, not a call */
+    assert_int_equal(bpv_op_by_name("add"), BPV_OP_ADD);
+    assert_true(bpv_ops[BPV_OP_MAX].flags & BPV_OPF_ELEMWISE);
 }
 
 static void test_shape_numel_eq(void **state) {

@@ -4,46 +4,49 @@
  * the body and whose backward multiplies the incoming gradient by the
  * user's partials, right or wrong: that is the point, the gradient check
  * then shows a wrong one. The body and each partial are compiled here, once
- * per fn, into tapes the engine runs element by element; so they may use
- * only elementwise arithmetic over the arguments, numbers and (partials)
- * `out`, the fn's value. */
+ * per fn, into programs of elementwise ops (their element functions,
+ * op_elem.h) that the engine runs element by element; so they may use only
+ * elementwise arithmetic over the arguments, numbers and (partials) `out`,
+ * the fn's value. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
+#include "op_elem.h"
 
-typedef struct tape_cc {
+typedef struct prog_cc {
     bpv_model *m;
     const bpv_stmt *fn;
     bool allow_out;
-    bpv_tape_ins *code;
+    bpv_fnprog_ins *code;
     int n, cap;
     int depth, maxdepth;
     bpv_error **err;
-} tape_cc;
+} prog_cc;
 
-static bool tfail(tape_cc *t, const bpv_ast *e, const char *fmt, const char *arg)
+static bool tfail(prog_cc *t, const bpv_ast *e, const char *fmt, const char *arg)
     BPV_PRINTF(3, 0);
-static bool tfail(tape_cc *t, const bpv_ast *e, const char *fmt, const char *arg) {
+static bool tfail(prog_cc *t, const bpv_ast *e, const char *fmt, const char *arg) {
     char msg[400];
     snprintf(msg, sizeof msg, fmt, arg);
     bpv_error_set(t->err, bpv_error_at(&t->m->src, e->off, e->len, BPV_ERR_MODEL, "%s", msg));
     return false;
 }
 
-static bool emit(tape_cc *t, const bpv_ast *e, bpv_tape_op op, double num, int push) {
+static bool emit(prog_cc *t, const bpv_ast *e, bpv_fnprog_push kind, bpv_op op, int variant,
+                 double num, int push) {
     if (t->n == t->cap) {
         int cap = t->cap ? t->cap * 2 : 16;
-        bpv_tape_ins *c = realloc(t->code, (size_t)cap * sizeof *c);
+        bpv_fnprog_ins *c = realloc(t->code, (size_t)cap * sizeof *c);
         if (!c) return tfail(t, e, "out of memory compiling fn '%s'", t->fn->name);
         t->code = c;
         t->cap = cap;
     }
-    t->code[t->n++] = (bpv_tape_ins){op, num};
+    t->code[t->n++] = (bpv_fnprog_ins){kind, op, variant, num};
     t->depth += push;
     if (t->depth > t->maxdepth) t->maxdepth = t->depth;
-    if (t->maxdepth > BPV_TAPE_STACK)
+    if (t->maxdepth > BPV_FNPROG_STACK)
         return tfail(t, e, "this expression nests too deeply for a fn with `grad` (%s)",
                      "split it into several fns");
     return true;
@@ -52,28 +55,28 @@ static bool emit(tape_cc *t, const bpv_ast *e, bpv_tape_op op, double num, int p
 /* A number as written, signs folded in, rounded to the model's dtype
  * (false when e is not one; out of range gives an infinity, which binary()
  * refuses). */
-static bool number(const tape_cc *t, const bpv_ast *e, double *v) {
+static bool number(const prog_cc *t, const bpv_ast *e, double *v) {
     if (!bpv_ast_number(e, v)) return false;
     *v = bpv_round(t->m->dtype, *v);
     return true;
 }
 
-static const struct {
-    const char *name;
-    bpv_tape_op op;
-} unary_fns[] = {{"sigmoid", BPV_T_SIGMOID}, {"relu", BPV_T_RELU}, {"tanh", BPV_T_TANH},
-                 {"exp", BPV_T_EXP},         {"log", BPV_T_LOG},   {"sqrt", BPV_T_SQRT},
-                 {"abs", BPV_T_ABS}};
+/* An op a fn program may call by name: elementwise, called by name in the
+ * language, with one input or two. */
+static bool callable(bpv_op op) {
+    return op != BPV_OP_NONE && op != BPV_OP_CUSTOM && (bpv_ops[op].flags & BPV_OPF_ELEMWISE) &&
+           bpv_ops[op].call && op != BPV_OP_POW;
+}
 
 static const char only[] =
     "a fn with `grad` works element by element: it may use its arguments, numbers, "
-    "+ - * / ^ and sigmoid relu tanh exp log sqrt abs%s";
+    "+ - * / ^ and sigmoid relu tanh exp log sqrt abs max min%s";
 
 static const char range_msg[] = "this number is out of range for the model's dtype%s";
 
-static bool expr(tape_cc *t, const bpv_ast *e);
+static bool expr(prog_cc *t, const bpv_ast *e);
 
-static bool binary(tape_cc *t, const bpv_ast *e, const bpv_ast *l, const bpv_ast *r,
+static bool binary(prog_cc *t, const bpv_ast *e, const bpv_ast *l, const bpv_ast *r,
                    bpv_token_kind op) {
     double v;
     /* the same kernels the inlined body would use: x^2 and 1/x are torch's
@@ -81,48 +84,48 @@ static bool binary(tape_cc *t, const bpv_ast *e, const bpv_ast *l, const bpv_ast
     if ((op == TK_CARET || op == TK_STARSTAR) && number(t, r, &v)) {
         if (!isfinite(v)) return tfail(t, r, range_msg, "");
         bpv_ast_number(r, &v); /* a Python number: libm's pow takes it unrounded */
-        return expr(t, l) && emit(t, e, BPV_T_POWK, v, 0);
+        return expr(t, l) && emit(t, e, BPV_FP_OP, BPV_OP_POW, BPV_VAR_POW_SCALAR, v, 0);
     }
     if (op == TK_SLASH && number(t, l, &v) && !number(t, r, &v)) {
         number(t, l, &v);
         if (!isfinite(v)) return tfail(t, l, range_msg, "");
-        return expr(t, r) && emit(t, e, BPV_T_RDIV, v, 0);
+        return expr(t, r) && emit(t, e, BPV_FP_OP, BPV_OP_DIV, BPV_VAR_RDIV, v, 0);
     }
-    bpv_tape_op to;
+    bpv_op to;
     switch (op) {
-    case TK_PLUS: to = BPV_T_ADD; break;
-    case TK_MINUS: to = BPV_T_SUB; break;
-    case TK_STAR: to = BPV_T_MUL; break;
-    case TK_SLASH: to = BPV_T_DIV; break;
+    case TK_PLUS: to = BPV_OP_ADD; break;
+    case TK_MINUS: to = BPV_OP_SUB; break;
+    case TK_STAR: to = BPV_OP_MUL; break;
+    case TK_SLASH: to = BPV_OP_DIV; break;
     case TK_CARET:
-    case TK_STARSTAR: to = BPV_T_POW; break;
+    case TK_STARSTAR: to = BPV_OP_POW; break;
     default: return tfail(t, e, only, " (no matrix product)");
     }
-    return expr(t, l) && expr(t, r) && emit(t, e, to, 0, -1);
+    return expr(t, l) && expr(t, r) && emit(t, e, BPV_FP_OP, to, BPV_VAR_DEFAULT, 0, -1);
 }
 
-static bool expr(tape_cc *t, const bpv_ast *e) {
+static bool expr(prog_cc *t, const bpv_ast *e) {
     double v;
     switch (e->kind) {
     case AST_NUMBER:
         if (!isfinite(bpv_round(t->m->dtype, e->num)))
             return tfail(t, e, range_msg, "");
-        return emit(t, e, BPV_T_NUM, bpv_round(t->m->dtype, e->num), 1);
+        return emit(t, e, BPV_FP_NUM, BPV_OP_NONE, 0, bpv_round(t->m->dtype, e->num), 1);
     case AST_UNARY:
         if (number(t, e, &v)) {
             if (!isfinite(v)) return tfail(t, e, range_msg, "");
-            return emit(t, e, BPV_T_NUM, v, 1);
+            return emit(t, e, BPV_FP_NUM, BPV_OP_NONE, 0, v, 1);
         }
         if (e->op == TK_PLUS) return expr(t, e->args[0]);
-        return expr(t, e->args[0]) && emit(t, e, BPV_T_NEG, 0, 0);
+        return expr(t, e->args[0]) && emit(t, e, BPV_FP_OP, BPV_OP_NEG, 0, 0, 0);
     case AST_BINARY:
         return binary(t, e, e->args[0], e->args[1], e->op);
     case AST_NAME:
         for (int i = 0; i < t->fn->nparams; i++)
             if (strcmp(t->fn->params[i], e->name) == 0)
-                return emit(t, e, i ? BPV_T_B : BPV_T_A, 0, 1);
+                return emit(t, e, i ? BPV_FP_B : BPV_FP_A, BPV_OP_NONE, 0, 0, 1);
         if (strcmp(e->name, "out") == 0) {
-            if (t->allow_out) return emit(t, e, BPV_T_OUT, 0, 1);
+            if (t->allow_out) return emit(t, e, BPV_FP_OUT, BPV_OP_NONE, 0, 0, 1);
             return tfail(t, e, "'out' is the fn's value: use it in `grad`, not in the body%s",
                          "");
         }
@@ -136,22 +139,27 @@ static bool expr(tape_cc *t, const bpv_ast *e) {
                 if (e->kwnames[i]) return tfail(t, e, "%s() takes no keyword arguments", e->name);
         if (strcmp(e->name, "pow") == 0 && e->nargs == 2)
             return binary(t, e, e->args[0], e->args[1], TK_CARET);
-        for (size_t i = 0; i < sizeof unary_fns / sizeof unary_fns[0]; i++)
-            if (strcmp(unary_fns[i].name, e->name) == 0) {
-                if (e->nargs != 1) return tfail(t, e, "%s() takes 1 argument", e->name);
-                return expr(t, e->args[0]) && emit(t, e, unary_fns[i].op, 0, 0);
-            }
+        bpv_op op = bpv_op_by_call(e->name);
+        if (callable(op)) {
+            const int want = bpv_ops[op].min_in;
+            if (e->nargs != want)
+                return tfail(t, e, want == 1 ? "%s() takes 1 argument" : "%s() takes 2 arguments",
+                             e->name);
+            for (int i = 0; i < want; i++)
+                if (!expr(t, e->args[i])) return false;
+            return emit(t, e, BPV_FP_OP, op, BPV_VAR_DEFAULT, 0, 1 - want);
+        }
         return tfail(t, e, only, "");
     default:
         return tfail(t, e, only, "");
     }
 }
 
-static bool compile_tape(bpv_model *m, const bpv_stmt *fn, const bpv_ast *e, bool allow_out,
-                         bpv_tape *out, bpv_error **err) {
-    tape_cc t = {.m = m, .fn = fn, .allow_out = allow_out, .err = err};
+static bool compile_prog(bpv_model *m, const bpv_stmt *fn, const bpv_ast *e, bool allow_out,
+                         bpv_fnprog *out, bpv_error **err) {
+    prog_cc t = {.m = m, .fn = fn, .allow_out = allow_out, .err = err};
     bool ok = expr(&t, e);
-    bpv_tape_ins *code = ok ? bpv_arena_alloc(m->arena, (size_t)t.n * sizeof *code) : NULL;
+    bpv_fnprog_ins *code = ok ? bpv_arena_alloc(m->arena, (size_t)t.n * sizeof *code) : NULL;
     if (ok && !code) ok = tfail(&t, e, "out of memory compiling fn '%s'", fn->name);
     if (ok) {
         memcpy(code, t.code, (size_t)t.n * sizeof *code);
@@ -232,9 +240,9 @@ bool bpv_custom_make(bpv_model *m, const bpv_stmt *st, int stmt, bpv_error **err
     }
     c->name = st->name;
     c->nargs = st->nparams;
-    if (!compile_tape(m, st, st->value, false, &c->body, err)) return false;
+    if (!compile_prog(m, st, st->value, false, &c->body, err)) return false;
     for (int k = 0; k < st->nparams; k++) {
-        if (!compile_tape(m, st, st->grads[k], true, &c->grad[k], err)) return false;
+        if (!compile_prog(m, st, st->grads[k], true, &c->grad[k], err)) return false;
         if (!(c->dlocal[k] = partial_text(m, st, st->grads[k]))) {
             bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
             return false;
@@ -242,4 +250,45 @@ bool bpv_custom_make(bpv_model *m, const bpv_stmt *st, int stmt, bpv_error **err
     }
     m->customs[stmt] = c;
     return true;
+}
+
+/* ---- running a program --------------------------------------------------------- */
+
+/* The ops round like the engine's (the same element functions), so a fn
+ * with `grad` computes the same values as its body inlined. */
+double bpv_fnprog_eval(bpv_dtype dt, const bpv_fnprog *p, double a, double b, double out,
+                       bool vec) {
+    double st[BPV_FNPROG_STACK];
+    int sp = 0;
+    for (int i = 0; i < p->n; i++) {
+        const bpv_fnprog_ins *in = &p->code[i];
+        switch (in->kind) {
+        case BPV_FP_NUM: st[sp++] = in->num; break;
+        case BPV_FP_A: st[sp++] = a; break;
+        case BPV_FP_B: st[sp++] = b; break;
+        case BPV_FP_OUT: st[sp++] = out; break;
+        case BPV_FP_OP: {
+            /* a unary op works on the top; a binary one on the two below it,
+             * except that RDIV's numerator and POW_SCALAR's exponent are
+             * the instruction's number */
+            const bpv_ectx c = {in->variant, in->num, NULL};
+            const bool one = bpv_ops[in->op].max_in == 1 || in->variant != BPV_VAR_DEFAULT;
+            double *x = &st[sp - 1], *y = one ? x : &st[sp - 2];
+            double l = one ? *x : *y, r = one ? 0.0 : *x;
+            if (in->variant == BPV_VAR_RDIV) l = in->num, r = *x;
+            double v = 0;
+            switch (in->op) {
+#define X(OP, fn, vf, arity)                                                      \
+            case OP: v = bpv_ef_##fn(dt, &c, l, r, vec); break;
+                BPV_ELEM_OPS(X)
+#undef X
+            default: v = NAN; break;
+            }
+            *y = v;
+            if (!one) sp--;
+            break;
+        }
+        }
+    }
+    return sp > 0 ? st[sp - 1] : NAN;
 }
