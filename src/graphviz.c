@@ -314,6 +314,9 @@ static void fold_literals(fig *f) {
     for (int i = 0; i < s->nnodes; i++) {
         const bpv_snap_node *n = &s->nodes[i];
         if (n->kind != BPV_NODE_OP || n->nin != 2) continue;
+        /* a function call keeps its arguments: max(x, 0), not max0 */
+        const bpv_fig_form form = n->fn ? BPV_FIG_CALL : bpv_ops[n->op].fig_form;
+        if (form != BPV_FIG_INFIX && form != BPV_FIG_POWER) continue;
         for (int k = 1; k >= 0; k--) {
             const bpv_snap_node *c = &s->nodes[n->in[k]];
             if (c->kind == BPV_NODE_CONST && c->literal && c->numel == 1 &&

@@ -722,4 +722,52 @@ def precedence():
     return r.lines
 
 
-MODELS.update({f.__name__: f for f in [csv_data, precedence]})
+def maxmin():
+    r = Run()
+    x = r.data([[1, -2, 0.5], [0.25, 3, -1], [2, 0, -0.5], [-1.5, 1, 0.75]])
+    y = r.data([0.5, -1, 1.5, 0])
+    W = r.param("W", [[0.5, -0.25, 1], [0.75, 0.5, -0.5]])
+    b = r.param("b", [0.25, -0.125])
+    c = r.param("c", [1.75, -0.625])
+    v = r.param("v", [0.5, -0.75])
+    top = torch.tensor(2.5)
+
+    def leaky(u):
+        return torch.maximum(u, 0.1 * u)
+
+    def h(x):
+        return x @ W.t.T + b.t
+
+    def rr(x):
+        return torch.minimum(torch.maximum(h(x), c.t), top)
+
+    def out(x):
+        return leaky(rr(x)) @ v.t + torch.minimum(c.t, h(x)) @ v.t
+
+    def loss(x, y):
+        return F.mse_loss(out(x), y)
+
+    r.predict("out(x=[1, -2, 0.5])", out, x=[1, -2, 0.5])
+    r.train([W, b, c, v], {"x": x, "y": y}, loss, epochs=25, lr=0.1, batch=2)
+    r.predict("out(x=[[1, -2, 0.5], [2, 0, -0.5]])", out, x=[[1, -2, 0.5], [2, 0, -0.5]])
+    r.predict("r(x=[0.25, 3, -1])", rr, x=[0.25, 3, -1])
+    return r.lines
+
+
+def maxmin_scalar():
+    r = Run()
+    x = r.data([1, 2, -1, 3])
+    y = r.data([2, 3, 0.5, 4])
+    w = r.param("w", 1.0)
+    b = r.param("b", 1.0)
+    u = r.param("u", 0.5)
+    top = torch.tensor(0.75)
+
+    def loss(x, y):
+        return (torch.maximum(x * w.t, b.t) + torch.minimum(u.t * x, top) - y) ** 2
+
+    r.train([w, b, u], {"x": x, "y": y}, loss, epochs=20, lr=0.05)
+    return r.lines
+
+
+MODELS.update({f.__name__: f for f in [csv_data, precedence, maxmin, maxmin_scalar]})
