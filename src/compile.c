@@ -288,9 +288,19 @@ bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, do
         if (d->nattrs == 0 && d->min_in == d->max_in)
             return fail(m, err, e->off, e->len, "%s() takes %d argument%s, got %d", e->name,
                         d->min_in, d->min_in == 1 ? "" : "s", e->nargs);
-        return fail(m, err, e->off, e->len, "%s() takes %s%s, got %d", e->name,
-                    arity_text(d, want, sizeof want),
-                    d->nattrs ? " and its options" : "", npos);
+        if (d->nattrs == 0)
+            return fail(m, err, e->off, e->len, "%s() takes %s, got %d", e->name,
+                        arity_text(d, want, sizeof want), npos);
+        /* the whole signature: clamp(a, lo, hi) */
+        char sig[256];
+        size_t k = (size_t)snprintf(sig, sizeof sig, "%s(", e->name);
+        for (int i = 0; i < d->min_in && k < sizeof sig; i++)
+            k += (size_t)snprintf(sig + k, sizeof sig - k, "%s%c", i ? ", " : "", 'a' + i);
+        for (int a = 0; a < d->nattrs && k < sizeof sig; a++)
+            k += (size_t)snprintf(sig + k, sizeof sig - k, ", %s", d->attrs[a].name);
+        if (k < sizeof sig) snprintf(sig + k, sizeof sig - k, ")");
+        return fail(m, err, e->off, e->len, "%s() takes %d arguments, as %s; got %d", e->name,
+                    d->min_in + d->nattrs, sig, npos);
     }
     bool given[BPV_MAX_ATTRS] = {false};
     for (int a = 0; a < d->nattrs; a++) attr[a] = d->attrs[a].dflt;

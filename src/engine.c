@@ -292,7 +292,7 @@ static int64_t class_index(double t, int64_t c) {
 
 /* What an op's element functions read of its node. */
 static bpv_ectx elem_ctx(const bpv_graph *g, const bpv_node *n) {
-    bpv_ectx c = {n->variant, 0.0, n->custom};
+    bpv_ectx c = {n->variant, 0.0, n->custom, n->attr};
     if (n->variant == BPV_VAR_POW_SCALAR) { /* a literal: the Python number as written */
         const bpv_node *e = &g->nodes[n->in[1]];
         c.k = e->literal ? e->num : (double)e->VAL[0];

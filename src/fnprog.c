@@ -65,7 +65,7 @@ static bool number(const prog_cc *t, const bpv_ast *e, double *v) {
  * language, with one input or two. */
 static bool callable(bpv_op op) {
     return op != BPV_OP_NONE && op != BPV_OP_CUSTOM && (bpv_ops[op].flags & BPV_OPF_ELEMWISE) &&
-           bpv_ops[op].call && op != BPV_OP_POW;
+           bpv_ops[op].call && op != BPV_OP_POW && bpv_ops[op].nattrs == 0;
 }
 
 static const char only[] =
@@ -271,7 +271,7 @@ double bpv_fnprog_eval(bpv_dtype dt, const bpv_fnprog *p, double a, double b, do
             /* a unary op works on the top; a binary one on the two below it,
              * except that RDIV's numerator and POW_SCALAR's exponent are
              * the instruction's number */
-            const bpv_ectx c = {in->variant, in->num, NULL};
+            const bpv_ectx c = {in->variant, in->num, NULL, NULL};
             const bool one = bpv_ops[in->op].max_in == 1 || in->variant != BPV_VAR_DEFAULT;
             double *x = &st[sp - 1], *y = one ? x : &st[sp - 2];
             double l = one ? *x : *y, r = one ? 0.0 : *x;

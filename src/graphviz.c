@@ -262,6 +262,10 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
         if (k) bpv_buf_puts(b, ", ");
         put_disp(f, b, n->in[k], P_ADD);
     }
+    for (int a = 0; !n->fn && n->attr && a < d->nattrs; a++) { /* clamp(z, 0, 1) */
+        bpv_buf_puts(b, ", ");
+        num(f, b, n->attr[a]);
+    }
     bpv_buf_putc(b, ')');
     return P_ATOM;
 }

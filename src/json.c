@@ -153,6 +153,17 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         json_tensor(b, n->value, &n->shape);
         bpv_buf_puts(b, ", \"grad\": ");
         json_tensor(b, n->grad, &n->shape);
+        const bpv_op_def *d = &bpv_ops[n->op];
+        if (n->kind == BPV_NODE_OP && d->nattrs && n->attr) {
+            bpv_buf_puts(b, ", \"attrs\": {");
+            for (int a = 0; a < d->nattrs; a++) {
+                bpv_buf_puts(b, a ? ", " : "");
+                bpv_json_string(b, d->attrs[a].name);
+                bpv_buf_puts(b, ": ");
+                bpv_fmt_repr(b, n->attr[a]);
+            }
+            bpv_buf_putc(b, '}');
+        }
         if (n->fn) {
             bpv_buf_puts(b, ", \"fn\": ");
             bpv_json_string(b, n->fn);

@@ -22,6 +22,7 @@ typedef struct bpv_ectx {
     int variant;              /* BPV_VAR_*, chosen by the op's plan */
     double k;                 /* BPV_VAR_POW_SCALAR: the exponent as torch sees it */
     const bpv_custom *fn;     /* BPV_OP_CUSTOM: the fn */
+    const double *attr;       /* the node's attributes (bpv_node.attr) */
 } bpv_ectx;
 
 #define R(x) bpv_round(dt, (x))
@@ -145,18 +146,41 @@ EBWD(abs) { UNUSED_B; return R(g * bpv_sign(a)); }
 
 /* torch.maximum / torch.minimum propagate NaN; at a tie each input takes
  * half the gradient: where(a == b, grad / 2, grad), zeroed where the other
- * input wins */
-EFWD(max) { UNUSED_F; return a != a || b != b ? a + b : a > b ? a : b; }
+ * input wins. Equal values of opposite sign (0 and -0) give b in torch's
+ * vector blocks (maxps) and a in the rest (std::max). */
+EFWD(max) {
+    UNUSED_F;
+    if (a != a || b != b) return a + b;
+    return vec ? (a > b ? a : b) : (a < b ? b : a);
+}
 EBWD(max) {
     UNUSED_B;
     const double x = k ? b : a, o = k ? a : b;
     return x < o ? 0.0 : x == o ? R(g / 2.0) : g;
 }
-EFWD(min) { UNUSED_F; return a != a || b != b ? a + b : a < b ? a : b; }
+EFWD(min) {
+    UNUSED_F;
+    if (a != a || b != b) return a + b;
+    return vec ? (a < b ? a : b) : (b < a ? b : a);
+}
 EBWD(min) {
     UNUSED_B;
     const double x = k ? b : a, o = k ? a : b;
     return x > o ? 0.0 : x == o ? R(g / 2.0) : g;
+}
+
+/* torch.clamp(a, lo, hi): min(max(a, lo), hi) with the bounds rounded to
+ * the dtype, a kept at a tie; NaN stays NaN. Its gradient passes where
+ * lo <= a <= hi (clamp_backward), so not at NaN. */
+EFWD(clamp) {
+    UNUSED_F;
+    if (a != a) return a;
+    const double lo = R(c->attr[0]), hi = R(c->attr[1]), t = a < lo ? lo : a;
+    return hi < t ? hi : t;
+}
+EBWD(clamp) {
+    UNUSED_B;
+    return a >= R(c->attr[0]) && a <= R(c->attr[1]) ? g : 0.0;
 }
 
 /* the user's body, and the user's partial times the incoming gradient, as
@@ -207,6 +231,7 @@ static inline double bpv_mse_grad(bpv_dtype dt, int k, double a, double b, doubl
     X(BPV_OP_ABS, abs, -1, 1)                                                        \
     X(BPV_OP_MAX, max, -1, 2)                                                        \
     X(BPV_OP_MIN, min, -1, 2)                                                        \
+    X(BPV_OP_CLAMP, clamp, -1, 1)                                                    \
     X(BPV_OP_CUSTOM, custom, -1, 0)
 
 #undef UNUSED_F

@@ -181,6 +181,13 @@ static int plan_pow(const bpv_graph *g, const bpv_node *n) {
     return python_number(&g->nodes[n->in[1]]) ? BPV_VAR_POW_SCALAR : BPV_VAR_DEFAULT;
 }
 
+/* ---- attributes ------------------------------------------------------------------ */
+
+static const bpv_attr_def clamp_attrs[] = {
+    {.name = "lo", .kind = BPV_ATTR_NUM, .required = true},
+    {.name = "hi", .kind = BPV_ATTR_NUM, .required = true},
+};
+
 /* ---- the rows ------------------------------------------------------------------- */
 
 /* elementwise rows: the engine's elementwise kernels over the op's element
@@ -277,6 +284,9 @@ const bpv_op_def bpv_ops[BPV_OP_COUNT] = {
     [BPV_OP_MIN] = {.name = "min", .call = "min", .symbol = "min", BINARY, ELEM(0),
                     .dlocal = {"1 if a<b, ½ if a=b, else 0", "1 if b<a, ½ if a=b, else 0"},
                     CALL("min")},
+    [BPV_OP_CLAMP] = {.name = "clamp", .call = "clamp", .symbol = "clamp", UNARY, ELEM(0),
+                      .attrs = clamp_attrs, .nattrs = 2,
+                      .dlocal = {"1 if lo≤a≤hi else 0", NULL}, CALL("clamp")},
 };
 
 /* A new op without a row would leave a NULL name for figures and JSON. */

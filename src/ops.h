@@ -64,6 +64,7 @@ typedef enum bpv_op {
     BPV_OP_CUSTOM,   /* a call of `fn f(a[, b]) = ... grad a = ...`: node->custom */
     BPV_OP_MAX,      /* torch.maximum, broadcasting */
     BPV_OP_MIN,      /* torch.minimum */
+    BPV_OP_CLAMP,    /* torch.clamp(a, lo, hi): attributes lo, hi */
     BPV_OP_COUNT
 } bpv_op;
 

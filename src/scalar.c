@@ -39,7 +39,7 @@ struct bpv_scalar_plan {
 /* x^2, the tutorial's loss: pow's element functions with the exponent a
  * constant the compiler sees, so they fold to the square they compute */
 #define PLAN_SQUARE BPV_OP_COUNT
-static const bpv_ectx square = {BPV_VAR_POW_SCALAR, 2.0, NULL};
+static const bpv_ectx square = {BPV_VAR_POW_SCALAR, 2.0, NULL, NULL};
 
 #define R(x) bpv_round(dt, (x))
 #define INLINE static inline __attribute__((always_inline))
@@ -60,7 +60,7 @@ static bool plan_op(const bpv_node *n) {
 
 /* The element context of node n, as the engine's elem_ctx makes it. */
 static bpv_ectx ctx_of(const bpv_graph *g, const bpv_node *n) {
-    bpv_ectx c = {n->variant, 0.0, n->custom};
+    bpv_ectx c = {n->variant, 0.0, n->custom, n->attr};
     if (n->variant == BPV_VAR_POW_SCALAR) {
         const bpv_node *e = &g->nodes[n->in[1]];
         c.k = e->literal ? e->num : e->val[0];

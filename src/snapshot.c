@@ -215,6 +215,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
         sn->numel = n->numel;
         sn->nin = n->nin;
         sn->in = n->in;
+        sn->attr = n->attr;
         sn->src_off = n->src_off;
         sn->src_len = n->src_len;
         if (n->custom) {

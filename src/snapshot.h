@@ -37,6 +37,7 @@ typedef struct bpv_snap_node {
     double *grad;         /* numel, or NULL when no gradient reaches it */
     int nin;
     const int *in;        /* nin input indices (the graph's, model's arena) */
+    const double *attr;   /* the op's attributes, bpv_ops[op].nattrs of them (the graph's) */
     size_t src_off;       /* where it comes from in the model source */
     /* additive: BPV_OP_CUSTOM's fn name and partials over a, b, out */
     const char *fn;

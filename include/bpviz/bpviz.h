@@ -295,7 +295,7 @@ int bpv_builder_const(bpv_builder *b, double value);
 /* The op `op` over the nodes `a` and `c` (c is -1 for a one-input op). Op
  * names are the language's: add sub mul div pow matmul neg sigmoid relu
  * tanh exp log sqrt abs sum mean T mse bce softmax log_softmax
- * cross_entropy max min. `name` (copied) names the result in figures, or is NULL
+ * cross_entropy max min (not clamp, which takes its bounds as numbers). `name` (copied) names the result in figures, or is NULL
  * for an unnamed intermediate, drawn as its expression. Shapes are checked
  * by bpv_builder_run. Returns the result's handle, or -1. */
 int bpv_builder_op(bpv_builder *b, const char *name, const char *op, int a, int c);

@@ -770,4 +770,24 @@ def maxmin_scalar():
     return r.lines
 
 
-MODELS.update({f.__name__: f for f in [csv_data, precedence, maxmin, maxmin_scalar]})
+def clamp():
+    r = Run()
+    x = r.data([[0.5, -1, 2], [0.25, 0, 1], [-0.5, 1.5, 0.75]])
+    y = r.data([0.25, 0.5, -0.25])
+    w = r.param("w", [0.5, 1, -0.25])
+    s = r.param("s", 1.0)
+    u = torch.tensor([0.5, 0.5, 0.5])
+
+    def z(x):
+        return torch.clamp(x * w.t * s.t, -0.25, 0.5)
+
+    def loss(x, y):
+        return F.mse_loss(z(x) @ u + torch.clamp(s.t, min=0.5, max=0.9), y)
+
+    r.predict("z(x=[0.5, -1, 2])", z, x=[0.5, -1, 2])
+    r.train([w, s], {"x": x, "y": y}, loss, epochs=20, lr=0.1, batch=3)
+    r.predict("z(x=[[0.5, -1, 2], [0.25, 0, 1]])", z, x=[[0.5, -1, 2], [0.25, 0, 1]])
+    return r.lines
+
+
+MODELS.update({f.__name__: f for f in [csv_data, precedence, maxmin, maxmin_scalar, clamp]})
