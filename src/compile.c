@@ -1109,6 +1109,7 @@ bpv_graph *bpv_graph_twin32(bpv_arena *a, const bpv_graph *g) {
     int nmap = 0;
     int64_t most = 1;
     *t = *g;
+    t->f32 = true;
     t->nodes = nodes;
     t->nums32 = fnums;
     t->snap_cache = NULL;

@@ -97,7 +97,8 @@ typedef struct bpv_node {
 } bpv_node;
 
 typedef struct bpv_graph {
-    bpv_dtype dtype;
+    bpv_dtype dtype; /* the arithmetic: every kernel rounds to it */
+    bool f32;        /* the storage: float32 (val32, grad32...), else double */
     bpv_node *nodes; /* topologically sorted */
     int nnodes;
     int objective;   /* the node whose gradient is computed (loss), or -1 */
@@ -138,6 +139,11 @@ typedef struct bpv_graph {
     struct bpv_graph *twin32;
     bool twin32_tried;
 } bpv_graph;
+
+/* Element i of node n's value, whatever g's storage. */
+static inline double bpv_node_value(const bpv_graph *g, const bpv_node *n, int64_t i) {
+    return g->f32 ? (double)n->val32[i] : n->val[i];
+}
 
 /* Whether input k of op takes a gradient: its row has a local derivative
  * for it (ops with more than two inputs repeat the last). */

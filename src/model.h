@@ -29,8 +29,11 @@ typedef struct bpv_param {
     const bpv_stmt *stmt;
     bpv_shape shape;
     int64_t numel;
-    double *val;       /* current value; PARAM nodes point here */
-    double *grad;      /* .grad: persists across steps (zero_grad=false) */
+    /* current value, in the model's storage (bpv_model_params_f32); PARAM
+     * nodes point here */
+    union { double *val; float *val32; };
+    /* .grad: persists across steps (zero_grad=false) */
+    union { double *grad; float *grad32; };
     bool has_lr;
     double lr;         /* per-parameter lr override */
     /* optimizer state */
@@ -91,6 +94,7 @@ struct bpv_model {
     bpv_source src;
     bpv_program prog;
     bpv_dtype dtype;
+    bool f32store;    /* graphs and params store float32 (f32 models) */
 
     bpv_data *data;   int ndata;
     bpv_param *params; int nparams;
@@ -122,6 +126,10 @@ struct bpv_model {
     size_t nsnaps, capsnaps;
     bpv_snapshot *snap_spare; /* one released snapshot, refilled by the next take */
 };
+
+/* Whether the params (and every graph of the model) store float32: the
+ * model's dtype is f32. */
+static inline bool bpv_model_params_f32(const struct bpv_model *m) { return m->f32store; }
 
 /* Walks the statements once without training: checks declarations, shapes,
  * the objective and train keys, and counts total_steps. Called by

@@ -14,11 +14,11 @@
 
 /* How a node is called inside a formula: its name, a literal's value, or
  * its op's name. */
-static void display_name(bpv_buf *b, const bpv_node *n) {
+static void display_name(bpv_buf *b, const bpv_graph *g, const bpv_node *n) {
     if (n->name) {
         bpv_buf_puts(b, n->name);
     } else if (n->kind == BPV_NODE_CONST && n->literal) {
-        double v = n->val[0];
+        double v = bpv_node_value(g, n, 0);
         char tmp[40];
         if (v == floor(v) && fabs(v) < 1e15)
             snprintf(tmp, sizeof tmp, "%.0f", v); /* "2·x" reads better than "2.0·x" */
@@ -53,9 +53,9 @@ static void formula(bpv_buf *b, const bpv_graph *g, const bpv_node *n, const cha
         const char *s = f;
         while (ident_char(*f)) f++;
         size_t len = (size_t)(f - s);
-        if (len == 1 && *s == 'a') display_name(b, &g->nodes[n->in[0]]);
-        else if (len == 1 && *s == 'b' && n->nin > 1) display_name(b, &g->nodes[n->in[1]]);
-        else if (len == 3 && memcmp(s, "out", 3) == 0) display_name(b, n);
+        if (len == 1 && *s == 'a') display_name(b, g, &g->nodes[n->in[0]]);
+        else if (len == 1 && *s == 'b' && n->nin > 1) display_name(b, g, &g->nodes[n->in[1]]);
+        else if (len == 3 && memcmp(s, "out", 3) == 0) display_name(b, g, n);
         else bpv_buf_add(b, s, len);
     }
 }
@@ -74,22 +74,24 @@ static bool param_listed(const bpv_model *m, int k) {
  * most of its time rebuilding formula text. */
 typedef struct bpv_snap_cache bpv_snap_cache;
 
-/* One run of numbers a step copies into its snapshot: n doubles from src to
- * the numbers' offset off, or (src NULL) edge `slot` of node `node`'s local
- * partial, derived later from the snapshot's own values (bpv_snapshot_locals).
- * The graph's buffers never move, so the lists are built once and a step is
- * a few flat loops over them. */
+/* One run of numbers a step copies into its snapshot: n numbers from src
+ * (float32 when f32, widened as they are copied) to the numbers' offset
+ * off, or (src NULL) edge `slot` of node `node`'s local partial, derived
+ * later from the snapshot's own values (bpv_snapshot_locals). The graph's
+ * buffers never move, so the lists are built once and a step is a few flat
+ * loops over them. */
 typedef struct bpv_snap_seg {
-    const double *src;
+    const void *src;
     int64_t off, n;
     int node, slot;
     bool scan;            /* a node's value or grad: checked for non-finite */
+    bool f32;             /* src holds float32 */
 } bpv_snap_seg;
 
 /* Single numbers, the bulk of a scalar model: a value or grad (scanned for
  * non-finite) or a partial or parameter. */
 typedef struct bpv_snap_one {
-    const double *src;
+    const void *src;
     int64_t off;
 } bpv_snap_one;
 
@@ -101,9 +103,10 @@ struct bpv_snap_cache {
     int64_t *voff, *goff; /* per node, in doubles from the numbers' start; -1: none */
     int64_t *loff, *coff; /* per edge: local, chained; -1: none */
     int64_t *poff;        /* per listed param */
-    /* every step: single numbers scanned and not, then the rest */
-    bpv_snap_one *scan1, *copy1;
-    int nscan1, ncopy1;
+    /* every step: single numbers scanned and not, double and float32, then
+     * the rest */
+    bpv_snap_one *scan1, *copy1, *scan1f, *copy1f;
+    int nscan1, ncopy1, nscan1f, ncopy1f;
     bpv_snap_seg *segs;
     int nsegs;
     /* local partials (segs with src NULL), derived when first read on
@@ -119,19 +122,23 @@ struct bpv_snap_cache {
 };
 
 static void add_seg(bpv_snap_cache *c, bpv_snap_seg sg) {
+    bpv_snap_one o = {sg.src, sg.off};
     if (!sg.src) c->lazy[c->nlazy++] = sg;
-    else if (sg.n == 1 && sg.scan) c->scan1[c->nscan1++] = (bpv_snap_one){sg.src, sg.off};
-    else if (sg.src && sg.n == 1) c->copy1[c->ncopy1++] = (bpv_snap_one){sg.src, sg.off};
-    else c->segs[c->nsegs++] = sg;
+    else if (sg.n != 1) c->segs[c->nsegs++] = sg;
+    else if (sg.scan && sg.f32) c->scan1f[c->nscan1f++] = o;
+    else if (sg.scan) c->scan1[c->nscan1++] = o;
+    else if (sg.f32) c->copy1f[c->ncopy1f++] = o;
+    else c->copy1[c->ncopy1++] = o;
 }
 
 /* Where p lies in the graph's number block, or -1 when it is elsewhere
  * (params, constants). Compared as integers: p may belong to another
  * object. */
-static int64_t block_off(const bpv_graph *g, const double *p) {
+static int64_t block_off(const bpv_graph *g, const void *p) {
+    const size_t size = g->f32 ? sizeof(float) : sizeof(double);
     uintptr_t a = (uintptr_t)p, lo = (uintptr_t)g->nums;
-    if (!g->nums || a < lo || a >= lo + (uintptr_t)g->nnums * sizeof(double)) return -1;
-    return (int64_t)((a - lo) / sizeof(double));
+    if (!g->nums || a < lo || a >= lo + (uintptr_t)g->nnums * size) return -1;
+    return (int64_t)((a - lo) / size);
 }
 
 static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
@@ -162,6 +169,8 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     c->segs = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_seg));
     c->scan1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
     c->copy1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
+    c->scan1f = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
+    c->copy1f = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
     c->lazy = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_seg));
     c->view = bpv_arena_alloc(A, sizeof *c->view);
     bpv_node *vnodes = bpv_arena_calloc(A, (size_t)g->nnodes + 1, sizeof *vnodes);
@@ -169,16 +178,24 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     double *fixval = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(double));
     int *pnode = malloc(((size_t)m->nparams + 1) * sizeof *pnode);
     double *scratch = malloc((size_t)maxnumel * sizeof *scratch);
-    if (!c->templ || !c->voff || !c->goff || !c->loff || !c->coff || !c->poff || !c->segs ||
-        !c->scan1 || !c->copy1 || !c->lazy || !c->view || !vnodes || !c->fixed ||
+    double *zeros = calloc((size_t)maxnumel, sizeof *zeros);
+    if (!zeros || !c->templ || !c->voff || !c->goff || !c->loff || !c->coff || !c->poff || !c->segs ||
+        !c->scan1 || !c->copy1 || !c->scan1f || !c->copy1f || !c->lazy || !c->view || !vnodes || !c->fixed ||
         !fixval || !pnode || !scratch) {
-        free(pnode), free(scratch);
+        free(pnode), free(scratch), free(zeros);
         return NULL;
     }
+    /* the view runs the op's arithmetic on double storage: the snapshot's
+     * numbers; until a snapshot is read, a zeroed scratch stands in for
+     * them (the partials written once per block do not read values) */
     *c->view = *g;
     memcpy(vnodes, g->nodes, (size_t)g->nnodes * sizeof *vnodes);
+    c->view->f32 = false;
     c->view->nodes = vnodes;
     c->view->snap_cache = NULL;
+    for (int i = 0; i < g->nnodes; i++) vnodes[i].val = zeros;
+    const bool f32 = g->f32;
+    const bool pf32 = bpv_model_params_f32(m);
     bpv_snapshot *s = (bpv_snapshot *)c->templ;
     bpv_snap_node *nodes = (bpv_snap_node *)(c->templ + c->off_nodes);
     bpv_snap_edge *edges = (bpv_snap_edge *)(c->templ + c->off_edges);
@@ -197,7 +214,8 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
      * outside the block, one run each */
     int64_t num = 0;
     if (g->nums && g->nnums) {
-        add_seg(c, (bpv_snap_seg){.src = g->nums, .off = 0, .n = g->nnums, .scan = true});
+        add_seg(c, (bpv_snap_seg){.src = g->nums, .off = 0, .n = g->nnums, .scan = true,
+                                  .f32 = f32});
         num = g->nnums;
     }
     int e = 0;
@@ -224,13 +242,15 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
         }
         if ((c->voff[i] = block_off(g, n->val)) < 0) {
             c->voff[i] = num;
-            add_seg(c, (bpv_snap_seg){.src = n->val, .off = num, .n = n->numel, .scan = true});
+            add_seg(c, (bpv_snap_seg){.src = n->val, .off = num, .n = n->numel, .scan = true,
+                                      .f32 = f32});
             num += n->numel;
         }
         c->goff[i] = -1;
         if (n->grad && (c->goff[i] = block_off(g, n->grad)) < 0) {
             c->goff[i] = num;
-            add_seg(c, (bpv_snap_seg){.src = n->grad, .off = num, .n = n->numel, .scan = true});
+            add_seg(c, (bpv_snap_seg){.src = n->grad, .off = num, .n = n->numel, .scan = true,
+                                      .f32 = f32});
             num += n->numel;
         }
         for (int k = 0; k < n->nin; k++, e++) {
@@ -249,7 +269,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
             }
             /* whether the engine has an elementwise partial depends on the
              * op alone, so ask once */
-            if (f && bpv_graph_local(g, i, k, scratch)) {
+            if (f && bpv_graph_local(c->view, i, k, scratch)) {
                 c->loff[e] = num;
                 se->nlocal = n->numel;
                 bpv_snap_seg sg = {.off = num, .n = n->numel, .node = i, .slot = k};
@@ -269,7 +289,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
             if (n->edge_grad[k] && (c->coff[e] = block_off(g, n->edge_grad[k])) < 0) {
                 c->coff[e] = num;
                 int64_t cn = g->nodes[n->in[k]].numel;
-                add_seg(c, (bpv_snap_seg){.src = n->edge_grad[k], .off = num, .n = cn});
+                add_seg(c, (bpv_snap_seg){.src = n->edge_grad[k], .off = num, .n = cn, .f32 = f32});
                 num += cn;
             }
         }
@@ -286,11 +306,11 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
         sp->ref = k;
         c->poff[q++] = num;
         /* `after` holds the value before the update until set_after */
-        add_seg(c, (bpv_snap_seg){.src = p->val, .off = num, .n = p->numel});
+        add_seg(c, (bpv_snap_seg){.src = p->val, .off = num, .n = p->numel, .f32 = pf32});
         num += p->numel;
     }
     c->nums = (size_t)num;
-    free(pnode), free(scratch);
+    free(pnode), free(scratch), free(zeros);
     bpv_buf_free(&fb);
     return ok ? c : NULL;
 }
@@ -338,12 +358,12 @@ static bpv_snapshot *block_new(const bpv_snap_cache *c, int64_t nsamples) {
         }
     }
     for (int q = 0; q < s->nparams; q++) s->params[q].after = num + c->poff[q];
-    for (int k = 0; k < c->nfixed; k++) num[c->fixed[k].off] = *c->fixed[k].src;
+    for (int k = 0; k < c->nfixed; k++) num[c->fixed[k].off] = *(const double *)c->fixed[k].src;
     return s;
 }
 
-/* copy_finite from a float32 twin's block: a float whose exponent bits are
- * all ones is ±inf or NaN; no early exit, so the loop vectorizes */
+/* copy_finite from float32 storage: a float whose exponent bits are all
+ * ones is ±inf or NaN; no early exit, so the loop vectorizes */
 static bool copy_finite32(double *restrict dst, const float *restrict src, int64_t n) {
     uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -355,15 +375,12 @@ static bool copy_finite32(double *restrict dst, const float *restrict src, int64
     return !bad;
 }
 
-/* Where a number of g's block lives in its twin tw, or NULL: a param's or
- * a constant's, read from g. */
-static const float *in_twin(const bpv_graph *g, const bpv_graph *tw, const double *p) {
-    return tw && g->nums && p >= g->nums && p < g->nums + g->nnums ? tw->nums32 + (p - g->nums)
-                                                                 : NULL;
+static void widen(double *restrict dst, const float *restrict src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
 }
 
-static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw, long step,
-                          long epoch, const int64_t *samples, int64_t nsamples) {
+static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, long step, long epoch,
+                          const int64_t *samples, int64_t nsamples) {
     bpv_snap_cache *c = g->snap_cache;
     if (!c || c->cur_stmt != m->cur_stmt) {
         /* the cache is not part of the graph's state: built lazily, and again
@@ -383,44 +400,34 @@ static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
     s->step = step;
     s->epoch = epoch;
     s->loss = g->objective < 0 ? NAN
-              : tw           ? tw->nodes[g->objective].val32[0]
-                             : g->nodes[g->objective].val[0];
+              : g->f32     ? g->nodes[g->objective].val32[0]
+                           : g->nodes[g->objective].val[0];
     s->nsamples = nsamples;
     for (int64_t i = 0; i < nsamples; i++) s->samples[i] = samples[i];
     /* x * 0 is 0 for finite x and NaN otherwise: one sum tells whether
      * every single value and grad is finite */
     double zero = 0.0;
     bool finite = true;
-    if (!tw) {
-        for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
-            double v = *o->src;
-            num[o->off] = v;
-            zero += v * 0.0;
-        }
-        for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
-            num[o->off] = *o->src;
-        for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
-            double *dst = num + sg->off;
-            if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
-            else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
-        }
-    } else { /* the numbers of g's block from the twin's */
-        const float *f;
-        for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
-            double v = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
-            num[o->off] = v;
-            zero += v * 0.0;
-        }
-        for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
-            num[o->off] = (f = in_twin(g, tw, o->src)) ? *f : *o->src;
-        for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
-            double *dst = num + sg->off;
-            if ((f = in_twin(g, tw, sg->src)) && sg->scan) finite &= copy_finite32(dst, f, sg->n);
-            else if (f)
-                for (int64_t i = 0; i < sg->n; i++) dst[i] = f[i];
-            else if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
-            else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
-        }
+    for (const bpv_snap_one *o = c->scan1, *end = o + c->nscan1; o < end; o++) {
+        double v = *(const double *)o->src;
+        num[o->off] = v;
+        zero += v * 0.0;
+    }
+    for (const bpv_snap_one *o = c->scan1f, *end = o + c->nscan1f; o < end; o++) {
+        double v = *(const float *)o->src;
+        num[o->off] = v;
+        zero += v * 0.0;
+    }
+    for (const bpv_snap_one *o = c->copy1, *end = o + c->ncopy1; o < end; o++)
+        num[o->off] = *(const double *)o->src;
+    for (const bpv_snap_one *o = c->copy1f, *end = o + c->ncopy1f; o < end; o++)
+        num[o->off] = *(const float *)o->src;
+    for (const bpv_snap_seg *sg = c->segs, *end = sg + c->nsegs; sg < end; sg++) {
+        double *dst = num + sg->off;
+        if (sg->f32 && sg->scan) finite &= copy_finite32(dst, sg->src, sg->n);
+        else if (sg->f32) widen(dst, sg->src, sg->n);
+        else if (sg->scan) finite &= copy_finite(dst, sg->src, sg->n);
+        else memcpy(dst, sg->src, (size_t)sg->n * sizeof *dst);
     }
     finite &= zero == 0.0;
     s->locals_pending = c->nlazy > 0;
@@ -432,12 +439,13 @@ static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
 
 bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, long epoch,
                                 const int64_t *samples, int64_t nsamples) {
-    return take(m, g, NULL, step, epoch, samples, nsamples);
+    return take(m, g, step, epoch, samples, nsamples);
 }
 
 bpv_snapshot *bpv_snapshot_take32(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
                                   long step, long epoch, const int64_t *samples, int64_t nsamples) {
-    return take(m, g, tw, step, epoch, samples, nsamples);
+    (void)g;
+    return take(m, tw, step, epoch, samples, nsamples);
 }
 
 void bpv_snapshot_locals(const bpv_snapshot *cs) {
@@ -454,9 +462,11 @@ void bpv_snapshot_locals(const bpv_snapshot *cs) {
 }
 
 void bpv_snapshot_set_after(bpv_snapshot *s, const bpv_model *m) {
+    const bool f32 = bpv_model_params_f32(m);
     for (int k = 0; k < s->nparams; k++) {
         const bpv_param *p = &m->params[s->params[k].ref];
-        if (p->numel == 1) s->params[k].after[0] = p->val[0];
+        if (f32) widen(s->params[k].after, p->val32, p->numel);
+        else if (p->numel == 1) s->params[k].after[0] = p->val[0];
         else memcpy(s->params[k].after, p->val, (size_t)p->numel * sizeof(double));
     }
 }
