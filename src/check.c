@@ -48,6 +48,7 @@ static int64_t first_bad(const double *v, int64_t n) {
 }
 
 bool bpv_graph_finite(const bpv_graph *g) {
+    if (g->f32) return bpv_graph32_finite(g);
     for (int i = 0; i < g->nnodes; i++) {
         const bpv_node *n = &g->nodes[i];
         if (first_bad(n->val, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0) return false;
@@ -257,6 +258,7 @@ typedef struct ck {
     double *mem;
     int *ins;             /* every node's inputs, copied: check_edge rewires them */
     double **edges;       /* every node's edge pointers, pointing into mem */
+    double *red;          /* its own gathering space (bpv_graph.red_work) */
     double *spare, *out0, *outp, *outm, *loc;
     int64_t maxel;
 } ck;
@@ -266,6 +268,7 @@ static void ck_free(ck *c) {
     free(c->mem);
     free(c->ins);
     free(c->edges);
+    free(c->red);
 }
 
 static bool ck_init(ck *c, const bpv_graph *g) {
@@ -307,7 +310,7 @@ static bool ck_init(ck *c, const bpv_graph *g) {
         }
         x->val = p;
         p += x->numel;
-        memcpy(x->val, g->nodes[i].val, (size_t)x->numel * sizeof *p);
+        for (int64_t j = 0; j < x->numel; j++) x->val[j] = bpv_node_value(g, &g->nodes[i], j);
         if (x->grad) {
             x->grad = p;
             p += x->numel;
@@ -325,6 +328,12 @@ static bool ck_init(ck *c, const bpv_graph *g) {
     c->loc = p, p += maxel;
     c->h = *g;
     c->h.dtype = BPV_F64;
+    c->h.f32 = false; /* its own double copy, whatever g stores */
+    c->h.red_work = g->nred ? (c->red = malloc((size_t)g->nred * sizeof *c->red)) : NULL;
+    if (g->nred && !c->red) {
+        ck_free(c);
+        return false;
+    }
     c->h.nodes = c->nodes;
     c->h.mm_work = NULL; /* f64 products need none */
     c->h.nums = NULL;    /* the copies above are not one block */
@@ -395,7 +404,7 @@ static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
     int spare = g->nnodes, saved = n->in[k];
     c->nodes[spare] = c->nodes[saved];
     c->nodes[spare].val = c->spare;
-    memcpy(c->spare, gin->val, (size_t)gin->numel * sizeof(double));
+    for (int64_t j = 0; j < gin->numel; j++) c->spare[j] = bpv_node_value(g, gin, j);
     n->in[k] = spare;
     bpv_graph_forward_node(&c->h, i);
     memcpy(c->out0, n->val, (size_t)N * sizeof(double));
@@ -442,7 +451,7 @@ static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
         }
     }
     n->in[k] = saved;
-    memcpy(n->val, g->nodes[i].val, (size_t)N * sizeof(double));
+    for (int64_t j = 0; j < N; j++) n->val[j] = bpv_node_value(g, &g->nodes[i], j);
     if (!any_ok) mk->state = BPV_CHECK_SKIP;
     else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_CHECK_BAD;
 }

@@ -9,31 +9,33 @@
 #include "op_elem.h"
 #include "scalar.h"
 
+/* Operands point into the graph's storage: double, or float32 (f32). */
 typedef struct fins {
     bpv_op op;
     bpv_ectx c;
-    const double *a, *b; /* b: the second input, or a when there is none */
-    double *o;
+    const void *a, *b; /* b: the second input, or a when there is none */
+    void *o;
 } fins;
 
 typedef struct bins {
     bpv_op op;
     bpv_ectx c;
-    const double *a, *b, *y, *g; /* inputs' values, output value and grad */
-    double *e[2];                /* edge_grad per input; NULL when the edge is not live */
-    double *gi[2];               /* the inputs' grads */
+    const void *a, *b, *y, *g; /* inputs' values, output value and grad */
+    void *e[2];                /* edge_grad per input; NULL when the edge is not live */
+    void *gi[2];               /* the inputs' grads */
 } bins;
 
 struct bpv_scalar_plan {
     bpv_graph *g;
     bpv_dtype dt;
+    bool f32;
     fins *f;
     int nf;
     bins *b;
     int nb;
-    double **zero, **negzero, **pgrad; /* grads reset each pass; param grads */
+    void **zero, **negzero, **pgrad; /* grads reset each pass; param grads */
     int nzero, nnegzero, npgrad;
-    double *seed;                      /* the objective's grad */
+    void *seed;                      /* the objective's grad */
 };
 
 /* x^2, the tutorial's loss: pow's element functions with the exponent a
@@ -63,7 +65,7 @@ static bpv_ectx ctx_of(const bpv_graph *g, const bpv_node *n) {
     bpv_ectx c = {n->variant, 0.0, n->custom, n->attr};
     if (n->variant == BPV_VAR_POW_SCALAR) {
         const bpv_node *e = &g->nodes[n->in[1]];
-        c.k = e->literal ? e->num : e->val[0];
+        c.k = e->literal ? e->num : bpv_node_value(g, e, 0);
     }
     return c;
 }
@@ -87,12 +89,13 @@ bpv_scalar_plan *bpv_scalar_build(bpv_arena *ar, bpv_graph *g) {
     if (!t) return NULL;
     t->f = bpv_arena_calloc(ar, (size_t)nop + 1, sizeof *t->f);
     t->b = bpv_arena_calloc(ar, (size_t)nop + 1, sizeof *t->b);
-    t->zero = bpv_arena_calloc(ar, (size_t)ngrad + 1, sizeof(double *));
-    t->negzero = bpv_arena_calloc(ar, (size_t)ngrad + 1, sizeof(double *));
-    t->pgrad = bpv_arena_calloc(ar, (size_t)ngrad + 1, sizeof(double *));
+    t->zero = bpv_arena_calloc(ar, (size_t)ngrad + 1, sizeof(void *));
+    t->negzero = bpv_arena_calloc(ar, (size_t)ngrad + 1, sizeof(void *));
+    t->pgrad = bpv_arena_calloc(ar, (size_t)ngrad + 1, sizeof(void *));
     if (!t->f || !t->b || !t->zero || !t->negzero || !t->pgrad) return NULL;
     t->g = g;
     t->dt = g->dtype;
+    t->f32 = g->f32;
     t->seed = on->grad;
     for (int i = 0; i < g->nnodes; i++) {
         bpv_node *n = &g->nodes[i];
@@ -138,76 +141,97 @@ bpv_scalar_plan *bpv_scalar_build(bpv_arena *ar, bpv_graph *g) {
     return t;
 }
 
-INLINE void run_forward(bpv_dtype dt, const fins *f, int n) {
-    for (int i = 0; i < n; i++, f++) {
-        const double a = *f->a, b = *f->b;
-        double o;
-        switch ((int)f->op) {
-        case PLAN_SQUARE: o = bpv_ef_pow(dt, &square, a, b, false); break;
-#define X(OP, fn, vf, arity) case OP: o = bpv_ef_##fn(dt, &f->c, a, b, false); break;
-            BPV_ELEM_OPS(X)
-#undef X
-        /* one element: torch's cascade sum of one term is +0.0 + a */
-        case BPV_OP_SUM: o = R(0.0 + a); break;
-        case BPV_OP_MEAN: o = R(R(0.0 + a) / 1.0); break;
-        case BPV_OP_MSE: o = R(R(0.0 + bpv_mse_term(dt, a, b)) / 1.0); break;
-        case BPV_OP_T: o = a; break;
-        default: o = NAN; break;
-        }
-        *f->o = o;
+/* One forward and one backward loop per storage type T. */
+#define RUN_FORWARD(NAME, T)                                                      \
+    INLINE void NAME(bpv_dtype dt, const fins *f, int n) {                        \
+        for (int i = 0; i < n; i++, f++) {                                        \
+            const double a = *(const T *)f->a, b = *(const T *)f->b;              \
+            double o;                                                             \
+            switch ((int)f->op) {                                                 \
+            case PLAN_SQUARE: o = bpv_ef_pow(dt, &square, a, b, false); break;    \
+            BPV_ELEM_OPS(FWD_CASE)                                                \
+            /* one element: torch's cascade sum of one term is +0.0 + a */        \
+            case BPV_OP_SUM: o = R(0.0 + a); break;                               \
+            case BPV_OP_MEAN: o = R(R(0.0 + a) / 1.0); break;                     \
+            case BPV_OP_MSE: o = R(R(0.0 + bpv_mse_term(dt, a, b)) / 1.0); break; \
+            case BPV_OP_T: o = a; break;                                          \
+            default: o = NAN; break;                                              \
+            }                                                                     \
+            *(T *)f->o = (T)o;                                                    \
+        }                                                                         \
     }
-}
+#define FWD_CASE(OP, fn, vf, arity) case OP: o = bpv_ef_##fn(dt, &f->c, a, b, false); break;
+RUN_FORWARD(run_forward64, double)
+RUN_FORWARD(run_forward32, float)
 
 /* One live edge: record the chained partial and add it into the input's
  * grad (every param grad was zero, so contributions go straight in). */
-#define PASS(k, expr)                                                             \
+#define PASS(T, k, expr)                                                          \
     do {                                                                          \
         if (b->e[k]) {                                                            \
             const double c_ = (expr);                                             \
-            *b->e[k] = c_;                                                        \
-            *b->gi[k] = R(*b->gi[k] + c_);                                        \
+            *(T *)b->e[k] = (T)c_;                                                \
+            *(T *)b->gi[k] = (T)R(*(T *)b->gi[k] + c_);                           \
         }                                                                         \
     } while (0)
 
-INLINE void run_backward(bpv_dtype dt, const bins *b, int n) {
-    for (int i = 0; i < n; i++, b++) {
-        const double a = *b->a, bv = *b->b, y = *b->y, gv = *b->g;
-        switch ((int)b->op) {
-        case PLAN_SQUARE: PASS(0, bpv_eb_pow(dt, &square, 0, a, bv, y, gv, false)); break;
-#define X(OP, fn, vf, arity)                                                      \
-        case OP:                                                                  \
-            PASS(0, bpv_eb_##fn(dt, &b->c, 0, a, bv, y, gv, false));             \
-            if ((arity) != 1) PASS(1, bpv_eb_##fn(dt, &b->c, 1, a, bv, y, gv, false)); \
-            break;
-            BPV_ELEM_OPS(X)
-#undef X
-        case BPV_OP_SUM:
-        case BPV_OP_MEAN: PASS(0, bpv_reduce_share(dt, b->op, gv, 1)); break;
-        case BPV_OP_MSE:
-            PASS(0, bpv_mse_grad(dt, 0, a, bv, gv, 1.0));
-            PASS(1, bpv_mse_grad(dt, 1, a, bv, gv, 1.0));
-            break;
-        case BPV_OP_T: PASS(0, gv); break;
-        default: break;
-        }
+#define RUN_BACKWARD(NAME, T)                                                     \
+    INLINE void NAME(bpv_dtype dt, const bins *b, int n) {                        \
+        typedef T num_t; /* for BWD_CASE, expanded after T is gone */             \
+        for (int i = 0; i < n; i++, b++) {                                        \
+            const double a = *(const T *)b->a, bv = *(const T *)b->b;             \
+            const double y = *(const T *)b->y, gv = *(const T *)b->g;             \
+            switch ((int)b->op) {                                                 \
+            case PLAN_SQUARE: PASS(T, 0, bpv_eb_pow(dt, &square, 0, a, bv, y, gv, false)); break; \
+            BPV_ELEM_OPS(BWD_CASE)                                                \
+            case BPV_OP_SUM:                                                      \
+            case BPV_OP_MEAN: PASS(T, 0, bpv_reduce_share(dt, b->op, gv, 1)); break; \
+            case BPV_OP_MSE:                                                      \
+                PASS(T, 0, bpv_mse_grad(dt, 0, a, bv, gv, 1.0));                  \
+                PASS(T, 1, bpv_mse_grad(dt, 1, a, bv, gv, 1.0));                  \
+                break;                                                            \
+            case BPV_OP_T: PASS(T, 0, gv); break;                                 \
+            default: break;                                                       \
+            }                                                                     \
+        }                                                                         \
     }
-}
+#define BWD_CASE(OP, fn, vf, arity)                                               \
+    case OP:                                                                      \
+        PASS(num_t, 0, bpv_eb_##fn(dt, &b->c, 0, a, bv, y, gv, false));           \
+        if ((arity) != 1) PASS(num_t, 1, bpv_eb_##fn(dt, &b->c, 1, a, bv, y, gv, false)); \
+        break;
+RUN_BACKWARD(run_backward64, double)
+RUN_BACKWARD(run_backward32, float)
 
 void bpv_scalar_forward(const bpv_scalar_plan *t) {
-    if (t->dt == BPV_F32) run_forward(BPV_F32, t->f, t->nf);
-    else run_forward(BPV_F64, t->f, t->nf);
+    if (t->f32) run_forward32(BPV_F32, t->f, t->nf);
+    else if (t->dt == BPV_F32) run_forward64(BPV_F32, t->f, t->nf);
+    else run_forward64(BPV_F64, t->f, t->nf);
 }
 
 void bpv_scalar_backward(const bpv_scalar_plan *t) {
+    if (t->f32) {
+        for (int i = 0; i < t->npgrad; i++)
+            if (*(float *)t->pgrad[i] != 0) {
+                bpv_graph_backward(t->g);
+                return;
+            }
+        t->g->param_direct = true;
+        for (int i = 0; i < t->nzero; i++) *(float *)t->zero[i] = 0.0f;
+        for (int i = 0; i < t->nnegzero; i++) *(float *)t->negzero[i] = -0.0f;
+        *(float *)t->seed = 1.0f;
+        run_backward32(BPV_F32, t->b, t->nb);
+        return;
+    }
     for (int i = 0; i < t->npgrad; i++)
-        if (*t->pgrad[i] != 0) {
+        if (*(double *)t->pgrad[i] != 0) {
             bpv_graph_backward(t->g);
             return;
         }
     t->g->param_direct = true;
-    for (int i = 0; i < t->nzero; i++) *t->zero[i] = 0.0;
-    for (int i = 0; i < t->nnegzero; i++) *t->negzero[i] = -0.0;
-    *t->seed = 1.0;
-    if (t->dt == BPV_F32) run_backward(BPV_F32, t->b, t->nb);
-    else run_backward(BPV_F64, t->b, t->nb);
+    for (int i = 0; i < t->nzero; i++) *(double *)t->zero[i] = 0.0;
+    for (int i = 0; i < t->nnegzero; i++) *(double *)t->negzero[i] = -0.0;
+    *(double *)t->seed = 1.0;
+    if (t->dt == BPV_F32) run_backward64(BPV_F32, t->b, t->nb);
+    else run_backward64(BPV_F64, t->b, t->nb);
 }
