@@ -6,6 +6,19 @@
 #include "base.h"
 #include "lexer.h"
 
+/* Binding powers of the operators (parser.c), which figures and the C
+ * builder read too (through the op rows) to write expressions: a higher one
+ * binds tighter. */
+enum {
+    BPV_PREC_NONE = 0,
+    BPV_PREC_ADD = 10,
+    BPV_PREC_MUL = 11,
+    BPV_PREC_NEG = 12, /* between * and ^: -x*y is (-x)*y, -x^2 is -(x^2) */
+    BPV_PREC_POW_RIGHT = 13,
+    BPV_PREC_POW = 14,
+    BPV_PREC_ATOM = 20
+};
+
 typedef enum bpv_ast_kind {
     AST_NUMBER, /* num */
     AST_NAME,   /* name */

@@ -854,23 +854,23 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
                 for (int k = 0; k < nd[i].nin; k++) anc[nd[i].in[k]] = true;
     }
     /* sizes first, so a model too big for the limits allocates nothing */
+    const size_t esz = m->f32store ? sizeof(float) : sizeof(double);
     size_t need = (size_t)n * sizeof(bpv_node) + sizeof(bpv_graph);
     int64_t maxel = 1;
     for (int i = 0; i < n; i++) {
         nd[i].needs_grad = objective && from[i] && anc[i];
         int64_t el = nd[i].numel;
         if (el > maxel) maxel = el;
-        if (nd[i].kind == BPV_NODE_OP || nd[i].kind == BPV_NODE_DATA) need += (size_t)el * 8;
-        if (nd[i].needs_grad && nd[i].kind != BPV_NODE_PARAM) need += (size_t)el * 8;
+        if (nd[i].kind == BPV_NODE_OP || nd[i].kind == BPV_NODE_DATA) need += (size_t)el * esz;
+        if (nd[i].needs_grad && nd[i].kind != BPV_NODE_PARAM) need += (size_t)el * esz;
     }
     for (int i = 0; i < n; i++)
         for (int k = 0; k < nd[i].nin; k++)
             if (nd[i].needs_grad && nd[nd[i].in[k]].needs_grad && bpv_op_grad_input(nd[i].op, k))
-                need += (size_t)nd[nd[i].in[k]].numel * 8;
+                need += (size_t)nd[nd[i].in[k]].numel * esz;
     /* the f32 matrix products pack their operands: space for the largest of
      * every product the forward and backward passes make */
     size_t nwork = 0;
-    (void)maxel;
     for (int i = 0; i < n; i++) {
         if (nd[i].kind != BPV_NODE_OP || nd[i].op != BPV_OP_MATMUL) continue;
         const bpv_shape *a = &nd[nd[i].in[0]].shape, *b = &nd[nd[i].in[1]].shape;
@@ -894,7 +894,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
                 nd[i].numel > nred)
                 nred = nd[i].numel;
     }
-    need += (size_t)nred * sizeof(double);
+    need += (size_t)nred * sizeof(double) + (m->f32store ? (size_t)maxel * sizeof(double) : 0);
     free(from);
     free(anc);
     if (need > BPV_MAX_MODEL_BYTES || bpv_arena_used(m->arena) > BPV_MAX_MODEL_BYTES - need) {
@@ -910,10 +910,16 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     bpv_graph *g = bpv_arena_alloc(m->arena, sizeof *g);
     bpv_node *nodes = g ? bpv_arena_calloc(m->arena, (size_t)n, sizeof *nodes) : NULL;
     float *work = nodes && nwork ? bpv_arena_calloc(m->arena, nwork, sizeof(float)) : NULL;
-    double *red = nodes && nred ? bpv_arena_calloc(m->arena, (size_t)nred, sizeof(double)) : NULL;
+    void *red = nodes && nred ? bpv_arena_calloc(m->arena, (size_t)nred,
+                                                  m->f32store ? sizeof(float) : sizeof(double))
+                              : NULL;
+    /* float32 storage: a double scratch where the sums torch does not
+     * order are accumulated before their one rounding */
+    double *acc = nodes && m->f32store ? bpv_arena_calloc(m->arena, (size_t)maxel, sizeof(double))
+                                       : NULL;
     /* edges that carry a gradient into each node */
     int *uses = nodes ? calloc((size_t)n + 1, sizeof *uses) : NULL;
-    if (!nodes || (nwork && !work) || (nred && !red) || !uses) {
+    if (!nodes || (nwork && !work) || (nred && !red) || !uses || (m->f32store && !acc)) {
         free(uses);
         goto oom;
     }
@@ -930,12 +936,14 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     /* Every number the graph owns (values, grads, edge gradients) lives in
      * one block, in node order: the first pass sizes it, the second hands
      * it out. A snapshot copies the block whole. */
-    double *nums = NULL;
+    const bool f32 = m->f32store;
+    char *nums = NULL;
     int64_t used = 0;
     for (int pass = 0; pass < 2; pass++) {
-#define CARVE(ptr, count) ((ptr) = nums ? nums + used : NULL, used += (int64_t)(count))
+#define CARVE(ptr, count)                                                         \
+    ((ptr) = nums ? (void *)(nums + (size_t)used * esz) : NULL, used += (int64_t)(count))
         if (pass) {
-            if (!(nums = bpv_arena_calloc(m->arena, (size_t)(used ? used : 1), sizeof(double))))
+            if (!(nums = bpv_arena_calloc(m->arena, (size_t)(used ? used : 1), esz)))
                 goto oom_uses;
             used = 0;
         }
@@ -945,8 +953,17 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
                 CARVE(x->val, x->numel);
                 if (pass && x->kind == BPV_NODE_DATA && c->predict) {
                     const bpv_binding *b = find_binding(c, x->name);
-                    memcpy(x->val, b->values, (size_t)x->numel * sizeof(double));
+                    if (f32)
+                        for (int64_t j = 0; j < x->numel; j++) x->val32[j] = (float)b->values[j];
+                    else
+                        memcpy(x->val, b->values, (size_t)x->numel * sizeof(double));
                 }
+            } else if (pass && x->kind == BPV_NODE_CONST && f32) {
+                /* constants hold values of the dtype: exact as float32 */
+                float *v = bpv_arena_alloc(m->arena, (size_t)(x->numel ? x->numel : 1) * esz);
+                if (!v) goto oom_uses;
+                for (int64_t j = 0; j < x->numel; j++) v[j] = (float)x->val[j];
+                x->val32 = v;
             }
             if (!x->needs_grad) continue;
             const bpv_node *a = x->nin ? &nodes[x->in[0]] : NULL;
@@ -978,9 +995,10 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
 #undef CARVE
     }
     free(uses);
-    g->nums = nums;
+    g->nums = (double *)nums; /* nums32 under f32 */
     g->nnums = used;
     g->dtype = m->dtype;
+    g->f32 = f32;
     g->nodes = nodes;
     g->nnodes = n;
     g->objective = objective ? target : -1;
@@ -988,6 +1006,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     g->mm_work = work;
     g->red_work = red;
     g->nred = nred;
+    g->acc_work = acc;
     return g;
 oom_uses:
     free(uses);

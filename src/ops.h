@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ast.h"
 #include "base.h"
 
 typedef enum bpv_dtype { BPV_F32, BPV_F64 } bpv_dtype;
@@ -106,18 +107,6 @@ typedef enum bpv_fig_form {
     BPV_FIG_POWER,   /* a² or a^b */
     BPV_FIG_SAME     /* a itself (identity) */
 } bpv_fig_form;
-
-/* Binding powers shared by the parser, figures and the C builder: a higher
- * one binds tighter. */
-enum {
-    BPV_PREC_NONE = 0,
-    BPV_PREC_ADD = 10,
-    BPV_PREC_MUL = 11,
-    BPV_PREC_NEG = 12, /* between * and ^: -x*y is (-x)*y, -x^2 is -(x^2) */
-    BPV_PREC_POW_RIGHT = 13,
-    BPV_PREC_POW = 14,
-    BPV_PREC_ATOM = 20
-};
 
 struct bpv_graph;
 struct bpv_node;

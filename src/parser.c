@@ -274,11 +274,16 @@ static int height_of(const bpv_ast *a) { return ((const node *)a)->height; }
 static const struct {
     unsigned char left, right;
 } priority[TK_COUNT] = {
-    [TK_PLUS] = {10, 10}, [TK_MINUS] = {10, 10}, [TK_STAR] = {11, 11},     [TK_SLASH] = {11, 11},
-    [TK_AT] = {11, 11},   [TK_CARET] = {14, 13}, [TK_STARSTAR] = {14, 13},
+    [TK_PLUS] = {BPV_PREC_ADD, BPV_PREC_ADD},
+    [TK_MINUS] = {BPV_PREC_ADD, BPV_PREC_ADD},
+    [TK_STAR] = {BPV_PREC_MUL, BPV_PREC_MUL},
+    [TK_SLASH] = {BPV_PREC_MUL, BPV_PREC_MUL},
+    [TK_AT] = {BPV_PREC_MUL, BPV_PREC_MUL},
+    [TK_CARET] = {BPV_PREC_POW, BPV_PREC_POW_RIGHT},
+    [TK_STARSTAR] = {BPV_PREC_POW, BPV_PREC_POW_RIGHT},
 };
 /* Between * and ^: -x*y is (-x)*y, -x^2 is -(x^2). */
-#define UNARY_PRIORITY 12
+#define UNARY_PRIORITY BPV_PREC_NEG
 
 static bpv_ast *subexpr(parser *p, int limit);
 static bpv_ast *parse_expr(parser *p) { return subexpr(p, 0); }
