@@ -832,6 +832,114 @@ static void test_local(void **state) {
     tg_free(&t);
 }
 
+/* ---- the two storages agree ------------------------------------------------------
+ * Every op over double storage (dtype f32) and over float32 storage gives the
+ * same bits: the engine is one source instantiated twice (engine_impl.h). */
+
+/* A float32-storage copy of t's graph, every buffer its own. */
+typedef struct mirror {
+    bpv_graph g;
+    bpv_node n[TG_MAX];
+    float *edges[TG_MAX][2];
+    double acc[256];
+} mirror;
+
+static void mirror_make(mirror *m, const tg *t) {
+    memset(m, 0, sizeof *m);
+    m->g = t->g;
+    m->g.f32 = true;
+    m->g.nodes = m->n;
+    m->g.acc_work = m->acc; /* sums torch does not order, in double */
+    for (int i = 0; i < t->g.nnodes; i++) {
+        const bpv_node *a = &t->n[i];
+        bpv_node *b = &m->n[i];
+        *b = *a;
+        b->val32 = falloc(a->numel);
+        for (int64_t j = 0; j < a->numel; j++) b->val32[j] = (float)a->val[j];
+        b->grad32 = a->grad ? falloc(a->numel) : NULL;
+        b->edge_grad32 = m->edges[i];
+        for (int k = 0; k < a->nin; k++)
+            m->edges[i][k] = a->edge_grad[k] ? falloc(t->n[a->in[k]].numel) : NULL;
+    }
+}
+
+static void mirror_free(mirror *m) {
+    for (int i = 0; i < m->g.nnodes; i++) {
+        free(m->n[i].val32);
+        free(m->n[i].grad32);
+        free(m->edges[i][0]);
+        free(m->edges[i][1]);
+    }
+}
+
+/* Whether float32 buffer f holds exactly the numbers of double buffer d. */
+static void agree_bits(const char *what, int op, int node, const double *d, const float *f,
+                      int64_t n) {
+    if (!d && !f) return;
+    assert_true(d && f);
+    for (int64_t j = 0; j < n; j++)
+        if (!(d[j] == (double)f[j] || (isnan(d[j]) && isnan(f[j]))) ||
+            !signbit(d[j]) != !signbit(f[j]))
+            fail_msg("%s: %s of node %d [%lld]: double storage %a, float32 storage %a",
+                     bpv_ops[op].name, what, node, (long long)j, d[j], (double)f[j]);
+}
+
+static void test_storages_agree(void **state) {
+    (void)state;
+    const double av[6] = {0.75, -1.25, 0.5, 2.0, -0.0, 0.3};
+    const double bv[3] = {0.4, -0.6, 0.5};
+    const double pv[6] = {0.2, 0.7, 0.45, 0.9, 0.1, 0.6}; /* probabilities for bce */
+    for (int o = BPV_OP_ADD; o < BPV_OP_COUNT; o++) {
+        if (o == BPV_OP_CUSTOM || o == BPV_OP_IDENTITY) continue; /* need a fn / a name */
+        tg t;
+        tg_init(&t, BPV_F32);
+        int a, b = -1;
+        switch (o) {
+        case BPV_OP_MATMUL:
+            a = param(&t, S(2, 2, 3), av);
+            b = param(&t, S(2, 3, 2), av);
+            break;
+        case BPV_OP_CROSS_ENTROPY:
+            a = param(&t, S(2, 2, 3), av);
+            b = cnst(&t, S(1, 2, 0), (double[]){2, 0});
+            break;
+        case BPV_OP_BCE:
+            a = param(&t, S(2, 2, 3), pv);
+            b = param(&t, S(2, 2, 3), av);
+            break;
+        case BPV_OP_MSE:
+            a = param(&t, S(2, 2, 3), av);
+            b = param(&t, S(1, 3, 0), bv); /* broadcast */
+            break;
+        case BPV_OP_POW:
+            a = param(&t, S(2, 2, 3), pv);
+            b = param(&t, S(1, 3, 0), bv);
+            break;
+        default:
+            a = param(&t, S(2, 2, 3), av);
+            if (bpv_ops[o].min_in == 2) b = param(&t, S(1, 3, 0), bv); /* broadcast */
+        }
+        int n = op(&t, (bpv_op)o, a, b);
+        if (o == BPV_OP_CLAMP) t.n[n].attr[0] = -0.5, t.n[n].attr[1] = 0.6;
+        objective(&t, n);
+        mirror m;
+        mirror_make(&m, &t);
+        bpv_graph_forward(&t.g);
+        bpv_graph_backward(&t.g);
+        bpv_graph_forward(&m.g);
+        bpv_graph_backward(&m.g);
+        for (int i = 0; i < t.g.nnodes; i++) {
+            const bpv_node *x = &t.n[i], *y = &m.n[i];
+            agree_bits("value", o, i, x->val, y->val32, x->numel);
+            agree_bits("grad", o, i, x->grad, y->grad32, x->numel);
+            for (int k = 0; k < x->nin; k++)
+                agree_bits("edge", o, i, x->edge_grad[k], y->edge_grad32[k], t.n[x->in[k]].numel);
+        }
+        mirror_free(&m);
+        tg_free(&t);
+    }
+}
+
 /* ---- non-finite values are data ------------------------------------------------ */
 
 static void test_nonfinite(void **state) {
@@ -901,6 +1009,7 @@ int main(void) {
         cmocka_unit_test(test_edge_grad_shapes),
         cmocka_unit_test(test_local),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_storages_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
