@@ -32,7 +32,7 @@ static bool finite32(const float *v, int64_t n) {
     return !bad;
 }
 
-bool bpv_graph32_finite(const bpv_graph *g) {
+static bool graph32_finite(const bpv_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         const bpv_node *n = &g->nodes[i];
         if (!finite32(n->val32, n->numel) || !finite32(n->grad32, n->numel)) return false;
@@ -48,7 +48,7 @@ static int64_t first_bad(const double *v, int64_t n) {
 }
 
 bool bpv_graph_finite(const bpv_graph *g) {
-    if (g->f32) return bpv_graph32_finite(g);
+    if (g->f32) return graph32_finite(g);
     for (int i = 0; i < g->nnodes; i++) {
         const bpv_node *n = &g->nodes[i];
         if (first_bad(n->val, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0) return false;

@@ -62,7 +62,7 @@ void bpv_csum_columns(bpv_dtype dt, const double *x, int64_t rows, int64_t cols,
                       double *out);
 /* x[0] + ... + x[n-1] in torch's order. */
 double bpv_csum_array(bpv_dtype dt, const double *x, int64_t n);
-/* The same two over float32 storage (engine32.c). */
+/* The same two over float32 storage. */
 void bpv_csum_columns32(bpv_dtype dt, const float *x, int64_t rows, int64_t cols, bool negate,
                         float *out);
 double bpv_csum_array32(bpv_dtype dt, const float *x, int64_t n);

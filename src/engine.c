@@ -16,6 +16,3 @@ void bpv_graph_backward(bpv_graph *g) {
     if (g->f32) bpv_k32_backward(g);
     else bpv_k64_backward(g);
 }
-
-void bpv_graph32_forward(bpv_graph *g) { bpv_k32_forward(g); }
-void bpv_graph32_backward(bpv_graph *g) { bpv_k32_backward(g); }

@@ -74,7 +74,7 @@ static void fill(NUM *p, int64_t n, double v) {
 
 /* Where a sum torch does not order (engine.c GRAD2, the losses' broadcast
  * inputs) is accumulated in double before its one rounding: the edge
- * itself in a double graph, the twin's acc_work in a float32 one. */
+ * itself over double storage, the graph's acc_work over float32. */
 #ifdef BPV_STORE_F32
 #define ACC(g, e) ((g)->acc_work)
 static void fill_d(double *p, int64_t n, double v) {

@@ -76,7 +76,7 @@ typedef struct bpv_node {
     double attr[BPV_MAX_ATTRS]; /* the op's attributes, in its row's order */
     bpv_shape shape;
     int64_t numel;
-    /* numel values; val32 in a float32 twin (bpv_graph_twin32) */
+    /* numel values: val32 when the graph stores float32 (bpv_graph.f32) */
     union { double *val; float *val32; };
     /* numel gradient of the objective; NULL if !needs_grad */
     union { double *grad; float *grad32; };
@@ -108,9 +108,9 @@ typedef struct bpv_graph {
      * summed in torch's order (engine.c GRAD2); NULL: summed in double */
     union { double *red_work; float *red_work32; };
     int64_t nred;    /* elements of red_work */
-    /* a float32 twin's double scratch (numel of its largest node), where the
-     * sums torch does not order are accumulated before rounding; NULL in a
-     * double graph, which accumulates in the edge itself */
+    /* under float32 storage, a double scratch (numel of its largest node)
+     * where the sums torch does not order are accumulated before rounding;
+     * NULL over double storage, which accumulates in the edge itself */
     double *acc_work;
     /* every val, grad and edge_grad of the graph's own nodes (not params'
      * or constants'), one block in node order (compile.c); may be NULL */
@@ -134,10 +134,6 @@ typedef struct bpv_graph {
     /* snapshot.c: the parts of a snapshot that never change from step to
      * step (strings, layout), built at the first snapshot (model's arena) */
     struct bpv_snap_cache *snap_cache;
-    /* model.c: the float32 twin that trains this graph's steps (plain SGD),
-     * built at the first of them (NULL: none) */
-    struct bpv_graph *twin32;
-    bool twin32_tried;
 } bpv_graph;
 
 /* Element i of node n's value, whatever g's storage. */
@@ -154,17 +150,6 @@ static inline bool bpv_op_grad_input(bpv_op op, int k) {
 /* ---- the engine ------------------------------------------------------------ */
 /* Computes every op node's value from its inputs, in order. */
 void bpv_graph_forward(bpv_graph *g);
-/* The same two passes over a float32 twin (engine32.c): the same kernels,
- * so the same numbers, on float32 storage. */
-void bpv_graph32_forward(bpv_graph *g);
-void bpv_graph32_backward(bpv_graph *g);
-/* A twin of an f32 graph that stores every number as float32 (compile.c):
- * the same nodes, ops and buffer sharing, its own buffers (constants
- * converted; params' and data's filled by the caller), the arena's. NULL
- * when out of memory. */
-bpv_graph *bpv_graph_twin32(bpv_arena *arena, const bpv_graph *g);
-/* Bytes of the arena bpv_graph_twin32(g) takes at most. */
-size_t bpv_graph_twin32_bytes(const bpv_graph *g);
 /* Computes one op node's value from its inputs (the gradient check). */
 void bpv_graph_forward_node(bpv_graph *g, int i);
 /* Seeds d objective/d objective = 1 and fills grad and edge_grad of every

@@ -89,6 +89,21 @@ static bool declare(bpv_model *m, const bpv_stmt *st, int i, bpv_sym_kind kind, 
     return true;
 }
 
+/* Under float32 storage a data's values are also kept as float32, the
+ * form the graphs read batches from; the doubles stay for the compiler's
+ * checks (class indices). */
+static bool data_store(bpv_model *m, bpv_data *d, const bpv_ast *e, bpv_error **err) {
+    if (!m->f32store) return true;
+    const int64_t nv = d->nsamples * bpv_shape_numel(&d->sample);
+    const size_t bytes = (size_t)(nv ? nv : 1) * sizeof(float);
+    if (!fits(m, bytes))
+        return fail(m, err, e->off, e->len,
+                    "this data is too large for the model memory limit (BPV_MAX_MODEL_MB)");
+    if (!(d->values32 = bpv_arena_alloc(m->arena, bytes))) return oom(err);
+    for (int64_t i = 0; i < nv; i++) d->values32[i] = (float)d->values[i];
+    return true;
+}
+
 /* Splits a list value into samples: the first dimension counts samples. */
 static bool data_list(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
     char what[300];
@@ -108,7 +123,7 @@ static bool data_list(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error *
     d->sample.rank = s.rank - 1;
     for (int k = 1; k < s.rank; k++) d->sample.dim[k - 1] = s.dim[k];
     d->values = v;
-    return true;
+    return data_store(m, d, e, err);
 }
 
 /* Parses one CSV number cell: surrounding blanks and quotes are ignored. */
@@ -308,6 +323,7 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
         d->nsamples = rows;
         d->sample = (bpv_shape){0};
         if (vec) d->sample = (bpv_shape){1, {ncol}};
+        if (ok) ok = data_store(m, d, fa, err);
     }
     free(vals);
     bpv_buf_free(&path);
@@ -475,18 +491,30 @@ static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err
         p->has_lr = true;
     }
     if (!param_init(m, st, p, err)) return false;
-    size_t bytes = (size_t)p->numel * 3 * sizeof(double);
+    /* value, .grad and the optimizer's two buffers, in the model's storage
+     * (the doubles param_init made stay as the initial values) */
+    const size_t esz = m->f32store ? sizeof(float) : sizeof(double);
+    size_t bytes = (size_t)p->numel * (m->f32store ? 4 : 3) * esz;
     if (!fits(m, bytes))
         return fail(m, err, st->value->off, st->value->len,
                     "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
-    p->grad = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
-    p->m = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
-    p->v = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
+    if (m->f32store) {
+        float *v = bpv_arena_alloc(m->arena, (size_t)p->numel * esz);
+        if (!v) return oom(err);
+        for (int64_t q = 0; q < p->numel; q++) v[q] = (float)p->val[q];
+        p->val32 = v;
+    }
+    p->grad = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
+    p->m = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
+    p->v = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
     if (!p->grad || !p->m || !p->v) return oom(err);
     /* torch's .grad starts as None and the first backward stores its result
      * as is; -0.0 + g == g for every g (a -0.0 gradient included), which
      * plain zeroes would turn into +0.0 */
-    for (int64_t q = 0; q < p->numel; q++) p->grad[q] = -0.0;
+    for (int64_t q = 0; q < p->numel; q++) {
+        if (m->f32store) p->grad32[q] = -0.0f;
+        else p->grad[q] = -0.0;
+    }
     m->nparams++;
     return true;
 }
@@ -790,6 +818,14 @@ static bool check_predict(bpv_model *m, const bpv_stmt *st, int i, bool *covered
 
 /* ---- the check -------------------------------------------------------------------- */
 
+/* An f32 model stores float32 everywhere (its params, data and graphs);
+ * BPV_STORE_F64=1 keeps doubles holding float32 values instead, to compare
+ * the two storages on whole models (ctest runs the golden models both
+ * ways). */
+static bool store_f32(const bpv_model *m) {
+    return m->dtype == BPV_F32 && !getenv("BPV_STORE_F64");
+}
+
 bool bpv_model_check(bpv_model *m, bpv_error **err) {
     const bpv_program *pr = &m->prog;
     int nd = 0, np = 0, nc = 0, nt = 0;
@@ -813,6 +849,7 @@ bool bpv_model_check(bpv_model *m, bpv_error **err) {
         return oom(err);
     }
     m->total_steps = 0;
+    m->f32store = store_f32(m);
     bool ok = true;
     int dtype_stmt = -1, first_decl = -1;
     for (int i = 0; ok && i < pr->nstmts; i++) {
@@ -828,9 +865,9 @@ bool bpv_model_check(bpv_model *m, bpv_error **err) {
                           "one)",
                           line_of(m, pr->stmts[first_decl].off));
             else if (strcmp(st->name, "f32") == 0)
-                m->dtype = BPV_F32;
+                m->dtype = BPV_F32, m->f32store = store_f32(m);
             else if (strcmp(st->name, "f64") == 0)
-                m->dtype = BPV_F64;
+                m->dtype = BPV_F64, m->f32store = false;
             else {
                 static const char *const dts[] = {"f32", "f64"};
                 const char *s = bpv_closest(st->name, dts, 2);
@@ -882,16 +919,19 @@ bool bpv_model_check(bpv_model *m, bpv_error **err) {
 
 /* ---- running ---------------------------------------------------------------------- */
 
-/* Python's repr(tensor.tolist()) of a value in the dtype. */
-static void fmt_value(bpv_buf *b, const double *v, const bpv_shape *s, int d, int64_t *pos) {
+/* Python's repr(tensor.tolist()) of a value in the dtype, stored as
+ * float32 (f32) or double. */
+static void fmt_value(bpv_buf *b, const void *v, bool f32, const bpv_shape *s, int d,
+                      int64_t *pos) {
     if (d == s->rank || d >= BPV_MAX_RANK) { /* the bound tells gcc's -Warray-bounds */
-        bpv_fmt_repr(b, v[(*pos)++]);
+        const int64_t i = (*pos)++;
+        bpv_fmt_repr(b, f32 ? (double)((const float *)v)[i] : ((const double *)v)[i]);
         return;
     }
     bpv_buf_putc(b, '[');
     for (int64_t i = 0; i < s->dim[d]; i++) {
         if (i) bpv_buf_puts(b, ", ");
-        fmt_value(b, v, s, d + 1, pos);
+        fmt_value(b, v, f32, s, d + 1, pos);
     }
     bpv_buf_putc(b, ']');
 }
@@ -926,17 +966,17 @@ static int run_predict(bpv_model *m, int i, const bpv_run_options *o, bpv_buf *b
     bpv_buf_puts(b, " = ");
     const bpv_node *t = &g->nodes[g->nnodes - 1];
     int64_t pos = 0;
-    fmt_value(b, t->val, &t->shape, 0, &pos);
+    fmt_value(b, t->val, g->f32, &t->shape, 0, &pos);
     bpv_buf_putc(b, '\n');
     return emit(o, b, err);
 }
 
 typedef struct leafref {
     int node, ref;
-    /* data: where a step's samples are copied (run_train), resolved once */
-    double *dst;
-    const double *src;
-    const float *src32; /* src as float32, for the twin */
+    /* data: where a step's samples are copied from and to (run_train), in
+     * the model's storage, resolved once */
+    void *dst;
+    const void *src;
     int64_t sn;
 } leafref;
 
@@ -946,34 +986,70 @@ typedef struct leafref {
 #define SGD_CLONES
 #endif
 
-/* Plain SGD under f32 in a loop of its own, which vectorises (four lanes in
- * the AVX2 clone); every lane rounds exactly as the scalar code does. */
-SGD_CLONES
-static void sgd_f32(double *w, const double *g, int64_t n, double lr) {
-    for (int64_t i = 0; i < n; i++) w[i] = (double)(float)(w[i] - (double)(float)(lr * g[i]));
-}
-
-/* One optimizer step for one param, matching torch.optim (torch 1.13,
- * single-tensor path, CPU) rounding for rounding; plain SGD is the
- * tutorial's `w.data = w.data - lr * w.grad.data`. */
-static void update(bpv_dtype dt, const bpv_train *t, bpv_param *p) {
-    const double lr = bpv_round(dt, p->has_lr ? p->lr : t->lr);
-    double *w = p->val, *g = p->grad, *mb = p->m, *vb = p->v;
-    const int64_t n = p->numel;
+/* The optimizers over each storage type: one update per param after each
+ * step, matching torch.optim (torch 1.13, single-tensor path, CPU)
+ * rounding for rounding; plain SGD is the tutorial's
+ * `w.data = w.data - lr * w.grad.data`. Every operation is rounded to the
+ * dtype, so over float32 storage they compute in float32 where that is
+ * the same (GCC narrows the double operations), in vectorised loops. Only
+ * plain SGD gets an AVX2 clone: in one, GCC 12 changed Adam's results (its
+ * fused multiply-adds), which the golden models caught. */
 #define R(x) bpv_round(dt, (x))
+#define OPTIM(SUFFIX, T, DT)                                                      \
+    SGD_CLONES                                                                    \
+    static void sgd_##SUFFIX(bpv_dtype dt_in, T *restrict w, const T *restrict g, int64_t n, \
+                             double lr) {                                         \
+        const bpv_dtype dt = DT;                                                  \
+        (void)dt_in;                                                              \
+        const T lr_ = (T)lr; /* a value of the dtype: float32 arithmetic under f32 */ \
+        for (int64_t i = 0; i < n; i++) w[i] = (T)R(w[i] - R(lr_ * g[i]));        \
+    }                                                                             \
+    static void momentum_##SUFFIX(bpv_dtype dt_in, T *restrict w, const T *restrict g, \
+                                  T *restrict mb, int64_t n, double lr, double mom, \
+                                  bool first) {                                   \
+        const bpv_dtype dt = DT;                                                  \
+        (void)dt_in;                                                              \
+        if (first) /* torch: buf = clone(grad) */                                 \
+            memcpy(mb, g, (size_t)n * sizeof *mb);                                \
+        else                                                                      \
+            for (int64_t i = 0; i < n; i++) mb[i] = (T)R(R(mb[i] * (T)mom) + g[i]); \
+        for (int64_t i = 0; i < n; i++) w[i] = (T)bpv_fma(dt, -lr, mb[i], w[i]);  \
+    }                                                                             \
+    static void adam_##SUFFIX(bpv_dtype dt_in, T *restrict w, const T *restrict g,    \
+                              T *restrict mb, T *restrict vb, int64_t n, const double *k) { \
+        const bpv_dtype dt = DT;                                                  \
+        (void)dt_in;                                                              \
+        /* values of the dtype: float32 arithmetic under f32 */                   \
+        const T a1 = (T)k[0], b1 = (T)k[1], a2 = (T)k[2], b2 = (T)k[3], bc2s = (T)k[4], \
+                eps = (T)k[5], nss = (T)k[6];                                     \
+        for (int64_t i = 0; i < n; i++) {                                         \
+            mb[i] = (T)bpv_fma(dt, a1, g[i], R(mb[i] * b1));                      \
+            vb[i] = (T)bpv_fma(dt, R(a2 * g[i]), g[i], R(vb[i] * b2));            \
+            const double denom = R(R(R(sqrt(vb[i])) / bc2s) + eps);               \
+            w[i] = (T)R(w[i] + R(R(nss * mb[i]) / denom));                        \
+        }                                                                         \
+    }
+OPTIM(f64, double, dt_in)
+OPTIM(f32, float, BPV_F32) /* a constant dtype: R() folds into float32 operations */
+#undef OPTIM
+
+/* One optimizer step for one param, over the model's storage. */
+static void update(const bpv_model *m, const bpv_train *t, bpv_param *p) {
+    const bpv_dtype dt = m->dtype;
+    const bool f32 = m->f32store;
+    const double lr = R(p->has_lr ? p->lr : t->lr);
+    const int64_t n = p->numel;
     if (!t->adam && t->momentum == 0) {
-        if (dt == BPV_F32 && n > 1) sgd_f32(w, g, n, lr); /* a scalar stays inline */
-        else
-            for (int64_t i = 0; i < n; i++) w[i] = R(w[i] - R(lr * g[i]));
+        if (f32 && n == 1) p->val32[0] = (float)R(p->val32[0] - R(lr * p->grad32[0]));
+        else if (n == 1) p->val[0] = R(p->val[0] - R(lr * p->grad[0])); /* inline, as a call costs more */
+        else if (f32) sgd_f32(BPV_F32, p->val32, p->grad32, n, lr);
+        else sgd_f64(dt, p->val, p->grad, n, lr);
     } else if (!t->adam) {
         const double mom = R(t->momentum);
-        if (!p->has_momentum) {
-            memcpy(mb, g, (size_t)n * sizeof *mb); /* torch: buf = clone(grad) */
-            p->has_momentum = true;
-        } else {
-            for (int64_t i = 0; i < n; i++) mb[i] = R(R(mb[i] * mom) + g[i]);
-        }
-        for (int64_t i = 0; i < n; i++) w[i] = bpv_fma(dt, -lr, mb[i], w[i]);
+        const bool first = !p->has_momentum;
+        p->has_momentum = true;
+        if (f32) momentum_f32(BPV_F32, p->val32, p->grad32, p->m32, n, lr, mom, first);
+        else momentum_f64(dt, p->val, p->grad, p->m, n, lr, mom, first);
     } else {
         /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2);
          * denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps);
@@ -982,25 +1058,19 @@ static void update(bpv_dtype dt, const bpv_train *t, bpv_param *p) {
         const double bc1 = 1.0 - pow(t->beta1, (double)step);
         const double bc2 = 1.0 - pow(t->beta2, (double)step);
         const double step_size = (p->has_lr ? p->lr : t->lr) / bc1;
-        const double bc2s = R(sqrt(bc2));
-        const double b1 = R(t->beta1), b2 = R(t->beta2);
-        const double a1 = R(1.0 - t->beta1), a2 = R(1.0 - t->beta2);
-        const double eps = R(t->eps), nss = R(-step_size);
-        for (int64_t i = 0; i < n; i++) {
-            mb[i] = bpv_fma(dt, a1, g[i], R(mb[i] * b1));
-            vb[i] = bpv_fma(dt, R(a2 * g[i]), g[i], R(vb[i] * b2));
-            const double denom = R(R(R(sqrt(vb[i])) / bc2s) + eps);
-            w[i] = R(w[i] + R(R(nss * mb[i]) / denom));
-        }
+        const double k[7] = {R(1.0 - t->beta1), R(t->beta1), R(1.0 - t->beta2), R(t->beta2),
+                             R(sqrt(bc2)),      R(t->eps),   R(-step_size)};
+        if (f32) adam_f32(BPV_F32, p->val32, p->grad32, p->m32, p->v32, n, k);
+        else adam_f64(dt, p->val, p->grad, p->m, p->v, n, k);
     }
-#undef R
 }
+#undef R
 
 static int collect(const bpv_graph *g, leafref *out, bpv_node_kind kind) {
     int n = 0;
     for (int i = 0; i < g->nnodes; i++)
         if (g->nodes[i].kind == kind && (kind != BPV_NODE_PARAM || g->nodes[i].needs_grad))
-            out[n++] = (leafref){i, g->nodes[i].ref, g->nodes[i].val, NULL, NULL, 0};
+            out[n++] = (leafref){i, g->nodes[i].ref, g->nodes[i].val, NULL, 0};
     return n;
 }
 
@@ -1014,7 +1084,7 @@ static int epoch_line(bpv_model *m, const bpv_train *t, double loss, const bpv_r
         if (p->stmt - m->prog.stmts >= t->stmt_index) continue; /* not declared yet */
         bpv_buf_printf(b, " %s=", p->name);
         int64_t pos = 0;
-        fmt_value(b, p->val, &p->shape, 0, &pos);
+        fmt_value(b, p->val, m->f32store, &p->shape, 0, &pos);
     }
     bpv_buf_putc(b, '\n');
     return emit(o, b, err);
@@ -1037,7 +1107,7 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
         const bpv_param *p = &m->params[ps[k].ref];
         m->grad_used[ps[k].ref] = true;
         for (int64_t q = 0; q < p->numel && !m->grad_seen[ps[k].ref]; q++)
-            if (p->grad[q] != 0) m->grad_seen[ps[k].ref] = true;
+            if (m->f32store ? p->grad32[q] != 0 : p->grad[q] != 0) m->grad_seen[ps[k].ref] = true;
     }
     if (m->nf_step || bpv_graph_finite(g)) return BPV_OK;
     m->nf_step = m->step;
@@ -1066,67 +1136,31 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
     return rc;
 }
 
-/* ---- the float32 twin -------------------------------------------------------
- * An f32 tensor graph trained with plain SGD runs its steps on its float32
- * twin (engine32.c): the same kernels on float32 storage, so the same
- * numbers for half the memory traffic. The params' values and grads move
- * to the twin before a run of such steps and back after it; recorded steps
- * are taken from the twin, and the first step found not finite is copied
- * back to the double graph to be inspected there. */
-
-/* The twin of g, built once (NULL: g takes every step itself). Only plain
- * SGD updates twins (update32); BPV_NO_FAST=1 turns twins off, to compare. */
-static bpv_graph *twin_of(bpv_model *m, bpv_graph *g, const bpv_train *t) {
-    if (g->dtype != BPV_F32 || t->adam || t->momentum != 0 || getenv("BPV_NO_FAST")) return NULL;
-    if (!g->twin32_tried) {
-        g->twin32_tried = true;
-        /* within the model's memory limit, or no twin */
-        if (fits(m, bpv_graph_twin32_bytes(g)))
-            g->twin32 = bpv_graph_twin32(m->arena, g); /* out of memory: no twin */
+/* Copies the samples of one step into a graph's data nodes: cnt samples
+ * from `start` of the epoch's order perm, in the model's storage. */
+static inline void fill_batch(const bpv_train *t, const leafref *dl, int nd,
+                              const int64_t *perm, int64_t start, int64_t cnt, bool f32) {
+    const size_t esz = f32 ? sizeof(float) : sizeof(double);
+    for (int k = 0; k < nd; k++) {
+        const int64_t sn = dl[k].sn;
+        if (sn == 1 && f32) { /* scalar samples: no memcpy call per number */
+            float *dst = dl[k].dst;
+            const float *src = dl[k].src;
+            for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
+        } else if (sn == 1) {
+            double *dst = dl[k].dst;
+            const double *src = dl[k].src;
+            for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
+        } else if (!t->shuffle) { /* the batch is one run of samples */
+            memcpy(dl[k].dst, (const char *)dl[k].src + (size_t)(start * sn) * esz,
+                   (size_t)(cnt * sn) * esz);
+        } else {
+            for (int64_t q = 0; q < cnt; q++)
+                memcpy((char *)dl[k].dst + (size_t)(q * sn) * esz,
+                       (const char *)dl[k].src + (size_t)(perm[start + q] * sn) * esz,
+                       (size_t)sn * esz);
+        }
     }
-    return g->twin32;
-}
-
-/* float32 values into doubles and back: exact, and loops that vectorize */
-static void widen(double *restrict d, const float *restrict f, int64_t n) {
-    for (int64_t i = 0; i < n; i++) d[i] = f[i];
-}
-static void narrow(float *restrict f, const double *restrict d, int64_t n) {
-    for (int64_t i = 0; i < n; i++) f[i] = (float)d[i];
-}
-
-/* The params' values and (grads) their grads, from g to its twin (to32) or
- * back. */
-static void twin_params(bpv_graph *g, const bpv_graph *tw, bool to32, bool grads) {
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        const bpv_node *x = &tw->nodes[i];
-        if (n->kind != BPV_NODE_PARAM) continue;
-        if (to32) narrow(x->val32, n->val, n->numel);
-        else widen(n->val, x->val32, n->numel);
-        if (!grads || !n->grad) continue;
-        if (to32) narrow(x->grad32, n->grad, n->numel);
-        else widen(n->grad, x->grad32, n->numel);
-    }
-}
-
-
-/* Every number of the twin into g, whose buffers mirror the twin's: g then
- * holds the step exactly as if it had run it. */
-static void twin_promote(bpv_graph *g, const bpv_graph *tw) {
-    widen(g->nums, tw->nums32, g->nnums);
-    twin_params(g, tw, false, true);
-}
-
-/* update for a twin's param node: plain SGD in float32, whose operations
- * round exactly as R() of the double ones in update() */
-SGD_CLONES
-static void sgd32(float *restrict w, const float *restrict g, int64_t n, float lr) {
-    for (int64_t i = 0; i < n; i++) w[i] = w[i] - lr * g[i];
-}
-
-static void update32(const bpv_train *t, const bpv_param *p, bpv_node *x) {
-    sgd32(x->val32, x->grad32, x->numel, (float)(p->has_lr ? p->lr : t->lr));
 }
 
 /* Runs one train statement; *stop is set when the caller asked to stop. */
@@ -1142,38 +1176,30 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
         free(gd), free(pd), free(ps), free(perm);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
     }
+    const bool f32 = m->f32store;
     int ngd = collect(G, gd, BPV_NODE_DATA), npd = P ? collect(P, pd, BPV_NODE_DATA) : 0;
     int nps = collect(G, ps, BPV_NODE_PARAM);
-    /* all-scalar graphs run as flat instruction lists (scalar.c); BPV_NO_SCALAR=1 turns
-     * them off, to compare the two paths */
-    bool tapes = !getenv("BPV_NO_SCALAR");
-    bpv_scalar_plan *TG = tapes ? bpv_scalar_build(m->arena, G) : NULL;
-    bpv_scalar_plan *TP = tapes && P ? bpv_scalar_build(m->arena, P) : NULL;
+    /* all-scalar graphs run as flat instruction lists (scalar.c);
+     * BPV_NO_SCALAR=1 turns them off, to compare the two paths */
+    bool plans = !getenv("BPV_NO_SCALAR");
+    bpv_scalar_plan *TG = plans ? bpv_scalar_build(m->arena, G) : NULL;
+    bpv_scalar_plan *TP = plans && P ? bpv_scalar_build(m->arena, P) : NULL;
     for (int k = 0; k < ngd + npd; k++) {
         leafref *l = k < ngd ? &gd[k] : &pd[k - ngd];
-        l->src = m->data[l->ref].values;
-        l->sn = bpv_shape_numel(&m->data[l->ref].sample);
+        const bpv_data *d = &m->data[l->ref];
+        l->src = f32 ? (const void *)d->values32 : (const void *)d->values;
+        l->sn = bpv_shape_numel(&d->sample);
     }
     const bool inspect =
         o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite;
-    bpv_graph *T32 = !TG && !o->gradcheck ? twin_of(m, G, t) : NULL;
-    for (int k = 0; k < ngd && T32; k++) { /* the twin's batches come from float32 copies */
-        bpv_data *d = &m->data[gd[k].ref];
-        const int64_t nv = d->nsamples * gd[k].sn;
-        const size_t bytes = (size_t)(nv ? nv : 1) * sizeof(float);
-        if (!d->values32 && fits(m, bytes) && (d->values32 = bpv_arena_alloc(m->arena, bytes)))
-            narrow(d->values32, d->values, nv);
-        if (!d->values32) T32 = NULL; /* out of memory: no twin */
-        gd[k].src32 = d->values32;
-    }
-    bool on32 = false; /* the params live in T32 */
     /* each train starts a new optimizer, as a new torch.optim object would */
     for (int k = 0; k < nps; k++) {
         bpv_param *p = &m->params[ps[k].ref];
+        const size_t bytes = (size_t)p->numel * (f32 ? sizeof(float) : sizeof(double));
         p->has_momentum = false;
         p->adam_t = 0;
-        memset(p->m, 0, (size_t)p->numel * sizeof(double));
-        memset(p->v, 0, (size_t)p->numel * sizeof(double));
+        memset(p->m, 0, bytes);
+        memset(p->v, 0, bytes);
     }
     uint64_t rng = t->seed;
     long total = m->total_steps;
@@ -1193,98 +1219,41 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
         for (long s = 0; s < t->steps_per_epoch; s++) {
             bool last = P && s == t->steps_per_epoch - 1;
             bpv_graph *g = last ? P : G;
-            const bpv_scalar_plan *tape = last ? TP : TG;
-            const leafref *dl = last ? pd : gd;
-            int nd = last ? npd : ngd;
+            const bpv_scalar_plan *plan = last ? TP : TG;
             int64_t start = s * t->bsize;
             int64_t cnt = last ? t->nsamples - start : t->bsize;
-            /* a step nobody records need not keep every edge's partial;
-             * G's steps run on the twin, which a recorded step is taken
-             * from (bpv_snapshot_take32), and one that turns out not
-             * finite under inspection is copied back to G whole
-             * (twin_promote) */
+            /* a step nobody records need not keep every edge's partial */
             const bool unread = m->step + 1 < next_keep;
-            bool fast = T32 && !last;
-            if (fast != on32) {
-                twin_params(G, T32, fast, true);
-                on32 = fast;
-            }
-            if (fast) {
-                for (int k = 0; k < nd; k++) {
-                    float *dst = T32->nodes[dl[k].node].val32;
-                    const float *src = dl[k].src32;
-                    const int64_t sn = dl[k].sn;
-                    if (!t->shuffle) /* the batch is one run of samples */
-                        memcpy(dst, src + start * sn, (size_t)(cnt * sn) * sizeof *dst);
-                    else if (sn == 1)
-                        for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
-                    else
-                        for (int64_t q = 0; q < cnt; q++)
-                            memcpy(dst + q * sn, src + perm[start + q] * sn, (size_t)sn * sizeof *dst);
+            fill_batch(t, last ? pd : gd, last ? npd : ngd, perm, start, cnt, f32);
+            if (plan) bpv_scalar_forward(plan);
+            else bpv_graph_forward(g);
+            /* the tutorial zeroes .grad after each update, i.e. from the
+             * second backward on; before the first it is still None */
+            if (t->zero_grad && m->step > 0 && !plan)
+                g->params_zeroed = true; /* the backward pass zeroes as it writes */
+            else if (t->zero_grad && m->step > 0)
+                for (int k = 0; k < nps; k++) {
+                    bpv_param *p = &m->params[ps[k].ref];
+                    memset(p->grad, 0, (size_t)p->numel * (f32 ? sizeof(float) : sizeof(double)));
                 }
-                bpv_graph32_forward(T32);
-                T32->params_zeroed = t->zero_grad && m->step > 0;
-                T32->edges_unread = unread && !inspect;
-                bpv_graph32_backward(T32);
-            } else {
-                for (int k = 0; k < nd; k++) {
-                    double *dst = dl[k].dst;
-                    const double *src = dl[k].src;
-                    int64_t sn = dl[k].sn;
-                    if (sn == 1) /* scalar samples: no memcpy call per number */
-                        for (int64_t q = 0; q < cnt; q++) dst[q] = src[perm[start + q]];
-                    else if (!t->shuffle) /* the batch is one run of samples */
-                        memcpy(dst, src + start * sn, (size_t)(cnt * sn) * sizeof *dst);
-                    else
-                        for (int64_t q = 0; q < cnt; q++)
-                            memcpy(dst + q * sn, src + perm[start + q] * sn,
-                                   (size_t)sn * sizeof *dst);
-                }
-                if (tape) bpv_scalar_forward(tape);
-                else bpv_graph_forward(g);
-                /* the tutorial zeroes .grad after each update, i.e. from the
-                 * second backward on; before the first it is still None */
-                if (t->zero_grad && m->step > 0 && !tape)
-                    g->params_zeroed = true; /* the backward pass zeroes as it writes */
-                else if (t->zero_grad && m->step > 0)
-                    for (int k = 0; k < nps; k++) {
-                        bpv_param *p = &m->params[ps[k].ref];
-                        if (p->numel == 1) p->grad[0] = 0.0;
-                        else memset(p->grad, 0, (size_t)p->numel * sizeof *p->grad);
-                    }
-                g->edges_unread = unread && !inspect;
-                if (tape) bpv_scalar_backward(tape);
-                else bpv_graph_backward(g);
-            }
+            g->edges_unread = unread && !inspect;
+            if (plan) bpv_scalar_backward(plan);
+            else bpv_graph_backward(g);
             m->step++;
             if (o->on_progress) /* a figure's run ends at its last kept step */
                 o->on_progress(m->step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
                                o->progress_user);
-            loss = fast ? T32->nodes[T32->objective].val32[0] : g->nodes[g->objective].val[0];
-            if (fast && inspect && !m->nf_step && !bpv_graph32_finite(T32)) {
-                /* the first step that is not finite: inspected on G, whose
-                 * numbers the twin's are */
-                twin_promote(G, T32);
-                fast = on32 = false;
-            }
+            loss = bpv_node_value(g, &g->nodes[g->objective], 0);
             bpv_snapshot *snap = NULL;
-            bool keepit = false;
             if (m->step >= next_keep) { /* steps count up by one: this is next_keep */
-                keepit = true;
                 next_keep = bpv_step_set_next(o->keep, m->step + 1, total);
-            }
-            if (keepit && fast) {
-                twin_params(G, T32, false, true); /* the params, as the snapshot shows them */
-                snap = bpv_snapshot_take32(m, G, T32, m->step, m->epoch,
-                                           t->nsamples ? perm + start : NULL, t->nsamples ? cnt : 0);
-            } else if (keepit) {
-                snap = bpv_snapshot_take(m, g, m->step, m->epoch, t->nsamples ? perm + start : NULL,
-                                         t->nsamples ? cnt : 0);
-            }
-            if (keepit && !snap) {
-                rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
-                                                      "out of memory taking a snapshot"));
-                break;
+                snap = bpv_snapshot_take(m, g, m->step, m->epoch,
+                                         t->nsamples ? perm + start : NULL, t->nsamples ? cnt : 0);
+                if (!snap) {
+                    rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                                          "out of memory taking a snapshot"));
+                    break;
+                }
             }
             bool nf_stop = false;
             if (snap && o->gradcheck && !bpv_gradcheck(m, g, snap)) {
@@ -1292,19 +1261,15 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
                 break;
             }
-            if (inspect && !fast) /* a twin's step got here finite */
+            if (inspect)
                 rc = inspect_step(m, g, t, o, &snap, perm + start, t->nsamples ? cnt : 0, ps, nps,
                                   &nf_stop, err);
             if (rc != BPV_OK) {
                 bpv_snapshot_free(snap);
                 break;
             }
-            for (int k = 0; k < nps; k++) {
-                if (fast) update32(t, &m->params[ps[k].ref], &T32->nodes[ps[k].node]);
-                else update(m->dtype, t, &m->params[ps[k].ref]);
-            }
+            for (int k = 0; k < nps; k++) update(m, t, &m->params[ps[k].ref]);
             if (snap) {
-                if (fast) twin_params(G, T32, false, false); /* the params after the update */
                 bpv_snapshot_set_after(snap, m);
                 if (m->nsnaps == m->capsnaps) {
                     size_t nc = m->capsnaps ? m->capsnaps * 2 : 16;
@@ -1324,15 +1289,10 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             if (nf_stop) *stop = true;
             if (*stop) break;
         }
-        if (on32 && o->out) { /* the epoch line prints the params */
-            twin_params(G, T32, false, true);
-            on32 = false;
-        }
         if (*stop || rc != BPV_OK) break;
         rc = epoch_line(m, t, loss, o, b, err);
         m->epoch++;
     }
-    if (on32) twin_params(G, T32, false, true);
     free(gd), free(pd), free(ps), free(perm);
     return rc;
 }

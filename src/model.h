@@ -21,7 +21,7 @@ typedef struct bpv_data {
     int64_t nsamples;
     bpv_shape sample;  /* shape of one sample */
     double *values;    /* nsamples * numel(sample), rounded to the dtype */
-    float *values32;   /* the same as float32 for float32 twins (model.c), or NULL */
+    float *values32;   /* the same as float32 when the model stores float32, or NULL */
 } bpv_data;
 
 typedef struct bpv_param {
@@ -37,7 +37,9 @@ typedef struct bpv_param {
     bool has_lr;
     double lr;         /* per-parameter lr override */
     /* optimizer state */
-    double *m, *v;     /* adam moments, or m = sgd momentum buffer */
+    /* adam moments, or m = sgd momentum buffer, in the model's storage */
+    union { double *m; float *m32; };
+    union { double *v; float *v32; };
     bool has_momentum; /* torch creates the momentum buffer on first step */
     long adam_t;
 } bpv_param;

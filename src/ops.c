@@ -8,7 +8,7 @@
 
 #include "graph.h"
 
-/* ---- kernels (engine.c: double storage, engine32.c: float32 storage) ---- */
+/* ---- kernels (engine_impl.h: over double and over float32 storage) ------- */
 #define KERNELS(fam)                                                              \
     void bpv_k64_##fam##_fwd(struct bpv_graph *, struct bpv_node *);              \
     void bpv_k64_##fam##_bwd(struct bpv_graph *, struct bpv_node *);             \

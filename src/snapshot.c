@@ -442,11 +442,6 @@ bpv_snapshot *bpv_snapshot_take(bpv_model *m, const bpv_graph *g, long step, lon
     return take(m, g, step, epoch, samples, nsamples);
 }
 
-bpv_snapshot *bpv_snapshot_take32(bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
-                                  long step, long epoch, const int64_t *samples, int64_t nsamples) {
-    (void)g;
-    return take(m, tw, step, epoch, samples, nsamples);
-}
 
 void bpv_snapshot_locals(const bpv_snapshot *cs) {
     if (!cs->locals_pending) return;

@@ -112,11 +112,6 @@ struct bpv_model;
  * update has run. */
 bpv_snapshot *bpv_snapshot_take(struct bpv_model *m, const bpv_graph *g, long step, long epoch,
                                 const int64_t *samples, int64_t nsamples);
-/* The same for a step g's float32 twin tw ran (bpv_graph_twin32): the
- * numbers of g's own block come from the twin's, widened; params and
- * constants from g, whose params the caller has brought up to date. */
-bpv_snapshot *bpv_snapshot_take32(struct bpv_model *m, const bpv_graph *g, const bpv_graph *tw,
-                                  long step, long epoch, const int64_t *samples, int64_t nsamples);
 void bpv_snapshot_set_after(bpv_snapshot *s, const struct bpv_model *m);
 /* Fills edges[].local. A take records values, grads and chained partials;
  * the local partials are functions of the recorded values, so they are

@@ -409,7 +409,7 @@ static void test_matmul_order(void **state) {
                 int64_t xr = form & 1 ? 1 : K, xc = form & 1 ? M : 1;
                 int64_t yr = form & 2 ? 1 : N, yc = form & 2 ? K : 1;
                 bpv_matmul(dt, M, N, K, x, xr, xc, y, yr, yc, c, work);
-                if (dt == BPV_F32) { /* the float32 twins' form must give the same bits */
+                if (dt == BPV_F32) { /* over float32 storage: the same bits */
                     float *xf = falloc(M * K), *yf = falloc(K * N), *cf = falloc(M * N);
                     for (int64_t i = 0; i < M * K; i++) xf[i] = (float)x[i];
                     for (int64_t i = 0; i < K * N; i++) yf[i] = (float)y[i];

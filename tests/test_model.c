@@ -45,6 +45,13 @@ static const char *last_line(const char *s) {
     return s + n;
 }
 
+/* Element i of a param's value or grad, whatever the model stores. */
+static double pnum(const bpv_model *m, int q, bool grad, int64_t i) {
+    const bpv_param *p = &m->params[q];
+    if (m->f32store) return grad ? p->grad32[i] : p->val32[i];
+    return grad ? p->grad[i] : p->val[i];
+}
+
 static void test_acceptance_quadratic(void **state) {
     (void)state;
     bpv_error *err = NULL;
@@ -105,7 +112,7 @@ static void test_optimizers(void **state) {
     for (int i = 0; i < 2; i++) w = w - (float)(0.1f * 0.3f);
     bpv_model *m = load(OPT_MODEL "train epochs=2 lr=0.1\n");
     char *out = run(m, NULL, 0);
-    assert_true(m->params[0].val[0] == (double)w);
+    assert_true(pnum(m, 0, false, 0) == (double)w);
     free(out);
     bpv_model_free(m);
 }
@@ -188,7 +195,7 @@ static void test_zero_grad_false(void **state) {
     w = w - 0.1f * 1.0f;
     w = w - 0.1f * 3.0f;
     w = w - 0.1f * 7.0f;
-    assert_true(m->params[0].val[0] == (double)w);
+    assert_true(pnum(m, 0, false, 0) == (double)w);
     free(out);
     bpv_model_free(m);
 }
@@ -421,11 +428,12 @@ static void test_snapshot_recycled(void **state) {
     }
 }
 
-/* Models for the float32 twin (engine32.c), which trains f32 tensor models
- * on the steps nothing records: every op, the broadcast reductions torch
- * orders and those it does not, the last partial batch (a graph of its
- * own), per-param learning rates, zero_grad=false and two trains. */
-static const char *const twin_models[] = {
+/* Models for the two storages of f32 models (float32, and doubles holding
+ * float32 values under BPV_STORE_F64=1): every op, the broadcast reductions
+ * torch orders and those it does not, the last partial batch (a graph of
+ * its own), per-param learning rates, zero_grad=false, two trains, and the
+ * three optimizers. */
+static const char *const storage_models[] = {
     "data x = [[1, 2, 3], [0.5, -1, 2], [2, 0.25, -3], [-1, 1, 1]]\n"
     "data y = [1, 0, 2, -1]\n"
     "param W1 = uniform([3, 4], -0.5, 0.5, seed=1)\nparam b1 = zeros([4])\n"
@@ -455,6 +463,12 @@ static const char *const twin_models[] = {
     "h = exp(-z) + sqrt(z + 1) + log(z + 2) + 1 / (z + 1)\n"
     "loss = sum(sq(h) ^ 1.5) / 10 + sum(h ^ w) + sum(softmax(h) * x) - mean(h / w)\n"
     "train epochs=3 lr=0.01 batch=2\n",
+    "data x = [[1, 2, 3], [0.5, -1, 2], [2, 0.25, -3], [-1, 1, 1]]\n"
+    "data y = [1, 0, 2, -1]\n"
+    "param W = uniform([3, 2], -0.5, 0.5, seed=11)\nparam v = uniform([2], -1, 1, seed=12)\n"
+    "loss = mse(max(x @ W, 0.1 * (x @ W)) @ v, y)\n"
+    "train epochs=3 lr=0.1 batch=2 momentum=0.9\n"
+    "train epochs=3 lr=0.01 batch=3 optimizer=adam\n",
 };
 
 static void same_numbers(const double *a, const double *b, int64_t n) {
@@ -478,20 +492,23 @@ static void same_snapshot(const bpv_snapshot *a, const bpv_snapshot *b) {
         same_numbers(a->params[q].after, b->params[q].after, a->params[q].numel);
 }
 
-/* Steps run on the float32 twin, and those nobody records skip work (a
- * param's sole matmul edge goes straight into its .grad): step 5 recorded
- * alone, or with every step, from the twin, must hold exactly the numbers
- * of step 5 on the double graph (BPV_NO_FAST=1). */
+/* Steps nobody records skip work (a param's sole matmul edge goes straight
+ * into its .grad): step 5 recorded alone, or with every step, over float32
+ * storage, must hold exactly the numbers of step 5 over double storage
+ * (BPV_STORE_F64=1). */
 static void test_unrecorded_steps(void **state) {
     (void)state;
-    for (size_t k = 0; k < sizeof twin_models / sizeof *twin_models; k++) {
-        bpv_model *all = load(twin_models[k]), *one = load(twin_models[k]);
-        bpv_model *dbl = load(twin_models[k]);
+    for (size_t k = 0; k < sizeof storage_models / sizeof *storage_models; k++) {
+        bpv_model *all = load(storage_models[k]), *one = load(storage_models[k]);
+        bpv_model *dbl = load(storage_models[k]);
         free(run(all, "all", 0));
         free(run(one, "5", 0));
-        setenv("BPV_NO_FAST", "1", 1);
+        unsetenv("BPV_STORE_F64");
+        bpv_model_free(dbl);
+        setenv("BPV_STORE_F64", "1", 1);
+        dbl = load(storage_models[k]);
         free(run(dbl, "all", 0));
-        unsetenv("BPV_NO_FAST");
+        unsetenv("BPV_STORE_F64");
         assert_true(all->nsnaps >= 5);
         assert_int_equal(one->nsnaps, 1);
         assert_int_equal(dbl->nsnaps, all->nsnaps);
@@ -504,23 +521,27 @@ static void test_unrecorded_steps(void **state) {
     }
 }
 
-/* A run that records nothing trains on the float32 twin; BPV_NO_FAST=1
- * keeps it on the double graph. Both print the same and leave the same
- * params and grads behind. */
-static void test_twin_matches_double(void **state) {
+/* An f32 model trains over float32 storage; BPV_STORE_F64=1 keeps doubles.
+ * Both print the same and leave the same params and grads behind. */
+static void test_storages_match(void **state) {
     (void)state;
-    for (size_t k = 0; k < sizeof twin_models / sizeof *twin_models; k++) {
-        bpv_model *fast = load(twin_models[k]), *slow = load(twin_models[k]);
+    for (size_t k = 0; k < sizeof storage_models / sizeof *storage_models; k++) {
+        bpv_model *fast = load(storage_models[k]);
+        setenv("BPV_STORE_F64", "1", 1);
+        bpv_model *slow = load(storage_models[k]);
+        unsetenv("BPV_STORE_F64");
+        assert_true(fast->f32store);
+        assert_false(slow->f32store);
         char *a = run(fast, NULL, 0);
-        setenv("BPV_NO_FAST", "1", 1);
         char *b = run(slow, NULL, 0);
-        unsetenv("BPV_NO_FAST");
         assert_string_equal(a, b);
         assert_int_equal(fast->nparams, slow->nparams);
-        for (int q = 0; q < fast->nparams; q++) {
-            same_numbers(fast->params[q].val, slow->params[q].val, fast->params[q].numel);
-            same_numbers(fast->params[q].grad, slow->params[q].grad, fast->params[q].numel);
-        }
+        for (int q = 0; q < fast->nparams; q++)
+            for (int64_t i = 0; i < fast->params[q].numel; i++) {
+                assert_true(pnum(fast, q, false, i) == pnum(slow, q, false, i));
+                assert_true(pnum(fast, q, true, i) == pnum(slow, q, true, i) ||
+                            (isnan(pnum(fast, q, true, i)) && isnan(pnum(slow, q, true, i))));
+            }
         free(a), free(b);
         bpv_model_free(fast);
         bpv_model_free(slow);
@@ -542,7 +563,7 @@ int main(void) {
         cmocka_unit_test(test_snapshot_recycled),
         cmocka_unit_test(test_snapshot_nonfinite_tensor),
         cmocka_unit_test(test_unrecorded_steps),
-        cmocka_unit_test(test_twin_matches_double),
+        cmocka_unit_test(test_storages_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
