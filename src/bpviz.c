@@ -14,16 +14,10 @@
 #include "export.h"
 #include "model.h"
 
-#ifndef BPV_VERSION_STRING
-#define BPV_VERSION_STRING "0.0.0"
-#endif
-
 /* A model file larger than this (default 16 MiB, BPV_MAX_SOURCE_MB) is
  * refused before it is read: models are small programs, and a huge file is
  * a mistake (a data file passed by accident) rather than a model. */
 #define BPV_MAX_SOURCE_BYTES (bpv_limits_get()->source_bytes)
-
-const char *bpv_version(void) { return BPV_VERSION_STRING; }
 
 /* ---- loading --------------------------------------------------------------- */
 
