@@ -17,44 +17,6 @@
 #include "check.h"
 #include "figure.h"
 
-/* ---- finiteness -------------------------------------------------------------- */
-
-/* Whether every float is finite: an exponent of all ones is ±inf or NaN.
- * No early exit, so the loop vectorizes. */
-static bool finite32(const float *v, int64_t n) {
-    uint32_t bad = 0;
-    if (v)
-        for (int64_t i = 0; i < n; i++) {
-            uint32_t b;
-            memcpy(&b, &v[i], sizeof b);
-            bad |= (b & 0x7f800000u) == 0x7f800000u;
-        }
-    return !bad;
-}
-
-bool bpv_graph32_finite(const bpv_graph *g) {
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        if (!finite32(n->val32, n->numel) || !finite32(n->grad32, n->numel)) return false;
-    }
-    return true;
-}
-
-static int64_t first_bad(const double *v, int64_t n) {
-    if (v)
-        for (int64_t i = 0; i < n; i++)
-            if (!isfinite(v[i])) return i;
-    return -1;
-}
-
-bool bpv_graph_finite(const bpv_graph *g) {
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        if (first_bad(n->val, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0) return false;
-    }
-    return true;
-}
-
 static bool elementwise(bpv_op op) {
     switch (op) {
     case BPV_OP_ADD: case BPV_OP_SUB: case BPV_OP_MUL: case BPV_OP_DIV: case BPV_OP_POW:
@@ -138,7 +100,8 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     bool any = false;
     for (int i = 0; i < s->nnodes; i++) {
         bpv_snap_node *n = &s->nodes[i];
-        n->nonfinite = first_bad(n->value, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0;
+        n->nonfinite = bpv_first_nonfinite(n->value, n->numel) >= 0 ||
+                       bpv_first_nonfinite(n->grad, n->numel) >= 0;
         any = any || n->nonfinite;
     }
     if (!any) return false;
@@ -148,7 +111,7 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
      * has finite inputs */
     for (int i = 0; i < s->nnodes; i++) {
         const bpv_snap_node *n = &s->nodes[i];
-        int64_t j = first_bad(n->value, n->numel);
+        int64_t j = bpv_first_nonfinite(n->value, n->numel);
         if (j < 0) continue;
         s->nf_pass = 1;
         s->nf_node = i;
@@ -167,8 +130,8 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     for (int e = s->nedges - 1; e >= 0; e--) {
         const bpv_snap_edge *ed = &s->edges[e];
         const bpv_snap_node *to = &s->nodes[ed->to], *from = &s->nodes[ed->from];
-        int64_t j = first_bad(ed->chained, from->numel);
-        if (j < 0 || first_bad(to->grad, to->numel) >= 0) continue;
+        int64_t j = bpv_first_nonfinite(ed->chained, from->numel);
+        if (j < 0 || bpv_first_nonfinite(to->grad, to->numel) >= 0) continue;
         s->nf_pass = 2;
         s->nf_edge = e;
         s->nf_node = ed->to;
@@ -193,7 +156,7 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     /* a parameter whose finite contributions add up past the float range */
     for (int i = 0; i < s->nnodes; i++) {
         const bpv_snap_node *n = &s->nodes[i];
-        int64_t j = first_bad(n->grad, n->numel);
+        int64_t j = bpv_first_nonfinite(n->grad, n->numel);
         if (j < 0) continue;
         s->nf_pass = 2;
         s->nf_node = i;

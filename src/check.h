@@ -20,11 +20,6 @@
  * Returns true when some node was marked. */
 bool bpv_snapshot_nonfinite(bpv_snapshot *s);
 
-/* True when every value, gradient and edge partial of the graph is finite. */
-bool bpv_graph_finite(const bpv_graph *g);
-/* The same for a float32 twin (bpv_graph_twin32). */
-bool bpv_graph32_finite(const bpv_graph *g);
-
 /* Runs the gradient check for graph g at its current step (after backward,
  * before the update) and stores the marks in s, the snapshot of that step.
  * Returns false when out of memory. */
