@@ -10,7 +10,7 @@
 #include "graph.h"
 
 /* The gradient check of one edge's local partial or one parameter's
- * gradient (check.c): the element with the largest relative error. */
+ * gradient (inspect.c): the element with the largest relative error. */
 typedef enum bpv_check_state {
     BPV_CHECK_NONE,  /* not checked */
     BPV_CHECK_OK,
@@ -85,7 +85,7 @@ struct bpv_snapshot {
     int nedges;
     bpv_snap_param *params;
     int nparams;
-    /* additive (check.c): where the first NaN or ±inf of this step comes
+    /* additive (inspect.c): where the first NaN or ±inf of this step comes
      * from. nf_pass 0: everything is finite; 1: forward, nf_node is the
      * first node whose inputs are finite and whose value is not; 2:
      * backward, nf_edge the first edge (in reverse order) whose op's
@@ -96,7 +96,8 @@ struct bpv_snapshot {
     bool gradchecked;     /* the gradient check ran on this snapshot */
     /* recycling (snapshot.c): the per-graph cache whose records this block
      * holds, its room for samples, and whether only numbers differ from the
-     * cache's template (nothing marked non-finite) */
+     * cache's template (nothing marked non-finite: a take sets it when every
+     * value and grad is finite, bpv_inspect_nonfinite when it marks none) */
     const struct bpv_snap_cache *cache;
     int64_t cap_samples;
     bool pristine;

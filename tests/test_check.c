@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "inspect.h"
 #include "export.h"
 #include <unistd.h>
 
