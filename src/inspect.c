@@ -332,16 +332,16 @@ static cmp compare(double a, double fp, double fm, double f0, double h, double s
     return r;
 }
 
-static void mark_update(bpv_check_mark *mk, cmp r, int64_t elem, double analytic, double num,
+static void mark_update(bpv_gradcheck_mark *mk, cmp r, int64_t elem, double analytic, double num,
                         bool *any_ok) {
     if (r.skip) return;
     *any_ok = true;
-    if (mk->state == BPV_CHECK_NONE || r.rel > mk->relerr) {
+    if (mk->state == BPV_GRADCHECK_NONE || r.rel > mk->relerr) {
         mk->relerr = r.rel;
         mk->elem = elem;
         mk->analytic = analytic;
         mk->numeric = num;
-        mk->state = BPV_CHECK_OK;
+        mk->state = BPV_GRADCHECK_OK;
     }
 }
 
@@ -360,8 +360,8 @@ static void gradcheck_edge(ck *c, int i, int k, bpv_snap_edge *se) {
     bpv_node *n = &c->nodes[i];
     const bpv_node *gin = &g->nodes[n->in[k]];
     const int64_t N = n->numel;
-    bpv_check_mark *mk = &se->check;
-    *mk = (bpv_check_mark){.state = BPV_CHECK_NONE};
+    bpv_gradcheck_mark *mk = &se->gradcheck;
+    *mk = (bpv_gradcheck_mark){.state = BPV_GRADCHECK_NONE};
     int spare = g->nnodes, saved = n->in[k];
     c->nodes[spare] = c->nodes[saved];
     c->nodes[spare].val = c->spare;
@@ -413,8 +413,8 @@ static void gradcheck_edge(ck *c, int i, int k, bpv_snap_edge *se) {
     }
     n->in[k] = saved;
     memcpy(n->val, g->nodes[i].val, (size_t)N * sizeof(double));
-    if (!any_ok) mk->state = BPV_CHECK_SKIP;
-    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_CHECK_BAD;
+    if (!any_ok) mk->state = BPV_GRADCHECK_SKIP;
+    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_GRADCHECK_BAD;
 }
 
 /* Resets the leaves to the step's values and runs forward in double. */
@@ -425,8 +425,8 @@ static double full_forward(ck *c) {
 
 static void gradcheck_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const double *a64,
                             double L0) {
-    bpv_check_mark *mk = &sp->check;
-    *mk = (bpv_check_mark){.state = BPV_CHECK_NONE};
+    bpv_gradcheck_mark *mk = &sp->gradcheck;
+    *mk = (bpv_gradcheck_mark){.state = BPV_GRADCHECK_NONE};
     sp->accumulating = false;
     int node = sp->node;
     const bpv_snap_node *sn = &s->nodes[node];
@@ -464,15 +464,15 @@ static void gradcheck_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const do
         mark_update(mk, r, j, sn->grad[j], num, &any_ok);
     }
     if (sp->accumulating && mk->relerr != INFINITY) { /* not among the checked elements */
-        mk->state = BPV_CHECK_BAD;
+        mk->state = BPV_GRADCHECK_BAD;
         mk->elem = worst;
         mk->analytic = sn->grad[worst];
         mk->numeric = NAN;
         mk->relerr = INFINITY;
         return;
     }
-    if (!any_ok) mk->state = BPV_CHECK_SKIP;
-    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_CHECK_BAD;
+    if (!any_ok) mk->state = BPV_GRADCHECK_SKIP;
+    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_GRADCHECK_BAD;
 }
 
 bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
@@ -495,7 +495,7 @@ bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
     for (int i = 0; i < g->nnodes; i++)
         for (int k = 0; k < g->nodes[i].nin; k++, e++) {
             bpv_snap_edge *se = &s->edges[e];
-            se->check = (bpv_check_mark){.state = BPV_CHECK_NONE};
+            se->gradcheck = (bpv_gradcheck_mark){.state = BPV_GRADCHECK_NONE};
             if (se->chained) gradcheck_edge(&c, i, k, se);
         }
     /* parameter gradients: forward and backward in double, then one
@@ -542,7 +542,7 @@ void bpv_inspect_loc(const bpv_model *m, size_t off, bpv_buf *b) {
     bpv_buf_printf(b, "%s:%d:%d: ", m->src.name, line, col);
 }
 
-static void put_mark(bpv_buf *b, const bpv_check_mark *mk, int64_t numel) {
+static void put_mark(bpv_buf *b, const bpv_gradcheck_mark *mk, int64_t numel) {
     bpv_buf_puts(b, "analytic ");
     put_num(b, mk->analytic);
     bpv_buf_puts(b, " vs numeric ");
@@ -579,7 +579,7 @@ long bpv_gradcheck_mismatches(const bpv_model *m, bpv_buf *out) {
         bool edge_bad = false;
         for (int e = 0; e < s->nedges; e++) {
             const bpv_snap_edge *ed = &s->edges[e];
-            if (ed->check.state != BPV_CHECK_BAD) continue;
+            if (ed->gradcheck.state != BPV_GRADCHECK_BAD) continue;
             edge_bad = true;
             const bpv_snap_node *to = &s->nodes[ed->to];
             finding *f = find_or_add(&fs, &nfs, 0, to->src_off, s->nodes[ed->from].src_off,
@@ -594,7 +594,7 @@ long bpv_gradcheck_mismatches(const bpv_model *m, bpv_buf *out) {
                 bpv_buf_puts(&t, " with respect to ");
                 bpv_inspect_node_text(m, s, ed->from, &t);
                 bpv_buf_printf(&t, " is wrong at step %ld: ", s->step);
-                put_mark(&t, &ed->check, to->numel);
+                put_mark(&t, &ed->gradcheck, to->numel);
                 if (to->fn) bpv_buf_printf(&t, " (the `grad` of fn %s)", to->fn);
                 f->text = strdup(t.data);
             }
@@ -603,7 +603,8 @@ long bpv_gradcheck_mismatches(const bpv_model *m, bpv_buf *out) {
             const bpv_snap_param *sp = &s->params[p];
             /* a wrong partial upstream makes the params' gradients wrong too:
              * report the cause */
-            if (sp->check.state != BPV_CHECK_BAD || (edge_bad && !sp->accumulating)) continue;
+            if (sp->gradcheck.state != BPV_GRADCHECK_BAD || (edge_bad && !sp->accumulating))
+                continue;
             const bpv_param *mp = &m->params[sp->ref];
             finding *f = find_or_add(&fs, &nfs, 1, mp->stmt->name_off, 0, 0);
             if (!f) continue;
@@ -614,7 +615,7 @@ long bpv_gradcheck_mismatches(const bpv_model *m, bpv_buf *out) {
                 bpv_buf_printf(&t, "gradient check: the gradient of param '%s' is wrong at "
                                    "step %ld: ",
                                sp->name, s->step);
-                put_mark(&t, &sp->check, sp->numel);
+                put_mark(&t, &sp->gradcheck, sp->numel);
                 if (sp->accumulating)
                     bpv_buf_puts(&t, "; it still holds earlier steps' gradients: the train "
                                      "has zero_grad=false");
