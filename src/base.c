@@ -1,10 +1,19 @@
-/* Foundations: arena, string buffer, located errors, UTF-8, suggestions and
- * Python-repr number formatting. */
+/* Foundations: the version, arena, string buffer, located errors, UTF-8,
+ * suggestions and Python-repr number formatting. */
 #include "base.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* CMake defines it for the library's objects (the project's VERSION); the
+ * version lives at the bottom so every module, the player's page included,
+ * can print it without calling up into the API glue. */
+#ifndef BPV_VERSION_STRING
+#define BPV_VERSION_STRING "0.0.0"
+#endif
+
+const char *bpv_version(void) { return BPV_VERSION_STRING; }
 
 /* ---- arena --------------------------------------------------------------- */
 

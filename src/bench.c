@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "model.h"
+#include "snapshot.h"
 
 typedef struct bench_state {
     bpv_model *m;

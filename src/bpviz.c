@@ -10,20 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "export.h"
-#include "model.h"
-
-#ifndef BPV_VERSION_STRING
-#define BPV_VERSION_STRING "0.0.0"
-#endif
+#include "inspect.h"
 
 /* A model file larger than this (default 16 MiB, BPV_MAX_SOURCE_MB) is
  * refused before it is read: models are small programs, and a huge file is
  * a mistake (a data file passed by accident) rather than a model. */
 #define BPV_MAX_SOURCE_BYTES (bpv_limits_get()->source_bytes)
-
-const char *bpv_version(void) { return BPV_VERSION_STRING; }
 
 /* ---- loading --------------------------------------------------------------- */
 
@@ -438,7 +431,7 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
         }
     }
     const char *spec = o->steps ? o->steps : "1";
-    /* first-nonfinite: the step is found while training (check.c) */
+    /* first-nonfinite: the step is found while training (inspect.c) */
     bool first_nf = strcmp(spec, "first-nonfinite") == 0;
     bpv_step_set *keep = first_nf ? NULL : bpv_step_set_parse(spec, err);
     if (!keep && !first_nf) return BPV_ERR_MODEL;
@@ -481,7 +474,7 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
     if (rc == BPV_OK && o->gradcheck && o->report) {
         bpv_buf rep;
         bpv_buf_init(&rep);
-        if (bpv_check_mismatches(m, &rep) > 0) fputs(rep.data, o->report);
+        if (bpv_gradcheck_mismatches(m, &rep) > 0) fputs(rep.data, o->report);
         bpv_buf_free(&rep);
     }
     if (rc == BPV_OK) rc = write_selection(m, output, fmt, spec, &o->figure, err);

@@ -50,4 +50,9 @@ void bpv_fig_steps_free(bpv_fig_steps *fs);
 int bpv_export_player(const bpv_snapshot *const *snaps, size_t n, const bpv_figure_options *opt,
                       bpv_buf *out, bpv_error **err);
 
+/* Frees the process's Graphviz context (graphviz.c creates it on first use
+ * and reuses it). Optional, at the end of the process; nothing Graphviz may
+ * run afterwards. */
+void bpv_graphviz_shutdown(void);
+
 #endif

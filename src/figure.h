@@ -30,9 +30,4 @@ void bpv_fig_html(bpv_buf *b, const char *s);
 /* Appends the superscript form of an integer ("⁻¹²"). */
 void bpv_fig_superscript(bpv_buf *b, long long v);
 
-/* Frees the process's Graphviz context (graphviz.c creates it on first use
- * and reuses it). Optional, at the end of the process; nothing Graphviz may
- * run afterwards. */
-void bpv_graphviz_shutdown(void);
-
 #endif

@@ -162,6 +162,12 @@ void bpv_graph_backward(bpv_graph *g);
  * is a Jacobian (matmul, reductions over other elements, softmax...). */
 bool bpv_graph_local(const bpv_graph *g, int n, int k, double *out);
 
+/* Finiteness scans (finite.c). True when every value and gradient of the
+ * graph is finite, whatever its storage. */
+bool bpv_graph_finite(const bpv_graph *g);
+/* The index of the first NaN or ±inf among v[0..n), or -1 (also for v NULL). */
+int64_t bpv_first_nonfinite(const double *v, int64_t n);
+
 /* c[M x N] = X @ Y in dt (matmul.c), where X(i, t) = x[i*xr + t*xc] and
  * Y(t, j) = y[t*yr + j*yc]: strides give the transposed forms of the
  * backward pass without copying. Each element is summed in t order from

@@ -473,7 +473,7 @@ static void partial(const fig *f, bpv_buf *b, int of, int wrt) {
 
 /* "✗ analytic −4 vs numeric −2", with the element of a tensor. Plain
  * numbers, not varying texts: a mark belongs to one step. */
-static void check_text(const fig *f, bpv_buf *b, const bpv_check_mark *mk, int64_t numel) {
+static void gradcheck_text(const fig *f, bpv_buf *b, const bpv_gradcheck_mark *mk, int64_t numel) {
     bpv_buf_puts(b, "analytic ");
     bpv_fig_number(b, mk->analytic, f->o->precision);
     bpv_buf_puts(b, " vs numeric ");
@@ -503,7 +503,8 @@ static void set_attr(void *obj, const char *name, const char *value) {
 static bool bad_edge_into(const fig *f, int i) {
     if (!f->s->gradchecked) return false;
     for (int e = 0; e < f->s->nedges; e++)
-        if (f->s->edges[e].to == i && f->s->edges[e].check.state == BPV_CHECK_BAD) return true;
+        if (f->s->edges[e].to == i && f->s->edges[e].gradcheck.state == BPV_GRADCHECK_BAD)
+            return true;
     return false;
 }
 
@@ -564,17 +565,18 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
     bpv_buf_puts(&b, "</TABLE>");
     bool bad = false, edge_bad = false;
     for (int e = 0; f->s->gradchecked && n->kind == BPV_NODE_PARAM && e < f->s->nedges; e++)
-        edge_bad |= f->s->edges[e].check.state == BPV_CHECK_BAD;
+        edge_bad |= f->s->edges[e].gradcheck.state == BPV_GRADCHECK_BAD;
     for (int k = 0; k < f->s->nparams; k++) {
         const bpv_snap_param *q = &f->s->params[k];
         /* behind a wrong partial every param's gradient is wrong too: the
          * figure points at the cause */
-        if (q->node != i || q->check.state != BPV_CHECK_BAD || (edge_bad && !q->accumulating))
+        if (q->node != i || q->gradcheck.state != BPV_GRADCHECK_BAD ||
+            (edge_bad && !q->accumulating))
             continue;
         bad = true;
         p.len = 0;
         bpv_buf_puts(&p, "✗ ");
-        check_text(f, &p, &q->check, n->numel);
+        gradcheck_text(f, &p, &q->gradcheck, n->numel);
         extra_row(&b, mismatch_text, p.data, 12);
         if (q->accumulating)
             extra_row(&b, mismatch_text, "still adding earlier steps (zero_grad=false)", 11);
@@ -861,11 +863,11 @@ static void mark_edge(const fig *f, Agedge_t *ed, int k, bpv_buf *label) {
     (void)ed;
     bpv_buf t;
     bpv_buf_init(&t);
-    if (e->check.state == BPV_CHECK_BAD) {
+    if (e->gradcheck.state == BPV_GRADCHECK_BAD) {
         bpv_buf_puts(&t, "✗ ");
         partial(f, &t, e->to, e->from);
         bpv_buf_puts(&t, ": ");
-        check_text(f, &t, &e->check, f->s->nodes[e->to].numel);
+        gradcheck_text(f, &t, &e->gradcheck, f->s->nodes[e->to].numel);
         extra_row(label, mismatch_text, t.data, 12);
     }
     if (f->s->nf_pass == 2 && f->s->nf_edge == k) {
@@ -879,7 +881,7 @@ static void mark_edge(const fig *f, Agedge_t *ed, int k, bpv_buf *label) {
 /* Line style of a marked edge, after style_edge. */
 static void restyle_edge(fig *f, Agedge_t *ed, int k) {
     const bpv_snap_edge *e = &f->s->edges[k];
-    if (e->check.state == BPV_CHECK_BAD) {
+    if (e->gradcheck.state == BPV_GRADCHECK_BAD) {
         agxset(ed, f->e_color, S(mismatch_line));
         agxset(ed, f->e_fontcolor, S(mismatch_text));
         set_attr(ed, "penwidth", "3");

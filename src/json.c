@@ -98,11 +98,11 @@ static void json_key(bpv_buf *b, const char *indent, const char *key) {
 
 /* Additive keys (docs/json-trace.md), written only when they say
  * something so that traces without them are unchanged. */
-static void json_check(bpv_buf *b, const bpv_check_mark *k) {
+static void json_gradcheck(bpv_buf *b, const bpv_gradcheck_mark *k) {
     static const char *const states[] = {"none", "ok", "skip", "mismatch"};
-    if (k->state == BPV_CHECK_NONE) return;
+    if (k->state == BPV_GRADCHECK_NONE) return;
     bpv_buf_printf(b, ", \"check\": {\"state\": \"%s\"", states[k->state]);
-    if (k->state != BPV_CHECK_SKIP) {
+    if (k->state != BPV_GRADCHECK_SKIP) {
         bpv_buf_printf(b, ", \"element\": %lld, \"analytic\": ", (long long)k->elem);
         json_number(b, k->analytic);
         bpv_buf_puts(b, ", \"numeric\": ");
@@ -186,7 +186,7 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         json_tensor(b, e->local, e->nlocal == 1 && bpv_shape_numel(to_shape) != 1 ? &one : to_shape);
         bpv_buf_puts(b, ", \"chained\": ");
         json_tensor(b, e->chained, &s->nodes[e->from].shape);
-        json_check(b, &e->check);
+        json_gradcheck(b, &e->gradcheck);
         bpv_buf_putc(b, '}');
     }
     bpv_buf_puts(b, "\n      ],\n      \"params\": [");
@@ -196,7 +196,7 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         bpv_json_string(b, p->name);
         bpv_buf_printf(b, ", \"node\": %d, \"after\": ", p->node);
         json_tensor(b, p->after, &p->shape);
-        json_check(b, &p->check);
+        json_gradcheck(b, &p->gradcheck);
         if (p->accumulating) bpv_buf_puts(b, ", \"accumulating\": true");
         bpv_buf_putc(b, '}');
     }

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "inspect.h"
 #include "op_elem.h"
 #include "model.h"
 #include "scalar.h"
@@ -1213,6 +1213,7 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
     bool keep = o->keep_first_nonfinite && !*snap;
     bpv_snapshot *s = *snap ? *snap : bpv_snapshot_take(m, g, m->step, m->epoch, samples, nsamples);
     if (!s) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    if (s != *snap) bpv_inspect_nonfinite(s);
     if (keep && o->gradcheck && !bpv_gradcheck(m, g, s)) {
         bpv_snapshot_free(s);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
@@ -1354,6 +1355,7 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                     break;
                 }
             }
+            bpv_inspect_nonfinite(snap);
             bool nf_stop = false;
             if (snap && o->gradcheck && !bpv_gradcheck(m, g, snap)) {
                 bpv_snapshot_free(snap);

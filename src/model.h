@@ -6,7 +6,6 @@
 
 #include "ast.h"
 #include "graph.h"
-#include "snapshot.h"
 
 /* Limits; a model beyond them gets a clear error, not an OOM. Defaults
  * (64 Mi elements per tensor, 4 GiB per model, 1e6 nodes per graph) that
@@ -115,7 +114,7 @@ struct bpv_model {
     long step;        /* steps taken so far */
     long epoch;       /* epochs completed so far (the next epoch's number) */
     long total_steps; /* known after loading */
-    /* inspection (check.c, additive): the first step with a NaN or
+    /* inspection (inspect.c, additive): the first step with a NaN or
      * infinity (0: none yet); per param, whether it was in a training graph
      * and whether some step gave it a nonzero gradient (gradcheck runs) */
     long nf_step;

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "model.h"
+#include "snapshot.h"
 
 #define ALIGN8(x) (((x) + 7) & ~(size_t)7)
 
@@ -206,7 +206,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     s->nnodes = g->nnodes;
     s->nedges = nedges;
     s->nparams = np;
-    s->nf_node = s->nf_edge = -1; /* bpv_snapshot_nonfinite's "all finite" */
+    s->nf_node = s->nf_edge = -1; /* bpv_inspect_nonfinite's "all finite" */
     s->cache = c;
     bpv_buf fb;
     bpv_buf_init(&fb);
@@ -431,9 +431,9 @@ static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, long step, long epoc
     }
     finite &= zero == 0.0;
     s->locals_pending = c->nlazy > 0;
-    /* the template says "all finite" (check.c looks no further when every
-     * value and grad is finite) */
-    s->pristine = finite || !bpv_snapshot_nonfinite(s);
+    /* the template says "all finite"; when something is not, the runner
+     * marks it (bpv_inspect_nonfinite, which sits above the snapshots) */
+    s->pristine = finite;
     return s;
 }
 

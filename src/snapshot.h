@@ -10,21 +10,21 @@
 #include "graph.h"
 
 /* The gradient check of one edge's local partial or one parameter's
- * gradient (check.c): the element with the largest relative error. */
-typedef enum bpv_check_state {
-    BPV_CHECK_NONE,  /* not checked */
-    BPV_CHECK_OK,
-    BPV_CHECK_SKIP,  /* not differentiable there (relu or abs at 0) or not finite */
-    BPV_CHECK_BAD    /* analytic and numeric disagree */
-} bpv_check_state;
+ * gradient (inspect.c): the element with the largest relative error. */
+typedef enum bpv_gradcheck_state {
+    BPV_GRADCHECK_NONE,  /* not checked */
+    BPV_GRADCHECK_OK,
+    BPV_GRADCHECK_SKIP,  /* not differentiable there (relu or abs at 0) or not finite */
+    BPV_GRADCHECK_BAD    /* analytic and numeric disagree */
+} bpv_gradcheck_state;
 
-typedef struct bpv_check_mark {
-    bpv_check_state state;
+typedef struct bpv_gradcheck_mark {
+    bpv_gradcheck_state state;
     int64_t elem;         /* flat index of the element reported */
     double analytic;      /* as the engine computed it (the snapshot's number) */
     double numeric;       /* central difference in double precision */
     double relerr;        /* the error the threshold is applied to */
-} bpv_check_mark;
+} bpv_gradcheck_mark;
 
 typedef struct bpv_snap_node {
     const char *name;     /* NULL for an unnamed intermediate */
@@ -57,7 +57,7 @@ typedef struct bpv_snap_edge {
     int64_t nlocal;
     double *chained;      /* d objective / d from along this edge (numel of
                              `from`), NULL when no gradient */
-    bpv_check_mark check; /* additive: gradient check of `local` */
+    bpv_gradcheck_mark gradcheck; /* additive: gradient check of `local` */
 } bpv_snap_edge;
 
 typedef struct bpv_snap_param {
@@ -67,7 +67,7 @@ typedef struct bpv_snap_param {
     int64_t numel;
     double *after;        /* value after this step's update */
     int ref;              /* index into the model's params (additive) */
-    bpv_check_mark check; /* additive: gradient check of the node's grad */
+    bpv_gradcheck_mark gradcheck; /* additive: gradient check of the node's grad */
     bool accumulating;    /* its grad still holds earlier steps' (zero_grad=false) */
 } bpv_snap_param;
 
@@ -86,7 +86,7 @@ struct bpv_snapshot {
     int nedges;
     bpv_snap_param *params;
     int nparams;
-    /* additive (check.c): where the first NaN or ±inf of this step comes
+    /* additive (inspect.c): where the first NaN or ±inf of this step comes
      * from. nf_pass 0: everything is finite; 1: forward, nf_node is the
      * first node whose inputs are finite and whose value is not; 2:
      * backward, nf_edge the first edge (in reverse order) whose op's
@@ -97,7 +97,8 @@ struct bpv_snapshot {
     bool gradchecked;     /* the gradient check ran on this snapshot */
     /* recycling (snapshot.c): the per-graph cache whose records this block
      * holds, its room for samples, and whether only numbers differ from the
-     * cache's template (nothing marked non-finite) */
+     * cache's template (nothing marked non-finite: a take sets it when every
+     * value and grad is finite, bpv_inspect_nonfinite when it marks none) */
     const struct bpv_snap_cache *cache;
     int64_t cap_samples;
     bool pristine;

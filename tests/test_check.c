@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "inspect.h"
 #include "export.h"
 #include <unistd.h>
 
@@ -123,9 +123,9 @@ static void test_custom_is_one_node(void **state) {
         assert_string_equal(sa->nodes[yh].fn, "mysig");
         /* a right partial passes the check */
         for (int e = 0; e < sa->nedges; e++)
-            assert_int_not_equal(sa->edges[e].check.state, BPV_CHECK_BAD);
+            assert_int_not_equal(sa->edges[e].gradcheck.state, BPV_GRADCHECK_BAD);
         for (int p = 0; p < sa->nparams; p++)
-            assert_int_equal(sa->params[p].check.state, BPV_CHECK_OK);
+            assert_int_equal(sa->params[p].gradcheck.state, BPV_GRADCHECK_OK);
     }
     bpv_model_free(ma);
     bpv_model_free(mb);
@@ -415,17 +415,17 @@ static void test_sound_samples_pass(void **state) {
             const bpv_snapshot *s = bpv_model_snapshot(m, i);
             assert_int_equal(s->nf_pass, 0);
             for (int k = 0; k < s->nedges; k++) {
-                if (s->edges[k].check.state == BPV_CHECK_BAD)
+                if (s->edges[k].gradcheck.state == BPV_GRADCHECK_BAD)
                     fail_msg("%s step %ld edge %d: relerr %g", de->d_name, s->step, k,
-                             s->edges[k].check.relerr);
+                             s->edges[k].gradcheck.relerr);
                 /* matmul edges are checked too, along the edge */
-                jacobian += !s->edges[k].local && s->edges[k].check.state == BPV_CHECK_OK;
+                jacobian += !s->edges[k].local && s->edges[k].gradcheck.state == BPV_GRADCHECK_OK;
             }
             for (int k = 0; k < s->nparams; k++) {
-                const bpv_check_mark *c = &s->params[k].check;
-                assert_int_not_equal(c->state, BPV_CHECK_BAD);
+                const bpv_gradcheck_mark *c = &s->params[k].gradcheck;
+                assert_int_not_equal(c->state, BPV_GRADCHECK_BAD);
                 /* far below the threshold, not just under it */
-                assert_true(c->state != BPV_CHECK_OK || c->relerr < BPV_GRADCHECK_TOL / 100);
+                assert_true(c->state != BPV_GRADCHECK_OK || c->relerr < BPV_GRADCHECK_TOL / 100);
             }
         }
         bpv_model_free(m);
@@ -454,15 +454,15 @@ static void test_kinks_are_skipped(void **state) {
     int skipped = 0;
     for (int k = 0; k < s->nedges; k++) {
         const bpv_snap_node *to = &s->nodes[s->edges[k].to];
-        assert_int_not_equal(s->edges[k].check.state, BPV_CHECK_BAD);
+        assert_int_not_equal(s->edges[k].gradcheck.state, BPV_GRADCHECK_BAD);
         if (to->op == BPV_OP_RELU || to->op == BPV_OP_ABS) {
-            assert_int_equal(s->edges[k].check.state, BPV_CHECK_SKIP);
+            assert_int_equal(s->edges[k].gradcheck.state, BPV_GRADCHECK_SKIP);
             skipped++;
         }
     }
     assert_int_equal(skipped, 2);
     for (int k = 0; k < s->nparams; k++)
-        assert_int_not_equal(s->params[k].check.state, BPV_CHECK_BAD);
+        assert_int_not_equal(s->params[k].gradcheck.state, BPV_GRADCHECK_BAD);
     bpv_model_free(m);
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "snapshot.h"
 
 static bpv_model *load(const char *text) {
     bpv_error *err = NULL;

@@ -1,9 +1,12 @@
-/* Inspecting a failing backward pass (check.c): the gradient check, where a
- * NaN or infinity comes from, and the `bpviz check` report. */
-#ifndef BPV_CHECK_H
-#define BPV_CHECK_H
+/* Inspecting a failing backward pass on the snapshots of its steps
+ * (inspect.c): the gradient check, where a NaN or infinity comes from, and
+ * the lines that report them. Above the snapshots, below the runner, which
+ * calls it on the steps it takes. */
+#ifndef BPV_INSPECT_H
+#define BPV_INSPECT_H
 
 #include "model.h"
+#include "snapshot.h"
 
 /* Relative error above which analytic and numeric derivatives disagree.
  * Both sides are computed in double precision from the step's float32
@@ -16,13 +19,11 @@
 #define BPV_GRADCHECK_MAX_ELEMS 64
 
 /* Marks the non-finite nodes of a snapshot and finds the origin of the
- * first NaN or infinity (nf_* fields). Called by bpv_snapshot_take.
- * Returns true when some node was marked. */
-bool bpv_snapshot_nonfinite(bpv_snapshot *s);
-
-/* True when every value and gradient of the graph is finite, whatever its
- * storage. */
-bool bpv_graph_finite(const bpv_graph *g);
+ * first NaN or infinity (nf_* fields). A take only copies: the runner calls
+ * this on every snapshot it takes, before anything reads it. A snapshot the
+ * take found all finite (s->pristine) keeps its template's marks; one with
+ * no node marked becomes pristine. NULL is allowed. */
+void bpv_inspect_nonfinite(bpv_snapshot *s);
 
 /* Runs the gradient check for graph g at its current step (after backward,
  * before the update) and stores the marks in s, the snapshot of that step.
@@ -32,7 +33,7 @@ bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s);
 /* Appends one line per distinct gradient-check mismatch found in the
  * model's kept snapshots ("file.bp:L:C: gradient check: the partial of ...
  * is wrong at step N: analytic A vs numeric B"); returns how many. */
-long bpv_check_mismatches(const bpv_model *m, bpv_buf *out);
+long bpv_gradcheck_mismatches(const bpv_model *m, bpv_buf *out);
 
 /* One line, newline-terminated: "file.bp:L:C: warning: step 3 (epoch 0):
  * ..." naming the node and op where the first NaN or infinity of s
@@ -42,6 +43,10 @@ void bpv_nonfinite_message(const bpv_model *m, const bpv_snapshot *s, bool is_er
 
 /* The text name of node i of s as the model writes it: its name, or its
  * expression as written. Appends to b. */
-void bpv_snap_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv_buf *b);
+void bpv_inspect_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv_buf *b);
+
+/* Appends "file.bp:L:C: " for byte offset `off` of the model's source: the
+ * start of every report line. */
+void bpv_inspect_loc(const bpv_model *m, size_t off, bpv_buf *b);
 
 #endif

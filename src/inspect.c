@@ -1,5 +1,7 @@
-/* Inspecting a failing backward pass: the gradient check, the origin of
- * the first NaN or infinity, and the `bpviz check` report.
+/* Inspecting a failing backward pass, on the snapshots of its steps: the
+ * gradient check, the origin of the first NaN or infinity, and the lines
+ * that report them (the `bpviz check` command, cmd_check.c, and `bpviz
+ * --gradcheck` print them).
  *
  * Gradient check. For the step of a snapshot, every edge's elementwise
  * local partial is compared with a central difference of its op's forward,
@@ -14,47 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "inspect.h"
 #include "figure.h"
-
-/* ---- finiteness -------------------------------------------------------------- */
-
-/* Whether every float is finite: an exponent of all ones is ±inf or NaN.
- * No early exit, so the loop vectorizes. */
-static bool finite32(const float *v, int64_t n) {
-    uint32_t bad = 0;
-    if (v)
-        for (int64_t i = 0; i < n; i++) {
-            uint32_t b;
-            memcpy(&b, &v[i], sizeof b);
-            bad |= (b & 0x7f800000u) == 0x7f800000u;
-        }
-    return !bad;
-}
-
-static bool graph32_finite(const bpv_graph *g) {
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        if (!finite32(n->val32, n->numel) || !finite32(n->grad32, n->numel)) return false;
-    }
-    return true;
-}
-
-static int64_t first_bad(const double *v, int64_t n) {
-    if (v)
-        for (int64_t i = 0; i < n; i++)
-            if (!isfinite(v[i])) return i;
-    return -1;
-}
-
-bool bpv_graph_finite(const bpv_graph *g) {
-    if (g->f32) return graph32_finite(g);
-    for (int i = 0; i < g->nnodes; i++) {
-        const bpv_node *n = &g->nodes[i];
-        if (first_bad(n->val, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0) return false;
-    }
-    return true;
-}
 
 static bool elementwise(bpv_op op) { return bpv_ops[op].flags & BPV_OPF_ELEMWISE; }
 
@@ -114,7 +77,7 @@ static void set_note(bpv_snapshot *s, bpv_buf *b) {
     bpv_buf_free(b);
 }
 
-bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
+static bool mark_nonfinite(bpv_snapshot *s) {
     bpv_snapshot_locals(s); /* the note quotes a local partial */
     s->nf_pass = 0;
     s->nf_node = s->nf_edge = -1;
@@ -122,7 +85,8 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     bool any = false;
     for (int i = 0; i < s->nnodes; i++) {
         bpv_snap_node *n = &s->nodes[i];
-        n->nonfinite = first_bad(n->value, n->numel) >= 0 || first_bad(n->grad, n->numel) >= 0;
+        n->nonfinite = bpv_first_nonfinite(n->value, n->numel) >= 0 ||
+                       bpv_first_nonfinite(n->grad, n->numel) >= 0;
         any = any || n->nonfinite;
     }
     if (!any) return false;
@@ -132,7 +96,7 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
      * has finite inputs */
     for (int i = 0; i < s->nnodes; i++) {
         const bpv_snap_node *n = &s->nodes[i];
-        int64_t j = first_bad(n->value, n->numel);
+        int64_t j = bpv_first_nonfinite(n->value, n->numel);
         if (j < 0) continue;
         s->nf_pass = 1;
         s->nf_node = i;
@@ -151,8 +115,8 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     for (int e = s->nedges - 1; e >= 0; e--) {
         const bpv_snap_edge *ed = &s->edges[e];
         const bpv_snap_node *to = &s->nodes[ed->to], *from = &s->nodes[ed->from];
-        int64_t j = first_bad(ed->chained, from->numel);
-        if (j < 0 || first_bad(to->grad, to->numel) >= 0) continue;
+        int64_t j = bpv_first_nonfinite(ed->chained, from->numel);
+        if (j < 0 || bpv_first_nonfinite(to->grad, to->numel) >= 0) continue;
         s->nf_pass = 2;
         s->nf_edge = e;
         s->nf_node = ed->to;
@@ -177,7 +141,7 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     /* a parameter whose finite contributions add up past the float range */
     for (int i = 0; i < s->nnodes; i++) {
         const bpv_snap_node *n = &s->nodes[i];
-        int64_t j = first_bad(n->grad, n->numel);
+        int64_t j = bpv_first_nonfinite(n->grad, n->numel);
         if (j < 0) continue;
         s->nf_pass = 2;
         s->nf_node = i;
@@ -190,9 +154,14 @@ bool bpv_snapshot_nonfinite(bpv_snapshot *s) {
     return true;
 }
 
+void bpv_inspect_nonfinite(bpv_snapshot *s) {
+    /* a take found every value and grad finite: the template's marks hold */
+    if (s && !s->pristine) s->pristine = !mark_nonfinite(s);
+}
+
 /* ---- names as the model writes them ------------------------------------------ */
 
-void bpv_snap_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv_buf *b) {
+void bpv_inspect_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv_buf *b) {
     const bpv_snap_node *n = &s->nodes[i];
     if (n->name) {
         bpv_buf_puts(b, n->name);
@@ -234,13 +203,13 @@ void bpv_nonfinite_message(const bpv_model *m, const bpv_snapshot *s, bool is_er
     if (s->nf_pass == 2 && s->nf_edge >= 0) {
         const bpv_snap_edge *e = &s->edges[s->nf_edge];
         bpv_buf_puts(b, "the gradient from ");
-        bpv_snap_node_text(m, s, e->to, b);
+        bpv_inspect_node_text(m, s, e->to, b);
         bpv_buf_printf(b, " (%s) to ", op);
-        bpv_snap_node_text(m, s, e->from, b);
+        bpv_inspect_node_text(m, s, e->from, b);
         bpv_buf_puts(b, " is not finite");
     } else {
         bpv_buf_puts(b, s->nf_pass == 2 ? "the gradient of " : "");
-        bpv_snap_node_text(m, s, i, b);
+        bpv_inspect_node_text(m, s, i, b);
         bpv_buf_printf(b, " (%s) is not finite", op);
     }
     bpv_buf_printf(b, ": origin %s; %s\n", s->nf_note, what);
@@ -371,16 +340,16 @@ static cmp compare(double a, double fp, double fm, double f0, double h, double s
     return r;
 }
 
-static void mark_update(bpv_check_mark *mk, cmp r, int64_t elem, double analytic, double num,
+static void mark_update(bpv_gradcheck_mark *mk, cmp r, int64_t elem, double analytic, double num,
                         bool *any_ok) {
     if (r.skip) return;
     *any_ok = true;
-    if (mk->state == BPV_CHECK_NONE || r.rel > mk->relerr) {
+    if (mk->state == BPV_GRADCHECK_NONE || r.rel > mk->relerr) {
         mk->relerr = r.rel;
         mk->elem = elem;
         mk->analytic = analytic;
         mk->numeric = num;
-        mk->state = BPV_CHECK_OK;
+        mk->state = BPV_GRADCHECK_OK;
     }
 }
 
@@ -394,13 +363,13 @@ static double dot_scaled(const double *g, const double *v, int64_t n, double *sc
     return s;
 }
 
-static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
+static void gradcheck_edge(ck *c, int i, int k, bpv_snap_edge *se) {
     const bpv_graph *g = c->g;
     bpv_node *n = &c->nodes[i];
     const bpv_node *gin = &g->nodes[n->in[k]];
     const int64_t N = n->numel;
-    bpv_check_mark *mk = &se->check;
-    *mk = (bpv_check_mark){.state = BPV_CHECK_NONE};
+    bpv_gradcheck_mark *mk = &se->gradcheck;
+    *mk = (bpv_gradcheck_mark){.state = BPV_GRADCHECK_NONE};
     int spare = g->nnodes, saved = n->in[k];
     c->nodes[spare] = c->nodes[saved];
     c->nodes[spare].val = c->spare;
@@ -452,8 +421,8 @@ static void check_edge(ck *c, int i, int k, bpv_snap_edge *se) {
     }
     n->in[k] = saved;
     for (int64_t j = 0; j < N; j++) n->val[j] = bpv_node_value(g, &g->nodes[i], j);
-    if (!any_ok) mk->state = BPV_CHECK_SKIP;
-    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_CHECK_BAD;
+    if (!any_ok) mk->state = BPV_GRADCHECK_SKIP;
+    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_GRADCHECK_BAD;
 }
 
 /* Resets the leaves to the step's values and runs forward in double. */
@@ -462,9 +431,10 @@ static double full_forward(ck *c) {
     return c->nodes[c->g->objective].val[0];
 }
 
-static void check_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const double *a64, double L0) {
-    bpv_check_mark *mk = &sp->check;
-    *mk = (bpv_check_mark){.state = BPV_CHECK_NONE};
+static void gradcheck_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const double *a64,
+                            double L0) {
+    bpv_gradcheck_mark *mk = &sp->gradcheck;
+    *mk = (bpv_gradcheck_mark){.state = BPV_GRADCHECK_NONE};
     sp->accumulating = false;
     int node = sp->node;
     const bpv_snap_node *sn = &s->nodes[node];
@@ -502,15 +472,15 @@ static void check_param(ck *c, bpv_snapshot *s, bpv_snap_param *sp, const double
         mark_update(mk, r, j, sn->grad[j], num, &any_ok);
     }
     if (sp->accumulating && mk->relerr != INFINITY) { /* not among the checked elements */
-        mk->state = BPV_CHECK_BAD;
+        mk->state = BPV_GRADCHECK_BAD;
         mk->elem = worst;
         mk->analytic = sn->grad[worst];
         mk->numeric = NAN;
         mk->relerr = INFINITY;
         return;
     }
-    if (!any_ok) mk->state = BPV_CHECK_SKIP;
-    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_CHECK_BAD;
+    if (!any_ok) mk->state = BPV_GRADCHECK_SKIP;
+    else if (mk->relerr > BPV_GRADCHECK_TOL) mk->state = BPV_GRADCHECK_BAD;
 }
 
 bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
@@ -533,8 +503,8 @@ bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
     for (int i = 0; i < g->nnodes; i++)
         for (int k = 0; k < g->nodes[i].nin; k++, e++) {
             bpv_snap_edge *se = &s->edges[e];
-            se->check = (bpv_check_mark){.state = BPV_CHECK_NONE};
-            if (se->chained) check_edge(&c, i, k, se);
+            se->gradcheck = (bpv_gradcheck_mark){.state = BPV_GRADCHECK_NONE};
+            if (se->chained) gradcheck_edge(&c, i, k, se);
         }
     /* parameter gradients: forward and backward in double, then one
      * perturbed forward per side per element */
@@ -555,7 +525,7 @@ bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
                 return false;
             }
             memcpy(a64, c.nodes[sp->node].grad, (size_t)sp->numel * sizeof *a64);
-            check_param(&c, s, sp, a64, L0);
+            gradcheck_param(&c, s, sp, a64, L0);
             free(a64);
         }
     }
@@ -563,7 +533,7 @@ bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s) {
     return true;
 }
 
-/* ---- bpviz check ----------------------------------------------------------------- */
+/* ---- report lines ----------------------------------------------------------------- */
 
 typedef struct finding {
     int kind;            /* 0 edge, 1 param */
@@ -574,13 +544,13 @@ typedef struct finding {
     long first_step, count;
 } finding;
 
-static void loc(const bpv_model *m, size_t off, bpv_buf *b) {
+void bpv_inspect_loc(const bpv_model *m, size_t off, bpv_buf *b) {
     int line = 1, col = 1;
     bpv_source_locate(&m->src, off, &line, &col);
     bpv_buf_printf(b, "%s:%d:%d: ", m->src.name, line, col);
 }
 
-static void put_mark(bpv_buf *b, const bpv_check_mark *mk, int64_t numel) {
+static void put_mark(bpv_buf *b, const bpv_gradcheck_mark *mk, int64_t numel) {
     bpv_buf_puts(b, "analytic ");
     put_num(b, mk->analytic);
     bpv_buf_puts(b, " vs numeric ");
@@ -603,39 +573,21 @@ static finding *find_or_add(finding **v, size_t *n, int kind, size_t off, size_t
     return f;
 }
 
-static void capture(const char *msg, void *user) {
-    char **dst = user;
-    if (!*dst) *dst = strdup(msg);
-}
-
-/* Step 1, step 2 (where zero_grad=false first shows), the last step and a
- * spread between: at most 8 steps. */
-static void default_steps(long total, bpv_buf *b) {
-    long prev = 0;
-    for (int k = 0; k < 8; k++) {
-        long s = k == 0 ? 1 : k == 1 ? 2 : 2 + (total - 2) * (k - 1) / 6;
-        if (s > total) s = total;
-        if (s <= prev) continue;
-        bpv_buf_printf(b, "%s%ld", prev ? "," : "", s);
-        prev = s;
-    }
-}
-
 /* Appends one line per distinct gradient-check mismatch in the kept
  * snapshots (the first step it shows at, and how many more); returns how
  * many lines it wrote. */
-long bpv_check_mismatches(const bpv_model *m, bpv_buf *out) {
+long bpv_gradcheck_mismatches(const bpv_model *m, bpv_buf *out) {
     finding *fs = NULL;
     size_t nfs = 0;
     long problems = 0;
     bpv_buf t;
     bpv_buf_init(&t);
-    for (size_t q = 0; q < bpv_model_snapshot_count(m); q++) {
-        const bpv_snapshot *s = bpv_model_snapshot(m, q);
+    for (size_t q = 0; q < m->nsnaps; q++) {
+        const bpv_snapshot *s = m->snaps[q];
         bool edge_bad = false;
         for (int e = 0; e < s->nedges; e++) {
             const bpv_snap_edge *ed = &s->edges[e];
-            if (ed->check.state != BPV_CHECK_BAD) continue;
+            if (ed->gradcheck.state != BPV_GRADCHECK_BAD) continue;
             edge_bad = true;
             const bpv_snap_node *to = &s->nodes[ed->to];
             finding *f = find_or_add(&fs, &nfs, 0, to->src_off, s->nodes[ed->from].src_off,
@@ -644,13 +596,13 @@ long bpv_check_mismatches(const bpv_model *m, bpv_buf *out) {
             if (!f->count++) {
                 f->first_step = s->step;
                 t.len = 0;
-                loc(m, to->src_off, &t);
+                bpv_inspect_loc(m, to->src_off, &t);
                 bpv_buf_puts(&t, "gradient check: the partial of ");
-                bpv_snap_node_text(m, s, ed->to, &t);
+                bpv_inspect_node_text(m, s, ed->to, &t);
                 bpv_buf_puts(&t, " with respect to ");
-                bpv_snap_node_text(m, s, ed->from, &t);
+                bpv_inspect_node_text(m, s, ed->from, &t);
                 bpv_buf_printf(&t, " is wrong at step %ld: ", s->step);
-                put_mark(&t, &ed->check, to->numel);
+                put_mark(&t, &ed->gradcheck, to->numel);
                 if (to->fn) bpv_buf_printf(&t, " (the `grad` of fn %s)", to->fn);
                 f->text = strdup(t.data);
             }
@@ -659,18 +611,19 @@ long bpv_check_mismatches(const bpv_model *m, bpv_buf *out) {
             const bpv_snap_param *sp = &s->params[p];
             /* a wrong partial upstream makes the params' gradients wrong too:
              * report the cause */
-            if (sp->check.state != BPV_CHECK_BAD || (edge_bad && !sp->accumulating)) continue;
+            if (sp->gradcheck.state != BPV_GRADCHECK_BAD || (edge_bad && !sp->accumulating))
+                continue;
             const bpv_param *mp = &m->params[sp->ref];
             finding *f = find_or_add(&fs, &nfs, 1, mp->stmt->name_off, 0, 0);
             if (!f) continue;
             if (!f->count++) {
                 f->first_step = s->step;
                 t.len = 0;
-                loc(m, mp->stmt->name_off, &t);
+                bpv_inspect_loc(m, mp->stmt->name_off, &t);
                 bpv_buf_printf(&t, "gradient check: the gradient of param '%s' is wrong at "
                                    "step %ld: ",
                                sp->name, s->step);
-                put_mark(&t, &sp->check, sp->numel);
+                put_mark(&t, &sp->gradcheck, sp->numel);
                 if (sp->accumulating)
                     bpv_buf_puts(&t, "; it still holds earlier steps' gradients: the train "
                                      "has zero_grad=false");
@@ -689,80 +642,4 @@ long bpv_check_mismatches(const bpv_model *m, bpv_buf *out) {
     free(fs);
     bpv_buf_free(&t);
     return problems;
-}
-
-int bpv_check(const char *path, const char *steps, char **report, bpv_error **err) {
-    *report = NULL;
-    bpv_model *m = bpv_model_load(path, err);
-    if (!m) return err && *err ? (*err)->status : BPV_ERR_MODEL;
-    long total = bpv_model_step_count(m);
-    bpv_buf spec, out;
-    bpv_buf_init(&spec);
-    bpv_buf_init(&out);
-    if (steps) bpv_buf_puts(&spec, steps);
-    else default_steps(total, &spec);
-    bpv_step_set *keep = total ? bpv_step_set_parse(spec.data, err) : NULL;
-    int rc = BPV_OK;
-    if (total && !keep) rc = BPV_ERR_MODEL;
-    else if (keep && bpv_step_set_max(keep, total) > total)
-        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
-                                              "step %ld is past the end: the model has %ld "
-                                              "steps",
-                                              bpv_step_set_max(keep, total), total));
-    char *nf_msg = NULL;
-    if (rc == BPV_OK) {
-        bpv_run_options ro = {0};
-        ro.keep = keep;
-        ro.gradcheck = 1;
-        ro.on_warning = capture;
-        ro.warning_user = &nf_msg;
-        bpv_error *run_err = NULL;
-        rc = bpv_model_run(m, &ro, &run_err);
-        if (rc != BPV_OK && m->nf_step && run_err) {
-            /* stop_on_nonfinite: the stop is the finding, not a failure */
-            nf_msg = nf_msg ? nf_msg : strdup(run_err->message);
-            bpv_error_free(run_err);
-            rc = BPV_OK;
-        } else if (rc != BPV_OK) {
-            bpv_error_set(err, run_err);
-        }
-    }
-    long problems = 0;
-    if (rc == BPV_OK) {
-        problems = bpv_check_mismatches(m, &out);
-        if (nf_msg) {
-            bpv_buf_puts(&out, nf_msg);
-            problems++;
-        }
-        for (int p = 0; p < m->nparams && total; p++) {
-            const bpv_param *mp = &m->params[p];
-            bool used = m->grad_used && m->grad_used[p], seen = m->grad_seen && m->grad_seen[p];
-            if (seen || (m->nf_step && used)) continue;
-            loc(m, mp->stmt->name_off, &out);
-            if (!used)
-                bpv_buf_printf(&out, "param '%s' is not connected to the objective: it never "
-                                     "receives a gradient\n", mp->name);
-            else
-                bpv_buf_printf(&out, "param '%s' never receives a nonzero gradient in %ld "
-                                     "steps (a dead relu?)\n", mp->name, m->step);
-            problems++;
-        }
-        bpv_buf_printf(&out, "%s: ", m->src.name);
-        if (problems) bpv_buf_printf(&out, "%ld problem%s", problems, problems == 1 ? "" : "s");
-        else bpv_buf_puts(&out, "ok");
-        if (total) bpv_buf_printf(&out, " (%ld training step%s; gradient check at step%s %s)\n",
-                                  m->step, m->step == 1 ? "" : "s",
-                                  strchr(spec.data, ',') || strchr(spec.data, '-') ? "s" : "",
-                                  spec.data);
-        else bpv_buf_puts(&out, " (no train statement: parsed and shape-checked)\n");
-        *report = bpv_buf_take(&out);
-        if (!*report) rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
-        else if (problems) rc = BPV_CHECK_PROBLEMS;
-    }
-    free(nf_msg);
-    bpv_buf_free(&out);
-    bpv_buf_free(&spec);
-    bpv_step_set_free(keep);
-    bpv_model_free(m);
-    return rc;
 }
