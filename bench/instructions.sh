@@ -27,7 +27,8 @@
 #   --steps S`, plain and with `--snapshot every`. Equal numbers across S mean
 #   memory does not grow with the steps trained.
 #
-# One measurement at a time; about 6 minutes on a 2-core VM.
+# One measurement at a time; 5.5 minutes of CPU, 6-9 minutes on a shared
+# 2-core VM.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
