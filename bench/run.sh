@@ -9,6 +9,9 @@
 # step; peak memory of --step N for growing N; and figure time against dot.
 # Every number is the median of REPS runs (default 3; --quick: 1), with the
 # spread (min-max) beside it; recording ratios take the best run of each.
+# The training table ends with mlp64 and mnist trained with momentum 0.9 and
+# with Adam (models/*_momentum.bp, *_adam.bp) against torch.optim's.
+# Instruction counts and memory per model: bench/instructions.sh.
 # Set BPVIZ=path to time an existing binary.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,7 +51,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(c
 echo "bpviz $("$BPVIZ" --version | cut -d' ' -f2), torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (1 thread); median of $reps, spread min-max"
 echo
 echo "## training steps"
-printf '%-11s %12s %21s %14s %21s %9s\n' model "bpviz ns" "(spread)" "torch ns" "(spread)" speed-up
+printf '%-14s %12s %21s %14s %21s %9s\n' model "bpviz ns" "(spread)" "torch ns" "(spread)" speed-up
 # name, model file, bpviz steps, torch steps
 while read -r name file bsteps tsteps; do
   bsteps=$((bsteps / scale)) tsteps=$((tsteps / scale))
@@ -60,7 +63,7 @@ while read -r name file bsteps tsteps; do
     i=$((i + 1))
   done
   set -- $(stats <"$out/b") $(stats <"$out/t")
-  printf '%-11s %12.1f %21s %14.0f %21s %8.0fx\n' "$name" "$1" "($2-$3)" "$4" "($5-$6)" \
+  printf '%-14s %12.1f %21s %14.0f %21s %8.0fx\n' "$name" "$1" "($2-$3)" "$4" "($5-$6)" \
     "$(echo "$4 / $1" | bc -l)"
 done <<EOF2
 linear $root/samples/linear.bp 2000000 20000
@@ -69,6 +72,10 @@ mlp8641 $here/models/mlp8641.bp 50000 3000
 mlp64 $here/models/mlp64.bp 5000 1000
 mnist $here/models/mnist.bp 300 100
 micrograd $data/micrograd.bp 5000 50
+mlp64_momentum $here/models/mlp64_momentum.bp 5000 1000
+mlp64_adam $here/models/mlp64_adam.bp 5000 1000
+mnist_momentum $here/models/mnist_momentum.bp 300 100
+mnist_adam $here/models/mnist_adam.bp 300 100
 EOF2
 
 echo

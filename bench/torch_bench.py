@@ -3,7 +3,9 @@
 
     /usr/bin/python3 bench/torch_bench.py MODEL STEPS [DATADIR]
 
-MODEL: linear quadratic mlp8641 mlp64 mnist micrograd. Prints
+MODEL: linear quadratic mlp8641 mlp64 mnist micrograd, and mlp64_momentum
+mlp64_adam mnist_momentum mnist_adam (torch.optim.SGD(momentum=0.9) and
+torch.optim.Adam with its default betas and eps, the same lr). Prints
 `torch: N steps, X ns/step` for STEPS steps after STEPS/10 warm-up steps.
 Single-threaded, float32, the same data, batch order and optimizer as the
 .bp model (the initial values differ: only the time matters here).
@@ -56,7 +58,7 @@ def batches(x, y, bs):
     return out
 
 
-def network(layers, act, loss_fn, x, y, bs, lr):
+def network(layers, act, loss_fn, x, y, bs, lr, optim="sgd"):
     torch.manual_seed(0)
     mods = []
     for i, (a, b) in enumerate(zip(layers, layers[1:])):
@@ -68,7 +70,10 @@ def network(layers, act, loss_fn, x, y, bs, lr):
     net = torch.nn.Sequential(*mods)
     crit = {"bce": torch.nn.BCELoss(), "mse": torch.nn.MSELoss(),
             "ce": torch.nn.CrossEntropyLoss()}[loss_fn]
-    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    if optim == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9 if optim == "momentum" else 0)
     bl = batches(x, y, bs)
     i = 0
 
@@ -123,6 +128,13 @@ def micrograd():
 
 
 def make(name, datadir):
+    base, _, optim = name.partition("_")  # mlp64_adam: mlp64 with Adam
+    if base in ("mlp64", "mnist") and optim in ("momentum", "adam"):
+        name = base
+    elif optim:
+        sys.exit("unknown model " + name)
+    else:
+        optim = "sgd"
     if name in ("linear", "quadratic"):
         return tutorial(name == "quadratic")
     if name == "mlp8641":
@@ -132,11 +144,11 @@ def make(name, datadir):
     if name == "mlp64":
         f = os.path.join(datadir, "wide64.csv")
         return network([64, 64, 64, 1], torch.nn.Tanh, "mse", csv(f, range(64)),
-                       csv(f, [64]).squeeze(1), 32, 0.05)
+                       csv(f, [64]).squeeze(1), 32, 0.05, optim)
     if name == "mnist":
         f = os.path.join(datadir, "digits.csv")
         return network([784, 128, 10], torch.nn.ReLU, "ce", csv(f, range(784)),
-                       csv(f, [784]).squeeze(1).long(), 64, 0.1)
+                       csv(f, [784]).squeeze(1).long(), 64, 0.1, optim)
     if name == "micrograd":
         return micrograd()
     sys.exit("unknown model " + name)
