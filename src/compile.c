@@ -635,6 +635,7 @@ static bool check_targets(cc *c, const bpv_ast *e, int logits, int t) {
     const bpv_node *nt = &c->nodes[t];
     int64_t C = c->nodes[logits].shape.dim[c->nodes[logits].shape.rank - 1];
     const double *v = NULL;
+    const float *v32 = NULL; /* data an f32 model keeps as float32 only */
     int64_t n = 0;
     const bpv_ast *te = e->args[1];
     if (nt->kind == BPV_NODE_CONST) {
@@ -648,6 +649,7 @@ static bool check_targets(cc *c, const bpv_ast *e, int logits, int t) {
         } else {
             const bpv_data *d = &c->m->data[nt->ref];
             v = d->values;
+            v32 = d->values ? NULL : d->values32;
             n = d->nsamples * bpv_shape_numel(&d->sample);
         }
     } else {
@@ -655,13 +657,15 @@ static bool check_targets(cc *c, const bpv_ast *e, int logits, int t) {
                      "cross_entropy: the targets must be data or a const of class indices") >=
                0;
     }
-    for (int64_t i = 0; i < n; i++)
-        if (!(v[i] >= 0 && v[i] < (double)C && v[i] == floor(v[i]))) {
+    for (int64_t i = 0; i < n; i++) {
+        const double x = v32 ? (double)v32[i] : v[i];
+        if (!(x >= 0 && x < (double)C && x == floor(x))) {
             char buf[32];
             return cfail(c, te->off, te->len,
                          "cross_entropy: target %s is not a class index from 0 to %lld",
-                         bpv_fmt_repr_s(buf, v[i]), (long long)(C - 1)) >= 0;
+                         bpv_fmt_repr_s(buf, x), (long long)(C - 1)) >= 0;
         }
+    }
     return true;
 }
 
