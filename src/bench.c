@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "model.h"
+#include "train.h"
 #include "snapshot.h"
 
 typedef struct bench_state {

@@ -12,6 +12,7 @@
 
 #include "export.h"
 #include "inspect.h"
+#include "train.h"
 
 /* A model file larger than this (default 16 MiB, BPV_MAX_SOURCE_MB) is
  * refused before it is read: models are small programs, and a huge file is

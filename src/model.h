@@ -20,7 +20,7 @@ typedef struct bpv_data {
     int64_t nsamples;
     bpv_shape sample;  /* shape of one sample */
     double *values;    /* nsamples * numel(sample), rounded to the dtype */
-    float *values32;   /* the same as float32 when the model stores float32, or NULL */
+    float *values32;   /* the same as float32 when the model stores float32, or NULL (data.c) */
 } bpv_data;
 
 typedef struct bpv_param {
@@ -132,6 +132,18 @@ struct bpv_model {
  * model's dtype is f32. */
 static inline bool bpv_model_params_f32(const struct bpv_model *m) { return m->f32store; }
 
+/* Shared by the declaration checkers (model.c, data.c, init.c): a located
+ * model error (returns false, so checks read `return bpv_model_fail(...)`),
+ * "out of memory" (returns false), and whether `bytes` more fit within
+ * BPV_MAX_MODEL_BYTES, which every arena allocation a model's size decides
+ * asks first. */
+bool bpv_model_fail(const bpv_model *m, bpv_error **err, size_t off, size_t len,
+                    const char *fmt, ...) BPV_PRINTF(5, 6);
+bool bpv_model_oom(bpv_error **err);
+bool bpv_model_fits(const bpv_model *m, size_t bytes);
+/* True when e is a number that is a whole number in [lo, hi] (stored in *v). */
+bool bpv_ast_whole(const bpv_ast *e, double lo, double hi, double *v);
+
 /* Walks the statements once without training: checks declarations, shapes,
  * the objective and train keys, and counts total_steps. Called by
  * bpv_model_load so that a bad model fails before anything runs. */
@@ -205,9 +217,5 @@ long bpv_step_set_next(const bpv_step_set *s, long step, long total);
 /* Checks a fn with `grad` (statement `stmt`) and compiles its body and
  * partials into m->customs[stmt] (fnprog.c). */
 bool bpv_custom_make(bpv_model *m, const bpv_stmt *st, int stmt, bpv_error **err);
-
-/* Executes the statements top to bottom (model.c): predictions, training,
- * snapshots of the steps opts->keep selects. */
-int bpv_model_exec(bpv_model *m, const bpv_run_options *opts, bpv_error **err);
 
 #endif

@@ -1,0 +1,256 @@
+/* Data declarations: `data x = [...]` (a list of samples) and
+ * `data x = csv("file.csv", COLUMNS)`, read once at load into arena
+ * values rounded to the dtype, and under float32 storage a float32 copy
+ * the graphs read batches from. Further file formats belong here. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+
+/* Under float32 storage a data's values are also kept as float32, the
+ * form the graphs read batches from; the doubles stay for the compiler's
+ * checks (class indices). */
+static bool data_store(bpv_model *m, bpv_data *d, const bpv_ast *e, bpv_error **err) {
+    if (!m->f32store) return true;
+    const int64_t nv = d->nsamples * bpv_shape_numel(&d->sample);
+    const size_t bytes = (size_t)(nv ? nv : 1) * sizeof(float);
+    if (!bpv_model_fits(m, bytes))
+        return bpv_model_fail(m, err, e->off, e->len,
+                    "this data is too large for the model memory limit (BPV_MAX_MODEL_MB)");
+    if (!(d->values32 = bpv_arena_alloc(m->arena, bytes))) return bpv_model_oom(err);
+    for (int64_t i = 0; i < nv; i++) d->values32[i] = (float)d->values[i];
+    return true;
+}
+
+/* Splits a list value into samples: the first dimension counts samples. */
+static bool data_list(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
+    char what[300];
+    snprintf(what, sizeof what, "data '%s'", st->name);
+    const bpv_ast *e = st->value;
+    if (e->kind == AST_LIST && e->nargs == 0)
+        return bpv_model_fail(m, err, e->off, e->len, "data '%s' is empty; give it at least one sample",
+                    st->name);
+    if (e->kind != AST_LIST)
+        return bpv_model_fail(m, err, e->off, e->len,
+                    "data '%s' needs a list of samples, like [1, 2, 3], or csv(\"file.csv\", 0)",
+                    st->name);
+    bpv_shape s;
+    double *v;
+    if (!bpv_const_eval(m, e, what, &s, &v, err)) return false;
+    d->nsamples = s.dim[0];
+    d->sample.rank = s.rank - 1;
+    for (int k = 1; k < s.rank; k++) d->sample.dim[k - 1] = s.dim[k];
+    d->values = v;
+    return data_store(m, d, e, err);
+}
+
+/* Parses one CSV number cell: surrounding blanks and quotes are ignored. */
+static bool csv_cell(const char *s, size_t n, double *v) {
+    while (n && (*s == ' ' || *s == '\t')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') s++, n -= 2;
+    if (n == 0 || n > 63) return false;
+    char buf[64];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    *v = strtod(buf, &end);
+    return *end == '\0' && end != buf;
+}
+
+static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
+    const bpv_ast *e = st->value;
+    if (e->kwnames)
+        for (int i = 0; i < e->nargs; i++)
+            if (e->kwnames[i])
+                return bpv_model_fail(m, err, e->kwoffs[i], strlen(e->kwnames[i]),
+                            "csv() takes a file name and a column: csv(\"file.csv\", 0)");
+    if (e->nargs != 2)
+        return bpv_model_fail(m, err, e->off, e->len,
+                    "csv() takes a file name and a column, like csv(\"file.csv\", 0) or "
+                    "csv(\"file.csv\", 0:3); got %d argument%s",
+                    e->nargs, e->nargs == 1 ? "" : "s");
+    const bpv_ast *fa = e->args[0], *ca = e->args[1];
+    if (fa->kind != AST_STRING)
+        return bpv_model_fail(m, err, fa->off, fa->len, "csv() needs a file name in quotes, like \"data.csv\"");
+    double c0, c1;
+    if (ca->kind == AST_RANGE) {
+        if (!bpv_ast_whole(ca->args[0], 0, 1e6, &c0) || !bpv_ast_whole(ca->args[1], 0, 1e6, &c1) || c1 <= c0)
+            return bpv_model_fail(m, err, ca->off, ca->len,
+                        "a column range A:B needs whole numbers with A < B (columns A to B-1)");
+    } else {
+        if (!bpv_ast_whole(ca, 0, 1e6, &c0))
+            return bpv_model_fail(m, err, ca->off, ca->len,
+                        "the column must be a whole number from 0 (or a range A:B)");
+        c1 = c0 + 1;
+    }
+    int col0 = (int)c0, ncol = (int)(c1 - c0);
+    bool vec = ca->kind == AST_RANGE;
+
+    bpv_buf path;
+    bpv_buf_init(&path);
+    if (fa->name[0] != '/' && m->src.dir && *m->src.dir && strcmp(m->src.dir, ".") != 0) {
+        bpv_buf_puts(&path, m->src.dir);
+        bpv_buf_putc(&path, '/');
+    }
+    bpv_buf_puts(&path, fa->name);
+    FILE *f = fopen(path.data, "rb");
+    char *text = NULL;
+    size_t len = 0;
+    int saved = errno;
+    bool too_big = false; /* BPV_MAX_CSV_MB; also stops /dev/zero and endless pipes */
+    if (f) {
+        size_t cap = 1 << 16;
+        text = malloc(cap);
+        size_t r;
+        while (text && (r = fread(text + len, 1, cap - len - 1, f)) > 0) {
+            len += r;
+            if (len > bpv_limits_get()->csv_bytes) {
+                too_big = true;
+                break;
+            }
+            if (len + 1 == cap) {
+                char *t = cap > ((size_t)1 << 40) ? NULL : realloc(text, cap * 2);
+                if (!t) free(text);
+                text = t;
+                cap *= 2;
+            }
+        }
+        saved = ferror(f) ? errno : 0;
+        if (ferror(f)) {
+            free(text);
+            text = NULL;
+        }
+        fclose(f);
+        if (!text && !saved) saved = ENOMEM;
+    }
+    if (too_big) {
+        free(text);
+        bpv_model_fail(m, err, fa->off, fa->len, "'%s' is larger than %zu MiB (BPV_MAX_CSV_MB)", path.data,
+             bpv_limits_get()->csv_bytes >> 20);
+        bpv_buf_free(&path);
+        return false;
+    }
+    if (!text) {
+        bpv_model_fail(m, err, fa->off, fa->len, "cannot read '%s': %s", path.data,
+             strerror(saved ? saved : EIO));
+        bpv_buf_free(&path);
+        return false;
+    }
+    text[len] = '\0';
+
+    double *vals = NULL;
+    size_t nvals = 0, capv = 0;
+    int64_t rows = 0;
+    bool ok = true, first = true;
+    int lineno = 0;
+    for (size_t p = 0; p < len && ok;) {
+        size_t q = p;
+        while (q < len && text[q] != '\n') q++;
+        size_t end = q;
+        if (end > p && text[end - 1] == '\r') end--;
+        lineno++;
+        const char *ln = text + p;
+        size_t ll = end - p;
+        p = q + 1;
+        bool blank = true;
+        for (size_t i = 0; i < ll; i++)
+            if (ln[i] != ' ' && ln[i] != '\t') blank = false;
+        if (blank) continue;
+        /* cell boundaries of the columns we want */
+        double row[64];
+        double *rv = ncol <= 64 ? row : NULL;
+        if (!rv) rv = malloc((size_t)ncol * sizeof *rv);
+        if (!rv) {
+            ok = bpv_model_oom(err);
+            break;
+        }
+        int c = 0, got = 0;
+        size_t cs = 0;
+        bool bad = false;
+        size_t bad_s = 0, bad_n = 0;
+        int bad_c = 0;
+        for (size_t i = 0; i <= ll; i++) {
+            if (i < ll && ln[i] != ',') continue;
+            if (c >= col0 && c < col0 + ncol) {
+                double v = 0;
+                if (!csv_cell(ln + cs, i - cs, &v) && !bad) {
+                    bad = true;
+                    bad_s = cs;
+                    bad_n = i - cs;
+                    bad_c = c;
+                }
+                rv[c - col0] = v;
+                got++;
+            }
+            c++;
+            cs = i + 1;
+        }
+        if (first && bad) { /* a header row */
+            first = false;
+            if (rv != row) free(rv);
+            continue;
+        }
+        first = false;
+        if (got < ncol) {
+            ok = bpv_model_fail(m, err, ca->off, ca->len, "%s:%d: this row has %d column%s; column %d is missing",
+                      fa->name, lineno, c, c == 1 ? "" : "s", col0 + got);
+        } else if (bad) {
+            ok = bpv_model_fail(m, err, fa->off, fa->len, "%s:%d: '%.*s' in column %d is not a number",
+                      fa->name, lineno, (int)(bad_n > 40 ? 40 : bad_n), ln + bad_s, bad_c);
+        } else {
+            if (nvals + (size_t)ncol > (size_t)BPV_MAX_TENSOR_ELEMS) {
+                ok = bpv_model_fail(m, err, fa->off, fa->len,
+                          "%s has more than %lld values in the chosen columns; the limit is %lld "
+                          "(BPV_MAX_TENSOR_ELEMS)",
+                          fa->name, (long long)BPV_MAX_TENSOR_ELEMS,
+                          (long long)BPV_MAX_TENSOR_ELEMS);
+            } else {
+                if (nvals + (size_t)ncol > capv) {
+                    size_t nc = capv ? capv * 2 : 1024;
+                    while (nc < nvals + (size_t)ncol) nc *= 2;
+                    double *nv = realloc(vals, nc * sizeof *nv);
+                    if (!nv) ok = bpv_model_oom(err);
+                    else vals = nv, capv = nc;
+                }
+                for (int k = 0; ok && k < ncol; k++) {
+                    double r = bpv_round(m->dtype, rv[k]);
+                    if (isinf(r) && isfinite(rv[k])) {
+                        ok = bpv_model_fail(m, err, fa->off, fa->len,
+                                  "%s:%d: %g is out of range for f32; use `dtype f64`", fa->name,
+                                  lineno, rv[k]);
+                    }
+                    if (ok) vals[nvals++] = r;
+                }
+                rows++;
+            }
+        }
+        if (rv != row) free(rv);
+    }
+    free(text);
+    if (ok && rows == 0)
+        ok = bpv_model_fail(m, err, fa->off, fa->len, "'%s' has no data rows", path.data);
+    if (ok && !bpv_model_fits(m, nvals * sizeof(double)))
+        ok = bpv_model_fail(m, err, fa->off, fa->len, "'%s' is too large for the model memory limit (BPV_MAX_MODEL_MB)",
+                  path.data);
+    if (ok) {
+        d->values = bpv_arena_calloc(m->arena, nvals, sizeof(double));
+        if (!d->values) ok = bpv_model_oom(err);
+        else memcpy(d->values, vals, nvals * sizeof(double));
+        d->nsamples = rows;
+        d->sample = (bpv_shape){0};
+        if (vec) d->sample = (bpv_shape){1, {ncol}};
+        if (ok) ok = data_store(m, d, fa, err);
+    }
+    free(vals);
+    bpv_buf_free(&path);
+    return ok;
+}
+bool bpv_data_load(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
+    const bpv_ast *e = st->value;
+    return (e->kind == AST_CALL && strcmp(e->name, "csv") == 0) ? data_csv(m, st, d, err)
+                                                                : data_list(m, st, d, err);
+}
