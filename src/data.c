@@ -9,9 +9,9 @@
 
 #include "data.h"
 
-/* Under float32 storage a data's values are also kept as float32, the
- * form the graphs read batches from; the doubles stay for the compiler's
- * checks (class indices). */
+/* Under float32 storage a list's values are also kept as float32, the
+ * form the graphs read batches from (the doubles the list was read into
+ * stay in the arena; a CSV file's go straight to float32). */
 static bool data_store(bpv_model *m, bpv_data *d, const bpv_ast *e, bpv_error **err) {
     if (!m->f32store) return true;
     const int64_t nv = d->nsamples * bpv_shape_numel(&d->sample);
@@ -233,17 +233,26 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     free(text);
     if (ok && rows == 0)
         ok = bpv_model_fail(m, err, fa->off, fa->len, "'%s' has no data rows", path.data);
-    if (ok && !bpv_model_fits(m, nvals * sizeof(double)))
+    /* a file's values go to the model in its storage only: float32 under
+     * f32 (the compiler's checks read them there), so no second copy */
+    const size_t esz = m->f32store ? sizeof(float) : sizeof(double);
+    if (ok && !bpv_model_fits(m, nvals * esz))
         ok = bpv_model_fail(m, err, fa->off, fa->len, "'%s' is too large for the model memory limit (BPV_MAX_MODEL_MB)",
                   path.data);
-    if (ok) {
+    if (ok && m->f32store) {
+        d->values32 = bpv_arena_alloc(m->arena, (nvals ? nvals : 1) * esz);
+        if (!d->values32) ok = bpv_model_oom(err);
+        else
+            for (size_t i = 0; i < nvals; i++) d->values32[i] = (float)vals[i];
+    } else if (ok) {
         d->values = bpv_arena_calloc(m->arena, nvals, sizeof(double));
         if (!d->values) ok = bpv_model_oom(err);
         else memcpy(d->values, vals, nvals * sizeof(double));
+    }
+    if (ok) {
         d->nsamples = rows;
         d->sample = (bpv_shape){0};
         if (vec) d->sample = (bpv_shape){1, {ncol}};
-        if (ok) ok = data_store(m, d, fa, err);
     }
     free(vals);
     bpv_buf_free(&path);
