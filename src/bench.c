@@ -31,9 +31,9 @@ static int on_snap(const bpv_snapshot *snap, void *user) {
     bench_state *b = user;
     bpv_model *m = b->m;
     long step = snap->step;
-    if (m->nsnaps && m->snaps[m->nsnaps - 1] == snap) {
-        m->nsnaps--;
-        bpv_snapshot_release(m, m->snaps[m->nsnaps]);
+    if (m->run.nsnaps && m->run.snaps[m->run.nsnaps - 1] == snap) {
+        m->run.nsnaps--;
+        bpv_snapshot_release(m, m->run.snaps[m->run.nsnaps]);
     }
     return step >= b->end_step;
 }
@@ -42,8 +42,6 @@ int bpv_model_bench(bpv_model *m, const bpv_bench_options *opts, bpv_bench_resul
                     bpv_error **err) {
     bpv_bench_options def = {0, -1, 0};
     if (!opts) opts = &def;
-    if (m->ran)
-        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "a model can be run only once"));
     if (m->ntrains == 0 || m->total_steps == 0)
         return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
                                                 "%s: the model has no training steps to time",
@@ -53,23 +51,22 @@ int bpv_model_bench(bpv_model *m, const bpv_bench_options *opts, bpv_bench_resul
     if (warm < 1) warm = 1; /* the clock starts at a step's end */
     if (steps > (long)1 << 40 || warm > (long)1 << 40)
         return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "too many steps to time"));
-    m->ran = true;
 
     /* A model shorter than warm-up plus timed steps trains on: its last
-     * train statement gets more epochs. */
+     * train statement gets more epochs, for this run only. */
     long need = warm + steps;
-    if (m->total_steps < need) {
-        bpv_train *t = &m->trains[m->ntrains - 1];
-        long spe = t->steps_per_epoch > 0 ? t->steps_per_epoch : 1;
-        long extra = (need - m->total_steps + spe - 1) / spe;
-        t->epochs += extra;
-        m->total_steps += extra * spe;
-    }
-
+    bpv_train *lt = &m->trains[m->ntrains - 1];
+    const long epochs = lt->epochs, total = m->total_steps;
     char spec[32];
     snprintf(spec, sizeof spec, "%ld", need);
     bpv_step_set *keep = bpv_step_set_parse(opts->snapshot_every ? "all" : spec, err);
     if (!keep) return BPV_ERR_RUNTIME;
+    if (m->total_steps < need) {
+        long spe = lt->steps_per_epoch > 0 ? lt->steps_per_epoch : 1;
+        long extra = (need - m->total_steps + spe - 1) / spe;
+        lt->epochs += extra;
+        m->total_steps += extra * spe;
+    }
     bench_state b = {m, warm, need, {0, 0}, {0, 0}};
     bpv_run_options ro = {0};
     ro.keep = keep; /* "none" keeps only the last step: the run stops there */
@@ -79,6 +76,8 @@ int bpv_model_bench(bpv_model *m, const bpv_bench_options *opts, bpv_bench_resul
     ro.progress_user = &b;
     int rc = bpv_model_exec(m, &ro, err);
     bpv_step_set_free(keep);
+    lt->epochs = epochs;
+    m->total_steps = total;
     if (rc != BPV_OK) return rc;
     double s = (double)(b.t1.tv_sec - b.t0.tv_sec) + (double)(b.t1.tv_nsec - b.t0.tv_nsec) * 1e-9;
     if (res) {

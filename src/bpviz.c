@@ -136,18 +136,15 @@ bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
 
 void bpv_model_free(bpv_model *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->nsnaps; i++) bpv_snapshot_free(m->snaps[i]);
-    free(m->snaps);
-    bpv_snapshot_free(m->snap_spare);
+    for (size_t i = 0; i < m->run.nsnaps; i++) bpv_snapshot_free(m->run.snaps[i]);
+    free(m->run.snaps);
+    bpv_snapshot_free(m->run.snap_spare);
     bpv_arena_free(m->arena); /* m itself lives in its arena */
 }
 
 /* ---- running --------------------------------------------------------------- */
 
 int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
-    if (m->ran)
-        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "a model can be run only once"));
-    m->ran = true;
     bpv_run_options none = {0};
     if (!opts) opts = &none;
     /* every kept step is a copy of the graph: bound how many stay in memory */
@@ -164,12 +161,12 @@ int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
 
 long bpv_model_step_count(const bpv_model *m) { return m->total_steps; }
 
-long bpv_model_nonfinite_step(const bpv_model *m) { return m->nf_step; }
+long bpv_model_nonfinite_step(const bpv_model *m) { return m->run.nf_step; }
 
-size_t bpv_model_snapshot_count(const bpv_model *m) { return m->nsnaps; }
+size_t bpv_model_snapshot_count(const bpv_model *m) { return m->run.nsnaps; }
 
 const bpv_snapshot *bpv_model_snapshot(const bpv_model *m, size_t i) {
-    return i < m->nsnaps ? m->snaps[i] : NULL;
+    return i < m->run.nsnaps ? m->run.snaps[i] : NULL;
 }
 
 long bpv_snapshot_step(const bpv_snapshot *s) { return s->step; }

@@ -52,7 +52,7 @@ int bpv_check(const char *path, const char *steps, char **report, bpv_error **er
         ro.warning_user = &nf_msg;
         bpv_error *run_err = NULL;
         rc = bpv_model_run(m, &ro, &run_err);
-        if (rc != BPV_OK && m->nf_step && run_err) {
+        if (rc != BPV_OK && m->run.nf_step && run_err) {
             /* stop_on_nonfinite: the stop is the finding, not a failure */
             nf_msg = nf_msg ? nf_msg : strdup(run_err->message);
             bpv_error_free(run_err);
@@ -70,22 +70,22 @@ int bpv_check(const char *path, const char *steps, char **report, bpv_error **er
         }
         for (int p = 0; p < m->nparams && total; p++) {
             const bpv_param *mp = &m->params[p];
-            bool used = m->grad_used && m->grad_used[p], seen = m->grad_seen && m->grad_seen[p];
-            if (seen || (m->nf_step && used)) continue;
+            bool used = m->run.grad_used && m->run.grad_used[p], seen = m->run.grad_seen && m->run.grad_seen[p];
+            if (seen || (m->run.nf_step && used)) continue;
             bpv_inspect_loc(m, mp->stmt->name_off, &out);
             if (!used)
                 bpv_buf_printf(&out, "param '%s' is not connected to the objective: it never "
                                      "receives a gradient\n", mp->name);
             else
                 bpv_buf_printf(&out, "param '%s' never receives a nonzero gradient in %ld "
-                                     "steps (a dead relu?)\n", mp->name, m->step);
+                                     "steps (a dead relu?)\n", mp->name, m->run.step);
             problems++;
         }
         bpv_buf_printf(&out, "%s: ", m->src.name);
         if (problems) bpv_buf_printf(&out, "%ld problem%s", problems, problems == 1 ? "" : "s");
         else bpv_buf_puts(&out, "ok");
         if (total) bpv_buf_printf(&out, " (%ld training step%s; gradient check at step%s %s)\n",
-                                  m->step, m->step == 1 ? "" : "s",
+                                  m->run.step, m->run.step == 1 ? "" : "s",
                                   strchr(spec.data, ',') || strchr(spec.data, '-') ? "s" : "",
                                   spec.data);
         else bpv_buf_puts(&out, " (no train statement: parsed and shape-checked)\n");

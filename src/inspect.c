@@ -582,8 +582,8 @@ long bpv_gradcheck_mismatches(const bpv_model *m, bpv_buf *out) {
     long problems = 0;
     bpv_buf t;
     bpv_buf_init(&t);
-    for (size_t q = 0; q < m->nsnaps; q++) {
-        const bpv_snapshot *s = m->snaps[q];
+    for (size_t q = 0; q < m->run.nsnaps; q++) {
+        const bpv_snapshot *s = m->run.snaps[q];
         bool edge_bad = false;
         for (int e = 0; e < s->nedges; e++) {
             const bpv_snap_edge *ed = &s->edges[e];

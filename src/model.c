@@ -97,23 +97,31 @@ static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err
         p->has_lr = true;
     }
     if (!bpv_param_init(m, st, p, err)) return false;
-    /* value, .grad and the optimizer's two buffers, in the model's storage
-     * (the doubles bpv_param_init made stay as the initial values) */
+    /* value, .grad and the optimizer's two buffers, in the model's storage;
+     * the doubles bpv_param_init made stay as the initial value every run
+     * starts from */
     const size_t esz = m->f32store ? sizeof(float) : sizeof(double);
-    size_t bytes = (size_t)p->numel * (m->f32store ? 4 : 3) * esz;
+    size_t bytes = (size_t)p->numel * 4 * esz;
     if (!bpv_model_fits(m, bytes))
         return bpv_model_fail(m, err, st->value->off, st->value->len,
                     "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
+    p->init = p->val;
     if (m->f32store) {
         float *v = bpv_arena_alloc(m->arena, (size_t)p->numel * esz);
         if (!v) return bpv_model_oom(err);
-        for (int64_t q = 0; q < p->numel; q++) v[q] = (float)p->val[q];
+        for (int64_t q = 0; q < p->numel; q++) v[q] = (float)p->init[q];
         p->val32 = v;
+    } else {
+        double *v = bpv_arena_alloc(m->arena, (size_t)p->numel * esz);
+        if (!v) return bpv_model_oom(err);
+        memcpy(v, p->init, (size_t)p->numel * esz);
+        p->val = v;
     }
+    bpv_optim_state *os = &m->run.optim[m->nparams];
     p->grad = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
-    p->m = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
-    p->v = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
-    if (!p->grad || !p->m || !p->v) return bpv_model_oom(err);
+    os->m = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
+    os->v = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
+    if (!p->grad || !os->m || !os->v) return bpv_model_oom(err);
     /* torch's .grad starts as None and the first backward stores its result
      * as is; -0.0 + g == g for every g (a -0.0 gradient included), which
      * plain zeroes would turn into +0.0 */
@@ -449,8 +457,12 @@ bool bpv_model_check(bpv_model *m, bpv_error **err) {
     m->consts = bpv_arena_calloc(m->arena, (size_t)nc + 1, sizeof *m->consts);
     m->trains = bpv_arena_calloc(m->arena, (size_t)nt + 1, sizeof *m->trains);
     m->predicts = bpv_arena_calloc(m->arena, (size_t)pr->nstmts + 1, sizeof *m->predicts);
+    m->run.optim = bpv_arena_calloc(m->arena, (size_t)np + 1, sizeof *m->run.optim);
+    m->run.grad_used = bpv_arena_calloc(m->arena, (size_t)np + 1, sizeof(bool));
+    m->run.grad_seen = bpv_arena_calloc(m->arena, (size_t)np + 1, sizeof(bool));
     bool *covered = calloc((size_t)pr->nstmts + 1, sizeof *covered);
-    if (!m->data || !m->params || !m->consts || !m->trains || !m->predicts || !covered) {
+    if (!m->data || !m->params || !m->consts || !m->trains || !m->predicts || !m->run.optim ||
+        !m->run.grad_used || !m->run.grad_seen || !covered) {
         free(covered);
         return bpv_model_oom(err);
     }

@@ -1,6 +1,7 @@
 /* A loaded model: its source, AST, symbols (data, params, consts, named
- * expressions, functions), training state and kept snapshots. The compiler
- * turns the symbols into a bpv_graph; the runner executes the statements. */
+ * expressions, functions), its compiled graphs, and the latest run's state
+ * (bpv_run, reset by each run). The compiler turns the symbols into a
+ * bpv_graph; the runner (train.c) executes the statements. */
 #ifndef BPV_MODEL_H
 #define BPV_MODEL_H
 
@@ -28,20 +29,50 @@ typedef struct bpv_param {
     const bpv_stmt *stmt;
     bpv_shape shape;
     int64_t numel;
-    /* current value, in the model's storage (bpv_model_params_f32); PARAM
-     * nodes point here */
+    /* the initial value, as loaded (doubles rounded to the dtype, init.c);
+     * every run starts from it */
+    const double *init;
+    /* run state (bpv_run): val is reset from init and grad to -0.0 when a
+     * run starts; they stay where they are because PARAM nodes point at
+     * them */
+    /* current value, in the model's storage (bpv_model_params_f32) */
     union { double *val; float *val32; };
     /* .grad: persists across steps (zero_grad=false) */
     union { double *grad; float *grad32; };
     bool has_lr;
     double lr;         /* per-parameter lr override */
-    /* optimizer state */
-    /* adam moments, or m = sgd momentum buffer, in the model's storage */
+} bpv_param;
+
+/* A param's optimizer state (optim.c), in the model's storage: reset when
+ * a train statement starts, as a new torch.optim object would be. */
+typedef struct bpv_optim_state {
+    /* adam moments, or m = sgd momentum buffer */
     union { double *m; float *m32; };
     union { double *v; float *v32; };
     bool has_momentum; /* torch creates the momentum buffer on first step */
     long adam_t;
-} bpv_param;
+} bpv_optim_state;
+
+/* Everything a run changes (train.c), besides the params' val and grad:
+ * reset when a run starts, so that a model runs again from its initial
+ * params with the same results. Buffers are allocated at load (within the
+ * model's memory limit) and reused by every run. */
+typedef struct bpv_run {
+    long step;        /* steps taken so far */
+    long epoch;       /* epochs completed so far (the next epoch's number) */
+    int cur_stmt;     /* statement being run (snapshots list the params before it) */
+    /* inspection (inspect.c): the first step with a NaN or infinity (0:
+     * none yet); per param, whether it was in a training graph and whether
+     * some step gave it a nonzero gradient (marked on gradcheck runs) */
+    long nf_step;
+    bool *grad_used, *grad_seen;
+    bpv_optim_state *optim; /* per param */
+    /* Kept snapshots in step order; each owns its memory (malloc'd), freed
+     * when the next run starts or with the model. */
+    bpv_snapshot **snaps;
+    size_t nsnaps, capsnaps;
+    bpv_snapshot *snap_spare; /* one released snapshot, refilled by the next take */
+} bpv_run;
 
 typedef struct bpv_const {
     const char *name;
@@ -68,6 +99,10 @@ typedef struct bpv_train {
     int stmt_index;      /* index of the train statement */
     bpv_graph *full;     /* graph for a full step */
     bpv_graph *part;     /* graph for the last, smaller batch, or NULL */
+    /* train.c: their scalar plans (scalar.h), built at the first run and
+     * taken by every run; NULL for a graph the plans do not take */
+    struct bpv_scalar_plan *plan_full, *plan_part;
+    bool planned;
     int64_t nsamples;    /* samples per epoch (1 when the graph uses no data) */
     int64_t bsize;       /* samples per full step (1 for batch=1) */
     long steps_per_epoch;
@@ -106,26 +141,12 @@ struct bpv_model {
     int *symtab; int symcap;
     bpv_train *trains; int ntrains;
     bpv_graph **predicts; /* per statement: the compiled predict graph or NULL */
-    int cur_stmt;         /* statement being run (snapshots list the params before it) */
     /* per statement: the op of a fn with `grad` (fnprog.c), or NULL; NULL
      * when the model has none */
     bpv_custom **customs;
 
-    long step;        /* steps taken so far */
-    long epoch;       /* epochs completed so far (the next epoch's number) */
     long total_steps; /* known after loading */
-    /* inspection (inspect.c, additive): the first step with a NaN or
-     * infinity (0: none yet); per param, whether it was in a training graph
-     * and whether some step gave it a nonzero gradient (gradcheck runs) */
-    long nf_step;
-    bool *grad_used, *grad_seen;
-    bool ran;
-
-    /* Kept snapshots in step order; each owns its memory (malloc'd), freed
-     * with the model. */
-    bpv_snapshot **snaps;
-    size_t nsnaps, capsnaps;
-    bpv_snapshot *snap_spare; /* one released snapshot, refilled by the next take */
+    bpv_run run;      /* the latest run's state */
 };
 
 /* Whether the params (and every graph of the model) store float32: the

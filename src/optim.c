@@ -130,8 +130,9 @@ static int64_t adam8(float *w, const float *g, float *mb, float *vb, int64_t n,
 
 /* Adam's per-step numbers, as torch computes them in Python doubles and
  * rounds to the dtype: 1-b1, b1, 1-b2, b2, sqrt(bc2), eps, -lr/bc1. */
-static void adam_consts(bpv_dtype dt, const bpv_train *t, bpv_param *p, double *k) {
-    long step = ++p->adam_t;
+static void adam_consts(bpv_dtype dt, const bpv_train *t, const bpv_param *p,
+                        bpv_optim_state *st, double *k) {
+    long step = ++st->adam_t;
     const double bc1 = 1.0 - pow(t->beta1, (double)step);
     const double bc2 = 1.0 - pow(t->beta2, (double)step);
     const double step_size = (p->has_lr ? p->lr : t->lr) / bc1;
@@ -141,28 +142,29 @@ static void adam_consts(bpv_dtype dt, const bpv_train *t, bpv_param *p, double *
 
 /* One optimizer step for one param over double storage (an f64 model, or
  * an f32 one under BPV_STORE_F64=1). */
-void bpv_optim_update_f64(bpv_dtype dt, const bpv_train *t, bpv_param *p) {
+void bpv_optim_update_f64(bpv_dtype dt, const bpv_train *t, bpv_param *p,
+                          bpv_optim_state *st) {
     const double lr = R(p->has_lr ? p->lr : t->lr);
     const int64_t n = p->numel;
     if (!t->adam && t->momentum == 0) {
         sgd_f64(dt, p->val, p->grad, n, lr); /* a scalar's is optim.h's */
     } else if (!t->adam) {
-        const bool first = !p->has_momentum;
-        p->has_momentum = true;
-        momentum_f64(dt, p->val, p->grad, p->m, n, lr, R(t->momentum), first);
+        const bool first = !st->has_momentum;
+        st->has_momentum = true;
+        momentum_f64(dt, p->val, p->grad, st->m, n, lr, R(t->momentum), first);
     } else {
         /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2);
          * denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps);
          * p.addcdiv_(exp_avg, denom, value=-lr/bc1) */
         double k[7];
-        adam_consts(dt, t, p, k);
-        adam_f64(dt, p->val, p->grad, p->m, p->v, n, k);
+        adam_consts(dt, t, p, st, k);
+        adam_f64(dt, p->val, p->grad, st->m, st->v, n, k);
     }
 }
 
 /* The same over float32 storage: eight lanes at a time with AVX2 and FMA
  * where the CPU has them, the rest through the loops above. */
-void bpv_optim_update_f32(const bpv_train *t, bpv_param *p) {
+void bpv_optim_update_f32(const bpv_train *t, bpv_param *p, bpv_optim_state *st) {
     const bpv_dtype dt = BPV_F32;
     const double lr = R(p->has_lr ? p->lr : t->lr);
     const int64_t n = p->numel;
@@ -170,17 +172,25 @@ void bpv_optim_update_f32(const bpv_train *t, bpv_param *p) {
     if (!t->adam && t->momentum == 0) {
         sgd_f32(dt, w, g, n, lr); /* a scalar's is optim.h's */
     } else if (!t->adam) {
-        const bool first = !p->has_momentum;
+        const bool first = !st->has_momentum;
         const double mom = R(t->momentum);
-        p->has_momentum = true;
-        const int64_t done = opt_avx2() ? momentum8(w, g, p->m32, n, (float)lr, (float)mom, first) : 0;
-        momentum_f32(dt, w + done, g + done, p->m32 + done, n - done, lr, mom, first);
+        st->has_momentum = true;
+        const int64_t done = opt_avx2() ? momentum8(w, g, st->m32, n, (float)lr, (float)mom, first) : 0;
+        momentum_f32(dt, w + done, g + done, st->m32 + done, n - done, lr, mom, first);
     } else {
         double k[7];
-        adam_consts(dt, t, p, k);
-        const int64_t done = opt_avx2() ? adam8(w, g, p->m32, p->v32, n, k) : 0;
-        adam_f32(dt, w + done, g + done, p->m32 + done, p->v32 + done, n - done, k);
+        adam_consts(dt, t, p, st, k);
+        const int64_t done = opt_avx2() ? adam8(w, g, st->m32, st->v32, n, k) : 0;
+        adam_f32(dt, w + done, g + done, st->m32 + done, st->v32 + done, n - done, k);
     }
 }
 
 #undef R
+
+void bpv_optim_reset(const bpv_model *m, const bpv_param *p, bpv_optim_state *st) {
+    const size_t bytes = (size_t)p->numel * (m->f32store ? sizeof(float) : sizeof(double));
+    st->has_momentum = false;
+    st->adam_t = 0;
+    memset(st->m, 0, bytes);
+    memset(st->v, 0, bytes);
+}

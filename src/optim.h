@@ -9,15 +9,20 @@
 
 /* One optimizer step for p with train t's settings, over double storage
  * (an f64 model, or an f32 one under BPV_STORE_F64=1) or float32 storage
- * (optim.c). */
-void bpv_optim_update_f64(bpv_dtype dt, const bpv_train *t, bpv_param *p);
-void bpv_optim_update_f32(const bpv_train *t, bpv_param *p);
+ * (optim.c), st the param's optimizer state. */
+void bpv_optim_update_f64(bpv_dtype dt, const bpv_train *t, bpv_param *p,
+                          bpv_optim_state *st);
+void bpv_optim_update_f32(const bpv_train *t, bpv_param *p, bpv_optim_state *st);
 
-/* One optimizer step for p with train t's settings, over the model's
- * storage. Plain SGD on a scalar is inline: on a model of a few scalars it
+/* A new optimizer's state for p: no momentum buffer yet, no Adam step. */
+void bpv_optim_reset(const bpv_model *m, const bpv_param *p, bpv_optim_state *st);
+
+/* One optimizer step for param `ref` of m (its optimizer state is
+ * m->run.optim[ref]) with train t's settings, over the model's storage. Plain SGD on a scalar is inline: on a model of a few scalars it
  * is a few instructions a step, which a call would outweigh
  * (samples/linear.bp); the tutorial's `w.data = w.data - lr * w.grad.data`. */
-static inline void bpv_optim_update(const bpv_model *m, const bpv_train *t, bpv_param *p) {
+static inline void bpv_optim_update(const bpv_model *m, const bpv_train *t, int ref) {
+    bpv_param *p = &m->params[ref];
     if (!t->adam && t->momentum == 0 && p->numel == 1) {
         if (m->f32store) {
             const bpv_dtype dt = BPV_F32;
@@ -30,8 +35,8 @@ static inline void bpv_optim_update(const bpv_model *m, const bpv_train *t, bpv_
         }
         return;
     }
-    if (m->f32store) bpv_optim_update_f32(t, p);
-    else bpv_optim_update_f64(m->dtype, t, p);
+    if (m->f32store) bpv_optim_update_f32(t, p, &m->run.optim[ref]);
+    else bpv_optim_update_f64(m->dtype, t, p, &m->run.optim[ref]);
 }
 
 #endif

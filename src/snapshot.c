@@ -61,7 +61,7 @@ static void formula(bpv_buf *b, const bpv_graph *g, const bpv_node *n, const cha
 }
 
 static bool param_listed(const bpv_model *m, int k) {
-    return m->cur_stmt <= 0 || m->params[k].stmt - m->prog.stmts < m->cur_stmt;
+    return m->run.cur_stmt <= 0 || m->params[k].stmt - m->prog.stmts < m->run.cur_stmt;
 }
 
 /* ---- the per-graph cache ------------------------------------------------------
@@ -152,7 +152,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     for (int k = 0; k < m->nparams; k++) np += param_listed(m, k);
     bpv_snap_cache *c = bpv_arena_calloc(A, 1, sizeof *c);
     if (!c) return NULL;
-    c->cur_stmt = m->cur_stmt;
+    c->cur_stmt = m->run.cur_stmt;
     c->off_nodes = ALIGN8(sizeof(bpv_snapshot));
     c->off_edges = ALIGN8(c->off_nodes + (size_t)g->nnodes * sizeof(bpv_snap_node));
     c->off_params = ALIGN8(c->off_edges + (size_t)nedges * sizeof(bpv_snap_edge));
@@ -382,16 +382,16 @@ static void widen(double *restrict dst, const float *restrict src, int64_t n) {
 static bpv_snapshot *take(bpv_model *m, const bpv_graph *g, long step, long epoch,
                           const int64_t *samples, int64_t nsamples) {
     bpv_snap_cache *c = g->snap_cache;
-    if (!c || c->cur_stmt != m->cur_stmt) {
+    if (!c || c->cur_stmt != m->run.cur_stmt) {
         /* the cache is not part of the graph's state: built lazily, and again
          * when another train statement lists other params */
         c = cache_build(m, g);
         ((bpv_graph *)g)->snap_cache = c;
     }
     if (!c) return NULL;
-    bpv_snapshot *s = m->snap_spare;
+    bpv_snapshot *s = m->run.snap_spare;
     if (s && s->cache == c && s->cap_samples >= nsamples) {
-        m->snap_spare = NULL; /* its records and pointers are already right */
+        m->run.snap_spare = NULL; /* its records and pointers are already right */
     } else {
         s = block_new(c, nsamples);
         if (!s) return NULL;
@@ -471,6 +471,6 @@ void bpv_snapshot_free(bpv_snapshot *s) { free(s); }
 void bpv_snapshot_release(bpv_model *m, bpv_snapshot *s) {
     /* a block with marks (non-finite, gradient check) differs from the
      * template in more than its numbers */
-    if (s && !m->snap_spare && s->pristine && !s->gradchecked) m->snap_spare = s;
+    if (s && !m->run.snap_spare && s->pristine && !s->gradchecked) m->run.snap_spare = s;
     else free(s);
 }

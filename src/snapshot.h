@@ -3,7 +3,8 @@
  * update. One malloc'd block owns every record and number, so exporters
  * need nothing else and the engine can go on overwriting its buffers; the
  * strings (names, formulas) are shared with the model's arena and, like
- * the snapshot, valid until bpv_model_free. */
+ * the snapshot, valid until bpv_model_free (the snapshot itself: until the
+ * model's next run, which frees the kept ones). */
 #ifndef BPV_SNAPSHOT_H
 #define BPV_SNAPSHOT_H
 

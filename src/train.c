@@ -87,7 +87,7 @@ static int collect(const bpv_graph *g, leafref *out, bpv_node_kind kind) {
 static int epoch_line(bpv_model *m, const bpv_train *t, double loss, const bpv_run_options *o,
                       bpv_buf *b, bpv_error **err) {
     if (!o->out) return BPV_OK;
-    bpv_buf_printf(b, "epoch=%ld loss=", m->epoch);
+    bpv_buf_printf(b, "epoch=%ld loss=", m->run.epoch);
     bpv_fmt_repr(b, loss);
     for (int k = 0; k < m->nparams; k++) {
         const bpv_param *p = &m->params[k];
@@ -107,22 +107,17 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
                         const bpv_run_options *o, bpv_snapshot **snap, const int64_t *samples,
                         int64_t nsamples, const leafref *ps, int nps, bool *nf_stop,
                         bpv_error **err) {
-    if (o->gradcheck && !m->grad_used) { /* `bpviz check` reports params without gradient */
-        m->grad_used = bpv_arena_calloc(m->arena, (size_t)m->nparams + 1, sizeof(bool));
-        m->grad_seen = bpv_arena_calloc(m->arena, (size_t)m->nparams + 1, sizeof(bool));
-        if (!m->grad_used || !m->grad_seen)
-            return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
-    }
-    for (int k = 0; k < nps && m->grad_used; k++) {
+    /* `bpviz check` reports params without gradient */
+    for (int k = 0; k < nps && o->gradcheck; k++) {
         const bpv_param *p = &m->params[ps[k].ref];
-        m->grad_used[ps[k].ref] = true;
-        for (int64_t q = 0; q < p->numel && !m->grad_seen[ps[k].ref]; q++)
-            if (m->f32store ? p->grad32[q] != 0 : p->grad[q] != 0) m->grad_seen[ps[k].ref] = true;
+        m->run.grad_used[ps[k].ref] = true;
+        for (int64_t q = 0; q < p->numel && !m->run.grad_seen[ps[k].ref]; q++)
+            if (m->f32store ? p->grad32[q] != 0 : p->grad[q] != 0) m->run.grad_seen[ps[k].ref] = true;
     }
-    if (m->nf_step || bpv_graph_finite(g)) return BPV_OK;
-    m->nf_step = m->step;
+    if (m->run.nf_step || bpv_graph_finite(g)) return BPV_OK;
+    m->run.nf_step = m->run.step;
     bool keep = o->keep_first_nonfinite && !*snap;
-    bpv_snapshot *s = *snap ? *snap : bpv_snapshot_take(m, g, m->step, m->epoch, samples, nsamples);
+    bpv_snapshot *s = *snap ? *snap : bpv_snapshot_take(m, g, m->run.step, m->run.epoch, samples, nsamples);
     if (!s) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
     if (s != *snap) bpv_inspect_nonfinite(s);
     if (keep && o->gradcheck && !bpv_gradcheck(m, g, s)) {
@@ -219,9 +214,14 @@ static int train_begin(trainer *tr, bpv_model *m, bpv_train *t, const bpv_run_op
     tr->nps = collect(G, tr->ps, BPV_NODE_PARAM);
     /* all-scalar graphs run as flat instruction lists (scalar.c);
      * BPV_NO_SCALAR=1 turns them off, to compare the two paths */
+    if (!t->planned) { /* once: every run takes the same plans */
+        t->plan_full = bpv_scalar_build(m->arena, G);
+        t->plan_part = P ? bpv_scalar_build(m->arena, P) : NULL;
+        t->planned = true;
+    }
     bool plans = !getenv("BPV_NO_SCALAR");
-    tr->TG = plans ? bpv_scalar_build(m->arena, G) : NULL;
-    tr->TP = plans && P ? bpv_scalar_build(m->arena, P) : NULL;
+    tr->TG = plans ? t->plan_full : NULL;
+    tr->TP = plans ? t->plan_part : NULL;
     for (int k = 0; k < tr->ngd + tr->npd; k++) {
         leafref *l = k < tr->ngd ? &tr->gd[k] : &tr->pd[k - tr->ngd];
         const bpv_data *d = &m->data[l->ref];
@@ -231,17 +231,11 @@ static int train_begin(trainer *tr, bpv_model *m, bpv_train *t, const bpv_run_op
     tr->inspect =
         o->gradcheck || o->on_warning || o->keep_first_nonfinite || t->stop_on_nonfinite;
     /* each train starts a new optimizer, as a new torch.optim object would */
-    for (int k = 0; k < tr->nps; k++) {
-        bpv_param *p = &m->params[tr->ps[k].ref];
-        const size_t bytes = (size_t)p->numel * (tr->f32 ? sizeof(float) : sizeof(double));
-        p->has_momentum = false;
-        p->adam_t = 0;
-        memset(p->m, 0, bytes);
-        memset(p->v, 0, bytes);
-    }
+    for (int k = 0; k < tr->nps; k++)
+        bpv_optim_reset(m, &m->params[tr->ps[k].ref], &m->run.optim[tr->ps[k].ref]);
     tr->total = m->total_steps;
     tr->maxkeep = maxkeep;
-    tr->next_keep = o->keep ? bpv_step_set_next(o->keep, m->step + 1, tr->total) : LONG_MAX;
+    tr->next_keep = o->keep ? bpv_step_set_next(o->keep, m->run.step + 1, tr->total) : LONG_MAX;
     return BPV_OK;
 }
 
@@ -250,17 +244,17 @@ static int train_begin(trainer *tr, bpv_model *m, bpv_train *t, const bpv_run_op
 static int keep_snapshot(bpv_model *m, const bpv_run_options *o, bpv_snapshot *snap, bool *stop,
                          bpv_error **err) {
     bpv_snapshot_set_after(snap, m);
-    if (m->nsnaps == m->capsnaps) {
-        size_t nc = m->capsnaps ? m->capsnaps * 2 : 16;
-        bpv_snapshot **v = realloc(m->snaps, nc * sizeof *v);
+    if (m->run.nsnaps == m->run.capsnaps) {
+        size_t nc = m->run.capsnaps ? m->run.capsnaps * 2 : 16;
+        bpv_snapshot **v = realloc(m->run.snaps, nc * sizeof *v);
         if (!v) {
             bpv_snapshot_free(snap);
             return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
         }
-        m->snaps = v;
-        m->capsnaps = nc;
+        m->run.snaps = v;
+        m->run.capsnaps = nc;
     }
-    m->snaps[m->nsnaps++] = snap;
+    m->run.snaps[m->run.nsnaps++] = snap;
     if (o->on_snapshot && o->on_snapshot(snap, o->user)) *stop = true;
     return BPV_OK;
 }
@@ -295,15 +289,15 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             int64_t start = s * t->bsize;
             int64_t cnt = last ? t->nsamples - start : t->bsize;
             /* a step nobody records need not keep every edge's partial */
-            const bool unread = m->step + 1 < next_keep;
+            const bool unread = m->run.step + 1 < next_keep;
             fill_batch(t, last ? pd : gd, last ? npd : ngd, perm, start, cnt, f32);
             if (plan) bpv_scalar_forward(plan);
             else bpv_graph_forward(g);
             /* the tutorial zeroes .grad after each update, i.e. from the
              * second backward on; before the first it is still None */
-            if (t->zero_grad && m->step > 0 && !plan)
+            if (t->zero_grad && m->run.step > 0 && !plan)
                 g->params_zeroed = true; /* the backward pass zeroes as it writes */
-            else if (t->zero_grad && m->step > 0)
+            else if (t->zero_grad && m->run.step > 0)
                 for (int k = 0; k < nps; k++) {
                     bpv_param *p = &m->params[ps[k].ref];
                     memset(p->grad, 0, (size_t)p->numel * (f32 ? sizeof(float) : sizeof(double)));
@@ -311,15 +305,15 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
             g->edges_unread = unread && !inspect;
             if (plan) bpv_scalar_backward(plan);
             else bpv_graph_backward(g);
-            m->step++;
+            m->run.step++;
             if (o->on_progress) /* a figure's run ends at its last kept step */
-                o->on_progress(m->step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
+                o->on_progress(m->run.step, o->stop_after_last_kept && maxkeep < total ? maxkeep : total,
                                o->progress_user);
             loss = bpv_node_value(g, &g->nodes[g->objective], 0);
             bpv_snapshot *snap = NULL;
-            if (m->step >= next_keep) { /* steps count up by one: this is next_keep */
-                next_keep = bpv_step_set_next(o->keep, m->step + 1, total);
-                snap = bpv_snapshot_take(m, g, m->step, m->epoch,
+            if (m->run.step >= next_keep) { /* steps count up by one: this is next_keep */
+                next_keep = bpv_step_set_next(o->keep, m->run.step + 1, total);
+                snap = bpv_snapshot_take(m, g, m->run.step, m->run.epoch,
                                          t->nsamples ? perm + start : NULL, t->nsamples ? cnt : 0);
                 if (!snap) {
                     rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
@@ -341,21 +335,44 @@ static int run_train(bpv_model *m, bpv_train *t, const bpv_run_options *o, bpv_b
                 bpv_snapshot_free(snap);
                 break;
             }
-            for (int k = 0; k < nps; k++) bpv_optim_update(m, t, &m->params[ps[k].ref]);
+            for (int k = 0; k < nps; k++) bpv_optim_update(m, t, ps[k].ref);
             if (snap && (rc = keep_snapshot(m, o, snap, stop, err)) != BPV_OK) break;
-            if (o->stop_after_last_kept && m->step >= maxkeep) *stop = true;
+            if (o->stop_after_last_kept && m->run.step >= maxkeep) *stop = true;
             if (nf_stop) *stop = true;
             if (*stop) break;
         }
         if (*stop || rc != BPV_OK) break;
         rc = epoch_line(m, t, loss, o, b, err);
-        m->epoch++;
+        m->run.epoch++;
     }
     train_end(&tr);
     return rc;
 }
 
+/* The state a run starts from, whatever ran before: no step taken, the
+ * params' initial values, their grads as at load (-0.0: torch's None), new
+ * optimizers, no kept snapshot. Graphs keep pointing at the same buffers;
+ * what a step leaves in a graph's own buffers the next step overwrites. */
+static void run_reset(bpv_model *m) {
+    bpv_run *r = &m->run;
+    for (size_t i = 0; i < r->nsnaps; i++) bpv_snapshot_free(r->snaps[i]);
+    r->nsnaps = 0;
+    r->step = r->epoch = r->nf_step = 0;
+    r->cur_stmt = 0;
+    memset(r->grad_used, 0, (size_t)m->nparams * sizeof *r->grad_used);
+    memset(r->grad_seen, 0, (size_t)m->nparams * sizeof *r->grad_seen);
+    for (int k = 0; k < m->nparams; k++) {
+        bpv_param *p = &m->params[k];
+        for (int64_t q = 0; q < p->numel; q++) {
+            if (m->f32store) p->val32[q] = (float)p->init[q], p->grad32[q] = -0.0f;
+            else p->val[q] = p->init[q], p->grad[q] = -0.0;
+        }
+        bpv_optim_reset(m, p, &r->optim[k]);
+    }
+}
+
 int bpv_model_exec(bpv_model *m, const bpv_run_options *o, bpv_error **err) {
+    run_reset(m);
     bpv_buf b;
     bpv_buf_init(&b);
     long maxkeep = o->keep ? bpv_step_set_max(o->keep, m->total_steps) : 0;
@@ -363,11 +380,11 @@ int bpv_model_exec(bpv_model *m, const bpv_run_options *o, bpv_error **err) {
     int rc = BPV_OK, ti = 0;
     for (int i = 0; i < m->prog.nstmts && rc == BPV_OK && !stop; i++) {
         const bpv_stmt *st = &m->prog.stmts[i];
-        m->cur_stmt = i;
+        m->run.cur_stmt = i;
         if (st->kind == ST_PREDICT) {
             rc = run_predict(m, i, o, &b, err);
         } else if (st->kind == ST_TRAIN) {
-            if (o->stop_after_last_kept && m->step >= maxkeep) break;
+            if (o->stop_after_last_kept && m->run.step >= maxkeep) break;
             rc = run_train(m, &m->trains[ti++], o, &b, maxkeep, &stop, err);
         }
     }

@@ -133,8 +133,8 @@ static void test_batches(void **state) {
     assert_int_equal(bpv_model_step_count(m), 6);
     char *out = run(m, "all", 0);
     free(out);
-    assert_int_equal(m->nsnaps, 6);
-    const bpv_snapshot *s1 = m->snaps[0], *s3 = m->snaps[2], *s4 = m->snaps[3];
+    assert_int_equal(m->run.nsnaps, 6);
+    const bpv_snapshot *s1 = m->run.snaps[0], *s3 = m->run.snaps[2], *s4 = m->run.snaps[3];
     assert_int_equal(s1->nsamples, 2);
     assert_int_equal(s1->samples[0], 0);
     assert_int_equal(s1->samples[1], 1);
@@ -167,11 +167,11 @@ static void test_shuffle(void **state) {
     bpv_model *a = load(text), *b = load(text);
     char *oa = run(a, "all", 0), *ob = run(b, "all", 0);
     assert_string_equal(oa, ob);
-    assert_int_equal(a->nsnaps, 24);
+    assert_int_equal(a->run.nsnaps, 24);
     int64_t e0[8], e1[8], e0b[8];
-    perm_of((const bpv_snapshot *const *)a->snaps, 8, e0);
-    perm_of((const bpv_snapshot *const *)a->snaps + 8, 8, e1);
-    perm_of((const bpv_snapshot *const *)b->snaps, 8, e0b);
+    perm_of((const bpv_snapshot *const *)a->run.snaps, 8, e0);
+    perm_of((const bpv_snapshot *const *)a->run.snaps + 8, 8, e1);
+    perm_of((const bpv_snapshot *const *)b->run.snaps, 8, e0b);
     assert_memory_equal(e0, e0b, sizeof e0);
     int seen[8] = {0};
     for (int i = 0; i < 8; i++) seen[e0[i]]++;
@@ -188,10 +188,10 @@ static void test_zero_grad_false(void **state) {
     bpv_model *m = load("data x = [1, 2, 4]\nparam w = 1\nloss = x * w\n"
                         "train epochs=1 lr=0.1 zero_grad=false\n");
     char *out = run(m, "all", 0);
-    assert_int_equal(m->nsnaps, 3);
-    assert_true(snode(m->snaps[0], "w")->grad[0] == 1.0);
-    assert_true(snode(m->snaps[1], "w")->grad[0] == 3.0); /* 1 + 2 */
-    assert_true(snode(m->snaps[2], "w")->grad[0] == 7.0); /* 1 + 2 + 4 */
+    assert_int_equal(m->run.nsnaps, 3);
+    assert_true(snode(m->run.snaps[0], "w")->grad[0] == 1.0);
+    assert_true(snode(m->run.snaps[1], "w")->grad[0] == 3.0); /* 1 + 2 */
+    assert_true(snode(m->run.snaps[2], "w")->grad[0] == 7.0); /* 1 + 2 + 4 */
     float w = 1.0f;
     w = w - 0.1f * 1.0f;
     w = w - 0.1f * 3.0f;
@@ -208,8 +208,8 @@ static void test_snapshot_contents(void **state) {
     assert_non_null(m);
     char *out = run(m, "1,6", 0);
     free(out);
-    assert_int_equal(m->nsnaps, 2);
-    const bpv_snapshot *s = m->snaps[0];
+    assert_int_equal(m->run.nsnaps, 2);
+    const bpv_snapshot *s = m->run.snaps[0];
     assert_int_equal(s->step, 1);
     assert_int_equal(s->epoch, 0);
     assert_int_equal(s->nsamples, 1);
@@ -258,9 +258,9 @@ static void test_snapshot_contents(void **state) {
     assert_int_equal(s->nparams, 1);
     assert_string_equal(s->params[0].name, "w");
     assert_true(s->params[0].after[0] == (double)(1.0f - 0.01f * -2.0f));
-    assert_int_equal(m->snaps[1]->step, 6);
-    assert_int_equal(m->snaps[1]->epoch, 1);
-    assert_int_equal(m->snaps[1]->samples[0], 1);
+    assert_int_equal(m->run.snaps[1]->step, 6);
+    assert_int_equal(m->run.snaps[1]->epoch, 1);
+    assert_int_equal(m->run.snaps[1]->samples[0], 1);
     bpv_model_free(m);
 }
 
@@ -271,14 +271,14 @@ static void test_stop_early_and_continue(void **state) {
     bpv_model *m = load(text);
     assert_int_equal(bpv_model_step_count(m), 10);
     char *out = run(m, "3", 1);
-    assert_int_equal(m->step, 3);
-    assert_int_equal(m->nsnaps, 1);
+    assert_int_equal(m->run.step, 3);
+    assert_int_equal(m->run.nsnaps, 1);
     free(out);
     bpv_model_free(m);
     m = load(text);
     out = run(m, "8", 0);
-    assert_int_equal(m->step, 10);
-    assert_int_equal(m->snaps[0]->epoch, 3); /* epochs keep counting */
+    assert_int_equal(m->run.step, 10);
+    assert_int_equal(m->run.snaps[0]->epoch, 3); /* epochs keep counting */
     assert_non_null(strstr(out, "\nepoch=4 loss="));
     assert_non_null(strstr(out, "\npredict w() = "));
     free(out);
@@ -334,12 +334,12 @@ static void test_snapshot_nonfinite_tensor(void **state) {
                         "train epochs=1 lr=0.01 batch=2\n");
     char *out = run(m, "1,2", 0);
     free(out);
-    assert_int_equal(m->nsnaps, 2);
-    const bpv_snapshot *s = m->snaps[0];
+    assert_int_equal(m->run.nsnaps, 2);
+    const bpv_snapshot *s = m->run.snaps[0];
     assert_int_equal(s->nf_pass, 1);
     assert_int_equal(s->nodes[s->nf_node].op, BPV_OP_DIV);
     assert_true(s->nodes[s->nf_node].nonfinite);
-    s = m->snaps[1];
+    s = m->run.snaps[1];
     assert_int_equal(s->nf_pass, 0);
     for (int i = 0; i < s->nnodes; i++) assert_false(s->nodes[i].nonfinite);
     bpv_model_free(m);
@@ -375,8 +375,8 @@ static int on_recycle(const bpv_snapshot *s, void *user) {
     free(json), free(dot);
     if (r->release) {
         bpv_model *m = r->m;
-        assert_ptr_equal(m->snaps[m->nsnaps - 1], s);
-        bpv_snapshot_release(m, m->snaps[--m->nsnaps]);
+        assert_ptr_equal(m->run.snaps[m->run.nsnaps - 1], s);
+        bpv_snapshot_release(m, m->run.snaps[--m->run.nsnaps]);
     }
     return 0;
 }
@@ -397,7 +397,7 @@ static void run_recycled(const char *text, recycle_log *r, bool release) {
     fclose(devnull);
     bpv_step_set_free(set);
     if (rc != BPV_OK) fail_msg("run failed: %s", err ? err->message : "");
-    assert_int_equal(r->m->nsnaps, release ? 0 : (size_t)r->n);
+    assert_int_equal(r->m->run.nsnaps, release ? 0 : (size_t)r->n);
     bpv_model_free(r->m);
 }
 
@@ -511,12 +511,12 @@ static void test_unrecorded_steps(void **state) {
         dbl = load(storage_models[k]);
         free(run(dbl, "all", 0));
         unsetenv("BPV_STORE_F64");
-        assert_true(all->nsnaps >= 5);
-        assert_int_equal(one->nsnaps, 1);
-        assert_int_equal(dbl->nsnaps, all->nsnaps);
-        assert_int_equal(one->snaps[0]->step, 5);
-        same_snapshot(dbl->snaps[4], one->snaps[0]);
-        for (size_t i = 0; i < all->nsnaps; i++) same_snapshot(dbl->snaps[i], all->snaps[i]);
+        assert_true(all->run.nsnaps >= 5);
+        assert_int_equal(one->run.nsnaps, 1);
+        assert_int_equal(dbl->run.nsnaps, all->run.nsnaps);
+        assert_int_equal(one->run.snaps[0]->step, 5);
+        same_snapshot(dbl->run.snaps[4], one->run.snaps[0]);
+        for (size_t i = 0; i < all->run.nsnaps; i++) same_snapshot(dbl->run.snaps[i], all->run.snaps[i]);
         bpv_model_free(all);
         bpv_model_free(one);
         bpv_model_free(dbl);

@@ -76,7 +76,8 @@ void bpv_step_set_free(bpv_step_set *set);
 typedef struct bpv_snapshot bpv_snapshot;
 
 /* Called for each kept snapshot, in step order. The snapshot stays valid
- * until bpv_model_free; do not free it. Return non-zero to stop the run. */
+ * until the model's next run or bpv_model_free; do not free it. Return
+ * non-zero to stop the run. */
 typedef int (*bpv_snapshot_fn)(const bpv_snapshot *snap, void *user);
 
 /* Called after every training step with the steps taken so far and the
@@ -112,15 +113,17 @@ typedef struct bpv_run_options {
 
 /* Runs the model's statements top to bottom: predictions are printed, train
  * statements train. Returns BPV_OK or an error status and stores an error
- * in `err` (the caller frees it). A model can be run once. */
+ * in `err` (the caller frees it). A model can be run again: every run starts
+ * from the initial params with new optimizers, so the same options give the
+ * same output and snapshots; the previous run's snapshots are freed. */
 int bpv_model_run(bpv_model *model, const bpv_run_options *opts, bpv_error **err);
 
 /* Number of training steps the model takes in total (known after loading:
  * epochs x batches summed over train statements). */
 long bpv_model_step_count(const bpv_model *model);
 
-/* After a run: the first step where a value or gradient was NaN or
- * infinite, or 0 (additive). */
+/* After a run: the first step where the latest run found a value or
+ * gradient NaN or infinite, or 0 (additive). */
 long bpv_model_nonfinite_step(const bpv_model *model);
 
 /* `bpviz check`: loads the model (parse and shapes), trains it, runs the
@@ -133,7 +136,9 @@ long bpv_model_nonfinite_step(const bpv_model *model);
 #define BPV_CHECK_PROBLEMS 1
 int bpv_check(const char *model, const char *steps, char **report, bpv_error **err);
 
-/* The kept snapshots after a run, in step order. Owned by the model. */
+/* The latest run's kept snapshots, in step order. Owned by the model and
+ * valid until its next run (bpv_model_run, bpv_model_bench) or
+ * bpv_model_free. */
 size_t bpv_model_snapshot_count(const bpv_model *model);
 const bpv_snapshot *bpv_model_snapshot(const bpv_model *model, size_t i);
 
@@ -154,10 +159,11 @@ typedef struct bpv_bench_result {
 
 /* Trains the model as bpv_model_run does, printing nothing, and times
  * `steps` training steps after `warmup` untimed ones; a model with fewer
- * steps trains on with more epochs of its last train statement. This runs
- * the model (a model can be run once) and keeps no snapshots. `opts` NULL
- * takes the defaults; the result goes to the caller's `res`. Returns BPV_OK
- * or an error status with `err` set (the caller frees it). */
+ * steps trains on with more epochs of its last train statement, for this
+ * run only. This runs the model as bpv_model_run does (from its initial
+ * params, the previous run's snapshots freed) and keeps no snapshots.
+ * `opts` NULL takes the defaults; the result goes to the caller's `res`.
+ * Returns BPV_OK or an error status with `err` set (the caller frees it). */
 int bpv_model_bench(bpv_model *model, const bpv_bench_options *opts, bpv_bench_result *res,
                     bpv_error **err);
 
