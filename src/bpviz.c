@@ -127,7 +127,7 @@ bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
     else
         m->src.dir = slash == name ? "/" : bpv_arena_strndup(a, name, (size_t)(slash - name));
     m->dtype = BPV_F32;
-    if (!bpv_parse(&m->src, a, &m->prog, err) || !bpv_model_check(m, err)) {
+    if (!bpv_parse(&m->src, a, &m->prog, err) || !bpv_model_prepare(m, err)) {
         bpv_model_free(m);
         return NULL;
     }

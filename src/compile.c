@@ -1,6 +1,6 @@
 /* Compiler: the model's symbols -> a static graph for one target node.
  *
- * Names are checked where they are written (bpv_check_expr, at definition
+ * Names are checked where they are written (bpv_expr_validate, at definition
  * time), so a typo is reported on its own line; shapes are checked when a
  * graph is built for a train or predict, because data shapes depend on the
  * batch. Named nodes are compiled once and shared; fn calls are inlined. */
@@ -342,7 +342,7 @@ bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, do
     return true;
 }
 
-bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
+bool bpv_expr_validate(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
                     int nparams, const char *self, bpv_error **err) {
     switch (e->kind) {
     case AST_NUMBER:
@@ -376,7 +376,7 @@ bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const 
     case AST_BINARY:
     case AST_LIST:
         for (int i = 0; i < e->nargs; i++)
-            if (!bpv_check_expr(m, e->args[i], stmt, params, nparams, self, err)) return false;
+            if (!bpv_expr_validate(m, e->args[i], stmt, params, nparams, self, err)) return false;
         return true;
     case AST_CALL: {
         size_t noff = e->name_off, nlen = name_len(e->name);
@@ -386,7 +386,7 @@ bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const 
             double attr[BPV_MAX_ATTRS];
             if (!bpv_call_args(m, e, op, &nin, attr, err)) return false;
             for (int i = 0; i < nin; i++)
-                if (!bpv_check_expr(m, e->args[i], stmt, params, nparams, self, err)) return false;
+                if (!bpv_expr_validate(m, e->args[i], stmt, params, nparams, self, err)) return false;
             return true;
         }
         if (e->kwnames)
@@ -423,7 +423,7 @@ bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const 
             return fail(m, err, e->off, e->len, "%s() takes %d argument%s, got %d", e->name,
                         want, want == 1 ? "" : "s", e->nargs);
         for (int i = 0; i < e->nargs; i++)
-            if (!bpv_check_expr(m, e->args[i], stmt, params, nparams, self, err)) return false;
+            if (!bpv_expr_validate(m, e->args[i], stmt, params, nparams, self, err)) return false;
         return true;
     }
     }

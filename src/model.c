@@ -1,4 +1,4 @@
-/* The loaded program: declarations checked top to bottom (bpv_model_check),
+/* The loaded program: declarations checked top to bottom (bpv_model_prepare),
  * `train` keys, objectives and `predict` bindings checked and compiled, so
  * that a bad model fails before anything runs. Data (data.c) and param
  * initial values (init.c) are read here too; running is train.c's. */
@@ -65,7 +65,7 @@ static bool declare(bpv_model *m, const bpv_stmt *st, int i, bpv_sym_kind kind, 
     return true;
 }
 
-static bool check_data(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+static bool validate_data(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
     if (!declare(m, st, i, BPV_SYM_DATA, m->ndata, err)) return false;
     bpv_data *d = &m->data[m->ndata];
     d->name = st->name;
@@ -75,7 +75,7 @@ static bool check_data(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err)
     return true;
 }
 
-static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+static bool validate_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
     if (!declare(m, st, i, BPV_SYM_PARAM, m->nparams, err)) return false;
     bpv_param *p = &m->params[m->nparams];
     p->name = st->name;
@@ -133,7 +133,7 @@ static bool check_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err
     return true;
 }
 
-static bool check_const(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+static bool validate_const(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
     if (!declare(m, st, i, BPV_SYM_CONST, m->nconsts, err)) return false;
     bpv_const *c = &m->consts[m->nconsts];
     char what[300];
@@ -145,7 +145,7 @@ static bool check_const(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err
     return true;
 }
 
-static bool check_fn(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+static bool validate_fn(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
     if (!declare(m, st, i, BPV_SYM_FN, -1, err)) return false;
     for (int k = 0; k < st->nparams; k++) {
         size_t off = st->param_offs ? st->param_offs[k] : st->off;
@@ -159,7 +159,7 @@ static bool check_fn(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
                             "parameter '%s' appears twice", st->params[k]);
     }
     if (st->grads) return bpv_custom_make(m, st, i, err);
-    return bpv_check_expr(m, st->value, i, st->params, st->nparams, st->name, err);
+    return bpv_expr_validate(m, st->value, i, st->params, st->nparams, st->name, err);
 }
 
 /* ---- train ------------------------------------------------------------------------ */
@@ -288,7 +288,7 @@ static bool train_keys_parse(bpv_model *m, const bpv_stmt *st, bpv_train *t, bpv
     return true;
 }
 
-static bool check_train(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
+static bool validate_train(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
                         bpv_error **err) {
     bpv_train *t = &m->trains[m->ntrains];
     if (!train_keys_parse(m, st, t, err)) return false;
@@ -316,7 +316,7 @@ static bool check_train(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
                         "below it",
                         line_of(m, m->prog.stmts[m->syms[k].stmt].off));
         if (!named) tmp.off = st->off, tmp.len = st->len;
-        if (!bpv_check_expr(m, &tmp, i, NULL, 0, NULL, err)) return false;
+        if (!bpv_expr_validate(m, &tmp, i, NULL, 0, NULL, err)) return false;
         return bpv_model_fail(m, err, tmp.off, tmp.len, "'%s' cannot be trained", t->loss);
     }
     /* the data this objective reads decide the samples per epoch */
@@ -380,14 +380,14 @@ static bool check_train(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
 
 /* ---- predict --------------------------------------------------------------------- */
 
-static bool check_predict(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
+static bool validate_predict(bpv_model *m, const bpv_stmt *st, int i, bool *covered,
                           bpv_error **err) {
     bpv_ast tmp = {0};
     tmp.kind = AST_NAME;
     tmp.name = st->name;
     tmp.off = st->name_off;
     tmp.len = st->name_len;
-    if (!bpv_check_expr(m, &tmp, i, NULL, 0, NULL, err)) return false;
+    if (!bpv_expr_validate(m, &tmp, i, NULL, 0, NULL, err)) return false;
     bpv_binding *bind = st->nkv ? bpv_arena_calloc(m->arena, (size_t)st->nkv, sizeof *bind) : NULL;
     if (st->nkv && !bind) return bpv_model_oom(err);
     for (int k = 0; k < st->nkv; k++) {
@@ -397,7 +397,7 @@ static bool check_predict(bpv_model *m, const bpv_stmt *st, int i, bool *covered
             tmp.name = kv->key;
             tmp.off = kv->key_off;
             tmp.len = kv->key_len;
-            return bpv_check_expr(m, &tmp, i, NULL, 0, NULL, err) &&
+            return bpv_expr_validate(m, &tmp, i, NULL, 0, NULL, err) &&
                    bpv_model_fail(m, err, kv->key_off, kv->key_len, "unknown data '%s'", kv->key);
         }
         if (m->syms[s].kind != BPV_SYM_DATA) {
@@ -440,7 +440,7 @@ static bool store_f32(const bpv_model *m) {
     return m->dtype == BPV_F32 && !getenv("BPV_STORE_F64");
 }
 
-bool bpv_model_check(bpv_model *m, bpv_error **err) {
+bool bpv_model_prepare(bpv_model *m, bpv_error **err) {
     const bpv_program *pr = &m->prog;
     int nd = 0, np = 0, nc = 0, nt = 0;
     for (int i = 0; i < pr->nstmts; i++) {
@@ -496,28 +496,28 @@ bool bpv_model_check(bpv_model *m, bpv_error **err) {
             break;
         case ST_DATA:
             if (first_decl < 0) first_decl = i;
-            ok = check_data(m, st, i, err);
+            ok = validate_data(m, st, i, err);
             break;
         case ST_PARAM:
             if (first_decl < 0) first_decl = i;
-            ok = check_param(m, st, i, err);
+            ok = validate_param(m, st, i, err);
             break;
         case ST_CONST:
             if (first_decl < 0) first_decl = i;
-            ok = check_const(m, st, i, err);
+            ok = validate_const(m, st, i, err);
             break;
         case ST_LET:
-            ok = bpv_check_expr(m, st->value, i, NULL, 0, NULL, err) &&
+            ok = bpv_expr_validate(m, st->value, i, NULL, 0, NULL, err) &&
                  declare(m, st, i, BPV_SYM_LET, -1, err);
             break;
         case ST_FN:
-            ok = check_fn(m, st, i, err);
+            ok = validate_fn(m, st, i, err);
             break;
         case ST_TRAIN:
-            ok = check_train(m, st, i, covered, err);
+            ok = validate_train(m, st, i, covered, err);
             break;
         case ST_PREDICT:
-            ok = check_predict(m, st, i, covered, err);
+            ok = validate_predict(m, st, i, covered, err);
             break;
         }
         (void)nt;

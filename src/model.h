@@ -95,7 +95,7 @@ typedef struct bpv_train {
     uint64_t seed;
     const char *loss;    /* objective node name; "loss" by default */
     size_t loss_off, loss_len;
-    /* filled by bpv_model_check (additive, model.c) */
+    /* filled by bpv_model_prepare (additive, model.c) */
     int stmt_index;      /* index of the train statement */
     bpv_graph *full;     /* graph for a full step */
     bpv_graph *part;     /* graph for the last, smaller batch, or NULL */
@@ -168,7 +168,7 @@ bool bpv_ast_whole(const bpv_ast *e, double lo, double hi, double *v);
 /* Walks the statements once without training: checks declarations, shapes,
  * the objective and train keys, and counts total_steps. Called by
  * bpv_model_load so that a bad model fails before anything runs. */
-bool bpv_model_check(bpv_model *m, bpv_error **err);
+bool bpv_model_prepare(bpv_model *m, bpv_error **err);
 
 /* Compiles the graph that computes node `target` (a named node) for a
  * batch of `batch` samples (0: one sample, no batch dimension), as the
@@ -210,7 +210,7 @@ bool bpv_is_builtin(const char *name);
  * `stmt`): every name defined before it or one of `params`, every call a
  * built-in or an earlier fn with the right argument count; `self` (the fn
  * being defined, or NULL) may not call itself. */
-bool bpv_check_expr(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
+bool bpv_expr_validate(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
                     int nparams, const char *self, bpv_error **err);
 /* The tensor inputs (*nin, the leading arguments) and the attributes (attr,
  * in the op's row order) of a call of op `op` in the language, checked. */
