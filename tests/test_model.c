@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "testutil.h"
 #include "snapshot.h"
 
 static bpv_model *load(const char *text) {
@@ -473,27 +474,6 @@ static const char *const storage_models[] = {
     "train epochs=3 lr=0.01 batch=3 optimizer=adam\n",
 };
 
-static void same_numbers(const double *a, const double *b, int64_t n) {
-    assert_true((a == NULL) == (b == NULL));
-    if (a) assert_memory_equal(a, b, (size_t)n * sizeof *a);
-}
-
-static void same_snapshot(const bpv_snapshot *a, const bpv_snapshot *b) {
-    assert_int_equal(a->step, b->step);
-    assert_true(a->loss == b->loss || (a->loss != a->loss && b->loss != b->loss));
-    assert_int_equal(a->nnodes, b->nnodes);
-    for (int i = 0; i < a->nnodes; i++) {
-        same_numbers(a->nodes[i].value, b->nodes[i].value, a->nodes[i].numel);
-        same_numbers(a->nodes[i].grad, b->nodes[i].grad, a->nodes[i].numel);
-    }
-    assert_int_equal(a->nedges, b->nedges);
-    for (int e = 0; e < a->nedges; e++)
-        same_numbers(a->edges[e].chained, b->edges[e].chained, a->nodes[a->edges[e].from].numel);
-    assert_int_equal(a->nparams, b->nparams);
-    for (int q = 0; q < a->nparams; q++)
-        same_numbers(a->params[q].after, b->params[q].after, a->params[q].numel);
-}
-
 /* Steps nobody records skip work (a param's sole matmul edge goes straight
  * into its .grad): step 5 recorded alone, or with every step, over float32
  * storage, must hold exactly the numbers of step 5 over double storage
@@ -515,8 +495,8 @@ static void test_unrecorded_steps(void **state) {
         assert_int_equal(one->run.nsnaps, 1);
         assert_int_equal(dbl->run.nsnaps, all->run.nsnaps);
         assert_int_equal(one->run.snaps[0]->step, 5);
-        same_snapshot(dbl->run.snaps[4], one->run.snaps[0]);
-        for (size_t i = 0; i < all->run.nsnaps; i++) same_snapshot(dbl->run.snaps[i], all->run.snaps[i]);
+        tu_same_snapshot(dbl->run.snaps[4], one->run.snaps[0]);
+        for (size_t i = 0; i < all->run.nsnaps; i++) tu_same_snapshot(dbl->run.snaps[i], all->run.snaps[i]);
         bpv_model_free(all);
         bpv_model_free(one);
         bpv_model_free(dbl);

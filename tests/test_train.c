@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "testutil.h"
 #include "snapshot.h"
 
 /* SGD (a scalar plan), momentum, Adam, batched, the last batch smaller, non-finite */
@@ -103,39 +104,15 @@ static char *run(bpv_model *m, const char *keep, bool inspect, bool gradcheck) {
     return out;
 }
 
-static void same_numbers(const double *a, const double *b, int64_t n) {
-    assert_true((a == NULL) == (b == NULL));
-    if (a) assert_memory_equal(a, b, (size_t)n * sizeof *a);
-}
-
 /* n numbers of a param's buffer in m's storage (float32 or double) */
 static void same_stored(const bpv_model *m, const void *a, const void *b, int64_t n) {
     assert_memory_equal(a, b, (size_t)n * (m->f32store ? sizeof(float) : sizeof(double)));
 }
 
-static void same_snapshot(const bpv_snapshot *a, const bpv_snapshot *b) {
-    assert_int_equal(a->step, b->step);
-    assert_int_equal(a->epoch, b->epoch);
-    assert_memory_equal(&a->loss, &b->loss, sizeof a->loss);
-    assert_int_equal(a->nsamples, b->nsamples);
-    for (int64_t i = 0; i < a->nsamples; i++) assert_int_equal(a->samples[i], b->samples[i]);
-    assert_int_equal(a->nnodes, b->nnodes);
-    for (int i = 0; i < a->nnodes; i++) {
-        same_numbers(a->nodes[i].value, b->nodes[i].value, a->nodes[i].numel);
-        same_numbers(a->nodes[i].grad, b->nodes[i].grad, a->nodes[i].numel);
-    }
-    assert_int_equal(a->nedges, b->nedges);
-    for (int e = 0; e < a->nedges; e++)
-        same_numbers(a->edges[e].chained, b->edges[e].chained, a->nodes[a->edges[e].from].numel);
-    assert_int_equal(a->nparams, b->nparams);
-    for (int q = 0; q < a->nparams; q++)
-        same_numbers(a->params[q].after, b->params[q].after, a->params[q].numel);
-}
-
 static void same_snapshots(const bpv_model *a, const bpv_model *b) {
     assert_int_equal(bpv_model_snapshot_count(a), bpv_model_snapshot_count(b));
     for (size_t i = 0; i < bpv_model_snapshot_count(a); i++)
-        same_snapshot(bpv_model_snapshot(a, i), bpv_model_snapshot(b, i));
+        tu_same_snapshot(bpv_model_snapshot(a, i), bpv_model_snapshot(b, i));
 }
 
 /* m run twice and a fresh copy run once, keeping `keep`: the same output,

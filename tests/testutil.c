@@ -1,5 +1,14 @@
 #include "testutil.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "snapshot.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,4 +139,30 @@ char *tu_tmp_path(const char *name) {
     char *p = path[next++ % 8];
     snprintf(p, sizeof path[0], "%s/%s", tmpdir, name);
     return p;
+}
+
+/* ---- snapshots ---- */
+
+static void same_numbers(const double *a, const double *b, int64_t n) {
+    assert_true((a == NULL) == (b == NULL));
+    if (a) assert_memory_equal(a, b, (size_t)n * sizeof *a);
+}
+
+void tu_same_snapshot(const bpv_snapshot *a, const bpv_snapshot *b) {
+    assert_int_equal(a->step, b->step);
+    assert_int_equal(a->epoch, b->epoch);
+    assert_memory_equal(&a->loss, &b->loss, sizeof a->loss);
+    assert_int_equal(a->nsamples, b->nsamples);
+    for (int64_t i = 0; i < a->nsamples; i++) assert_int_equal(a->samples[i], b->samples[i]);
+    assert_int_equal(a->nnodes, b->nnodes);
+    for (int i = 0; i < a->nnodes; i++) {
+        same_numbers(a->nodes[i].value, b->nodes[i].value, a->nodes[i].numel);
+        same_numbers(a->nodes[i].grad, b->nodes[i].grad, a->nodes[i].numel);
+    }
+    assert_int_equal(a->nedges, b->nedges);
+    for (int e = 0; e < a->nedges; e++)
+        same_numbers(a->edges[e].chained, b->edges[e].chained, a->nodes[a->edges[e].from].numel);
+    assert_int_equal(a->nparams, b->nparams);
+    for (int q = 0; q < a->nparams; q++)
+        same_numbers(a->params[q].after, b->params[q].after, a->params[q].numel);
 }

@@ -32,4 +32,10 @@ const char *tu_tmpdir(void);
  * be alive at once without freeing. */
 char *tu_tmp_path(const char *name);
 
+/* Asserts that two snapshots hold the same step with bit-identical numbers:
+ * loss, samples, every value, grad, chained partial and param after the
+ * update. */
+struct bpv_snapshot;
+void tu_same_snapshot(const struct bpv_snapshot *a, const struct bpv_snapshot *b);
+
 #endif
