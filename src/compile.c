@@ -681,7 +681,7 @@ static int op_node(cc *c, bpv_op op, const bpv_ast *e, const int *ins, int nin,
     tmp.in = (int *)ins;
     tmp.nin = nin;
     tmp.custom = fn;
-    if (attr) memcpy(tmp.attr, attr, (size_t)d->nattrs * sizeof *attr);
+    tmp.attr = attr;
     const bpv_shape *shapes[8] = {0}, **sh = nin <= 8 ? shapes : malloc((size_t)nin * sizeof *sh);
     if (!sh) return cfail(c, e->off, e->len, "out of memory compiling");
     for (int k = 0; k < nin; k++) sh[k] = &c->nodes[ins[k]].shape;
@@ -694,7 +694,12 @@ static int op_node(cc *c, bpv_op op, const bpv_ast *e, const int *ins, int nin,
     int r = node_add(c, BPV_NODE_OP, op, ins, nin, &s, e->off, e->len);
     if (r < 0) return -1;
     bpv_node *n = &c->nodes[r];
-    memcpy(n->attr, tmp.attr, sizeof n->attr);
+    if (d->nattrs && attr) { /* kept with the node, like its inputs */
+        double *keep = bpv_arena_alloc(c->m->arena, (size_t)d->nattrs * sizeof *keep);
+        if (!keep) return cfail(c, e->off, e->len, "out of memory compiling");
+        memcpy(keep, attr, (size_t)d->nattrs * sizeof *keep);
+        c->nodes[r].attr = keep;
+    }
     n->custom = fn;
     if (d->plan) {
         bpv_graph view = {0};

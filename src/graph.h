@@ -73,7 +73,9 @@ typedef struct bpv_node {
                           * compiler's arena */
     int nin;
     int variant;         /* BPV_VAR_*: the op's plan picks it once the inputs are known */
-    double attr[BPV_MAX_ATTRS]; /* the op's attributes, in its row's order */
+    /* the op's attributes, bpv_ops[op].nattrs of them in its row's order
+     * (the compiler's arena), or NULL for ops without */
+    const double *attr;
     bpv_shape shape;
     int64_t numel;
     /* numel values: val32 when the graph stores float32 (bpv_graph.f32) */

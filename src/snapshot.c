@@ -167,10 +167,14 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
      * one per param */
     size_t maxsegs = 2 * (size_t)g->nnodes + 2 * (size_t)nedges + (size_t)np + 1;
     c->segs = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_seg));
-    c->scan1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
-    c->copy1 = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
-    c->scan1f = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
-    c->copy1f = bpv_arena_calloc(A, maxsegs, sizeof(bpv_snap_one));
+    /* single numbers of the storage the graph and params use: doubles,
+     * float32, or (params of another storage than the graph) both */
+    const bool f32 = g->f32, pf32 = bpv_model_params_f32(m);
+    const size_t n64 = !f32 || !pf32 ? maxsegs : 1, n32 = f32 || pf32 ? maxsegs : 1;
+    c->scan1 = bpv_arena_calloc(A, n64, sizeof(bpv_snap_one));
+    c->copy1 = bpv_arena_calloc(A, n64, sizeof(bpv_snap_one));
+    c->scan1f = bpv_arena_calloc(A, n32, sizeof(bpv_snap_one));
+    c->copy1f = bpv_arena_calloc(A, n32, sizeof(bpv_snap_one));
     c->lazy = bpv_arena_calloc(A, (size_t)nedges + 1, sizeof(bpv_snap_seg));
     c->view = bpv_arena_alloc(A, sizeof *c->view);
     bpv_node *vnodes = bpv_arena_calloc(A, (size_t)g->nnodes + 1, sizeof *vnodes);
@@ -194,8 +198,7 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     c->view->nodes = vnodes;
     c->view->snap_cache = NULL;
     for (int i = 0; i < g->nnodes; i++) vnodes[i].val = zeros;
-    const bool f32 = g->f32;
-    const bool pf32 = bpv_model_params_f32(m);
+
     bpv_snapshot *s = (bpv_snapshot *)c->templ;
     bpv_snap_node *nodes = (bpv_snap_node *)(c->templ + c->off_nodes);
     bpv_snap_edge *edges = (bpv_snap_edge *)(c->templ + c->off_edges);

@@ -107,6 +107,8 @@ static int op(tg *t, bpv_op o, int a, int b) {
     n->in[0] = a;
     n->in[1] = b < 0 ? 0 : b;
     if (bpv_ops[o].plan) n->variant = bpv_ops[o].plan(&t->g, n);
+    static const double no_attrs[BPV_MAX_ATTRS]; /* zeros, for ops that take some */
+    if (bpv_ops[o].nattrs) n->attr = no_attrs;
     n->shape = op_shape(o, &t->n[a], b < 0 ? NULL : &t->n[b]);
     n->numel = bpv_shape_numel(&n->shape);
     n->val = dalloc(n->numel);
@@ -920,7 +922,8 @@ static void test_storages_agree(void **state) {
             if (bpv_ops[o].min_in == 2) b = param(&t, S(1, 3, 0), bv); /* broadcast */
         }
         int n = op(&t, (bpv_op)o, a, b);
-        if (o == BPV_OP_CLAMP) t.n[n].attr[0] = -0.5, t.n[n].attr[1] = 0.6;
+        static const double bounds[2] = {-0.5, 0.6};
+        if (o == BPV_OP_CLAMP) t.n[n].attr = bounds;
         objective(&t, n);
         mirror m;
         mirror_make(&m, &t);
