@@ -290,7 +290,12 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
     memcpy(tmp, path, dirlen);
-    snprintf(tmp + dirlen, plen - dirlen + 16, ".%s.XXXXXX", path + dirlen);
+    /* ".NAME.XXXXXX" adds 8 bytes: a legal name near NAME_MAX keeps only
+     * as much of itself as fits */
+    const int base_max = 255 - 8;
+    const size_t blen = strlen(path + dirlen);
+    snprintf(tmp + dirlen, plen - dirlen + 16, ".%.*s.XXXXXX",
+             blen > (size_t)base_max ? base_max : (int)blen, path + dirlen);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         int e = errno;
@@ -428,6 +433,16 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
                                                     dot ? "'" : ""));
         }
     }
+    /* never draw over the model being drawn (-T svg -o model.bp) */
+    struct stat ms, os;
+    if (o->model && strcmp(o->model, "-") != 0 && strcmp(output, "-") != 0 &&
+        stat(o->model, &ms) == 0 && stat(output, &os) == 0 && ms.st_dev == os.st_dev &&
+        ms.st_ino == os.st_ino)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                "'%s' is the model being drawn; writing the "
+                                                "figure there would replace it: choose another "
+                                                "output name",
+                                                output));
     const char *spec = o->steps ? o->steps : "1";
     /* first-nonfinite: the step is found while training (inspect.c) */
     bool first_nf = strcmp(spec, "first-nonfinite") == 0;

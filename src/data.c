@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data.h"
 
@@ -97,11 +98,22 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
         bpv_buf_putc(&path, '/');
     }
     bpv_buf_puts(&path, fa->name);
+    /* only a regular file: a FIFO without a writer would block for ever,
+     * and a device or folder is no data */
+    struct stat fst;
+    if (stat(path.data, &fst) == 0 && !S_ISREG(fst.st_mode)) {
+        bpv_model_fail(m, err, fa->off, fa->len,
+                       S_ISDIR(fst.st_mode) ? "'%s' is a folder, not a CSV file"
+                                            : "'%s' is not a regular file (a pipe or a device)",
+                       path.data);
+        bpv_buf_free(&path);
+        return false;
+    }
     FILE *f = fopen(path.data, "rb");
     char *text = NULL;
     size_t len = 0;
     int saved = errno;
-    bool too_big = false; /* BPV_MAX_CSV_MB; also stops /dev/zero and endless pipes */
+    bool too_big = false; /* BPV_MAX_CSV_MB */
     if (f) {
         size_t cap = 1 << 16;
         text = malloc(cap);

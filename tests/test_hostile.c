@@ -146,6 +146,48 @@ static void test_hostile_special_outputs(void **state) {
     unlink(link), unlink(target), unlink(fifo), unlink(got);
 }
 
+/* The files around a run are safe: the output may not be the model itself,
+ * a name as long as the system allows is written (its temporary file fits
+ * too), and a CSV "file" that is a FIFO is refused instead of waited on. */
+static void test_files_around_a_run(void **state) {
+    (void)state;
+    char *model = tu_tmp_path("self.bp");
+    const char *src = "data x = [1, 2]\nparam w = 1\nloss = sum(x * w)\ntrain epochs=1\n";
+    assert_int_equal(tu_write_file(model, src, strlen(src)), 0);
+    EXPECT_FAIL(2, "is the model being drawn", model, "-T", "svg", "-o", model);
+    char *kept = tu_read_file(model, NULL);
+    assert_non_null(kept);
+    assert_string_equal(kept, src);
+    free(kept);
+    /* a 250-byte name: legal, and written */
+    char name[260];
+    memset(name, 'n', 246);
+    memcpy(name + 246, ".svg", 5);
+    char *longp = tu_tmp_path(name);
+    int before = entries();
+    assert_int_equal(tu_bpviz(NULL, NULL, SAMPLE("linear.bp"), "-o", longp, NULL), 0);
+    char *svg = tu_read_file(longp, NULL);
+    assert_non_null(svg);
+    assert_non_null(strstr(svg, "</svg>"));
+    free(svg);
+    assert_int_equal(entries(), before + 1);
+    unlink(longp);
+    /* csv() of a FIFO nobody writes: an error at once, not a hang */
+    char *fifo = tu_tmp_path("pipe.csv"), *csvm = tu_tmp_path("fifo.bp");
+    assert_int_equal(tu_sh("mkfifo '%s'", fifo), 0);
+    const char *m2 = "data x = csv(\"pipe.csv\", 0)\nparam w = 1\nloss = sum(x * w)\n"
+                     "train epochs=1\n";
+    assert_int_equal(tu_write_file(csvm, m2, strlen(m2)), 0);
+    char *err = NULL;
+    assert_int_equal(tu_sh("timeout 20 '%s' run '%s' > /dev/null 2>&1; test $? -eq 2",
+                           BPV_CLI_PATH, csvm),
+                     0);
+    assert_int_equal(tu_bpviz(NULL, &err, "run", csvm, NULL), 2);
+    assert_non_null(strstr(err, "is not a regular file"));
+    free(err);
+    unlink(fifo), unlink(csvm), unlink(model);
+}
+
 static void test_hostile_models(void **state) {
     (void)state;
     EXPECT_FAIL(2, "is a folder, not a model file", (char *)tu_tmpdir(), "-o", OUT);
@@ -218,15 +260,21 @@ static void test_limits_from_environment(void **state) {
     EXPECT_FAIL(2, "is larger than 1 MiB", "/dev/zero", "-o", OUT);
     unsetenv("BPV_MAX_SOURCE_MB");
 
-    /* a CSV that never ends */
-    setenv("BPV_MAX_CSV_MB", "1", 1);
+    /* a CSV that never ends is no regular file; one too large is refused */
     char *zero = tu_tmp_path("zero.bp");
     const char *zt =
         "data x = csv(\"/dev/zero\", 0)\nparam w = 1\nloss = (x * w)^2\ntrain epochs=1\n";
     assert_int_equal(tu_write_file(zero, zt, strlen(zt)), 0);
-    EXPECT_FAIL(2, "zero.bp:1:14: error: '/dev/zero' is larger than 1 MiB (BPV_MAX_CSV_MB)", zero,
-                "-o", OUT);
+    EXPECT_FAIL(2, "zero.bp:1:14: error: '/dev/zero' is not a regular file", zero, "-o", OUT);
+    setenv("BPV_MAX_CSV_MB", "1", 1);
+    char *big = tu_tmp_path("big.bp"), *bigcsv = tu_tmp_path("big.csv");
+    assert_int_equal(tu_sh("yes 1 | head -c 2100000 > '%s'", bigcsv), 0);
+    const char *bt =
+        "data x = csv(\"big.csv\", 0)\nparam w = 1\nloss = (x * w)^2\ntrain epochs=1\n";
+    assert_int_equal(tu_write_file(big, bt, strlen(bt)), 0);
+    EXPECT_FAIL(2, "big.csv' is larger than 1 MiB (BPV_MAX_CSV_MB)", big, "-o", OUT);
     unsetenv("BPV_MAX_CSV_MB");
+    unlink(big), unlink(bigcsv);
 
     setenv("BPV_MAX_NESTING", "3", 1);
     char *deep = tu_tmp_path("deep.bp");
@@ -393,6 +441,7 @@ int main(void) {
         cmocka_unit_test(test_bad_option_values),
         cmocka_unit_test(test_hostile_outputs),
         cmocka_unit_test(test_hostile_special_outputs),
+        cmocka_unit_test(test_files_around_a_run),
         cmocka_unit_test(test_hostile_models),
         cmocka_unit_test(test_limits_from_environment),
         cmocka_unit_test(test_markup_in_names_is_escaped),
