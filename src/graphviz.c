@@ -1097,6 +1097,11 @@ static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_
         if (data) gvFreeRenderData(data);
         return gv_error(err, "rendering failed");
     }
+    if (len == 0) { /* cairo gave up (a raster too small or too large): no file */
+        gvFreeRenderData(data);
+        return gv_error(err, "Graphviz rendered nothing (is the --size or --dpi too small or "
+                             "too large?)");
+    }
     /* Copy into malloc'd memory: the caller frees with free(), and
      * gvRenderData's buffer must go back through gvFreeRenderData. */
     *out = malloc(len + 1);

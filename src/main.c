@@ -43,8 +43,8 @@ static const char usage[] =
     "  --precision N        significant digits of numbers, 1-17 (default: 4)\n"
     "  --plain-names        print names as written (no y_hat -> ŷ, w1 -> w₁)\n"
     "  --font NAME          font of all text (default: DejaVu Sans)\n"
-    "  --size W[xH]         scale to fit W x H inches (default: natural size)\n"
-    "  --dpi N              PNG pixels per inch (default: 96)\n"
+    "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
+    "  --dpi N              PNG pixels per inch, 1-2400 (default: 96)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
     "  -h, --help           show this help\n"
     "  --version            show the version\n"
@@ -346,12 +346,17 @@ int main(int argc, char **argv) {
             snprintf(w, sizeof w, "%.*s", x ? (int)(x - v) : (int)strlen(v), v);
             o.figure.size_w = positive(w);
             o.figure.size_h = x ? positive(x + 1) : 0;
-            if (o.figure.size_w < 0 || o.figure.size_h < 0)
-                return usage_error("--size takes W or WxH in inches, like 6 or 6x4, not '%s'", v);
+            /* a figure bigger than 1000 inches is a typo, and too large to render */
+            if (o.figure.size_w < 0 || o.figure.size_h < 0 || o.figure.size_w > 1000 ||
+                o.figure.size_h > 1000)
+                return usage_error("--size takes W or WxH in inches up to 1000, like 6 or 6x4, "
+                                   "not '%s'",
+                                   v);
         } else if (strcmp(a, "--dpi") == 0) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
-            if ((o.figure.dpi = positive(v)) < 0 || o.figure.dpi > 2400)
-                return usage_error("--dpi takes a number of pixels per inch up to 2400, not '%s'",
+            if ((o.figure.dpi = positive(v)) < 1 || o.figure.dpi > 2400)
+                return usage_error("--dpi takes a number of pixels per inch from 1 to 2400, "
+                                   "not '%s'",
                                    v);
         } else if (strcmp(a, "--watch") == 0) {
             watching = 1;

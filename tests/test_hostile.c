@@ -94,6 +94,11 @@ static void test_bad_option_values(void **state) {
     EXPECT_FAIL(2, "option '--labels' needs a value", SAMPLE("linear.bp"), "-o", OUT, "--labels");
     EXPECT_FAIL(2, "cannot tell the format of", SAMPLE("linear.bp"), "-o",
                 tu_tmp_path("figure.svg.bak"));
+    /* a raster that cannot be made is refused before anything is written */
+    EXPECT_FAIL(2, "--dpi takes a number of pixels per inch from 1 to 2400, not '0.1'",
+                SAMPLE("linear.bp"), "--dpi", "0.1", "-o", tu_tmp_path("out.png"));
+    EXPECT_FAIL(2, "--size takes W or WxH in inches up to 1000", SAMPLE("linear.bp"), "--size",
+                "999999", "-o", tu_tmp_path("out.png"));
 }
 
 static void test_hostile_outputs(void **state) {
