@@ -25,6 +25,19 @@ static bool is_init_fn(const char *name) {
     return false;
 }
 
+bpv_op bpv_op_of_token(bpv_token_kind k) {
+    switch (k) {
+    case TK_PLUS: return BPV_OP_ADD;
+    case TK_MINUS: return BPV_OP_SUB;
+    case TK_STAR: return BPV_OP_MUL;
+    case TK_SLASH: return BPV_OP_DIV;
+    case TK_CARET:
+    case TK_STARSTAR: return BPV_OP_POW;
+    case TK_AT: return BPV_OP_MATMUL;
+    default: return BPV_OP_NONE;
+    }
+}
+
 bool bpv_is_builtin(const char *name) { return bpv_op_by_call(name) || is_init_fn(name); }
 
 /* "2 arguments", "1 or 2 arguments", "2 or more arguments" */
@@ -777,17 +790,8 @@ static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
         return a < 0 ? -1 : op_node(c, BPV_OP_NEG, e, (int[]){a}, 1, NULL, NULL);
     }
     case AST_BINARY: {
-        bpv_op op;
-        switch (e->op) {
-        case TK_PLUS: op = BPV_OP_ADD; break;
-        case TK_MINUS: op = BPV_OP_SUB; break;
-        case TK_STAR: op = BPV_OP_MUL; break;
-        case TK_SLASH: op = BPV_OP_DIV; break;
-        case TK_CARET:
-        case TK_STARSTAR: op = BPV_OP_POW; break;
-        case TK_AT: op = BPV_OP_MATMUL; break;
-        default: return cfail(c, e->off, e->len, "unknown operator");
-        }
+        bpv_op op = bpv_op_of_token(e->op);
+        if (op == BPV_OP_NONE) return cfail(c, e->off, e->len, "unknown operator");
         int a = compile_expr(c, e->args[0], f);
         if (a < 0) return -1;
         int b = compile_expr(c, e->args[1], f);

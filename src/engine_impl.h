@@ -292,20 +292,10 @@ static int64_t class_index(double t, int64_t c) {
 #define EDT dt
 #endif
 
-/* What an op's element functions read of its node. */
-static bpv_ectx elem_ctx(const bpv_graph *g, const bpv_node *n) {
-    bpv_ectx c = {n->variant, 0.0, n->custom, n->attr};
-    if (n->variant == BPV_VAR_POW_SCALAR) { /* a literal: the Python number as written */
-        const bpv_node *e = &g->nodes[n->in[1]];
-        c.k = e->literal ? e->num : (double)e->VAL[0];
-    }
-    return c;
-}
-
 ENGINE_CLONES
 void KN(elem_fwd)(bpv_graph *g, bpv_node *n) {
     const bpv_dtype dt = g->dtype;
-    const bpv_ectx ctx = elem_ctx(g, n), *c = &ctx;
+    const bpv_ectx ctx = bpv_elem_ctx(g, n), *c = &ctx;
     const bpv_node *A = &g->nodes[n->in[0]];
     const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : A;
     NUM *o = n->VAL;
@@ -675,7 +665,7 @@ static bool grad_addsub(bpv_graph *g, bpv_node *n, int k, bool neg) {
 ENGINE_CLONES
 void KN(elem_bwd)(bpv_graph *g, bpv_node *n) {
     const bpv_dtype dt = g->dtype;
-    const bpv_ectx ctx = elem_ctx(g, n), *c = &ctx;
+    const bpv_ectx ctx = bpv_elem_ctx(g, n), *c = &ctx;
     const bpv_node *A = &g->nodes[n->in[0]];
     const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : A;
     const int64_t N = n->numel;
@@ -962,7 +952,7 @@ void GRAPH_BACKWARD(bpv_graph *g) {
 
 void bpv_local_elem(const bpv_graph *g, const bpv_node *n, int k, double *out) {
     const bpv_dtype dt = g->dtype;
-    const bpv_ectx ctx = elem_ctx(g, n), *c = &ctx;
+    const bpv_ectx ctx = bpv_elem_ctx(g, n), *c = &ctx;
     const bpv_node *A = &g->nodes[n->in[0]];
     const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : A;
     const int64_t N = n->numel;

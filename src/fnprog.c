@@ -91,16 +91,8 @@ static bool binary(prog_cc *t, const bpv_ast *e, const bpv_ast *l, const bpv_ast
         if (!isfinite(v)) return tfail(t, l, range_msg, "");
         return expr(t, r) && emit(t, e, BPV_FP_OP, BPV_OP_DIV, BPV_VAR_RDIV, v, 0);
     }
-    bpv_op to;
-    switch (op) {
-    case TK_PLUS: to = BPV_OP_ADD; break;
-    case TK_MINUS: to = BPV_OP_SUB; break;
-    case TK_STAR: to = BPV_OP_MUL; break;
-    case TK_SLASH: to = BPV_OP_DIV; break;
-    case TK_CARET:
-    case TK_STARSTAR: to = BPV_OP_POW; break;
-    default: return tfail(t, e, only, " (no matrix product)");
-    }
+    const bpv_op to = bpv_op_of_token(op);
+    if (to == BPV_OP_NONE || to == BPV_OP_MATMUL) return tfail(t, e, only, " (no matrix product)");
     return expr(t, l) && expr(t, r) && emit(t, e, BPV_FP_OP, to, BPV_VAR_DEFAULT, 0, -1);
 }
 

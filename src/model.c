@@ -106,31 +106,25 @@ static bool validate_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **
         return bpv_model_fail(m, err, st->value->off, st->value->len,
                     "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
     p->init = p->val;
-    if (m->f32store) {
-        float *v = bpv_arena_alloc(m->arena, (size_t)p->numel * esz);
-        if (!v) return bpv_model_oom(err);
-        for (int64_t q = 0; q < p->numel; q++) v[q] = (float)p->init[q];
-        p->val32 = v;
-    } else {
-        double *v = bpv_arena_alloc(m->arena, (size_t)p->numel * esz);
-        if (!v) return bpv_model_oom(err);
-        memcpy(v, p->init, (size_t)p->numel * esz);
-        p->val = v;
-    }
     bpv_optim_state *os = &m->run.optim[m->nparams];
+    p->val = bpv_arena_alloc(m->arena, (size_t)p->numel * esz);
     p->grad = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
     os->m = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
     os->v = bpv_arena_calloc(m->arena, (size_t)p->numel, esz);
-    if (!p->grad || !os->m || !os->v) return bpv_model_oom(err);
+    if (!p->val || !p->grad || !os->m || !os->v) return bpv_model_oom(err);
+    bpv_param_restart(m, p);
+    m->nparams++;
+    return true;
+}
+
+void bpv_param_restart(const bpv_model *m, bpv_param *p) {
     /* torch's .grad starts as None and the first backward stores its result
      * as is; -0.0 + g == g for every g (a -0.0 gradient included), which
      * plain zeroes would turn into +0.0 */
     for (int64_t q = 0; q < p->numel; q++) {
-        if (m->f32store) p->grad32[q] = -0.0f;
-        else p->grad[q] = -0.0;
+        if (m->f32store) p->val32[q] = (float)p->init[q], p->grad32[q] = -0.0f;
+        else p->val[q] = p->init[q], p->grad[q] = -0.0;
     }
-    m->nparams++;
-    return true;
 }
 
 static bool validate_const(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {

@@ -165,6 +165,10 @@ bool bpv_model_fits(const bpv_model *m, size_t bytes);
 /* True when e is a number that is a whole number in [lo, hi] (stored in *v). */
 bool bpv_ast_whole(const bpv_ast *e, double lo, double hi, double *v);
 
+/* Sets a param to where every run starts: its initial value (init) in the
+ * model's storage, and .grad as torch's None (-0.0, see model.c). */
+void bpv_param_restart(const bpv_model *m, bpv_param *p);
+
 /* Walks the statements once without training: checks declarations, shapes,
  * the objective and train keys, and counts total_steps. Called by
  * bpv_model_load so that a bad model fails before anything runs. */
@@ -203,6 +207,9 @@ int bpv_later_def(const bpv_model *m, const char *name, int stmt);
  * bpv_sym_add returns false when out of memory. */
 int bpv_sym_find(const bpv_model *m, const char *name);
 bool bpv_sym_add(bpv_model *m, const char *name, bpv_sym_kind kind, int ref, int stmt);
+/* The op a binary operator token writes (TK_STARSTAR is TK_CARET's
+ * spelling), or BPV_OP_NONE. */
+bpv_op bpv_op_of_token(bpv_token_kind k);
 /* True for built-in function names (sigmoid, sum, csv, zeros...), which
  * cannot be used as names. */
 bool bpv_is_builtin(const char *name);

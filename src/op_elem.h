@@ -25,6 +25,19 @@ typedef struct bpv_ectx {
     const double *attr;       /* the node's attributes (bpv_node.attr) */
 } bpv_ectx;
 
+/* What an op's element functions read of node n: its variant, fn and
+ * attributes, and for a Python-number power the exponent as torch sees it
+ * (a literal: the number as written, unrounded). One place for the engine's
+ * kernels and the scalar path. */
+static inline bpv_ectx bpv_elem_ctx(const bpv_graph *g, const bpv_node *n) {
+    bpv_ectx c = {n->variant, 0.0, n->custom, n->attr};
+    if (n->variant == BPV_VAR_POW_SCALAR) {
+        const bpv_node *e = &g->nodes[n->in[1]];
+        c.k = e->literal ? e->num : bpv_node_value(g, e, 0);
+    }
+    return c;
+}
+
 #define R(x) bpv_round(dt, (x))
 #define EFWD(op)                                                                  \
     static inline __attribute__((always_inline)) double bpv_ef_##op(           \
@@ -212,8 +225,9 @@ static inline double bpv_mse_grad(bpv_dtype dt, int k, double a, double b, doubl
 
 /* Every elementwise op: X(OP, name, vfn, arity) with vfn the whole-tensor
  * vector function the engine's forward runs instead of the element
- * function (-1: none) and arity its inputs (0: one or two). The engine's elementwise kernels, the scalar fast path and
- * fn programs switch over this list, so an op added here is everywhere. */
+ * function (-1: none) and arity its inputs (0: one or two). The engine's
+ * elementwise kernels, the scalar fast path and fn programs switch over
+ * this list, so an op added here is everywhere. */
 #define BPV_ELEM_OPS(X)                                                           \
     X(BPV_OP_ADD, add, -1, 2)                                                        \
     X(BPV_OP_SUB, sub, -1, 2)                                                        \

@@ -298,9 +298,3 @@ bpv_op bpv_op_by_call(const char *name) {
         if (bpv_ops[i].call && strcmp(bpv_ops[i].call, name) == 0) return (bpv_op)i;
     return BPV_OP_NONE;
 }
-
-bpv_op bpv_op_by_name(const char *name) {
-    for (int i = 1; i < BPV_OP_COUNT; i++)
-        if (strcmp(bpv_ops[i].name, name) == 0) return (bpv_op)i;
-    return BPV_OP_NONE;
-}

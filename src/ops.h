@@ -175,7 +175,5 @@ extern const bpv_op_def bpv_ops[BPV_OP_COUNT];
 
 /* The op the language calls `name` with, or BPV_OP_NONE. */
 bpv_op bpv_op_by_call(const char *name);
-/* The op the C builder calls `name` (its row's name), or BPV_OP_NONE. */
-bpv_op bpv_op_by_name(const char *name);
 
 #endif

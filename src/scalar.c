@@ -60,16 +60,6 @@ static bool plan_op(const bpv_node *n) {
     return n->op == BPV_OP_SUM || n->op == BPV_OP_MEAN || n->op == BPV_OP_MSE || n->op == BPV_OP_T;
 }
 
-/* The element context of node n, as the engine's elem_ctx makes it. */
-static bpv_ectx ctx_of(const bpv_graph *g, const bpv_node *n) {
-    bpv_ectx c = {n->variant, 0.0, n->custom, n->attr};
-    if (n->variant == BPV_VAR_POW_SCALAR) {
-        const bpv_node *e = &g->nodes[n->in[1]];
-        c.k = e->literal ? e->num : bpv_node_value(g, e, 0);
-    }
-    return c;
-}
-
 bpv_scalar_plan *bpv_scalar_build(bpv_arena *ar, bpv_graph *g) {
     const int obj = g->objective;
     if (obj < 0 || obj >= g->nnodes) return NULL;
@@ -102,7 +92,7 @@ bpv_scalar_plan *bpv_scalar_build(bpv_arena *ar, bpv_graph *g) {
         if (n->kind == BPV_NODE_OP) {
             fins *f = &t->f[t->nf++];
             f->op = n->op;
-            f->c = ctx_of(g, n);
+            f->c = bpv_elem_ctx(g, n);
             if (f->c.variant == BPV_VAR_POW_SCALAR && f->c.k == 2) f->op = PLAN_SQUARE;
             f->a = g->nodes[n->in[0]].val;
             f->b = n->nin > 1 ? g->nodes[n->in[1]].val : f->a;
@@ -123,7 +113,7 @@ bpv_scalar_plan *bpv_scalar_build(bpv_arena *ar, bpv_graph *g) {
         if (n->kind != BPV_NODE_OP || !n->needs_grad || !n->grad) continue;
         bins *b = &t->b[t->nb];
         b->op = n->op;
-        b->c = ctx_of(g, n);
+        b->c = bpv_elem_ctx(g, n);
         if (b->c.variant == BPV_VAR_POW_SCALAR && b->c.k == 2) b->op = PLAN_SQUARE;
         b->a = g->nodes[n->in[0]].val;
         b->b = n->nin > 1 ? g->nodes[n->in[1]].val : b->a;

@@ -363,10 +363,7 @@ static void run_reset(bpv_model *m) {
     memset(r->grad_seen, 0, (size_t)m->nparams * sizeof *r->grad_seen);
     for (int k = 0; k < m->nparams; k++) {
         bpv_param *p = &m->params[k];
-        for (int64_t q = 0; q < p->numel; q++) {
-            if (m->f32store) p->val32[q] = (float)p->init[q], p->grad32[q] = -0.0f;
-            else p->val[q] = p->init[q], p->grad[q] = -0.0;
-        }
+        bpv_param_restart(m, p);
         bpv_optim_reset(m, p, &r->optim[k]);
     }
 }

@@ -68,7 +68,6 @@ static void test_table_rows(void **state) {
     assert_int_equal(bpv_op_by_call("min"), BPV_OP_MIN);
     assert_int_equal(bpv_op_by_call("T"), BPV_OP_T);
     assert_int_equal(bpv_op_by_call("add"), BPV_OP_NONE); /* an operator, not a call */
-    assert_int_equal(bpv_op_by_name("add"), BPV_OP_ADD);
     assert_true(bpv_ops[BPV_OP_MAX].flags & BPV_OPF_ELEMWISE);
 }
 
