@@ -18,9 +18,10 @@ void bpv_optim_update_f32(const bpv_train *t, bpv_param *p, bpv_optim_state *st)
 void bpv_optim_reset(const bpv_model *m, const bpv_param *p, bpv_optim_state *st);
 
 /* One optimizer step for param `ref` of m (its optimizer state is
- * m->run.optim[ref]) with train t's settings, over the model's storage. Plain SGD on a scalar is inline: on a model of a few scalars it
- * is a few instructions a step, which a call would outweigh
- * (samples/linear.bp); the tutorial's `w.data = w.data - lr * w.grad.data`. */
+ * m->run.optim[ref]) with train t's settings, over the model's storage.
+ * Plain SGD on a scalar is inline: on a model of a few scalars it is a few
+ * instructions a step, which a call would outweigh (samples/linear.bp);
+ * the tutorial's `w.data = w.data - lr * w.grad.data`. */
 static inline void bpv_optim_update(const bpv_model *m, const bpv_train *t, int ref) {
     bpv_param *p = &m->params[ref];
     if (!t->adam && t->momentum == 0 && p->numel == 1) {
