@@ -37,13 +37,7 @@ root=$(dirname "$here")
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 [ -x /usr/bin/time ] || apt-get install -y time >/dev/null
 
-if [ -z "${BPVIZ:-}" ]; then
-  cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release -DBPV_TESTS=OFF >/dev/null
-  cmake --build "$root/build-bench" -j2 --target bpviz_cli >/dev/null
-  BPVIZ=$root/build-bench/bpviz
-fi
-data=$here/data
-/usr/bin/python3 "$here/gen.py" "$data"
+. "$here/common.sh"
 out=$(mktemp -d /tmp/bpv-instr-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 

@@ -32,13 +32,7 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 fi
 if [ "$figures" = 1 ] && ! command -v dot >/dev/null; then apt-get install -y graphviz >/dev/null; fi
 
-if [ -z "${BPVIZ:-}" ]; then
-  cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release -DBPV_TESTS=OFF >/dev/null
-  cmake --build "$root/build-bench" -j2 --target bpviz_cli >/dev/null
-  BPVIZ=$root/build-bench/bpviz
-fi
-data=$here/data
-/usr/bin/python3 "$here/gen.py" "$data"
+. "$here/common.sh"
 out=$(mktemp -d /tmp/bpv-bench-XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
