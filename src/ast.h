@@ -27,7 +27,11 @@ typedef enum bpv_ast_kind {
     AST_BINARY, /* op = TK_PLUS ... TK_AT (TK_STARSTAR is folded to TK_CARET), args[0], args[1] */
     AST_CALL,   /* name(args...); kwnames[i] non-NULL for NAME=VALUE arguments */
     AST_LIST,   /* [args...] */
-    AST_RANGE   /* A:B inside a call (csv columns): args[0], args[1] */
+    AST_RANGE,  /* A:B inside a call (csv columns), or A..B inside an index (op = TK_DOTDOT):
+                 * args[0], args[1] */
+    AST_INDEX   /* name[args[0]]: a family member (h[t-1]), a range of them (h[1..5], args[0]
+                 * an AST_RANGE) or one slice of a tensor's first sample dimension (x[2]);
+                 * name_off locates the name */
 } bpv_ast_kind;
 
 typedef struct bpv_ast {
@@ -50,6 +54,15 @@ typedef struct bpv_ast_kv {
     bpv_ast *value;
 } bpv_ast_kv;
 
+/* The loop variables in force for a statement that a `for` block unrolled:
+ * innermost first, each with its value for this copy (the parser's arena). */
+typedef struct bpv_loop_env {
+    const char *var;
+    int64_t value;
+    size_t for_off, for_len;        /* the `for ... {` header, for messages */
+    const struct bpv_loop_env *up;  /* the enclosing loop's, or NULL */
+} bpv_loop_env;
+
 typedef enum bpv_stmt_kind {
     ST_DATA,    /* data NAME = value */
     ST_PARAM,   /* param NAME = value [kv...] */
@@ -58,7 +71,8 @@ typedef enum bpv_stmt_kind {
     ST_FN,      /* fn NAME(params) = value [grad p = e, ...] */
     ST_TRAIN,   /* train kv... */
     ST_PREDICT, /* predict NAME(kv...): name is the node, kv the bindings */
-    ST_DTYPE    /* dtype NAME (f32 | f64): name */
+    ST_DTYPE,   /* dtype NAME (f32 | f64): name */
+    ST_FOR      /* parser only: a `for` block, unrolled into the statements it makes */
 } bpv_stmt_kind;
 
 typedef struct bpv_stmt {
@@ -76,6 +90,16 @@ typedef struct bpv_stmt {
     /* ST_PARAM options, ST_TRAIN keys, ST_PREDICT bindings */
     bpv_ast_kv *kv;
     int nkv;
+    /* ST_LET of a family member, `h[t] = ...`: name is the member's own
+     * ("h[3]"), family the family's ("h") and member its index */
+    const char *family;
+    int64_t member;
+    bpv_ast *index;            /* the index as written */
+    const bpv_loop_env *env;   /* a statement a `for` unrolled: its loop variables, else NULL */
+    /* ST_FOR (parser only): `for var in lo..hi { body }` */
+    bpv_ast *lo, *hi;
+    struct bpv_stmt *body;
+    int nbody;
 } bpv_stmt;
 
 typedef struct bpv_program {
@@ -92,6 +116,12 @@ typedef struct bpv_program {
 /* A number as written, with any unary signs around it folded in ("-2",
  * "--0.5"); false when e is not one. */
 bool bpv_ast_number(const bpv_ast *e, double *v);
+
+/* Evaluates an index or a loop bound: a whole number, a loop variable of
+ * env, and + - * of them. Returns true with the value in *v, or false with
+ * a message in msg and *bad set to the sub-expression at fault. */
+bool bpv_index_eval(const bpv_ast *e, const bpv_loop_env *env, int64_t *v, const bpv_ast **bad,
+                    char *msg, size_t msglen);
 
 /* Parses the whole source. Returns false with a located error in *err on the
  * first syntax error. All nodes are allocated in `arena`. */

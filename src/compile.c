@@ -215,6 +215,73 @@ bool bpv_const_eval(bpv_model *m, const bpv_ast *e, const char *what, bpv_shape 
     return true;
 }
 
+bool bpv_ast_whole(const bpv_ast *e, double lo, double hi, double *v) {
+    return bpv_ast_number(e, v) && *v == floor(*v) && *v >= lo && *v <= hi;
+}
+
+bool bpv_shape_eval(const bpv_model *m, const bpv_ast *e, bpv_shape *s, bpv_error **err) {
+    *s = (bpv_shape){0};
+    double v;
+    if (e->kind != AST_LIST) {
+        if (!bpv_ast_whole(e, 1, 1e12, &v))
+            return fail(m, err, e->off, e->len,
+                        "a shape is a list of sizes, like [3, 2] (or [] for a scalar)");
+        *s = (bpv_shape){1, {(int64_t)v}};
+        if (v > (double)BPV_MAX_TENSOR_ELEMS)
+            return fail(m, err, e->off, e->len,
+                        "shape [%.0f] has %.0f elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)",
+                        v, v, (long long)BPV_MAX_TENSOR_ELEMS);
+        return true;
+    }
+    if (e->nargs > BPV_MAX_RANK)
+        return fail(m, err, e->off, e->len, "a shape has at most %d dimensions", BPV_MAX_RANK);
+    double n = 1;
+    for (int i = 0; i < e->nargs; i++) {
+        if (!bpv_ast_whole(e->args[i], 1, 1e12, &v))
+            return fail(m, err, e->args[i]->off, e->args[i]->len,
+                        "a size in a shape must be a whole number of at least 1");
+        s->dim[s->rank++] = (int64_t)v;
+        n *= v;
+    }
+    if (n > (double)BPV_MAX_TENSOR_ELEMS) {
+        char b[128];
+        return fail(m, err, e->off, e->len,
+                    "shape %s has %.0f elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)",
+                    bpv_shape_str(s, b, sizeof b), n, (long long)BPV_MAX_TENSOR_ELEMS);
+    }
+    return true;
+}
+
+int bpv_member_find(const bpv_model *m, const char *family, int64_t k) {
+    char small[96];
+    size_t n = strlen(family) + 24;
+    char *name = n <= sizeof small ? small : malloc(n);
+    if (!name) return -1;
+    snprintf(name, n, "%s[%lld]", family, (long long)k);
+    int r = bpv_sym_find(m, name);
+    if (name != small) free(name);
+    return r;
+}
+
+bpv_op bpv_call_op(const bpv_ast *e, bpv_op op) {
+    const bpv_op_def *d = &bpv_ops[op];
+    if (d->with_attrs == BPV_OP_NONE) return op;
+    bool attrs = e->nargs > d->max_in;
+    for (int i = 0; e->kwnames && i < e->nargs; i++) attrs = attrs || e->kwnames[i];
+    return attrs ? d->with_attrs : op;
+}
+
+/* The loop variables in force at statement `stmt` (NULL outside loops). */
+static const bpv_loop_env *stmt_env(const bpv_model *m, int stmt) {
+    return stmt >= 0 && stmt < m->prog.nstmts ? m->prog.stmts[stmt].env : NULL;
+}
+
+static bool is_loop_var(const bpv_loop_env *env, const char *name) {
+    for (; env; env = env->up)
+        if (strcmp(env->var, name) == 0) return true;
+    return false;
+}
+
 /* ---- name checks at definition time ------------------------------------------- */
 
 typedef struct names {
@@ -295,6 +362,32 @@ bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, do
     const bpv_op_def *d = &bpv_ops[op];
     int npos = 0;
     while (npos < e->nargs && !(e->kwnames && e->kwnames[npos])) npos++;
+    if (d->flags & BPV_OPF_SHAPE_ARG) { /* reshape(x, [2, -1]) */
+        if (e->nargs != d->min_in + 1 || npos != e->nargs)
+            return fail(m, err, e->off, e->len, "%s() takes a tensor and a shape, as %s(x, [2, 3])",
+                        e->name, e->name);
+        const bpv_ast *l = e->args[d->min_in];
+        if (l->kind != AST_LIST || l->nargs < 1 || l->nargs > d->nattrs)
+            return fail(m, err, l->off, l->len,
+                        "the new shape is a list of 1 to %d sizes, like [2, 3] (one may be -1: "
+                        "inferred)",
+                        d->nattrs);
+        int infer = 0;
+        for (int a = 0; a < d->nattrs; a++) attr[a] = NAN;
+        for (int a = 0; a < l->nargs; a++) {
+            double v;
+            if (!bpv_ast_whole(l->args[a], -1, 1e12, &v) || v == 0)
+                return fail(m, err, l->args[a]->off, l->args[a]->len,
+                            "a size must be a whole number of at least 1, or -1 for the one "
+                            "inferred");
+            if (v == -1 && infer++)
+                return fail(m, err, l->args[a]->off, l->args[a]->len,
+                            "only one size may be -1 (inferred)");
+            attr[a] = v;
+        }
+        *nin = d->min_in;
+        return true;
+    }
     int tens = d->max_in < 0 || npos < d->max_in ? npos : d->max_in;
     char want[64];
     if (tens < d->min_in || (npos > tens + d->nattrs)) {
@@ -355,6 +448,93 @@ bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, do
     return true;
 }
 
+/* zeros(SHAPE) and ones(SHAPE) are also constant tensors in expressions. */
+static bool is_const_fn(const char *name) {
+    return strcmp(name, "zeros") == 0 || strcmp(name, "ones") == 0;
+}
+
+/* "h[7] is not defined; ...": the members of family `name` there are. */
+static bool no_member(const bpv_model *m, const bpv_ast *at, const char *name, int64_t k,
+                      int stmt, bpv_error **err) {
+    char full[96];
+    snprintf(full, sizeof full, "%.60s[%lld]", name, (long long)k);
+    int later = bpv_later_def(m, full, stmt);
+    if (later >= 0)
+        return fail(m, err, at->off, at->len,
+                    "%s is used before it is defined (at line %d); statements run top to bottom",
+                    full, stmt_line(m, later));
+    /* the members defined so far: their smallest and largest index */
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (int i = 0; i < m->nsyms; i++) {
+        const bpv_stmt *st = &m->prog.stmts[m->syms[i].stmt];
+        if (m->syms[i].kind == BPV_SYM_LET && st->family && strcmp(st->family, name) == 0 &&
+            m->syms[i].stmt < stmt) {
+            if (st->member < lo) lo = st->member;
+            if (st->member > hi) hi = st->member;
+        }
+    }
+    if (lo > hi)
+        return fail(m, err, at->off, at->len, "%s is not defined; no member of '%.60s' is yet",
+                    full, name);
+    return fail(m, err, at->off, at->len,
+                "%s is not defined; the members of '%.60s' defined so far run from %lld to %lld",
+                full, name, (long long)lo, (long long)hi);
+}
+
+/* name[i] or, where a call takes any number of inputs (`range`),
+ * name[A..B]: a family's members or a slice of a tensor. */
+static bool validate_index(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
+                           int nparams, const char *self, bool range, bpv_error **err) {
+    const bpv_loop_env *env = nparams ? NULL : stmt_env(m, stmt);
+    const bpv_ast *ix = e->args[0];
+    int k = bpv_sym_find(m, e->name);
+    bool family = k >= 0 && m->syms[k].kind == BPV_SYM_FAMILY;
+    for (int i = 0; i < nparams; i++)
+        if (strcmp(params[i], e->name) == 0) family = false;
+    char msg[200];
+    const bpv_ast *bad;
+    int64_t lo, hi;
+    if (ix->kind == AST_RANGE) {
+        if (!family)
+            return fail(m, err, ix->off, ix->len,
+                        "'%s' is not a family of nodes; a range like h[1..5] selects a family's "
+                        "members",
+                        e->name);
+        if (!range)
+            return fail(m, err, e->off, e->len,
+                        "a range %s[A..B] stands for several nodes; use it as an argument of "
+                        "stack() or cat()",
+                        e->name);
+        if (!bpv_index_eval(ix->args[0], env, &lo, &bad, msg, sizeof msg) ||
+            !bpv_index_eval(ix->args[1], env, &hi, &bad, msg, sizeof msg))
+            return fail(m, err, bad->off, bad->len, "%s", msg);
+        if (hi < lo)
+            return fail(m, err, ix->off, ix->len,
+                        "this range runs from %lld down to %lld; a range A..B needs A <= B",
+                        (long long)lo, (long long)hi);
+        if (hi - lo >= BPV_MAX_NODES)
+            return fail(m, err, ix->off, ix->len, "this range has more than %d members (BPV_MAX_NODES)",
+                        BPV_MAX_NODES);
+    } else {
+        if (!bpv_index_eval(ix, env, &lo, &bad, msg, sizeof msg))
+            return fail(m, err, bad->off, bad->len, "%s", msg);
+        hi = lo;
+    }
+    if (!family) { /* a slice of a tensor: the name must be a value here */
+        bpv_ast name = *e;
+        name.kind = AST_NAME;
+        name.off = e->name_off;
+        name.len = strlen(e->name);
+        name.nargs = 0;
+        return bpv_expr_validate(m, &name, stmt, params, nparams, self, err);
+    }
+    for (int64_t i = lo; i <= hi; i++) {
+        int s = bpv_member_find(m, e->name, i);
+        if (s < 0 || m->syms[s].stmt >= stmt) return no_member(m, e, e->name, i, stmt, err);
+    }
+    return true;
+}
+
 bool bpv_expr_validate(bpv_model *m, const bpv_ast *e, int stmt, const char *const *params,
                     int nparams, const char *self, bpv_error **err) {
     switch (e->kind) {
@@ -366,10 +546,22 @@ bool bpv_expr_validate(bpv_model *m, const bpv_ast *e, int stmt, const char *con
     case AST_RANGE:
         return fail(m, err, e->off, e->len,
                     "a column range A:B is only allowed in csv(\"file.csv\", A:B)");
+    case AST_INDEX:
+        return validate_index(m, e, stmt, params, nparams, self, false, err);
     case AST_NAME: {
         for (int i = 0; i < nparams; i++)
             if (strcmp(params[i], e->name) == 0) return true;
         int k = bpv_sym_find(m, e->name);
+        if (!nparams && is_loop_var(stmt_env(m, stmt), e->name))
+            return fail(m, err, e->off, e->len,
+                        "'%s' is a loop variable; it can be used in an index, like h[%s-1], "
+                        "not as a value",
+                        e->name, e->name);
+        if (k >= 0 && m->syms[k].kind == BPV_SYM_FAMILY)
+            return fail(m, err, e->off, e->len,
+                        "'%s' is a family of nodes; use one member, like %s[0], or stack a range "
+                        "of them, like stack(%s[1..3])",
+                        e->name, e->name, e->name);
         if (k >= 0 && m->syms[k].stmt < stmt) {
             if (m->syms[k].kind == BPV_SYM_FN)
                 return fail(m, err, e->off, e->len,
@@ -397,12 +589,26 @@ bool bpv_expr_validate(bpv_model *m, const bpv_ast *e, int stmt, const char *con
         if (op != BPV_OP_NONE) {
             int nin;
             double attr[BPV_MAX_ATTRS];
+            op = bpv_call_op(e, op);
             if (!bpv_call_args(m, e, op, &nin, attr, err)) return false;
-            for (int i = 0; i < nin; i++)
-                if (!bpv_expr_validate(m, e->args[i], stmt, params, nparams, self, err)) return false;
+            for (int i = 0; i < nin; i++) {
+                const bpv_ast *a = e->args[i];
+                bool ok = a->kind == AST_INDEX
+                              ? validate_index(m, a, stmt, params, nparams, self,
+                                               bpv_ops[op].max_in < 0, err)
+                              : bpv_expr_validate(m, a, stmt, params, nparams, self, err);
+                if (!ok) return false;
+            }
             return true;
         }
-        if (e->kwnames)
+        if (is_const_fn(e->name)) {
+            if (e->kwnames || e->nargs != 1)
+                return fail(m, err, e->off, e->len, "%s() takes one argument, a shape like [3, 2]",
+                            e->name);
+            bpv_shape sh;
+            return bpv_shape_eval(m, e->args[0], &sh, err);
+        }
+        if (e->kwnames && !is_init_fn(e->name))
             for (int i = 0; i < e->nargs; i++)
                 if (e->kwnames[i])
                     return fail(m, err, e->kwoffs[i], strlen(e->kwnames[i]),
@@ -466,6 +672,7 @@ typedef struct cc {
     size_t target_off, target_len;
     int depth;
     int64_t visits; /* expressions compiled: fn inlining can multiply them */
+    const bpv_loop_env *env; /* the loop variables of the statement being compiled */
     bpv_error **err;
 } cc;
 
@@ -521,6 +728,10 @@ static int node_add(cc *c, bpv_node_kind kind, bpv_op op, const int *ins, int ni
     nd->ref = -1;
     nd->src_off = off;
     nd->src_len = len;
+    if (kind != BPV_NODE_DATA && kind != BPV_NODE_PARAM && c->env) { /* leaves stay outside */
+        nd->loop_var = c->env->var;
+        nd->loop_value = c->env->value;
+    }
     return c->n++;
 }
 
@@ -576,6 +787,7 @@ static int leaf(cc *c, int k, size_t use_off, size_t use_len) {
             for (int i = 0; i < d->sample.rank; i++) s.dim[i + 1] = d->sample.dim[i];
         }
         n = node_add(c, BPV_NODE_DATA, BPV_OP_NONE, NULL, 0, &s, st->name_off, st->name_len);
+        if (n >= 0) c->nodes[n].batched = !c->predict && c->batch > 0;
         break;
     }
     case BPV_SYM_PARAM: {
@@ -596,6 +808,7 @@ static int leaf(cc *c, int k, size_t use_off, size_t use_len) {
         return cfail(c, use_off, use_len, "internal error: '%s' is not a leaf", sy->name);
     }
     if (n < 0) return -1;
+    c->nodes[n].loop_var = NULL; /* a leaf is drawn outside every time step */
     c->nodes[n].name = sy->name;
     c->nodes[n].ref = sy->ref;
     c->memo[k] = n + 1;
@@ -609,17 +822,20 @@ static int compile_let(cc *c, int k) {
     const bpv_symbol *sy = &c->m->syms[k];
     const bpv_stmt *st = &c->m->prog.stmts[sy->stmt];
     int n0 = c->n;
+    const bpv_loop_env *outer = c->env;
+    c->env = st->env;
     int r = compile_expr(c, st->value, NULL);
-    if (r < 0) return -1;
-    if (r < n0 || c->nodes[r].name) {
+    if (r >= 0 && (r < n0 || c->nodes[r].name)) {
         /* `b = a`: an existing node gets a node of its own, so both names show */
         r = node_add(c, BPV_NODE_OP, BPV_OP_IDENTITY, (int[]){r}, 1, &c->nodes[r].shape, st->off,
                      st->len);
-        if (r < 0) return -1;
-    } else {
+        if (r >= 0) c->nodes[r].batched = c->nodes[c->nodes[r].in[0]].batched;
+    } else if (r >= 0) {
         c->nodes[r].src_off = st->off;
         c->nodes[r].src_len = st->len;
     }
+    c->env = outer;
+    if (r < 0) return -1;
     c->nodes[r].name = sy->name;
     c->nodes[r].literal = false;
     c->memo[k] = r + 1;
@@ -646,6 +862,9 @@ static int global_name(cc *c, const char *name, size_t off, size_t len, int limi
  * index with them. */
 static bool check_targets(cc *c, const bpv_ast *e, int logits, int t) {
     const bpv_node *nt = &c->nodes[t];
+    /* y[t] of class-index data: check the whole of y */
+    while (nt->kind == BPV_NODE_OP && (nt->op == BPV_OP_INDEX || nt->op == BPV_OP_IDENTITY))
+        nt = &c->nodes[nt->in[0]];
     int64_t C = c->nodes[logits].shape.dim[c->nodes[logits].shape.rank - 1];
     const double *v = NULL;
     const float *v32 = NULL; /* data an f32 model keeps as float32 only */
@@ -695,6 +914,7 @@ static int op_node(cc *c, bpv_op op, const bpv_ast *e, const int *ins, int nin,
     tmp.nin = nin;
     tmp.custom = fn;
     tmp.attr = attr;
+    for (int k = 0; k < nin; k++) tmp.batched = tmp.batched || c->nodes[ins[k]].batched;
     const bpv_shape *shapes[8] = {0}, **sh = nin <= 8 ? shapes : malloc((size_t)nin * sizeof *sh);
     if (!sh) return cfail(c, e->off, e->len, "out of memory compiling");
     for (int k = 0; k < nin; k++) sh[k] = &c->nodes[ins[k]].shape;
@@ -714,6 +934,7 @@ static int op_node(cc *c, bpv_op op, const bpv_ast *e, const int *ins, int nin,
         c->nodes[r].attr = keep;
     }
     n->custom = fn;
+    n->batched = tmp.batched && s.rank > 0 && !(d->flags & BPV_OPF_UNBATCH);
     if (d->plan) {
         bpv_graph view = {0};
         view.nodes = c->nodes;
@@ -724,19 +945,110 @@ static int op_node(cc *c, bpv_op op, const bpv_ast *e, const int *ins, int nin,
     return r;
 }
 
+/* The node of family member name[k], compiled on first use. */
+static int member_node(cc *c, const bpv_ast *e, int64_t k, const frame *f) {
+    int s = bpv_member_find(c->m, e->name, k);
+    int limit = f ? f->stmt : c->upto;
+    if (s < 0 || c->m->syms[s].stmt >= limit)
+        return cfail(c, e->off, e->len, "%s[%lld] is not defined here", e->name, (long long)k);
+    return compile_let(c, s);
+}
+
+static bool is_family(cc *c, const bpv_ast *e, const frame *f) {
+    if (f)
+        for (int i = 0; i < f->n; i++)
+            if (strcmp(f->names[i], e->name) == 0) return false;
+    int k = bpv_sym_find(c->m, e->name);
+    return k >= 0 && c->m->syms[k].kind == BPV_SYM_FAMILY;
+}
+
+/* An index's value under the loop variables in force (none in a fn body). */
+static bool index_value(cc *c, const bpv_ast *ix, const frame *f, int64_t *v) {
+    char msg[200];
+    const bpv_ast *bad;
+    if (!bpv_index_eval(ix, f ? NULL : c->env, v, &bad, msg, sizeof msg))
+        return cfail(c, bad->off, bad->len, "%s", msg) >= 0;
+    return true;
+}
+
+/* name[i]: a family member, or element i of a sample's first dimension. */
+static int compile_index(cc *c, const bpv_ast *e, const frame *f) {
+    const bpv_ast *ix = e->args[0];
+    if (ix->kind == AST_RANGE)
+        return cfail(c, e->off, e->len,
+                     "a range %s[A..B] stands for several nodes; use it as an argument of "
+                     "stack() or cat()",
+                     e->name);
+    int64_t k;
+    if (!index_value(c, ix, f, &k)) return -1;
+    if (is_family(c, e, f)) return member_node(c, e, k, f);
+    bpv_ast name = *e;
+    name.kind = AST_NAME;
+    name.off = e->name_off;
+    name.len = strlen(e->name);
+    name.nargs = 0;
+    int x = compile_expr(c, &name, f);
+    if (x < 0) return -1;
+    const double attr[1] = {(double)k};
+    return op_node(c, BPV_OP_INDEX, e, (int[]){x}, 1, attr, NULL);
+}
+
 static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
     bpv_op op = bpv_op_by_call(e->name);
     if (op != BPV_OP_NONE) {
         int nin;
         double attr[BPV_MAX_ATTRS];
+        op = bpv_call_op(e, op);
         if (!bpv_call_args(c->m, e, op, &nin, attr, c->err)) return -1;
-        int one[4], *args = nin <= 4 ? one : malloc((size_t)nin * sizeof *args);
+        /* a range h[1..5] is one argument but several inputs */
+        int64_t total = 0;
+        for (int i = 0; i < nin; i++) {
+            const bpv_ast *a = e->args[i];
+            int64_t lo = 0, hi = 0;
+            if (a->kind == AST_INDEX && a->args[0]->kind == AST_RANGE) {
+                if (bpv_ops[op].max_in >= 0) return compile_index(c, a, f); /* its error */
+                if (!index_value(c, a->args[0]->args[0], f, &lo) ||
+                    !index_value(c, a->args[0]->args[1], f, &hi))
+                    return -1;
+                if (hi < lo || hi - lo >= BPV_MAX_NODES)
+                    return cfail(c, a->off, a->len, "this range selects no members");
+            }
+            total += hi - lo + 1;
+        }
+        if (total > BPV_MAX_NODES) return cfail(c, e->off, e->len, "too many inputs");
+        int one[4], *args = total <= 4 ? one : malloc((size_t)total * sizeof *args);
         if (!args) return cfail(c, e->off, e->len, "out of memory");
-        int r = 0;
-        for (int i = 0; i < nin && r >= 0; i++) r = args[i] = compile_expr(c, e->args[i], f);
-        if (r >= 0) r = op_node(c, op, e, args, nin, attr, NULL);
+        int r = 0, q = 0;
+        for (int i = 0; i < nin && r >= 0; i++) {
+            const bpv_ast *a = e->args[i];
+            int64_t lo, hi;
+            if (a->kind == AST_INDEX && a->args[0]->kind == AST_RANGE &&
+                index_value(c, a->args[0]->args[0], f, &lo) &&
+                index_value(c, a->args[0]->args[1], f, &hi)) {
+                if (!is_family(c, a, f)) {
+                    r = cfail(c, a->off, a->len, "'%s' is not a family of nodes", a->name);
+                    break;
+                }
+                for (int64_t k = lo; k <= hi && r >= 0; k++) r = args[q++] = member_node(c, a, k, f);
+            } else {
+                r = args[q++] = compile_expr(c, a, f);
+            }
+        }
+        if (r >= 0) r = op_node(c, op, e, args, q, attr, NULL);
         if (args != one) free(args);
         return r;
+    }
+    if (is_const_fn(e->name)) { /* zeros([4]): a constant tensor */
+        bpv_shape sh;
+        if (e->nargs != 1 || !bpv_shape_eval(c->m, e->args[0], &sh, c->err)) return -1;
+        int64_t numel = bpv_shape_numel(&sh);
+        double *v = bpv_arena_calloc(c->m->arena, (size_t)(numel ? numel : 1), sizeof *v);
+        if (!v) return cfail(c, e->off, e->len, "out of memory");
+        if (e->name[0] == 'o')
+            for (int64_t i = 0; i < numel; i++) v[i] = 1.0;
+        int n = node_add(c, BPV_NODE_CONST, BPV_OP_NONE, NULL, 0, &sh, e->off, e->len);
+        if (n >= 0) c->nodes[n].val = v;
+        return n;
     }
     int limit = f ? f->stmt : c->upto;
     int k = bpv_sym_find(c->m, e->name);
@@ -799,6 +1111,8 @@ static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
     }
     case AST_CALL:
         return compile_call(c, e, f);
+    case AST_INDEX:
+        return compile_index(c, e, f);
     case AST_LIST: {
         bpv_shape s;
         double *v;
@@ -816,7 +1130,31 @@ static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
  * target down, so named nodes can then be compiled in statement order: the
  * recursion depth stays that of one expression, however long the chain of
  * named nodes is. */
-static void mark_refs(const bpv_model *m, const bpv_ast *e, const bpv_stmt *fn, bool *need) {
+static void mark_refs(const bpv_model *m, const bpv_ast *e, const bpv_stmt *fn,
+                      const bpv_loop_env *env, bool *need) {
+    if (e->kind == AST_INDEX) {
+        const bpv_ast *ix = e->args[0];
+        int k = bpv_sym_find(m, e->name);
+        bool param = false;
+        for (int i = 0; fn && i < fn->nparams; i++) param = param || strcmp(fn->params[i], e->name) == 0;
+        char msg[8];
+        const bpv_ast *bad;
+        int64_t lo, hi;
+        if (!param && k >= 0 && m->syms[k].kind == BPV_SYM_FAMILY) {
+            bool ok = ix->kind == AST_RANGE
+                          ? bpv_index_eval(ix->args[0], env, &lo, &bad, msg, sizeof msg) &&
+                                bpv_index_eval(ix->args[1], env, &hi, &bad, msg, sizeof msg)
+                          : bpv_index_eval(ix, env, &lo, &bad, msg, sizeof msg);
+            if (ix->kind != AST_RANGE) hi = lo;
+            for (int64_t i = lo; ok && i <= hi; i++) {
+                int s = bpv_member_find(m, e->name, i);
+                if (s >= 0) need[m->syms[s].stmt] = true;
+            }
+        } else if (!param && k >= 0) {
+            need[m->syms[k].stmt] = true;
+        }
+        return;
+    }
     if (e->kind == AST_NAME || e->kind == AST_CALL) {
         bool is_param = false;
         if (fn && e->kind == AST_NAME)
@@ -826,7 +1164,7 @@ static void mark_refs(const bpv_model *m, const bpv_ast *e, const bpv_stmt *fn, 
         if (k >= 0) need[m->syms[k].stmt] = true;
     }
     if (e->kind == AST_UNARY || e->kind == AST_BINARY || e->kind == AST_CALL)
-        for (int i = 0; i < e->nargs; i++) mark_refs(m, e->args[i], fn, need);
+        for (int i = 0; i < e->nargs; i++) mark_refs(m, e->args[i], fn, env, need);
 }
 
 bool bpv_mark_needed(const bpv_model *m, const char *target, bool *need) {
@@ -836,7 +1174,7 @@ bool bpv_mark_needed(const bpv_model *m, const char *target, bool *need) {
     for (int i = m->syms[k].stmt; i >= 0; i--) {
         const bpv_stmt *st = &m->prog.stmts[i];
         if (need[i] && (st->kind == ST_LET || st->kind == ST_FN))
-            mark_refs(m, st->value, st->kind == ST_FN ? st : NULL, need);
+            mark_refs(m, st->value, st->kind == ST_FN ? st : NULL, st->env, need);
     }
     return true;
 }

@@ -42,6 +42,7 @@
 #define KN(name) bpv_k32_##name
 #define KIND_FWD fwd32
 #define KIND_BWD bwd32
+#define SUM_DIM(dt, mean, x, o, l, i, out) bpv_sum_dim32(dt, mean, x, o, l, i, out)
 #else
 #define NUM double
 #define NUMBITS uint64_t
@@ -58,7 +59,9 @@
 #define KN(name) bpv_k64_##name
 #define KIND_FWD fwd
 #define KIND_BWD bwd
+#define SUM_DIM bpv_sum_dim
 #endif
+#define MEAN_DIM_GRAD(dt, g, len) bpv_reduce_share(dt, BPV_OP_MEAN, g, len)
 
 /* The elementwise loops run in AVX2 where the CPU has it (four doubles a
  * lane set): the same IEEE operations, so the same bits, in fewer steps. */
@@ -833,6 +836,124 @@ void KN(xent_bwd)(bpv_graph *g, bpv_node *n) {
     }
     pass_grad(g, n, 0);
 }
+
+/* ---- ops over a sample's dimensions ---------------------------------------
+ * Copies (flatten, reshape, cat, stack, index) move numbers without
+ * arithmetic, so their bits are torch's trivially; their backward copies
+ * the gradient back into place. */
+
+/* A node's dimension attribute as an axis of the whole tensor x (the batch
+ * dimension in front skipped); `extra`: stack's new dimension. */
+static int node_axis(const bpv_node *n, const bpv_node *x, bool extra) {
+    const int lead = n->batched ? 1 : 0;
+    const int r = x->shape.rank - lead + (extra ? 1 : 0);
+    const int a = (int)n->attr[0];
+    return (a < 0 ? a + r : a) + lead;
+}
+
+/* s viewed as [outer, len, inner] around axis d (len 1 past the end). */
+static void axis_view(const bpv_shape *s, int d, int64_t *outer, int64_t *len, int64_t *inner) {
+    *outer = *inner = 1;
+    *len = d < s->rank ? s->dim[d] : 1;
+    for (int i = 0; i < d && i < s->rank; i++) *outer *= s->dim[i];
+    for (int i = d + 1; i < s->rank; i++) *inner *= s->dim[i];
+}
+
+void KN(sumdim_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    int64_t outer, len, inner;
+    axis_view(&A->shape, node_axis(n, A, false), &outer, &len, &inner);
+    SUM_DIM(dt, n->op == BPV_OP_MEAN_DIM, A->VAL, outer, len, inner, n->VAL);
+}
+
+void KN(sumdim_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_node *A = &g->nodes[n->in[0]];
+    if (!edge_live(g, n, 0)) return;
+    int64_t outer, len, inner;
+    axis_view(&A->shape, node_axis(n, A, false), &outer, &len, &inner);
+    NUM *e = n->EDGE[0];
+    const NUM *gr = n->GRAD;
+    const bool mean = n->op == BPV_OP_MEAN_DIM;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < len; j++)
+            for (int64_t i = 0; i < inner; i++)
+                e[(o * len + j) * inner + i] =
+                    mean ? MEAN_DIM_GRAD(g->dtype, gr[o * inner + i], len) : gr[o * inner + i];
+    pass_grad(g, n, 0);
+}
+
+void KN(reshape_fwd)(bpv_graph *g, bpv_node *n) {
+    memcpy(n->VAL, g->nodes[n->in[0]].VAL, (size_t)n->numel * sizeof(NUM));
+}
+
+void KN(reshape_bwd)(bpv_graph *g, bpv_node *n) {
+    if (!edge_live(g, n, 0)) return;
+    memcpy(n->EDGE[0], n->GRAD, (size_t)n->numel * sizeof(NUM));
+    pass_grad(g, n, 0);
+}
+
+/* cat and stack: input k is the slab [outer, len_k, inner] of the output's
+ * [outer, total, inner] (len_k 1 for stack's new dimension). */
+static void cat_walk(bpv_graph *g, bpv_node *n, bool back) {
+    const bool stack = n->op == BPV_OP_STACK;
+    int64_t outer, total, inner;
+    const int d = node_axis(n, &g->nodes[n->in[0]], stack);
+    axis_view(&n->shape, d, &outer, &total, &inner);
+    int64_t at = 0;
+    for (int k = 0; k < n->nin; k++) {
+        const bpv_node *x = &g->nodes[n->in[k]];
+        const int64_t len = stack ? 1 : x->shape.dim[d], slab = len * inner;
+        if (!back) {
+            for (int64_t o = 0; o < outer; o++)
+                memcpy(n->VAL + (o * total + at) * inner, x->VAL + o * slab,
+                       (size_t)slab * sizeof(NUM));
+        } else if (edge_live(g, n, k)) {
+            for (int64_t o = 0; o < outer; o++)
+                memcpy(n->EDGE[k] + o * slab, n->GRAD + (o * total + at) * inner,
+                       (size_t)slab * sizeof(NUM));
+            pass_grad(g, n, k);
+        }
+        at += len;
+    }
+}
+
+void KN(cat_fwd)(bpv_graph *g, bpv_node *n) { cat_walk(g, n, false); }
+void KN(cat_bwd)(bpv_graph *g, bpv_node *n) { cat_walk(g, n, true); }
+
+static int64_t index_of(const bpv_node *n, const bpv_node *x, int64_t *outer, int64_t *size,
+                        int64_t *inner) {
+    axis_view(&x->shape, n->batched ? 1 : 0, outer, size, inner);
+    const int64_t i = (int64_t)n->attr[0];
+    return i < 0 ? i + *size : i;
+}
+
+void KN(index_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_node *A = &g->nodes[n->in[0]];
+    int64_t outer, size, inner;
+    const int64_t i = index_of(n, A, &outer, &size, &inner);
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(n->VAL + o * inner, A->VAL + (o * size + i) * inner, (size_t)inner * sizeof(NUM));
+}
+
+void KN(index_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_node *A = &g->nodes[n->in[0]];
+    if (!edge_live(g, n, 0)) return;
+    int64_t outer, size, inner;
+    const int64_t i = index_of(n, A, &outer, &size, &inner);
+    NUM *e = n->EDGE[0];
+    fill(e, A->numel, 0.0); /* torch's select backward: zeros, then the slice */
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(e + (o * size + i) * inner, n->GRAD + o * inner, (size_t)inner * sizeof(NUM));
+    pass_grad(g, n, 0);
+}
+
+/* ---- convolution and pooling (conv.c) -------------------------------------- */
+
+void KN(conv_fwd)(bpv_graph *g, bpv_node *n) { fill(n->VAL, n->numel, NAN); (void)g; }
+void KN(conv_bwd)(bpv_graph *g, bpv_node *n) { (void)g, (void)n; }
+void KN(pool_fwd)(bpv_graph *g, bpv_node *n) { fill(n->VAL, n->numel, NAN); (void)g; }
+void KN(pool_bwd)(bpv_graph *g, bpv_node *n) { (void)g, (void)n; }
 
 /* torch sums all contributions to a leaf in its input buffer first (in the
  * order they arrive) and then adds that sum into .grad. Contributions arrive

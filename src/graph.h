@@ -83,6 +83,13 @@ typedef struct bpv_node {
     /* numel gradient of the objective; NULL if !needs_grad */
     union { double *grad; float *grad32; };
     bool needs_grad;     /* on a path from a param to the objective */
+    bool batched;        /* the first dimension is the batch's (data under train batch=N,
+                          * and the ops over it): ops that count dimensions within a sample
+                          * skip it */
+    /* the `for` step that made this node (compile.c): loop variable and value of the
+     * innermost loop, for figures' clusters; loop_var NULL outside loops */
+    const char *loop_var;
+    int64_t loop_value;
     int ref;             /* DATA: index into model data, PARAM: into params */
     size_t src_off, src_len; /* where the node comes from in the source */
     /* Backward contribution along each input edge (the input's shape), kept

@@ -22,39 +22,6 @@ static uint64_t splitmix64(uint64_t *s) {
 
 /* Uniform in [0, 1). */
 static double unit(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1p-53; }
-/* SHAPE of an initialiser: [3, 2], [] (a scalar) or a single number. */
-static bool init_shape(bpv_model *m, const bpv_ast *e, bpv_shape *s, bpv_error **err) {
-    *s = (bpv_shape){0};
-    double v;
-    if (e->kind != AST_LIST) {
-        if (!bpv_ast_whole(e, 1, 1e12, &v))
-            return bpv_model_fail(m, err, e->off, e->len,
-                        "a shape is a list of sizes, like [3, 2] (or [] for a scalar)");
-        *s = (bpv_shape){1, {(int64_t)v}};
-        if (v > (double)BPV_MAX_TENSOR_ELEMS)
-            return bpv_model_fail(m, err, e->off, e->len,
-                        "shape [%.0f] has %.0f elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)",
-                        v, v, (long long)BPV_MAX_TENSOR_ELEMS);
-        return true;
-    }
-    if (e->nargs > BPV_MAX_RANK)
-        return bpv_model_fail(m, err, e->off, e->len, "a shape has at most %d dimensions", BPV_MAX_RANK);
-    double n = 1;
-    for (int i = 0; i < e->nargs; i++) {
-        if (!bpv_ast_whole(e->args[i], 1, 1e12, &v))
-            return bpv_model_fail(m, err, e->args[i]->off, e->args[i]->len,
-                        "a size in a shape must be a whole number of at least 1");
-        s->dim[s->rank++] = (int64_t)v;
-        n *= v;
-    }
-    if (n > (double)BPV_MAX_TENSOR_ELEMS) {
-        char b[128];
-        return bpv_model_fail(m, err, e->off, e->len, "shape %s has %.0f elements; the limit is %lld (BPV_MAX_TENSOR_ELEMS)",
-                    bpv_shape_str(s, b, sizeof b), n, (long long)BPV_MAX_TENSOR_ELEMS);
-    }
-    return true;
-}
-
 static const char *const init_names[] = {"zeros", "ones", "randn", "uniform"};
 
 bool bpv_param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error **err) {
@@ -108,7 +75,7 @@ bool bpv_param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error **
     if (pos != npos[kind])
         return bpv_model_fail(m, err, e->off, e->len, "%s() takes %d value%s before its options; use it like %s",
                     e->name, npos[kind], npos[kind] == 1 ? "" : "s", usage[kind]);
-    if (!init_shape(m, e->args[0], &p->shape, err)) return false;
+    if (!bpv_shape_eval(m, e->args[0], &p->shape, err)) return false;
     if (kind == 3) {
         if (!bpv_ast_number(e->args[1], &lo) || !isfinite(lo))
             return bpv_model_fail(m, err, e->args[1]->off, e->args[1]->len, "LO must be a number");

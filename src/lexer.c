@@ -15,8 +15,8 @@ static const char *const token_names[TK_COUNT] = {
 };
 
 /* Same order as the keyword tokens in BPV_TOKENS. */
-static const char *const keywords[] = {"data", "param", "const",   "fn",
-                                       "grad", "train", "predict", "dtype"};
+static const char *const keywords[] = {"data",  "param",   "const", "fn", "grad",
+                                       "train", "predict", "dtype", "for"};
 static_assert(sizeof keywords / sizeof keywords[0] == TK_COUNT - TK_FIRST_KEYWORD,
               "keyword table and token list disagree");
 
@@ -156,7 +156,7 @@ static bool lex_number(bpv_lexer *lx, size_t start, bpv_token *tok, bpv_error **
     size_t i = start;
     while (is_digit(at(lx, i)))
         i++;
-    if (at(lx, i) == '.') {
+    if (at(lx, i) == '.' && at(lx, i + 1) != '.') { /* 1..5 is a range */
         i++;
         while (is_digit(at(lx, i)))
             i++;
@@ -171,7 +171,7 @@ static bool lex_number(bpv_lexer *lx, size_t start, bpv_token *tok, bpv_error **
         }
     }
     size_t numlen = i - start;
-    if (is_alnum(at(lx, i)) || at(lx, i) == '.') {
+    if (is_alnum(at(lx, i)) || (at(lx, i) == '.' && at(lx, i + 1) != '.')) {
         /* underline the whole run a reader sees as one word */
         size_t end = i;
         while (is_alnum(at(lx, end)) || at(lx, end) == '.')
@@ -292,6 +292,13 @@ static bool scan(bpv_lexer *lx, bpv_token *tok, bpv_error **err) {
         }
         case '"': return lex_string(lx, i, tok, err);
         case '.':
+            if (at(lx, i + 1) == '.') {
+                tok->kind = TK_DOTDOT;
+                tok->off = i;
+                tok->len = 2;
+                lx->pos = i + 2;
+                return true;
+            }
             if (!is_digit(at(lx, i + 1))) return bad_char(lx, i, err);
             return lex_number(lx, i, tok, err);
         default: break;
@@ -326,6 +333,8 @@ static bool scan(bpv_lexer *lx, bpv_token *tok, bpv_error **err) {
         case ',': k = TK_COMMA; break;
         case '=': k = TK_ASSIGN; break;
         case ':': k = TK_COLON; break;
+        case '{': k = TK_LBRACE; break; /* a block: its lines stay statements */
+        case '}': k = TK_RBRACE; break;
         default: return bad_char(lx, i, err);
         }
         if (k == TK_LPAREN || k == TK_LBRACKET) {

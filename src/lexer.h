@@ -26,6 +26,9 @@
     X(TK_COMMA, "','")             \
     X(TK_ASSIGN, "'='")            \
     X(TK_COLON, "':'")             \
+    X(TK_DOTDOT, "'..'")           \
+    X(TK_LBRACE, "'{'")            \
+    X(TK_RBRACE, "'}'")            \
     /* keywords */                 \
     X(TK_DATA, "'data'")           \
     X(TK_PARAM, "'param'")         \
@@ -34,7 +37,8 @@
     X(TK_GRAD, "'grad'")           \
     X(TK_TRAIN, "'train'")         \
     X(TK_PREDICT, "'predict'")     \
-    X(TK_DTYPE, "'dtype'")
+    X(TK_DTYPE, "'dtype'")         \
+    X(TK_FOR, "'for'")
 
 typedef enum bpv_token_kind {
 #define BPV_TK_ENUM(k, s) k,

@@ -42,9 +42,6 @@ bool bpv_model_fits(const bpv_model *m, size_t bytes) {
 
 /* ---- number helpers --------------------------------------------------------------- */
 
-bool bpv_ast_whole(const bpv_ast *e, double lo, double hi, double *v) {
-    return bpv_ast_number(e, v) && *v == floor(*v) && *v >= lo && *v <= hi;
-}
 
 static bool is_name(const bpv_ast *e, const char *s) {
     return e->kind == AST_NAME && strcmp(e->name, s) == 0;
@@ -58,11 +55,32 @@ static bool declare(bpv_model *m, const bpv_stmt *st, int i, bpv_sym_kind kind, 
         return bpv_model_fail(m, err, st->name_off, st->name_len,
                     "'%s' is a built-in function; choose another name", st->name);
     int k = bpv_sym_find(m, st->name);
+    if (k >= 0 && m->syms[k].kind == BPV_SYM_FAMILY)
+        return bpv_model_fail(m, err, st->name_off, st->name_len,
+                              "'%s' is already a family of nodes (%s[...], from line %d)",
+                              st->name, st->name,
+                              line_of(m, m->prog.stmts[m->syms[k].stmt].name_off));
     if (k >= 0)
         return bpv_model_fail(m, err, st->name_off, st->name_len, "'%s' is already defined at line %d",
                     st->name, line_of(m, m->prog.stmts[m->syms[k].stmt].name_off));
     if (!bpv_sym_add(m, st->name, kind, ref, i)) return bpv_model_oom(err);
     return true;
+}
+
+/* h[3] = ...: the family h is declared by its first member; a plain name
+ * h cannot also be defined. */
+static bool declare_family(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
+    int k = bpv_sym_find(m, st->family);
+    if (k >= 0 && m->syms[k].kind == BPV_SYM_FAMILY) return true;
+    if (bpv_is_builtin(st->family))
+        return bpv_model_fail(m, err, st->name_off, strlen(st->family),
+                              "'%s' is a built-in function; choose another name", st->family);
+    if (k >= 0)
+        return bpv_model_fail(m, err, st->name_off, strlen(st->family),
+                              "'%s' is already defined at line %d, so it cannot also name a "
+                              "family of nodes",
+                              st->family, line_of(m, m->prog.stmts[m->syms[k].stmt].name_off));
+    return bpv_sym_add(m, st->family, BPV_SYM_FAMILY, -1, i) || bpv_model_oom(err);
 }
 
 static bool validate_data(bpv_model *m, const bpv_stmt *st, int i, bpv_error **err) {
@@ -396,7 +414,7 @@ static bool validate_predict(bpv_model *m, const bpv_stmt *st, int i, bool *cove
         }
         if (m->syms[s].kind != BPV_SYM_DATA) {
             static const char *const kinds[] = {"data", "a param", "a const", "a named node",
-                                                "a function"};
+                                                "a function", "a family of nodes"};
             return bpv_model_fail(m, err, kv->key_off, kv->key_len,
                         "'%s' is %s, not data; predict can only give values to data", kv->key,
                         kinds[m->syms[s].kind]);
@@ -502,7 +520,10 @@ bool bpv_model_prepare(bpv_model *m, bpv_error **err) {
             break;
         case ST_LET:
             ok = bpv_expr_validate(m, st->value, i, NULL, 0, NULL, err) &&
+                 (!st->family || declare_family(m, st, i, err)) &&
                  declare(m, st, i, BPV_SYM_LET, -1, err);
+            break;
+        case ST_FOR: /* the parser unrolled it */
             break;
         case ST_FN:
             ok = validate_fn(m, st, i, err);

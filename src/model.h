@@ -115,7 +115,8 @@ typedef enum bpv_sym_kind {
     BPV_SYM_PARAM,
     BPV_SYM_CONST,
     BPV_SYM_LET,
-    BPV_SYM_FN
+    BPV_SYM_FN,
+    BPV_SYM_FAMILY /* h in h[0], h[1]...: each member is a LET of its own ("h[3]") */
 } bpv_sym_kind;
 
 typedef struct bpv_symbol {
@@ -207,6 +208,14 @@ int bpv_later_def(const bpv_model *m, const char *name, int stmt);
  * bpv_sym_add returns false when out of memory. */
 int bpv_sym_find(const bpv_model *m, const char *name);
 bool bpv_sym_add(bpv_model *m, const char *name, bpv_sym_kind kind, int ref, int stmt);
+/* The symbol of family member name[k], or -1. */
+int bpv_member_find(const bpv_model *m, const char *family, int64_t k);
+/* SHAPE as written in zeros(SHAPE) and the other initialisers: [3, 2], []
+ * (a scalar) or a single number; checked against BPV_MAX_TENSOR_ELEMS. */
+bool bpv_shape_eval(const bpv_model *m, const bpv_ast *e, bpv_shape *s, bpv_error **err);
+/* The op a call of built-in op `op` makes: its row's with_attrs variant
+ * when the call gives attributes (sum(a, dim=1)). */
+bpv_op bpv_call_op(const bpv_ast *e, bpv_op op);
 /* The op a binary operator token writes (TK_STARSTAR is TK_CARET's
  * spelling), or BPV_OP_NONE. */
 bpv_op bpv_op_of_token(bpv_token_kind k);

@@ -66,6 +66,18 @@ typedef enum bpv_op {
     BPV_OP_MAX,      /* torch.maximum, broadcasting */
     BPV_OP_MIN,      /* torch.minimum */
     BPV_OP_CLAMP,    /* torch.clamp(a, lo, hi): attributes lo, hi */
+    /* Dimensions of these count within one sample: a batched node (bpv_node.batched)
+     * has one more in front, which they leave alone. */
+    BPV_OP_SUM_DIM,  /* sum(a, dim=D): torch.sum over one dimension */
+    BPV_OP_MEAN_DIM, /* mean(a, dim=D) */
+    BPV_OP_CONV2D,   /* conv2d(x, w[, b], stride=, padding=): x [C,H,W] or [N,C,H,W] */
+    BPV_OP_MAX_POOL2D, /* max_pool2d(x, K): kernel K, stride K */
+    BPV_OP_AVG_POOL2D, /* avg_pool2d(x, K) */
+    BPV_OP_FLATTEN,  /* a sample's dimensions into one */
+    BPV_OP_RESHAPE,  /* reshape(x, [d1, ...]): a sample's new shape (attributes d0..d3) */
+    BPV_OP_CAT,      /* cat(a, b, ..., dim=D) */
+    BPV_OP_STACK,    /* stack(a, b, ..., dim=D): along a new dimension */
+    BPV_OP_INDEX,    /* x[i]: element i of a sample's first dimension (attribute index) */
     BPV_OP_COUNT
 } bpv_op;
 
@@ -132,6 +144,9 @@ typedef struct bpv_op_def {
     const char *name;        /* "mul": JSON, messages, the C builder */
     const char *call;        /* the language's function name ("sigmoid"), or NULL when the
                                 op is written with an operator only */
+    /* the op a call of `call` becomes when it is given attributes, as
+     * sum(a, dim=1) becomes SUM_DIM (BPV_OP_NONE: none) */
+    bpv_op with_attrs;
     const char *symbol;      /* "×": the figure's op node */
     int min_in, max_in;      /* tensor inputs (max_in -1: any number) */
     const bpv_attr_def *attrs;
@@ -170,6 +185,9 @@ typedef struct bpv_op_def {
 #define BPV_OPF_CONST_LOCAL 4u /* the local partial does not depend on the values */
 #define BPV_OPF_LINEAR 16u /* elementwise with a backward of +g or -g per input */
 #define BPV_OPF_CLASS_TARGETS 8u /* input 1 holds class indices into input 0's last dimension */
+#define BPV_OPF_SHAPE_ARG 32u /* the attributes are one list argument, a shape: d0..d3, NAN
+                                 where the shape has fewer dimensions */
+#define BPV_OPF_UNBATCH 64u /* the output has no batch dimension even when an input has one */
 
 extern const bpv_op_def bpv_ops[BPV_OP_COUNT];
 

@@ -4,6 +4,8 @@
  * instead of exhausting the C stack. Every error names the token found. */
 #include "ast.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,7 @@ typedef struct parser {
     int nest;                         /* open brackets, unary operators and ^ operands */
     size_t open[BPV_NESTING_CEILING + 1]; /* offsets of the open ( and [ */
     int nopen;
+    int blocks;                       /* open `for` blocks: '}' may end a statement */
     bpv_error **err;
 } parser;
 
@@ -384,6 +387,47 @@ static bpv_ast *parse_call(parser *p) {
     return c;
 }
 
+/* name[i], name[A..B]: the name is the token just consumed. */
+static bpv_ast *parse_index(parser *p) {
+    bpv_token name = p->prev;
+    char b[40];
+    if (!open_bracket(p)) return NULL;
+    size_t start = p->tok.off;
+    bpv_ast *i = parse_expr(p);
+    if (!i) return NULL;
+    if (p->tok.kind == TK_DOTDOT) {
+        size_t dots = p->tok.off;
+        if (!next(p)) return NULL;
+        bpv_ast *hi = parse_expr(p);
+        if (!hi) return NULL;
+        int h = height_of(i) > height_of(hi) ? height_of(i) : height_of(hi);
+        bpv_ast *r = new_node(p, AST_RANGE, start, h + 1, dots, 2);
+        if (!r) return NULL;
+        r->op = TK_DOTDOT;
+        r->args = bpv_arena_calloc(p->arena, 2, sizeof *r->args);
+        if (!r->args) return out_of_memory(p), NULL;
+        r->args[0] = i;
+        r->args[1] = hi;
+        r->nargs = 2;
+        i = r;
+    }
+    if (p->tok.kind != TK_RBRACKET) {
+        expected_hint(p, true, NULL, "expected ']' after the index of '%s'", text_of(p, &name, b));
+        return NULL;
+    }
+    if (!close_bracket(p)) return NULL;
+    bpv_ast *x = new_node(p, AST_INDEX, name.off, height_of(i) + 1, name.off, name.len);
+    if (!x) return NULL;
+    x->name = bpv_arena_strndup(p->arena, p->src->text + name.off, name.len);
+    if (!x->name) return out_of_memory(p), NULL;
+    x->name_off = name.off;
+    x->args = bpv_arena_calloc(p->arena, 1, sizeof *x->args);
+    if (!x->args) return out_of_memory(p), NULL;
+    x->args[0] = i;
+    x->nargs = 1;
+    return x;
+}
+
 static bpv_ast *parse_list(parser *p) {
     size_t start = p->tok.off;
     vec elems = {0};
@@ -426,6 +470,7 @@ static bpv_ast *primary(parser *p) {
     case TK_NAME: {
         if (!next(p)) return NULL;
         if (p->tok.kind == TK_LPAREN) return parse_call(p);
+        if (p->tok.kind == TK_LBRACKET) return parse_index(p);
         bpv_ast *n = new_node(p, AST_NAME, p->prev.off, 1, 0, 0);
         if (n && !(n->name = bpv_arena_strndup(p->arena, p->src->text + p->prev.off, p->prev.len)))
             return out_of_memory(p), NULL;
@@ -443,6 +488,13 @@ static bpv_ast *primary(parser *p) {
         return close_bracket(p) ? e : NULL;
     }
     case TK_LBRACKET: return parse_list(p);
+    case TK_LBRACE:
+    case TK_RBRACE:
+        error_at(p, p->tok.off, p->tok.len,
+                 "unexpected '%c'; lists are written with '[' and ']' (braces hold the body of a "
+                 "for loop)",
+                 p->src->text[p->tok.off]);
+        return NULL;
     default: break;
     }
     if (is_keyword(p->tok.kind)) return keyword_error(p), NULL;
@@ -691,7 +743,7 @@ static bool parse_predict(parser *p, bpv_stmt *st) {
 
 static bool end_of_statement(parser *p) {
     bpv_token_kind k = p->tok.kind;
-    if (k == TK_NEWLINE || k == TK_EOF) return true;
+    if (k == TK_NEWLINE || k == TK_EOF || (k == TK_RBRACE && p->blocks > 0)) return true;
     char d[48];
     if (k == TK_RPAREN || k == TK_RBRACKET)
         return error_at(p, p->tok.off, p->tok.len, "unexpected %s", describe(p, &p->tok, d));
@@ -706,6 +758,182 @@ static bool end_of_statement(parser *p) {
         hint = "; 'grad' belongs at the end of a 'fn' definition";
     return error_at(p, p->tok.off, p->tok.len, "unexpected %s after the end of the statement%s",
                     describe(p, &p->tok, d), hint);
+}
+
+static bool parse_statement(parser *p, bpv_stmt *st);
+
+/* for VAR in LO..HI { statements }: the body is kept as parsed, and
+ * unrolled (unroll) once the enclosing loops' values are known. */
+static bool parse_for(parser *p, bpv_stmt *st, size_t start) {
+    char b[40];
+    if (!expect_name(p, "expected a loop variable after '%s'", "for") ||
+        !take_name(p, &st->name, &st->name_off, &st->name_len))
+        return false;
+    if (!(p->tok.kind == TK_NAME && p->tok.len == 2 && memcmp(p->src->text + p->tok.off, "in", 2) == 0))
+        return expected_hint(p, false, NULL, "expected 'in' after '%s'", so_far(p, start, b));
+    if (!next(p) || !(st->lo = parse_expr(p))) return false;
+    if (p->tok.kind != TK_DOTDOT)
+        return expected_hint(p, false, "; a loop runs over a range A..B, both ends included",
+                             "expected '..' after '%s'", so_far(p, start, b));
+    if (!next(p) || !(st->hi = parse_expr(p))) return false;
+    if (p->tok.kind != TK_LBRACE)
+        return expected_hint(p, false, NULL, "expected '{' after '%s'", so_far(p, start, b));
+    size_t brace = p->tok.off;
+    if (!enter(p, brace, 1) || !next(p)) return false;
+    st->len = prev_end(p) - start;
+    vec body = {0};
+    p->blocks++;
+    for (;;) {
+        while (p->tok.kind == TK_NEWLINE)
+            if (!next(p)) return false;
+        if (p->tok.kind == TK_RBRACE) break;
+        if (p->tok.kind == TK_EOF) return error_at(p, brace, 1, "'{' is never closed");
+        bpv_stmt in;
+        if (!parse_statement(p, &in)) return false;
+        if (in.kind != ST_LET && in.kind != ST_FOR)
+            return error_at(p, in.off, in.kind == ST_FN || in.kind == ST_TRAIN ? 1 : in.len,
+                            "only node definitions (NAME[%s] = ...) and for loops can be inside a "
+                            "for block",
+                            clip(st->name, st->name_len, b));
+        if (in.kind == ST_LET && !in.index) {
+            char v[40];
+            return error_at(p, in.name_off, in.name_len,
+                            "'%s' would be defined again at every step of the loop; make it a "
+                            "family member indexed by the loop variable, like %s[%s]",
+                            clip(in.name, in.name_len, b), b, clip(st->name, st->name_len, v));
+        }
+        if (in.kind == ST_FOR && strcmp(in.name, st->name) == 0)
+            return error_at(p, in.name_off, in.name_len,
+                            "the loop variable '%s' is already the enclosing loop's",
+                            clip(in.name, in.name_len, b));
+        if (!vec_push(p, &body, sizeof in, &in)) return false;
+    }
+    p->blocks--;
+    p->nest--;
+    if (!next(p)) return false; /* the '}' */
+    st->body = body.data;
+    st->nbody = body.n;
+    return true;
+}
+
+/* A family member's definition, `h[t] = ...`: its own name, h[3], from the
+ * index under env. */
+static bool member_name(parser *p, bpv_stmt *st, const bpv_loop_env *env) {
+    char msg[200];
+    const bpv_ast *bad;
+    int64_t k;
+    if (!bpv_index_eval(st->index, env, &k, &bad, msg, sizeof msg))
+        return error_at(p, bad->off, bad->len, "%s", msg);
+    if (k < 0)
+        return error_at(p, st->index->off, st->index->len,
+                        "a family member's index must be 0 or more; this one is %lld%s%s%s",
+                        (long long)k, env ? " (when " : "", env ? env->var : "",
+                        env ? " has the value that makes it negative)" : "");
+    st->family = st->name;
+    st->member = k;
+    size_t n = strlen(st->name) + 24;
+    char *name = bpv_arena_alloc(p->arena, n);
+    if (!name) return out_of_memory(p);
+    snprintf(name, n, "%s[%lld]", st->family, (long long)k);
+    st->name = name;
+    return true;
+}
+
+/* Appends the statements a for block makes: its body once per value of
+ * its variable, innermost loops unrolled in turn. */
+static bool unroll(parser *p, const bpv_stmt *f, const bpv_loop_env *env, vec *out) {
+    char msg[200];
+    const bpv_ast *bad;
+    int64_t lo, hi;
+    if (!bpv_index_eval(f->lo, env, &lo, &bad, msg, sizeof msg) ||
+        !bpv_index_eval(f->hi, env, &hi, &bad, msg, sizeof msg))
+        return error_at(p, bad->off, bad->len, "%s; a loop's bounds are constants", msg);
+    size_t span = f->hi->off + f->hi->len - f->lo->off;
+    if (hi < lo)
+        return error_at(p, f->lo->off, span,
+                        "this loop would run from %lld down to %lld; a range A..B needs A <= B",
+                        (long long)lo, (long long)hi);
+    const int64_t limit = bpv_limits_get()->nodes, room = limit - out->n;
+    const int64_t steps = hi - lo + 1; /* the bounds are below 2^53 in size */
+    if (steps > room || (f->nbody > 0 && steps > room / f->nbody))
+        return error_at(p, f->off, f->len,
+                        "this for loop would unroll to more than %lld statements (%lld steps); "
+                        "the limit is %lld (BPV_MAX_NODES)",
+                        (long long)room, (long long)steps, (long long)limit);
+    for (int64_t v = lo; v <= hi; v++) {
+        bpv_loop_env *e = bpv_arena_alloc(p->arena, sizeof *e);
+        if (!e) return out_of_memory(p);
+        *e = (bpv_loop_env){f->name, v, f->off, f->len, env};
+        for (int i = 0; i < f->nbody; i++) {
+            const bpv_stmt *b = &f->body[i];
+            if (b->kind == ST_FOR) {
+                if (!unroll(p, b, e, out)) return false;
+                continue;
+            }
+            bpv_stmt c = *b;
+            c.env = e;
+            if (!member_name(p, &c, e) || !vec_push(p, out, sizeof c, &c)) return false;
+        }
+    }
+    return true;
+}
+
+bool bpv_index_eval(const bpv_ast *e, const bpv_loop_env *env, int64_t *v, const bpv_ast **bad,
+                    char *msg, size_t msglen) {
+    /* whole numbers well inside a double's exact range: sums and products
+     * of them are checked against it */
+    const double big = 0x1p52;
+    *bad = e;
+    switch (e->kind) {
+    case AST_NUMBER:
+        if (e->num != floor(e->num)) {
+            snprintf(msg, msglen, "an index must be a whole number");
+            return false;
+        }
+        if (fabs(e->num) >= big) break;
+        *v = (int64_t)e->num;
+        return true;
+    case AST_NAME:
+        for (const bpv_loop_env *l = env; l; l = l->up)
+            if (strcmp(l->var, e->name) == 0) {
+                *v = l->value;
+                return true;
+            }
+        snprintf(msg, msglen,
+                 "'%.40s' is not a loop variable here; an index is a whole number or an "
+                 "expression of a loop variable, like t-1",
+                 e->name);
+        return false;
+    case AST_UNARY: {
+        int64_t a;
+        if (!bpv_index_eval(e->args[0], env, &a, bad, msg, msglen)) return false;
+        *v = e->op == TK_MINUS ? -a : a;
+        return true;
+    }
+    case AST_BINARY: {
+        int64_t a, b;
+        if (e->op != TK_PLUS && e->op != TK_MINUS && e->op != TK_STAR) {
+            snprintf(msg, msglen, "an index may only add, subtract and multiply (like 2*t+1)");
+            return false;
+        }
+        if (!bpv_index_eval(e->args[0], env, &a, bad, msg, msglen) ||
+            !bpv_index_eval(e->args[1], env, &b, bad, msg, msglen))
+            return false;
+        *bad = e;
+        double r = e->op == TK_PLUS ? (double)a + (double)b
+                   : e->op == TK_MINUS ? (double)a - (double)b
+                                       : (double)a * (double)b;
+        if (fabs(r) >= big) break;
+        *v = (int64_t)r;
+        return true;
+    }
+    default:
+        snprintf(msg, msglen,
+                 "an index is a whole number or an expression of a loop variable, like t-1");
+        return false;
+    }
+    snprintf(msg, msglen, "this index is too large");
+    return false;
 }
 
 static bool parse_statement(parser *p, bpv_stmt *st) {
@@ -744,6 +972,19 @@ static bool parse_statement(parser *p, bpv_stmt *st) {
     case TK_NAME:
         st->kind = ST_LET;
         if (!take_name(p, &st->name, &st->name_off, &st->name_len)) return false;
+        if (p->tok.kind == TK_LBRACKET) { /* h[t] = ...: a family member */
+            if (!open_bracket(p) || !(st->index = parse_expr(p))) return false;
+            if (p->tok.kind == TK_DOTDOT)
+                return error_at(p, p->tok.off, p->tok.len,
+                                "a definition names one member, like %s[t]; a range A..B "
+                                "selects several, for stack() and cat()",
+                                clip(st->name, st->name_len, b));
+            if (p->tok.kind != TK_RBRACKET)
+                return expected_hint(p, true, NULL, "expected ']' after the index of '%s'",
+                                     clip(st->name, st->name_len, b));
+            if (!close_bracket(p)) return false;
+            st->name_len = prev_end(p) - st->name_off;
+        }
         if (p->tok.kind == TK_LPAREN)
             return expected_hint(p, false, "; to define a function, write 'fn NAME(a, b) = ...'",
                                  "expected '=' after '%s'", so_far(p, start, b));
@@ -773,6 +1014,10 @@ static bool parse_statement(parser *p, bpv_stmt *st) {
         st->kind = ST_PREDICT;
         if (!next(p) || !parse_predict(p, st)) return false;
         break;
+    case TK_FOR:
+        st->kind = ST_FOR;
+        if (!next(p) || !parse_for(p, st, start)) return false;
+        return end_of_statement(p); /* st->len stays the header's */
     case TK_DTYPE:
         st->kind = ST_DTYPE;
         if (!next(p) || !expect_name(p, "expected f32 or f64 after '%s'", "dtype") ||
@@ -839,7 +1084,13 @@ bool bpv_parse(const bpv_source *src, bpv_arena *arena, bpv_program *out, bpv_er
             if (!next(&p)) return false;
         if (p.tok.kind == TK_EOF) break;
         bpv_stmt st;
-        if (!parse_statement(&p, &st) || !vec_push(&p, &stmts, sizeof st, &st)) return false;
+        if (!parse_statement(&p, &st)) return false;
+        if (st.kind == ST_FOR) {
+            if (!unroll(&p, &st, NULL, &stmts)) return false;
+            continue;
+        }
+        if (st.kind == ST_LET && st.index && !member_name(&p, &st, NULL)) return false;
+        if (!vec_push(&p, &stmts, sizeof st, &st)) return false;
     }
     out->stmts = stmts.data;
     out->nstmts = stmts.n;

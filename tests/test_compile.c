@@ -232,7 +232,7 @@ static void test_errors(void **state) {
     load_fails("param w = 1\ny = w\npredict y(w=3)\n", "'w' is a param, not data");
     load_fails("param w = 1\npredict z()\n", "unknown name 'z'");
     load_fails("param W = ones([70000, 70000])\n", "the limit is");
-    load_fails("param w = 1\nx = w + zeros([2])\n", "zeros() makes a param's initial value");
+    load_fails("param w = 1\nx = w + randn([2], seed=1)\n", "randn() makes a param's initial value");
     load_fails("param w = randn([2], seed=1, mean=3)\n", "randn() has no option 'mean'");
     load_fails("param w = 1 lf=0.1\n", "unknown param option 'lf' (did you mean 'lr'?)");
     load_fails("param w = 1\nz = [1, 2] + [1, 2, 3]\n", "cannot add shapes [2] and [3]");

@@ -265,8 +265,6 @@ static void test_bad_characters(void **state) {
                              "end of its line");
     check_error("y = $x", "t.bp:1:5: error: unexpected character '$'");
     check_error("y = 'a'", "t.bp:1:5: error: unexpected single quote; strings use double quotes");
-    check_error("y = {1}", "t.bp:1:5: error: unexpected character '{'; lists are written with '[' "
-                           "and ']'");
     /* the whole UTF-8 character is shown, and the column counts characters */
     check_error("# ü\nσ = 1", "t.bp:2:1: error: unexpected character 'σ'; names use only ASCII "
                               "letters, digits and '_'");

@@ -93,8 +93,13 @@ static void sexpr(bpv_buf *b, const bpv_ast *a) {
         bpv_buf_putc(b, ')');
         return;
     }
+    case AST_INDEX:
+        bpv_buf_printf(b, "(index %s ", a->name);
+        sexpr(b, a->args[0]);
+        bpv_buf_putc(b, ')');
+        return;
     case AST_RANGE:
-        bpv_buf_puts(b, "(range ");
+        bpv_buf_puts(b, a->op == TK_DOTDOT ? "(.. " : "(range ");
         sexpr(b, a->args[0]);
         bpv_buf_putc(b, ' ');
         sexpr(b, a->args[1]);
@@ -349,6 +354,8 @@ static void test_syntax_errors(void **state) {
                              "parentheses");
     check_error("x = 1 * )", "t.bp:1:9: error: expected an expression after '*', found ')'");
     check_error("x = ", "t.bp:1:5: error: expected an expression after '=', found end of file");
+    check_error("y = {1}", "t.bp:1:5: error: unexpected '{'; lists are written with '[' and ']' "
+                           "(braces hold the body of a for loop)");
     check_error("y = (a b)", "t.bp:1:8: error: expected ')' after the expression, found 'b'");
     check_error("y = x)", "t.bp:1:6: error: unexpected ')'");
     check_error(")", "t.bp:1:1: error: unexpected ')'");
