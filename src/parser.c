@@ -711,10 +711,22 @@ static bool parse_fn(parser *p, bpv_stmt *st, size_t start) {
     return ok;
 }
 
+static bool member_name(parser *p, bpv_stmt *st, const bpv_loop_env *env);
+
 static bool parse_predict(parser *p, bpv_stmt *st) {
     if (!expect_name(p, "expected the name of a node after '%s'", "predict") ||
         !take_name(p, &st->name, &st->name_off, &st->name_len))
         return false;
+    if (p->tok.kind == TK_LBRACKET) { /* predict h[2](...): a family member */
+        char b[40];
+        if (!open_bracket(p) || !(st->index = parse_expr(p))) return false;
+        if (p->tok.kind != TK_RBRACKET)
+            return expected_hint(p, true, NULL, "expected ']' after the index of '%s'",
+                                 clip(st->name, st->name_len, b));
+        if (!close_bracket(p) || !member_name(p, st, NULL)) return false;
+        st->family = NULL;
+        st->name_len = prev_end(p) - st->name_off;
+    }
     if (p->tok.kind != TK_LPAREN) return true; /* `predict w`: nothing to bind */
     vec kv = {0};
     char b[40];

@@ -791,3 +791,67 @@ def clamp():
 
 
 MODELS.update({f.__name__: f for f in [csv_data, precedence, maxmin, maxmin_scalar, clamp]})
+
+
+def rnn_cell():
+    r = Run()
+    x = r.data([[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1]]])
+    y = r.data([[3, 0, 2, 3, 2]])
+    W_ih = r.param("W_ih", [[0.3, -0.2, 0.1, 0.4], [-0.1, 0.25, -0.3, 0.2],
+                            [0.2, 0.1, 0.35, -0.25], [-0.4, 0.15, 0.05, 0.3]])
+    W_hh = r.param("W_hh", [[0.1, 0.2, -0.1, 0.05], [-0.2, 0.1, 0.3, -0.15],
+                            [0.25, -0.05, 0.1, 0.2], [0.05, 0.3, -0.2, 0.1]])
+    b_ih = r.param("b_ih", [0.01, -0.02, 0.03, 0.0])
+    b_hh = r.param("b_hh", [0.0, 0.05, -0.01, 0.02])
+
+    def hs(x):
+        h = [torch.zeros(4)]
+        for t in range(1, 6):
+            h.append(torch.tanh(W_ih.t @ x[t - 1] + b_ih.t + W_hh.t @ h[t - 1] + b_hh.t))
+        return h
+
+    def loss(x, y):
+        h = hs(x)
+        ls = [F.cross_entropy(h[t], y[t - 1].long()) for t in range(1, 6)]
+        return torch.stack(ls).sum()
+
+    r.predict("h[2](x=[[0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0]])",
+              lambda x: hs(x)[2],
+              x=[[0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0]])
+    r.train([W_ih, W_hh, b_ih, b_hh], {"x": x, "y": y}, loss, epochs=15, lr=0.1)
+    return r.lines
+
+
+MODELS.update({f.__name__: f for f in [rnn_cell]})
+
+
+def shapes():
+    r = Run()
+    x = r.data([[[1, 2, 3], [4, 5, 6]], [[0.5, -1, 2], [3, 0, -2]], [[1, 1, 0], [0, -1, 1]]])
+    y = r.data([1.0, -0.5, 2.0])
+    w = r.param("w", [0.1, -0.2, 0.3, 0.05, -0.1, 0.2])
+    V = r.param("V", [[0.5, -0.25], [0.1, 0.3], [-0.2, 0.4]])
+    u = r.param("u", [0.3, -0.1, 0.2, 0.1, 0.05, -0.3])
+    k = torch.tensor([0.5, 1, -1])
+
+    def s(x):  # a sample is x[-2:]: batch dims stay in front
+        return torch.stack([x[..., 1, :], x[..., 0, :]], dim=x.dim() - 1)
+
+    def z(x):
+        b = x.dim() - 2  # 1 with a batch dimension
+        f = torch.flatten(x, start_dim=b)
+        rr = x.reshape(x.shape[:b] + (3, -1))
+        c = torch.cat([x[..., 1, :], x[..., 0, :]], dim=b)
+        q = torch.sum(torch.sum(rr * V.t, dim=b + 1), dim=b) + torch.mean(s(x), dim=b + 1) @ k
+        return f @ w.t + q + c @ u.t + torch.sum(torch.mean(s(x) * 0.5, dim=-1), dim=b)
+
+    def loss(x, y):
+        return torch.mean((z(x) - y) ** 2)
+
+    r.predict("z(x=[[1, 0, 0], [0, 1, 0]])", z, x=[[1, 0, 0], [0, 1, 0]])
+    r.train([w, V, u], {"x": x, "y": y}, loss, epochs=8, lr=0.05, batch=2)
+    r.predict("s(x=[[1, 2, 3], [4, 5, 6]])", s, x=[[1, 2, 3], [4, 5, 6]])
+    return r.lines
+
+
+MODELS.update({f.__name__: f for f in [shapes]})
