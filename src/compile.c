@@ -397,14 +397,26 @@ bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, do
         if (d->nattrs == 0)
             return fail(m, err, e->off, e->len, "%s() takes %s, got %d", e->name,
                         arity_text(d, want, sizeof want), npos);
-        /* the whole signature: clamp(a, lo, hi) */
+        /* the whole signature: clamp(a, lo, hi), conv2d(a, b[, c], stride=1, padding=0) */
         char sig[256];
+        bool fixed = d->min_in == d->max_in;
         size_t k = (size_t)snprintf(sig, sizeof sig, "%s(", e->name);
-        for (int i = 0; i < d->min_in && k < sizeof sig; i++)
-            k += (size_t)snprintf(sig + k, sizeof sig - k, "%s%c", i ? ", " : "", 'a' + i);
-        for (int a = 0; a < d->nattrs && k < sizeof sig; a++)
-            k += (size_t)snprintf(sig + k, sizeof sig - k, ", %s", d->attrs[a].name);
+        for (int i = 0; i < (d->max_in > 0 ? d->max_in : d->min_in) && k < sizeof sig; i++)
+            k += i >= d->min_in ? (size_t)snprintf(sig + k, sizeof sig - k, "[, %c]", 'a' + i)
+                                : (size_t)snprintf(sig + k, sizeof sig - k, "%s%c",
+                                                   i ? ", " : "", 'a' + i);
+        for (int a = 0; a < d->nattrs && k < sizeof sig; a++) {
+            fixed = fixed && d->attrs[a].required;
+            if (d->attrs[a].required)
+                k += (size_t)snprintf(sig + k, sizeof sig - k, ", %s", d->attrs[a].name);
+            else
+                k += (size_t)snprintf(sig + k, sizeof sig - k, ", %s=%g", d->attrs[a].name,
+                                      d->attrs[a].dflt);
+        }
         if (k < sizeof sig) snprintf(sig + k, sizeof sig - k, ")");
+        if (!fixed)
+            return fail(m, err, e->off, e->len, "%s() is called as %s; got %d argument%s",
+                        e->name, sig, npos, npos == 1 ? "" : "s");
         return fail(m, err, e->off, e->len, "%s() takes %d arguments, as %s; got %d", e->name,
                     d->min_in + d->nattrs, sig, npos);
     }
@@ -422,9 +434,19 @@ bool bpv_call_args(const bpv_model *m, const bpv_ast *e, bpv_op op, int *nin, do
             if (!d->nattrs)
                 return fail(m, err, e->kwoffs[i], strlen(kw), "%s() takes no keyword arguments",
                             e->name);
-            return fail(m, err, e->kwoffs[i], strlen(kw), "%s() has no option '%s'%s%s%s",
-                        e->name, kw, near ? " (did you mean '" : "", near ? near : "",
-                        near ? "'?)" : "");
+            if (!near) {
+                char opts[128];
+                size_t k = 0;
+                opts[0] = '\0';
+                for (int j = 0; j < d->nattrs && k < sizeof opts; j++)
+                    k += (size_t)snprintf(opts + k, sizeof opts - k, "%s%s", j ? ", " : "",
+                                          d->attrs[j].name);
+                return fail(m, err, e->kwoffs[i], strlen(kw),
+                            "%s() has no option '%s'; its option%s %s %s", e->name, kw,
+                            d->nattrs == 1 ? "" : "s", d->nattrs == 1 ? "is" : "are", opts);
+            }
+            return fail(m, err, e->kwoffs[i], strlen(kw), "%s() has no option '%s' (did you mean '%s'?)",
+                        e->name, kw, near);
         }
         const bpv_attr_def *ad = &d->attrs[a];
         const bpv_ast *v = e->args[i];
@@ -459,10 +481,14 @@ static bool no_member(const bpv_model *m, const bpv_ast *at, const char *name, i
     char full[96];
     snprintf(full, sizeof full, "%.60s[%lld]", name, (long long)k);
     int later = bpv_later_def(m, full, stmt);
-    if (later >= 0)
+    if (later >= 0) {
+        const bpv_loop_env *le = m->prog.stmts[later].env;
         return fail(m, err, at->off, at->len,
-                    "%s is used before it is defined (at line %d); statements run top to bottom",
-                    full, stmt_line(m, later));
+                    "%s is used before it is defined (at line %d%s%.40s%s%lld); statements run "
+                    "top to bottom",
+                    full, stmt_line(m, later), le ? ", in the step " : "", le ? le->var : "",
+                    le ? " = " : "", le ? (long long)le->value : 0LL);
+    }
     /* the members defined so far: their smallest and largest index */
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (int i = 0; i < m->nsyms; i++) {

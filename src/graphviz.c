@@ -231,7 +231,10 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
         return d->fig_prec;
     case BPV_FIG_POSTFIX:
         put_disp(f, b, a, d->fig_rneed);
-        bpv_buf_puts(b, d->fig_text);
+        if (n->op == BPV_OP_INDEX && n->attr) /* x[2] */
+            bpv_buf_printf(b, "[%lld]", (long long)n->attr[0]);
+        else
+            bpv_buf_puts(b, d->fig_text);
         return d->fig_prec;
     case BPV_FIG_ENCLOSE:
         bpv_buf_puts(b, d->fig_text);
@@ -262,8 +265,18 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
         if (k) bpv_buf_puts(b, ", ");
         put_disp(f, b, n->in[k], P_ADD);
     }
-    for (int a = 0; !n->fn && n->attr && a < d->nattrs; a++) { /* clamp(z, 0, 1) */
+    if (!n->fn && n->attr && (d->flags & BPV_OPF_SHAPE_ARG)) { /* reshape(x, [3, 2]) */
+        bpv_buf_puts(b, ", [");
+        for (int a = 0; a < d->nattrs && !isnan(n->attr[a]); a++) {
+            if (a) bpv_buf_puts(b, ", ");
+            num(f, b, n->attr[a]);
+        }
+        bpv_buf_putc(b, ']');
+    }
+    for (int a = 0; !n->fn && n->attr && !(d->flags & BPV_OPF_SHAPE_ARG) && a < d->nattrs; a++) {
+        if (d->attrs[a].dflt == n->attr[a] && !d->attrs[a].required) continue; /* a default */
         bpv_buf_puts(b, ", ");
+        if (!d->attrs[a].required) bpv_buf_printf(b, "%s=", d->attrs[a].name);
         num(f, b, n->attr[a]);
     }
     bpv_buf_putc(b, ')');
@@ -600,6 +613,19 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
 static void op_symbol(const fig *f, bpv_buf *b, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
     const char *sym = n->fn ? n->fn : bpv_ops[n->op].symbol;
+    if (n->op == BPV_OP_CONV2D && n->nin >= 2) { /* conv 5×5 */
+        const bpv_shape *w = &f->s->nodes[n->in[1]].shape;
+        bpv_buf_printf(b, "%s %lld×%lld", sym, (long long)w->dim[2], (long long)w->dim[3]);
+        return;
+    }
+    if (n->op == BPV_OP_INDEX && n->attr) { /* [2] */
+        bpv_buf_printf(b, "[%lld]", (long long)n->attr[0]);
+        return;
+    }
+    if ((n->op == BPV_OP_MAX_POOL2D || n->op == BPV_OP_AVG_POOL2D) && n->attr) {
+        bpv_buf_printf(b, "%s %lld×%lld", sym, (long long)n->attr[0], (long long)n->attr[0]);
+        return;
+    }
     int k = f->fold[i];
     if (k == 1) bpv_buf_puts(b, sym);
     if (k >= 0) num(f, b, f->s->nodes[n->in[k]].value[0]);
@@ -625,6 +651,9 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"%d\">", size);
     esc(&b, sym.data);
     bpv_buf_puts(&b, "</FONT></TD></TR>");
+    if (n->op == BPV_OP_CONV2D && n->attr) /* the rest of its geometry */
+        bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\">stride %lld · padding %lld</FONT></TD></TR>",
+                       (long long)n->attr[0], (long long)n->attr[1]);
     /* a scalar's value and gradient fit under the symbol; a tensor's are
      * on its edges */
     if (is_scalar(n)) {
@@ -639,8 +668,10 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     }
     bpv_buf_puts(&b, "</TABLE>");
     set_html(f, nd, f->n_label, b.data);
-    agxset(nd, f->n_shape, S("circle"));
-    agxset(nd, f->n_style, S("filled"));
+    /* a long label (conv 5×5, stride...) in a rounded box, not a swollen circle */
+    const bool wide = len > 7;
+    agxset(nd, f->n_shape, S(wide ? "box" : "circle"));
+    agxset(nd, f->n_style, S(wide ? "rounded,filled" : "filled"));
     agxset(nd, f->n_fill, S(f->t->op_fill));
     agxset(nd, f->n_margin, S("0.02"));
     agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
@@ -914,6 +945,31 @@ static void cut_stub(fig *f, int k, const bpv_snap_edge *e) {
 /* Above this many drawn nodes, build() sets faster layout limits. */
 #define BIG_GRAPH 200
 
+/* The graph node i is drawn in: the cluster of its unrolled time step
+ * (labelled "t = 3"), made on first use, or the root. */
+static Agraph_t *step_cluster(fig *f, int i) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    if (!n->loop_var) return f->g;
+    char name[160], label[160];
+    snprintf(name, sizeof name, "cluster_%.60s_%lld", n->loop_var, (long long)n->loop_value);
+    Agraph_t *sub = agsubg(f->g, name, 0);
+    if (sub) return sub;
+    sub = agsubg(f->g, name, 1);
+    if (!sub) return f->g;
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_fig_html(&b, n->loop_var);
+    snprintf(label, sizeof label, "%s = %lld", b.data ? b.data : "", (long long)n->loop_value);
+    bpv_buf_free(&b);
+    set_attr(sub, "label", label);
+    set_attr(sub, "labeljust", "l");
+    set_attr(sub, "labelloc", "t");
+    set_attr(sub, "style", "rounded,dashed");
+    set_attr(sub, "color", "#9a9a9a");
+    set_attr(sub, "fontcolor", "#606060");
+    return sub;
+}
+
 static void build(fig *f) {
     const bpv_snapshot *s = f->s;
     const theme *t = f->t;
@@ -971,7 +1027,7 @@ static void build(fig *f) {
     for (int i = 0; i < s->nnodes; i++) {
         if (f->folded[i] || (f->keep && !f->keep[i])) continue;
         snprintf(id, sizeof id, "n%d", i);
-        Agnode_t *nd = agnode(g, id, 1);
+        Agnode_t *nd = agnode(step_cluster(f, i), id, 1);
         f->gv[i] = nd;
         if (s->nodes[i].kind == BPV_NODE_OP) op_node(f, i, nd);
         else leaf_node(f, i, nd);

@@ -156,13 +156,26 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         const bpv_op_def *d = &bpv_ops[n->op];
         if (n->kind == BPV_NODE_OP && d->nattrs && n->attr) {
             bpv_buf_puts(b, ", \"attrs\": {");
-            for (int a = 0; a < d->nattrs; a++) {
+            if (d->flags & BPV_OPF_SHAPE_ARG) { /* reshape: "shape": [3, -1] */
+                bpv_buf_puts(b, "\"shape\": [");
+                for (int a = 0; a < d->nattrs && !isnan(n->attr[a]); a++) {
+                    bpv_buf_puts(b, a ? ", " : "");
+                    bpv_fmt_repr(b, n->attr[a]);
+                }
+                bpv_buf_putc(b, ']');
+            }
+            for (int a = 0; !(d->flags & BPV_OPF_SHAPE_ARG) && a < d->nattrs; a++) {
                 bpv_buf_puts(b, a ? ", " : "");
                 bpv_json_string(b, d->attrs[a].name);
                 bpv_buf_puts(b, ": ");
                 bpv_fmt_repr(b, n->attr[a]);
             }
             bpv_buf_putc(b, '}');
+        }
+        if (n->loop_var) { /* the unrolled time step: "loop": {"t": 3} */
+            bpv_buf_puts(b, ", \"loop\": {");
+            bpv_json_string(b, n->loop_var);
+            bpv_buf_printf(b, ": %lld}", (long long)n->loop_value);
         }
         if (n->fn) {
             bpv_buf_puts(b, ", \"fn\": ");

@@ -196,16 +196,21 @@ static const char *sample_str(const bpv_node *n, const bpv_shape *s, char *buf, 
     return shp(&t, buf, len);
 }
 
+/* The name the language calls an op by, for messages: sum for SUM_DIM. */
+static const char *call_name(bpv_op op) {
+    return bpv_ops[op].call ? bpv_ops[op].call : bpv_ops[op].fig_text ? bpv_ops[op].fig_text : bpv_ops[op].name;
+}
+
 static bool dim_range_msg(const bpv_node *n, const bpv_shape *s, int d, bool extra,
                           const char *what, char *msg, size_t len) {
     char x[128];
     int r = s->rank - lead(n) + (extra ? 1 : 0);
     if (r <= 0)
-        snprintf(msg, len, "%s: a sample of shape %s has no dimension to %s", bpv_ops[n->op].call ? bpv_ops[n->op].call : "sum",
+        snprintf(msg, len, "%s: a sample of shape %s has no dimension to %s", call_name(n->op),
                  sample_str(n, s, x, sizeof x), what);
     else
         snprintf(msg, len, "%s: dim %d is out of range for a sample of shape %s (0 to %d, or -%d to -1)",
-                 bpv_ops[n->op].call ? bpv_ops[n->op].call : bpv_ops[n->op].name, d,
+                 call_name(n->op), d,
                  sample_str(n, s, x, sizeof x), r - 1, r);
     return false;
 }
@@ -244,8 +249,8 @@ static bool shape_conv(const bpv_node *n, const bpv_shape *const *in, int nin, b
     const int64_t C = x->dim[c], H = x->dim[c + 1], W = x->dim[c + 2];
     if (w->dim[1] != C) {
         snprintf(msg, len,
-                 "conv2d: the input %s has %lld channels but the weight %s takes %lld",
-                 shp(x, xs, sizeof xs), (long long)C, shp(w, ws, sizeof ws),
+                 "conv2d: the input %s has %lld channel%s but the weight %s takes %lld",
+                 shp(x, xs, sizeof xs), (long long)C, C == 1 ? "" : "s", shp(w, ws, sizeof ws),
                  (long long)w->dim[1]);
         return false;
     }
@@ -256,7 +261,7 @@ static bool shape_conv(const bpv_node *n, const bpv_shape *const *in, int nin, b
     }
     if (w->dim[2] > H + 2 * pad || w->dim[3] > W + 2 * pad) {
         snprintf(msg, len,
-                 "conv2d: the %lldx%lld kernel of %s is larger than the input's %lldx%lld (%s, "
+                 "conv2d: the %lld×%lld kernel of %s is larger than the input's %lld×%lld (%s, "
                  "padding %lld)",
                  (long long)w->dim[2], (long long)w->dim[3], shp(w, ws, sizeof ws), (long long)H,
                  (long long)W, shp(x, xs, sizeof xs), (long long)pad);
@@ -282,7 +287,7 @@ static bool shape_pool(const bpv_node *n, const bpv_shape *const *in, int nin, b
     }
     const int c = x->rank - 3;
     if (k > x->dim[c + 1] || k > x->dim[c + 2]) {
-        snprintf(msg, len, "%s: the kernel %lld is larger than the input's %lldx%lld (%s)",
+        snprintf(msg, len, "%s: the kernel %lld is larger than the input's %lld×%lld (%s)",
                  bpv_ops[n->op].call, (long long)k, (long long)x->dim[c + 1],
                  (long long)x->dim[c + 2], shp(x, xs, sizeof xs));
         return false;

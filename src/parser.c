@@ -858,8 +858,14 @@ static bool unroll(parser *p, const bpv_stmt *f, const bpv_loop_env *env, vec *o
     const bpv_ast *bad;
     int64_t lo, hi;
     if (!bpv_index_eval(f->lo, env, &lo, &bad, msg, sizeof msg) ||
-        !bpv_index_eval(f->hi, env, &hi, &bad, msg, sizeof msg))
-        return error_at(p, bad->off, bad->len, "%s; a loop's bounds are constants", msg);
+        !bpv_index_eval(f->hi, env, &hi, &bad, msg, sizeof msg)) {
+        if (bad->kind == AST_NAME)
+            return error_at(p, bad->off, bad->len,
+                            "a loop's bounds must be constant: whole numbers, or expressions of "
+                            "an enclosing loop's variable; '%s' is neither",
+                            bad->name);
+        return error_at(p, bad->off, bad->len, "%s", msg);
+    }
     size_t span = f->hi->off + f->hi->len - f->lo->off;
     if (hi < lo)
         return error_at(p, f->lo->off, span,
@@ -869,9 +875,9 @@ static bool unroll(parser *p, const bpv_stmt *f, const bpv_loop_env *env, vec *o
     const int64_t steps = hi - lo + 1; /* the bounds are below 2^53 in size */
     if (steps > room || (f->nbody > 0 && steps > room / f->nbody))
         return error_at(p, f->off, f->len,
-                        "this for loop would unroll to more than %lld statements (%lld steps); "
-                        "the limit is %lld (BPV_MAX_NODES)",
-                        (long long)room, (long long)steps, (long long)limit);
+                        "this for loop would unroll to %lld steps of %d statement%s; a model may "
+                        "have at most %lld statements once unrolled (BPV_MAX_NODES)",
+                        (long long)steps, f->nbody, f->nbody == 1 ? "" : "s", (long long)limit);
     for (int64_t v = lo; v <= hi; v++) {
         bpv_loop_env *e = bpv_arena_alloc(p->arena, sizeof *e);
         if (!e) return out_of_memory(p);

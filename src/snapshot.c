@@ -237,6 +237,8 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
         sn->nin = n->nin;
         sn->in = n->in;
         sn->attr = n->attr;
+        sn->loop_var = n->loop_var;
+        sn->loop_value = n->loop_value;
         sn->src_off = n->src_off;
         sn->src_len = n->src_len;
         if (n->custom) {

@@ -45,6 +45,10 @@ typedef struct bpv_snap_node {
     const char *fn_dlocal[2];
     size_t src_len;       /* with src_off: the node's text in the model */
     bool nonfinite;       /* some element of value or grad is NaN or ±inf */
+    /* the unrolled `for` step that made it (additive): innermost loop
+     * variable and value; loop_var NULL outside loops */
+    const char *loop_var;
+    int64_t loop_value;
 } bpv_snap_node;
 
 typedef struct bpv_snap_edge {
