@@ -970,6 +970,38 @@ static Agraph_t *step_cluster(fig *f, int i) {
     return sub;
 }
 
+/* Unrolled steps left to right (or top to bottom): a node of step t that
+ * reads only leaves would be ranked beside step 1; an invisible edge from
+ * the last node of step t-1 keeps it in its own step's place. */
+static void step_order(fig *f) {
+    const bpv_snapshot *s = f->s;
+    bool any = false;
+    for (int i = 0; i < s->nnodes && !any; i++) any = s->nodes[i].loop_var && f->gv[i];
+    if (!any) return;
+    /* clusters are ranked with the whole graph, not one by one */
+    agattr(f->g, AGRAPH, S("newrank"), S("true"));
+    char id[32];
+    for (int i = 0; i < s->nnodes; i++) {
+        const bpv_snap_node *n = &s->nodes[i];
+        if (!n->loop_var || !f->gv[i]) continue;
+        bool inner = false; /* an input made in some step already orders it */
+        for (int k = 0; k < n->nin && !inner; k++)
+            inner = s->nodes[n->in[k]].loop_var != NULL;
+        if (inner) continue;
+        int prev = -1;
+        for (int j = i - 1; j >= 0 && prev < 0; j--) {
+            const bpv_snap_node *m = &s->nodes[j];
+            if (m->loop_var && f->gv[j] && m->loop_value == n->loop_value - 1 &&
+                strcmp(m->loop_var, n->loop_var) == 0)
+                prev = j;
+        }
+        if (prev < 0) continue;
+        snprintf(id, sizeof id, "step%d", i);
+        Agedge_t *e = agedge(f->g, f->gv[prev], f->gv[i], id, 1);
+        if (e) agxset(e, f->e_style, S("invis"));
+    }
+}
+
 static void build(fig *f) {
     const bpv_snapshot *s = f->s;
     const theme *t = f->t;
@@ -1032,6 +1064,8 @@ static void build(fig *f) {
         if (s->nodes[i].kind == BPV_NODE_OP) op_node(f, i, nd);
         else leaf_node(f, i, nd);
     }
+
+    step_order(f);
 
     bpv_buf b;
     bpv_buf_init(&b);
