@@ -274,7 +274,8 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
         bpv_buf_putc(b, ']');
     }
     for (int a = 0; !n->fn && n->attr && !(d->flags & BPV_OPF_SHAPE_ARG) && a < d->nattrs; a++) {
-        if (d->attrs[a].dflt == n->attr[a] && !d->attrs[a].required) continue; /* a default */
+        if (!d->attrs[a].required && (d->attrs[a].dflt == n->attr[a] || isnan(n->attr[a])))
+            continue; /* a default */
         bpv_buf_puts(b, ", ");
         if (!d->attrs[a].required) bpv_buf_printf(b, "%s=", d->attrs[a].name);
         num(f, b, n->attr[a]);

@@ -164,8 +164,11 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
                 }
                 bpv_buf_putc(b, ']');
             }
+            bool first = true;
             for (int a = 0; !(d->flags & BPV_OPF_SHAPE_ARG) && a < d->nattrs; a++) {
-                bpv_buf_puts(b, a ? ", " : "");
+                if (isnan(n->attr[a])) continue; /* not given: pooling's stride */
+                bpv_buf_puts(b, first ? "" : ", ");
+                first = false;
                 bpv_json_string(b, d->attrs[a].name);
                 bpv_buf_puts(b, ": ");
                 bpv_fmt_repr(b, n->attr[a]);

@@ -286,15 +286,21 @@ static bool shape_pool(const bpv_node *n, const bpv_shape *const *in, int nin, b
         return false;
     }
     const int c = x->rank - 3;
-    if (k > x->dim[c + 1] || k > x->dim[c + 2]) {
+    const int64_t st = isnan(n->attr[1]) ? k : (int64_t)n->attr[1], pad = (int64_t)n->attr[2];
+    if (2 * pad > k) {
+        snprintf(msg, len, "%s: padding %lld is more than half the kernel %lld",
+                 bpv_ops[n->op].call, (long long)pad, (long long)k);
+        return false;
+    }
+    if (k > x->dim[c + 1] + 2 * pad || k > x->dim[c + 2] + 2 * pad) {
         snprintf(msg, len, "%s: the kernel %lld is larger than the input's %lld×%lld (%s)",
                  bpv_ops[n->op].call, (long long)k, (long long)x->dim[c + 1],
                  (long long)x->dim[c + 2], shp(x, xs, sizeof xs));
         return false;
     }
     *out = *x;
-    out->dim[c + 1] = x->dim[c + 1] / k;
-    out->dim[c + 2] = x->dim[c + 2] / k;
+    out->dim[c + 1] = (x->dim[c + 1] + 2 * pad - k) / st + 1;
+    out->dim[c + 2] = (x->dim[c + 2] + 2 * pad - k) / st + 1;
     return true;
 }
 
@@ -456,8 +462,11 @@ static const bpv_attr_def conv_attrs[] = {
     {.name = "stride", .kind = BPV_ATTR_INT, .dflt = 1, .lo = 1, .hi = 1 << 20},
     {.name = "padding", .kind = BPV_ATTR_INT, .dflt = 0, .lo = 0, .hi = 1 << 20},
 };
+/* stride: NAN (not given) is the kernel, as torch's stride=None */
 static const bpv_attr_def pool_attrs[] = {
     {.name = "kernel", .kind = BPV_ATTR_INT, .required = true, .lo = 1, .hi = 1 << 20},
+    {.name = "stride", .kind = BPV_ATTR_INT, .dflt = NAN, .lo = 1, .hi = 1 << 20},
+    {.name = "padding", .kind = BPV_ATTR_INT, .dflt = 0, .lo = 0, .hi = 1 << 20},
 };
 /* reshape(x, [d0, ...]): the list fills d0..; -1 once, for a size inferred */
 static const bpv_attr_def shape_attrs[] = {
@@ -586,11 +595,11 @@ const bpv_op_def bpv_ops[BPV_OP_COUNT] = {
                        CALL("conv")},
     [BPV_OP_MAX_POOL2D] = {.name = "max_pool2d", .call = "max_pool2d", .symbol = "max pool",
                            UNARY1, .shape = shape_pool, K(pool), .attrs = pool_attrs,
-                           .nattrs = 1, .dlocal = {"1 at each window's first maximum, else 0", NULL},
+                           .nattrs = 3, .dlocal = {"1 at each window's first maximum, else 0", NULL},
                            CALL("maxpool")},
     [BPV_OP_AVG_POOL2D] = {.name = "avg_pool2d", .call = "avg_pool2d", .symbol = "avg pool",
                            UNARY1, .shape = shape_pool, K(pool), .attrs = pool_attrs,
-                           .nattrs = 1, .dlocal = {"1/K²", NULL}, CALL("avgpool")},
+                           .nattrs = 3, .dlocal = {"1/K²", NULL}, CALL("avgpool")},
     [BPV_OP_FLATTEN] = {.name = "flatten", .call = "flatten", .symbol = "flatten", UNARY1,
                         .shape = shape_flatten, K(reshape), .dlocal = {"1", NULL},
                         CALL("flatten")},
