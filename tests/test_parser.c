@@ -147,6 +147,63 @@ static void check_span(const parsed *p, const bpv_ast *a, const char *want) {
         fail_msg("span: got \"%.*s\", want \"%s\"", (int)a->len, p->text + a->off, want);
 }
 
+static void test_index_and_ranges(void **state) {
+    (void)state;
+    check_expr("h[t-1]", "(index h (- t 1.0))");
+    check_expr("x[0] * 2", "(* (index x 0.0) 2.0)");
+    check_expr("stack(h[1..5])", "(call stack (index h (.. 1.0 5.0)))");
+    check_expr("W @ x[2*t+1]", "(@ W (index x (+ (* 2.0 t) 1.0)))");
+    /* 1..5 is two numbers and '..', not 1. and .5 */
+    check_expr("h[1..n]", "(index h (.. 1.0 n))");
+}
+
+/* for loops are unrolled by the parser: one statement per member, each
+ * with its loop variables */
+static void test_for_unrolled(void **state) {
+    (void)state;
+    parsed p;
+    parse_ok(&p, "h[0] = zeros([2])\n"
+                 "for t in 1..3 {\n"
+                 "    h[t] = h[t-1] + 1\n"
+                 "    for k in 0..t-1 { g[10*t+k] = h[t] }\n"
+                 "}\n"
+                 "y = sum(stack(h[1..3]))\n");
+    const char *want[] = {"h[0]", "h[1]", "g[10]", "h[2]", "g[20]", "g[21]",
+                          "h[3]", "g[30]", "g[31]", "g[32]", "y"};
+    assert_int_equal(p.prog.nstmts, 11);
+    for (int i = 0; i < 11; i++) {
+        const bpv_stmt *st = &p.prog.stmts[i];
+        assert_int_equal(st->kind, ST_LET);
+        assert_string_equal(st->name, want[i]);
+    }
+    /* the loop variables in force, innermost first */
+    const bpv_stmt *g21 = &p.prog.stmts[5];
+    assert_string_equal(g21->family, "g");
+    assert_int_equal(g21->member, 21);
+    assert_string_equal(g21->env->var, "k");
+    assert_int_equal(g21->env->value, 1);
+    assert_string_equal(g21->env->up->var, "t");
+    assert_int_equal(g21->env->up->value, 2);
+    assert_null(g21->env->up->up);
+    assert_null(p.prog.stmts[0].env);
+    /* every copy shares the body's tree and span */
+    assert_ptr_equal(p.prog.stmts[1].value, p.prog.stmts[3].value);
+    check_span(&p, p.prog.stmts[1].value, "h[t-1] + 1");
+    parsed_free(&p);
+}
+
+static void test_for_errors(void **state) {
+    (void)state;
+    check_error("for t in 1..3 {\n}\nfor t in 1 {\n}\n",
+                "t.bp:3:12: error: expected '..' after 'for t in 1', found '{'; a loop runs over "
+                "a range A..B, both ends included");
+    check_error("for t in 1..2 { h[t] = 1 }}\n", "t.bp:1:27: error: unexpected '}' after the end of the statement");
+    check_error("h[0..2] = 1\n", "t.bp:1:4: error: a definition names one member, like h[t]; a "
+                                  "range A..B selects several, for stack() and cat()");
+    check_error("for t in 0..2 {\n  h[t/2] = 1\n}\n",
+                "t.bp:2:5: error: an index may only add, subtract and multiply (like 2*t+1)");
+}
+
 static void test_precedence(void **state) {
     (void)state;
     check_expr("a + b * c", "(+ a (* b c))");
@@ -536,6 +593,8 @@ int main(void) {
         cmocka_unit_test(test_multiline),         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_statement_errors),  cmocka_unit_test(test_unclosed_brackets),
         cmocka_unit_test(test_encoding_errors),   cmocka_unit_test(test_nesting_limits),
+        cmocka_unit_test(test_index_and_ranges),  cmocka_unit_test(test_for_unrolled),
+        cmocka_unit_test(test_for_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
