@@ -70,7 +70,7 @@ static void valid_range(int64_t w, int64_t ow, int64_t stride, int64_t pad, int6
  * under kernel tap (ki, kj) of output (oy, ox), 0 in the padding. Written
  * once per element type. */
 #define DEFINE_IM2COL(NAME, T)                                                             \
-    static void NAME(const bpv_conv2d_dims *d, const T *x, T *col) {                      \
+    CONV_CLONES static void NAME(const bpv_conv2d_dims *d, const T *x, T *col) {                      \
         const int64_t P = pdim(d), s = d->stride;                                         \
         for (int64_t ci = 0; ci < d->c; ci++)                                             \
             for (int64_t ki = 0; ki < d->kh; ki++)                                        \
@@ -88,9 +88,13 @@ static void valid_range(int64_t w, int64_t ow, int64_t stride, int64_t pad, int6
                         /* input column of ox: off + ox * s */                            \
                         const int64_t off = (ci * d->h + iy) * d->w - d->pad + kj;        \
                         for (int64_t ox = 0; ox < lo; ox++) row[ox] = 0;                  \
-                        if (s == 1 && hi > lo)                                            \
-                            memcpy(row + lo, x + off + lo, (size_t)(hi - lo) * sizeof *row); \
-                        else                                                              \
+                        if (s == 1) { /* short runs: 32-byte moves, no call */            \
+                            int64_t ox = lo;                                              \
+                            for (; ox + (int64_t)(32 / sizeof(T)) <= hi;                  \
+                                 ox += (int64_t)(32 / sizeof(T)))                         \
+                                memcpy(row + ox, x + off + ox, 32);                       \
+                            for (; ox < hi; ox++) row[ox] = x[off + ox];                  \
+                        } else                                                            \
                             for (int64_t ox = lo; ox < hi; ox++) row[ox] = x[off + ox * s]; \
                         for (int64_t ox = hi; ox < d->ow; ox++) row[ox] = 0;              \
                     }                                                                     \
@@ -104,7 +108,7 @@ DEFINE_IM2COL(im2col64, double)
  * torch accumulates them (each tap adds at most one term to an element).
  * ADD(a, b) is the rounded sum. */
 #define DEFINE_COL2IM(NAME, T, ADD)                                                        \
-    static void NAME(bpv_dtype dt, const bpv_conv2d_dims *d, const T *colg, T *gx) {      \
+    CONV_CLONES static void NAME(bpv_dtype dt, const bpv_conv2d_dims *d, const T *colg, T *gx) {      \
         (void)dt;                                                                         \
         const int64_t P = pdim(d), s = d->stride;                                         \
         for (int64_t i = 0; i < d->c * d->h * d->w; i++) gx[i] = 0;                       \
@@ -119,8 +123,19 @@ DEFINE_IM2COL(im2col64, double)
                         if (iy < 0 || iy >= d->h) continue;                               \
                         const int64_t off = (ci * d->h + iy) * d->w - d->pad + kj;        \
                         const T *row = src + oy * d->ow;                                  \
-                        for (int64_t ox = lo; ox < hi; ox++)                              \
-                            gx[off + ox * s] = ADD(gx[off + ox * s], row[ox]);            \
+                        if (s == 1) { /* the elements are independent */                  \
+                            int64_t ox = lo;                                              \
+                            if (sizeof(T) == 4 && dt == BPV_F32)                          \
+                                for (; ox + 8 <= hi; ox += 8) {                           \
+                                    v8f a, b;                                             \
+                                    LOAD8F(a, gx + off + ox), LOAD8F(b, row + ox);        \
+                                    a += b;                                               \
+                                    STORE8F(gx + off + ox, a);                            \
+                                }                                                         \
+                            for (; ox < hi; ox++) gx[off + ox] = ADD(gx[off + ox], row[ox]); \
+                        } else                                                            \
+                            for (int64_t ox = lo; ox < hi; ox++)                          \
+                                gx[off + ox * s] = ADD(gx[off + ox * s], row[ox]);        \
                     }                                                                     \
                 }                                                                         \
     }
@@ -302,6 +317,46 @@ void bpv_conv2d_bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy
     }
 }
 
+/* x[0] + ... + x[n-1] in torch's cascade order over float32, as
+ * bpv_csum_array32 computes it term by term (csum.c describes the order),
+ * with its accumulators as vectors: rows of four vectors into level 0,
+ * levels carried up every `step` rows, then the levels, the leftover
+ * vectors, the four accumulators, the tail and the lanes, in that order. */
+CONV_CLONES
+static float row_sum32(const float *x, int64_t n) {
+    if (n < 8) return (float)bpv_csum_array32(BPV_F32, x, n);
+    const int64_t vecs = n / 8, rows = vecs / 4;
+    const int p = bpv_ceil_log2(rows) / 4, power = p > 4 ? p : 4;
+    const int64_t step = (int64_t)1 << power;
+    v8f acc[4][4];
+    for (int j = 0; j < 4; j++)
+        for (int k = 0; k < 4; k++) acc[j][k] = SPLAT8F(0.0f);
+    for (int64_t i = 0; i < rows;) {
+        for (int k = 0; k < 4; k++) {
+            v8f v;
+            LOAD8F(v, x + i * 32 + k * 8);
+            acc[0][k] += v;
+        }
+        if (++i % step) continue;
+        for (int j = 1; j < 4; j++) {
+            for (int k = 0; k < 4; k++) acc[j][k] += acc[j - 1][k], acc[j - 1][k] = SPLAT8F(0.0f);
+            if ((i & ((step - 1) << (j * power))) != 0) break;
+        }
+    }
+    for (int j = 1; j < 4; j++)
+        for (int k = 0; k < 4; k++) acc[0][k] += acc[j][k];
+    for (int64_t v = rows * 4; v < vecs; v++) {
+        v8f t;
+        LOAD8F(t, x + v * 8);
+        acc[0][0] += t;
+    }
+    for (int k = 1; k < 4; k++) acc[0][0] += acc[0][k];
+    float r = 0.0f;
+    for (int64_t t = vecs * 8; t < n; t++) r += x[t];
+    for (int l = 0; l < 8; l++) r += acc[0][0][l];
+    return r;
+}
+
 /* torch's sum over (n, oh, ow) of gy [n][o][oh*ow]. The reduction's
  * iterator puts the plane innermost and the samples next; each sample's
  * plane is a contiguous cascade sum added to the output (+0.0 at first).
@@ -310,7 +365,7 @@ void bpv_conv2d_bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy
 void bpv_conv2d_bwd_b32(const bpv_conv2d_dims *d, const float *gy, float *gb) {
     const int64_t P = pdim(d);
     if (d->o == 1) {
-        gb[0] = 0.0f + (float)bpv_csum_array32(BPV_F32, gy, d->n * P);
+        gb[0] = 0.0f + row_sum32(gy, d->n * P);
         return;
     }
     if (P == 1) {
@@ -319,8 +374,7 @@ void bpv_conv2d_bwd_b32(const bpv_conv2d_dims *d, const float *gy, float *gb) {
     }
     for (int64_t o = 0; o < d->o; o++) {
         float acc = 0.0f;
-        for (int64_t s = 0; s < d->n; s++)
-            acc += (float)bpv_csum_array32(BPV_F32, gy + (s * d->o + o) * P, P);
+        for (int64_t s = 0; s < d->n; s++) acc += row_sum32(gy + (s * d->o + o) * P, P);
         gb[o] = acc;
     }
 }

@@ -381,6 +381,38 @@ static void test_other_orders_differ(void **state) {
     free_ref(cs, n);
 }
 
+/* The float32 bias gradient's vectorised cascade against csum.c's
+ * term-by-term one (the 64 function in f32), on planes of every length
+ * through the cascade's first levels and its leftover vectors and tail, one
+ * and three channels, values of mixed magnitude. */
+static void test_bias_sum_lengths(void **state) {
+    (void)state;
+    uint64_t st = 99;
+    for (int64_t len = 1; len < 9000; len += len < 600 ? 1 : 97) {
+        for (int64_t o = 1; o <= 3; o += 2) {
+            bpv_conv2d_dims d = {.n = 2, .c = 1, .h = len, .w = 1, .o = o, .kh = 1, .kw = 1,
+                                 .stride = 1};
+            assert_true(bpv_conv2d_dims_fill(&d));
+            const int64_t ny = yn(&d);
+            float *gy = malloc((size_t)ny * sizeof *gy), gb[3];
+            double *gyd = malloc((size_t)ny * sizeof *gyd), gbd[3];
+            assert_non_null(gy), assert_non_null(gyd);
+            for (int64_t i = 0; i < ny; i++) {
+                st = st * 6364136223846793005ull + 1442695040888963407ull;
+                gy[i] = ldexpf((float)(st >> 40) / (float)(1 << 24) - 0.5f, (int)((st >> 20) & 15) - 7);
+                gyd[i] = gy[i];
+            }
+            bpv_conv2d_bwd_b32(&d, gy, gb);
+            bpv_conv2d_bwd_b64(BPV_F32, &d, gyd, gbd);
+            for (int64_t k = 0; k < o; k++)
+                if (!same_bits(gb[k], gbd[k]))
+                    fail_msg("plane of %lld, o=%lld: %a, csum %a", (long long)len, (long long)o,
+                             (double)gb[k], gbd[k]);
+            free(gy), free(gyd);
+        }
+    }
+}
+
 /* Dimensions: output sizes, and sizes a convolution cannot take. */
 static void test_dims(void **state) {
     (void)state;
@@ -402,6 +434,7 @@ int main(void) {
         cmocka_unit_test(test_conv_torch),
         cmocka_unit_test(test_one_ulp_caught),
         cmocka_unit_test(test_other_orders_differ),
+        cmocka_unit_test(test_bias_sum_lengths),
         cmocka_unit_test(test_dims),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
