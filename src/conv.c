@@ -213,6 +213,64 @@ static void gemm_acc32(int64_t M, int64_t N, int64_t K, const float *a, int64_t 
     }
 }
 
+/* The forward product without im2col, for stride 1 and rows of whole
+ * vectors (ow % 8 == 0): eight adjacent outputs of a row read eight
+ * adjacent inputs, so the unfolded operand's vectors are loads from the
+ * (padded) input, xp [c][hp][wp]. Each output still sums over l = (ci, ki,
+ * kj) in order from what y holds, as gemm_acc32. */
+CONV_CLONES
+static void direct_fwd32(const bpv_conv2d_dims *d, const float *xp, int64_t hp, int64_t wp,
+                         const float *w, float *y) {
+    const int64_t K = kdim(d), P = pdim(d), ow = d->ow;
+    for (int64_t i0 = 0; i0 < d->o; i0 += 4) {
+        const int64_t mr = d->o - i0 < 4 ? d->o - i0 : 4;
+        const int64_t r1 = i0 + (mr > 1 ? 1 : 0), r2 = i0 + (mr > 2 ? 2 : 0),
+                      r3 = i0 + (mr > 3 ? 3 : 0);
+        const float *a0 = w + i0 * K, *a1 = w + r1 * K, *a2 = w + r2 * K, *a3 = w + r3 * K;
+        float *c0 = y + i0 * P, *c1 = y + r1 * P, *c2 = y + r2 * P, *c3 = y + r3 * P;
+        for (int64_t p0 = 0; p0 < P; p0 += 16) {
+            /* a second vector when one is left (P is a multiple of 8) */
+            const bool two = p0 + 8 < P;
+            const int64_t p1 = two ? p0 + 8 : p0;
+            const int64_t base0 = p0 / ow * wp + p0 % ow, base1 = p1 / ow * wp + p1 % ow;
+            v8f s00, s01, s10, s11, s20, s21, s30, s31;
+            LOAD8F(s00, c0 + p0), LOAD8F(s01, c0 + p1);
+            LOAD8F(s10, c1 + p0), LOAD8F(s11, c1 + p1);
+            LOAD8F(s20, c2 + p0), LOAD8F(s21, c2 + p1);
+            LOAD8F(s30, c3 + p0), LOAD8F(s31, c3 + p1);
+            int64_t t = 0;
+            for (int64_t ci = 0; ci < d->c; ci++)
+                for (int64_t ki = 0; ki < d->kh; ki++) {
+                    const float *row = xp + (ci * hp + ki) * wp;
+                    for (int64_t kj = 0; kj < d->kw; kj++, t++) {
+                        v8f b0, b1;
+                        LOAD8F(b0, row + kj + base0), LOAD8F(b1, row + kj + base1);
+                        v8f v = SPLAT8F(a0[t]);
+                        s00 += v * b0;
+                        s01 += v * b1;
+                        v = SPLAT8F(a1[t]);
+                        s10 += v * b0;
+                        s11 += v * b1;
+                        v = SPLAT8F(a2[t]);
+                        s20 += v * b0;
+                        s21 += v * b1;
+                        v = SPLAT8F(a3[t]);
+                        s30 += v * b0;
+                        s31 += v * b1;
+                    }
+                }
+            /* repeated rows store the same sums; the second vector only if
+             * it is one */
+            STORE8F(c3 + p0, s30), STORE8F(c2 + p0, s20), STORE8F(c1 + p0, s10);
+            STORE8F(c0 + p0, s00);
+            if (two) {
+                STORE8F(c3 + p1, s31), STORE8F(c2 + p1, s21), STORE8F(c1 + p1, s11);
+                STORE8F(c0 + p1, s01);
+            }
+        }
+    }
+}
+
 /* The same over double storage in dt: rows of c updated along j, which
  * vectorises without changing any element's order. */
 CONV_CLONES
@@ -237,15 +295,28 @@ static void gemm_acc64(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const doub
 void bpv_conv2d_fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, const float *b,
                       float *y, float *work) {
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
-    float *col = work;
+    const bool direct = d->stride == 1 && d->ow % 8 == 0;
+    const int64_t hp = d->h + 2 * d->pad, wp = d->w + 2 * d->pad;
+    float *col = work; /* the unfolded input, or the padded one (smaller) */
     for (int64_t s = 0; s < d->n; s++) {
-        im2col32(d, x + s * in, col);
         float *ys = y + s * out;
         for (int64_t o = 0; o < d->o; o++) { /* beta = 1 over the bias, else C = 0 */
             const float init = b ? b[o] : 0.0f;
             for (int64_t p = 0; p < P; p++) ys[o * P + p] = init;
         }
-        gemm_acc32(d->o, P, K, w, K, col, P, ys, P);
+        if (direct && d->pad == 0) {
+            direct_fwd32(d, x + s * in, hp, wp, w, ys);
+        } else if (direct) {
+            memset(col, 0, (size_t)(d->c * hp * wp) * sizeof *col);
+            for (int64_t ci = 0; ci < d->c; ci++)
+                for (int64_t i = 0; i < d->h; i++)
+                    memcpy(col + (ci * hp + i + d->pad) * wp + d->pad,
+                           x + s * in + (ci * d->h + i) * d->w, (size_t)d->w * sizeof *col);
+            direct_fwd32(d, col, hp, wp, w, ys);
+        } else {
+            im2col32(d, x + s * in, col);
+            gemm_acc32(d->o, P, K, w, K, col, P, ys, P);
+        }
     }
 }
 
