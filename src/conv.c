@@ -1,0 +1,598 @@
+/* 2-D convolution and pooling kernels with PyTorch 1.13's CPU bits
+ * (conv.h lists the orders). A convolution is im2col plus three products:
+ * the forward one starts each sum from the bias, which bpv_matmul cannot,
+ * so it has its own kernel here (the same loop order: each element summed
+ * over l in order, never reassociated; vectors run across independent
+ * output positions); the two backward products start from +0.0 and are
+ * bpv_matmul's. No FMA (-ffp-contract=off): a fused multiply-add would skip
+ * the product's rounding that reference BLAS makes. */
+#include <math.h>
+#include <string.h>
+
+#include "conv.h"
+#include "csum.h"
+#include "graph.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CONV_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CONV_CLONES
+#endif
+
+typedef float v8f __attribute__((vector_size(32)));
+#define LOAD8F(v, p) memcpy(&(v), (p), sizeof(v8f))
+#define STORE8F(p, v) memcpy((p), &(v), sizeof(v8f))
+#define SPLAT8F(a) ((v8f){(a), (a), (a), (a), (a), (a), (a), (a)})
+
+#define R(x) bpv_round(dt, (x))
+
+bool bpv_conv2d_dims_fill(bpv_conv2d_dims *d) {
+    if (d->n < 1 || d->c < 1 || d->h < 1 || d->w < 1 || d->o < 1 || d->kh < 1 || d->kw < 1 ||
+        d->stride < 1 || d->pad < 0 || d->h + 2 * d->pad < d->kh || d->w + 2 * d->pad < d->kw)
+        return false;
+    d->oh = (d->h + 2 * d->pad - d->kh) / d->stride + 1;
+    d->ow = (d->w + 2 * d->pad - d->kw) / d->stride + 1;
+    return true;
+}
+
+/* rows of the unfolded input (c * kh * kw) and its columns (oh * ow) */
+static int64_t kdim(const bpv_conv2d_dims *d) { return d->c * d->kh * d->kw; }
+static int64_t pdim(const bpv_conv2d_dims *d) { return d->oh * d->ow; }
+
+/* Floats of bpv_matmul's packing space for either backward product. */
+static size_t mm_work(const bpv_conv2d_dims *d) {
+    const int64_t K = kdim(d), P = pdim(d);
+    const size_t a = bpv_matmul_work(K, P, d->o), b = bpv_matmul_work(d->o, K, P);
+    return a > b ? a : b;
+}
+
+/* work: the unfolded input [K][P], a second buffer for the column gradient
+ * [K][P] or a sample's weight gradient [o][K], then bpv_matmul's floats
+ * (counted as whole elements: more than enough when they are doubles). */
+size_t bpv_conv2d_work(const bpv_conv2d_dims *d) {
+    const int64_t K = kdim(d), P = pdim(d), g = K * P > d->o * K ? K * P : d->o * K;
+    return (size_t)(K * P + g) + mm_work(d) + 8;
+}
+
+/* The range [lo, hi) of output columns ox whose input column
+ * ox * stride - pad + kj lies inside [0, w). */
+static void valid_range(int64_t w, int64_t ow, int64_t stride, int64_t pad, int64_t kj,
+                        int64_t *lo, int64_t *hi) {
+    const int64_t a = pad - kj; /* ox * stride >= a */
+    *lo = a > 0 ? (a + stride - 1) / stride : 0;
+    const int64_t b = w + pad - kj; /* ox * stride < b */
+    int64_t h = b > 0 ? (b + stride - 1) / stride : 0;
+    *hi = h < ow ? h : ow;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* im2col of one sample: col[(ci*kh + ki)*kw + kj][oy*ow + ox] = the input
+ * under kernel tap (ki, kj) of output (oy, ox), 0 in the padding. Written
+ * once per element type. */
+#define DEFINE_IM2COL(NAME, T)                                                             \
+    CONV_CLONES static void NAME(const bpv_conv2d_dims *d, const T *x, T *col) {                      \
+        const int64_t P = pdim(d), s = d->stride;                                         \
+        for (int64_t ci = 0; ci < d->c; ci++)                                             \
+            for (int64_t ki = 0; ki < d->kh; ki++)                                        \
+                for (int64_t kj = 0; kj < d->kw; kj++) {                                  \
+                    T *dst = col + ((ci * d->kh + ki) * d->kw + kj) * P;                  \
+                    int64_t lo, hi;                                                       \
+                    valid_range(d->w, d->ow, s, d->pad, kj, &lo, &hi);                    \
+                    for (int64_t oy = 0; oy < d->oh; oy++) {                              \
+                        T *row = dst + oy * d->ow;                                        \
+                        const int64_t iy = oy * s - d->pad + ki;                          \
+                        if (iy < 0 || iy >= d->h) {                                       \
+                            for (int64_t ox = 0; ox < d->ow; ox++) row[ox] = 0;           \
+                            continue;                                                     \
+                        }                                                                 \
+                        /* input column of ox: off + ox * s */                            \
+                        const int64_t off = (ci * d->h + iy) * d->w - d->pad + kj;        \
+                        for (int64_t ox = 0; ox < lo; ox++) row[ox] = 0;                  \
+                        if (s == 1) { /* short runs: 32-byte moves, no call */            \
+                            int64_t ox = lo;                                              \
+                            for (; ox + (int64_t)(32 / sizeof(T)) <= hi;                  \
+                                 ox += (int64_t)(32 / sizeof(T)))                         \
+                                memcpy(row + ox, x + off + ox, 32);                       \
+                            for (; ox < hi; ox++) row[ox] = x[off + ox];                  \
+                        } else                                                            \
+                            for (int64_t ox = lo; ox < hi; ox++) row[ox] = x[off + ox * s]; \
+                        for (int64_t ox = hi; ox < d->ow; ox++) row[ox] = 0;              \
+                    }                                                                     \
+                }                                                                         \
+    }
+DEFINE_IM2COL(im2col32, float)
+DEFINE_IM2COL(im2col64, double)
+
+/* col2im of one sample into gx (written): each element is +0.0 plus the
+ * column gradient's terms that fall on it, added in (ki, kj) order, as
+ * torch accumulates them (each tap adds at most one term to an element).
+ * ADD(a, b) is the rounded sum. */
+#define DEFINE_COL2IM(NAME, T, ADD)                                                        \
+    CONV_CLONES static void NAME(bpv_dtype dt, const bpv_conv2d_dims *d, const T *colg, T *gx) {      \
+        (void)dt;                                                                         \
+        const int64_t P = pdim(d), s = d->stride;                                         \
+        for (int64_t i = 0; i < d->c * d->h * d->w; i++) gx[i] = 0;                       \
+        for (int64_t ci = 0; ci < d->c; ci++)                                             \
+            for (int64_t ki = 0; ki < d->kh; ki++)                                        \
+                for (int64_t kj = 0; kj < d->kw; kj++) {                                  \
+                    const T *src = colg + ((ci * d->kh + ki) * d->kw + kj) * P;           \
+                    int64_t lo, hi;                                                       \
+                    valid_range(d->w, d->ow, s, d->pad, kj, &lo, &hi);                    \
+                    for (int64_t oy = 0; oy < d->oh; oy++) {                              \
+                        const int64_t iy = oy * s - d->pad + ki;                          \
+                        if (iy < 0 || iy >= d->h) continue;                               \
+                        const int64_t off = (ci * d->h + iy) * d->w - d->pad + kj;        \
+                        const T *row = src + oy * d->ow;                                  \
+                        if (s == 1) { /* the elements are independent */                  \
+                            int64_t ox = lo;                                              \
+                            if (sizeof(T) == 4 && dt == BPV_F32)                          \
+                                for (; ox + 8 <= hi; ox += 8) {                           \
+                                    v8f a, b;                                             \
+                                    LOAD8F(a, gx + off + ox), LOAD8F(b, row + ox);        \
+                                    a += b;                                               \
+                                    STORE8F(gx + off + ox, a);                            \
+                                }                                                         \
+                            for (; ox < hi; ox++) gx[off + ox] = ADD(gx[off + ox], row[ox]); \
+                        } else                                                            \
+                            for (int64_t ox = lo; ox < hi; ox++)                          \
+                                gx[off + ox * s] = ADD(gx[off + ox * s], row[ox]);        \
+                    }                                                                     \
+                }                                                                         \
+    }
+#define ADD32(a, b) ((a) + (b))
+#define ADD64(a, b) bpv_round(dt, (a) + (b))
+DEFINE_COL2IM(col2im32, float, ADD32)
+DEFINE_COL2IM(col2im64, double, ADD64)
+
+/* ---- the forward product ----------------------------------------------------
+ * c[i][j] += a[i][t] * b[t][j] for t = 0..K-1 in order, from whatever c
+ * holds (the bias or +0.0), each product and sum rounded: reference sgemm's
+ * NN loop for C = finput^T-by-weight in torch's column-major view. A tile
+ * of 4 rows by 16 columns keeps eight independent vector sums. */
+CONV_CLONES
+static void gemm_acc32(int64_t M, int64_t N, int64_t K, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float *c, int64_t ldc) {
+    for (int64_t i0 = 0; i0 < M; i0 += 4) {
+        const int64_t mr = M - i0 < 4 ? M - i0 : 4;
+        /* rows past M repeat the last row: the same sums, stored twice */
+        const int64_t r1 = i0 + (mr > 1 ? 1 : 0), r2 = i0 + (mr > 2 ? 2 : 0),
+                      r3 = i0 + (mr > 3 ? 3 : 0);
+        const float *a0 = a + i0 * lda, *a1 = a + r1 * lda, *a2 = a + r2 * lda,
+                    *a3 = a + r3 * lda;
+        float *c0 = c + i0 * ldc, *c1 = c + r1 * ldc, *c2 = c + r2 * ldc, *c3 = c + r3 * ldc;
+        int64_t j = 0;
+        for (; j + 16 <= N; j += 16) {
+            v8f s00, s01, s10, s11, s20, s21, s30, s31;
+            LOAD8F(s00, c0 + j), LOAD8F(s01, c0 + j + 8);
+            LOAD8F(s10, c1 + j), LOAD8F(s11, c1 + j + 8);
+            LOAD8F(s20, c2 + j), LOAD8F(s21, c2 + j + 8);
+            LOAD8F(s30, c3 + j), LOAD8F(s31, c3 + j + 8);
+            const float *bt = b + j;
+            for (int64_t t = 0; t < K; t++, bt += ldb) {
+                v8f b0, b1;
+                LOAD8F(b0, bt), LOAD8F(b1, bt + 8);
+                v8f v = SPLAT8F(a0[t]);
+                s00 += v * b0;
+                s01 += v * b1;
+                v = SPLAT8F(a1[t]);
+                s10 += v * b0;
+                s11 += v * b1;
+                v = SPLAT8F(a2[t]);
+                s20 += v * b0;
+                s21 += v * b1;
+                v = SPLAT8F(a3[t]);
+                s30 += v * b0;
+                s31 += v * b1;
+            }
+            STORE8F(c3 + j, s30), STORE8F(c3 + j + 8, s31);
+            STORE8F(c2 + j, s20), STORE8F(c2 + j + 8, s21);
+            STORE8F(c1 + j, s10), STORE8F(c1 + j + 8, s11);
+            STORE8F(c0 + j, s00), STORE8F(c0 + j + 8, s01);
+        }
+        for (; j + 8 <= N; j += 8) {
+            v8f s0, s1, s2, s3;
+            LOAD8F(s0, c0 + j), LOAD8F(s1, c1 + j), LOAD8F(s2, c2 + j), LOAD8F(s3, c3 + j);
+            const float *bt = b + j;
+            for (int64_t t = 0; t < K; t++, bt += ldb) {
+                v8f b0;
+                LOAD8F(b0, bt);
+                s0 += SPLAT8F(a0[t]) * b0;
+                s1 += SPLAT8F(a1[t]) * b0;
+                s2 += SPLAT8F(a2[t]) * b0;
+                s3 += SPLAT8F(a3[t]) * b0;
+            }
+            STORE8F(c3 + j, s3), STORE8F(c2 + j, s2), STORE8F(c1 + j, s1), STORE8F(c0 + j, s0);
+        }
+        for (; j < N; j++)
+            for (int64_t r = 0; r < mr; r++) {
+                const float *ar = a + (i0 + r) * lda;
+                float s = c[(i0 + r) * ldc + j];
+                for (int64_t t = 0; t < K; t++) s += ar[t] * b[t * ldb + j];
+                c[(i0 + r) * ldc + j] = s;
+            }
+    }
+}
+
+/* The forward product without im2col, for stride 1 and rows of whole
+ * vectors (ow % 8 == 0): eight adjacent outputs of a row read eight
+ * adjacent inputs, so the unfolded operand's vectors are loads from the
+ * (padded) input, xp [c][hp][wp]. Each output still sums over l = (ci, ki,
+ * kj) in order from what y holds, as gemm_acc32. */
+CONV_CLONES
+static void direct_fwd32(const bpv_conv2d_dims *d, const float *xp, int64_t hp, int64_t wp,
+                         const float *w, float *y) {
+    const int64_t K = kdim(d), P = pdim(d), ow = d->ow;
+    for (int64_t i0 = 0; i0 < d->o; i0 += 4) {
+        const int64_t mr = d->o - i0 < 4 ? d->o - i0 : 4;
+        const int64_t r1 = i0 + (mr > 1 ? 1 : 0), r2 = i0 + (mr > 2 ? 2 : 0),
+                      r3 = i0 + (mr > 3 ? 3 : 0);
+        const float *a0 = w + i0 * K, *a1 = w + r1 * K, *a2 = w + r2 * K, *a3 = w + r3 * K;
+        float *c0 = y + i0 * P, *c1 = y + r1 * P, *c2 = y + r2 * P, *c3 = y + r3 * P;
+        for (int64_t p0 = 0; p0 < P; p0 += 16) {
+            /* a second vector when one is left (P is a multiple of 8) */
+            const bool two = p0 + 8 < P;
+            const int64_t p1 = two ? p0 + 8 : p0;
+            const int64_t base0 = p0 / ow * wp + p0 % ow, base1 = p1 / ow * wp + p1 % ow;
+            v8f s00, s01, s10, s11, s20, s21, s30, s31;
+            LOAD8F(s00, c0 + p0), LOAD8F(s01, c0 + p1);
+            LOAD8F(s10, c1 + p0), LOAD8F(s11, c1 + p1);
+            LOAD8F(s20, c2 + p0), LOAD8F(s21, c2 + p1);
+            LOAD8F(s30, c3 + p0), LOAD8F(s31, c3 + p1);
+            int64_t t = 0;
+            for (int64_t ci = 0; ci < d->c; ci++)
+                for (int64_t ki = 0; ki < d->kh; ki++) {
+                    const float *row = xp + (ci * hp + ki) * wp;
+                    for (int64_t kj = 0; kj < d->kw; kj++, t++) {
+                        v8f b0, b1;
+                        LOAD8F(b0, row + kj + base0), LOAD8F(b1, row + kj + base1);
+                        v8f v = SPLAT8F(a0[t]);
+                        s00 += v * b0;
+                        s01 += v * b1;
+                        v = SPLAT8F(a1[t]);
+                        s10 += v * b0;
+                        s11 += v * b1;
+                        v = SPLAT8F(a2[t]);
+                        s20 += v * b0;
+                        s21 += v * b1;
+                        v = SPLAT8F(a3[t]);
+                        s30 += v * b0;
+                        s31 += v * b1;
+                    }
+                }
+            /* repeated rows store the same sums; the second vector only if
+             * it is one */
+            STORE8F(c3 + p0, s30), STORE8F(c2 + p0, s20), STORE8F(c1 + p0, s10);
+            STORE8F(c0 + p0, s00);
+            if (two) {
+                STORE8F(c3 + p1, s31), STORE8F(c2 + p1, s21), STORE8F(c1 + p1, s11);
+                STORE8F(c0 + p1, s01);
+            }
+        }
+    }
+}
+
+/* The same over double storage in dt: rows of c updated along j, which
+ * vectorises without changing any element's order. */
+CONV_CLONES
+static void gemm_acc64(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *a,
+                       int64_t lda, const double *b, int64_t ldb, double *c, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++) {
+        double *ci = c + i * ldc;
+        for (int64_t t = 0; t < K; t++) {
+            const double av = a[i * lda + t];
+            const double *bt = b + t * ldb;
+            if (dt == BPV_F32)
+                for (int64_t j = 0; j < N; j++)
+                    ci[j] = (double)(float)(ci[j] + (double)(float)(av * bt[j]));
+            else
+                for (int64_t j = 0; j < N; j++) ci[j] = ci[j] + av * bt[j];
+        }
+    }
+}
+
+/* ---- convolution ------------------------------------------------------------- */
+
+void bpv_conv2d_fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, const float *b,
+                      float *y, float *work) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    const bool direct = d->stride == 1 && d->ow % 8 == 0;
+    const int64_t hp = d->h + 2 * d->pad, wp = d->w + 2 * d->pad;
+    float *col = work; /* the unfolded input, or the padded one (smaller) */
+    for (int64_t s = 0; s < d->n; s++) {
+        float *ys = y + s * out;
+        for (int64_t o = 0; o < d->o; o++) { /* beta = 1 over the bias, else C = 0 */
+            const float init = b ? b[o] : 0.0f;
+            for (int64_t p = 0; p < P; p++) ys[o * P + p] = init;
+        }
+        if (direct && d->pad == 0) {
+            direct_fwd32(d, x + s * in, hp, wp, w, ys);
+        } else if (direct) {
+            memset(col, 0, (size_t)(d->c * hp * wp) * sizeof *col);
+            for (int64_t ci = 0; ci < d->c; ci++)
+                for (int64_t i = 0; i < d->h; i++)
+                    memcpy(col + (ci * hp + i + d->pad) * wp + d->pad,
+                           x + s * in + (ci * d->h + i) * d->w, (size_t)d->w * sizeof *col);
+            direct_fwd32(d, col, hp, wp, w, ys);
+        } else {
+            im2col32(d, x + s * in, col);
+            gemm_acc32(d->o, P, K, w, K, col, P, ys, P);
+        }
+    }
+}
+
+void bpv_conv2d_fwd64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *x, const double *w,
+                      const double *b, double *y, double *work) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    double *col = work;
+    for (int64_t s = 0; s < d->n; s++) {
+        im2col64(d, x + s * in, col);
+        double *ys = y + s * out;
+        for (int64_t o = 0; o < d->o; o++) {
+            const double init = b ? b[o] : 0.0;
+            for (int64_t p = 0; p < P; p++) ys[o * P + p] = init;
+        }
+        gemm_acc64(dt, d->o, P, K, w, K, col, P, ys, P);
+    }
+}
+
+/* The column gradient colg[l][p] = sum over o of w[o][l] * gy[o][p], in o
+ * order from +0.0 (reference sgemm's NT loop), then col2im. */
+void bpv_conv2d_bwd_x32(const bpv_conv2d_dims *d, const float *gy, const float *w, float *gx,
+                        float *work) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    float *colg = work + K * P, *mm = colg + (K * P > d->o * K ? K * P : d->o * K);
+    for (int64_t s = 0; s < d->n; s++) {
+        bpv_matmul32(K, P, d->o, w, 1, K, gy + s * out, P, 1, colg, mm);
+        col2im32(BPV_F32, d, colg, gx + s * in);
+    }
+}
+
+void bpv_conv2d_bwd_x64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy,
+                        const double *w, double *gx, double *work) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    double *colg = work + K * P;
+    float *mm = (float *)(colg + (K * P > d->o * K ? K * P : d->o * K));
+    for (int64_t s = 0; s < d->n; s++) {
+        bpv_matmul(dt, K, P, d->o, w, 1, K, gy + s * out, P, 1, colg, mm);
+        col2im64(dt, d, colg, gx + s * in);
+    }
+}
+
+/* Each sample's gw_s[o][l] = sum over p of gy[o][p] * col[l][p], in p
+ * order from +0.0 (reference sgemm's TN loop: a dot product), then added to
+ * the running gradient: gw = gw + gw_s with beta = 1, sample by sample from
+ * +0.0. The first sample's sum is written directly: +0.0 + v is v, since a
+ * sum from +0.0 is never -0.0. */
+void bpv_conv2d_bwd_w32(const bpv_conv2d_dims *d, const float *gy, const float *x, float *gw,
+                        float *work) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    float *col = work, *g = work + K * P, *mm = g + (K * P > d->o * K ? K * P : d->o * K);
+    for (int64_t s = 0; s < d->n; s++) {
+        im2col32(d, x + s * in, col);
+        bpv_matmul32(d->o, K, P, gy + s * out, P, 1, col, 1, P, s == 0 ? gw : g, mm);
+        if (s > 0)
+            for (int64_t i = 0; i < d->o * K; i++) gw[i] += g[i];
+    }
+}
+
+void bpv_conv2d_bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy,
+                        const double *x, double *gw, double *work) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    double *col = work, *g = work + K * P;
+    float *mm = (float *)(g + (K * P > d->o * K ? K * P : d->o * K));
+    for (int64_t s = 0; s < d->n; s++) {
+        im2col64(d, x + s * in, col);
+        bpv_matmul(dt, d->o, K, P, gy + s * out, P, 1, col, 1, P, s == 0 ? gw : g, mm);
+        if (s > 0)
+            for (int64_t i = 0; i < d->o * K; i++) gw[i] = R(gw[i] + g[i]);
+    }
+}
+
+/* x[0] + ... + x[n-1] in torch's cascade order over float32, as
+ * bpv_csum_array32 computes it term by term (csum.c describes the order),
+ * with its accumulators as vectors: rows of four vectors into level 0,
+ * levels carried up every `step` rows, then the levels, the leftover
+ * vectors, the four accumulators, the tail and the lanes, in that order. */
+CONV_CLONES
+static float row_sum32(const float *x, int64_t n) {
+    if (n < 8) return (float)bpv_csum_array32(BPV_F32, x, n);
+    const int64_t vecs = n / 8, rows = vecs / 4;
+    const int p = bpv_ceil_log2(rows) / 4, power = p > 4 ? p : 4;
+    const int64_t step = (int64_t)1 << power;
+    v8f acc[4][4];
+    for (int j = 0; j < 4; j++)
+        for (int k = 0; k < 4; k++) acc[j][k] = SPLAT8F(0.0f);
+    for (int64_t i = 0; i < rows;) {
+        for (int k = 0; k < 4; k++) {
+            v8f v;
+            LOAD8F(v, x + i * 32 + k * 8);
+            acc[0][k] += v;
+        }
+        if (++i % step) continue;
+        for (int j = 1; j < 4; j++) {
+            for (int k = 0; k < 4; k++) acc[j][k] += acc[j - 1][k], acc[j - 1][k] = SPLAT8F(0.0f);
+            if ((i & ((step - 1) << (j * power))) != 0) break;
+        }
+    }
+    for (int j = 1; j < 4; j++)
+        for (int k = 0; k < 4; k++) acc[0][k] += acc[j][k];
+    for (int64_t v = rows * 4; v < vecs; v++) {
+        v8f t;
+        LOAD8F(t, x + v * 8);
+        acc[0][0] += t;
+    }
+    for (int k = 1; k < 4; k++) acc[0][0] += acc[0][k];
+    float r = 0.0f;
+    for (int64_t t = vecs * 8; t < n; t++) r += x[t];
+    for (int l = 0; l < 8; l++) r += acc[0][0][l];
+    return r;
+}
+
+/* torch's sum over (n, oh, ow) of gy [n][o][oh*ow]. The reduction's
+ * iterator puts the plane innermost and the samples next; each sample's
+ * plane is a contiguous cascade sum added to the output (+0.0 at first).
+ * With one channel the samples and planes merge into one contiguous sum;
+ * with 1 x 1 planes it is a sum over the leading dimension of [n][o]. */
+void bpv_conv2d_bwd_b32(const bpv_conv2d_dims *d, const float *gy, float *gb) {
+    const int64_t P = pdim(d);
+    if (d->o == 1) {
+        gb[0] = 0.0f + row_sum32(gy, d->n * P);
+        return;
+    }
+    if (P == 1) {
+        bpv_csum_columns32(BPV_F32, gy, d->n, d->o, false, gb);
+        return;
+    }
+    for (int64_t o = 0; o < d->o; o++) {
+        float acc = 0.0f;
+        for (int64_t s = 0; s < d->n; s++) acc += row_sum32(gy + (s * d->o + o) * P, P);
+        gb[o] = acc;
+    }
+}
+
+void bpv_conv2d_bwd_b64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, double *gb) {
+    const int64_t P = pdim(d);
+    if (d->o == 1) {
+        gb[0] = 0.0 + bpv_csum_array(dt, gy, d->n * P);
+        return;
+    }
+    if (P == 1) {
+        bpv_csum_columns(dt, gy, d->n, d->o, false, gb);
+        return;
+    }
+    for (int64_t o = 0; o < d->o; o++) {
+        double acc = 0.0;
+        for (int64_t s = 0; s < d->n; s++)
+            acc = R(acc + bpv_csum_array(dt, gy + (s * d->o + o) * P, P));
+        gb[o] = acc;
+    }
+}
+
+/* ---- pooling ------------------------------------------------------------------
+ * One plane (a sample's channel) at a time; window (oy, ox) covers rows
+ * oy*k .. oy*k+k-1 and columns ox*k .. ox*k+k-1. */
+
+/* The index (within its plane) of window (oy, ox)'s maximum: scanned row by
+ * row from -inf, replaced by a greater value or by any NaN; all -inf (or
+ * nothing greater) keeps the first element. */
+#define DEFINE_ARGMAX(NAME, T)                                                             \
+    static inline int64_t NAME(const T *plane, int64_t w, int64_t k, int64_t oy,          \
+                               int64_t ox) {                                               \
+        int64_t best = oy * k * w + ox * k;                                               \
+        T m = -(T)INFINITY;                                                               \
+        for (int64_t i = oy * k; i < oy * k + k; i++)                                     \
+            for (int64_t j = ox * k; j < ox * k + k; j++) {                               \
+                const T v = plane[i * w + j];                                             \
+                if (v > m || isnan(v)) m = v, best = i * w + j;                           \
+            }                                                                             \
+        return best;                                                                      \
+    }
+DEFINE_ARGMAX(argmax32, float)
+DEFINE_ARGMAX(argmax64, double)
+
+void bpv_maxpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
+    for (int64_t q = 0; q < d->n * d->c; q++) {
+        const float *plane = x + q * d->h * d->w;
+        float *yq = y + q * d->oh * d->ow;
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++)
+                yq[oy * d->ow + ox] = plane[argmax32(plane, d->w, d->k, oy, ox)];
+    }
+}
+
+void bpv_maxpool2d_fwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x, double *y) {
+    (void)dt; /* a maximum is exact in any dtype */
+    for (int64_t q = 0; q < d->n * d->c; q++) {
+        const double *plane = x + q * d->h * d->w;
+        double *yq = y + q * d->oh * d->ow;
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++)
+                yq[oy * d->ow + ox] = plane[argmax64(plane, d->w, d->k, oy, ox)];
+    }
+}
+
+/* Windows do not overlap, so each element gets at most one term: +0.0 + gy
+ * (a -0.0 gradient arrives as +0.0, as torch's zeroed-then-added one). */
+void bpv_maxpool2d_bwd32(const bpv_pool2d_dims *d, const float *x, const float *gy, float *gx) {
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
+    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0f;
+    for (int64_t q = 0; q < d->n * d->c; q++)
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++)
+                gx[q * hw + argmax32(x + q * hw, d->w, d->k, oy, ox)] =
+                    0.0f + gy[q * ohw + oy * d->ow + ox];
+}
+
+void bpv_maxpool2d_bwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x,
+                         const double *gy, double *gx) {
+    (void)dt;
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
+    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0;
+    for (int64_t q = 0; q < d->n * d->c; q++)
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++)
+                gx[q * hw + argmax64(x + q * hw, d->w, d->k, oy, ox)] =
+                    0.0 + gy[q * ohw + oy * d->ow + ox];
+}
+
+/* Sum row by row from +0.0 in the dtype, divided by k*k (a division, as
+ * torch's kernel; not a multiplication by 1/(k*k)), added to +0.0. */
+void bpv_avgpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
+    const float kk = (float)(d->k * d->k);
+    for (int64_t q = 0; q < d->n * d->c; q++) {
+        const float *plane = x + q * d->h * d->w;
+        float *yq = y + q * d->oh * d->ow;
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++) {
+                float s = 0.0f;
+                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
+                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++) s += plane[i * d->w + j];
+                yq[oy * d->ow + ox] = 0.0f + s / kk;
+            }
+    }
+}
+
+void bpv_avgpool2d_fwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x, double *y) {
+    const double kk = (double)(d->k * d->k);
+    for (int64_t q = 0; q < d->n * d->c; q++) {
+        const double *plane = x + q * d->h * d->w;
+        double *yq = y + q * d->oh * d->ow;
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++) {
+                double s = 0.0;
+                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
+                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++)
+                        s = R(s + plane[i * d->w + j]);
+                yq[oy * d->ow + ox] = 0.0 + R(s / kk);
+            }
+    }
+}
+
+/* Each window's elements get +0.0 + gy / (k*k); the rest +0.0. */
+void bpv_avgpool2d_bwd32(const bpv_pool2d_dims *d, const float *gy, float *gx) {
+    const float kk = (float)(d->k * d->k);
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
+    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0f;
+    for (int64_t q = 0; q < d->n * d->c; q++)
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++) {
+                const float g = 0.0f + gy[q * ohw + oy * d->ow + ox] / kk;
+                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
+                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++)
+                        gx[q * hw + i * d->w + j] = g;
+            }
+}
+
+void bpv_avgpool2d_bwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *gy, double *gx) {
+    const double kk = (double)(d->k * d->k);
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
+    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0;
+    for (int64_t q = 0; q < d->n * d->c; q++)
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++) {
+                const double g = 0.0 + R(gy[q * ohw + oy * d->ow + ox] / kk);
+                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
+                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++)
+                        gx[q * hw + i * d->w + j] = g;
+            }
+}
