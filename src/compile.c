@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv.h"
 #include "model.h"
 
 /* ---- built-ins ---------------------------------------------------------
@@ -1259,6 +1260,19 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
             if (w[k] > nwork) nwork = w[k];
     }
     need += nwork * sizeof(float);
+    /* the convolutions' scratch, in the storage type */
+    size_t ncw = 0;
+    for (int i = 0; i < n; i++) {
+        if (nd[i].kind != BPV_NODE_OP || nd[i].op != BPV_OP_CONV2D) continue;
+        const bpv_shape *x = &nd[nd[i].in[0]].shape, *w = &nd[nd[i].in[1]].shape;
+        const int r = x->rank - 3;
+        bpv_conv2d_dims cd = {.n = r ? x->dim[0] : 1, .c = x->dim[r], .h = x->dim[r + 1],
+                              .w = x->dim[r + 2], .o = w->dim[0], .kh = w->dim[2],
+                              .kw = w->dim[3], .stride = (int64_t)nd[i].attr[0],
+                              .pad = (int64_t)nd[i].attr[1]};
+        if (bpv_conv2d_dims_fill(&cd) && bpv_conv2d_work(&cd) > ncw) ncw = bpv_conv2d_work(&cd);
+    }
+    need += ncw * esz;
     /* a binary op whose trainable input was broadcast gathers its
      * contributions before torch's sum over the broadcast dimensions */
     int64_t nred = 0;
@@ -1287,6 +1301,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     bpv_graph *g = bpv_arena_alloc(m->arena, sizeof *g);
     bpv_node *nodes = g ? bpv_arena_calloc(m->arena, (size_t)n, sizeof *nodes) : NULL;
     float *work = nodes && nwork ? bpv_arena_calloc(m->arena, nwork, sizeof(float)) : NULL;
+    void *cwork = nodes && ncw ? bpv_arena_calloc(m->arena, ncw, esz) : NULL;
     void *red = nodes && nred ? bpv_arena_calloc(m->arena, (size_t)nred,
                                                   m->f32store ? sizeof(float) : sizeof(double))
                               : NULL;
@@ -1296,7 +1311,8 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
                                        : NULL;
     /* edges that carry a gradient into each node */
     int *uses = nodes ? calloc((size_t)n + 1, sizeof *uses) : NULL;
-    if (!nodes || (nwork && !work) || (nred && !red) || !uses || (m->f32store && !acc)) {
+    if (!nodes || (nwork && !work) || (ncw && !cwork) || (nred && !red) || !uses ||
+        (m->f32store && !acc)) {
         free(uses);
         goto oom;
     }
@@ -1381,6 +1397,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     g->objective = objective ? target : -1;
     g->batch = c->batch;
     g->mm_work = work;
+    g->conv_work = cwork; /* conv_work32 under f32 */
     g->red_work = red;
     g->nred = nred;
     g->acc_work = acc;

@@ -469,130 +469,104 @@ void bpv_conv2d_bwd_b64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy
 }
 
 /* ---- pooling ------------------------------------------------------------------
- * One plane (a sample's channel) at a time; window (oy, ox) covers rows
- * oy*k .. oy*k+k-1 and columns ox*k .. ox*k+k-1. */
+ * One plane (a sample's channel) at a time. Window (oy, ox) covers rows
+ * oy*stride - pad .. + k - 1, clipped to the plane (padding is never read),
+ * likewise columns. Each function is written once over the storage type T
+ * with RD rounding a result to the dtype (a float's own arithmetic for
+ * the 32 functions). */
 
-/* The index (within its plane) of window (oy, ox)'s maximum: scanned row by
- * row from -inf, replaced by a greater value or by any NaN; all -inf (or
- * nothing greater) keeps the first element. */
-#define DEFINE_ARGMAX(NAME, T)                                                             \
-    static inline int64_t NAME(const T *plane, int64_t w, int64_t k, int64_t oy,          \
-                               int64_t ox) {                                               \
-        int64_t best = oy * k * w + ox * k;                                               \
-        T m = -(T)INFINITY;                                                               \
-        for (int64_t i = oy * k; i < oy * k + k; i++)                                     \
-            for (int64_t j = ox * k; j < ox * k + k; j++) {                               \
-                const T v = plane[i * w + j];                                             \
-                if (v > m || isnan(v)) m = v, best = i * w + j;                           \
-            }                                                                             \
-        return best;                                                                      \
+typedef struct win {
+    int64_t y0, y1, x0, x1; /* rows [y0, y1) and columns [x0, x1) inside the plane */
+} win;
+
+static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
+    win r;
+    r.y0 = oy * d->stride - d->pad, r.x0 = ox * d->stride - d->pad;
+    r.y1 = r.y0 + d->k < d->h ? r.y0 + d->k : d->h;
+    r.x1 = r.x0 + d->k < d->w ? r.x0 + d->k : d->w;
+    if (r.y0 < 0) r.y0 = 0;
+    if (r.x0 < 0) r.x0 = 0;
+    return r;
+}
+
+/* The index (within its plane) of a window's maximum: scanned row by row
+ * from -inf, replaced by a greater value or by any NaN; nothing greater
+ * keeps the first element. */
+#define DEFINE_POOL(SFX, T, RD, DTARG, DTUSE)                                              \
+    static inline int64_t argmax##SFX(const T *plane, const bpv_pool2d_dims *d, int64_t oy,  \
+                                      int64_t ox) {                                         \
+        const win r = window(d, oy, ox);                                                   \
+        int64_t best = r.y0 * d->w + r.x0;                                                 \
+        T m = -(T)INFINITY;                                                                \
+        for (int64_t i = r.y0; i < r.y1; i++)                                              \
+            for (int64_t j = r.x0; j < r.x1; j++) {                                        \
+                const T v = plane[i * d->w + j];                                           \
+                if (v > m || isnan(v)) m = v, best = i * d->w + j;                         \
+            }                                                                              \
+        return best;                                                                       \
+    }                                                                                      \
+    void bpv_maxpool2d_fwd##SFX(DTARG const bpv_pool2d_dims *d, const T *x, T *y) {        \
+        DTUSE;                                                                             \
+        for (int64_t q = 0; q < d->n * d->c; q++) {                                        \
+            const T *plane = x + q * d->h * d->w;                                          \
+            T *yq = y + q * d->oh * d->ow;                                                 \
+            for (int64_t oy = 0; oy < d->oh; oy++)                                         \
+                for (int64_t ox = 0; ox < d->ow; ox++)                                     \
+                    yq[oy * d->ow + ox] = plane[argmax##SFX(plane, d, oy, ox)];            \
+        }                                                                                  \
+    }                                                                                      \
+    /* +0.0, then each window's gy added at its pick: +0.0 + gy where windows \
+     * do not overlap (a -0.0 gradient arrives as +0.0, as into torch's zeroed \
+     * buffer) */                                                                          \
+    void bpv_maxpool2d_bwd##SFX(DTARG const bpv_pool2d_dims *d, const T *x, const T *gy,   \
+                                T *gx) {                                                   \
+        DTUSE;                                                                             \
+        const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;                               \
+        for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0;                          \
+        for (int64_t q = 0; q < d->n * d->c; q++)                                          \
+            for (int64_t oy = 0; oy < d->oh; oy++)                                         \
+                for (int64_t ox = 0; ox < d->ow; ox++) {                                   \
+                    T *g = &gx[q * hw + argmax##SFX(x + q * hw, d, oy, ox)];               \
+                    *g = RD(*g + gy[q * ohw + oy * d->ow + ox]);                           \
+                }                                                                          \
+    }                                                                                      \
+    /* the window summed row by row from +0.0 in the dtype, divided by k*k \
+     * (a division, as torch's kernel, not a product with 1/(k*k)) */                     \
+    void bpv_avgpool2d_fwd##SFX(DTARG const bpv_pool2d_dims *d, const T *x, T *y) {        \
+        DTUSE;                                                                             \
+        const T kk = (T)(d->k * d->k);                                                     \
+        for (int64_t q = 0; q < d->n * d->c; q++) {                                        \
+            const T *plane = x + q * d->h * d->w;                                          \
+            T *yq = y + q * d->oh * d->ow;                                                 \
+            for (int64_t oy = 0; oy < d->oh; oy++)                                         \
+                for (int64_t ox = 0; ox < d->ow; ox++) {                                   \
+                    const win r = window(d, oy, ox);                                       \
+                    T s = 0;                                                               \
+                    for (int64_t i = r.y0; i < r.y1; i++)                                  \
+                        for (int64_t j = r.x0; j < r.x1; j++) s = RD(s + plane[i * d->w + j]); \
+                    yq[oy * d->ow + ox] = (T)0 + RD(s / kk);                               \
+                }                                                                          \
+        }                                                                                  \
+    }                                                                                      \
+    void bpv_avgpool2d_bwd##SFX(DTARG const bpv_pool2d_dims *d, const T *gy, T *gx) {      \
+        DTUSE;                                                                             \
+        const T kk = (T)(d->k * d->k);                                                     \
+        const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;                               \
+        for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0;                          \
+        for (int64_t q = 0; q < d->n * d->c; q++)                                          \
+            for (int64_t oy = 0; oy < d->oh; oy++)                                         \
+                for (int64_t ox = 0; ox < d->ow; ox++) {                                   \
+                    const win r = window(d, oy, ox);                                       \
+                    const T g = RD(gy[q * ohw + oy * d->ow + ox] / kk);                    \
+                    for (int64_t i = r.y0; i < r.y1; i++)                                  \
+                        for (int64_t j = r.x0; j < r.x1; j++) {                            \
+                            T *e = &gx[q * hw + i * d->w + j];                             \
+                            *e = RD(*e + g);                                               \
+                        }                                                                  \
+                }                                                                          \
     }
-DEFINE_ARGMAX(argmax32, float)
-DEFINE_ARGMAX(argmax64, double)
 
-void bpv_maxpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
-    for (int64_t q = 0; q < d->n * d->c; q++) {
-        const float *plane = x + q * d->h * d->w;
-        float *yq = y + q * d->oh * d->ow;
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++)
-                yq[oy * d->ow + ox] = plane[argmax32(plane, d->w, d->k, oy, ox)];
-    }
-}
-
-void bpv_maxpool2d_fwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x, double *y) {
-    (void)dt; /* a maximum is exact in any dtype */
-    for (int64_t q = 0; q < d->n * d->c; q++) {
-        const double *plane = x + q * d->h * d->w;
-        double *yq = y + q * d->oh * d->ow;
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++)
-                yq[oy * d->ow + ox] = plane[argmax64(plane, d->w, d->k, oy, ox)];
-    }
-}
-
-/* Windows do not overlap, so each element gets at most one term: +0.0 + gy
- * (a -0.0 gradient arrives as +0.0, as torch's zeroed-then-added one). */
-void bpv_maxpool2d_bwd32(const bpv_pool2d_dims *d, const float *x, const float *gy, float *gx) {
-    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
-    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0f;
-    for (int64_t q = 0; q < d->n * d->c; q++)
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++)
-                gx[q * hw + argmax32(x + q * hw, d->w, d->k, oy, ox)] =
-                    0.0f + gy[q * ohw + oy * d->ow + ox];
-}
-
-void bpv_maxpool2d_bwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x,
-                         const double *gy, double *gx) {
-    (void)dt;
-    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
-    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0;
-    for (int64_t q = 0; q < d->n * d->c; q++)
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++)
-                gx[q * hw + argmax64(x + q * hw, d->w, d->k, oy, ox)] =
-                    0.0 + gy[q * ohw + oy * d->ow + ox];
-}
-
-/* Sum row by row from +0.0 in the dtype, divided by k*k (a division, as
- * torch's kernel; not a multiplication by 1/(k*k)), added to +0.0. */
-void bpv_avgpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
-    const float kk = (float)(d->k * d->k);
-    for (int64_t q = 0; q < d->n * d->c; q++) {
-        const float *plane = x + q * d->h * d->w;
-        float *yq = y + q * d->oh * d->ow;
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++) {
-                float s = 0.0f;
-                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
-                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++) s += plane[i * d->w + j];
-                yq[oy * d->ow + ox] = 0.0f + s / kk;
-            }
-    }
-}
-
-void bpv_avgpool2d_fwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x, double *y) {
-    const double kk = (double)(d->k * d->k);
-    for (int64_t q = 0; q < d->n * d->c; q++) {
-        const double *plane = x + q * d->h * d->w;
-        double *yq = y + q * d->oh * d->ow;
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++) {
-                double s = 0.0;
-                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
-                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++)
-                        s = R(s + plane[i * d->w + j]);
-                yq[oy * d->ow + ox] = 0.0 + R(s / kk);
-            }
-    }
-}
-
-/* Each window's elements get +0.0 + gy / (k*k); the rest +0.0. */
-void bpv_avgpool2d_bwd32(const bpv_pool2d_dims *d, const float *gy, float *gx) {
-    const float kk = (float)(d->k * d->k);
-    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
-    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0f;
-    for (int64_t q = 0; q < d->n * d->c; q++)
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++) {
-                const float g = 0.0f + gy[q * ohw + oy * d->ow + ox] / kk;
-                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
-                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++)
-                        gx[q * hw + i * d->w + j] = g;
-            }
-}
-
-void bpv_avgpool2d_bwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *gy, double *gx) {
-    const double kk = (double)(d->k * d->k);
-    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
-    for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0.0;
-    for (int64_t q = 0; q < d->n * d->c; q++)
-        for (int64_t oy = 0; oy < d->oh; oy++)
-            for (int64_t ox = 0; ox < d->ow; ox++) {
-                const double g = 0.0 + R(gy[q * ohw + oy * d->ow + ox] / kk);
-                for (int64_t i = oy * d->k; i < oy * d->k + d->k; i++)
-                    for (int64_t j = ox * d->k; j < ox * d->k + d->k; j++)
-                        gx[q * hw + i * d->w + j] = g;
-            }
-}
+#define RD32(x) ((float)(x))
+#define COMMA ,
+DEFINE_POOL(32, float, RD32, , (void)0)
+DEFINE_POOL(64, double, R, bpv_dtype dt COMMA, (void)dt)

@@ -69,24 +69,29 @@ void bpv_conv2d_bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy
                         const double *x, double *gw, double *work);
 void bpv_conv2d_bwd_b64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, double *gb);
 
-/* Pooling over k x k windows with stride k, no padding, floor mode:
- * oh = h / k, ow = w / k; rows and columns past the last whole window are
- * not read (their gradient is +0.0). */
+/* Pooling over k x k windows, as torch's max_pool2d / avg_pool2d in floor
+ * mode: window (oy, ox) starts at row oy*stride - pad and column
+ * ox*stride - pad; oh = (h + 2*pad - k) / stride + 1, likewise ow; pad is
+ * at most k / 2. Padding is never read: max pooling skips it, average
+ * pooling counts it in the divisor (count_include_pad), which is k*k. */
 typedef struct bpv_pool2d_dims {
     int64_t n, c, h, w, k, oh, ow;
+    int64_t stride, pad;
 } bpv_pool2d_dims;
 
 /* x [n,c,h,w] -> y [n,c,oh,ow]: each window's maximum, scanned row by row;
  * a NaN counts as the maximum (the window's last NaN); a later equal value
  * does not replace an earlier one (max(-0.0, +0.0) is -0.0). */
 void bpv_maxpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y);
-/* x, gy [n,c,oh,ow] -> gx [n,c,h,w] (written): +0.0 everywhere except at
- * the element the forward picked, which gets +0.0 + gy. The pick is
- * recomputed from x, so no index buffer is kept. */
+/* x, gy [n,c,oh,ow] -> gx [n,c,h,w] (written): +0.0, to which each window
+ * adds its gy at the element its forward picked, windows in order (they
+ * overlap when stride < k). The pick is recomputed from x, so no index
+ * buffer is kept. */
 void bpv_maxpool2d_bwd32(const bpv_pool2d_dims *d, const float *x, const float *gy, float *gx);
 /* x -> y: +0.0 + (the window summed row by row from +0.0) / (k * k). */
 void bpv_avgpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y);
-/* gy -> gx (written): +0.0 + gy / (k * k) over each window, +0.0 outside. */
+/* gy -> gx (written): +0.0, to which each window adds gy / (k * k) over
+ * its elements, windows in order. */
 void bpv_avgpool2d_bwd32(const bpv_pool2d_dims *d, const float *gy, float *gx);
 
 /* The same over double storage, computing in dt. */

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "conv.h"
 #include "csum.h"
 #include "graph.h"
 #include "op_elem.h"
@@ -43,6 +44,8 @@
 #define KIND_FWD fwd32
 #define KIND_BWD bwd32
 #define SUM_DIM(dt, mean, x, o, l, i, out) bpv_sum_dim32(dt, mean, x, o, l, i, out)
+#define CONV_WORK conv_work32
+#define KERN(name, dt, ...) bpv_##name##32(__VA_ARGS__) /* float32: the dtype is f32 */
 #else
 #define NUM double
 #define NUMBITS uint64_t
@@ -60,6 +63,8 @@
 #define KIND_FWD fwd
 #define KIND_BWD bwd
 #define SUM_DIM bpv_sum_dim
+#define CONV_WORK conv_work
+#define KERN(name, dt, ...) bpv_##name##64(dt, __VA_ARGS__)
 #endif
 #define MEAN_DIM_GRAD(dt, g, len) bpv_reduce_share(dt, BPV_OP_MEAN, g, len)
 
@@ -950,10 +955,78 @@ void KN(index_bwd)(bpv_graph *g, bpv_node *n) {
 
 /* ---- convolution and pooling (conv.c) -------------------------------------- */
 
-void KN(conv_fwd)(bpv_graph *g, bpv_node *n) { fill(n->VAL, n->numel, NAN); (void)g; }
-void KN(conv_bwd)(bpv_graph *g, bpv_node *n) { (void)g, (void)n; }
-void KN(pool_fwd)(bpv_graph *g, bpv_node *n) { fill(n->VAL, n->numel, NAN); (void)g; }
-void KN(pool_bwd)(bpv_graph *g, bpv_node *n) { (void)g, (void)n; }
+static bpv_conv2d_dims conv_dims(const bpv_graph *g, const bpv_node *n) {
+    const bpv_shape *x = &g->nodes[n->in[0]].shape, *w = &g->nodes[n->in[1]].shape;
+    const int c = x->rank - 3; /* 1 with a batch in front */
+    bpv_conv2d_dims d = {.n = c ? x->dim[0] : 1, .c = x->dim[c], .h = x->dim[c + 1],
+                         .w = x->dim[c + 2], .o = w->dim[0], .kh = w->dim[2], .kw = w->dim[3],
+                         .stride = (int64_t)n->attr[0], .pad = (int64_t)n->attr[1]};
+    bpv_conv2d_dims_fill(&d); /* the shape rule checked the sizes */
+    return d;
+}
+
+void KN(conv_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_conv2d_dims d = conv_dims(g, n);
+    const NUM *b = n->nin > 2 ? g->nodes[n->in[2]].VAL : NULL;
+    KERN(conv2d_fwd, dt, &d, g->nodes[n->in[0]].VAL, g->nodes[n->in[1]].VAL, b, n->VAL,
+         g->CONV_WORK);
+    (void)dt;
+}
+
+void KN(conv_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_conv2d_dims d = conv_dims(g, n);
+    if (edge_live(g, n, 0)) {
+        KERN(conv2d_bwd_x, dt, &d, n->GRAD, g->nodes[n->in[1]].VAL, n->EDGE[0], g->CONV_WORK);
+        pass_grad(g, n, 0);
+    }
+    if (edge_live(g, n, 1)) {
+        KERN(conv2d_bwd_w, dt, &d, n->GRAD, g->nodes[n->in[0]].VAL, n->EDGE[1], g->CONV_WORK);
+        pass_grad(g, n, 1);
+    }
+    if (n->nin > 2 && edge_live(g, n, 2)) {
+        KERN(conv2d_bwd_b, dt, &d, n->GRAD, n->EDGE[2]);
+        pass_grad(g, n, 2);
+    }
+    (void)dt;
+}
+
+static bpv_pool2d_dims pool_dims(const bpv_graph *g, const bpv_node *n) {
+    const bpv_shape *x = &g->nodes[n->in[0]].shape;
+    const int c = x->rank - 3;
+    const int64_t k = (int64_t)n->attr[0];
+    bpv_pool2d_dims d = {.n = c ? x->dim[0] : 1, .c = x->dim[c], .h = x->dim[c + 1],
+                         .w = x->dim[c + 2], .k = k,
+                         .stride = isnan(n->attr[1]) ? k : (int64_t)n->attr[1],
+                         .pad = (int64_t)n->attr[2]};
+    d.oh = (d.h + 2 * d.pad - k) / d.stride + 1;
+    d.ow = (d.w + 2 * d.pad - k) / d.stride + 1;
+    return d;
+}
+
+void KN(pool_fwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_pool2d_dims d = pool_dims(g, n);
+    const NUM *x = g->nodes[n->in[0]].VAL;
+    if (n->op == BPV_OP_MAX_POOL2D)
+        KERN(maxpool2d_fwd, dt, &d, x, n->VAL);
+    else
+        KERN(avgpool2d_fwd, dt, &d, x, n->VAL);
+    (void)dt;
+}
+
+void KN(pool_bwd)(bpv_graph *g, bpv_node *n) {
+    const bpv_dtype dt = g->dtype;
+    if (!edge_live(g, n, 0)) return;
+    const bpv_pool2d_dims d = pool_dims(g, n);
+    if (n->op == BPV_OP_MAX_POOL2D)
+        KERN(maxpool2d_bwd, dt, &d, g->nodes[n->in[0]].VAL, n->GRAD, n->EDGE[0]);
+    else
+        KERN(avgpool2d_bwd, dt, &d, n->GRAD, n->EDGE[0]);
+    pass_grad(g, n, 0);
+    (void)dt;
+}
 
 /* torch sums all contributions to a leaf in its input buffer first (in the
  * order they arrive) and then adds that sum into .grad. Contributions arrive

@@ -113,6 +113,8 @@ typedef struct bpv_graph {
     int objective;   /* the node whose gradient is computed (loss), or -1 */
     int64_t batch;   /* samples per step this graph was compiled for (0: none) */
     float *mm_work;  /* matmul packing space (bpv_matmul_work), sized by the compiler */
+    /* the convolutions' scratch (bpv_conv2d_work of the largest), in the storage type */
+    union { double *conv_work; float *conv_work32; };
     /* the largest broadcast op's contributions, gathered before they are
      * summed in torch's order (engine.c GRAD2); NULL: summed in double */
     union { double *red_work; float *red_work32; };

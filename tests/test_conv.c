@@ -81,11 +81,13 @@ static refcase *read_ref(int *count) {
                 assert_true(bpv_conv2d_dims_fill(&c->cd));
                 c->bias = v[9] != 0;
             } else {
-                assert_int_equal(sscanf(line, "%*s %7s %lld %lld %lld %lld %lld %d", dts, &v[0],
-                                        &v[1], &v[2], &v[3], &v[4], &unb),
-                                 7);
+                assert_int_equal(sscanf(line, "%*s %7s %lld %lld %lld %lld %lld %d %lld %lld", dts,
+                                        &v[0], &v[1], &v[2], &v[3], &v[4], &unb, &v[5], &v[6]),
+                                 9);
                 c->pd = (bpv_pool2d_dims){.n = v[0], .c = v[1], .h = v[2], .w = v[3], .k = v[4],
-                                          .oh = v[2] / v[4], .ow = v[3] / v[4]};
+                                          .stride = v[5], .pad = v[6],
+                                          .oh = (v[2] + 2 * v[6] - v[4]) / v[5] + 1,
+                                          .ow = (v[3] + 2 * v[6] - v[4]) / v[5] + 1};
             }
             c->dt = strcmp(dts, "f32") == 0 ? BPV_F32 : BPV_F64;
             continue;

@@ -92,7 +92,7 @@ def conv_case(rng, name, dt, n, c, h, w, o, kh, kw, s, pad, bias, unbatched, sta
     return out
 
 
-def pool_case(rng, kind, dt, n, c, h, w, k, unbatched, style):
+def pool_case(rng, kind, dt, n, c, h, w, k, unbatched, style, stride=None, pad=0):
     dtype = DTYPES[dt]
     shape = (c, h, w) if unbatched else (n, c, h, w)
     if style == "ties":  # few distinct values: ties in most windows, +0.0 and -0.0
@@ -105,16 +105,20 @@ def pool_case(rng, kind, dt, n, c, h, w, k, unbatched, style):
         x0[0], x0[1] = float("nan"), float("nan")
         x0[2] = float("-inf")
     x0 = x0.reshape(shape)
-    oh, ow = h // k, w // k
+    st = k if stride is None else stride
+    oh, ow = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
     gshape = (c, oh, ow) if unbatched else (n, c, oh, ow)
     gy = values(rng, n * c * oh * ow, dtype).reshape(gshape)
     if style == "ties":
         gy.view(-1)[0] = -0.0
     x = x0.clone().requires_grad_()
     with torch.backends.mkldnn.flags(enabled=False):
-        y = F.max_pool2d(x, k) if kind == "maxpool" else F.avg_pool2d(x, k)
+        if kind == "maxpool":
+            y = F.max_pool2d(x, k, stride=st, padding=pad)
+        else:
+            y = F.avg_pool2d(x, k, stride=st, padding=pad)
         y.backward(gy)
-    return ["%s %s %d %d %d %d %d %d" % (kind, dt, n, c, h, w, k, int(unbatched)),
+    return ["%s %s %d %d %d %d %d %d %d %d" % (kind, dt, n, c, h, w, k, int(unbatched), st, pad),
             line("x", x0), line("gy", gy), line("y", y), line("gx", x.grad)]
 
 
@@ -161,6 +165,13 @@ def main():
                     for (n, c, h, w, unb) in ((2, 2, 7, 5, False), (1, 1, 9, 5, True),
                                               (3, 1, 4, 6, False)):
                         lines += pool_case(rng, kind, dt, n, c, h, w, k, unb, style)
+    # overlapping windows (stride below the kernel: gradients add up) and
+    # padding (max: ignored; avg: counted in the divisor), as in inception
+    for kind in ("maxpool", "avgpool"):
+        for dt in DTYPES:
+            for (k, st, pad) in ((3, 1, 1), (3, 2, 1), (2, 1, 0), (4, 3, 2), (3, 1, 0)):
+                for style in ("plain", "nan") if kind == "maxpool" else ("plain",):
+                    lines += pool_case(rng, kind, dt, 2, 2, 7, 6, k, False, style, st, pad)
     # the LeNet pools: after conv1 and conv2
     lines += pool_case(rng, "maxpool", "f32", 1, 4, 24, 24, 2, False, "plain")
     lines += pool_case(rng, "maxpool", "f32", 2, 16, 8, 8, 2, False, "plain")

@@ -855,3 +855,45 @@ def shapes():
 
 
 MODELS.update({f.__name__: f for f in [shapes]})
+
+
+def cnn():
+    import json
+    import os
+    # the numbers are the .bp file's lists, read from it
+    src = open(os.path.join(os.path.dirname(__file__), "..", "golden", "cnn.bp")).read()
+    vals = {}
+    for line in src.splitlines():
+        for name in ("x", "k1", "d1", "k2", "W"):
+            for kw in ("data ", "param "):
+                if line.startswith(kw + name + " = "):
+                    vals[name] = json.loads(line.split(" = ", 1)[1])
+    r = Run()
+    x = r.data(vals["x"])
+    y = r.data([0, 2, 1, 2])
+    k1 = r.param("k1", vals["k1"])
+    d1 = r.param("d1", vals["d1"])
+    k2 = r.param("k2", vals["k2"])
+    W = r.param("W", vals["W"])
+
+    def c2_of(x):
+        c1 = F.relu(F.conv2d(x, k1.t, d1.t, padding=1))
+        p1 = F.max_pool2d(c1, 2)
+        return c1, p1, F.conv2d(F.avg_pool2d(p1, 3, stride=1, padding=1), k2.t, stride=2)
+
+    def loss(x, y):
+        b = x.dim() - 3  # 1 with a batch dimension
+        c1, p1, c2 = c2_of(x)
+        a = torch.cat([torch.flatten(c2, start_dim=b),
+                       torch.flatten(F.max_pool2d(c1, 3, stride=3), start_dim=b)], dim=b)
+        logits = a @ W.t + torch.sum(p1.reshape(p1.shape[:b] + (9, 3)), dim=b)
+        return F.cross_entropy(logits, y.long())
+
+    with torch.backends.mkldnn.flags(enabled=False):
+        r.predict("c2(x=%s)" % json.dumps(vals["x"][1]), lambda x: c2_of(x)[2], x=vals["x"][1])
+        r.train([k1, d1, k2, W], {"x": x, "y": y}, loss, epochs=3, lr=0.1)
+        r.train([k1, d1, k2, W], {"x": x, "y": y}, loss, epochs=3, lr=0.1, batch=2)
+    return r.lines
+
+
+MODELS.update({f.__name__: f for f in [cnn]})
