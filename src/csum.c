@@ -302,6 +302,22 @@ void bpv_sum_dim32(bpv_dtype dt, bool mean, const float *x, int64_t outer, int64
     static inline __attribute__((always_inline)) void rowsum_##S(                         \
         const IN *x, int64_t size, int64_t stride, int nl, ACC out[V]) {                  \
         const int64_t ilp = size / 4;                                                     \
+        if (nl == 1 && ilp < 16) {                                                        \
+            /* no cascade step within 16 rows, and adding the empty levels                \
+             * (+0.0 to sums that are never -0.0) changes nothing: plain                  \
+             * registers, no stores and reloads of a zeroed array */                      \
+            ACC p0 = 0, p1 = 0, p2 = 0, p3 = 0;                                           \
+            for (int64_t r = 0; r < ilp; r++) {                                           \
+                const IN *q = x + 4 * r * stride;                                         \
+                p0 = RD(p0 + (ACC)q[0]);                                                  \
+                p1 = RD(p1 + (ACC)q[stride]);                                             \
+                p2 = RD(p2 + (ACC)q[2 * stride]);                                         \
+                p3 = RD(p3 + (ACC)q[3 * stride]);                                         \
+            }                                                                             \
+            for (int64_t t = ilp * 4; t < size; t++) p0 = RD(p0 + (ACC)x[t * stride]);    \
+            out[0] = RD(RD(RD(p0 + p1) + p2) + p3);                                       \
+            return;                                                                       \
+        }                                                                                 \
         ACC p[4][V];                                                                      \
         mrs_##S(x, ilp, 4 * stride, stride, 4, nl, p);                                    \
         for (int64_t t = ilp * 4; t < size; t++)                                          \
