@@ -224,3 +224,207 @@ void bpv_sum_dim32(bpv_dtype dt, bool mean, const float *x, int64_t outer, int64
             out[o * inner + i] = (float)(mean ? bpv_round(dt, s / (double)len) : s);
         }
 }
+
+/* ---- Sums and means along one dimension (torch.sum(x, dim), torch.mean(x, dim))
+ *
+ * x is viewed as [outer, len, inner]. For each outer index torch's
+ * TensorIterator puts the reduced dimension first and hands cascade_sum one
+ * [len, inner] slice (dimensions of size one and the dimensions after the
+ * reduced one are coalesced, so only outer, len and inner matter). The slice
+ * is summed in the dtype from +0.0 (the output is zero-filled and the sum
+ * added to it), as SumKernel.cpp's cascade_sum picks:
+ *  - inner == 1, len >= V (V: 8 floats or 4 doubles): vectorized_inner_sum,
+ *    the whole-tensor order of bpv_csum: a row_sum of the len / V vectors,
+ *    then the last len % V terms in order from +0.0, then the V lanes;
+ *  - inner == 1, len < V: a scalar row_sum;
+ *  - inner >= V: vectorized_outer_sum: the columns in groups of 4V share a
+ *    multi_row_sum (each column its own cascade over the len rows), then
+ *    groups of V columns each a vector row_sum, then each last column a
+ *    scalar row_sum;
+ *  - 1 < inner < V: scalar_outer_sum: groups of 4 columns share a
+ *    multi_row_sum, each last column a row_sum.
+ * multi_row_sum: per column one accumulator per level (4 levels); every
+ * level_step = 2^max(4, CeilLog2(rows) / 4) rows level 0 is added into 1
+ * and cleared, on up while the row count is a multiple of the next level's
+ * span; the levels are added into level 0 at the end. row_sum of n terms:
+ * the terms as rows of four (term 4r + k into accumulator k) through
+ * multi_row_sum over n / 4 rows, the last n % 4 terms into accumulator 0,
+ * then accumulators 1, 2, 3 into 0.
+ * torch.mean(x, dim) is that sum then div_(len): each sum divided by len
+ * converted to the dtype, rounded once; its backward is the upstream
+ * gradient divided the same way (sum_backward's expand, then / len). */
+
+/* A kernel set per storage and rounding: S the suffix, IN the element
+ * type, ACC the accumulator type, RD the rounding of each step, V the
+ * lanes of torch's vector. */
+#define DIM_KERNELS(S, IN, ACC, RD, V)                                                    \
+    /* multi_row_sum: term x[i * rs + k * ks + l] of row i into column (k, l),           \
+     * k < nk, l < nl; res[k][l] the column sums */                                      \
+    static inline __attribute__((always_inline)) void mrs_##S(                            \
+        const IN *x, int64_t size, int64_t rs, int64_t ks, int nk, int nl,                \
+        ACC res[4][V]) {                                                                  \
+        const int p = bpv_ceil_log2(size) / 4, power = p > 4 ? p : 4;                    \
+        const int64_t step = (int64_t)1 << power;                                         \
+        ACC acc[4][4][V];                                                                 \
+        for (int j = 0; j < 4; j++)                                                       \
+            for (int k = 0; k < nk; k++)                                                  \
+                for (int l = 0; l < nl; l++) acc[j][k][l] = 0;                            \
+        int64_t i = 0;                                                                    \
+        while (i + step <= size) {                                                        \
+            for (int64_t r = 0; r < step; r++, i++) {                                     \
+                const IN *row = x + i * rs;                                               \
+                for (int k = 0; k < nk; k++)                                              \
+                    for (int l = 0; l < nl; l++)                                          \
+                        acc[0][k][l] = RD(acc[0][k][l] + (ACC)row[k * ks + l]);           \
+            }                                                                             \
+            for (int j = 1; j < 4; j++) {                                                 \
+                for (int k = 0; k < nk; k++)                                              \
+                    for (int l = 0; l < nl; l++) {                                        \
+                        acc[j][k][l] = RD(acc[j][k][l] + acc[j - 1][k][l]);               \
+                        acc[j - 1][k][l] = 0;                                             \
+                    }                                                                     \
+                if ((i & ((step - 1) << (j * power))) != 0) break;                        \
+            }                                                                             \
+        }                                                                                 \
+        for (; i < size; i++) {                                                           \
+            const IN *row = x + i * rs;                                                   \
+            for (int k = 0; k < nk; k++)                                                  \
+                for (int l = 0; l < nl; l++)                                              \
+                    acc[0][k][l] = RD(acc[0][k][l] + (ACC)row[k * ks + l]);               \
+        }                                                                                 \
+        for (int j = 1; j < 4; j++)                                                       \
+            for (int k = 0; k < nk; k++)                                                  \
+                for (int l = 0; l < nl; l++) acc[0][k][l] = RD(acc[0][k][l] + acc[j][k][l]); \
+        for (int k = 0; k < nk; k++)                                                      \
+            for (int l = 0; l < nl; l++) res[k][l] = acc[0][k][l];                        \
+    }                                                                                     \
+    /* row_sum of size terms, term t being the nl values at x + t * stride */            \
+    static inline __attribute__((always_inline)) void rowsum_##S(                         \
+        const IN *x, int64_t size, int64_t stride, int nl, ACC out[V]) {                  \
+        const int64_t ilp = size / 4;                                                     \
+        if (nl == 1 && ilp < 16) {                                                        \
+            /* no cascade step within 16 rows, and adding the empty levels                \
+             * (+0.0 to sums that are never -0.0) changes nothing: plain                  \
+             * registers, no stores and reloads of a zeroed array */                      \
+            ACC p0 = 0, p1 = 0, p2 = 0, p3 = 0;                                           \
+            for (int64_t r = 0; r < ilp; r++) {                                           \
+                const IN *q = x + 4 * r * stride;                                         \
+                p0 = RD(p0 + (ACC)q[0]);                                                  \
+                p1 = RD(p1 + (ACC)q[stride]);                                             \
+                p2 = RD(p2 + (ACC)q[2 * stride]);                                         \
+                p3 = RD(p3 + (ACC)q[3 * stride]);                                         \
+            }                                                                             \
+            for (int64_t t = ilp * 4; t < size; t++) p0 = RD(p0 + (ACC)x[t * stride]);    \
+            out[0] = RD(RD(RD(p0 + p1) + p2) + p3);                                       \
+            return;                                                                       \
+        }                                                                                 \
+        ACC p[4][V];                                                                      \
+        mrs_##S(x, ilp, 4 * stride, stride, 4, nl, p);                                    \
+        for (int64_t t = ilp * 4; t < size; t++)                                          \
+            for (int l = 0; l < nl; l++) p[0][l] = RD(p[0][l] + (ACC)x[t * stride + l]);  \
+        for (int k = 1; k < 4; k++)                                                       \
+            for (int l = 0; l < nl; l++) p[0][l] = RD(p[0][l] + p[k][l]);                 \
+        for (int l = 0; l < nl; l++) out[l] = p[0][l];                                    \
+    }                                                                                     \
+    /* one [len, inner] slice into out[inner] */                                          \
+    CSUM_CLONES static void slice_##S(const IN *x, int64_t len, int64_t inner, IN *out) { \
+        ACC v[V], r[4][V];                                                                \
+        if (inner == 1) {                                                                 \
+            if (len < V) {                                                                \
+                rowsum_##S(x, len, 1, 1, v);                                              \
+                out[0] = (IN)v[0];                                                        \
+                return;                                                                   \
+            }                                                                             \
+            const int64_t nv = len / V;                                                   \
+            rowsum_##S(x, nv, V, V, v);                                                   \
+            ACC f = 0;                                                                    \
+            for (int64_t t = nv * V; t < len; t++) f = RD(f + (ACC)x[t]);                 \
+            for (int l = 0; l < V; l++) f = RD(f + v[l]);                                 \
+            out[0] = (IN)f;                                                               \
+            return;                                                                       \
+        }                                                                                 \
+        int64_t j = 0;                                                                    \
+        if (inner >= V) {                                                                 \
+            for (; j + 4 * V <= inner; j += 4 * V) {                                      \
+                mrs_##S(x + j, len, inner, V, 4, V, r);                                   \
+                for (int k = 0; k < 4; k++)                                               \
+                    for (int l = 0; l < V; l++) out[j + k * V + l] = (IN)r[k][l];         \
+            }                                                                             \
+            for (; j + V <= inner; j += V) {                                              \
+                rowsum_##S(x + j, len, inner, V, v);                                      \
+                for (int l = 0; l < V; l++) out[j + l] = (IN)v[l];                        \
+            }                                                                             \
+        } else {                                                                          \
+            for (; j + 4 <= inner; j += 4) {                                              \
+                mrs_##S(x + j, len, inner, 1, 4, 1, r);                                   \
+                for (int k = 0; k < 4; k++) out[j + k] = (IN)r[k][0];                     \
+            }                                                                             \
+        }                                                                                 \
+        for (; j < inner; j++) {                                                          \
+            rowsum_##S(x + j, len, inner, 1, v);                                          \
+            out[j] = (IN)v[0];                                                            \
+        }                                                                                 \
+    }
+#define RD_F32(v) ((double)(float)(v))
+DIM_KERNELS(d32, double, double, RD_F32, 8) /* float32 values over double storage */
+DIM_KERNELS(d64, double, double, RD_NONE, 4)
+DIM_KERNELS(f32, float, float, RD_NONE, 8)
+
+void bpv_csum_dim(bpv_dtype dt, const double *x, int64_t outer, int64_t len, int64_t inner,
+                  double *out) {
+    for (int64_t o = 0; o < outer; o++) {
+        if (dt == BPV_F32) slice_d32(x + o * len * inner, len, inner, out + o * inner);
+        else slice_d64(x + o * len * inner, len, inner, out + o * inner);
+    }
+}
+
+void bpv_csum_dim32(bpv_dtype dt, const float *x, int64_t outer, int64_t len, int64_t inner,
+                    float *out) {
+    (void)dt;
+    for (int64_t o = 0; o < outer; o++) slice_f32(x + o * len * inner, len, inner, out + o * inner);
+}
+
+void bpv_cmean_dim(bpv_dtype dt, const double *x, int64_t outer, int64_t len, int64_t inner,
+                   double *out) {
+    bpv_csum_dim(dt, x, outer, len, inner, out);
+    const double n = bpv_round(dt, (double)len);
+    for (int64_t i = 0; i < outer * inner; i++) out[i] = bpv_round(dt, out[i] / n);
+}
+
+void bpv_cmean_dim32(bpv_dtype dt, const float *x, int64_t outer, int64_t len, int64_t inner,
+                     float *out) {
+    bpv_csum_dim32(dt, x, outer, len, inner, out);
+    const float n = (float)len;
+    for (int64_t i = 0; i < outer * inner; i++) out[i] = out[i] / n;
+}
+
+double bpv_mean_dim_grad(bpv_dtype dt, double g, int64_t len) {
+    return bpv_round(dt, g / bpv_round(dt, (double)len));
+}
+
+/* Row 0 of each outer index computed, the other len - 1 rows copies of it. */
+void bpv_csum_dim_backward(bpv_dtype dt, bool mean, const double *g, int64_t outer, int64_t len,
+                           int64_t inner, double *gx) {
+    for (int64_t o = 0; o < outer && len > 0; o++) {
+        double *first = gx + o * len * inner;
+        const double *go = g + o * inner;
+        if (mean)
+            for (int64_t i = 0; i < inner; i++) first[i] = bpv_mean_dim_grad(dt, go[i], len);
+        else memcpy(first, go, (size_t)inner * sizeof *first);
+        for (int64_t j = 1; j < len; j++) memcpy(first + j * inner, first, (size_t)inner * sizeof *first);
+    }
+}
+
+void bpv_csum_dim_backward32(bpv_dtype dt, bool mean, const float *g, int64_t outer, int64_t len,
+                             int64_t inner, float *gx) {
+    (void)dt;
+    const float n = (float)len;
+    for (int64_t o = 0; o < outer && len > 0; o++) {
+        float *first = gx + o * len * inner;
+        const float *go = g + o * inner;
+        if (mean)
+            for (int64_t i = 0; i < inner; i++) first[i] = go[i] / n;
+        else memcpy(first, go, (size_t)inner * sizeof *first);
+        for (int64_t j = 1; j < len; j++) memcpy(first + j * inner, first, (size_t)inner * sizeof *first);
+    }
+}

@@ -74,4 +74,38 @@ void bpv_sum_dim(bpv_dtype dt, bool mean, const double *x, int64_t outer, int64_
 void bpv_sum_dim32(bpv_dtype dt, bool mean, const float *x, int64_t outer, int64_t len,
                    int64_t inner, float *out);
 
+/* ---- One dimension, as torch.sum(x, dim) and torch.mean(x, dim) order it
+ * (torch 1.13, CPU, single-threaded, contiguous x): x is viewed as
+ * [outer, len, inner] (len the size of dim, inner the product of the later
+ * sizes, outer of the earlier ones) and the result as [outer, inner]. Any
+ * of the three may be 0. Over double storage with dt == BPV_F32 the values
+ * are float32 and every step is rounded to float32, giving the bits of the
+ * float32 storage version; the *32 versions take float32 values and dtype
+ * (dt is ignored). */
+
+/* out[o * inner + i] = the sum over j of x[(o * len + j) * inner + i] in
+ * torch's order: for inner == 1 each row's whole-tensor cascade (as
+ * bpv_csum_array), for inner > 1 the column cascade of bpv_csum_columns. */
+void bpv_csum_dim(bpv_dtype dt, const double *x, int64_t outer, int64_t len, int64_t inner,
+                  double *out);
+void bpv_csum_dim32(bpv_dtype dt, const float *x, int64_t outer, int64_t len, int64_t inner,
+                    float *out);
+/* torch.mean(x, dim): the same sums, each then divided by len converted to
+ * the dtype, rounded once (torch: sum_out(...).div_(len)). */
+void bpv_cmean_dim(bpv_dtype dt, const double *x, int64_t outer, int64_t len, int64_t inner,
+                   double *out);
+void bpv_cmean_dim32(bpv_dtype dt, const float *x, int64_t outer, int64_t len, int64_t inner,
+                     float *out);
+/* mean's backward for one element: what torch puts in each x.grad element
+ * that the upstream gradient value g reaches, g / len rounded once to dt
+ * (len converted to dt first; not g * (1 / len), which differs). */
+double bpv_mean_dim_grad(bpv_dtype dt, double g, int64_t len);
+/* The backward of bpv_csum_dim (mean false: g copied) or bpv_cmean_dim
+ * (mean true: bpv_mean_dim_grad): gx[(o * len + j) * inner + i] for g[o *
+ * inner + i], every element of gx (outer * len * inner) written, not added. */
+void bpv_csum_dim_backward(bpv_dtype dt, bool mean, const double *g, int64_t outer, int64_t len,
+                           int64_t inner, double *gx);
+void bpv_csum_dim_backward32(bpv_dtype dt, bool mean, const float *g, int64_t outer, int64_t len,
+                             int64_t inner, float *gx);
+
 #endif
