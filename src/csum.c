@@ -204,26 +204,6 @@ double bpv_csum_array32(bpv_dtype dt, const float *x, int64_t n) {
     return bpv_csum_result(&s);
 }
 
-/* TODO(sumdim): torch's order */
-void bpv_sum_dim(bpv_dtype dt, bool mean, const double *x, int64_t outer, int64_t len,
-                 int64_t inner, double *out) {
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            double s = 0;
-            for (int64_t j = 0; j < len; j++) s = bpv_round(dt, s + x[(o * len + j) * inner + i]);
-            out[o * inner + i] = mean ? bpv_round(dt, s / (double)len) : s;
-        }
-}
-
-void bpv_sum_dim32(bpv_dtype dt, bool mean, const float *x, int64_t outer, int64_t len,
-                   int64_t inner, float *out) {
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            double s = 0;
-            for (int64_t j = 0; j < len; j++) s = bpv_round(dt, s + x[(o * len + j) * inner + i]);
-            out[o * inner + i] = (float)(mean ? bpv_round(dt, s / (double)len) : s);
-        }
-}
 
 /* ---- Sums and means along one dimension (torch.sum(x, dim), torch.mean(x, dim))
  *

@@ -67,12 +67,6 @@ void bpv_csum_columns32(bpv_dtype dt, const float *x, int64_t rows, int64_t cols
                         float *out);
 double bpv_csum_array32(bpv_dtype dt, const float *x, int64_t n);
 
-/* torch.sum(x, dim) (mean: torch.mean) of x viewed as [outer, len, inner],
- * reducing the middle: out[o * inner + i]. */
-void bpv_sum_dim(bpv_dtype dt, bool mean, const double *x, int64_t outer, int64_t len,
-                 int64_t inner, double *out);
-void bpv_sum_dim32(bpv_dtype dt, bool mean, const float *x, int64_t outer, int64_t len,
-                   int64_t inner, float *out);
 
 /* ---- One dimension, as torch.sum(x, dim) and torch.mean(x, dim) order it
  * (torch 1.13, CPU, single-threaded, contiguous x): x is viewed as

@@ -43,7 +43,9 @@
 #define KN(name) bpv_k32_##name
 #define KIND_FWD fwd32
 #define KIND_BWD bwd32
-#define SUM_DIM(dt, mean, x, o, l, i, out) bpv_sum_dim32(dt, mean, x, o, l, i, out)
+#define SUM_DIM(dt, mean, x, o, l, i, out) \
+    ((mean) ? bpv_cmean_dim32(dt, x, o, l, i, out) : bpv_csum_dim32(dt, x, o, l, i, out))
+#define SUM_DIM_BACK bpv_csum_dim_backward32
 #define CONV_WORK conv_work32
 #define KERN(name, dt, ...) bpv_##name##32(__VA_ARGS__) /* float32: the dtype is f32 */
 #else
@@ -62,11 +64,12 @@
 #define KN(name) bpv_k64_##name
 #define KIND_FWD fwd
 #define KIND_BWD bwd
-#define SUM_DIM bpv_sum_dim
+#define SUM_DIM(dt, mean, x, o, l, i, out) \
+    ((mean) ? bpv_cmean_dim(dt, x, o, l, i, out) : bpv_csum_dim(dt, x, o, l, i, out))
+#define SUM_DIM_BACK bpv_csum_dim_backward
 #define CONV_WORK conv_work
 #define KERN(name, dt, ...) bpv_##name##64(dt, __VA_ARGS__)
 #endif
-#define MEAN_DIM_GRAD(dt, g, len) bpv_reduce_share(dt, BPV_OP_MEAN, g, len)
 
 /* The elementwise loops run in AVX2 where the CPU has it (four doubles a
  * lane set): the same IEEE operations, so the same bits, in fewer steps. */
@@ -877,14 +880,8 @@ void KN(sumdim_bwd)(bpv_graph *g, bpv_node *n) {
     if (!edge_live(g, n, 0)) return;
     int64_t outer, len, inner;
     axis_view(&A->shape, node_axis(n, A, false), &outer, &len, &inner);
-    NUM *e = n->EDGE[0];
-    const NUM *gr = n->GRAD;
-    const bool mean = n->op == BPV_OP_MEAN_DIM;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t j = 0; j < len; j++)
-            for (int64_t i = 0; i < inner; i++)
-                e[(o * len + j) * inner + i] =
-                    mean ? MEAN_DIM_GRAD(g->dtype, gr[o * inner + i], len) : gr[o * inner + i];
+    /* sum: g copied; mean: g / len rounded once, torch's division */
+    SUM_DIM_BACK(g->dtype, n->op == BPV_OP_MEAN_DIM, n->GRAD, outer, len, inner, n->EDGE[0]);
     pass_grad(g, n, 0);
 }
 
