@@ -1398,6 +1398,7 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     g->batch = c->batch;
     g->mm_work = work;
     g->conv_work = cwork; /* conv_work32 under f32 */
+    g->nconv_work = (int64_t)ncw;
     g->red_work = red;
     g->nred = nred;
     g->acc_work = acc;

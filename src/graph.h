@@ -115,6 +115,7 @@ typedef struct bpv_graph {
     float *mm_work;  /* matmul packing space (bpv_matmul_work), sized by the compiler */
     /* the convolutions' scratch (bpv_conv2d_work of the largest), in the storage type */
     union { double *conv_work; float *conv_work32; };
+    int64_t nconv_work; /* its elements */
     /* the largest broadcast op's contributions, gathered before they are
      * summed in torch's order (engine.c GRAD2); NULL: summed in double */
     union { double *red_work; float *red_work32; };

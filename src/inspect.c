@@ -228,6 +228,7 @@ typedef struct ck {
     int *ins;             /* every node's inputs, copied: check_edge rewires them */
     double **edges;       /* every node's edge pointers, pointing into mem */
     double *red;          /* its own gathering space (bpv_graph.red_work) */
+    double *conv;         /* and convolution scratch (bpv_graph.conv_work), in double */
     double *spare, *out0, *outp, *outm, *loc;
     int64_t maxel;
 } ck;
@@ -238,6 +239,7 @@ static void ck_free(ck *c) {
     free(c->ins);
     free(c->edges);
     free(c->red);
+    free(c->conv);
 }
 
 static bool ck_init(ck *c, const bpv_graph *g) {
@@ -299,7 +301,8 @@ static bool ck_init(ck *c, const bpv_graph *g) {
     c->h.dtype = BPV_F64;
     c->h.f32 = false; /* its own double copy, whatever g stores */
     c->h.red_work = g->nred ? (c->red = malloc((size_t)g->nred * sizeof *c->red)) : NULL;
-    if (g->nred && !c->red) {
+    c->h.conv_work = g->nconv_work ? (c->conv = malloc((size_t)g->nconv_work * sizeof *c->conv)) : NULL;
+    if ((g->nred && !c->red) || (g->nconv_work && !c->conv)) {
         ck_free(c);
         return false;
     }
