@@ -655,6 +655,11 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     if (n->op == BPV_OP_CONV2D && n->attr) /* the rest of its geometry */
         bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\">stride %lld · padding %lld</FONT></TD></TR>",
                        (long long)n->attr[0], (long long)n->attr[1]);
+    if ((n->op == BPV_OP_MAX_POOL2D || n->op == BPV_OP_AVG_POOL2D) && n->attr &&
+        ((!isnan(n->attr[1]) && n->attr[1] != n->attr[0]) || n->attr[2] > 0))
+        bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\">stride %lld · padding %lld</FONT></TD></TR>",
+                       (long long)(isnan(n->attr[1]) ? n->attr[0] : n->attr[1]),
+                       (long long)n->attr[2]);
     /* a scalar's value and gradient fit under the symbol; a tensor's are
      * on its edges */
     if (is_scalar(n)) {

@@ -106,3 +106,50 @@ class Run:
                 ["epoch=%d" % self.epoch, "loss=" + fmt(loss.detach())]
                 + ["%s=%s" % (p.name, fmt(p.t.detach())) for p in params]))
             self.epoch += 1
+
+
+# -- bpviz's seeded initialisers (init.c), for models that use them ---------
+M64 = (1 << 64) - 1
+
+
+def _splitmix64(state):
+    state[0] = (state[0] + 0x9E3779B97F4A7C15) & M64
+    z = state[0]
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def _unit(state):
+    return (_splitmix64(state) >> 11) * 2.0 ** -53
+
+
+def randn(shape, seed, std=1.0):
+    """bpviz's randn(SHAPE, seed=N, std=S): Box-Muller in double over
+    splitmix64 (math's log, sqrt, cos, sin are the C library's, as bpviz's),
+    as a nested list of doubles (the caller rounds to the dtype)."""
+    import math
+    n = 1
+    for d in shape:
+        n *= d
+    state, out = [seed], [0.0] * n
+    for i in range(n):
+        if i % 2 == 0:
+            u1 = 1.0 - _unit(state)
+            u2 = _unit(state)
+            r, t = math.sqrt(-2.0 * math.log(u1)), 2.0 * 3.14159265358979323846 * u2
+            out[i] = r * math.cos(t)
+            if i + 1 < n:
+                out[i + 1] = r * math.sin(t)
+        out[i] *= std
+    return torch.tensor(out, dtype=torch.float64).reshape(shape).tolist()
+
+
+def uniform(shape, lo, hi, seed):
+    """bpviz's uniform(SHAPE, LO, HI, seed=N)."""
+    n = 1
+    for d in shape:
+        n *= d
+    state = [seed]
+    out = [lo + (hi - lo) * _unit(state) for _ in range(n)]
+    return torch.tensor(out, dtype=torch.float64).reshape(shape).tolist()

@@ -897,3 +897,140 @@ def cnn():
 
 
 MODELS.update({f.__name__: f for f in [cnn]})
+
+
+# -- the course's models: copies of samples/*.bp (course_NAME.bp) -------------
+def _npy(name):
+    import os
+    import numpy as np
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "samples", "data", name)
+    return np.load(path).tolist()
+
+
+def _param(r, name, value):
+    """A param whose initial value is bpviz's seeded initialiser's."""
+    return r.param(name, value)
+
+
+def course_lenet():
+    from bpref import randn
+    r = Run()
+    x = r.data(_npy("digits_x.npy"))
+    y = r.data(_npy("digits_y.npy"))
+    c1 = r.param("c1", randn([10, 1, 5, 5], seed=1, std=0.2))
+    d1 = r.param("d1", [0.0] * 10)
+    c2 = r.param("c2", randn([20, 10, 5, 5], seed=2, std=0.06))
+    d2 = r.param("d2", [0.0] * 20)
+    W = r.param("W", randn([320, 10], seed=3, std=0.05))
+    b = r.param("b", [0.0] * 10)
+
+    def loss(x, y):
+        a1 = F.relu(F.max_pool2d(F.conv2d(x, c1.t, d1.t), 2))
+        a2 = F.relu(F.max_pool2d(F.conv2d(a1, c2.t, d2.t), 2))
+        logits = torch.flatten(a2, start_dim=1) @ W.t + b.t
+        return F.cross_entropy(logits, y.long())
+
+    with torch.backends.mkldnn.flags(enabled=False):
+        r.train([c1, d1, c2, d2, W, b], {"x": x, "y": y}, loss, epochs=10, lr=0.1, batch=8)
+    return r.lines
+
+
+def course_residual():
+    from bpref import randn
+    r = Run()
+    x = r.data(_npy("blocks_x.npy"))
+    y = r.data(_npy("blocks_y.npy"))
+    k0 = r.param("k0", randn([4, 2, 3, 3], seed=1, std=0.3))
+    k1 = r.param("k1", randn([4, 4, 3, 3], seed=2, std=0.2))
+    k2 = r.param("k2", randn([4, 4, 3, 3], seed=3, std=0.2))
+    W = r.param("W", randn([64, 4], seed=4, std=0.1))
+    b = r.param("b", [0.0] * 4)
+
+    def loss(x, y):
+        h = F.relu(F.conv2d(x, k0.t, padding=1))
+        f = F.conv2d(F.relu(F.conv2d(h, k1.t, padding=1)), k2.t, padding=1)
+        p = F.max_pool2d(F.relu(h + f), 2)
+        logits = torch.flatten(p, start_dim=1) @ W.t + b.t
+        return F.cross_entropy(logits, y.long())
+
+    with torch.backends.mkldnn.flags(enabled=False):
+        r.train([k0, k1, k2, W, b], {"x": x, "y": y}, loss, epochs=10, lr=0.1, batch=4)
+    return r.lines
+
+
+def course_inception():
+    from bpref import randn
+    r = Run()
+    x = r.data(_npy("blocks_x.npy"))
+    y = r.data(_npy("blocks_y.npy"))
+    k1 = r.param("k1", randn([2, 2, 1, 1], seed=1, std=0.5))
+    k5a = r.param("k5a", randn([2, 2, 1, 1], seed=2, std=0.5))
+    k5b = r.param("k5b", randn([2, 2, 5, 5], seed=3, std=0.1))
+    k3a = r.param("k3a", randn([2, 2, 1, 1], seed=4, std=0.5))
+    k3b = r.param("k3b", randn([2, 2, 3, 3], seed=5, std=0.2))
+    k3c = r.param("k3c", randn([2, 2, 3, 3], seed=6, std=0.2))
+    kp = r.param("kp", randn([2, 2, 1, 1], seed=7, std=0.5))
+    W = r.param("W", randn([128, 4], seed=8, std=0.05))
+    b = r.param("b", [0.0] * 4)
+
+    def loss(x, y):
+        b1 = F.conv2d(x, k1.t)
+        b2 = F.conv2d(F.conv2d(x, k5a.t), k5b.t, padding=2)
+        b3 = F.conv2d(F.conv2d(F.conv2d(x, k3a.t), k3b.t, padding=1), k3c.t, padding=1)
+        b4 = F.conv2d(F.avg_pool2d(x, 3, stride=1, padding=1), kp.t)
+        block = F.relu(torch.cat([b1, b2, b3, b4], dim=1))
+        logits = torch.flatten(F.max_pool2d(block, 2), start_dim=1) @ W.t + b.t
+        return F.cross_entropy(logits, y.long())
+
+    with torch.backends.mkldnn.flags(enabled=False):
+        r.train([k1, k5a, k5b, k3a, k3b, k3c, kp, W, b], {"x": x, "y": y}, loss, epochs=10,
+                lr=0.05, batch=4)
+    return r.lines
+
+
+def course_rnn_hello():
+    from bpref import uniform
+    r = Run()
+    seq = [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    x = r.data([seq])
+    y = r.data([[3, 1, 2, 3, 2]])
+    W_ih = r.param("W_ih", uniform([4, 4], -0.5, 0.5, seed=12))
+    W_hh = r.param("W_hh", uniform([4, 4], -0.5, 0.5, seed=13))
+    b_ih = r.param("b_ih", [0.0] * 4)
+    b_hh = r.param("b_hh", [0.0] * 4)
+
+    def hs(x):
+        h = [torch.zeros(4)]
+        for t in range(1, 6):
+            h.append(torch.tanh(W_ih.t @ x[t - 1] + b_ih.t + W_hh.t @ h[t - 1] + b_hh.t))
+        return h
+
+    def loss(x, y):
+        h = hs(x)
+        return torch.stack([F.cross_entropy(h[t], y[t - 1].long()) for t in range(1, 6)]).sum()
+
+    r.train([W_ih, W_hh, b_ih, b_hh], {"x": x, "y": y}, loss, epochs=15, lr=0.1,
+            optimizer="adam")
+    r.predict("scores(x=%s)" % str(seq), lambda x: torch.stack(hs(x)[1:]), x=seq)
+    return r.lines
+
+
+def course_bptt():
+    r = Run()
+    x = r.data([[1, 0.5, -0.5, 1, 0, -1, 0.5, 1]])
+    y = r.data([0.5])
+    w = r.param("w", 0.8)
+    u = r.param("u", 0.6)
+
+    def loss(x, y):
+        h = torch.tensor(0.0)
+        for t in range(1, 9):
+            h = torch.tanh(w.t * h + u.t * x[t - 1])
+        return (h - y) ** 2
+
+    r.train([w, u], {"x": x, "y": y}, loss, epochs=20, lr=0.1)
+    return r.lines
+
+
+MODELS.update({f.__name__: f for f in [course_lenet, course_residual, course_inception,
+                                       course_rnn_hello, course_bptt]})
