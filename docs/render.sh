@@ -23,3 +23,9 @@ render two_layer_linear two_layer_linear --step 1
 render two_layer_sigmoid two_layer_sigmoid --step 1
 render chain_rule chain_rule --step 1 --labels full
 render broken_grad broken_grad --step 1 --gradcheck
+# the course's later lectures: CNNs top to bottom, recurrences left to right
+render lenet lenet --step 1 --rankdir TB
+render residual residual --step 1 --rankdir TB
+render inception inception --step 1 --rankdir TB
+render rnn_hello rnn_hello --step 1
+render bptt bptt --step 1
