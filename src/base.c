@@ -492,6 +492,7 @@ static const struct limit_def {
     {"BPV_MAX_KEPT_STEPS", 10000, 1, 1ull << 31, 1},
     {"BPV_MAX_CSV_MB", 256, 1, 1ull << 24, 1ull << 20},
     {"BPV_MAX_SOURCE_MB", 16, 1, 1ull << 12, 1ull << 20},
+    {"BPV_MAX_NPY_MB", 1024, 1, 1ull << 24, 1ull << 20},
 };
 enum { NLIMITS = sizeof limit_defs / sizeof limit_defs[0] };
 
@@ -533,6 +534,7 @@ const bpv_limits *bpv_limits_get(void) {
     limits.kept_steps = (long)v[5];
     limits.csv_bytes = (size_t)v[6];
     limits.source_bytes = (size_t)v[7];
+    limits.npy_bytes = (size_t)v[8];
     limits_read = true;
     return &limits;
 }

@@ -94,6 +94,7 @@ typedef struct bpv_limits {
     long kept_steps;      /* BPV_MAX_KEPT_STEPS: snapshots kept in memory */
     size_t csv_bytes;     /* BPV_MAX_CSV_MB: size of one CSV file (bytes) */
     size_t source_bytes;  /* BPV_MAX_SOURCE_MB: size of a model file (bytes) */
+    size_t npy_bytes;     /* BPV_MAX_NPY_MB: size of one .npy file (bytes) */
 } bpv_limits;
 
 /* Hard ceiling of BPV_MAX_NESTING: the parser and compiler recurse once per

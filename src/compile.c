@@ -17,7 +17,7 @@
  * (ops.c), and the initialisers below. */
 
 /* Initialisers: valid only as the value of a data or param declaration. */
-static const char *const init_fns[] = {"csv", "zeros", "ones", "randn", "uniform"};
+static const char *const init_fns[] = {"csv", "npy", "zeros", "ones", "randn", "uniform"};
 #define NINIT (sizeof init_fns / sizeof init_fns[0])
 
 static bool is_init_fn(const char *name) {

@@ -1,14 +1,62 @@
-/* Data declarations: `data x = [...]` (a list of samples) and
- * `data x = csv("file.csv", COLUMNS)`, read once at load into arena
+/* Data declarations: `data x = [...]` (a list of samples),
+ * `data x = csv("file.csv", COLUMNS)` and `data x = npy("file.npy")`
+ * (npy.c), read once at load into arena
  * values rounded to the dtype, and under float32 storage a float32 copy
  * the graphs read batches from. Further file formats belong here. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data.h"
+
+int bpv_data_open(const bpv_model *m, const bpv_ast *fa, const char *kind, bpv_buf *path,
+                  struct stat *st, bpv_error **err) {
+    bpv_buf_init(path);
+    if (fa->name[0] != '/' && m->src.dir && *m->src.dir && strcmp(m->src.dir, ".") != 0) {
+        bpv_buf_puts(path, m->src.dir);
+        bpv_buf_putc(path, '/');
+    }
+    bpv_buf_puts(path, fa->name);
+    if (!path->data) {
+        bpv_model_oom(err);
+        return -1;
+    }
+    /* only a regular file: a FIFO without a writer would block for ever
+     * (O_NONBLOCK opens it at once, and fstat then tells what it is), and
+     * a device or folder is no data */
+    int fd = open(path->data, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        bpv_model_fail(m, err, fa->off, fa->len, "cannot read '%s': %s", path->data,
+                       strerror(errno));
+        bpv_buf_free(path);
+        return -1;
+    }
+    if (fstat(fd, st) != 0) {
+        bpv_model_fail(m, err, fa->off, fa->len, "cannot read '%s': %s", path->data,
+                       strerror(errno));
+        close(fd);
+        bpv_buf_free(path);
+        return -1;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        if (S_ISDIR(st->st_mode))
+            bpv_model_fail(m, err, fa->off, fa->len, "'%s' is a folder, not %s", path->data, kind);
+        else
+            bpv_model_fail(m, err, fa->off, fa->len,
+                           "'%s' is not a regular file (a pipe or a device)", path->data);
+        close(fd);
+        bpv_buf_free(path);
+        return -1;
+    }
+    /* reads block again: a regular file never waits anyway */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
 
 /* Under float32 storage a list's values are also kept as float32, the
  * form the graphs read batches from (the doubles the list was read into
@@ -35,7 +83,8 @@ static bool data_list(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error *
                     st->name);
     if (e->kind != AST_LIST)
         return bpv_model_fail(m, err, e->off, e->len,
-                    "data '%s' needs a list of samples, like [1, 2, 3], or csv(\"file.csv\", 0)",
+                    "data '%s' needs a list of samples, like [1, 2, 3], csv(\"file.csv\", 0) "
+                    "or npy(\"file.npy\")",
                     st->name);
     bpv_shape s;
     double *v;
@@ -92,24 +141,11 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     bool vec = ca->kind == AST_RANGE;
 
     bpv_buf path;
-    bpv_buf_init(&path);
-    if (fa->name[0] != '/' && m->src.dir && *m->src.dir && strcmp(m->src.dir, ".") != 0) {
-        bpv_buf_puts(&path, m->src.dir);
-        bpv_buf_putc(&path, '/');
-    }
-    bpv_buf_puts(&path, fa->name);
-    /* only a regular file: a FIFO without a writer would block for ever,
-     * and a device or folder is no data */
     struct stat fst;
-    if (stat(path.data, &fst) == 0 && !S_ISREG(fst.st_mode)) {
-        bpv_model_fail(m, err, fa->off, fa->len,
-                       S_ISDIR(fst.st_mode) ? "'%s' is a folder, not a CSV file"
-                                            : "'%s' is not a regular file (a pipe or a device)",
-                       path.data);
-        bpv_buf_free(&path);
-        return false;
-    }
-    FILE *f = fopen(path.data, "rb");
+    int fd = bpv_data_open(m, fa, "a CSV file", &path, &fst, err);
+    if (fd < 0) return false;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) close(fd);
     char *text = NULL;
     size_t len = 0;
     int saved = errno;
@@ -270,8 +306,10 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     bpv_buf_free(&path);
     return ok;
 }
+
 bool bpv_data_load(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
     const bpv_ast *e = st->value;
-    return (e->kind == AST_CALL && strcmp(e->name, "csv") == 0) ? data_csv(m, st, d, err)
-                                                                : data_list(m, st, d, err);
+    if (e->kind == AST_CALL && strcmp(e->name, "csv") == 0) return data_csv(m, st, d, err);
+    if (e->kind == AST_CALL && strcmp(e->name, "npy") == 0) return bpv_npy_load(m, st, d, err);
+    return data_list(m, st, d, err);
 }

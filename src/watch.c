@@ -26,7 +26,7 @@ static bool ends_with(const char *s, size_t n, const char *suffix) {
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-/* Reads the pending events; true if one concerns the model or a CSV file
+/* Reads the pending events; true if one concerns the model or a CSV or .npy file
  * beside it. Sets *gone when the folder itself went away. */
 static bool drain(int fd, const char *base, bool *gone) {
     bool hit = false;
@@ -39,7 +39,9 @@ static bool drain(int fd, const char *base, bool *gone) {
             if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) *gone = true;
             if (ev->len) {
                 size_t n = strlen(ev->name);
-                if (strcmp(ev->name, base) == 0 || ends_with(ev->name, n, ".csv")) hit = true;
+                if (strcmp(ev->name, base) == 0 || ends_with(ev->name, n, ".csv") ||
+                    ends_with(ev->name, n, ".npy"))
+                    hit = true;
             }
             p += sizeof *ev + ev->len;
         }

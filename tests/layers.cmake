@@ -25,10 +25,10 @@ set(FILES_engine ops.h ops.c op_elem.h graph.h shape.c engine.c engine_impl.h en
 set(FILES_compiler model.h compile.c fnprog.c)
 set(FILES_snapshot snapshot.c snapshot.h)
 set(FILES_inspect inspect.c inspect.h)
-# the statement checker (model.c) with the data it reads (data.c) and the
+# the statement checker (model.c) with the data it reads (data.c, npy.c) and the
 # params' initial values (init.c); the run: statements, the training loop
 # (train.c) and its optimizers (optim.c)
-set(FILES_runner model.c data.c data.h init.c init.h optim.c optim.h train.c train.h stepset.c)
+set(FILES_runner model.c data.c data.h npy.c init.c init.h optim.c optim.h train.c train.h stepset.c)
 set(FILES_exporters export.h json.c graphviz.c player.c player_assets.c focus.c focus.h)
 set(FILES_api bpviz.c api.c bench.c watch.c cmd_check.c)
 set(FILES_cli main.c)

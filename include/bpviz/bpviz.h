@@ -55,7 +55,7 @@ typedef struct bpv_model bpv_model;
 bpv_model *bpv_model_load(const char *path, bpv_error **err);
 
 /* Same as bpv_model_load for text in memory. `name` is used in messages and
- * as the folder that relative CSV paths start from ("." when it has none).
+ * as the folder that relative CSV and .npy paths start from ("." when it has none).
  * The text is copied; the caller keeps ownership of `text`. */
 bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
                                  bpv_error **err);
@@ -371,7 +371,7 @@ typedef struct bpv_watch_options {
 } bpv_watch_options;
 
 /* Renders as bpv_render does, then again each time the model file (or a
- * .csv file beside it) is written, until stopped. The model's folder is
+ * .csv or .npy file beside it) is written, until stopped. The model's folder is
  * watched with inotify, so editors that save by writing a new file and
  * renaming it over the old one work too. A failed rendering is reported to
  * on_render and watching goes on. The model must be a file and the output a

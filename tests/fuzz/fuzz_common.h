@@ -56,16 +56,19 @@ static inline void fuzz_small_limits(void) {
     setenv("BPV_MAX_NODES", "20000", 1);
     setenv("BPV_MAX_KEPT_STEPS", "100", 1);
     setenv("BPV_MAX_CSV_MB", "4", 1);
+    setenv("BPV_MAX_NPY_MB", "4", 1);
 }
 
-/* Moves into a fresh temporary folder so that relative CSV paths a fuzzed
- * model names resolve there (and never to the tree), and returns its path. */
+/* Moves into a fresh temporary folder so that relative CSV and .npy paths a
+ * fuzzed model names resolve there (and never to the tree), and returns its path. */
 static char fuzz_sandbox_dir[] = "/tmp/bpv-fuzz-XXXXXX";
 
 static inline void fuzz_leave_sandbox(void) {
     if (chdir("/") != 0) return;
     char path[64];
     snprintf(path, sizeof path, "%s/in.csv", fuzz_sandbox_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/in.npy", fuzz_sandbox_dir);
     unlink(path);
     rmdir(fuzz_sandbox_dir);
 }

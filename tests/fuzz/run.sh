@@ -7,7 +7,7 @@
 #                configured and built here with CC=clang -DBPV_FUZZ=ON
 #   -m MINUTES   minutes per target (default: 10); fractions like 0.5 work
 #   -w WORKDIR   corpora, crashes and the CPU-time log (default: BUILD/fuzz)
-#   TARGET       fuzz_load fuzz_run fuzz_csv fuzz_escape (default: all four)
+#   TARGET       fuzz_load fuzz_run fuzz_csv fuzz_npy fuzz_escape (default: all five)
 #
 # The corpus of each target lives in WORKDIR/corpus/TARGET and grows from
 # run to run; it starts from the seeds in samples/, tests/golden/,
@@ -43,7 +43,7 @@ if [ $summary = 1 ]; then
 fi
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_load fuzz_run fuzz_csv fuzz_escape)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_load fuzz_run fuzz_csv fuzz_npy fuzz_escape)
 
 if [ ! -x "$build/tests/fuzz/fuzz_load" ]; then
   CC=clang cmake -S "$src" -B "$build" -DBPV_FUZZ=ON -DBPV_TESTS=OFF >/dev/null
@@ -72,6 +72,13 @@ seed() { # seed TARGET: fill an empty corpus from the tree
       printf '\003a,b,c\n1,2,3\n4,5,6\n' > "$dir/seed-header"
       printf '\000"1.5"\r\n 2 \r\n\n-3e-2\n' > "$dir/seed-quotes-crlf"
       printf '\011x\n1e39\n' > "$dir/seed-f64-big" ;;
+    fuzz_npy) # first byte: dtype and batch; then the .npy file
+      for f in "$src"/tests/data/npy/*.npy "$src"/tests/errors/*.npy; do
+        [ -f "$f" ] || continue
+        for b in '\000' '\003'; do
+          { printf "$b"; cat "$f"; } > "$dir/$(basename "$f")-$(printf '%s' "$b" | tr -d '\\')"
+        done
+      done ;;
     fuzz_escape)
       printf 'y_hat1' > "$dir/seed-name"
       printf 'omega_bar_2' > "$dir/seed-greek"
