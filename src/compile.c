@@ -645,6 +645,9 @@ bool bpv_expr_validate(bpv_model *m, const bpv_ast *e, int stmt, const char *con
             if (strcmp(e->name, "csv") == 0)
                 return fail(m, err, noff, nlen,
                             "csv() reads data: use it as `data NAME = csv(\"file.csv\", COL)`");
+            if (strcmp(e->name, "npy") == 0)
+                return fail(m, err, noff, nlen,
+                            "npy() reads data: use it as `data NAME = npy(\"file.npy\")`");
             return fail(m, err, noff, nlen,
                         "%s() makes a param's initial value: use it as `param NAME = %s(...)`",
                         e->name, e->name);
