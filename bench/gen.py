@@ -8,6 +8,9 @@ Writes, into OUTDIR:
   diabetes.csv  759 x 9  (8 features, a 0/1 label), for 8-6-4-1 sigmoid/BCE
   wide64.csv    1024 x 65 (64 features, a target), for 64-64-64-1 tanh
   digits.csv    1024 x 785 (784 pixels in [0, 1], a class 0-9), for 784-128-10
+                and the lecture-10 CNN (lenet.bp: each row reshaped to [1, 28, 28])
+  seq16.csv     256 x 340: a sequence of 20 one-hot tokens (320 columns, step
+                by step) and the 20 next tokens (class indices 0-15), for rnn.bp
   micrograd.bp  a 2-16-16-1 ReLU MLP written with scalars (~1,000 nodes per sample)
 Only Python's own `random` is used, so any machine writes the same bytes.
 """
@@ -55,6 +58,22 @@ def digits(rng):
             v = (0.8 if on else 0.0) + rng.uniform(0, 0.2)
             px.append("%.2f" % v)
         rows.append(px + [str(c)])
+    return rows
+
+
+def seq16(rng, n=256, steps=20, v=16):
+    """Token sequences of a noisy cycle (the next token is 5t+3 mod 16 seven
+    times in ten, else any): x the one-hot tokens 0..19, y the tokens 1..20."""
+    rows = []
+    for _ in range(n):
+        tok = [rng.randrange(v)]
+        for _ in range(steps):
+            t = tok[-1]
+            tok.append((5 * t + 3) % v if rng.random() < 0.7 else rng.randrange(v))
+        x = []
+        for t in tok[:steps]:
+            x += ["1" if i == t else "0" for i in range(v)]
+        rows.append(x + [str(t) for t in tok[1:]])
     return rows
 
 
@@ -132,6 +151,9 @@ def main():
               ["f%d" % i for i in range(64)] + ["target"], wide64(random.Random(64)))
     write_csv(os.path.join(outdir, "digits.csv"),
               ["p%d" % i for i in range(784)] + ["label"], digits(random.Random(784)))
+    write_csv(os.path.join(outdir, "seq16.csv"),
+              ["x%d_%d" % (t, i) for t in range(20) for i in range(16)]
+              + ["y%d" % t for t in range(20)], seq16(random.Random(16)))
     with open(os.path.join(outdir, "micrograd.bp"), "w") as f:
         f.write(micrograd_bp())
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/run.sh: the whole benchmark suite in one command (see bench/README.md).
 #
-#   bench/run.sh [--quick] [--no-figures]
+#   bench/run.sh [--quick] [--no-figures] [--course]
+#   (--quick: 1 run, fewer steps, no figures of the two biggest graphs)
 #
 # Builds bpviz (Release) into build-bench/, generates the data (bench/gen.py,
 # seeded), then prints, each as a table: training ns/step of bpviz and
@@ -11,17 +12,24 @@
 # spread (min-max) beside it; recording ratios take the best run of each.
 # The training table ends with mlp64 and mnist trained with momentum 0.9 and
 # with Adam (models/*_momentum.bp, *_adam.bp) against torch.optim's.
+# A second table times the course's CNN and RNN (models/lenet*.bp, rnn*.bp)
+# against several PyTorch configurations: one thread and PyTorch's default
+# thread count, oneDNN (mkldnn) on and off, the system's BLAS and, if
+# libopenblas0-pthread is installed, OpenBLAS through LD_LIBRARY_PATH; it
+# first checks that one epoch of each prints the same line in both.
+# --course: that table only.
 # Instruction counts and memory per model: bench/instructions.sh.
 # Set BPVIZ=path to time an existing binary.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-reps=3 figures=1 scale=1
+reps=3 figures=1 scale=1 course=0
 for a in "$@"; do
   case $a in
     --quick) reps=1 scale=5 ;;
     --no-figures) figures=0 ;;
-    *) echo "usage: bench/run.sh [--quick] [--no-figures]" >&2; exit 2 ;;
+    --course) course=1 figures=0 ;;
+    *) echo "usage: bench/run.sh [--quick] [--no-figures] [--course]" >&2; exit 2 ;;
   esac
 done
 [ -n "${REPS:-}" ] && reps=$REPS
@@ -43,6 +51,7 @@ torch_ns() { /usr/bin/python3 "$here/torch_bench.py" "$@" "$data" | sed 's/.*ste
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bpviz $("$BPVIZ" --version | cut -d' ' -f2), torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (1 thread); median of $reps, spread min-max"
+if [ "$course" = 0 ]; then
 echo
 echo "## training steps"
 printf '%-14s %12s %21s %14s %21s %9s\n' model "bpviz ns" "(spread)" "torch ns" "(spread)" speed-up
@@ -71,6 +80,63 @@ mlp64_adam $here/models/mlp64_adam.bp 5000 1000
 mnist_momentum $here/models/mnist_momentum.bp 300 100
 mnist_adam $here/models/mnist_adam.bp 300 100
 EOF2
+fi
+
+echo
+echo "## the course's CNN and RNN: µs/step, median of $reps; (x) = torch / bpviz"
+ob=/usr/lib/x86_64-linux-gnu/openblas-pthread
+[ -e "$ob/libblas.so.3" ] || ob=
+echo "torch configs: 1t = torch.set_num_threads(1); dflt = PyTorch's default ($(/usr/bin/python3 -c 'import torch; print(torch.get_num_threads())') threads here);"
+echo "  -dnn = torch.backends.mkldnn disabled (the im2col path bpviz matches); BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)"
+[ -n "$ob" ] && echo "  ob = OpenBLAS: LD_LIBRARY_PATH=$ob (ob 1t also OPENBLAS_NUM_THREADS=1)"
+for m in lenet lenet_b1 rnn rnn_b64; do  # one epoch, mkldnn off: the whole printed line
+  /usr/bin/python3 "$here/torch_bench.py" --epoch $m "$data" >"$out/e"
+  if "$BPVIZ" run "$here/models/$m.bp" | cmp -s - "$out/e"; then
+    echo "  $m: one epoch, bpviz run = torch (mkldnn off): loss and params bit for bit"
+  else
+    echo "  $m: one epoch, bpviz run and torch (mkldnn off) DIFFER"
+  fi
+done
+configs="1t 1t-dnn dflt"
+[ -n "$ob" ] && configs="$configs ob_1t ob_dflt"
+printf '%-9s %9s %17s' model "bpviz µs" "(spread)"
+for c in $configs; do printf ' %16s' "$c µs"; done; echo
+# torch ns/step of one config: MODEL STEPS CONFIG
+torch_cfg() {
+  case $3 in
+    1t) torch_ns "$1" "$2" ;;
+    1t-dnn) torch_ns --no-mkldnn "$1" "$2" ;;
+    dflt) torch_ns --threads default "$1" "$2" ;;
+    ob_1t) OPENBLAS_NUM_THREADS=1 LD_LIBRARY_PATH=$ob torch_ns "$1" "$2" ;;
+    ob_dflt) LD_LIBRARY_PATH=$ob torch_ns --threads default "$1" "$2" ;;
+  esac
+}
+# name, bpviz steps, torch steps
+while read -r name bsteps tsteps; do
+  bsteps=$((bsteps / scale)) tsteps=$((tsteps / scale))
+  : >"$out/b"
+  for c in $configs; do : >"$out/t_$c"; done
+  i=0
+  while [ $i -lt "$reps" ]; do # interleaved, so all see the same load
+    bpv_ns "$here/models/$name.bp" --steps "$bsteps" >>"$out/b"
+    for c in $configs; do torch_cfg "$name" "$tsteps" "$c" >>"$out/t_$c"; done
+    i=$((i + 1))
+  done
+  set -- $(stats <"$out/b")
+  printf '%-9s %8.1f %17s' "$name" "$(echo "$1 / 1000" | bc -l)" \
+    "($(printf '%.1f-%.1f' "$(echo "$2 / 1000" | bc -l)" "$(echo "$3 / 1000" | bc -l)"))"
+  for c in $configs; do
+    t=$(stats <"$out/t_$c" | cut -d' ' -f1)
+    printf ' %8.0f %7s' "$(echo "$t / 1000" | bc -l)" "($(printf '%.1f' "$(echo "$t / $1" | bc -l)")x)"
+  done
+  echo
+done <<EOF2
+lenet_b1 2000 300
+lenet 100 30
+rnn 5000 200
+rnn_b64 500 60
+EOF2
+[ "$course" = 0 ] || exit 0
 
 echo
 # a ratio of two short times: the best (least disturbed) of the runs, which
@@ -122,7 +188,9 @@ now() { date +%s.%N; }
 # FIG_REPS runs per figure (default: as the rest), since a 2,700-node layout takes minutes
 mx=; "$BPVIZ" --help | grep -q -- --max-nodes && mx="--max-nodes 1000000"
 to=${FIG_TIMEOUT:-300} freps=${FIG_REPS:-$reps}
-for f in "$root"/samples/*.bp "$out/mlp4.bp" "$out/mlp16.bp" "$out/mlp28.bp" "$out/mlp40.bp"; do
+# --quick leaves out the two big layouts (mlp28, mlp40: minutes of dot each)
+big="$out/mlp28.bp $out/mlp40.bp"; [ "$scale" = 1 ] || big=
+for f in "$root"/samples/*.bp "$out/mlp4.bp" "$out/mlp16.bp" $big; do
   s=3
   nsteps=$("$BPVIZ" "$f" --step last -T json -o "$out/n.json" 2>/dev/null && /usr/bin/python3 -c "import json,sys; d=json.load(open('$out/n.json')); s=d['steps'][0]; print(s['step'], len(s['nodes']))") || continue
   [ "${nsteps% *}" -lt 3 ] && s=${nsteps% *}
