@@ -850,6 +850,7 @@ def shapes():
 
     r.predict("z(x=[[1, 0, 0], [0, 1, 0]])", z, x=[[1, 0, 0], [0, 1, 0]])
     r.train([w, V, u], {"x": x, "y": y}, loss, epochs=8, lr=0.05, batch=2)
+    r.train([w, V, u], {"x": x, "y": y}, loss, epochs=2, lr=0.05)
     r.predict("s(x=[[1, 2, 3], [4, 5, 6]])", s, x=[[1, 2, 3], [4, 5, 6]])
     return r.lines
 
@@ -857,18 +858,18 @@ def shapes():
 MODELS.update({f.__name__: f for f in [shapes]})
 
 
-def cnn():
+def cnn(name="cnn", dtype=torch.float32):
     import json
     import os
     # the numbers are the .bp file's lists, read from it
-    src = open(os.path.join(os.path.dirname(__file__), "..", "golden", "cnn.bp")).read()
+    src = open(os.path.join(os.path.dirname(__file__), "..", "golden", name + ".bp")).read()
     vals = {}
     for line in src.splitlines():
         for name in ("x", "k1", "d1", "k2", "W"):
             for kw in ("data ", "param "):
                 if line.startswith(kw + name + " = "):
                     vals[name] = json.loads(line.split(" = ", 1)[1])
-    r = Run()
+    r = Run(dtype)
     x = r.data(vals["x"])
     y = r.data([0, 2, 1, 2])
     k1 = r.param("k1", vals["k1"])
@@ -896,7 +897,11 @@ def cnn():
     return r.lines
 
 
-MODELS.update({f.__name__: f for f in [cnn]})
+def cnn_f64():
+    return cnn("cnn_f64", torch.float64)
+
+
+MODELS.update({f.__name__: f for f in [cnn, cnn_f64]})
 
 
 # -- the course's models: copies of samples/*.bp (course_NAME.bp) -------------
