@@ -12,17 +12,9 @@
 #include "conv.h"
 #include "csum.h"
 #include "graph.h"
+#include "simd.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CONV_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CONV_CLONES
-#endif
-
-typedef float v8f __attribute__((vector_size(32)));
-#define LOAD8F(v, p) memcpy(&(v), (p), sizeof(v8f))
-#define STORE8F(p, v) memcpy((p), &(v), sizeof(v8f))
-#define SPLAT8F(a) ((v8f){(a), (a), (a), (a), (a), (a), (a), (a)})
+#define CONV_CLONES BPV_CLONES
 
 #define R(x) bpv_round(dt, (x))
 
@@ -171,18 +163,7 @@ static void gemm_acc32(int64_t M, int64_t N, int64_t K, const float *a, int64_t 
             for (int64_t t = 0; t < K; t++, bt += ldb) {
                 v8f b0, b1;
                 LOAD8F(b0, bt), LOAD8F(b1, bt + 8);
-                v8f v = SPLAT8F(a0[t]);
-                s00 += v * b0;
-                s01 += v * b1;
-                v = SPLAT8F(a1[t]);
-                s10 += v * b0;
-                s11 += v * b1;
-                v = SPLAT8F(a2[t]);
-                s20 += v * b0;
-                s21 += v * b1;
-                v = SPLAT8F(a3[t]);
-                s30 += v * b0;
-                s31 += v * b1;
+                TILE4X16_STEP(a0[t], a1[t], a2[t], a3[t], b0, b1);
             }
             STORE8F(c3 + j, s30), STORE8F(c3 + j + 8, s31);
             STORE8F(c2 + j, s20), STORE8F(c2 + j + 8, s21);
@@ -245,18 +226,7 @@ static void direct_fwd32(const bpv_conv2d_dims *d, const float *xp, int64_t hp, 
                     for (int64_t kj = 0; kj < d->kw; kj++, t++) {
                         v8f b0, b1;
                         LOAD8F(b0, row + kj + base0), LOAD8F(b1, row + kj + base1);
-                        v8f v = SPLAT8F(a0[t]);
-                        s00 += v * b0;
-                        s01 += v * b1;
-                        v = SPLAT8F(a1[t]);
-                        s10 += v * b0;
-                        s11 += v * b1;
-                        v = SPLAT8F(a2[t]);
-                        s20 += v * b0;
-                        s21 += v * b1;
-                        v = SPLAT8F(a3[t]);
-                        s30 += v * b0;
-                        s31 += v * b1;
+                        TILE4X16_STEP(a0[t], a1[t], a2[t], a3[t], b0, b1);
                     }
                 }
             /* repeated rows store the same sums; the second vector only if

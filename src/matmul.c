@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "simd.h"
 
 #define MR 4    /* f64: rows of the register tile */
 #define NR 8    /* f64: columns, two vectors of four doubles */
@@ -27,15 +28,6 @@
 #define KC 256  /* rows of a packed K-block */
 #define DIRECT_MAX 8192 /* floats of a float32 operand read in place (32 KiB) */
 
-typedef double v4d __attribute__((vector_size(32)));
-typedef float v8f __attribute__((vector_size(32)));
-
-/* Macros, not functions: a function returning a 32-byte vector would have
- * a different ABI in the SSE2 and AVX2 clones. */
-#define LOAD4(v, p) memcpy(&(v), (p), sizeof(v4d)) /* unaligned load */
-#define STORE4(p, v) memcpy((p), &(v), sizeof(v4d))
-#define SPLAT(a) ((v4d){(a), (a), (a), (a)})
-#define LOAD8F(v, p) memcpy(&(v), (p), sizeof(v8f))
 /* eight floats widened to doubles (exact) and stored: as a loop over the
  * lanes, which GCC turns into two whole-register conversions; a 64-byte
  * vector, or two converted halves, went through the stack */
@@ -44,13 +36,6 @@ typedef float v8f __attribute__((vector_size(32)));
         double *p_ = (p);                                                         \
         for (int l_ = 0; l_ < 8; l_++) p_[l_] = (double)(v)[l_];                  \
     } while (0)
-#define SPLAT8F(a) ((v8f){(a), (a), (a), (a), (a), (a), (a), (a)})
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BPV_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define BPV_CLONES
-#endif
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 

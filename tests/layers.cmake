@@ -20,7 +20,7 @@ set(FILES_parser parser.c ast.h)
 # the op definitions, shapes, kernels, forward and backward; the compiler
 # builds its graphs
 set(FILES_engine ops.h ops.c op_elem.h graph.h shape.c engine.c engine_impl.h engine_f32.c
-    engine_f64.c scalar.c scalar.h vmath.c vmath.h csum.c csum.h matmul.c finite.c
+    engine_f64.c scalar.c scalar.h vmath.c vmath.h csum.c csum.h matmul.c simd.h finite.c
     conv.c conv.h)
 set(FILES_compiler model.h compile.c fnprog.c)
 set(FILES_snapshot snapshot.c snapshot.h)
