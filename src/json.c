@@ -158,10 +158,8 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
             bpv_buf_puts(b, ", \"attrs\": {");
             if (d->flags & BPV_OPF_SHAPE_ARG) { /* reshape: "shape": [3, -1] */
                 bpv_buf_puts(b, "\"shape\": [");
-                for (int a = 0; a < d->nattrs && !isnan(n->attr[a]); a++) {
-                    bpv_buf_puts(b, a ? ", " : "");
-                    bpv_fmt_repr(b, n->attr[a]);
-                }
+                for (int a = 0; a < d->nattrs && !isnan(n->attr[a]); a++)
+                    bpv_buf_printf(b, "%s%lld", a ? ", " : "", (long long)n->attr[a]);
                 bpv_buf_putc(b, ']');
             }
             bool first = true;
@@ -171,7 +169,10 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
                 first = false;
                 bpv_json_string(b, d->attrs[a].name);
                 bpv_buf_puts(b, ": ");
-                bpv_fmt_repr(b, n->attr[a]);
+                if (d->attrs[a].kind == BPV_ATTR_INT) /* "stride": 1, a whole number */
+                    bpv_buf_printf(b, "%lld", (long long)n->attr[a]);
+                else
+                    bpv_fmt_repr(b, n->attr[a]);
             }
             bpv_buf_putc(b, '}');
         }
