@@ -407,6 +407,16 @@ static bool bump_last_digit(char *t) {
     return true;
 }
 
+/* Whether a prec-digit decimal reads back to v, left in digits ("-d.ddde+XX")
+ * when it does: glibc's printf rounds correctly, so it is the nearest one,
+ * or, at a power of two, where the gap below v is half the gap above, the
+ * next one up in magnitude (the one Python's repr then uses). */
+static bool reads_back(double v, int prec, char *digits, size_t n) {
+    snprintf(digits, n, "%.*e", prec - 1, v);
+    if (strtod(digits, NULL) == v) return true;
+    return bump_last_digit(digits) && strtod(digits, NULL) == v;
+}
+
 char *bpv_fmt_repr_s(char *buf, double v) {
     if (isnan(v)) {
         strcpy(buf, "nan");
@@ -420,17 +430,20 @@ char *bpv_fmt_repr_s(char *buf, double v) {
         strcpy(buf, signbit(v) ? "-0.0" : "0.0");
         return buf;
     }
-    /* Shortest digit string that reads back to v (glibc's printf rounds
-     * correctly, so the first precision that round-trips is the shortest). */
+    /* Shortest digit string that reads back to v. Whether some prec-digit
+     * decimal reads back is monotone in prec (one more digit can always be
+     * a 0), so the shortest is found by bisection over 1..17: five or six
+     * printf and strtod rounds instead of up to seventeen. */
     char digits[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(digits, sizeof digits, "%.*e", prec - 1, v);
-        if (strtod(digits, NULL) == v) break;
-        /* At a power of two the gap below v is half the gap above, so the
-         * nearest prec-digit decimal can miss while the next one up (in
-         * magnitude) still reads back to v: Python's repr then uses it. */
-        if (bump_last_digit(digits) && strtod(digits, NULL) == v) break;
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (reads_back(v, mid, digits, sizeof digits))
+            hi = mid;
+        else
+            lo = mid + 1;
     }
+    reads_back(v, lo, digits, sizeof digits); /* 17 digits always do */
     /* digits looks like "-d.ddde+XX": split into sign, mantissa digits and
      * decimal exponent, then lay them out as Python's repr does. */
     const char *p = digits;
