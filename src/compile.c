@@ -1439,7 +1439,7 @@ bpv_graph *bpv_compile_ex(bpv_model *m, int upto, const char *target, size_t tar
         return NULL;
     }
     c.memo = calloc((size_t)m->nsyms, sizeof *c.memo);
-    need = calloc((size_t)m->prog.nstmts + 1, sizeof *need);
+    need = calloc((size_t)m->syms[k].stmt + 1, sizeof *need); /* what it needs comes before it */
     if (!c.memo || !need) {
         bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory compiling"));
         goto done;

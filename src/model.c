@@ -307,7 +307,8 @@ static bool validate_train(bpv_model *m, const bpv_stmt *st, int i, bool *covere
     t->stmt_index = i;
     int k = bpv_sym_find(m, t->loss);
     bool named = t->loss_off != st->off;
-    int later = bpv_later_def(m, t->loss, i);
+    /* (looked for only when needed: a scan of every later statement) */
+    int later = k < 0 && !named ? bpv_later_def(m, t->loss, i) : -1;
     if (k < 0 && !named && later >= 0)
         return bpv_model_fail(m, err, st->off, st->len,
                     "the loss is defined at line %d, after this train; move the train below it",
@@ -331,12 +332,16 @@ static bool validate_train(bpv_model *m, const bpv_stmt *st, int i, bool *covere
         if (!bpv_expr_validate(m, &tmp, i, NULL, 0, NULL, err)) return false;
         return bpv_model_fail(m, err, tmp.off, tmp.len, "'%s' cannot be trained", t->loss);
     }
-    /* the data this objective reads decide the samples per epoch */
-    bool *need = calloc((size_t)m->prog.nstmts + 1, sizeof *need);
+    /* the data this objective reads decide the samples per epoch; what it
+     * needs is defined at or before its own statement, so the work is
+     * bounded by that, not by the model's length (many train lines stay
+     * linear) */
+    const int top = m->syms[k].stmt;
+    bool *need = calloc((size_t)top + 1, sizeof *need);
     if (!need) return bpv_model_oom(err);
     bpv_mark_needed(m, t->loss, need);
     const bpv_data *first = NULL;
-    for (int j = 0; j < i; j++) {
+    for (int j = 0; j <= top && j < i; j++) {
         if (!need[j]) continue;
         covered[j] = true;
         if (m->prog.stmts[j].kind != ST_DATA) continue;
@@ -434,10 +439,11 @@ static bool validate_predict(bpv_model *m, const bpv_stmt *st, int i, bool *cove
                                   st->nkv, false, err);
     if (!g) return false;
     m->predicts[i] = g;
-    bool *need = calloc((size_t)m->prog.nstmts + 1, sizeof *need);
+    const int top = m->syms[bpv_sym_find(m, st->name)].stmt; /* validated above */
+    bool *need = calloc((size_t)top + 1, sizeof *need);
     if (!need) return bpv_model_oom(err);
     bpv_mark_needed(m, st->name, need);
-    for (int j = 0; j < i; j++) covered[j] |= need[j];
+    for (int j = 0; j <= top && j < i; j++) covered[j] |= need[j];
     free(need);
     return true;
 }
