@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -261,6 +263,79 @@ static int write_in_place(const char *path, const char *data, size_t len, bpv_er
     return BPV_OK;
 }
 
+/* ---- temporary files and signals ----------------------------------------------
+ * The temporary file of the write in progress (one at a time: writes run on
+ * the calling thread), for bpv_signals_cleanup's handler to remove. */
+static char pending_tmp[PATH_MAX + 32];
+static volatile sig_atomic_t pending_set;
+
+static void pending_remember(const char *tmp) {
+    size_t n = strlen(tmp);
+    if (n >= sizeof pending_tmp) return;
+    memcpy(pending_tmp, tmp, n + 1);
+    pending_set = 1;
+}
+
+static void pending_forget(void) { pending_set = 0; }
+
+/* Async-signal-safe: unlink, then the signal's own default action. */
+static void on_fatal_signal(int sig) {
+    if (pending_set) unlink(pending_tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void bpv_signals_cleanup(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The test suite's hook: BPV_TEST_WRITE_PAUSE_MS holds a write between its
+ * temporary file and the rename, so a signal can be sent in between. */
+static void test_pause(void) {
+    const char *ms = getenv("BPV_TEST_WRITE_PAUSE_MS");
+    if (!ms) return;
+    long v = strtol(ms, NULL, 10);
+    if (v <= 0 || v > 60000) return;
+    struct timespec ts = {v / 1000, (v % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
+
+/* A symbolic link whose target does not exist: the target is written (its
+ * path relative to the link's folder), at most 8 links deep. */
+static int write_through_dangling(const char *path, const char *data, size_t len,
+                                  bpv_error **err) {
+    static int depth;
+    char target[PATH_MAX];
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0 || depth >= 8)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                                "cannot write '%s': %s", path,
+                                                n < 0 ? strerror(errno) : "too many links"));
+    target[n] = '\0';
+    char *full = NULL;
+    const char *slash = strrchr(path, '/');
+    if (target[0] != '/' && slash) { /* relative to the link's folder */
+        size_t d = (size_t)(slash - path + 1);
+        full = malloc(d + (size_t)n + 1);
+        if (!full) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        memcpy(full, path, d);
+        memcpy(full + d, target, (size_t)n + 1);
+    }
+    depth++;
+    int rc = bpv_file_write_atomic(full ? full : target, data, len, err);
+    depth--;
+    free(full);
+    return rc;
+}
+
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
     if (strcmp(path, "-") == 0) {
         fflush(stdout);
@@ -281,6 +356,11 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
             free(real);
             return rc;
         }
+        /* a dangling link: written through, like a shell's `>`: its target
+         * is created (relative to the link's folder), the link stays */
+        if (errno == ENOENT) return write_through_dangling(path, data, len, err);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
+                                                strerror(errno))); /* a loop of links */
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
@@ -296,7 +376,16 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
     const size_t blen = strlen(path + dirlen);
     snprintf(tmp + dirlen, plen - dirlen + 16, ".%.*s.XXXXXX",
              blen > (size_t)base_max ? base_max : (int)blen, path + dirlen);
+    /* a SIGINT or SIGTERM between here and the rename removes the
+     * temporary file (bpv_signals_cleanup): it is registered before the
+     * signals are let through again */
+    sigset_t all, old;
+    sigemptyset(&all);
+    sigaddset(&all, SIGINT), sigaddset(&all, SIGTERM), sigaddset(&all, SIGHUP);
+    sigprocmask(SIG_BLOCK, &all, &old);
     int fd = mkstemp(tmp);
+    if (fd >= 0) pending_remember(tmp);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (fd < 0) {
         int e = errno;
         free(tmp);
@@ -314,12 +403,16 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
         rc = -1;
         e = errno;
     }
+    test_pause();
+    sigprocmask(SIG_BLOCK, &all, &old);
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = -1;
         e = errno;
     }
+    if (rc != 0) unlink(tmp);
+    pending_forget();
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        unlink(tmp);
         free(tmp);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
                                                 strerror(e)));

@@ -269,6 +269,7 @@ static const char *take_value(int argc, char **argv, int *i) {
 }
 
 int main(int argc, char **argv) {
+    bpv_signals_cleanup(); /* an interrupted write leaves no temporary file */
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);

@@ -149,6 +149,23 @@ static void test_hostile_special_outputs(void **state) {
     assert_int_equal(entries(), before);
     free(svg);
     unlink(link), unlink(target), unlink(fifo), unlink(got);
+    /* a dangling link is written through, as a shell's `>` would: its
+     * target (relative to the link's folder) is created, the link stays */
+    char *dangling = tu_tmp_path("dangling.svg");
+    assert_int_equal(symlink("made-by-link.svg", dangling), 0);
+    assert_int_equal(tu_bpviz(NULL, NULL, SAMPLE("linear.bp"), "-o", dangling, NULL), 0);
+    assert_int_equal(lstat(dangling, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    svg = tu_read_file(tu_tmp_path("made-by-link.svg"), NULL);
+    assert_non_null(svg);
+    assert_non_null(strstr(svg, "</svg>"));
+    free(svg);
+    /* a loop of links is an error, not a hang */
+    char *l1 = tu_tmp_path("loop1.svg"), *l2 = tu_tmp_path("loop2.svg");
+    assert_int_equal(symlink("loop2.svg", l1), 0);
+    assert_int_equal(symlink("loop1.svg", l2), 0);
+    assert_int_not_equal(tu_bpviz(NULL, NULL, SAMPLE("linear.bp"), "-o", l1, NULL), 0);
+    unlink(dangling), unlink(tu_tmp_path("made-by-link.svg")), unlink(l1), unlink(l2);
 }
 
 /* The files around a run are safe: the output may not be the model itself,

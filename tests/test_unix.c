@@ -274,6 +274,46 @@ static void save_by_rename(const char *path, const char *text) {
     assert_int_equal(rename(t, path), 0);
 }
 
+/* SIGTERM or SIGINT while a file is being written: the hidden temporary
+ * file beside it is removed and the process ends as the signal says; the
+ * old file is untouched. BPV_TEST_WRITE_PAUSE_MS holds the write between
+ * the temporary file and its rename. */
+static void test_signal_leaves_no_temp(void **state) {
+    (void)state;
+    const int sigs[2] = {SIGTERM, SIGINT};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(mkdir(tu_tmp_path(k ? "sig1" : "sig0"), 0755), 0);
+        const char *out = tu_tmp_path(k ? "sig1/f.svg" : "sig0/f.svg");
+        assert_int_equal(tu_write_file(out, "old", 3), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            setenv("BPV_TEST_WRITE_PAUSE_MS", "20000", 1);
+            execl(CLI, CLI, LINEAR, "-o", out, (char *)NULL);
+            _exit(127);
+        }
+        /* wait for the temporary file to appear */
+        bool seen = false;
+        for (int i = 0; i < 400 && !seen; i++) {
+            seen = tu_sh("ls -A '%s' | grep -q '^\\.f\\.svg\\.'",
+                         tu_tmp_path(k ? "sig1" : "sig0")) == 0;
+            if (!seen) nanosleep(&(struct timespec){0, 25000000}, NULL);
+        }
+        assert_true(seen);
+        kill(pid, sigs[k]);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), sigs[k]);
+        /* only the old file remains */
+        assert_int_equal(tu_sh("ls -A '%s' | grep -v -x f.svg", tu_tmp_path(k ? "sig1" : "sig0")),
+                         1);
+        char *s = slurp(out);
+        assert_string_equal(s, "old");
+        free(s);
+    }
+}
+
 static void test_watch(void **state) {
     (void)state;
     /* the log lives outside the watched folder: an open file inside would
@@ -333,7 +373,7 @@ int main(void) {
         cmocka_unit_test(test_help_version), cmocka_unit_test(test_suggestions),
         cmocka_unit_test(test_stdin_stdout), cmocka_unit_test(test_pdf_for_latex),
         cmocka_unit_test(test_png_size_dpi), cmocka_unit_test(test_font),
-        cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_watch),             cmocka_unit_test(test_signal_leaves_no_temp),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, teardown);
 }

@@ -353,8 +353,17 @@ int bpv_render(const bpv_render_options *opts, bpv_error **err);
  * folder, renamed over `path` on success. "-" writes standard output. On
  * failure the existing file is untouched and no temporary file remains. A
  * symbolic link stays a link (its target is replaced); a device or a pipe
- * (/dev/null, a FIFO) is written to directly, not replaced. */
+ * (/dev/null, a FIFO) is written to directly, not replaced. A dangling link
+ * is written through: its target is created, as a shell's `>` would. */
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
+
+/* Installs handlers for SIGINT, SIGTERM and SIGHUP that remove the
+ * temporary file of a write in progress (bpv_file_write_atomic) and then
+ * end the process as the signal would have. For programs, like the bpviz
+ * command, that want no hidden temporary file left behind when they are
+ * interrupted; a library user that handles these signals itself should not
+ * call it. */
+void bpv_signals_cleanup(void);
 
 /* ---- watching ------------------------------------------------------------ */
 
