@@ -3,8 +3,11 @@
  * The model's folder is watched rather than the file: editors that save by
  * writing a temporary file and renaming it over the model replace the
  * inode, and a watch on the old inode would go quiet after the first save. */
+/* realpath() is an X/Open function */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -26,9 +29,47 @@ static bool ends_with(const char *s, size_t n, const char *suffix) {
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
+/* The figure's own file(s) in the watched folder, whose writes must not
+ * trigger a render (an output named out.csv would otherwise re-render for
+ * ever): its name, or for per-step files (step%03d.png) the parts around
+ * the step number. Empty prefix and suffix: the output is elsewhere. */
+typedef struct own {
+    char prefix[256], suffix[256];
+    bool pattern, here;
+} own;
+
+static void own_init(own *o, const char *dir, const char *output) {
+    memset(o, 0, sizeof *o);
+    const char *slash = strrchr(output, '/');
+    const char *base = slash ? slash + 1 : output;
+    char *odir = slash ? strndup(output, slash == output ? 1 : (size_t)(slash - output))
+                       : strdup(".");
+    char *a = odir ? realpath(odir, NULL) : NULL, *b = realpath(dir, NULL);
+    o->here = a && b && strcmp(a, b) == 0;
+    free(a), free(b), free(odir);
+    const char *pct = strchr(base, '%');
+    size_t n = pct ? (size_t)(pct - base) : strlen(base);
+    if (n >= sizeof o->prefix) n = sizeof o->prefix - 1;
+    memcpy(o->prefix, base, n);
+    if (pct) { /* %d or %0Nd */
+        const char *d = pct + 1;
+        while (*d >= '0' && *d <= '9') d++;
+        if (*d == 'd') d++;
+        snprintf(o->suffix, sizeof o->suffix, "%s", d);
+        o->pattern = true;
+    }
+}
+
+static bool own_file(const own *o, const char *name) {
+    if (!o->here) return false;
+    size_t n = strlen(name), p = strlen(o->prefix), q = strlen(o->suffix);
+    if (!o->pattern) return strcmp(name, o->prefix) == 0;
+    return n >= p + q && memcmp(name, o->prefix, p) == 0 && ends_with(name, n, o->suffix);
+}
+
 /* Reads the pending events; true if one concerns the model or a CSV or .npy file
- * beside it. Sets *gone when the folder itself went away. */
-static bool drain(int fd, const char *base, bool *gone) {
+ * beside it (not the figure's own). Sets *gone when the folder itself went away. */
+static bool drain(int fd, const char *base, const own *mine, bool *gone) {
     bool hit = false;
     _Alignas(struct inotify_event) char buf[8192];
     for (;;) {
@@ -39,9 +80,12 @@ static bool drain(int fd, const char *base, bool *gone) {
             if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) *gone = true;
             if (ev->len) {
                 size_t n = strlen(ev->name);
-                if (strcmp(ev->name, base) == 0 || ends_with(ev->name, n, ".csv") ||
-                    ends_with(ev->name, n, ".npy"))
+                if (own_file(mine, ev->name)) {
+                    /* our own figure: never a reason to render */
+                } else if (strcmp(ev->name, base) == 0 || ends_with(ev->name, n, ".csv") ||
+                           ends_with(ev->name, n, ".npy")) {
                     hit = true;
+                }
             }
             p += sizeof *ev + ev->len;
         }
@@ -91,6 +135,8 @@ int bpv_watch(const bpv_render_options *ro, const bpv_watch_options *wo, bpv_err
      * which a file open inside it (our own stderr, say) can delay forever;
      * its link count says it at once. */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    own mine;
+    own_init(&mine, dir, ro->output);
     int rc = BPV_OK;
     bool go = render_once(ro, w);
     bool pending = false, gone = false;
@@ -103,7 +149,7 @@ int bpv_watch(const bpv_render_options *ro, const bpv_watch_options *wo, bpv_err
             break;
         }
         if (n > 0) {
-            if (drain(fd, base, &gone)) pending = true;
+            if (drain(fd, base, &mine, &gone)) pending = true;
             if (gone) {
                 rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
                                                       "the folder '%s' was removed or moved; "

@@ -314,6 +314,25 @@ static void test_signal_leaves_no_temp(void **state) {
     }
 }
 
+/* --watch does not react to its own output, even when the figure's name
+ * looks like data (out.csv) or is a per-step pattern: one render in two
+ * seconds, not one per write of its own. */
+static void test_watch_ignores_own_output(void **state) {
+    (void)state;
+    assert_int_equal(mkdir(tu_tmp_path("own"), 0755), 0);
+    const char *model = tu_tmp_path("own/m.bp");
+    const char *src = "data x = [1, 2]\nparam w = 1\nloss = sum(x * w)\ntrain epochs=1\n";
+    assert_int_equal(tu_write_file(model, src, strlen(src)), 0);
+    const char *outs[2] = {"own/out.csv", "own/s%d.csv"};
+    for (int k = 0; k < 2; k++) {
+        char *log = tu_tmp_path(k ? "own1.log" : "own0.log");
+        assert_int_equal(tu_sh("timeout 2 '%s' '%s' -T svg -o '%s' %s --watch 2> '%s'; true", CLI,
+                               model, tu_tmp_path(outs[k]), k ? "--steps 1-2" : "", log),
+                         0);
+        assert_int_equal(tu_sh("test $(grep -c wrote '%s') -eq 1", log), 0);
+    }
+}
+
 static void test_watch(void **state) {
     (void)state;
     /* the log lives outside the watched folder: an open file inside would
@@ -374,6 +393,7 @@ int main(void) {
         cmocka_unit_test(test_stdin_stdout), cmocka_unit_test(test_pdf_for_latex),
         cmocka_unit_test(test_png_size_dpi), cmocka_unit_test(test_font),
         cmocka_unit_test(test_watch),             cmocka_unit_test(test_signal_leaves_no_temp),
+        cmocka_unit_test(test_watch_ignores_own_output),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, teardown);
 }
