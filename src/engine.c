@@ -38,7 +38,7 @@ double bpv_fnprog_eval(bpv_dtype dt, const bpv_fnprog *p, double a, double b, do
             /* a unary op works on the top; a binary one on the two below it,
              * except that RDIV's numerator and POW_SCALAR's exponent are
              * the instruction's number */
-            const bpv_ectx c = {in->variant, in->num, NULL, NULL};
+            const bpv_ectx c = {in->variant, in->num, NULL, NULL, false}; /* no backward here */
             const bool one = bpv_ops[in->op].max_in == 1 || in->variant != BPV_VAR_DEFAULT;
             double *x = &st[sp - 1], *y = one ? x : &st[sp - 2];
             double l = one ? *x : *y, r = one ? 0.0 : *x;

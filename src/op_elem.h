@@ -23,6 +23,9 @@ typedef struct bpv_ectx {
     double k;                 /* BPV_VAR_POW_SCALAR: the exponent as torch sees it */
     const bpv_custom *fn;     /* BPV_OP_CUSTOM: the fn */
     const double *attr;       /* the node's attributes (bpv_node.attr) */
+    /* torch's AVX2 kernels are the ones followed (bpv_vmath_sleef): their
+     * fused multiply-adds; else the portable kernels' two roundings */
+    bool fused;
 } bpv_ectx;
 
 /* What an op's element functions read of node n: its variant, fn and
@@ -30,7 +33,7 @@ typedef struct bpv_ectx {
  * (a literal: the number as written, unrounded). One place for the engine's
  * kernels and the scalar path. */
 static inline bpv_ectx bpv_elem_ctx(const bpv_graph *g, const bpv_node *n) {
-    bpv_ectx c = {n->variant, 0.0, n->custom, n->attr};
+    bpv_ectx c = {n->variant, 0.0, n->custom, n->attr, bpv_vmath_sleef()};
     if (n->variant == BPV_VAR_POW_SCALAR) {
         const bpv_node *e = &g->nodes[n->in[1]];
         c.k = e->literal ? e->num : bpv_node_value(g, e, 0);
@@ -139,8 +142,11 @@ EFWD(tanh) { UNUSED_F; return bpv_vmath1(BPV_VF_TANH, dt, a); }
 /* tanh_backward: grad * (1 - y*y); torch's build fuses 1 - y*y into an
  * FMA. A float's square is exact in double, so under f32 1.0 - y*y rounds
  * once just as the FMA does, without a libm call per element. */
+/* torch's AVX2 kernel fuses 1 - y*y (one rounding: y*y of two floats is
+ * exact in double); its portable one rounds y*y first */
 EBWD(tanh) {
     UNUSED_B;
+    if (!c->fused) return R(g * R(1.0 - R(y * y)));
     return dt == BPV_F32 ? R(g * R(1.0 - y * y)) : R(g * R(fma(-y, y, 1.0)));
 }
 EFWD(exp) { UNUSED_F; return bpv_vmath1(BPV_VF_EXP, dt, a); }

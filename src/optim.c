@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "optim.h"
+#include "vmath.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SGD_CLONES __attribute__((target_clones("avx2", "default")))
@@ -22,6 +23,10 @@
  * plain SGD gets an AVX2 clone: in one, GCC 12 changed Adam's results (its
  * fused multiply-adds), which the golden models caught. */
 #define R(x) bpv_round(dt, (x))
+/* a * b + c as torch's kernels compute it: one fused multiply-add in its
+ * AVX2 build, two roundings in its portable one (ATEN_CPU_CAPABILITY=default,
+ * or a CPU without AVX2 and FMA: bpv_vmath_sleef) */
+#define FMA(dt, a, b, c) (fused ? bpv_fma(dt, a, b, c) : R(R((a) * (b)) + (c)))
 #define OPTIM(SUFFIX, T, DT)                                                      \
     SGD_CLONES                                                                    \
     static void sgd_##SUFFIX(bpv_dtype dt_in, T *restrict w, const T *restrict g, int64_t n, \
@@ -35,23 +40,25 @@
                                   T *restrict mb, int64_t n, double lr, double mom, \
                                   bool first) {                                   \
         const bpv_dtype dt = DT;                                                  \
+        const bool fused = bpv_vmath_sleef();                                     \
         (void)dt_in;                                                              \
         if (first) /* torch: buf = clone(grad) */                                 \
             memcpy(mb, g, (size_t)n * sizeof *mb);                                \
         else                                                                      \
             for (int64_t i = 0; i < n; i++) mb[i] = (T)R(R(mb[i] * (T)mom) + g[i]); \
-        for (int64_t i = 0; i < n; i++) w[i] = (T)bpv_fma(dt, -lr, mb[i], w[i]);  \
+        for (int64_t i = 0; i < n; i++) w[i] = (T)FMA(dt, -lr, mb[i], w[i]);      \
     }                                                                             \
     static void adam_##SUFFIX(bpv_dtype dt_in, T *restrict w, const T *restrict g,    \
                               T *restrict mb, T *restrict vb, int64_t n, const double *k) { \
         const bpv_dtype dt = DT;                                                  \
+        const bool fused = bpv_vmath_sleef();                                     \
         (void)dt_in;                                                              \
         /* values of the dtype: float32 arithmetic under f32 */                   \
         const T a1 = (T)k[0], b1 = (T)k[1], a2 = (T)k[2], b2 = (T)k[3], bc2s = (T)k[4], \
                 eps = (T)k[5], nss = (T)k[6];                                     \
         for (int64_t i = 0; i < n; i++) {                                         \
-            mb[i] = (T)bpv_fma(dt, a1, g[i], R(mb[i] * b1));                      \
-            vb[i] = (T)bpv_fma(dt, R(a2 * g[i]), g[i], R(vb[i] * b2));            \
+            mb[i] = (T)FMA(dt, a1, g[i], R(mb[i] * b1));                          \
+            vb[i] = (T)FMA(dt, R(a2 * g[i]), g[i], R(vb[i] * b2));                \
             const double denom = R(R(R(sqrt(vb[i])) / bc2s) + eps);               \
             w[i] = (T)R(w[i] + R(R(nss * mb[i]) / denom));                        \
         }                                                                         \
@@ -73,7 +80,9 @@ static bool opt_avx2(void) {
     static int have = -1;
     if (have < 0) {
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        /* their FMAs are the AVX2 build's: not with the portable kernels */
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               bpv_vmath_sleef();
     }
     return have;
 }

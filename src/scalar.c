@@ -41,7 +41,7 @@ struct bpv_scalar_plan {
 /* x^2, the tutorial's loss: pow's element functions with the exponent a
  * constant the compiler sees, so they fold to the square they compute */
 #define PLAN_SQUARE BPV_OP_COUNT
-static const bpv_ectx square = {BPV_VAR_POW_SCALAR, 2.0, NULL, NULL};
+static const bpv_ectx square = {BPV_VAR_POW_SCALAR, 2.0, NULL, NULL, false};
 
 #define R(x) bpv_round(dt, (x))
 #define INLINE static inline __attribute__((always_inline))

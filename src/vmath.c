@@ -203,8 +203,12 @@ double bpv_vmath_sigmoid(bpv_dtype dt, double x, bool vec) {
     return dt == BPV_F32 ? scalar_f32(BPV_VF_SIGMOID, (float)x) : scalar_f64(BPV_VF_SIGMOID, x);
 }
 
+/* Both of torch's builds run their elementwise loops two 32-byte vectors at
+ * a time and the rest one element at a time; only what a block computes
+ * differs (SLEEF in the AVX2 build, the generic vector's std:: calls in the
+ * portable one). */
 int64_t bpv_vmath_blocks(bpv_dtype dt, int64_t n) {
-    return vm_avx2() ? n - n % (dt == BPV_F32 ? 16 : 8) : 0;
+    return n - n % (dt == BPV_F32 ? 16 : 8);
 }
 
 double bpv_vmath_pow(bpv_dtype dt, double a, double b, bool vec, bool scalar) {
@@ -212,8 +216,10 @@ double bpv_vmath_pow(bpv_dtype dt, double a, double b, bool vec, bool scalar) {
     if (vec && vm_avx2()) return sleef_pow(dt, a, b);
 #endif
     if (dt != BPV_F32) return pow(a, b);
-    /* std::pow(float, double) for a Python number, std::pow(float, float) */
-    return scalar ? (double)(float)pow(a, b) : (double)powf((float)a, (float)b);
+    /* the portable build's vector pow is std::pow(float, float), the
+     * exponent cast to float; one element at a time, std::pow(float,
+     * double) for a Python number, std::pow(float, float) otherwise */
+    return scalar && !vec ? (double)(float)pow(a, b) : (double)powf((float)a, (float)b);
 }
 
 double bpv_vmath1(bpv_vfn fn, bpv_dtype dt, double x) {

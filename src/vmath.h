@@ -23,7 +23,7 @@ void bpv_vmath32(bpv_vfn fn, const float *x, float *o, int64_t n);
  * reduction orders of that build. */
 bool bpv_vmath_sleef(void);
 /* How many leading elements of an n-element result torch computes in whole
- * blocks of two vectors (sigmoid, pow); 0 with libm's kernels. */
+ * blocks of two vectors (sigmoid, pow), in either of its builds. */
 int64_t bpv_vmath_blocks(bpv_dtype dt, int64_t n);
 /* One element of sigmoid as torch computes it: vec when the element lies
  * in a whole block (bpv_vmath_blocks). */

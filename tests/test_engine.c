@@ -685,7 +685,10 @@ static void test_torch_elementwise(void **state) {
     torch_case(BPV_OP_DIV, 0.3, BPV_NODE_PARAM, 1.3, 1, 0x1.d89d8c0000000p-3, 0x1.89d89e0000000p-1,
                -0x1.6b8ce20000000p-3);
     torch_case(BPV_OP_POW, 0.85, BPV_NODE_CONST, 3, 1, 0x1.3a6e980000000p-1, 0x1.1570a40000000p+1, 0);
-    torch_case(BPV_OP_TANH, 0.4, -1, 0, 1, 0x1.8511580000000p-2, 0x1.b6164a0000000p-1, 0);
+    /* 1 - y*y fused in torch's AVX2 build, rounded twice in its portable
+     * one (ATEN_CPU_CAPABILITY=default: torch gives 0x1.b61648p-1) */
+    torch_case(BPV_OP_TANH, 0.4, -1, 0, 1, 0x1.8511580000000p-2,
+               bpv_vmath_sleef() ? 0x1.b6164a0000000p-1 : 0x1.b616480000000p-1, 0);
     torch_case(BPV_OP_SQRT, 2.0, -1, 0, 1, 0x1.6a09e60000000p+0, 0x1.6a09e60000000p-2, 0);
     /* sigmoid seeded with 1.3 through a multiply: out * 1.3 gives grad 1.3 */
     torch_case(BPV_OP_SIGMOID, 0.7, -1, 0, 1.3, 0x1.561cb40000000p-1, 0x1.2724e80000000p-2, 0);
