@@ -68,7 +68,8 @@ void bpv_model_free(bpv_model *model);
 typedef struct bpv_step_set bpv_step_set;
 
 /* Parses "N", "A-B", "A-B/K", "1,5,9", "all", "last" (combinations joined
- * by commas). Returns NULL on a bad spec and stores an error in `err`.
+ * by commas). A-B/K is A, A+K, A+2K, ... and B itself (1-800/100 ends on
+ * 800). Returns NULL on a bad spec and stores an error in `err`.
  * The caller frees the result with bpv_step_set_free. */
 bpv_step_set *bpv_step_set_parse(const char *spec, bpv_error **err);
 void bpv_step_set_free(bpv_step_set *set);
