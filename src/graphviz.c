@@ -21,6 +21,7 @@
 #include "export.h"
 #include "figure.h"
 #include "focus.h"
+#include "noise.h"
 
 /* Graphviz takes `char *` everywhere, even for text it only reads. */
 #define S(x) ((char *)(x))
@@ -112,6 +113,7 @@ typedef struct fig {
     Agsym_t *e_label, *e_color, *e_fontcolor, *e_style, *e_dir, *e_arrowhead, *e_arrowtail;
     struct vary *vary; /* the player's varying texts, or NULL */
     bool *keep;        /* --focus: the nodes drawn, or NULL for all */
+    bpv_noise *nz;     /* rounding-noise bounds (noise.h), NULL: print as stored */
 } fig;
 
 static const char *const kind_names[] = {"data", "param", "const", "op"};
@@ -179,6 +181,12 @@ static void num(const fig *f, bpv_buf *b, double v) {
     size_t at = vary_begin(f, b);
     bpv_fig_number(b, v, f->o->precision);
     vary_end(f, b, at);
+}
+
+/* numbers[i] as a figure prints it: 0 when it is within the rounding error
+ * of the calculation that made it (noise.h), unless --exact-numbers. */
+static double printed(const fig *f, const double *numbers, int64_t i) {
+    return f->nz ? bpv_noise_clean(f->nz, numbers, i) : numbers[i];
 }
 
 /* Sets an HTML-like label; `html` must be well-formed. */
@@ -359,7 +367,7 @@ static bool is_matrix(const bpv_shape *sh) {
 static void put_flat(const fig *f, bpv_buf *b, const double *v, const bpv_shape *sh) {
     int64_t numel = bpv_shape_numel(sh);
     if (sh->rank == 0) {
-        esc_num(f, b, v[0]);
+        esc_num(f, b, printed(f, v, 0));
         return;
     }
     for (int d = 0; d < sh->rank; d++)
@@ -368,11 +376,12 @@ static void put_flat(const fig *f, bpv_buf *b, const double *v, const bpv_shape 
         bpv_buf_puts(b, " (empty)");
         return;
     }
-    double lo = v[0], hi = v[0], sum = 0;
+    double lo = printed(f, v, 0), hi = lo, sum = 0;
     for (int64_t i = 0; i < numel; i++) {
-        lo = fmin(lo, v[i]);
-        hi = fmax(hi, v[i]);
-        sum += v[i];
+        double x = printed(f, v, i);
+        lo = fmin(lo, x);
+        hi = fmax(hi, x);
+        sum += x;
     }
     bpv_buf_puts(b, ": min ");
     esc_num(f, b, lo);
@@ -459,7 +468,7 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
         for (int64_t c = 0; c < cols; c++) {
             /* thin spaces: a gap between columns and inside the brackets */
             bpv_buf_printf(b, "<TD ALIGN=\"RIGHT\">%s&#8201;", font.data);
-            esc_num(f, b, v[r * cols + c]);
+            esc_num(f, b, printed(f, v, r * cols + c));
             bpv_buf_puts(b, "&#8201;</FONT></TD>");
         }
         if (r == 0)
@@ -664,11 +673,11 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
      * on its edges */
     if (is_scalar(n)) {
         bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\" COLOR=\"%s\">", f->t->fwd_text);
-        esc_num(f, &b, n->value[0]);
+        esc_num(f, &b, printed(f, n->value, 0));
         bpv_buf_puts(&b, "</FONT></TD></TR>");
         if (n->grad) {
             bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\" COLOR=\"%s\">", f->t->bwd_text);
-            esc_num(f, &b, n->grad[0]);
+            esc_num(f, &b, printed(f, n->grad, 0));
             bpv_buf_puts(&b, "</FONT></TD></TR>");
         }
     }
@@ -795,12 +804,13 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
         local_formula(f, &formula, e);
         bool scalar = is_scalar(from) && is_scalar(to) && to->grad && e->chained;
         if (scalar) {
-            num(f, &upv, to->grad[0]);
+            num(f, &upv, printed(f, to->grad, 0));
             if (e->local) {
                 size_t at = vary_begin(f, &loc); /* the brackets vary too */
-                if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, '(');
-                num(f, &loc, e->local[0]);
-                if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, ')');
+                double l = printed(f, e->local, 0);
+                if (l < 0 && !top) bpv_buf_putc(&loc, '(');
+                num(f, &loc, l);
+                if (l < 0 && !top) bpv_buf_putc(&loc, ')');
                 vary_end(f, &loc, at);
             }
         }
@@ -864,7 +874,7 @@ static void caption(const fig *f, bpv_buf *b) {
             if (n->shape.rank > 0) bpv_buf_putc(&raw, '[');
             for (int64_t k = 0; k < n->numel; k++) {
                 if (k) bpv_buf_puts(&raw, ", ");
-                num(f, &raw, n->value[k]);
+                num(f, &raw, printed(f, n->value, k));
             }
             if (n->shape.rank > 0) bpv_buf_putc(&raw, ']');
         }
@@ -885,7 +895,9 @@ static void caption(const fig *f, bpv_buf *b) {
         }
     }
     bpv_buf_printf(&raw, " · %s = ", f->L);
-    num(f, &raw, s->loss);
+    bool loss_node = s->objective >= 0 && s->objective < s->nnodes &&
+                     s->nodes[s->objective].numel == 1 && s->nodes[s->objective].value[0] == s->loss;
+    num(f, &raw, loss_node ? printed(f, s->nodes[s->objective].value, 0) : s->loss);
     vary_end(f, &raw, at);
     /* padding keeps the caption clear of the lowest node */
     bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLPADDING=\"8\"><TR><TD><FONT POINT-SIZE=\"14\">");
@@ -1256,6 +1268,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     }
     fold_literals(&f);
     name_nodes(&f);
+    if (!opt->exact_numbers) f.nz = bpv_noise_new(snap); /* NULL: numbers as stored */
     if (opt->focus) {
         if (!(f.keep = calloc((size_t)n + 1, sizeof *f.keep))) {
             rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
@@ -1297,6 +1310,7 @@ done:
     free(f.prec);
     free(f.named);
     free(f.keep);
+    bpv_noise_free(f.nz);
     return rc;
 }
 

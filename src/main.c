@@ -40,8 +40,13 @@ static const char usage[] =
     "  --rankdir LR|TB      graph direction (default: LR)\n"
     "  --theme NAME         tutorial, print or colorblind (default: tutorial)\n"
     "  --labels MODE        values: d loss/d node on backward edges (default);\n"
-    "                       full: the whole chain-rule step with local derivatives\n"
+    "                       full: the whole chain-rule step with local derivatives;\n"
+    "                       shapes: tensors as shapes (W1 3x2), scalars with values\n"
     "  --precision N        significant digits of numbers, 1-17 (default: 4)\n"
+    "  --exact-numbers      print numbers as stored, rounding noise included\n"
+    "                       (default: a number within the rounding error of the\n"
+    "                       calculation that made it prints as 0)\n"
+    "  --no-update          no \"after update\" row in parameters' boxes\n"
     "  --plain-names        print names as written (no y_hat -> ŷ, w1 -> w₁)\n"
     "  --font NAME          font of all text (default: DejaVu Sans)\n"
     "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
@@ -214,7 +219,8 @@ static int cmd_check(int argc, char **argv) {
 static const char *const options[] = {
     "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
-    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes"};
+    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
+    "--exact-numbers", "--no-update"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -327,7 +333,8 @@ int main(int argc, char **argv) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
             if (strcmp(v, "values") == 0) o.figure.labels = BPV_LABELS_VALUES;
             else if (strcmp(v, "full") == 0) o.figure.labels = BPV_LABELS_FULL;
-            else return usage_error("--labels takes values or full, not '%s'", v);
+            else if (strcmp(v, "shapes") == 0) o.figure.labels = BPV_LABELS_SHAPES;
+            else return usage_error("--labels takes values, full or shapes, not '%s'", v);
         } else if (strcmp(a, "--precision") == 0) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
             char *end;
@@ -377,6 +384,10 @@ int main(int argc, char **argv) {
                                    v);
             if (a[2] == 'd') o.figure.focus_depth = (int)n;
             else o.figure.max_nodes = n;
+        } else if (strcmp(a, "--exact-numbers") == 0) { /* numbers and labels */
+            o.figure.exact_numbers = 1;
+        } else if (strcmp(a, "--no-update") == 0) {
+            o.figure.no_update = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             return unknown_option(a);
         } else if (o.model) {
