@@ -410,6 +410,25 @@ static void esc_lines(bpv_buf *b, const char *raw, size_t slack) {
     }
 }
 
+/* --labels shapes: a tensor's row is its prefix without " = " and its shape
+ * ("W₁ 3×2"), no numbers. */
+static void shape_row(bpv_buf *b, const char *prefix, const bpv_shape *sh, const char *color,
+                      int size) {
+    bpv_buf t;
+    bpv_buf_init(&t);
+    bpv_buf_puts(&t, prefix ? prefix : "");
+    while (t.len > 0 && (t.data[t.len - 1] == ' ' || t.data[t.len - 1] == '=')) t.data[--t.len] = '\0';
+    if (t.len) bpv_buf_putc(&t, ' ');
+    for (int d = 0; d < sh->rank; d++)
+        bpv_buf_printf(&t, "%s%lld", d ? "×" : "", (long long)sh->dim[d]);
+    bpv_buf_printf(b, "<TR><TD><FONT COLOR=\"%s\"", color);
+    if (size) bpv_buf_printf(b, " POINT-SIZE=\"%d\"", size);
+    bpv_buf_putc(b, '>');
+    esc(b, t.data);
+    bpv_buf_puts(b, "</FONT></TD></TR>");
+    bpv_buf_free(&t);
+}
+
 /* Rows of a label table. A label's rows all show tensors of one shape, so
  * a matrix spreads over shared columns: prefix | [ | numbers... | ] . One
  * flat table keeps Graphviz from stretching a nested matrix when another
@@ -417,6 +436,10 @@ static void esc_lines(bpv_buf *b, const char *raw, size_t slack) {
  * `prefix` is raw text ('\n' breaks lines); v NULL gives a text row. */
 static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
                 const bpv_shape *sh, const char *color, int size) {
+    if (v && sh->rank > 0 && f->o->labels == BPV_LABELS_SHAPES) {
+        shape_row(b, prefix, sh, color, size);
+        return;
+    }
     bpv_buf font;
     bpv_buf_init(&font);
     bpv_buf_printf(&font, "<FONT COLOR=\"%s\"", color);
@@ -572,13 +595,15 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
     bpv_buf_puts(&b, table_open);
     if (n->name) bpv_buf_printf(&p, "%s = ", f->disp[i]);
     row(f, &b, p.data, n->value, &n->shape, "black", 0);
-    if (n->grad) {
+    /* --labels shapes: a tensor's box is its name and shape */
+    bool compact = f->o->labels == BPV_LABELS_SHAPES && !is_scalar(n);
+    if (n->grad && !compact) {
         p.len = 0;
         partial(f, &p, -1, i);
         bpv_buf_puts(&p, " = ");
         row(f, &b, p.data, n->grad, &n->shape, t->bwd_text, 11);
     }
-    if (n->kind == BPV_NODE_PARAM) {
+    if (n->kind == BPV_NODE_PARAM && !compact && !f->o->no_update) {
         for (int k = 0; k < f->s->nparams; k++) {
             const bpv_snap_param *q = &f->s->params[k];
             if (q->node != i || !q->after) continue;
@@ -711,7 +736,8 @@ static void forward_label(const fig *f, bpv_buf *b, int from) {
     const bpv_snap_node *n = &f->s->nodes[from];
     bpv_buf p;
     bpv_buf_init(&p);
-    if (f->named[from]) bpv_buf_printf(&p, "%s = ", f->disp[from]);
+    if (f->named[from] || (f->o->labels == BPV_LABELS_SHAPES && !is_scalar(n)))
+        bpv_buf_printf(&p, "%s = ", f->disp[from]);
     bpv_buf_puts(b, table_open);
     /* a leaf's box already shows its matrix: the edge only names it */
     if (n->kind != BPV_NODE_OP && !is_scalar(n) && f->named[from]) {
@@ -786,6 +812,18 @@ static void local_formula(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     }
 }
 
+/* Backward edges that say only "∂loss/∂W": with --labels shapes a tensor's
+ * (its shape is the input's), and by default the one edge out of a leaf:
+ * its gradient is the leaf's own, shown once, in the box beside its value
+ * and update. A leaf used several times keeps each path's contribution on
+ * its edges and the total in the box. */
+static bool grad_name_only(const fig *f, const bpv_snap_edge *e) {
+    const bpv_snap_node *from = &f->s->nodes[e->from];
+    if (f->o->labels == BPV_LABELS_SHAPES) return !is_scalar(from);
+    return f->o->labels == BPV_LABELS_VALUES && from->kind != BPV_NODE_OP && from->grad &&
+           f->uses[e->from] == 1;
+}
+
 static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
     const theme *t = f->t;
@@ -793,7 +831,9 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     bpv_buf_init(&p);
     bpv_buf_puts(b, table_open);
     partial(f, &p, -1, e->from);
-    if (f->o->labels == BPV_LABELS_FULL) {
+    if (grad_name_only(f, e)) {
+        row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
+    } else if (f->o->labels == BPV_LABELS_FULL) {
         /* ∂L/∂w = ∂L/∂ŷ · ∂ŷ/∂w          next to the objective, whose
          *       = −2 · x = −2 · 1 = −2    upstream is 1:  ∂L/∂r = 2·r = −2 */
         bool top = e->to == f->s->objective;
@@ -840,7 +880,7 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     } else {
         bpv_buf_puts(&p, " = ");
     }
-    row(f, b, p.data, e->chained, &from->shape, t->bwd_text, 0);
+    if (!grad_name_only(f, e)) row(f, b, p.data, e->chained, &from->shape, t->bwd_text, 0);
     bpv_buf_puts(b, "</TABLE>");
     bpv_buf_free(&p);
 }
