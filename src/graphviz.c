@@ -824,6 +824,68 @@ static bool grad_name_only(const fig *f, const bpv_snap_edge *e) {
            f->uses[e->from] == 1;
 }
 
+/* Whether edge e's input was broadcast to its op's larger shape (a bias
+ * [3] added to a batch [4, 3]); *batch: only leading dimensions were added. */
+static bool broadcast_edge(const fig *f, const bpv_snap_edge *e, bool *batch) {
+    const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
+    *batch = false;
+    if (to->kind != BPV_NODE_OP || !(bpv_ops[to->op].flags & BPV_OPF_ELEMWISE) ||
+        from->numel >= to->numel || from->shape.rank > to->shape.rank)
+        return false;
+    *batch = from->shape.rank < to->shape.rank;
+    for (int d = 0; d < from->shape.rank; d++)
+        if (from->shape.dim[from->shape.rank - 1 - d] != to->shape.dim[to->shape.rank - 1 - d])
+            *batch = false;
+    return true;
+}
+
+/* --labels full on a tensor: the chain-rule step one line each,
+ *   ∂loss/∂W₁ = ∂loss/∂(W₁x) · ∂(W₁x)/∂W₁
+ *             = ∂loss/∂(W₁x) · xᵀ          (a matrix product's partials)
+ *             = [ matrix ]
+ * and a broadcast input's gradient summed: = Σ over batch ∂loss/∂h · 1. */
+static void full_tensor_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
+    const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
+    const char *color = f->t->bwd_text;
+    bool top = e->to == f->s->objective;
+    bpv_buf line;
+    bpv_buf_init(&line);
+    partial(f, &line, -1, e->from);
+    bpv_buf_puts(&line, " = ");
+    if (!top) {
+        partial(f, &line, -1, e->to);
+        bpv_buf_puts(&line, " · ");
+        partial(f, &line, e->to, e->from);
+        row(f, b, line.data, NULL, &from->shape, color, 0);
+        line.len = 0;
+        bpv_buf_puts(&line, "= ");
+    }
+    bool batch, bc = broadcast_edge(f, e, &batch);
+    if (bc) bpv_buf_puts(&line, batch ? "Σ over batch " : "Σ over broadcast dims ");
+    if (to->op == BPV_OP_MATMUL && !to->fn && to->nin == 2) {
+        /* ∂/∂A = δ·Bᵀ, ∂/∂B = Aᵀ·δ, vectors taken as matrices */
+        if (e->slot == 0) {
+            partial(f, &line, -1, e->to);
+            bpv_buf_puts(&line, " · ");
+            put_disp(f, &line, to->in[1], P_ATOM);
+            bpv_buf_puts(&line, "ᵀ");
+        } else {
+            put_disp(f, &line, to->in[0], P_ATOM);
+            bpv_buf_puts(&line, "ᵀ · ");
+            partial(f, &line, -1, e->to);
+        }
+    } else {
+        if (!top) {
+            partial(f, &line, -1, e->to);
+            bpv_buf_puts(&line, " · ");
+        }
+        local_formula(f, &line, e);
+    }
+    row(f, b, line.data, NULL, &from->shape, color, 0);
+    row(f, b, "= ", e->chained, &from->shape, color, 0);
+    bpv_buf_free(&line);
+}
+
 static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
     const theme *t = f->t;
@@ -833,6 +895,11 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     partial(f, &p, -1, e->from);
     if (grad_name_only(f, e)) {
         row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
+    } else if (f->o->labels == BPV_LABELS_FULL && e->chained && !(is_scalar(from) && is_scalar(to))) {
+        full_tensor_label(f, b, e);
+        bpv_buf_puts(b, "</TABLE>");
+        bpv_buf_free(&p);
+        return;
     } else if (f->o->labels == BPV_LABELS_FULL) {
         /* ∂L/∂w = ∂L/∂ŷ · ∂ŷ/∂w          next to the objective, whose
          *       = −2 · x = −2 · 1 = −2    upstream is 1:  ∂L/∂r = 2·r = −2 */
