@@ -1067,6 +1067,43 @@ static void cut_stub(fig *f, int k, const bpv_snap_edge *e) {
     agxset(ce, f->e_style, S("dashed"));
 }
 
+/* "[3] → [4, 3]": a shape as the marker of a broadcast edge writes it. */
+static void shape_list(bpv_buf *b, const bpv_shape *sh) {
+    bpv_buf_putc(b, '[');
+    for (int d = 0; d < sh->rank; d++) bpv_buf_printf(b, "%s%lld", d ? ", " : "", (long long)sh->dim[d]);
+    bpv_buf_putc(b, ']');
+}
+
+/* An input broadcast to its op's larger shape: its forward edge says
+ * "[3] → [4, 3]", its backward edge that the gradient was summed back. */
+static void broadcast_marks(const fig *f, const bpv_snap_edge *e, bpv_buf *label, bool backward) {
+    bool batch;
+    if (!broadcast_edge(f, e, &batch)) return;
+    bpv_buf t;
+    bpv_buf_init(&t);
+    if (!backward) {
+        shape_list(&t, &f->s->nodes[e->from].shape);
+        bpv_buf_puts(&t, " → ");
+        shape_list(&t, &f->s->nodes[e->to].shape);
+    } else if (f->o->labels != BPV_LABELS_FULL) { /* full labels say it in the formula */
+        bpv_buf_puts(&t, batch ? "summed over the batch" : "summed over the broadcast dims");
+    }
+    if (t.len) extra_row(label, backward ? f->t->bwd_text : f->t->fwd_text, t.data, 10);
+    bpv_buf_free(&t);
+}
+
+/* --focus NAME: the focused node drawn with a heavy blue border. */
+static void focus_mark(fig *f) {
+    if (!f->o->focus) return;
+    for (int i = 0; i < f->s->nnodes; i++) {
+        const bpv_snap_node *n = &f->s->nodes[i];
+        if (!f->gv[i] || !n->name || strcmp(n->name, f->o->focus) != 0) continue;
+        set_attr(f->gv[i], "penwidth", "3.5");
+        set_attr(f->gv[i], "color", "#1F5FBF");
+        set_attr(f->gv[i], "class", "bpv-focus");
+    }
+}
+
 /* Above this many drawn nodes, build() sets faster layout limits. */
 #define BIG_GRAPH 200
 
@@ -1191,6 +1228,7 @@ static void build(fig *f) {
     }
 
     step_order(f);
+    focus_mark(f);
 
     bpv_buf b;
     bpv_buf_init(&b);
@@ -1208,6 +1246,7 @@ static void build(fig *f) {
         Agedge_t *fe = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
         b.len = 0;
         forward_label(f, &b, e->from);
+        broadcast_marks(f, e, &b, false);
         set_html(f, fe, f->e_label, b.data);
         style_edge(f, fe, false);
         if (!e->chained) continue;
@@ -1215,6 +1254,7 @@ static void build(fig *f) {
         Agedge_t *be = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
         b.len = 0;
         backward_label(f, &b, e);
+        broadcast_marks(f, e, &b, true);
         mark_edge(f, be, k, &b);
         set_html(f, be, f->e_label, b.data);
         style_edge(f, be, true);
