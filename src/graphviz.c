@@ -29,7 +29,7 @@
 /* Tensors up to this many rows and columns print as matrices. */
 #define MATRIX_MAX 6
 /* Unnamed intermediates are named by their expression ("ŷ − y") up to
- * this many bytes; longer ones get a generated name (v₁, v₂, ...). */
+ * this many bytes; longer ones by the op over elided inputs ("… + b₂"). */
 #define EXPR_MAX 28
 
 typedef struct theme {
@@ -292,8 +292,35 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
     return P_ATOM;
 }
 
+/* An unnamed op whose expression is too long is written over its inputs
+ * with every unnamed op among them elided: "… + b₂", "σ(…)", "relu(x + …)".
+ * It stays unnamed (its edges show values only), and a partial reads
+ * ∂loss/∂(… + b₂): the figure shows what the op does without inventing a
+ * name (v₁₉) the model never wrote. */
+static int elided_expr(fig *f, bpv_buf *b, int i) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    char *saved[8];
+    int saved_prec[8], m = n->nin < 8 ? n->nin : 8;
+    for (int k = 0; k < m; k++) {
+        int j = n->in[k];
+        saved[k] = NULL;
+        if (f->s->nodes[j].name || f->s->nodes[j].kind != BPV_NODE_OP || strcmp(f->disp[j], "…") == 0)
+            continue;
+        saved[k] = f->disp[j];
+        saved_prec[k] = f->prec[j];
+        f->disp[j] = (char *)"…";
+        f->prec[j] = P_ATOM;
+    }
+    int prec = op_expr(f, b, i);
+    for (int k = m - 1; k >= 0; k--)
+        if (saved[k]) {
+            f->disp[n->in[k]] = saved[k];
+            f->prec[n->in[k]] = saved_prec[k];
+        }
+    return prec;
+}
+
 static void name_nodes(fig *f) {
-    int generated = 0;
     for (int i = 0; i < f->s->nnodes; i++) {
         const bpv_snap_node *n = &f->s->nodes[i];
         bpv_buf b;
@@ -307,15 +334,7 @@ static void name_nodes(fig *f) {
             if (b.len > EXPR_MAX) {
                 b.len = 0;
                 b.data[0] = '\0';
-                bpv_buf_putc(&b, 'v');
-                char digits[16];
-                snprintf(digits, sizeof digits, "%d", ++generated);
-                for (const char *p = digits; *p; p++) {
-                    char sub[4] = {'\xe2', '\x82', (char)(0x80 + (*p - '0')), 0};
-                    bpv_buf_puts(&b, sub);
-                }
-                f->prec[i] = P_ATOM;
-                f->named[i] = true;
+                f->prec[i] = elided_expr(f, &b, i);
             }
         } else if (n->numel == 1) {
             num(f, &b, n->value[0]);
@@ -969,9 +988,11 @@ static void caption(const fig *f, bpv_buf *b) {
     bpv_buf raw;
     bpv_buf_init(&raw);
     size_t at = vary_begin(f, &raw); /* the whole caption is one varying text */
+    /* steps count from 1 (steps taken); epochs and samples from 0, as the
+     * JSON trace and the data's rows (x[0]) do */
     bpv_buf_printf(&raw, "step %ld · epoch %ld", s->step, s->epoch);
     if (s->nsamples == 1) {
-        bpv_buf_printf(&raw, " · sample %lld", (long long)s->samples[0] + 1);
+        bpv_buf_printf(&raw, " · sample %lld", (long long)s->samples[0]);
         int shown = 0;
         for (int i = 0; i < s->nnodes; i++) {
             const bpv_snap_node *n = &s->nodes[i];
@@ -991,12 +1012,12 @@ static void caption(const fig *f, bpv_buf *b) {
         for (int64_t k = 1; k < s->nsamples; k++)
             run = run && s->samples[k] == s->samples[k - 1] + 1;
         if (run) {
-            bpv_buf_printf(&raw, " · samples %lld–%lld", (long long)s->samples[0] + 1,
-                           (long long)s->samples[s->nsamples - 1] + 1);
+            bpv_buf_printf(&raw, " · samples %lld–%lld", (long long)s->samples[0],
+                           (long long)s->samples[s->nsamples - 1]);
         } else if (s->nsamples <= 8) {
             bpv_buf_puts(&raw, " · samples ");
             for (int64_t k = 0; k < s->nsamples; k++)
-                bpv_buf_printf(&raw, "%s%lld", k ? ", " : "", (long long)s->samples[k] + 1);
+                bpv_buf_printf(&raw, "%s%lld", k ? ", " : "", (long long)s->samples[k]);
         } else {
             bpv_buf_printf(&raw, " · batch of %lld samples", (long long)s->nsamples);
         }
@@ -1272,6 +1293,10 @@ static void build(fig *f) {
         agxset(sink, f->n_width, S(f->o->rankdir_tb ? "0.8" : "0.1"));
         agxset(sink, f->n_height, S(f->o->rankdir_tb ? "0.1" : "0.6"));
         agxset(sink, f->n_periph, S("0"));
+        /* an empty label of its own: agwrite leaves out a label equal to the
+         * default "", and `dot` reading the file would print the name;
+         * an HTML label of one space is written and draws nothing */
+        set_html(f, sink, f->n_label, " ");
         snprintf(id, sizeof id, "f_out%d", i);
         Agedge_t *fe = agedge(g, f->gv[i], sink, id, 1);
         b.len = 0;
