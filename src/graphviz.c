@@ -1297,6 +1297,7 @@ static void build(fig *f) {
          * default "", and `dot` reading the file would print the name;
          * an HTML label of one space is written and draws nothing */
         set_html(f, sink, f->n_label, " ");
+        set_attr(sink, "fixedsize", "true"); /* the space takes no room */
         snprintf(id, sizeof id, "f_out%d", i);
         Agedge_t *fe = agedge(g, f->gv[i], sink, id, 1);
         b.len = 0;
