@@ -735,7 +735,7 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     agxset(nd, f->n_margin, S("0.02"));
     agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
     mark_node(f, i, nd, bad_edge_into(f, i));
-    if (is_origin_node(f, i)) { /* beside the circle, which it would swell */
+    if (is_origin_node(f, i) && f->uses[i] < 0) { /* now on its out-edge: origin_note */
         b.len = 0;
         bpv_buf_printf(&b, "<FONT COLOR=\"%s\" POINT-SIZE=\"12\">", origin_line);
         sym.len = 0;
@@ -1113,6 +1113,23 @@ static void broadcast_marks(const fig *f, const bpv_snap_edge *e, bpv_buf *label
     bpv_buf_free(&t);
 }
 
+/* The note of an op that is the origin of the first NaN or inf goes on its
+ * first drawn forward edge out (edge k; -1: the sink's arrow), below the
+ * value: dot lays edge labels out as nodes, so the note never lies on an
+ * edge, as a label beside the circle (xlabel) did. */
+static void origin_note(const fig *f, int from, int k, bpv_buf *label) {
+    if (!is_origin_node(f, from) || f->s->nodes[from].kind != BPV_NODE_OP) return;
+    for (int j = 0; k >= 0 && j < k; j++) {
+        const bpv_snap_edge *e = &f->s->edges[j];
+        if (e->from == from && e->to >= 0 && e->to < f->s->nnodes && f->gv[e->to]) return;
+    }
+    bpv_buf t;
+    bpv_buf_init(&t);
+    origin_text(f, &t);
+    extra_row(label, origin_line, t.data, 12);
+    bpv_buf_free(&t);
+}
+
 /* --focus NAME: the focused node drawn with a heavy blue border. */
 static void focus_mark(fig *f) {
     if (!f->o->focus) return;
@@ -1268,6 +1285,7 @@ static void build(fig *f) {
         b.len = 0;
         forward_label(f, &b, e->from);
         broadcast_marks(f, e, &b, false);
+        origin_note(f, e->from, k, &b);
         set_html(f, fe, f->e_label, b.data);
         style_edge(f, fe, false);
         if (!e->chained) continue;
@@ -1302,6 +1320,7 @@ static void build(fig *f) {
         Agedge_t *fe = agedge(g, f->gv[i], sink, id, 1);
         b.len = 0;
         forward_label(f, &b, i);
+        origin_note(f, i, -1, &b);
         set_html(f, fe, f->e_label, b.data);
         style_edge(f, fe, false);
         if (!s->nodes[i].grad) continue;
