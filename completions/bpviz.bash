@@ -12,7 +12,7 @@ _bpviz() {
         --steps) COMPREPLY=($(compgen -W 'all last' -- "$cur")); return ;;
         --rankdir) COMPREPLY=($(compgen -W 'LR TB' -- "$cur")); return ;;
         --theme) COMPREPLY=($(compgen -W 'tutorial print colorblind' -- "$cur")); return ;;
-        --labels) COMPREPLY=($(compgen -W 'values full' -- "$cur")); return ;;
+        --labels) COMPREPLY=($(compgen -W 'values full shapes' -- "$cur")); return ;;
         --font)
             local IFS=$'\n'
             COMPREPLY=($(compgen -W "$(fc-list : family 2>/dev/null | cut -d, -f1 | sort -u)" -- "$cur"))
@@ -22,7 +22,7 @@ _bpviz() {
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W '-o -T --step --steps --gradcheck --focus --depth --max-nodes
             --rankdir --theme --labels --precision --plain-names --font --size --dpi --watch
-            --snapshot -h --help --version' -- "$cur"))
+            --exact-numbers --no-update --snapshot -h --help --version' -- "$cur"))
     elif [[ $COMP_CWORD -eq 1 ]]; then
         COMPREPLY=($(compgen -W 'run bench check' -- "$cur") $(compgen -f -X '!*.bp' -- "$cur") $(compgen -d -- "$cur"))
     else

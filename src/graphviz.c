@@ -21,6 +21,7 @@
 #include "export.h"
 #include "figure.h"
 #include "focus.h"
+#include "noise.h"
 
 /* Graphviz takes `char *` everywhere, even for text it only reads. */
 #define S(x) ((char *)(x))
@@ -28,7 +29,7 @@
 /* Tensors up to this many rows and columns print as matrices. */
 #define MATRIX_MAX 6
 /* Unnamed intermediates are named by their expression ("ŷ − y") up to
- * this many bytes; longer ones get a generated name (v₁, v₂, ...). */
+ * this many bytes; longer ones by the op over elided inputs ("… + b₂"). */
 #define EXPR_MAX 28
 
 typedef struct theme {
@@ -112,6 +113,7 @@ typedef struct fig {
     Agsym_t *e_label, *e_color, *e_fontcolor, *e_style, *e_dir, *e_arrowhead, *e_arrowtail;
     struct vary *vary; /* the player's varying texts, or NULL */
     bool *keep;        /* --focus: the nodes drawn, or NULL for all */
+    bpv_noise *nz;     /* rounding-noise bounds (noise.h), NULL: print as stored */
 } fig;
 
 static const char *const kind_names[] = {"data", "param", "const", "op"};
@@ -179,6 +181,12 @@ static void num(const fig *f, bpv_buf *b, double v) {
     size_t at = vary_begin(f, b);
     bpv_fig_number(b, v, f->o->precision);
     vary_end(f, b, at);
+}
+
+/* numbers[i] as a figure prints it: 0 when it is within the rounding error
+ * of the calculation that made it (noise.h), unless --exact-numbers. */
+static double printed(const fig *f, const double *numbers, int64_t i) {
+    return f->nz ? bpv_noise_clean(f->nz, numbers, i) : numbers[i];
 }
 
 /* Sets an HTML-like label; `html` must be well-formed. */
@@ -284,8 +292,35 @@ static int op_expr(const fig *f, bpv_buf *b, int i) {
     return P_ATOM;
 }
 
+/* An unnamed op whose expression is too long is written over its inputs
+ * with every unnamed op among them elided: "… + b₂", "σ(…)", "relu(x + …)".
+ * It stays unnamed (its edges show values only), and a partial reads
+ * ∂loss/∂(… + b₂): the figure shows what the op does without inventing a
+ * name (v₁₉) the model never wrote. */
+static int elided_expr(fig *f, bpv_buf *b, int i) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    char *saved[8];
+    int saved_prec[8], m = n->nin < 8 ? n->nin : 8;
+    for (int k = 0; k < m; k++) {
+        int j = n->in[k];
+        saved[k] = NULL;
+        if (f->s->nodes[j].name || f->s->nodes[j].kind != BPV_NODE_OP || strcmp(f->disp[j], "…") == 0)
+            continue;
+        saved[k] = f->disp[j];
+        saved_prec[k] = f->prec[j];
+        f->disp[j] = (char *)"…";
+        f->prec[j] = P_ATOM;
+    }
+    int prec = op_expr(f, b, i);
+    for (int k = m - 1; k >= 0; k--)
+        if (saved[k]) {
+            f->disp[n->in[k]] = saved[k];
+            f->prec[n->in[k]] = saved_prec[k];
+        }
+    return prec;
+}
+
 static void name_nodes(fig *f) {
-    int generated = 0;
     for (int i = 0; i < f->s->nnodes; i++) {
         const bpv_snap_node *n = &f->s->nodes[i];
         bpv_buf b;
@@ -299,15 +334,7 @@ static void name_nodes(fig *f) {
             if (b.len > EXPR_MAX) {
                 b.len = 0;
                 b.data[0] = '\0';
-                bpv_buf_putc(&b, 'v');
-                char digits[16];
-                snprintf(digits, sizeof digits, "%d", ++generated);
-                for (const char *p = digits; *p; p++) {
-                    char sub[4] = {'\xe2', '\x82', (char)(0x80 + (*p - '0')), 0};
-                    bpv_buf_puts(&b, sub);
-                }
-                f->prec[i] = P_ATOM;
-                f->named[i] = true;
+                f->prec[i] = elided_expr(f, &b, i);
             }
         } else if (n->numel == 1) {
             num(f, &b, n->value[0]);
@@ -359,7 +386,7 @@ static bool is_matrix(const bpv_shape *sh) {
 static void put_flat(const fig *f, bpv_buf *b, const double *v, const bpv_shape *sh) {
     int64_t numel = bpv_shape_numel(sh);
     if (sh->rank == 0) {
-        esc_num(f, b, v[0]);
+        esc_num(f, b, printed(f, v, 0));
         return;
     }
     for (int d = 0; d < sh->rank; d++)
@@ -368,11 +395,12 @@ static void put_flat(const fig *f, bpv_buf *b, const double *v, const bpv_shape 
         bpv_buf_puts(b, " (empty)");
         return;
     }
-    double lo = v[0], hi = v[0], sum = 0;
+    double lo = printed(f, v, 0), hi = lo, sum = 0;
     for (int64_t i = 0; i < numel; i++) {
-        lo = fmin(lo, v[i]);
-        hi = fmax(hi, v[i]);
-        sum += v[i];
+        double x = printed(f, v, i);
+        lo = fmin(lo, x);
+        hi = fmax(hi, x);
+        sum += x;
     }
     bpv_buf_puts(b, ": min ");
     esc_num(f, b, lo);
@@ -401,6 +429,25 @@ static void esc_lines(bpv_buf *b, const char *raw, size_t slack) {
     }
 }
 
+/* --labels shapes: a tensor's row is its prefix without " = " and its shape
+ * ("W₁ 3×2"), no numbers. */
+static void shape_row(bpv_buf *b, const char *prefix, const bpv_shape *sh, const char *color,
+                      int size) {
+    bpv_buf t;
+    bpv_buf_init(&t);
+    bpv_buf_puts(&t, prefix ? prefix : "");
+    while (t.len > 0 && (t.data[t.len - 1] == ' ' || t.data[t.len - 1] == '=')) t.data[--t.len] = '\0';
+    if (t.len) bpv_buf_putc(&t, ' ');
+    for (int d = 0; d < sh->rank; d++)
+        bpv_buf_printf(&t, "%s%lld", d ? "×" : "", (long long)sh->dim[d]);
+    bpv_buf_printf(b, "<TR><TD><FONT COLOR=\"%s\"", color);
+    if (size) bpv_buf_printf(b, " POINT-SIZE=\"%d\"", size);
+    bpv_buf_putc(b, '>');
+    esc(b, t.data);
+    bpv_buf_puts(b, "</FONT></TD></TR>");
+    bpv_buf_free(&t);
+}
+
 /* Rows of a label table. A label's rows all show tensors of one shape, so
  * a matrix spreads over shared columns: prefix | [ | numbers... | ] . One
  * flat table keeps Graphviz from stretching a nested matrix when another
@@ -408,6 +455,10 @@ static void esc_lines(bpv_buf *b, const char *raw, size_t slack) {
  * `prefix` is raw text ('\n' breaks lines); v NULL gives a text row. */
 static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
                 const bpv_shape *sh, const char *color, int size) {
+    if (v && sh->rank > 0 && f->o->labels == BPV_LABELS_SHAPES) {
+        shape_row(b, prefix, sh, color, size);
+        return;
+    }
     bpv_buf font;
     bpv_buf_init(&font);
     bpv_buf_printf(&font, "<FONT COLOR=\"%s\"", color);
@@ -459,7 +510,7 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
         for (int64_t c = 0; c < cols; c++) {
             /* thin spaces: a gap between columns and inside the brackets */
             bpv_buf_printf(b, "<TD ALIGN=\"RIGHT\">%s&#8201;", font.data);
-            esc_num(f, b, v[r * cols + c]);
+            esc_num(f, b, printed(f, v, r * cols + c));
             bpv_buf_puts(b, "&#8201;</FONT></TD>");
         }
         if (r == 0)
@@ -563,13 +614,15 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
     bpv_buf_puts(&b, table_open);
     if (n->name) bpv_buf_printf(&p, "%s = ", f->disp[i]);
     row(f, &b, p.data, n->value, &n->shape, "black", 0);
-    if (n->grad) {
+    /* --labels shapes: a tensor's box is its name and shape */
+    bool compact = f->o->labels == BPV_LABELS_SHAPES && !is_scalar(n);
+    if (n->grad && !compact) {
         p.len = 0;
         partial(f, &p, -1, i);
         bpv_buf_puts(&p, " = ");
         row(f, &b, p.data, n->grad, &n->shape, t->bwd_text, 11);
     }
-    if (n->kind == BPV_NODE_PARAM) {
+    if (n->kind == BPV_NODE_PARAM && !compact && !f->o->no_update) {
         for (int k = 0; k < f->s->nparams; k++) {
             const bpv_snap_param *q = &f->s->params[k];
             if (q->node != i || !q->after) continue;
@@ -664,11 +717,11 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
      * on its edges */
     if (is_scalar(n)) {
         bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\" COLOR=\"%s\">", f->t->fwd_text);
-        esc_num(f, &b, n->value[0]);
+        esc_num(f, &b, printed(f, n->value, 0));
         bpv_buf_puts(&b, "</FONT></TD></TR>");
         if (n->grad) {
             bpv_buf_printf(&b, "<TR><TD><FONT POINT-SIZE=\"9\" COLOR=\"%s\">", f->t->bwd_text);
-            esc_num(f, &b, n->grad[0]);
+            esc_num(f, &b, printed(f, n->grad, 0));
             bpv_buf_puts(&b, "</FONT></TD></TR>");
         }
     }
@@ -682,7 +735,7 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     agxset(nd, f->n_margin, S("0.02"));
     agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
     mark_node(f, i, nd, bad_edge_into(f, i));
-    if (is_origin_node(f, i)) { /* beside the circle, which it would swell */
+    if (is_origin_node(f, i) && f->uses[i] < 0) { /* now on its out-edge: origin_note */
         b.len = 0;
         bpv_buf_printf(&b, "<FONT COLOR=\"%s\" POINT-SIZE=\"12\">", origin_line);
         sym.len = 0;
@@ -702,7 +755,8 @@ static void forward_label(const fig *f, bpv_buf *b, int from) {
     const bpv_snap_node *n = &f->s->nodes[from];
     bpv_buf p;
     bpv_buf_init(&p);
-    if (f->named[from]) bpv_buf_printf(&p, "%s = ", f->disp[from]);
+    if (f->named[from] || (f->o->labels == BPV_LABELS_SHAPES && !is_scalar(n)))
+        bpv_buf_printf(&p, "%s = ", f->disp[from]);
     bpv_buf_puts(b, table_open);
     /* a leaf's box already shows its matrix: the edge only names it */
     if (n->kind != BPV_NODE_OP && !is_scalar(n) && f->named[from]) {
@@ -777,6 +831,80 @@ static void local_formula(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     }
 }
 
+/* Backward edges that say only "∂loss/∂W": with --labels shapes a tensor's
+ * (its shape is the input's), and by default the one edge out of a leaf:
+ * its gradient is the leaf's own, shown once, in the box beside its value
+ * and update. A leaf used several times keeps each path's contribution on
+ * its edges and the total in the box. */
+static bool grad_name_only(const fig *f, const bpv_snap_edge *e) {
+    const bpv_snap_node *from = &f->s->nodes[e->from];
+    if (f->o->labels == BPV_LABELS_SHAPES) return !is_scalar(from);
+    return f->o->labels == BPV_LABELS_VALUES && from->kind != BPV_NODE_OP && from->grad &&
+           f->uses[e->from] == 1;
+}
+
+/* Whether edge e's input was broadcast to its op's larger shape (a bias
+ * [3] added to a batch [4, 3]); *batch: only leading dimensions were added. */
+static bool broadcast_edge(const fig *f, const bpv_snap_edge *e, bool *batch) {
+    const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
+    *batch = false;
+    if (to->kind != BPV_NODE_OP || !(bpv_ops[to->op].flags & BPV_OPF_ELEMWISE) ||
+        from->numel >= to->numel || from->shape.rank > to->shape.rank)
+        return false;
+    *batch = from->shape.rank < to->shape.rank;
+    for (int d = 0; d < from->shape.rank; d++)
+        if (from->shape.dim[from->shape.rank - 1 - d] != to->shape.dim[to->shape.rank - 1 - d])
+            *batch = false;
+    return true;
+}
+
+/* --labels full on a tensor: the chain-rule step one line each,
+ *   ∂loss/∂W₁ = ∂loss/∂(W₁x) · ∂(W₁x)/∂W₁
+ *             = ∂loss/∂(W₁x) · xᵀ          (a matrix product's partials)
+ *             = [ matrix ]
+ * and a broadcast input's gradient summed: = Σ over batch ∂loss/∂h · 1. */
+static void full_tensor_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
+    const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
+    const char *color = f->t->bwd_text;
+    bool top = e->to == f->s->objective;
+    bpv_buf line;
+    bpv_buf_init(&line);
+    partial(f, &line, -1, e->from);
+    bpv_buf_puts(&line, " = ");
+    if (!top) {
+        partial(f, &line, -1, e->to);
+        bpv_buf_puts(&line, " · ");
+        partial(f, &line, e->to, e->from);
+        row(f, b, line.data, NULL, &from->shape, color, 0);
+        line.len = 0;
+        bpv_buf_puts(&line, "= ");
+    }
+    bool batch, bc = broadcast_edge(f, e, &batch);
+    if (bc) bpv_buf_puts(&line, batch ? "Σ over batch " : "Σ over broadcast dims ");
+    if (to->op == BPV_OP_MATMUL && !to->fn && to->nin == 2) {
+        /* ∂/∂A = δ·Bᵀ, ∂/∂B = Aᵀ·δ, vectors taken as matrices */
+        if (e->slot == 0) {
+            partial(f, &line, -1, e->to);
+            bpv_buf_puts(&line, " · ");
+            put_disp(f, &line, to->in[1], P_ATOM);
+            bpv_buf_puts(&line, "ᵀ");
+        } else {
+            put_disp(f, &line, to->in[0], P_ATOM);
+            bpv_buf_puts(&line, "ᵀ · ");
+            partial(f, &line, -1, e->to);
+        }
+    } else {
+        if (!top) {
+            partial(f, &line, -1, e->to);
+            bpv_buf_puts(&line, " · ");
+        }
+        local_formula(f, &line, e);
+    }
+    row(f, b, line.data, NULL, &from->shape, color, 0);
+    row(f, b, "= ", e->chained, &from->shape, color, 0);
+    bpv_buf_free(&line);
+}
+
 static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
     const theme *t = f->t;
@@ -784,7 +912,14 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     bpv_buf_init(&p);
     bpv_buf_puts(b, table_open);
     partial(f, &p, -1, e->from);
-    if (f->o->labels == BPV_LABELS_FULL) {
+    if (grad_name_only(f, e)) {
+        row(f, b, p.data, NULL, &from->shape, t->bwd_text, 0);
+    } else if (f->o->labels == BPV_LABELS_FULL && e->chained && !(is_scalar(from) && is_scalar(to))) {
+        full_tensor_label(f, b, e);
+        bpv_buf_puts(b, "</TABLE>");
+        bpv_buf_free(&p);
+        return;
+    } else if (f->o->labels == BPV_LABELS_FULL) {
         /* ∂L/∂w = ∂L/∂ŷ · ∂ŷ/∂w          next to the objective, whose
          *       = −2 · x = −2 · 1 = −2    upstream is 1:  ∂L/∂r = 2·r = −2 */
         bool top = e->to == f->s->objective;
@@ -795,12 +930,13 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
         local_formula(f, &formula, e);
         bool scalar = is_scalar(from) && is_scalar(to) && to->grad && e->chained;
         if (scalar) {
-            num(f, &upv, to->grad[0]);
+            num(f, &upv, printed(f, to->grad, 0));
             if (e->local) {
                 size_t at = vary_begin(f, &loc); /* the brackets vary too */
-                if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, '(');
-                num(f, &loc, e->local[0]);
-                if (e->local[0] < 0 && !top) bpv_buf_putc(&loc, ')');
+                double l = printed(f, e->local, 0);
+                if (l < 0 && !top) bpv_buf_putc(&loc, '(');
+                num(f, &loc, l);
+                if (l < 0 && !top) bpv_buf_putc(&loc, ')');
                 vary_end(f, &loc, at);
             }
         }
@@ -830,7 +966,7 @@ static void backward_label(const fig *f, bpv_buf *b, const bpv_snap_edge *e) {
     } else {
         bpv_buf_puts(&p, " = ");
     }
-    row(f, b, p.data, e->chained, &from->shape, t->bwd_text, 0);
+    if (!grad_name_only(f, e)) row(f, b, p.data, e->chained, &from->shape, t->bwd_text, 0);
     bpv_buf_puts(b, "</TABLE>");
     bpv_buf_free(&p);
 }
@@ -852,9 +988,11 @@ static void caption(const fig *f, bpv_buf *b) {
     bpv_buf raw;
     bpv_buf_init(&raw);
     size_t at = vary_begin(f, &raw); /* the whole caption is one varying text */
+    /* steps count from 1 (steps taken); epochs and samples from 0, as the
+     * JSON trace and the data's rows (x[0]) do */
     bpv_buf_printf(&raw, "step %ld · epoch %ld", s->step, s->epoch);
     if (s->nsamples == 1) {
-        bpv_buf_printf(&raw, " · sample %lld", (long long)s->samples[0] + 1);
+        bpv_buf_printf(&raw, " · sample %lld", (long long)s->samples[0]);
         int shown = 0;
         for (int i = 0; i < s->nnodes; i++) {
             const bpv_snap_node *n = &s->nodes[i];
@@ -864,7 +1002,7 @@ static void caption(const fig *f, bpv_buf *b) {
             if (n->shape.rank > 0) bpv_buf_putc(&raw, '[');
             for (int64_t k = 0; k < n->numel; k++) {
                 if (k) bpv_buf_puts(&raw, ", ");
-                num(f, &raw, n->value[k]);
+                num(f, &raw, printed(f, n->value, k));
             }
             if (n->shape.rank > 0) bpv_buf_putc(&raw, ']');
         }
@@ -874,18 +1012,20 @@ static void caption(const fig *f, bpv_buf *b) {
         for (int64_t k = 1; k < s->nsamples; k++)
             run = run && s->samples[k] == s->samples[k - 1] + 1;
         if (run) {
-            bpv_buf_printf(&raw, " · samples %lld–%lld", (long long)s->samples[0] + 1,
-                           (long long)s->samples[s->nsamples - 1] + 1);
+            bpv_buf_printf(&raw, " · samples %lld–%lld", (long long)s->samples[0],
+                           (long long)s->samples[s->nsamples - 1]);
         } else if (s->nsamples <= 8) {
             bpv_buf_puts(&raw, " · samples ");
             for (int64_t k = 0; k < s->nsamples; k++)
-                bpv_buf_printf(&raw, "%s%lld", k ? ", " : "", (long long)s->samples[k] + 1);
+                bpv_buf_printf(&raw, "%s%lld", k ? ", " : "", (long long)s->samples[k]);
         } else {
             bpv_buf_printf(&raw, " · batch of %lld samples", (long long)s->nsamples);
         }
     }
     bpv_buf_printf(&raw, " · %s = ", f->L);
-    num(f, &raw, s->loss);
+    bool loss_node = s->objective >= 0 && s->objective < s->nnodes &&
+                     s->nodes[s->objective].numel == 1 && s->nodes[s->objective].value[0] == s->loss;
+    num(f, &raw, loss_node ? printed(f, s->nodes[s->objective].value, 0) : s->loss);
     vary_end(f, &raw, at);
     /* padding keeps the caption clear of the lowest node */
     bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLPADDING=\"8\"><TR><TD><FONT POINT-SIZE=\"14\">");
@@ -946,6 +1086,60 @@ static void cut_stub(fig *f, int k, const bpv_snap_edge *e) {
                                   : agedge(f->g, stub, f->gv[e->to], id, 1);
     agxset(ce, f->e_color, S("gray60"));
     agxset(ce, f->e_style, S("dashed"));
+}
+
+/* "[3] → [4, 3]": a shape as the marker of a broadcast edge writes it. */
+static void shape_list(bpv_buf *b, const bpv_shape *sh) {
+    bpv_buf_putc(b, '[');
+    for (int d = 0; d < sh->rank; d++) bpv_buf_printf(b, "%s%lld", d ? ", " : "", (long long)sh->dim[d]);
+    bpv_buf_putc(b, ']');
+}
+
+/* An input broadcast to its op's larger shape: its forward edge says
+ * "[3] → [4, 3]", its backward edge that the gradient was summed back. */
+static void broadcast_marks(const fig *f, const bpv_snap_edge *e, bpv_buf *label, bool backward) {
+    bool batch;
+    if (!broadcast_edge(f, e, &batch)) return;
+    bpv_buf t;
+    bpv_buf_init(&t);
+    if (!backward) {
+        shape_list(&t, &f->s->nodes[e->from].shape);
+        bpv_buf_puts(&t, " → ");
+        shape_list(&t, &f->s->nodes[e->to].shape);
+    } else if (f->o->labels != BPV_LABELS_FULL) { /* full labels say it in the formula */
+        bpv_buf_puts(&t, batch ? "summed over the batch" : "summed over the broadcast dims");
+    }
+    if (t.len) extra_row(label, backward ? f->t->bwd_text : f->t->fwd_text, t.data, 10);
+    bpv_buf_free(&t);
+}
+
+/* The note of an op that is the origin of the first NaN or inf goes on its
+ * first drawn forward edge out (edge k; -1: the sink's arrow), below the
+ * value: dot lays edge labels out as nodes, so the note never lies on an
+ * edge, as a label beside the circle (xlabel) did. */
+static void origin_note(const fig *f, int from, int k, bpv_buf *label) {
+    if (!is_origin_node(f, from) || f->s->nodes[from].kind != BPV_NODE_OP) return;
+    for (int j = 0; k >= 0 && j < k; j++) {
+        const bpv_snap_edge *e = &f->s->edges[j];
+        if (e->from == from && e->to >= 0 && e->to < f->s->nnodes && f->gv[e->to]) return;
+    }
+    bpv_buf t;
+    bpv_buf_init(&t);
+    origin_text(f, &t);
+    extra_row(label, origin_line, t.data, 12);
+    bpv_buf_free(&t);
+}
+
+/* --focus NAME: the focused node drawn with a heavy blue border. */
+static void focus_mark(fig *f) {
+    if (!f->o->focus) return;
+    for (int i = 0; i < f->s->nnodes; i++) {
+        const bpv_snap_node *n = &f->s->nodes[i];
+        if (!f->gv[i] || !n->name || strcmp(n->name, f->o->focus) != 0) continue;
+        set_attr(f->gv[i], "penwidth", "3.5");
+        set_attr(f->gv[i], "color", "#1F5FBF");
+        set_attr(f->gv[i], "class", "bpv-focus");
+    }
 }
 
 /* Above this many drawn nodes, build() sets faster layout limits. */
@@ -1072,6 +1266,7 @@ static void build(fig *f) {
     }
 
     step_order(f);
+    focus_mark(f);
 
     bpv_buf b;
     bpv_buf_init(&b);
@@ -1089,6 +1284,8 @@ static void build(fig *f) {
         Agedge_t *fe = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
         b.len = 0;
         forward_label(f, &b, e->from);
+        broadcast_marks(f, e, &b, false);
+        origin_note(f, e->from, k, &b);
         set_html(f, fe, f->e_label, b.data);
         style_edge(f, fe, false);
         if (!e->chained) continue;
@@ -1096,6 +1293,7 @@ static void build(fig *f) {
         Agedge_t *be = agedge(g, f->gv[e->from], f->gv[e->to], id, 1);
         b.len = 0;
         backward_label(f, &b, e);
+        broadcast_marks(f, e, &b, true);
         mark_edge(f, be, k, &b);
         set_html(f, be, f->e_label, b.data);
         style_edge(f, be, true);
@@ -1113,10 +1311,16 @@ static void build(fig *f) {
         agxset(sink, f->n_width, S(f->o->rankdir_tb ? "0.8" : "0.1"));
         agxset(sink, f->n_height, S(f->o->rankdir_tb ? "0.1" : "0.6"));
         agxset(sink, f->n_periph, S("0"));
+        /* an empty label of its own: agwrite leaves out a label equal to the
+         * default "", and `dot` reading the file would print the name;
+         * an HTML label of one space is written and draws nothing */
+        set_html(f, sink, f->n_label, " ");
+        set_attr(sink, "fixedsize", "true"); /* the space takes no room */
         snprintf(id, sizeof id, "f_out%d", i);
         Agedge_t *fe = agedge(g, f->gv[i], sink, id, 1);
         b.len = 0;
         forward_label(f, &b, i);
+        origin_note(f, i, -1, &b);
         set_html(f, fe, f->e_label, b.data);
         style_edge(f, fe, false);
         if (!s->nodes[i].grad) continue;
@@ -1256,6 +1460,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     }
     fold_literals(&f);
     name_nodes(&f);
+    if (!opt->exact_numbers) f.nz = bpv_noise_new(snap); /* NULL: numbers as stored */
     if (opt->focus) {
         if (!(f.keep = calloc((size_t)n + 1, sizeof *f.keep))) {
             rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
@@ -1297,6 +1502,7 @@ done:
     free(f.prec);
     free(f.named);
     free(f.keep);
+    bpv_noise_free(f.nz);
     return rc;
 }
 

@@ -35,19 +35,19 @@ static const char usage[] =
     "  --gradcheck          mark partials failing a finite-difference check\n"
     "  --focus NAME         draw only nodes within --depth K (default: 2) of NAME;\n"
     "                       --max-nodes N larger figures are refused (default: 150)\n"
-    "  --steps SPEC         A-B[/K], 1,5,9, all: one .json/.html, or -o 'step%d.svg'\n"
+    "  --steps SPEC         A-B[/K] (B too), 1,5,9, all: .json/.html or -o 'step%d.svg'\n"
     "  --rankdir LR|TB      graph direction (default: LR)\n"
     "  --theme NAME         tutorial, print or colorblind (default: tutorial)\n"
-    "  --labels MODE        values: d loss/d node on backward edges (default);\n"
-    "                       full: the whole chain-rule step with local derivatives\n"
+    "  --labels MODE        values: d loss/d node (default), full: chain-rule steps,\n"
+    "                       shapes: tensors as shapes; --no-update: no after-update row\n"
     "  --precision N        significant digits of numbers, 1-17 (default: 4)\n"
+    "  --exact-numbers      numbers as stored (default: float rounding noise prints 0)\n"
     "  --plain-names        print names as written (no y_hat -> ŷ, w1 -> w₁)\n"
     "  --font NAME          font of all text (default: DejaVu Sans)\n"
     "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
     "  --dpi N              PNG pixels per inch, 1-2400 (default: 96)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
-    "  -h, --help           show this help\n"
-    "  --version            show the version\n"
+    "  -h, --help           show this help (--version: the version)\n"
     "\n"
     "exit status: 0 success, 1 run-time failure (I/O), 2 bad model or usage\n";
 
@@ -213,7 +213,8 @@ static int cmd_check(int argc, char **argv) {
 static const char *const options[] = {
     "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
-    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes"};
+    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
+    "--exact-numbers", "--no-update"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -327,7 +328,8 @@ int main(int argc, char **argv) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
             if (strcmp(v, "values") == 0) o.figure.labels = BPV_LABELS_VALUES;
             else if (strcmp(v, "full") == 0) o.figure.labels = BPV_LABELS_FULL;
-            else return usage_error("--labels takes values or full, not '%s'", v);
+            else if (strcmp(v, "shapes") == 0) o.figure.labels = BPV_LABELS_SHAPES;
+            else return usage_error("--labels takes values, full or shapes, not '%s'", v);
         } else if (strcmp(a, "--precision") == 0) {
             if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
             char *end;
@@ -377,6 +379,10 @@ int main(int argc, char **argv) {
                                    v);
             if (a[2] == 'd') o.figure.focus_depth = (int)n;
             else o.figure.max_nodes = n;
+        } else if (strcmp(a, "--exact-numbers") == 0) { /* numbers and labels */
+            o.figure.exact_numbers = 1;
+        } else if (strcmp(a, "--no-update") == 0) {
+            o.figure.no_update = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             return unknown_option(a);
         } else if (o.model) {

@@ -1,5 +1,7 @@
 /* Step selections: "3", "1-8", "1-100/10", "1,5,9", "all", "last",
- * combined with commas. "last" stands for the model's final step, known only
+ * combined with commas. A stepped range A-B/K holds A, A+K, A+2K, ... and
+ * always its end B (1-800/100: 1, 101, ..., 701, 800; A-last/K: the last
+ * step too), so a training's final step is never left out. "last" stands for the model's final step, known only
  * once the model is loaded, so it is resolved against a total. */
 #include <ctype.h>
 #include <errno.h>
@@ -97,9 +99,7 @@ long bpv_step_set_max(const bpv_step_set *s, long total) {
     if (!s) return 0;
     for (size_t i = 0; i < s->n; i++) {
         const step_range *r = &s->r[i];
-        long to = (r->from_last || r->to < 0) ? total : r->to;
-        if (!r->from_last && r->to >= 0 && r->every > 1)
-            to = r->from + (to - r->from) / r->every * r->every;
+        long to = (r->from_last || r->to < 0) ? total : r->to; /* the end is in the set */
         if (to > best) best = to;
     }
     return best;
@@ -132,6 +132,7 @@ long bpv_step_set_next(const bpv_step_set *s, long step, long total) {
             } else if (to >= step) {
                 long d = step - r->from, q = d / r->every + (d % r->every != 0);
                 if (q <= (to - r->from) / r->every) c = r->from + q * r->every;
+                else c = to; /* a stepped range ends on its end */
             }
         }
         if (c < best) best = c;
@@ -150,7 +151,8 @@ long bpv_step_set_count(const bpv_step_set *s, long total) {
             continue;
         }
         long to = r->to < 0 || r->to > total ? total : r->to;
-        if (to >= r->from) n += (to - r->from) / r->every + 1;
+        if (to >= r->from)
+            n += (to - r->from) / r->every + 1 + ((to - r->from) % r->every != 0);
     }
     return n < total ? n : total;
 }

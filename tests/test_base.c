@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -99,7 +100,8 @@ static void test_step_set(void **state) {
     assert_int_equal(bpv_step_set_next(s, 1, 100), 1);
     assert_int_equal(bpv_step_set_next(s, 4, 100), 4);
     assert_int_equal(bpv_step_set_next(s, 7, 100), 7);
-    assert_int_equal(bpv_step_set_next(s, 8, 100), 20); /* 8 is not kept */
+    assert_int_equal(bpv_step_set_next(s, 8, 100), 8); /* a stepped range keeps its end */
+    assert_int_equal(bpv_step_set_next(s, 9, 100), 20); /* 9 is not kept */
     assert_int_equal(bpv_step_set_next(s, 20, 100), 20);
     assert_int_equal(bpv_step_set_next(s, 100, 100), 100);
     assert_int_equal(bpv_step_set_next(s, 99, 100), 100); /* 99 is not kept */
@@ -109,6 +111,30 @@ static void test_step_set(void **state) {
 
     s = bpv_step_set_parse("all", &err);
     assert_int_equal(bpv_step_set_max(s, 800), 800);
+    bpv_step_set_free(s);
+
+    /* 1-800/100: 1, 101, ..., 701 and the end, 800 */
+    s = bpv_step_set_parse("1-800/100", &err);
+    long kept[16], nk = 0;
+    for (long st = bpv_step_set_next(s, 1, 800); st <= 800 && nk < 16;
+         st = bpv_step_set_next(s, st + 1, 800))
+        kept[nk++] = st;
+    assert_int_equal(nk, 9);
+    assert_int_equal(kept[0], 1);
+    assert_int_equal(kept[7], 701);
+    assert_int_equal(kept[8], 800);
+    assert_int_equal(bpv_step_set_count(s, 800), 9);
+    assert_int_equal(bpv_step_set_max(s, 800), 800);
+    bpv_step_set_free(s);
+    /* an end on the stride is not counted twice; A-last/K ends on the last step */
+    s = bpv_step_set_parse("1-801/100", &err);
+    assert_int_equal(bpv_step_set_count(s, 900), 9);
+    assert_int_equal(bpv_step_set_next(s, 702, 900), 801);
+    assert_int_equal(bpv_step_set_next(s, 802, 900), LONG_MAX);
+    bpv_step_set_free(s);
+    s = bpv_step_set_parse("5-last/10", &err);
+    assert_int_equal(bpv_step_set_next(s, 96, 100), 100);
+    assert_int_equal(bpv_step_set_count(s, 100), 11);
     bpv_step_set_free(s);
 
     const char *bad[] = {"", "0", "3-1", "1,", "x", "1-", "1-5/0", "-3"};

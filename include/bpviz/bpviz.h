@@ -68,7 +68,8 @@ void bpv_model_free(bpv_model *model);
 typedef struct bpv_step_set bpv_step_set;
 
 /* Parses "N", "A-B", "A-B/K", "1,5,9", "all", "last" (combinations joined
- * by commas). Returns NULL on a bad spec and stores an error in `err`.
+ * by commas). A-B/K is A, A+K, A+2K, ... and B itself (1-800/100 ends on
+ * 800). Returns NULL on a bad spec and stores an error in `err`.
  * The caller frees the result with bpv_step_set_free. */
 bpv_step_set *bpv_step_set_parse(const char *spec, bpv_error **err);
 void bpv_step_set_free(bpv_step_set *set);
@@ -200,7 +201,9 @@ int bpv_format_from_name(const char *name);
 /* The format a file name's extension selects; -1 when none matches. */
 int bpv_format_from_path(const char *path);
 
-typedef enum bpv_labels { BPV_LABELS_VALUES, BPV_LABELS_FULL } bpv_labels;
+/* BPV_LABELS_SHAPES (additive): tensors as their shapes (W₁ 3×2), no
+ * numbers on tensor edges; scalars keep their values. */
+typedef enum bpv_labels { BPV_LABELS_VALUES, BPV_LABELS_FULL, BPV_LABELS_SHAPES } bpv_labels;
 typedef enum bpv_theme { BPV_THEME_TUTORIAL, BPV_THEME_PRINT, BPV_THEME_COLORBLIND } bpv_theme;
 
 typedef struct bpv_figure_options {
@@ -226,6 +229,13 @@ typedef struct bpv_figure_options {
     /* A figure of more nodes than this is refused with a message suggesting
      * --focus (0: BPV_FIGURE_MAX_NODES; negative: no limit). */
     long max_nodes;
+    /* Additive (labels and numbers). exact_numbers 1: every number as
+     * stored, float32 rounding noise included; 0 (default): a number within
+     * the rounding error of the calculation that made it prints as 0
+     * (docs/language.md, "Numbers in figures"). no_update 1: no "after
+     * update" row in parameters' boxes. */
+    int exact_numbers;
+    int no_update;
 } bpv_figure_options;
 
 /* Above this many nodes a layout takes seconds and the figure is
