@@ -21,6 +21,7 @@
 #include "export.h"
 #include "figure.h"
 #include "focus.h"
+#include "heatmap.h"
 
 /* Graphviz takes `char *` everywhere, even for text it only reads. */
 #define S(x) ((char *)(x))
@@ -401,6 +402,76 @@ static void esc_lines(bpv_buf *b, const char *raw, size_t slack) {
     }
 }
 
+/* ---- heatmaps (--tensors) ----------------------------------------------------- */
+
+/* The node a tensor row belongs to: the one whose value, gradient or
+ * update it is, or the input of the edge whose partial it is; -1 if none. */
+static int tensor_owner(const fig *f, const double *v) {
+    const bpv_snapshot *s = f->s;
+    for (int i = 0; i < s->nnodes; i++)
+        if (s->nodes[i].value == v || s->nodes[i].grad == v) return i;
+    for (int k = 0; k < s->nedges; k++)
+        if (s->edges[k].chained == v) return s->edges[k].from;
+    for (int k = 0; k < s->nparams; k++)
+        if (s->params[k].after == v) return s->params[k].node;
+    return -1;
+}
+
+/* Whether a tensor of this shape is drawn as a heatmap. */
+static bool heat_wanted(const fig *f, const bpv_shape *sh) {
+    if (sh->rank == 0 || bpv_shape_numel(sh) < 2) return false;
+    switch (f->o->tensors) {
+    case BPV_TENSORS_HEATMAP:
+        return true;
+    case BPV_TENSORS_AUTO:
+        /* the player keeps min/mean/max: they change step by step */
+        return !f->vary && !is_matrix(sh);
+    default:
+        return false;
+    }
+}
+
+/* row() for a heatmap: the prefix, then the grids beside it. A gradient
+ * row (in the theme's gradient colour) uses the gradient scale. Returns
+ * false when the tensor prints as numbers. */
+static bool heat_row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
+                     const bpv_shape *sh, const char *color, int size) {
+    if (!heat_wanted(f, sh)) return false;
+    bool grad = color == f->t->bwd_text;
+    if (grad && v) { /* a value and its gradient share a colour in some themes */
+        int o = tensor_owner(f, v);
+        grad = o < 0 || f->s->nodes[o].value != v;
+    }
+    bpv_buf_printf(b, "<TR><TD ALIGN=\"RIGHT\"%s>", v ? "" : " COLSPAN=\"2\"");
+    if (prefix && *prefix) {
+        bpv_buf_printf(b, "<FONT COLOR=\"%s\"", color);
+        if (size) bpv_buf_printf(b, " POINT-SIZE=\"%d\"", size);
+        bpv_buf_putc(b, '>');
+        esc_lines(b, prefix, 0);
+        bpv_buf_puts(b, "</FONT>");
+    } else {
+        bpv_buf_putc(b, ' ');
+    }
+    bpv_buf_puts(b, "</TD>");
+    if (!v) {
+        bpv_buf_puts(b, "</TR>");
+        return true;
+    }
+    int o = tensor_owner(f, v);
+    const bpv_snap_node *n = o >= 0 ? &f->s->nodes[o] : NULL;
+    bool batch = n && n->kind != BPV_NODE_PARAM && sh->rank >= 3 && f->s->nsamples >= 1 &&
+                 sh->dim[0] == f->s->nsamples && (sh->rank == 4 || f->s->nsamples > 1);
+    bpv_buf_puts(b, "<TD ALIGN=\"LEFT\">");
+    bpv_heat_table(b, v, sh, batch, grad ? BPV_HEAT_GRAD : BPV_HEAT_VALUE, color,
+                   f->o->precision < 3 ? f->o->precision : 3);
+    bpv_buf_puts(b, "</TD></TR>");
+    if (f->vary) /* the player swaps texts, not colours */
+        bpv_buf_printf(b, "<TR><TD COLSPAN=\"2\" ALIGN=\"RIGHT\"><FONT POINT-SIZE=\"8\" "
+                          "COLOR=\"%s\">colours of step %ld</FONT></TD></TR>",
+                       f->t->muted, f->s->step);
+    return true;
+}
+
 /* Rows of a label table. A label's rows all show tensors of one shape, so
  * a matrix spreads over shared columns: prefix | [ | numbers... | ] . One
  * flat table keeps Graphviz from stretching a nested matrix when another
@@ -408,6 +479,7 @@ static void esc_lines(bpv_buf *b, const char *raw, size_t slack) {
  * `prefix` is raw text ('\n' breaks lines); v NULL gives a text row. */
 static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
                 const bpv_shape *sh, const char *color, int size) {
+    if (heat_row(f, b, prefix, v, sh, color, size)) return;
     bpv_buf font;
     bpv_buf_init(&font);
     bpv_buf_printf(&font, "<FONT COLOR=\"%s\"", color);

@@ -42,7 +42,13 @@ static const char usage[] =
     "                       full: the whole chain-rule step with local derivatives\n"
     "  --precision N        significant digits of numbers, 1-17 (default: 4)\n"
     "  --plain-names        print names as written (no y_hat -> ŷ, w1 -> w₁)\n"
-    "  --font NAME          font of all text (default: DejaVu Sans)\n"
+    "  --font NAME          font of all text (default: DejaVu Sans); a family\n"
+    "                       fontconfig cannot find is reported\n"
+    "  --tensors MODE       auto: numbers up to 6x6, heatmaps when larger (default);\n"
+    "                       values: numbers, min/mean/max when larger;\n"
+    "                       heatmap: every tensor as a grid of coloured cells\n"
+    "  --legend             a key to the colours and numbers, bottom right\n"
+    "  --op-symbols STYLE   default, or tutorial: a matrix product as MM\n"
     "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
     "  --dpi N              PNG pixels per inch, 1-2400 (default: 96)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
@@ -213,7 +219,8 @@ static int cmd_check(int argc, char **argv) {
 static const char *const options[] = {
     "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
-    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes"};
+    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
+    "--tensors", "--legend", "--op-symbols"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -266,6 +273,28 @@ static const char *take_value(int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+/* --tensors, --legend, --op-symbols: figures for slides. Returns 0, or the
+ * status after reporting a usage error. */
+static int slide_option(int argc, char **argv, int *i, bpv_figure_options *fo) {
+    const char *a = argv[*i], *v;
+    if (strcmp(a, "--legend") == 0) {
+        fo->legend = 1;
+        return 0;
+    }
+    if (!(v = take_value(argc, argv, i))) return BPV_ERR_MODEL;
+    if (strcmp(a, "--tensors") == 0) {
+        if (strcmp(v, "auto") == 0) fo->tensors = BPV_TENSORS_AUTO;
+        else if (strcmp(v, "values") == 0) fo->tensors = BPV_TENSORS_VALUES;
+        else if (strcmp(v, "heatmap") == 0) fo->tensors = BPV_TENSORS_HEATMAP;
+        else return usage_error("--tensors takes auto, values or heatmap, not '%s'", v);
+    } else {
+        if (strcmp(v, "default") == 0) fo->op_symbols = BPV_OP_SYMBOLS_DEFAULT;
+        else if (strcmp(v, "tutorial") == 0) fo->op_symbols = BPV_OP_SYMBOLS_TUTORIAL;
+        else return usage_error("--op-symbols takes default or tutorial, not '%s'", v);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -376,6 +405,10 @@ int main(int argc, char **argv) {
                                    v);
             if (a[2] == 'd') o.figure.focus_depth = (int)n;
             else o.figure.max_nodes = n;
+        } else if (strcmp(a, "--tensors") == 0 || strcmp(a, "--legend") == 0 ||
+                   strcmp(a, "--op-symbols") == 0) {
+            int rc = slide_option(argc, argv, &i, &o.figure);
+            if (rc != 0) return rc;
         } else if (a[0] == '-' && a[1] != '\0') {
             return unknown_option(a);
         } else if (o.model) {
