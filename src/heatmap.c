@@ -109,8 +109,11 @@ void bpv_heat_table(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch
     for (int64_t g = 0; g < p.nshow; g++) {
         if (g % across == 0) bpv_buf_puts(b, g ? "</TR><TR>" : "<TR>");
         const double *gv = v + g * per;
-        bpv_buf_puts(b, "<TD VALIGN=\"TOP\"><TABLE BORDER=\"1\" COLOR=\"#9a9a9a\" CELLBORDER=\"0\" "
-                        "CELLSPACING=\"0\" CELLPADDING=\"0\">");
+        /* a fixed size: a wider row elsewhere must not stretch the cells */
+        bpv_buf_printf(b, "<TD VALIGN=\"TOP\" ALIGN=\"LEFT\"><TABLE BORDER=\"1\" COLOR=\"#9a9a9a\" "
+                          "CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"0\" FIXEDSIZE=\"TRUE\" "
+                          "WIDTH=\"%lld\" HEIGHT=\"%lld\">",
+                       (long long)(cols * cell + 2), (long long)(rows * cell + 2));
         for (int64_t r = 0; r < rows; r++) {
             bpv_buf_puts(b, "<TR>");
             for (int64_t c = 0; c < cols; c++) {

@@ -422,6 +422,13 @@ int main(int argc, char **argv) {
         return BPV_ERR_MODEL;
     }
     if (step && steps) return usage_error("%s", "use --step or --steps, not both");
+    if (o.figure.font && *o.figure.font) { /* cairo and pango would fall back silently */
+        char used[256];
+        if (bpv_font_check(o.figure.font, used, sizeof used) == 0)
+            fprintf(stderr, "bpviz: warning: font family '%s' not found; figures are drawn in "
+                            "'%s' instead (fc-list : family lists the installed ones)\n",
+                    o.figure.font, used[0] ? used : "a fallback font");
+    }
     o.steps = steps ? steps : step;
     if (watching) return watch(&o);
     bpv_error *err = NULL;

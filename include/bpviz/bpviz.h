@@ -250,6 +250,12 @@ typedef struct bpv_figure_options {
 /* Fills in the defaults above. */
 void bpv_figure_options_init(bpv_figure_options *opts);
 
+/* Whether fontconfig has the font family `family` (case and spaces
+ * ignored), the family every figure format then draws with (additive).
+ * Returns 1 if it has it, 0 if it falls back to another family, -1 if it
+ * cannot tell; `used` (n bytes, may be NULL) receives the family used. */
+int bpv_font_check(const char *family, char *used, size_t n);
+
 /* Exports the snapshots of a run as one document: JSON and HTML (the step
  * player, laid out once for all of them) hold them all, the figure formats
  * draw the first one. On success stores a malloc'd buffer and
