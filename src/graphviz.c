@@ -548,10 +548,13 @@ static void legend(fig *f) {
     bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">━━ 1.5</FONT>"
                        "</TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">forward value</FONT></TD></TR>",
                    t->fwd_text);
+    bpv_buf L;
+    bpv_buf_init(&L);
+    esc(&L, f->L);
     bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">╍╍ ∂%s/∂x"
                        "</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">backward partial"
                        "</FONT></TD></TR>",
-                   t->bwd_text, "L");
+                   t->bwd_text, str(&L));
     bpv_buf_printf(&b, "<TR><TD BGCOLOR=\"%s\" BORDER=\"1\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
                        "x</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">input, data"
                        "</FONT></TD></TR>",
@@ -565,7 +568,8 @@ static void legend(fig *f) {
                        "<FONT COLOR=\"%s\" POINT-SIZE=\"8\">−0.21</FONT></TD><TD ALIGN=\"LEFT\">"
                        "<FONT POINT-SIZE=\"10\">operation: its value<BR ALIGN=\"LEFT\"/>and "
                        "gradient ∂%s/∂out<BR ALIGN=\"LEFT\"/></FONT></TD></TR>",
-                   t->border, t->fwd_text, t->bwd_text, "L");
+                   t->border, t->fwd_text, t->bwd_text, str(&L));
+    bpv_buf_free(&L);
     if (any_heatmap(f)) {
         static const bpv_heat_scale sc[2] = {BPV_HEAT_VALUE, BPV_HEAT_GRAD};
         static const char *const what[2] = {"values: −max … 0 … max", "gradients: −max … 0 … max"};
