@@ -12,6 +12,8 @@ _bpviz() {
         --steps) COMPREPLY=($(compgen -W 'all last' -- "$cur")); return ;;
         --rankdir) COMPREPLY=($(compgen -W 'LR TB' -- "$cur")); return ;;
         --theme) COMPREPLY=($(compgen -W 'tutorial print colorblind' -- "$cur")); return ;;
+        --tensors) COMPREPLY=($(compgen -W 'auto values heatmap' -- "$cur")); return ;;
+        --op-symbols) COMPREPLY=($(compgen -W 'default tutorial' -- "$cur")); return ;;
         --labels) COMPREPLY=($(compgen -W 'values full shapes' -- "$cur")); return ;;
         --font)
             local IFS=$'\n'
@@ -22,7 +24,8 @@ _bpviz() {
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W '-o -T --step --steps --gradcheck --focus --depth --max-nodes
             --rankdir --theme --labels --precision --plain-names --font --size --dpi --watch
-            --exact-numbers --no-update --snapshot -h --help --version' -- "$cur"))
+            --exact-numbers --no-update --tensors --legend --op-symbols
+            --snapshot -h --help --version' -- "$cur"))
     elif [[ $COMP_CWORD -eq 1 ]]; then
         COMPREPLY=($(compgen -W 'run bench check' -- "$cur") $(compgen -f -X '!*.bp' -- "$cur") $(compgen -d -- "$cur"))
     else

@@ -5,7 +5,10 @@ set -eu
 # valgrind, clang (libFuzzer) and libxml2-utils (xmllint, to check SVG) serve
 # the hardening checks of .ci/run and the tests; poppler-utils (pdffonts,
 # pdftoppm) lets test_unix check that PDFs embed fonts and fit the drawing.
-pkgs="cmake gcc make pkg-config libgraphviz-dev libsleef-dev graphviz libcmocka-dev librsvg2-bin valgrind clang libxml2-utils poppler-utils"
+pkgs="cmake gcc make pkg-config libgraphviz-dev libsleef-dev libfontconfig1-dev graphviz libcmocka-dev librsvg2-bin valgrind clang libxml2-utils poppler-utils"
+# fonts-urw-base35: Nimbus Roman and Nimbus Sans, for the tests of --font
+# (a family whose last word pango would read as a style: "Roman")
+pkgs="$pkgs fonts-urw-base35"
 [ "${1:-}" = "--torch" ] && pkgs="$pkgs python3-torch"
 # chromium and node run the HTML player's browser test (tests/browser)
 pkgs="$pkgs chromium"

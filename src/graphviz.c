@@ -22,6 +22,7 @@
 #include "figure.h"
 #include "focus.h"
 #include "noise.h"
+#include "heatmap.h"
 
 /* Graphviz takes `char *` everywhere, even for text it only reads. */
 #define S(x) ((char *)(x))
@@ -448,6 +449,197 @@ static void shape_row(bpv_buf *b, const char *prefix, const bpv_shape *sh, const
     bpv_buf_free(&t);
 }
 
+/* ---- heatmaps (--tensors) ----------------------------------------------------- */
+
+/* The node a tensor row belongs to: the one whose value, gradient or
+ * update it is, or the input of the edge whose partial it is; -1 if none. */
+static int tensor_owner(const fig *f, const double *v) {
+    const bpv_snapshot *s = f->s;
+    for (int i = 0; i < s->nnodes; i++)
+        if (s->nodes[i].value == v || s->nodes[i].grad == v) return i;
+    for (int k = 0; k < s->nedges; k++)
+        if (s->edges[k].chained == v) return s->edges[k].from;
+    for (int k = 0; k < s->nparams; k++)
+        if (s->params[k].after == v) return s->params[k].node;
+    return -1;
+}
+
+/* Whether a tensor of this shape is drawn as a heatmap. */
+static bool heat_wanted(const fig *f, const bpv_shape *sh) {
+    if (sh->rank == 0 || bpv_shape_numel(sh) < 2) return false;
+    switch (f->o->tensors) {
+    case BPV_TENSORS_HEATMAP:
+        return true;
+    case BPV_TENSORS_AUTO:
+        /* the player keeps min/mean/max: they change step by step */
+        return !f->vary && !is_matrix(sh);
+    default:
+        return false;
+    }
+}
+
+/* row() for a heatmap: the prefix, then the grids beside it. A gradient
+ * row (in the theme's gradient colour) uses the gradient scale. Returns
+ * false when the tensor prints as numbers. */
+static bool heat_row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
+                     const bpv_shape *sh, const char *color, int size) {
+    if (!heat_wanted(f, sh)) return false;
+    bool grad = color == f->t->bwd_text;
+    if (grad && v) { /* a value and its gradient share a colour in some themes */
+        int o = tensor_owner(f, v);
+        grad = o < 0 || f->s->nodes[o].value != v;
+    }
+    bpv_buf_printf(b, "<TR><TD ALIGN=\"RIGHT\"%s>", v ? "" : " COLSPAN=\"2\"");
+    if (prefix && *prefix) {
+        bpv_buf_printf(b, "<FONT COLOR=\"%s\"", color);
+        if (size) bpv_buf_printf(b, " POINT-SIZE=\"%d\"", size);
+        bpv_buf_putc(b, '>');
+        esc_lines(b, prefix, 0);
+        bpv_buf_puts(b, "</FONT>");
+    } else {
+        bpv_buf_putc(b, ' ');
+    }
+    bpv_buf_puts(b, "</TD>");
+    if (!v) {
+        bpv_buf_puts(b, "</TR>");
+        return true;
+    }
+    int o = tensor_owner(f, v);
+    const bpv_snap_node *n = o >= 0 ? &f->s->nodes[o] : NULL;
+    bool batch = n && n->kind != BPV_NODE_PARAM && sh->rank >= 3 && f->s->nsamples >= 1 &&
+                 sh->dim[0] == f->s->nsamples && (sh->rank == 4 || f->s->nsamples > 1);
+    bpv_buf_puts(b, "<TD ALIGN=\"LEFT\">");
+    bpv_heat_table(b, v, sh, batch, grad ? BPV_HEAT_GRAD : BPV_HEAT_VALUE, color,
+                   f->o->precision < 3 ? f->o->precision : 3);
+    bpv_buf_puts(b, "</TD></TR>");
+    if (f->vary) /* the player swaps texts, not colours */
+        bpv_buf_printf(b, "<TR><TD COLSPAN=\"2\" ALIGN=\"RIGHT\"><FONT POINT-SIZE=\"8\" "
+                          "COLOR=\"%s\">colours of step %ld</FONT></TD></TR>",
+                       f->t->muted, f->s->step);
+    return true;
+}
+
+/* ---- fonts, legend, op symbols (figures for slides) ------------------------- */
+
+/* The font name handed to Graphviz. Its text layout (pango) reads the
+ * last words of a name as a style, weight or size when they look like one
+ * ("Nimbus Roman" is family Nimbus in style Roman, which fontconfig does
+ * not have, so PNG and PDF silently got DejaVu Sans): a trailing comma ends
+ * the family list, so every word is the family. svg_font_names() takes the
+ * comma out of the written DOT and SVG again. One figure at a time (Graphviz
+ * is single-threaded), so one buffer. */
+static const char *layout_font(const char *face) {
+    static char buf[256];
+    if (!strchr(face, ' ') || strchr(face, ',') || strlen(face) + 2 > sizeof buf) return face;
+    snprintf(buf, sizeof buf, "%s,", face);
+    return buf;
+}
+
+/* Removes the comma layout_font() added from fontname="F," (DOT) and
+ * font-family="F," (SVG). */
+static void plain_font_names(char *out, size_t *len) {
+    static const char *const keys[] = {"fontname=\"", "font-family=\""};
+    if (!out) return;
+    size_t n = *len;
+    for (size_t k = 0; k < 2; k++) {
+        size_t kl = strlen(keys[k]);
+        for (char *p = out; (p = strstr(p, keys[k]));) {
+            p += kl;
+            char *q = memchr(p, '"', n - (size_t)(p - out));
+            if (!q) break;
+            if (q > p && q[-1] == ',') {
+                memmove(q - 1, q, n - (size_t)(q - out) + 1); /* with the NUL */
+                n--;
+            }
+            p = q;
+        }
+    }
+    *len = n;
+}
+
+/* --op-symbols tutorial: the tutorial's symbols where they differ. */
+static const char *tutorial_symbol(const fig *f, const bpv_snap_node *n, const char *sym) {
+    if (f->o->op_symbols != BPV_OP_SYMBOLS_TUTORIAL || n->fn) return sym;
+    switch (n->op) {
+    case BPV_OP_MATMUL:
+        return "MM";
+    default:
+        return sym;
+    }
+}
+
+/* Whether some tensor of the figure is drawn as a heatmap. */
+static bool any_heatmap(const fig *f) {
+    for (int i = 0; i < f->s->nnodes; i++)
+        if (f->gv[i] && heat_wanted(f, &f->s->nodes[i].shape)) return true;
+    return false;
+}
+
+static void set_attr(void *obj, const char *name, const char *value);
+
+/* --legend: a key in the bottom corner (right, or bottom in TB), kept out
+ * of the way by a rank of its own at the end of the flow. */
+static void legend(fig *f) {
+    const theme *t = f->t;
+    Agraph_t *sub = agsubg(f->g, S("legend_rank"), 1);
+    if (!sub) return;
+    set_attr(sub, "rank", "sink");
+    Agnode_t *nd = agnode(sub, S("legend"), 1);
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_puts(&b, "<TABLE BORDER=\"1\" COLOR=\"#b0b0b0\" CELLBORDER=\"0\" CELLSPACING=\"2\" "
+                     "CELLPADDING=\"2\" BGCOLOR=\"white\">");
+    bpv_buf_puts(&b, "<TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\"><B>key</B>"
+                     "</FONT></TD></TR>");
+    /* a line in a colour: a few em dashes */
+    bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">━━ 1.5</FONT>"
+                       "</TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">forward value</FONT></TD></TR>",
+                   t->fwd_text);
+    bpv_buf L;
+    bpv_buf_init(&L);
+    esc(&L, f->L);
+    bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">╍╍ ∂%s/∂x"
+                       "</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">backward partial"
+                       "</FONT></TD></TR>",
+                   t->bwd_text, str(&L));
+    bpv_buf_printf(&b, "<TR><TD BGCOLOR=\"%s\" BORDER=\"1\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
+                       "x</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">input, data"
+                       "</FONT></TD></TR>",
+                   t->leaf_fill, t->border);
+    bpv_buf_printf(&b, "<TR><TD BGCOLOR=\"%s\" BORDER=\"2\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
+                       "w</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">parameter (double "
+                       "border)</FONT></TD></TR>",
+                   t->param_fill, t->border);
+    bpv_buf_printf(&b, "<TR><TD BORDER=\"1\" COLOR=\"%s\" STYLE=\"ROUNDED\"><FONT POINT-SIZE=\"11\">"
+                       "+</FONT><BR/><FONT COLOR=\"%s\" POINT-SIZE=\"8\">0.29</FONT><BR/>"
+                       "<FONT COLOR=\"%s\" POINT-SIZE=\"8\">−0.21</FONT></TD><TD ALIGN=\"LEFT\">"
+                       "<FONT POINT-SIZE=\"10\">operation: its value<BR ALIGN=\"LEFT\"/>and "
+                       "gradient ∂%s/∂out<BR ALIGN=\"LEFT\"/></FONT></TD></TR>",
+                   t->border, t->fwd_text, t->bwd_text, str(&L));
+    bpv_buf_free(&L);
+    if (any_heatmap(f)) {
+        static const bpv_heat_scale sc[2] = {BPV_HEAT_VALUE, BPV_HEAT_GRAD};
+        static const char *const what[2] = {"values: −max … 0 … max", "gradients: −max … 0 … max"};
+        for (int k = 0; k < 2; k++) {
+            bpv_buf_puts(&b, "<TR><TD ALIGN=\"LEFT\"><TABLE BORDER=\"0\" CELLSPACING=\"0\" "
+                             "CELLPADDING=\"0\"><TR>");
+            for (int c = -4; c <= 4; c++) {
+                char col[8];
+                bpv_heat_color(sc[k], c / 4.0, 1, col);
+                bpv_buf_printf(&b, "<TD BGCOLOR=\"%s\" WIDTH=\"7\" HEIGHT=\"9\" "
+                                   "FIXEDSIZE=\"TRUE\"></TD>", col);
+            }
+            bpv_buf_printf(&b, "</TR></TABLE></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">%s"
+                               "</FONT></TD></TR>", what[k]);
+        }
+    }
+    bpv_buf_puts(&b, "</TABLE>");
+    set_html(f, nd, f->n_label, b.data);
+    agxset(nd, f->n_shape, S("plain"));
+    set_attr(nd, "class", "bpv-legend");
+    bpv_buf_free(&b);
+}
+
 /* Rows of a label table. A label's rows all show tensors of one shape, so
  * a matrix spreads over shared columns: prefix | [ | numbers... | ] . One
  * flat table keeps Graphviz from stretching a nested matrix when another
@@ -459,6 +651,7 @@ static void row(const fig *f, bpv_buf *b, const char *prefix, const double *v,
         shape_row(b, prefix, sh, color, size);
         return;
     }
+    if (heat_row(f, b, prefix, v, sh, color, size)) return;
     bpv_buf font;
     bpv_buf_init(&font);
     bpv_buf_printf(&font, "<FONT COLOR=\"%s\"", color);
@@ -667,6 +860,7 @@ static void leaf_node(fig *f, int i, Agnode_t *nd) {
 static void op_symbol(const fig *f, bpv_buf *b, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
     const char *sym = n->fn ? n->fn : bpv_ops[n->op].symbol;
+    sym = tutorial_symbol(f, n, sym);
     if (n->op == BPV_OP_CONV2D && n->nin >= 2) { /* conv 5×5 */
         const bpv_shape *w = &f->s->nodes[n->in[1]].shape;
         bpv_buf_printf(b, "%s %lld×%lld", sym, (long long)w->dim[2], (long long)w->dim[3]);
@@ -1210,6 +1404,7 @@ static void build(fig *f) {
 
     /* --font: set before any node exists, as nodes copy the defaults */
     const char *face = f->o->font && *f->o->font ? f->o->font : font;
+    face = layout_font(face);
     agattr(g, AGRAPH, S("rankdir"), S(f->o->rankdir_tb ? "TB" : "LR"));
     agattr(g, AGRAPH, S("fontname"), S(face));
     agattr(g, AGRAPH, S("bgcolor"), S("white"));
@@ -1339,6 +1534,7 @@ static void build(fig *f) {
         style_edge(f, be, true);
     }
 
+    if (f->o->legend) legend(f);
     b.len = 0;
     caption(f, &b);
     set_html(f, g, agattr(g, AGRAPH, S("label"), S("")), b.data);
@@ -1489,6 +1685,8 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     output_options(&f, fmt);
     if (agerrors() >= AGERR) rc = gv_error(err, "cannot build the graph");
     else if (!f.vary || f.vary->mode != VARY_COLLECT) rc = render(f.g, fmt, out, out_len, err);
+    if (rc == BPV_OK && (fmt == BPV_FORMAT_DOT || fmt == BPV_FORMAT_SVG))
+        plain_font_names(*out, out_len);
     agclose(f.g);
 
 done:

@@ -19,10 +19,8 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run MODEL.bp         train; print each `predict` and one line per epoch\n"
-    "  bench MODEL.bp       time training steps as run takes them, printing nothing;\n"
-    "                       --steps N timed steps after N/10 warm-up ones (default:\n"
-    "                       1000); --snapshot every also records each step\n"
-    "                       (default: none); prints `bench: N steps, X ns/step, Y steps/s`\n"
+    "  bench MODEL.bp       time training steps (--steps N, default: 1000; --snapshot\n"
+    "                       every|none, default: none): `bench: N steps, X ns/step`\n"
     "  check MODEL.bp       find wrong gradients, NaN/inf, dead params (exit 1)\n"
     "\n"
     "options (MODEL.bp may be - for standard input):\n"
@@ -44,6 +42,8 @@ static const char usage[] =
     "  --exact-numbers      numbers as stored (default: float rounding noise prints 0)\n"
     "  --plain-names        print names as written (no y_hat -> ŷ, w1 -> w₁)\n"
     "  --font NAME          font of all text (default: DejaVu Sans)\n"
+    "  --tensors MODE       auto, values (min/mean/max) or heatmap (default: auto)\n"
+    "  --legend, --op-symbols S  a key; S=tutorial: @ as MM (default: default)\n"
     "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
     "  --dpi N              PNG pixels per inch, 1-2400 (default: 96)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
@@ -214,7 +214,7 @@ static const char *const options[] = {
     "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
     "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
-    "--exact-numbers", "--no-update"};
+    "--exact-numbers", "--no-update", "--tensors", "--legend", "--op-symbols"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -267,6 +267,28 @@ static const char *take_value(int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+/* --tensors, --legend, --op-symbols: figures for slides. Returns 0, or the
+ * status after reporting a usage error. */
+static int slide_option(int argc, char **argv, int *i, bpv_figure_options *fo) {
+    const char *a = argv[*i], *v;
+    if (strcmp(a, "--legend") == 0) {
+        fo->legend = 1;
+        return 0;
+    }
+    if (!(v = take_value(argc, argv, i))) return BPV_ERR_MODEL;
+    if (strcmp(a, "--tensors") == 0) {
+        if (strcmp(v, "auto") == 0) fo->tensors = BPV_TENSORS_AUTO;
+        else if (strcmp(v, "values") == 0) fo->tensors = BPV_TENSORS_VALUES;
+        else if (strcmp(v, "heatmap") == 0) fo->tensors = BPV_TENSORS_HEATMAP;
+        else return usage_error("--tensors takes auto, values or heatmap, not '%s'", v);
+    } else {
+        if (strcmp(v, "default") == 0) fo->op_symbols = BPV_OP_SYMBOLS_DEFAULT;
+        else if (strcmp(v, "tutorial") == 0) fo->op_symbols = BPV_OP_SYMBOLS_TUTORIAL;
+        else return usage_error("--op-symbols takes default or tutorial, not '%s'", v);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -383,6 +405,10 @@ int main(int argc, char **argv) {
             o.figure.exact_numbers = 1;
         } else if (strcmp(a, "--no-update") == 0) {
             o.figure.no_update = 1;
+        } else if (strcmp(a, "--tensors") == 0 || strcmp(a, "--legend") == 0 ||
+                   strcmp(a, "--op-symbols") == 0) {
+            int rc = slide_option(argc, argv, &i, &o.figure);
+            if (rc != 0) return rc;
         } else if (a[0] == '-' && a[1] != '\0') {
             return unknown_option(a);
         } else if (o.model) {
@@ -396,6 +422,13 @@ int main(int argc, char **argv) {
         return BPV_ERR_MODEL;
     }
     if (step && steps) return usage_error("%s", "use --step or --steps, not both");
+    if (o.figure.font && *o.figure.font) { /* cairo and pango would fall back silently */
+        char used[256];
+        if (bpv_font_check(o.figure.font, used, sizeof used) == 0)
+            fprintf(stderr, "bpviz: warning: font family '%s' not found; figures are drawn in "
+                            "'%s' instead (fc-list : family lists the installed ones)\n",
+                    o.figure.font, used[0] ? used : "a fallback font");
+    }
     o.steps = steps ? steps : step;
     if (watching) return watch(&o);
     bpv_error *err = NULL;

@@ -29,7 +29,8 @@ set(FILES_inspect inspect.c inspect.h)
 # params' initial values (init.c); the run: statements, the training loop
 # (train.c) and its optimizers (optim.c)
 set(FILES_runner model.c data.c data.h npy.c init.c init.h optim.c optim.h train.c train.h stepset.c)
-set(FILES_exporters export.h json.c graphviz.c player.c player_assets.c focus.c focus.h noise.c noise.h)
+set(FILES_exporters export.h json.c graphviz.c player.c player_assets.c focus.c focus.h noise.c noise.h
+    heatmap.c heatmap.h fonts.c)
 set(FILES_api bpviz.c api.c bench.c watch.c cmd_check.c)
 set(FILES_cli main.c)
 

@@ -13,6 +13,7 @@
 
 #include "export.h"
 #include "figure.h"
+#include "heatmap.h"
 #include "model.h"
 #include "testutil.h"
 
@@ -444,7 +445,10 @@ static void test_tensors(void **state) {
         .name = "W", .node = Wn, .shape = shape(2, 2, 2), .numel = 4, .after = vals(&h, 4, W)};
     h.s.nparams = 1;
 
-    char *dot = export(&h.s, BPV_FORMAT_DOT, NULL, NULL);
+    bpv_figure_options vo;
+    bpv_figure_options_init(&vo);
+    vo.tensors = BPV_TENSORS_VALUES; /* large tensors as statistics */
+    char *dot = export(&h.s, BPV_FORMAT_DOT, &vo, NULL);
     Agraph_t *g = read_dot(dot);
     const char *wl = attr(agnode(g, "n0", 0), "label");
     assert_contains(wl, "<TABLE");
@@ -466,6 +470,115 @@ static void test_tensors(void **state) {
     char *svg = export(&h.s, BPV_FORMAT_SVG, NULL, &len);
     assert_contains(svg, "−0.25");
     free(svg);
+}
+
+static size_t count(const char *hay, const char *needle) {
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* --tensors: the 8x8 tensor of test_tensors as a heatmap (automatically,
+ * and every tensor with heatmap), read back through cgraph; the legend
+ * and the tutorial's symbols. */
+static void test_heatmap(void **state) {
+    (void)state;
+    hsnap h;
+    init(&h);
+    double W[] = {0.5, -0.25, 1, 2}, x[] = {1, 2}, z[] = {0, 5}, g1[] = {1, 1};
+    double gW[] = {1, 2, 1, 2}, one = 1, big[64], gbig[64];
+    for (int i = 0; i < 64; i++) big[i] = i - 10, gbig[i] = 0.5;
+    int Wn = node(&h, "W", BPV_NODE_PARAM, BPV_OP_NONE, shape(2, 2, 2), W, gW, -1, -1);
+    int xn = node(&h, "x", BPV_NODE_DATA, BPV_OP_NONE, shape(1, 2, 0), x, NULL, -1, -1);
+    int zn = node(&h, "z", BPV_NODE_OP, BPV_OP_MATMUL, shape(1, 2, 0), z, g1, Wn, xn);
+    int Bn = node(&h, "B", BPV_NODE_PARAM, BPV_OP_NONE, shape(2, 8, 8), big, gbig, -1, -1);
+    int sn = node(&h, NULL, BPV_NODE_OP, BPV_OP_SUM, shape(0, 0, 0), &one, &one, zn, -1);
+    int tn = node(&h, NULL, BPV_NODE_OP, BPV_OP_SUM, shape(0, 0, 0), &one, &one, Bn, -1);
+    int loss = node(&h, "loss", BPV_NODE_OP, BPV_OP_ADD, shape(0, 0, 0), &one, &one, sn, tn);
+    edge(&h, Wn, zn, 0, NULL, gW);
+    edge(&h, xn, zn, 1, NULL, NULL);
+    edge(&h, zn, sn, 0, NULL, g1);
+    edge(&h, Bn, tn, 0, NULL, gbig);
+    edge(&h, sn, loss, 0, &one, &one);
+    edge(&h, tn, loss, 1, &one, &one);
+    h.s.objective = loss;
+    h.s.loss = 1;
+
+    /* the colours: both ends and the middle of each scale */
+    char c[8];
+    bpv_heat_color(BPV_HEAT_VALUE, -3, 3, c);
+    assert_string_equal(c, "#053061");
+    bpv_heat_color(BPV_HEAT_VALUE, 0, 3, c);
+    assert_string_equal(c, "#f7f7f7");
+    bpv_heat_color(BPV_HEAT_VALUE, 7, 3, c); /* clamped */
+    assert_string_equal(c, "#67001f");
+    bpv_heat_color(BPV_HEAT_GRAD, 1, 1, c);
+    assert_string_equal(c, "#7f3b08");
+    bpv_heat_color(BPV_HEAT_GRAD, -1, 1, c);
+    assert_string_equal(c, "#2d004b");
+
+    /* auto: the 8x8 B is a heatmap, the 2x2 W stays numbers */
+    char *dot = export(&h.s, BPV_FORMAT_DOT, NULL, NULL);
+    Agraph_t *g = read_dot(dot);
+    const char *bl = attr(agnode(g, "n3", 0), "label");
+    assert_true(aghtmlstr((char *)bl));
+    assert_null(strstr(bl, "mean"));
+    /* value and gradient: 64 cells each, and a bar of 9 beside each range */
+    assert_int_equal(count(bl, "BGCOLOR="), 2 * (64 + 9));
+    /* the gradient is 0.5 everywhere: its largest magnitude, the orange end */
+    assert_int_equal(count(bl, "BGCOLOR=\"#7f3b08\""), 64 + 1);
+    /* B[0][0] = -10 of a range ±53 */
+    bpv_heat_color(BPV_HEAT_VALUE, -10, 53, c);
+    char want[32];
+    snprintf(want, sizeof want, "BGCOLOR=\"%s\"", c);
+    assert_contains(bl, want);
+    assert_contains(bl, "−53"); /* the range, symmetric */
+    assert_contains(bl, "∂loss/∂B =");
+    const char *wl = attr(agnode(g, "n0", 0), "label");
+    assert_null(strstr(wl, "BGCOLOR"));
+    assert_contains(wl, "−0.25");
+    assert_null(agnode(g, "legend", 0));
+    agclose(g);
+    free(dot);
+
+    /* heatmap: W too (4 cells, value + gradient + after-update rows) */
+    bpv_figure_options o;
+    bpv_figure_options_init(&o);
+    o.tensors = BPV_TENSORS_HEATMAP;
+    o.legend = 1;
+    o.op_symbols = BPV_OP_SYMBOLS_TUTORIAL;
+    dot = export(&h.s, BPV_FORMAT_DOT, &o, NULL);
+    g = read_dot(dot);
+    wl = attr(agnode(g, "n0", 0), "label");
+    assert_int_equal(count(wl, "BGCOLOR="), 2 * (4 + 9));
+    assert_null(strstr(wl, "−0.25"));
+    Agnode_t *key = agnode(g, "legend", 0);
+    assert_non_null(key);
+    assert_contains(attr(key, "label"), "forward value");
+    assert_contains(attr(key, "label"), "backward partial");
+    assert_contains(attr(key, "label"), "parameter");
+    assert_contains(attr(agnode(g, "n2", 0), "label"), "MM");
+    agclose(g);
+    free(dot);
+
+    /* SVG and PDF render it; the SVG is well-formed XML with the cells as
+     * filled polygons */
+    size_t len;
+    char *svg = export(&h.s, BPV_FORMAT_SVG, &o, &len);
+    assert_true(count(svg, "fill=\"#7f3b08\"") >= 64);
+    assert_contains(svg, "forward value");
+    const char *path = "/tmp/bpv-test-heat.svg";
+    assert_int_equal(tu_write_file(path, svg, len), 0);
+    if (tu_sh("command -v xmllint >/dev/null") == 0)
+        assert_int_equal(tu_sh("xmllint --noout %s", path), 0);
+    remove(path);
+    free(svg);
+    char *pdf = export(&h.s, BPV_FORMAT_PDF, &o, &len);
+    assert_true(len > 4 && memcmp(pdf, "%PDF", 4) == 0);
+    free(pdf);
+    char *png = export(&h.s, BPV_FORMAT_PNG, &o, &len);
+    assert_true(len > 8 && memcmp(png, "\x89PNG", 4) == 0);
+    free(png);
 }
 
 /* ---- real models --------------------------------------------------------- */
@@ -552,6 +665,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_bad_format),
         cmocka_unit_test(test_tensors),
+        cmocka_unit_test(test_heatmap),
         cmocka_unit_test(test_linear_model),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);

@@ -205,6 +205,13 @@ int bpv_format_from_path(const char *path);
  * numbers on tensor edges; scalars keep their values. */
 typedef enum bpv_labels { BPV_LABELS_VALUES, BPV_LABELS_FULL, BPV_LABELS_SHAPES } bpv_labels;
 typedef enum bpv_theme { BPV_THEME_TUTORIAL, BPV_THEME_PRINT, BPV_THEME_COLORBLIND } bpv_theme;
+/* How tensors print (additive). AUTO: numbers up to 6 x 6, a heatmap when
+ * larger; VALUES: numbers up to 6 x 6, min/mean/max when larger;
+ * HEATMAP: every tensor of two or more elements as a heatmap. */
+typedef enum bpv_tensors { BPV_TENSORS_AUTO, BPV_TENSORS_VALUES, BPV_TENSORS_HEATMAP } bpv_tensors;
+/* Op symbols (additive): DEFAULT as they have always been; TUTORIAL as the
+ * tutorial draws them (a matrix product as MM). */
+typedef enum bpv_op_symbols { BPV_OP_SYMBOLS_DEFAULT, BPV_OP_SYMBOLS_TUTORIAL } bpv_op_symbols;
 
 typedef struct bpv_figure_options {
     int rankdir_tb;   /* 0: left to right (default), 1: top to bottom */
@@ -236,6 +243,14 @@ typedef struct bpv_figure_options {
      * update" row in parameters' boxes. */
     int exact_numbers;
     int no_update;
+    /* Additive. Tensors as numbers or heatmaps (default: AUTO). In the HTML
+     * player AUTO keeps min/mean/max, which change step by step, and a
+     * heatmap shows the colours of the first step drawn. */
+    bpv_tensors tensors;
+    /* Additive. 1: a small key in the bottom corner (forward value,
+     * backward partial, data, parameter, an op node's numbers). */
+    int legend;
+    bpv_op_symbols op_symbols;
 } bpv_figure_options;
 
 /* Above this many nodes a layout takes seconds and the figure is
@@ -244,6 +259,12 @@ typedef struct bpv_figure_options {
 
 /* Fills in the defaults above. */
 void bpv_figure_options_init(bpv_figure_options *opts);
+
+/* Whether fontconfig has the font family `family` (case and spaces
+ * ignored), the family every figure format then draws with (additive).
+ * Returns 1 if it has it, 0 if it falls back to another family, -1 if it
+ * cannot tell; `used` (n bytes, may be NULL) receives the family used. */
+int bpv_font_check(const char *family, char *used, size_t n);
 
 /* Exports the snapshots of a run as one document: JSON and HTML (the step
  * player, laid out once for all of them) hold them all, the figure formats
