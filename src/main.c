@@ -45,6 +45,9 @@ static const char usage[] =
     "  --font NAME          font of all text (default: DejaVu Sans)\n"
     "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
     "  --dpi N              PNG pixels per inch, 1-2400 (default: 96)\n"
+    "  --fit W:H            fill a slide of shape W:H (16:9, 4:3): picks the\n"
+    "                       direction (unless --rankdir is given), wraps long\n"
+    "                       chains, pads the page to W:H; text stays full size\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
     "  -h, --help           show this help\n"
     "  --version            show the version\n"
@@ -213,7 +216,8 @@ static int cmd_check(int argc, char **argv) {
 static const char *const options[] = {
     "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
-    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes"};
+    "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
+    "--fit"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -228,6 +232,21 @@ static double positive(const char *v) {
     char *end;
     double d = strtod(v, &end);
     return *v && *end == '\0' && d > 0 && d < 1e6 ? d : -1;
+}
+
+/* --fit W:H: two positive numbers whose ratio is from 1:10 to 10:1. */
+static bool parse_fit(const char *v, double *w, double *h) {
+    const char *colon = strchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= 32) return false;
+    char a[32];
+    snprintf(a, sizeof a, "%.*s", (int)(colon - v), v);
+    *w = positive(a);
+    *h = positive(colon + 1);
+    if (*w <= 0 || *h <= 0 || *w / *h > 10 || *h / *w > 10) {
+        *w = *h = 0;
+        return false;
+    }
+    return true;
 }
 
 /* --watch: Ctrl-C or a TERM signal ends it with status 0. */
@@ -358,6 +377,12 @@ int main(int argc, char **argv) {
                 return usage_error("--dpi takes a number of pixels per inch from 1 to 2400, "
                                    "not '%s'",
                                    v);
+        } else if (strcmp(a, "--fit") == 0) {
+            if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
+            if (!parse_fit(v, &o.figure.fit_w, &o.figure.fit_h))
+                return usage_error("--fit takes a slide's shape W:H of two positive numbers "
+                                   "between 1:10 and 10:1, like 16:9 or 4:3, not '%s'",
+                                   v);
         } else if (strcmp(a, "--watch") == 0) {
             watching = 1;
         } else if (strcmp(a, "--gradcheck") == 0) {
@@ -389,6 +414,8 @@ int main(int argc, char **argv) {
         return BPV_ERR_MODEL;
     }
     if (step && steps) return usage_error("%s", "use --step or --steps, not both");
+    for (int k = 0; k < nseen; k++) /* --fit keeps a --rankdir given */
+        if (strcmp(seen[k], "--rankdir") == 0) o.figure.fit_keep_rankdir = 1;
     o.steps = steps ? steps : step;
     if (watching) return watch(&o);
     bpv_error *err = NULL;

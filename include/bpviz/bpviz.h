@@ -226,6 +226,13 @@ typedef struct bpv_figure_options {
     /* A figure of more nodes than this is refused with a message suggesting
      * --focus (0: BPV_FIGURE_MAX_NODES; negative: no limit). */
     long max_nodes;
+    /* Additive. Fit the figure to a slide of shape fit_w:fit_h (0: off):
+     * the direction (unless fit_keep_rankdir is 1) and the wrapping of
+     * long chains are chosen so that the drawing comes closest to that
+     * shape, never smaller than its natural size, then the page is padded
+     * to exactly that shape. DOT output carries the choices as attributes. */
+    double fit_w, fit_h;
+    int fit_keep_rankdir;
 } bpv_figure_options;
 
 /* Above this many nodes a layout takes seconds and the figure is
