@@ -45,12 +45,9 @@ static const char usage[] =
     "  --font NAME          font of all text (default: DejaVu Sans)\n"
     "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
     "  --dpi N              PNG pixels per inch, 1-2400 (default: 96)\n"
-    "  --fit W:H            fill a slide of shape W:H (16:9, 4:3): picks the\n"
-    "                       direction (unless --rankdir is given), wraps long\n"
-    "                       chains, pads the page to W:H; text stays full size\n"
+    "  --fit W:H            fill a W:H slide (16:9, 4:3) at full text size (default: off)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
-    "  -h, --help           show this help\n"
-    "  --version            show the version\n"
+    "  -h, --help           show this help (--version: the version)\n"
     "\n"
     "exit status: 0 success, 1 run-time failure (I/O), 2 bad model or usage\n";
 

@@ -108,13 +108,19 @@ static void put_number_text(bpv_buf *b, strtab *t, double v, int precision) {
 /* A parameter's value or gradient for the table: a number, a short list,
  * or the first few elements of a big tensor. */
 static void put_tensor_text(bpv_buf *b, strtab *t, const double *v, int64_t numel,
-                            int precision) {
+                            int rank, const int64_t *dims, int precision) {
     bpv_buf s;
     bpv_buf_init(&s);
     if (!v) {
         bpv_buf_puts(&s, "—");
     } else if (numel == 1) {
         bpv_fig_number(&s, v[0], precision);
+    } else if (rank == 2 && dims[0] <= 6 && dims[1] <= 6 && dims[0] * dims[1] == numel) {
+        /* a small matrix: rows by '\n', entries by '\t' (player.js draws it) */
+        for (int64_t i = 0; i < numel; i++) {
+            if (i) bpv_buf_putc(&s, i % dims[1] ? '\t' : '\n');
+            bpv_fig_number(&s, v[i], precision);
+        }
     } else {
         int64_t shown = numel <= 6 ? numel : 4;
         bpv_buf_putc(&s, '[');
@@ -285,11 +291,13 @@ static void put_data(bpv_buf *b, const bpv_snapshot *const *snaps, size_t n,
             const bpv_snap_node *nd = q->node >= 0 && q->node < s->nnodes ? &s->nodes[q->node]
                                                                             : NULL;
             bpv_buf_puts(b, k ? "," : "");
-            put_tensor_text(b, st, nd ? nd->value : NULL, q->numel, prec);
+            put_tensor_text(b, st, nd ? nd->value : NULL, q->numel, q->shape.rank, q->shape.dim,
+                            prec);
             bpv_buf_putc(b, ',');
-            put_tensor_text(b, st, nd ? nd->grad : NULL, q->numel, prec);
+            put_tensor_text(b, st, nd ? nd->grad : NULL, q->numel, q->shape.rank, q->shape.dim,
+                            prec);
             bpv_buf_putc(b, ',');
-            put_tensor_text(b, st, q->after, q->numel, prec);
+            put_tensor_text(b, st, q->after, q->numel, q->shape.rank, q->shape.dim, prec);
         }
         bpv_buf_putc(b, ']');
     }
