@@ -112,6 +112,7 @@ typedef struct fig {
     Agsym_t *e_label, *e_color, *e_fontcolor, *e_style, *e_dir, *e_arrowhead, *e_arrowtail;
     struct vary *vary; /* the player's varying texts, or NULL */
     bool *keep;        /* --focus: the nodes drawn, or NULL for all */
+    size_t vary_k0;    /* --fit: vary->k before build(), to build again */
 } fig;
 
 static const char *const kind_names[] = {"data", "param", "const", "op"};
@@ -1292,7 +1293,7 @@ static bool fit_rebuild(fig *f, bpv_format fmt) {
     agclose(f->g);
     memset(f->gv, 0, ((size_t)f->s->nnodes + 1) * sizeof *f->gv);
     if (f->vary) {
-        f->vary->k = 0;
+        f->vary->k = f->vary_k0;
         f->vary->depth = 0;
     }
     f->g = agopen(S("bpviz"), Agdirected, NULL);
@@ -1539,6 +1540,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
         rc = gv_error(err, "cannot create the graph");
         goto done;
     }
+    f.vary_k0 = f.vary ? f.vary->k : 0;
     build(&f);
     output_options(&f, fmt);
     bpv_figure_options refit; /* --fit: the other direction's options */

@@ -315,10 +315,22 @@ static void put_data(bpv_buf *b, const bpv_snapshot *const *snaps, size_t n,
     bpv_buf_puts(b, "]}");
 }
 
+/* The figure's shape in the page: about the room left under the controls
+ * of a 1280x720 window (1214x560 pixels). A long chain laid out for it
+ * (--fit) keeps its text readable once fitted to the window. */
+#define PLAYER_FIT_W 2.0
+#define PLAYER_FIT_H 1.0
+
 int bpv_export_player(const bpv_snapshot *const *snaps, size_t n, const bpv_figure_options *opt,
                       bpv_buf *out, bpv_error **err) {
     bpv_fig_steps fs;
-    int rc = bpv_export_figure_steps(snaps, n, opt, &fs, err);
+    bpv_figure_options fitted = *opt;
+    if (!(fitted.fit_w > 0 && fitted.fit_h > 0)) {
+        fitted.fit_w = PLAYER_FIT_W;
+        fitted.fit_h = PLAYER_FIT_H;
+        fitted.fit_keep_rankdir = fitted.rankdir_tb; /* a --rankdir TB stays */
+    }
+    int rc = bpv_export_figure_steps(snaps, n, &fitted, &fs, err);
     if (rc != BPV_OK) return rc;
     long *map = malloc((fs.nvary + 1) * sizeof *map);
     size_t *first = malloc((fs.nvary + 1) * sizeof *first);
