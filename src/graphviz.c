@@ -115,6 +115,7 @@ typedef struct fig {
     struct vary *vary; /* the player's varying texts, or NULL */
     bool *keep;        /* --focus: the nodes drawn, or NULL for all */
     bpv_noise *nz;     /* rounding-noise bounds (noise.h), NULL: print as stored */
+    size_t vary_k0;    /* --fit: vary->k before build(), to build again */
 } fig;
 
 static const char *const kind_names[] = {"data", "param", "const", "op"};
@@ -1612,6 +1613,265 @@ static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_
     return BPV_OK;
 }
 
+/* ---- --fit W:H: a figure for a slide -------------------------------------------
+ *
+ * The text keeps its natural size: nothing is scaled down. Instead
+ * 1. the graph is laid out in both directions (LR, TB) and the one whose
+ *    page comes closer to W:H is kept (unless --rankdir was given);
+ * 2. a drawing still too long along its flow is wrapped: its nodes go into
+ *    2-4 invisible clusters by where the unwrapped layout put them, the
+ *    edges between clusters do not constrain the ranks, so each cluster
+ *    starts again at the left (or top) and dot stacks them as rows (or
+ *    columns); the count whose page comes closest wins;
+ * 3. the page is padded to exactly W:H (graph attribute pad), the drawing
+ *    centred. A ratio=W/H layout was tried instead of padding: it spreads
+ *    the nodes apart over the whole page, far worse to read.
+ * Only graphs up to BIG_GRAPH nodes are laid out more than once. */
+
+#define FIT_MAX_ROWS 4
+
+typedef struct fit_box {
+    double w, h; /* the page, pad included, in points */
+    double bw, bh; /* the drawing (bb) */
+    bool ok;
+} fit_box;
+
+/* A node's place along the flow, 0 (first rank) to 1 (last). */
+typedef struct fit_pos {
+    char *name;
+    double t;
+} fit_pos;
+
+/* How far a page is from the shape T, as a factor (1: exact). */
+static double fit_off(fit_box b, double T) {
+    double a = b.w / b.h / T;
+    return a >= 1 ? a : 1 / a;
+}
+
+/* Lays g out and measures it; with `pos`, also records each node's place
+ * along the flow (malloc'd names, *npos of them). */
+static fit_box fit_measure(fig *f, fit_pos **pos, size_t *npos) {
+    fit_box b = {0, 0, 0, 0, false};
+    Agraph_t *g = f->g;
+    if (gvLayout(gvc, g, "dot") != 0 || agerrors() >= AGERR) {
+        gvFreeLayout(gvc, g);
+        return b;
+    }
+    boxf bb = GD_bb(g);
+    const char *pad = agget(g, S("pad"));
+    double px = 4, py = 4; /* Graphviz's default pad, in points */
+    if (pad && *pad) {
+        double x, y;
+        int n = sscanf(pad, "%lf,%lf", &x, &y);
+        if (n >= 1) px = py = x * 72;
+        if (n == 2) py = y * 72;
+    }
+    b.bw = bb.UR.x - bb.LL.x;
+    b.bh = bb.UR.y - bb.LL.y;
+    b.w = b.bw + 2 * px;
+    b.h = b.bh + 2 * py;
+    b.ok = b.bw > 0 && b.bh > 0;
+    if (pos && b.ok) {
+        size_t n = (size_t)agnnodes(g), k = 0;
+        *pos = calloc(n + 1, sizeof **pos);
+        for (Agnode_t *nd = agfstnode(g); *pos && nd; nd = agnxtnode(g, nd)) {
+            double t = f->o->rankdir_tb ? (bb.UR.y - ND_coord(nd).y) / b.bh
+                                        : (ND_coord(nd).x - bb.LL.x) / b.bw;
+            (*pos)[k].name = strdup(agnameof(nd));
+            (*pos)[k++].t = t;
+        }
+        *npos = *pos ? k : 0;
+    }
+    gvFreeLayout(gvc, g);
+    agsafeset(g, S("bb"), S(""), S("")); /* gvLayout's note, not for DOT output */
+    return b;
+}
+
+/* The figure built again from scratch (another direction, or before
+ * wrapping). False when Graphviz cannot open a graph. */
+static bool fit_rebuild(fig *f, bpv_format fmt) {
+    agclose(f->g);
+    memset(f->gv, 0, ((size_t)f->s->nnodes + 1) * sizeof *f->gv);
+    if (f->vary) {
+        f->vary->k = f->vary_k0;
+        f->vary->depth = 0;
+    }
+    f->g = agopen(S("bpviz"), Agdirected, NULL);
+    if (!f->g) return false;
+    build(f);
+    output_options(f, fmt);
+    return true;
+}
+
+static double fit_t(const fit_pos *pos, size_t npos, Agnode_t *nd) {
+    const char *name = agnameof(nd);
+    for (size_t k = 0; k < npos; k++)
+        if (strcmp(pos[k].name, name) == 0) return pos[k].t;
+    return 0;
+}
+
+/* Wraps the graph into `rows` invisible clusters (see above). Only a chain
+ * is wrapped: each cut must cross one pair of nodes (an edge and its
+ * backward twin), from one row into the next. Graphviz 2.42's dot frees
+ * memory twice when laying out some graphs with more edges between such
+ * clusters (inception.bp cut in two: a chain of three turned edges), so
+ * anything else is left alone and false returned. */
+static bool fit_wrap(fig *f, int rows, const fit_pos *pos, size_t npos) {
+    bool done = false;
+    Agraph_t *g = f->g;
+    int n = agnnodes(g);
+    int *seg = calloc((size_t)n + 1, sizeof *seg);
+    Agnode_t **nodes = calloc((size_t)n + 1, sizeof *nodes);
+    Agraph_t **sub = calloc((size_t)rows, sizeof *sub);
+    if (!seg || !nodes || !sub) goto out;
+    int k = 0;
+    for (Agnode_t *nd = agfstnode(g); nd && k < n; nd = agnxtnode(g, nd)) {
+        double t = fit_t(pos, npos, nd);
+        int s = (int)(t * rows);
+        seg[k] = s < 0 ? 0 : s >= rows ? rows - 1 : s;
+        nodes[k++] = nd;
+    }
+    /* a leaf goes with the op it feeds first, the objective's arrow with it */
+    for (int i = 0; i < k; i++) {
+        Agedge_t *e = agfstout(g, nodes[i]);
+        Agedge_t *in = agfstin(g, nodes[i]);
+        Agnode_t *other = !in && e ? aghead(e) : in && !e ? agtail(in) : NULL;
+        for (int j = 0; other && j < k; j++)
+            if (nodes[j] == other) seg[i] = seg[j];
+    }
+    for (int r = 1; r < rows; r++) { /* one pair across each cut, nothing more */
+        Agnode_t *t = NULL, *h = NULL;
+        for (int i = 0; i < k; i++)
+            for (Agedge_t *e = agfstout(g, nodes[i]); e; e = agnxtout(g, e)) {
+                int j = 0;
+                while (j < k && nodes[j] != aghead(e)) j++;
+                if (j == k || seg[j] == seg[i]) continue;
+                if (seg[j] != seg[i] + 1) goto out;
+                if (seg[i] != r - 1) continue;
+                if (t && (t != nodes[i] || h != nodes[j])) goto out;
+                t = nodes[i];
+                h = nodes[j];
+            }
+        if (!t) goto out; /* a row of its own: nothing to wrap */
+    }
+    done = true;
+    for (int r = 0; r < rows; r++) {
+        char name[32];
+        snprintf(name, sizeof name, "cluster_fit%d", r);
+        if (!(sub[r] = agsubg(g, name, 1))) goto out;
+        set_attr(sub[r], "peripheries", "0");
+        set_attr(sub[r], "label", "");
+    }
+    for (int i = 0; i < k; i++) agsubnode(sub[seg[i]], nodes[i], 1);
+    /* An edge from one row into the next would rank the next row after
+     * this one; turned round (and drawn with its arrow turned back) it
+     * ranks the next row's start before this row's end instead. Not
+     * constraint=false: Graphviz 2.42's dot frees such an edge twice
+     * across clusters. */
+    for (int i = 0; i < k; i++) {
+        Agedge_t *next;
+        for (Agedge_t *e = agfstout(g, nodes[i]); e; e = next) {
+            next = agnxtout(g, e);
+            int j = 0;
+            while (j < k && nodes[j] != aghead(e)) j++;
+            const char *was = agnameof(e);
+            if (j == k || seg[j] == seg[i] || !was || was[0] == 'w') continue;
+            char name[64];
+            snprintf(name, sizeof name, "w%s", was); /* turned: not again */
+            Agedge_t *r = agedge(g, aghead(e), nodes[i], name, 1);
+            if (!r) continue;
+            agcopyattr(e, r);
+            const char *dir = agget(e, S("dir"));
+            agxset(r, f->e_dir, S(dir && strcmp(dir, "back") == 0 ? "forward" : "back"));
+            agdelete(g, e);
+        }
+    }
+out:
+    free(seg);
+    free(nodes);
+    free(sub);
+    return done;
+}
+
+/* Pads the page of the laid-out box b to the shape T. */
+static void fit_pad(fig *f, fit_box b, double T) {
+    const bpv_figure_options *o = f->o;
+    double bw = b.bw, bh = b.bh, px = (b.w - b.bw) / 2, py = (b.h - b.bh) / 2;
+    if (o->size_w > 0 || o->size_h > 0) { /* --size scales the drawing, not the pad */
+        double w = o->size_w > 0 ? o->size_w : o->size_h, h = o->size_h > 0 ? o->size_h : w;
+        double z = fmin(w * 72 / bw, h * 72 / bh);
+        bw *= z;
+        bh *= z;
+    }
+    double W = bw + 2 * px, H = bh + 2 * py;
+    if (W / H < T) px = (T * H - bw) / 2;
+    else py = (W / T - bh) / 2;
+    char v[64];
+    snprintf(v, sizeof v, "%.4f,%.4f", px / 72, py / 72);
+    agattr(f->g, AGRAPH, S("pad"), S(v));
+}
+
+/* --fit: direction, wrapping and pad (above). `alt` holds the options of
+ * the other direction while f->o points at it. False when the graph could
+ * not be built again (f->g is then NULL). */
+static bool fit(fig *f, bpv_format fmt, bpv_figure_options *alt) {
+    const double T = f->o->fit_w / f->o->fit_h;
+    const bpv_figure_options *mine = f->o;
+    if (agnnodes(f->g) > BIG_GRAPH) { /* one more layout is all it gets */
+        fit_box b = fit_measure(f, NULL, NULL);
+        if (b.ok) fit_pad(f, b, T);
+        return true;
+    }
+    *alt = *mine;
+    alt->rankdir_tb = !mine->rankdir_tb;
+    /* every direction and row count; another row must earn its place */
+    int best_dir = 0, best_rows = 1;
+    fit_box best = {0, 0, 0, 0, false};
+    double best_score = HUGE_VAL;
+    fit_pos *pos[2] = {NULL, NULL};
+    size_t npos[2] = {0, 0};
+    bool ok = true;
+    for (int dir = 0; ok && dir < (mine->fit_keep_rankdir ? 1 : 2); dir++) {
+        f->o = dir ? alt : mine;
+        if (dir && !(ok = fit_rebuild(f, fmt))) break;
+        bool clustered = agfstsubg(f->g) != NULL;
+        fit_box b = fit_measure(f, clustered ? NULL : &pos[dir], &npos[dir]);
+        if (!b.ok) continue;
+        if (fit_off(b, T) < best_score) {
+            best_dir = dir;
+            best_rows = 1;
+            best = b;
+            best_score = fit_off(b, T);
+        }
+        /* wrapping helps a drawing too long along its flow */
+        double along = f->o->rankdir_tb ? T * b.h / b.w : b.w / b.h / T;
+        for (int rows = 2; pos[dir] && along > 1.2 && rows <= FIT_MAX_ROWS; rows++) {
+            if (!(ok = fit_rebuild(f, fmt))) break;
+            if (!fit_wrap(f, rows, pos[dir], npos[dir])) continue;
+            fit_box w = fit_measure(f, NULL, NULL);
+            double score = fit_off(w, T) * (1 + 0.1 * (rows - 1));
+            if (w.ok && score < best_score) {
+                best_dir = dir;
+                best_rows = rows;
+                best = w;
+                best_score = score;
+            }
+        }
+    }
+    if (ok && best.ok) { /* build the winner */
+        f->o = best_dir ? alt : mine;
+        if ((ok = fit_rebuild(f, fmt))) {
+            if (best_rows > 1) fit_wrap(f, best_rows, pos[best_dir], npos[best_dir]);
+            fit_pad(f, best, T);
+        }
+    }
+    for (int d = 0; d < 2; d++) {
+        for (size_t k = 0; k < npos[d]; k++) free(pos[d][k].name);
+        free(pos[d]);
+    }
+    return ok;
+}
+
 void bpv_figure_options_init(bpv_figure_options *o) {
     memset(o, 0, sizeof *o);
     o->rankdir_tb = 0;
@@ -1681,8 +1941,15 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
         rc = gv_error(err, "cannot create the graph");
         goto done;
     }
+    f.vary_k0 = f.vary ? f.vary->k : 0;
     build(&f);
     output_options(&f, fmt);
+    bpv_figure_options refit; /* --fit: the other direction's options */
+    if (opt->fit_w > 0 && opt->fit_h > 0 && agerrors() < AGERR &&
+        !(f.vary && f.vary->mode == VARY_COLLECT) && !fit(&f, fmt, &refit)) {
+        rc = gv_error(err, "cannot create the graph");
+        goto done;
+    }
     if (agerrors() >= AGERR) rc = gv_error(err, "cannot build the graph");
     else if (!f.vary || f.vary->mode != VARY_COLLECT) rc = render(f.g, fmt, out, out_len, err);
     if (rc == BPV_OK && (fmt == BPV_FORMAT_DOT || fmt == BPV_FORMAT_SVG))

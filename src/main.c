@@ -33,19 +33,19 @@ static const char usage[] =
     "  --gradcheck          mark partials failing a finite-difference check\n"
     "  --focus NAME         draw only nodes within --depth K (default: 2) of NAME;\n"
     "                       --max-nodes N larger figures are refused (default: 150)\n"
-    "  --steps SPEC         A-B[/K] (B too), 1,5,9, all: .json/.html or -o 'step%d.svg'\n"
+    "  --steps SPEC         A-B[/K], 1,5,9 or all: .json, .html, -o 'step%d.svg'\n"
     "  --rankdir LR|TB      graph direction (default: LR)\n"
     "  --theme NAME         tutorial, print or colorblind (default: tutorial)\n"
     "  --labels MODE        values: d loss/d node (default), full: chain-rule steps,\n"
-    "                       shapes: tensors as shapes; --no-update: no after-update row\n"
+    "                       shapes: only shapes; --no-update: no after-update row\n"
     "  --precision N        significant digits of numbers, 1-17 (default: 4)\n"
-    "  --exact-numbers      numbers as stored (default: float rounding noise prints 0)\n"
+    "  --exact-numbers      numbers as stored (default: rounding noise prints 0)\n"
     "  --plain-names        print names as written (no y_hat -> ŷ, w1 -> w₁)\n"
     "  --font NAME          font of all text (default: DejaVu Sans)\n"
     "  --tensors MODE       auto, values (min/mean/max) or heatmap (default: auto)\n"
     "  --legend, --op-symbols S  a key; S=tutorial: @ as MM (default: default)\n"
-    "  --size W[xH]         scale to fit W x H inches, up to 1000 (default: natural size)\n"
-    "  --dpi N              PNG pixels per inch, 1-2400 (default: 96)\n"
+    "  --size W[xH], --dpi N  W x H inches (<= 1000), PNG dpi 1-2400 (default: 96)\n"
+    "  --fit W:H            fill a 16:9 or 4:3 (W:H) slide, full text size (default: off)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
     "  -h, --help           show this help (--version: the version)\n"
     "\n"
@@ -214,7 +214,7 @@ static const char *const options[] = {
     "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
     "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
-    "--exact-numbers", "--no-update", "--tensors", "--legend", "--op-symbols"};
+    "--exact-numbers", "--no-update", "--tensors", "--legend", "--op-symbols", "--fit"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -229,6 +229,21 @@ static double positive(const char *v) {
     char *end;
     double d = strtod(v, &end);
     return *v && *end == '\0' && d > 0 && d < 1e6 ? d : -1;
+}
+
+/* --fit W:H: two positive numbers whose ratio is from 1:10 to 10:1. */
+static bool parse_fit(const char *v, double *w, double *h) {
+    const char *colon = strchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= 32) return false;
+    char a[32];
+    snprintf(a, sizeof a, "%.*s", (int)(colon - v), v);
+    *w = positive(a);
+    *h = positive(colon + 1);
+    if (*w <= 0 || *h <= 0 || *w / *h > 10 || *h / *w > 10) {
+        *w = *h = 0;
+        return false;
+    }
+    return true;
 }
 
 /* --watch: Ctrl-C or a TERM signal ends it with status 0. */
@@ -383,6 +398,12 @@ int main(int argc, char **argv) {
                 return usage_error("--dpi takes a number of pixels per inch from 1 to 2400, "
                                    "not '%s'",
                                    v);
+        } else if (strcmp(a, "--fit") == 0) {
+            if (!(v = take_value(argc, argv, &i))) return BPV_ERR_MODEL;
+            if (!parse_fit(v, &o.figure.fit_w, &o.figure.fit_h))
+                return usage_error("--fit takes a slide's shape W:H of two positive numbers "
+                                   "between 1:10 and 10:1, like 16:9 or 4:3, not '%s'",
+                                   v);
         } else if (strcmp(a, "--watch") == 0) {
             watching = 1;
         } else if (strcmp(a, "--gradcheck") == 0) {
@@ -429,6 +450,8 @@ int main(int argc, char **argv) {
                             "'%s' instead (fc-list : family lists the installed ones)\n",
                     o.figure.font, used[0] ? used : "a fallback font");
     }
+    for (int k = 0; k < nseen; k++) /* --fit keeps a --rankdir given */
+        if (strcmp(seen[k], "--rankdir") == 0) o.figure.fit_keep_rankdir = 1;
     o.steps = steps ? steps : step;
     if (watching) return watch(&o);
     bpv_error *err = NULL;

@@ -108,13 +108,19 @@ static void put_number_text(bpv_buf *b, strtab *t, double v, int precision) {
 /* A parameter's value or gradient for the table: a number, a short list,
  * or the first few elements of a big tensor. */
 static void put_tensor_text(bpv_buf *b, strtab *t, const double *v, int64_t numel,
-                            int precision) {
+                            int rank, const int64_t *dims, int precision) {
     bpv_buf s;
     bpv_buf_init(&s);
     if (!v) {
         bpv_buf_puts(&s, "—");
     } else if (numel == 1) {
         bpv_fig_number(&s, v[0], precision);
+    } else if (rank == 2 && dims[0] <= 6 && dims[1] <= 6 && dims[0] * dims[1] == numel) {
+        /* a small matrix: rows by '\n', entries by '\t' (player.js draws it) */
+        for (int64_t i = 0; i < numel; i++) {
+            if (i) bpv_buf_putc(&s, i % dims[1] ? '\t' : '\n');
+            bpv_fig_number(&s, v[i], precision);
+        }
     } else {
         int64_t shown = numel <= 6 ? numel : 4;
         bpv_buf_putc(&s, '[');
@@ -285,11 +291,13 @@ static void put_data(bpv_buf *b, const bpv_snapshot *const *snaps, size_t n,
             const bpv_snap_node *nd = q->node >= 0 && q->node < s->nnodes ? &s->nodes[q->node]
                                                                             : NULL;
             bpv_buf_puts(b, k ? "," : "");
-            put_tensor_text(b, st, nd ? nd->value : NULL, q->numel, prec);
+            put_tensor_text(b, st, nd ? nd->value : NULL, q->numel, q->shape.rank, q->shape.dim,
+                            prec);
             bpv_buf_putc(b, ',');
-            put_tensor_text(b, st, nd ? nd->grad : NULL, q->numel, prec);
+            put_tensor_text(b, st, nd ? nd->grad : NULL, q->numel, q->shape.rank, q->shape.dim,
+                            prec);
             bpv_buf_putc(b, ',');
-            put_tensor_text(b, st, q->after, q->numel, prec);
+            put_tensor_text(b, st, q->after, q->numel, q->shape.rank, q->shape.dim, prec);
         }
         bpv_buf_putc(b, ']');
     }
@@ -307,10 +315,22 @@ static void put_data(bpv_buf *b, const bpv_snapshot *const *snaps, size_t n,
     bpv_buf_puts(b, "]}");
 }
 
+/* The figure's shape in the page: about the room left under the controls
+ * of a 1280x720 window (1214x560 pixels). A long chain laid out for it
+ * (--fit) keeps its text readable once fitted to the window. */
+#define PLAYER_FIT_W 2.0
+#define PLAYER_FIT_H 1.0
+
 int bpv_export_player(const bpv_snapshot *const *snaps, size_t n, const bpv_figure_options *opt,
                       bpv_buf *out, bpv_error **err) {
     bpv_fig_steps fs;
-    int rc = bpv_export_figure_steps(snaps, n, opt, &fs, err);
+    bpv_figure_options fitted = *opt;
+    if (!(fitted.fit_w > 0 && fitted.fit_h > 0)) {
+        fitted.fit_w = PLAYER_FIT_W;
+        fitted.fit_h = PLAYER_FIT_H;
+        fitted.fit_keep_rankdir = fitted.rankdir_tb; /* a --rankdir TB stays */
+    }
+    int rc = bpv_export_figure_steps(snaps, n, &fitted, &fs, err);
     if (rc != BPV_OK) return rc;
     long *map = malloc((fs.nvary + 1) * sizeof *map);
     size_t *first = malloc((fs.nvary + 1) * sizeof *first);

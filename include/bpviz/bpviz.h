@@ -251,6 +251,13 @@ typedef struct bpv_figure_options {
      * backward partial, data, parameter, an op node's numbers). */
     int legend;
     bpv_op_symbols op_symbols;
+    /* Additive. Fit the figure to a slide of shape fit_w:fit_h (0: off):
+     * the direction (unless fit_keep_rankdir is 1) and the wrapping of
+     * long chains are chosen so that the drawing comes closest to that
+     * shape, never smaller than its natural size, then the page is padded
+     * to exactly that shape. DOT output carries the choices as attributes. */
+    double fit_w, fit_h;
+    int fit_keep_rankdir;
 } bpv_figure_options;
 
 /* Above this many nodes a layout takes seconds and the figure is

@@ -30,10 +30,73 @@
     t.setAttribute('x', String(right ? x + w : x + w / 2));
   });
 
-  /* A very wide graph would shrink to unreadable text: below half its
-   * natural size the figure scrolls sideways instead. */
-  var natural = figure.viewBox && figure.viewBox.baseVal ? figure.viewBox.baseVal.width * 4 / 3 : 0;
-  if (natural) figure.style.minWidth = Math.round(natural / 2) + 'px';
+  /* ---- zoom and pan ----
+   * The figure fits the window by default (never wider than it: no
+   * scrollbar, and at most 1.5 times its natural size); +, − and
+   * Ctrl+wheel zoom, dragging pans. Natural size: Graphviz's points at
+   * 96 pixels per inch. */
+  var view = $('bpv-view');
+  var vb = figure.viewBox && figure.viewBox.baseVal;
+  var natW = vb && vb.width ? vb.width * 4 / 3 : 800, natH = vb && vb.height ? vb.height * 4 / 3 : 600;
+  figure.removeAttribute('width');
+  figure.removeAttribute('height');
+  var scale = 1, fitted = true, fitScaleNow = 1;
+  function fitScale() {
+    var w = view.clientWidth || natW;
+    var top = view.getBoundingClientRect().top + (window.scrollY || 0);
+    var h = Math.max(200, window.innerHeight - Math.min(top, window.innerHeight / 2) - 24);
+    return Math.min(w / natW, h / natH, 1.5);
+  }
+  /* zooms to s keeping the figure's point under (cx, cy) (view pixels) in place */
+  function zoom(s, cx, cy) {
+    s = Math.max(0.05, Math.min(8, s));
+    var fx = (view.scrollLeft + (cx === undefined ? view.clientWidth / 2 : cx)) / (natW * scale);
+    var fy = (view.scrollTop + (cy === undefined ? view.clientHeight / 2 : cy)) / (natH * scale);
+    scale = s;
+    figure.style.width = Math.round(natW * s) + 'px';
+    figure.style.height = Math.round(natH * s) + 'px';
+    view.scrollLeft = fx * natW * s - (cx === undefined ? view.clientWidth / 2 : cx);
+    view.scrollTop = fy * natH * s - (cy === undefined ? view.clientHeight / 2 : cy);
+  }
+  function fit() {
+    fitted = true;
+    fitScaleNow = fitScale();
+    /* the view keeps the fitted height while zooming */
+    view.style.height = Math.round(natH * fitScaleNow) + 'px';
+    zoom(fitScaleNow);
+    view.scrollLeft = 0;
+    view.scrollTop = 0;
+  }
+  function zoomBy(k, cx, cy) {
+    fitted = false;
+    zoom(scale * k, cx, cy);
+  }
+  $('bpv-zoom-in').addEventListener('click', function () { zoomBy(1.25); });
+  $('bpv-zoom-out').addEventListener('click', function () { zoomBy(1 / 1.25); });
+  $('bpv-zoom-fit').addEventListener('click', fit);
+  view.addEventListener('wheel', function (ev) {
+    if (!ev.ctrlKey && !ev.metaKey) return; /* the page scrolls as usual */
+    ev.preventDefault();
+    var r = view.getBoundingClientRect();
+    zoomBy(Math.pow(1.0015, -ev.deltaY), ev.clientX - r.left, ev.clientY - r.top);
+  }, {passive: false});
+  var drag = null;
+  view.addEventListener('pointerdown', function (ev) {
+    if (ev.button !== 0) return;
+    drag = {x: ev.clientX, y: ev.clientY, l: view.scrollLeft, t: view.scrollTop};
+    view.classList.add('dragging');
+    if (view.setPointerCapture) view.setPointerCapture(ev.pointerId);
+  });
+  view.addEventListener('pointermove', function (ev) {
+    if (!drag) return;
+    view.scrollLeft = drag.l - (ev.clientX - drag.x);
+    view.scrollTop = drag.t - (ev.clientY - drag.y);
+  });
+  function endDrag() { drag = null; view.classList.remove('dragging'); }
+  view.addEventListener('pointerup', endDrag);
+  view.addEventListener('pointercancel', endDrag);
+  window.addEventListener('resize', function () { if (fitted) fit(); });
+  fit();
 
   /* ---- the parameter table ---- */
   var tbody = document.querySelector('#bpv-params tbody'), cells = [];
@@ -209,6 +272,20 @@
     return a > 0 && step - D.step[a - 1] < D.step[a] - step ? a - 1 : a;
   }
 
+  /* A value for the table: a matrix's rows come separated by newlines and
+   * its entries by tabs (player.c), drawn as a bracketed grid. */
+  function setTensor(td, text) {
+    if (text.indexOf('\n') < 0 && text.indexOf('\t') < 0) { td.textContent = text; return; }
+    var t = document.createElement('table');
+    t.className = 'mat';
+    text.split('\n').forEach(function (line) {
+      var tr = t.insertRow();
+      line.split('\t').forEach(function (v) { tr.insertCell().textContent = v; });
+    });
+    td.textContent = '';
+    td.appendChild(t);
+  }
+
   /* ---- showing a step ---- */
   function show(i) {
     i = Math.max(0, Math.min(n - 1, i | 0));
@@ -227,7 +304,7 @@
     slider.value = i;
     var pv = D.pv[i];
     cells.forEach(function (row, p) {
-      for (var c = 0; c < 3; c++) row[c + 1].textContent = S[pv[3 * p + c]];
+      for (var c = 0; c < 3; c++) setTensor(row[c + 1], S[pv[3 * p + c]]);
     });
     plot(i);
     var hash = '#step=' + D.step[i];

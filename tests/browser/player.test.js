@@ -33,6 +33,7 @@ function same(a, b, what) {
 
 fs.mkdirSync(outdir, { recursive: true });
 const html = path.join(outdir, 'train.html');
+const sigmoid = path.join(outdir, 'sigmoid.html');
 const trace = path.join(outdir, 'train.json');
 execFileSync(bpviz, [model, '--steps', 'all', '-o', html]);
 execFileSync(bpviz, [model, '--steps', 'all', '-o', trace]);
@@ -150,6 +151,7 @@ function staticTexts(step) {
   same((await shown()).step, played.step, 'paused: the step stays');
 
   // A click on the loss curve jumps there.
+  await page.locator('#bpv-plot svg').scrollIntoViewIfNeeded(); // below the fitted figure
   const plot = await page.locator('#bpv-plot svg').boundingBox();
   await page.mouse.click(plot.x + plot.width * 0.5, plot.y + plot.height * 0.5);
   const clicked = await shown();
@@ -179,12 +181,70 @@ function staticTexts(step) {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: path.join(outdir, 'player-dark.png'), fullPage: true });
 
+  // At 1280x720 the figure fits the window: no horizontal scrollbar, the
+  // whole drawing visible; +, −, fit and Ctrl+wheel zoom, dragging pans.
+  // Also two_layer_sigmoid.bp (7:1 as a plain figure), whose parameter
+  // table shows its 3x2 matrix as a matrix.
+  await page.emulateMedia({ media: 'screen', colorScheme: 'light' });
+  await page.setViewportSize({ width: 1280, height: 720 });
+  execFileSync(bpviz, [path.join(path.dirname(model), 'two_layer_sigmoid.bp'), '--steps', '1-20',
+    '-o', sigmoid]);
+  const measure = () => page.evaluate(() => {
+    const svg = document.querySelector('#bpv-view svg'), r = svg.getBoundingClientRect();
+    const k = r.width / svg.viewBox.baseVal.width;
+    const sizes = [...svg.querySelectorAll('text')].map((t) => parseFloat(t.getAttribute('font-size')) * k)
+      .sort((a, b) => a - b);
+    const view = document.getElementById('bpv-view');
+    return { scrollW: document.documentElement.scrollWidth, clientW: document.documentElement.clientWidth,
+      left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width,
+      viewBottom: view.getBoundingClientRect().bottom, median: sizes[sizes.length >> 1],
+      scrollLeft: view.scrollLeft,
+      mats: [...document.querySelectorAll('#bpv-params table.mat')].map((t) =>
+        [...t.rows].map((row) => [...row.cells].map((c) => c.textContent))) };
+  });
+  for (const [file, name] of [[url, 'quadratic'], ['file://' + path.resolve(sigmoid), 'two_layer_sigmoid']]) {
+    await page.goto(file);
+    await page.waitForFunction(() => document.getElementById('bpv-step').textContent !== '');
+    const m = await measure();
+    console.log(`     ${name} at 1280x720: drawing ${Math.round(m.width)} px wide, median text ${m.median.toFixed(1)} px`);
+    check(m.scrollW <= m.clientW, `${name} at 1280x720: no horizontal scrollbar (${m.scrollW} <= ${m.clientW})`);
+    check(m.left >= 0 && m.right <= 1280 && m.bottom <= 720 + 1, `${name} at 1280x720: the figure fits the window`);
+    check(m.median >= 6, `${name} at 1280x720: median text ${m.median.toFixed(1)} px, at least 6`);
+    await page.click('#bpv-zoom-in');
+    const zin = await measure();
+    check(zin.width > m.width * 1.2, `${name}: + zooms in (${Math.round(m.width)} -> ${Math.round(zin.width)} px)`);
+    const c = await page.locator('#bpv-view').boundingBox();
+    await page.mouse.move(c.x + c.width / 2, c.y + c.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(c.x + c.width / 2 - 150, c.y + c.height / 2, { steps: 4 });
+    await page.mouse.up();
+    check((await measure()).scrollLeft > 50, `${name}: dragging pans`);
+    await page.click('#bpv-zoom-out');
+    await page.click('#bpv-zoom-out');
+    check((await measure()).width < zin.width * 0.7, `${name}: − zooms out`);
+    await page.keyboard.down('Control');
+    await page.mouse.move(c.x + c.width / 2, c.y + c.height / 2);
+    await page.mouse.wheel(0, -300);
+    await page.keyboard.up('Control');
+    await page.waitForTimeout(100);
+    check((await measure()).width > m.width * 0.9, `${name}: Ctrl+wheel zooms in`);
+    await page.click('#bpv-zoom-fit');
+    const back = await measure();
+    check(Math.abs(back.width - m.width) < 2 && back.scrollW <= back.clientW, `${name}: fit restores the fitted figure`);
+    if (name === 'two_layer_sigmoid') {
+      check(m.mats.length >= 1 && m.mats[0].length === 3 && m.mats[0].every((r) => r.length === 2),
+        `the 3x2 matrix W₁ shows as a 3x2 matrix in the table (${JSON.stringify(m.mats[0])})`);
+      await page.screenshot({ path: path.join(outdir, 'player-1280x720.png') });
+    }
+  }
+
   await ctx.close();
   fs.rmSync(profile, { recursive: true, force: true });
 
   same(errors, [], 'no console errors or warnings');
   check(requests.some((u) => u.startsWith(url.split('#')[0])), 'requests are observed');
-  const foreign = requests.filter((u) => !u.startsWith(url.split('#')[0]));
+  const mine = [url.split('#')[0], 'file://' + path.resolve(sigmoid)];
+  const foreign = requests.filter((u) => !mine.some((m) => u.startsWith(m)));
   same(foreign, [], 'no request but the file itself');
   console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
   process.exit(failures ? 1 : 0);
