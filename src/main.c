@@ -45,7 +45,7 @@ static const char usage[] =
     "  --tensors MODE       auto, values (min/mean/max) or heatmap (default: auto)\n"
     "  --legend, --op-symbols S  a key; S=tutorial: @ as MM (default: default)\n"
     "  --size W[xH], --dpi N  W x H inches (<= 1000), PNG dpi 1-2400 (default: 96)\n"
-    "  --fit W:H            fill a 16:9 or 4:3 (W:H) slide, full text size (default: off)\n"
+    "  --fit W:H            fill a W:H slide (16:9, 4:3), text kept (default: off)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
     "  -h, --help           show this help (--version: the version)\n"
     "\n"
