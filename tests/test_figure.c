@@ -418,13 +418,13 @@ static void test_bad_format(void **state) {
     bpv_error_free(err);
 }
 
-/* A tensor step: z = W @ x (2x2 @ 2), loss = sum(z), plus a large tensor. */
-static void test_tensors(void **state) {
-    (void)state;
-    hsnap h;
-    init(&h);
-    double W[] = {0.5, -0.25, 1, 2}, x[] = {1, 2}, z[] = {0, 5}, g1[] = {1, 1};
-    double gW[] = {1, 2, 1, 2}, one = 1, big[64] = {0}, gbig[64] = {0};
+/* The tensor step of test_tensors and test_heatmap: z = W @ x (2x2 @ 2),
+ * loss = sum(z) + sum(B) with B an 8x8 tensor; the numbers live in static
+ * arrays the snapshot points into. Returns W's node. */
+static int tensor_step(hsnap *hp) {
+#define h (*hp)
+    static double W[] = {0.5, -0.25, 1, 2}, x[] = {1, 2}, z[] = {0, 5}, g1[] = {1, 1};
+    static double gW[] = {1, 2, 1, 2}, one = 1, big[64], gbig[64];
     for (int i = 0; i < 64; i++) big[i] = i - 10, gbig[i] = 0.5;
     int Wn = node(&h, "W", BPV_NODE_PARAM, BPV_OP_NONE, shape(2, 2, 2), W, gW, -1, -1);
     int xn = node(&h, "x", BPV_NODE_DATA, BPV_OP_NONE, shape(1, 2, 0), x, NULL, -1, -1);
@@ -441,6 +441,17 @@ static void test_tensors(void **state) {
     edge(&h, tn, loss, 1, &one, &one);
     h.s.objective = loss;
     h.s.loss = 1;
+    return Wn;
+#undef h
+}
+
+/* A tensor step: z = W @ x (2x2 @ 2), loss = sum(z), plus a large tensor. */
+static void test_tensors(void **state) {
+    (void)state;
+    hsnap h;
+    init(&h);
+    double W[] = {0.5, -0.25, 1, 2};
+    int Wn = tensor_step(&h);
     h.params[0] = (bpv_snap_param){
         .name = "W", .node = Wn, .shape = shape(2, 2, 2), .numel = 4, .after = vals(&h, 4, W)};
     h.s.nparams = 1;
@@ -485,24 +496,7 @@ static void test_heatmap(void **state) {
     (void)state;
     hsnap h;
     init(&h);
-    double W[] = {0.5, -0.25, 1, 2}, x[] = {1, 2}, z[] = {0, 5}, g1[] = {1, 1};
-    double gW[] = {1, 2, 1, 2}, one = 1, big[64], gbig[64];
-    for (int i = 0; i < 64; i++) big[i] = i - 10, gbig[i] = 0.5;
-    int Wn = node(&h, "W", BPV_NODE_PARAM, BPV_OP_NONE, shape(2, 2, 2), W, gW, -1, -1);
-    int xn = node(&h, "x", BPV_NODE_DATA, BPV_OP_NONE, shape(1, 2, 0), x, NULL, -1, -1);
-    int zn = node(&h, "z", BPV_NODE_OP, BPV_OP_MATMUL, shape(1, 2, 0), z, g1, Wn, xn);
-    int Bn = node(&h, "B", BPV_NODE_PARAM, BPV_OP_NONE, shape(2, 8, 8), big, gbig, -1, -1);
-    int sn = node(&h, NULL, BPV_NODE_OP, BPV_OP_SUM, shape(0, 0, 0), &one, &one, zn, -1);
-    int tn = node(&h, NULL, BPV_NODE_OP, BPV_OP_SUM, shape(0, 0, 0), &one, &one, Bn, -1);
-    int loss = node(&h, "loss", BPV_NODE_OP, BPV_OP_ADD, shape(0, 0, 0), &one, &one, sn, tn);
-    edge(&h, Wn, zn, 0, NULL, gW);
-    edge(&h, xn, zn, 1, NULL, NULL);
-    edge(&h, zn, sn, 0, NULL, g1);
-    edge(&h, Bn, tn, 0, NULL, gbig);
-    edge(&h, sn, loss, 0, &one, &one);
-    edge(&h, tn, loss, 1, &one, &one);
-    h.s.objective = loss;
-    h.s.loss = 1;
+    tensor_step(&h);
 
     /* the colours: both ends and the middle of each scale */
     char c[8];
