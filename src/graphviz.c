@@ -1213,6 +1213,7 @@ static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_
 }
 
 void bpv_figure_options_init(bpv_figure_options *o) {
+    if (!o) return;
     memset(o, 0, sizeof *o);
     o->rankdir_tb = 0;
     o->theme = BPV_THEME_TUTORIAL;
