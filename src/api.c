@@ -15,12 +15,13 @@
 
 /* ---- snapshots ---------------------------------------------------------------- */
 
-long bpv_snapshot_epoch(const bpv_snapshot *s) { return s->epoch; }
+long bpv_snapshot_epoch(const bpv_snapshot *s) { return s ? s->epoch : -1; }
 
-double bpv_snapshot_loss(const bpv_snapshot *s) { return s->loss; }
+double bpv_snapshot_loss(const bpv_snapshot *s) { return s ? s->loss : NAN; }
 
 long bpv_snapshot_node(const bpv_snapshot *s, const char *name, const double **value,
                        const double **grad) {
+    if (!s || !name) return -1;
     for (int i = 0; i < s->nnodes; i++) {
         const bpv_snap_node *n = &s->nodes[i];
         if (!n->name || strcmp(n->name, name) != 0) continue;
@@ -33,6 +34,11 @@ long bpv_snapshot_node(const bpv_snapshot *s, const char *name, const double **v
 
 int bpv_snapshot_export(const bpv_snapshot *s, bpv_format fmt, const bpv_figure_options *fig,
                         char **out, size_t *out_len, bpv_error **err) {
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!s) return bpv_error_set(err, bpv_error_null("bpv_snapshot_export", "snap"));
+    if (!out) return bpv_error_set(err, bpv_error_null("bpv_snapshot_export", "out"));
+    if (!out_len) return bpv_error_set(err, bpv_error_null("bpv_snapshot_export", "out_len"));
     *out = NULL;
     *out_len = 0;
     if (fmt == BPV_FORMAT_JSON) {
@@ -49,6 +55,8 @@ int bpv_snapshot_export(const bpv_snapshot *s, bpv_format fmt, const bpv_figure_
 
 int bpv_snapshot_write(const bpv_snapshot *s, const char *path, int fmt,
                        const bpv_figure_options *fig, bpv_error **err) {
+    if (!s) return bpv_error_set(err, bpv_error_null("bpv_snapshot_write", "snap"));
+    if (!path) return bpv_error_set(err, bpv_error_null("bpv_snapshot_write", "path"));
     if (fmt < 0) fmt = strcmp(path, "-") == 0 ? BPV_FORMAT_DOT : bpv_format_from_path(path);
     if (fmt < 0 || fmt >= BPV_FORMAT_COUNT)
         return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
@@ -243,11 +251,19 @@ static int leaf(bpv_builder *b, int kind, const char *name, const double *values
 
 int bpv_builder_param(bpv_builder *b, const char *name, const double *values,
                       const int64_t *dims, int rank) {
+    if (b && !b->error && !name) return fail(b, bpv_error_null("bpv_builder_param", "name"));
+    if (b && !b->error && !values) return fail(b, bpv_error_null("bpv_builder_param", "values"));
+    if (b && !b->error && !dims && rank > 0)
+        return fail(b, bpv_error_null("bpv_builder_param", "dims"));
     return b ? leaf(b, K_PARAM, name, values, dims, rank) : -1;
 }
 
 int bpv_builder_data(bpv_builder *b, const char *name, const double *values,
                      const int64_t *dims, int rank) {
+    if (b && !b->error && !name) return fail(b, bpv_error_null("bpv_builder_data", "name"));
+    if (b && !b->error && !values) return fail(b, bpv_error_null("bpv_builder_data", "values"));
+    if (b && !b->error && !dims && rank > 0)
+        return fail(b, bpv_error_null("bpv_builder_data", "dims"));
     return b ? leaf(b, K_DATA, name, values, dims, rank) : -1;
 }
 
@@ -264,6 +280,7 @@ int bpv_builder_const(bpv_builder *b, double value) {
 
 int bpv_builder_op(bpv_builder *b, const char *name, const char *op, int a, int c) {
     if (!b || b->error) return -1;
+    if (!op) return fail(b, bpv_error_null("bpv_builder_op", "op"));
     int k = 1;
     while (k < BPV_OP_COUNT && (!op || !builder_name(k) || strcmp(builder_name(k), op) != 0)) k++;
     if (k == BPV_OP_COUNT) {
@@ -414,8 +431,10 @@ static char *generate(bpv_builder *b, int objective, double lr) {
 
 const bpv_snapshot *bpv_builder_run(bpv_builder *b, int objective, double lr,
                                     bpv_error **err) {
-    if (!b) {
-        bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "builder: out of memory"));
+    if (!b) { /* bpv_builder_new ran out of memory: reported here, as promised */
+        bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                         "bpv_builder_run: b is NULL (bpv_builder_new ran out "
+                                         "of memory)"));
         return NULL;
     }
     if (!b->error && (objective < 0 || objective >= b->n || b->nodes[objective].kind == K_CONST))

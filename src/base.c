@@ -288,6 +288,10 @@ bpv_error *bpv_error_new(int status, const char *fmt, ...) {
     return error_make(status, bpv_buf_take(&b));
 }
 
+bpv_error *bpv_error_null(const char *fn, const char *arg) {
+    return bpv_error_new(BPV_ERR_MODEL, "%s: %s is NULL", fn, arg);
+}
+
 int bpv_error_set(bpv_error **err, bpv_error *e) {
     int status = e ? e->status : BPV_ERR_RUNTIME;
     if (err && !*err) *err = e;

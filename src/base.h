@@ -69,6 +69,10 @@ bpv_error *bpv_error_at(const bpv_source *src, size_t off, size_t len, int statu
                         const char *fmt, ...) BPV_PRINTF(5, 6);
 /* An error with no location: "bpviz: error: MESSAGE\n". */
 bpv_error *bpv_error_new(int status, const char *fmt, ...) BPV_PRINTF(2, 3);
+/* A public function's argument that must not be NULL:
+ * "bpviz: error: FN: ARG is NULL" with status BPV_ERR_MODEL (the caller's
+ * mistake, like a wrong command line). */
+bpv_error *bpv_error_null(const char *fn, const char *arg);
 /* Stores e in *err when err is not NULL, frees it otherwise; returns status. */
 int bpv_error_set(bpv_error **err, bpv_error *e);
 

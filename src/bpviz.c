@@ -53,6 +53,10 @@ static char *read_stream(FILE *f, size_t *len, bool *too_big) {
 }
 
 bpv_model *bpv_model_load(const char *path, bpv_error **err) {
+    if (!path) {
+        bpv_error_set(err, bpv_error_null("bpv_model_load", "path"));
+        return NULL;
+    }
     bpv_error *lim = bpv_limits_error();
     if (lim) {
         bpv_error_set(err, lim);
@@ -96,6 +100,12 @@ bpv_model *bpv_model_load(const char *path, bpv_error **err) {
 
 bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
                                  bpv_error **err) {
+    if (!name) name = "<string>";
+    if (!text && len > 0) {
+        bpv_error_set(err, bpv_error_null("bpv_model_load_string", "text"));
+        return NULL;
+    }
+    if (!text) text = ""; /* memcpy wants a pointer even for 0 bytes */
     bpv_error *lim = bpv_limits_error();
     if (lim) {
         bpv_error_set(err, lim);
@@ -147,6 +157,7 @@ void bpv_model_free(bpv_model *m) {
 /* ---- running --------------------------------------------------------------- */
 
 int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
+    if (!m) return bpv_error_set(err, bpv_error_null("bpv_model_run", "model"));
     bpv_run_options none = {0};
     if (!opts) opts = &none;
     /* every kept step is a copy of the graph: bound how many stay in memory */
@@ -161,17 +172,18 @@ int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
     return bpv_model_exec(m, opts, err);
 }
 
-long bpv_model_step_count(const bpv_model *m) { return m->total_steps; }
+long bpv_model_step_count(const bpv_model *m) { return m ? m->total_steps : -1; }
 
-long bpv_model_nonfinite_step(const bpv_model *m) { return m->run.nf_step; }
+long bpv_model_nonfinite_step(const bpv_model *m) { return m ? m->run.nf_step : -1; }
 
-size_t bpv_model_snapshot_count(const bpv_model *m) { return m->run.nsnaps; }
+size_t bpv_model_snapshot_count(const bpv_model *m) { return m ? m->run.nsnaps : 0; }
 
 const bpv_snapshot *bpv_model_snapshot(const bpv_model *m, size_t i) {
+    if (!m) return NULL;
     return i < m->run.nsnaps ? m->run.snaps[i] : NULL;
 }
 
-long bpv_snapshot_step(const bpv_snapshot *s) { return s->step; }
+long bpv_snapshot_step(const bpv_snapshot *s) { return s ? s->step : -1; }
 
 /* ---- exporting ------------------------------------------------------------- */
 
@@ -179,6 +191,7 @@ static const char *const format_names[BPV_FORMAT_COUNT] = {"dot", "svg",  "png",
                                                            "pdf", "json", "html"};
 
 int bpv_format_from_name(const char *name) {
+    if (!name) return -1;
     if (strcasecmp(name, "gv") == 0) return BPV_FORMAT_DOT;
     for (int i = 0; i < BPV_FORMAT_COUNT; i++)
         if (strcasecmp(name, format_names[i]) == 0) return i;
@@ -186,6 +199,7 @@ int bpv_format_from_name(const char *name) {
 }
 
 int bpv_format_from_path(const char *path) {
+    if (!path) return -1;
     const char *base = strrchr(path, '/');
     const char *dot = strrchr(base ? base : path, '.');
     return dot ? bpv_format_from_name(dot + 1) : -1;
@@ -193,6 +207,16 @@ int bpv_format_from_path(const char *path) {
 
 int bpv_export(const bpv_model *m, const bpv_snapshot *const *snaps, size_t n, bpv_format fmt,
                const bpv_figure_options *fig, char **out, size_t *out_len, bpv_error **err) {
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!m) return bpv_error_set(err, bpv_error_null("bpv_export", "model"));
+    if (!snaps && n > 0) return bpv_error_set(err, bpv_error_null("bpv_export", "snaps"));
+    for (size_t i = 0; i < n; i++)
+        if (!snaps[i])
+            return bpv_error_set(err,
+                                 bpv_error_new(BPV_ERR_MODEL, "bpv_export: snaps[%zu] is NULL", i));
+    if (!out) return bpv_error_set(err, bpv_error_null("bpv_export", "out"));
+    if (!out_len) return bpv_error_set(err, bpv_error_null("bpv_export", "out_len"));
     *out = NULL;
     *out_len = 0;
     if (fmt == BPV_FORMAT_JSON) {
@@ -337,6 +361,9 @@ static int write_through_dangling(const char *path, const char *data, size_t len
 }
 
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
+    if (!path) return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "path"));
+    if (!data && len > 0)
+        return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "data"));
     if (strcmp(path, "-") == 0) {
         fflush(stdout);
         if (write_all(STDOUT_FILENO, data, len) != 0)
@@ -506,12 +533,15 @@ static int write_selection(const bpv_model *m, const char *output, int fmt, cons
 }
 
 void bpv_render_options_init(bpv_render_options *o) {
+    if (!o) return;
     memset(o, 0, sizeof *o);
     o->format = -1;
     bpv_figure_options_init(&o->figure);
 }
 
 int bpv_render(const bpv_render_options *o, bpv_error **err) {
+    if (!o) return bpv_error_set(err, bpv_error_null("bpv_render", "opts"));
+    if (!o->model) return bpv_error_set(err, bpv_error_null("bpv_render", "opts->model"));
     const char *output = o->output ? o->output : "-";
     int fmt = o->format;
     if (fmt < 0) {

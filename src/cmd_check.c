@@ -26,6 +26,16 @@ static void default_steps(long total, bpv_buf *b) {
 }
 
 int bpv_check(const char *path, const char *steps, char **report, bpv_error **err) {
+    if (!path) {
+        if (report) *report = NULL;
+        return bpv_error_set(err, bpv_error_null("bpv_check", "model"));
+    }
+    if (!report) { /* the status alone: the report is made and dropped */
+        char *dropped = NULL;
+        int rc = bpv_check(path, steps, &dropped, err);
+        free(dropped);
+        return rc;
+    }
     *report = NULL;
     bpv_model *m = bpv_model_load(path, err);
     if (!m) return err && *err ? (*err)->status : BPV_ERR_MODEL;

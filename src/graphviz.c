@@ -1873,6 +1873,7 @@ static bool fit(fig *f, bpv_format fmt, bpv_figure_options *alt) {
 }
 
 void bpv_figure_options_init(bpv_figure_options *o) {
+    if (!o) return;
     memset(o, 0, sizeof *o);
     o->rankdir_tb = 0;
     o->theme = BPV_THEME_TUTORIAL;

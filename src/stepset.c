@@ -33,6 +33,10 @@ static bool parse_long(const char **p, long *out) {
 }
 
 bpv_step_set *bpv_step_set_parse(const char *spec, bpv_error **err) {
+    if (!spec) {
+        bpv_error_set(err, bpv_error_null("bpv_step_set_parse", "spec"));
+        return NULL;
+    }
     bpv_step_set *s = calloc(1, sizeof *s);
     size_t cap = 0;
     const char *p = spec;

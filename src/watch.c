@@ -106,6 +106,7 @@ static bool render_once(const bpv_render_options *ro, const bpv_watch_options *w
 int bpv_watch(const bpv_render_options *ro, const bpv_watch_options *wo, bpv_error **err) {
     bpv_watch_options none = {0};
     const bpv_watch_options *w = wo ? wo : &none;
+    if (!ro) return bpv_error_set(err, bpv_error_null("bpv_watch", "render"));
     if (!ro->model || strcmp(ro->model, "-") == 0)
         return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
                                                 "--watch needs a model file, not standard "

@@ -206,6 +206,282 @@ static void test_run_callback(void **state) {
     bpv_model_free(m);
 }
 
+/* *err is the error "bpviz: error: WHAT..." with `status`; it is freed. */
+static void expect_error(bpv_error **err, int status, const char *what) {
+    assert_non_null(*err);
+    assert_int_equal((*err)->status, status);
+    if (!strstr((*err)->message, what)) fail_msg("'%s' not in: %s", what, (*err)->message);
+    bpv_error_free(*err);
+    *err = NULL;
+}
+
+/* The error of a NULL argument: "FUNCTION: ARGUMENT is NULL". */
+static void expect_null_arg(bpv_error **err, const char *fn_arg) {
+    char what[128];
+    snprintf(what, sizeof what, "bpviz: error: %s is NULL\n", fn_arg);
+    expect_error(err, BPV_ERR_MODEL, what);
+}
+#define EXPECT_NULL_ARG expect_null_arg
+
+/* Every public function with each pointer argument NULL in turn (the others
+ * valid): the header's documented result, never a crash (run under ASan and
+ * UBSan too). An error names the function and the argument; a NULL `err`
+ * is always accepted. */
+static void test_null_arguments(void **state) {
+    (void)state;
+    bpv_error *err = NULL;
+    char dir[] = "/tmp/bpv-null-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[96], svg[96];
+    snprintf(svg, sizeof svg, "%s/out.svg", dir);
+    const char *model = BPV_SOURCE_DIR "/samples/linear.bp";
+
+    assert_non_null(bpv_version());
+    bpv_error_free(NULL);
+    bpv_signals_cleanup();
+
+    /* loading */
+    assert_null(bpv_model_load(NULL, NULL));
+    assert_null(bpv_model_load(NULL, &err));
+    EXPECT_NULL_ARG(&err, "bpv_model_load: path");
+    size_t tlen;
+    char *text = tu_read_file(model, &tlen);
+    assert_non_null(text);
+    assert_null(bpv_model_load_string("x.bp", NULL, 5, NULL));
+    assert_null(bpv_model_load_string("x.bp", NULL, 5, &err));
+    EXPECT_NULL_ARG(&err, "bpv_model_load_string: text");
+    bpv_model *m = bpv_model_load_string("x.bp", NULL, 0, &err); /* the empty model */
+    if (!m) fail_msg("%s", err->message);
+    assert_int_equal(bpv_model_step_count(m), 0);
+    bpv_model_free(m);
+    m = bpv_model_load_string(NULL, text, tlen, &err); /* named "<string>" */
+    if (!m) fail_msg("%s", err->message);
+    free(text);
+    bpv_model_free(NULL);
+
+    /* step sets and running */
+    assert_null(bpv_step_set_parse(NULL, NULL));
+    assert_null(bpv_step_set_parse(NULL, &err));
+    EXPECT_NULL_ARG(&err, "bpv_step_set_parse: spec");
+    bpv_step_set_free(NULL);
+    assert_int_equal(bpv_model_run(NULL, NULL, NULL), BPV_ERR_MODEL);
+    assert_int_equal(bpv_model_run(NULL, NULL, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_model_run: model");
+    assert_int_equal(bpv_model_run(m, NULL, NULL), BPV_OK); /* opts NULL: defaults */
+    assert_int_equal(bpv_model_snapshot_count(m), 0);
+    bpv_step_set *keep = bpv_step_set_parse("1,3", NULL);
+    assert_non_null(keep);
+    bpv_run_options ro = {0}; /* every pointer field NULL but keep */
+    ro.keep = keep;
+    assert_int_equal(bpv_model_run(m, &ro, &err), BPV_OK);
+    bpv_step_set_free(keep);
+    assert_int_equal(bpv_model_step_count(NULL), -1);
+    assert_int_equal(bpv_model_step_count(m), 400);
+    assert_int_equal(bpv_model_nonfinite_step(NULL), -1);
+    assert_int_equal(bpv_model_nonfinite_step(m), 0);
+    assert_int_equal(bpv_model_snapshot_count(NULL), 0);
+    assert_null(bpv_model_snapshot(NULL, 0));
+    assert_int_equal(bpv_model_snapshot_count(m), 2);
+    const bpv_snapshot *s = bpv_model_snapshot(m, 0);
+    assert_non_null(s);
+    assert_null(bpv_model_snapshot(m, 2));
+
+    /* check */
+    char *report = (char *)"unchanged";
+    assert_int_equal(bpv_check(NULL, NULL, &report, &err), BPV_ERR_MODEL);
+    assert_null(report);
+    EXPECT_NULL_ARG(&err, "bpv_check: model");
+    assert_int_equal(bpv_check(NULL, NULL, NULL, NULL), BPV_ERR_MODEL);
+    int st = bpv_check(model, NULL, &report, NULL); /* steps NULL: the default spread */
+    assert_true(st == BPV_OK || st == BPV_CHECK_PROBLEMS);
+    assert_non_null(report);
+    free(report);
+    assert_int_equal(bpv_check(model, "1", NULL, &err), st); /* report dropped */
+    assert_null(err);
+
+    /* bench */
+    bpv_bench_result res = {0};
+    bpv_bench_options bo = {5, 1, 0};
+    assert_int_equal(bpv_model_bench(NULL, &bo, &res, NULL), BPV_ERR_MODEL);
+    assert_int_equal(bpv_model_bench(NULL, &bo, &res, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_model_bench: model");
+    assert_int_equal(bpv_model_bench(m, &bo, NULL, &err), BPV_OK);  /* res dropped */
+    assert_int_equal(bpv_model_bench(m, NULL, &res, &err), BPV_OK); /* opts: defaults */
+    assert_int_equal(res.steps, 1000);
+    /* the bench freed the run's snapshots: run again to have some */
+    keep = bpv_step_set_parse("1", NULL);
+    ro.keep = keep;
+    assert_int_equal(bpv_model_run(m, &ro, NULL), BPV_OK);
+    bpv_step_set_free(keep);
+    s = bpv_model_snapshot(m, 0);
+    assert_non_null(s);
+
+    /* snapshots */
+    assert_int_equal(bpv_snapshot_step(NULL), -1);
+    assert_int_equal(bpv_snapshot_epoch(NULL), -1);
+    assert_true(isnan(bpv_snapshot_loss(NULL)));
+    assert_int_equal(bpv_snapshot_step(s), 1);
+    assert_int_equal(bpv_snapshot_epoch(s), 0);
+    const double *v = NULL, *g = NULL;
+    assert_int_equal(bpv_snapshot_node(NULL, "w", &v, &g), -1);
+    assert_int_equal(bpv_snapshot_node(s, NULL, &v, &g), -1);
+    assert_null(v);
+    assert_null(g);
+    assert_int_equal(bpv_snapshot_node(s, "w", NULL, &g), 1);
+    assert_non_null(g);
+    assert_int_equal(bpv_snapshot_node(s, "w", &v, NULL), 1);
+    assert_non_null(v);
+
+    /* formats and options */
+    assert_int_equal(bpv_format_from_name(NULL), -1);
+    assert_int_equal(bpv_format_from_path(NULL), -1);
+    bpv_figure_options_init(NULL);
+    bpv_render_options_init(NULL);
+
+    /* exporting */
+    char *out = (char *)"unchanged";
+    size_t len = 7;
+    const bpv_snapshot *snaps[2] = {s, NULL};
+    assert_int_equal(bpv_export(NULL, snaps, 1, BPV_FORMAT_JSON, NULL, &out, &len, &err),
+                     BPV_ERR_MODEL);
+    assert_null(out);
+    assert_int_equal(len, 0);
+    EXPECT_NULL_ARG(&err, "bpv_export: model");
+    assert_int_equal(bpv_export(m, NULL, 1, BPV_FORMAT_JSON, NULL, &out, &len, &err),
+                     BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_export: snaps");
+    assert_int_equal(bpv_export(m, snaps, 2, BPV_FORMAT_JSON, NULL, &out, &len, &err),
+                     BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_export: snaps[1]");
+    assert_int_equal(bpv_export(m, snaps, 1, BPV_FORMAT_JSON, NULL, NULL, &len, &err),
+                     BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_export: out");
+    assert_int_equal(bpv_export(m, snaps, 1, BPV_FORMAT_JSON, NULL, &out, NULL, &err),
+                     BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_export: out_len");
+    assert_int_equal(bpv_export(NULL, NULL, 0, BPV_FORMAT_JSON, NULL, NULL, NULL, NULL),
+                     BPV_ERR_MODEL);
+    /* snaps NULL with none: an empty trace; fig NULL: the defaults */
+    assert_int_equal(bpv_export(m, NULL, 0, BPV_FORMAT_JSON, NULL, &out, &len, &err), BPV_OK);
+    assert_non_null(strstr(out, "string>\"")); /* "<string>", '<' maybe escaped */
+    free(out);
+    assert_int_equal(bpv_export(m, NULL, 0, BPV_FORMAT_SVG, NULL, &out, &len, &err), BPV_ERR_MODEL);
+    expect_error(&err, BPV_ERR_MODEL, "no step to draw");
+    assert_int_equal(bpv_export(m, snaps, 1, BPV_FORMAT_DOT, NULL, &out, &len, &err), BPV_OK);
+    free(out);
+
+    out = (char *)"unchanged";
+    assert_int_equal(bpv_snapshot_export(NULL, BPV_FORMAT_DOT, NULL, &out, &len, &err),
+                     BPV_ERR_MODEL);
+    assert_null(out);
+    EXPECT_NULL_ARG(&err, "bpv_snapshot_export: snap");
+    assert_int_equal(bpv_snapshot_export(s, BPV_FORMAT_DOT, NULL, NULL, &len, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_snapshot_export: out");
+    assert_int_equal(bpv_snapshot_export(s, BPV_FORMAT_DOT, NULL, &out, NULL, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_snapshot_export: out_len");
+    assert_int_equal(bpv_snapshot_export(NULL, BPV_FORMAT_DOT, NULL, NULL, NULL, NULL),
+                     BPV_ERR_MODEL);
+    assert_int_equal(bpv_snapshot_export(s, BPV_FORMAT_DOT, NULL, &out, &len, NULL), BPV_OK);
+    free(out);
+
+    assert_int_equal(bpv_snapshot_write(NULL, svg, -1, NULL, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_snapshot_write: snap");
+    assert_int_equal(bpv_snapshot_write(s, NULL, -1, NULL, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_snapshot_write: path");
+    assert_int_equal(bpv_snapshot_write(s, NULL, -1, NULL, NULL), BPV_ERR_MODEL);
+    assert_int_equal(bpv_snapshot_write(s, svg, -1, NULL, NULL), BPV_OK); /* fig: defaults */
+
+    /* the builder */
+    bpv_builder_free(NULL);
+    assert_int_equal(bpv_builder_param(NULL, "w", (double[]){1}, NULL, 0), -1);
+    assert_int_equal(bpv_builder_data(NULL, "x", (double[]){1}, NULL, 0), -1);
+    assert_int_equal(bpv_builder_const(NULL, 1), -1);
+    assert_int_equal(bpv_builder_op(NULL, "y", "neg", 0, -1), -1);
+    assert_null(bpv_builder_source(NULL));
+    assert_null(bpv_builder_run(NULL, 0, 0, NULL));
+    assert_null(bpv_builder_run(NULL, 0, 0, &err));
+    expect_error(&err, BPV_ERR_RUNTIME, "bpv_builder_run: b is NULL");
+    static const struct {
+        int data; /* bpv_builder_data rather than _param */
+        const char *name;
+        int values, dims, rank; /* 0: that pointer is NULL */
+        const char *what;
+    } leaves[] = {
+        {0, NULL, 1, 1, 1, "bpv_builder_param: name"},
+        {0, "w", 0, 1, 1, "bpv_builder_param: values"},
+        {0, "w", 1, 0, 1, "bpv_builder_param: dims"},
+        {1, NULL, 1, 1, 1, "bpv_builder_data: name"},
+        {1, "x", 0, 1, 1, "bpv_builder_data: values"},
+        {1, "x", 1, 0, 1, "bpv_builder_data: dims"},
+    };
+    for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
+        bpv_builder *b = bpv_builder_new();
+        assert_non_null(b);
+        int64_t d1[1] = {1};
+        const double *vals = leaves[i].values ? (const double[]){1} : NULL;
+        const int64_t *dims = leaves[i].dims ? d1 : NULL;
+        int h = leaves[i].data ? bpv_builder_data(b, leaves[i].name, vals, dims, leaves[i].rank)
+                               : bpv_builder_param(b, leaves[i].name, vals, dims, leaves[i].rank);
+        assert_int_equal(h, -1);
+        assert_null(bpv_builder_run(b, 0, 0, &err));
+        EXPECT_NULL_ARG(&err, leaves[i].what);
+        assert_null(bpv_builder_run(b, 0, 0, NULL));
+        bpv_builder_free(b);
+    }
+    bpv_builder *b = bpv_builder_new();
+    int w = bpv_builder_param(b, "w", (double[]){2}, NULL, 0); /* dims NULL, rank 0 */
+    int x = bpv_builder_data(b, "x", (double[]){3}, NULL, 0);
+    int t = bpv_builder_op(b, NULL, "mul", w, x); /* name NULL: unnamed */
+    assert_true(w >= 0 && x >= 0 && t >= 0);
+    s = bpv_builder_run(b, t, 0, NULL);
+    assert_non_null(s);
+    assert_true(bpv_snapshot_loss(s) == 6.0);
+    assert_non_null(bpv_builder_source(b));
+    assert_int_equal(bpv_builder_op(b, "y", NULL, w, -1), -1);
+    assert_null(bpv_builder_run(b, t, 0, &err));
+    EXPECT_NULL_ARG(&err, "bpv_builder_op: op");
+    assert_null(bpv_builder_source(b));
+    bpv_builder_free(b);
+
+    /* the whole job */
+    assert_int_equal(bpv_render(NULL, NULL), BPV_ERR_MODEL);
+    assert_int_equal(bpv_render(NULL, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_render: opts");
+    bpv_render_options rdo;
+    bpv_render_options_init(&rdo);
+    rdo.output = svg;
+    assert_int_equal(bpv_render(&rdo, &err), BPV_ERR_MODEL); /* model still NULL */
+    EXPECT_NULL_ARG(&err, "bpv_render: opts->model");
+    rdo.model = model; /* steps, font, focus, report, on_progress: NULL */
+    rdo.gradcheck = 1;
+    assert_int_equal(bpv_render(&rdo, &err), BPV_OK);
+    assert_null(err);
+
+    snprintf(path, sizeof path, "%s/written", dir);
+    assert_int_equal(bpv_file_write_atomic(NULL, "abc", 3, NULL), BPV_ERR_MODEL);
+    assert_int_equal(bpv_file_write_atomic(NULL, "abc", 3, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_file_write_atomic: path");
+    assert_int_equal(bpv_file_write_atomic(path, NULL, 3, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_file_write_atomic: data");
+    assert_int_equal(access(path, F_OK), -1);                             /* nothing written */
+    assert_int_equal(bpv_file_write_atomic(path, NULL, 0, &err), BPV_OK); /* an empty file */
+    char *back = tu_read_file(path, &len);
+    assert_non_null(back);
+    assert_int_equal(len, 0);
+    free(back);
+
+    assert_int_equal(bpv_watch(NULL, NULL, NULL), BPV_ERR_MODEL);
+    assert_int_equal(bpv_watch(NULL, NULL, &err), BPV_ERR_MODEL);
+    EXPECT_NULL_ARG(&err, "bpv_watch: render");
+    rdo.model = "-"; /* watch NULL is accepted; standard input is refused */
+    assert_int_equal(bpv_watch(&rdo, NULL, &err), BPV_ERR_MODEL);
+    expect_error(&err, BPV_ERR_MODEL, "standard input");
+
+    bpv_model_free(m);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    assert_int_equal(system(path), 0);
+}
+
 /* samples/api_demo.c, built by the tests, writes its SVG. */
 static void test_api_demo(void **state) {
     (void)state;
@@ -234,7 +510,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builder_sigmoid), cmocka_unit_test(test_builder_tensors),
         cmocka_unit_test(test_builder_errors),  cmocka_unit_test(test_run_callback),
-        cmocka_unit_test(test_api_demo),
+        cmocka_unit_test(test_api_demo),        cmocka_unit_test(test_null_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,15 @@
  * exporters. A caller loads a model, runs it (training and predictions, as
  * the model's statements say), keeps the snapshots of the steps it asks for
  * and exports them.
+ *
+ * NULL arguments: no function crashes on one. Each function's comment says
+ * which of its pointers may be NULL and what that means; any other NULL is
+ * an error: the function returns BPV_ERR_MODEL (or its NULL, -1 or NAN) and
+ * stores "bpviz: error: FUNCTION: ARGUMENT is NULL" in *err, as in
+ * "bpv_render: opts is NULL". Every `bpv_error **err` may itself be NULL:
+ * the error is then dropped. An error is stored only in an empty *err (set
+ * it to NULL before the call): a function never overwrites one already
+ * there.
  */
 #ifndef BPVIZ_H
 #define BPVIZ_H
@@ -42,6 +51,7 @@ typedef struct bpv_error {
     char *message;
 } bpv_error;
 
+/* `err` NULL: does nothing. */
 void bpv_error_free(bpv_error *err);
 
 /* ---- models ----------------------------------------------------------- */
@@ -51,15 +61,18 @@ typedef struct bpv_model bpv_model;
 /* Reads and parses a model file. `path` "-" reads standard input (errors
  * then name "<stdin>"). On failure returns NULL and, if `err` is not NULL,
  * stores an error the caller frees with bpv_error_free. The caller frees the
- * returned model with bpv_model_free. */
+ * returned model with bpv_model_free. `path` NULL: an error. */
 bpv_model *bpv_model_load(const char *path, bpv_error **err);
 
 /* Same as bpv_model_load for text in memory. `name` is used in messages and
  * as the folder that relative CSV and .npy paths start from ("." when it has none).
- * The text is copied; the caller keeps ownership of `text`. */
+ * The text is copied; the caller keeps ownership of `text`. `name` NULL:
+ * "<string>" (relative paths then start from "."). `text` NULL: an error
+ * when `len` > 0, the empty model when `len` is 0. */
 bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
                                  bpv_error **err);
 
+/* `model` NULL: does nothing. */
 void bpv_model_free(bpv_model *model);
 
 /* ---- running ---------------------------------------------------------- */
@@ -70,7 +83,8 @@ typedef struct bpv_step_set bpv_step_set;
 /* Parses "N", "A-B", "A-B/K", "1,5,9", "all", "last" (combinations joined
  * by commas). A-B/K is A, A+K, A+2K, ... and B itself (1-800/100 ends on
  * 800). Returns NULL on a bad spec and stores an error in `err`.
- * The caller frees the result with bpv_step_set_free. */
+ * The caller frees the result with bpv_step_set_free. `spec` NULL: an
+ * error. bpv_step_set_free accepts NULL (it does nothing). */
 bpv_step_set *bpv_step_set_parse(const char *spec, bpv_error **err);
 void bpv_step_set_free(bpv_step_set *set);
 
@@ -116,15 +130,18 @@ typedef struct bpv_run_options {
  * statements train. Returns BPV_OK or an error status and stores an error
  * in `err` (the caller frees it). A model can be run again: every run starts
  * from the initial params with new optimizers, so the same options give the
- * same output and snapshots; the previous run's snapshots are freed. */
+ * same output and snapshots; the previous run's snapshots are freed.
+ * `opts` NULL: all defaults (prints nothing, keeps no snapshot; each
+ * pointer field of bpv_run_options may be NULL as its comment says).
+ * `model` NULL: an error. */
 int bpv_model_run(bpv_model *model, const bpv_run_options *opts, bpv_error **err);
 
 /* Number of training steps the model takes in total (known after loading:
- * epochs x batches summed over train statements). */
+ * epochs x batches summed over train statements); -1 when `model` is NULL. */
 long bpv_model_step_count(const bpv_model *model);
 
 /* After a run: the first step where the latest run found a value or
- * gradient NaN or infinite, or 0 (additive). */
+ * gradient NaN or infinite, or 0 (additive); -1 when `model` is NULL. */
 long bpv_model_nonfinite_step(const bpv_model *model);
 
 /* `bpviz check`: loads the model (parse and shapes), trains it, runs the
@@ -133,13 +150,17 @@ long bpv_model_nonfinite_step(const bpv_model *model);
  * that never get a gradient. Returns BPV_OK when clean or
  * BPV_CHECK_PROBLEMS when it found some, with the text report in
  * `*report` (malloc'd, the caller frees it) either way; or an error status
- * (BPV_ERR_MODEL for a bad model) with `err` set and no report. */
+ * (BPV_ERR_MODEL for a bad model) with `err` set and no report.
+ * `model` (the model file's path) NULL: an error. `steps` NULL: the
+ * default above. `report` NULL: the report is made and dropped, only the
+ * status is returned. */
 #define BPV_CHECK_PROBLEMS 1
 int bpv_check(const char *model, const char *steps, char **report, bpv_error **err);
 
 /* The latest run's kept snapshots, in step order. Owned by the model and
  * valid until its next run (bpv_model_run, bpv_model_bench) or
- * bpv_model_free. */
+ * bpv_model_free. bpv_model_snapshot returns NULL when `i` is past the end.
+ * `model` NULL: a count of 0 and no snapshot (NULL). */
 size_t bpv_model_snapshot_count(const bpv_model *model);
 const bpv_snapshot *bpv_model_snapshot(const bpv_model *model, size_t i);
 
@@ -163,13 +184,15 @@ typedef struct bpv_bench_result {
  * steps trains on with more epochs of its last train statement, for this
  * run only. This runs the model as bpv_model_run does (from its initial
  * params, the previous run's snapshots freed) and keeps no snapshots.
- * `opts` NULL takes the defaults; the result goes to the caller's `res`.
+ * `opts` NULL takes the defaults; the result goes to the caller's `res`
+ * (NULL: the timing is dropped). `model` NULL: an error.
  * Returns BPV_OK or an error status with `err` set (the caller frees it). */
 int bpv_model_bench(bpv_model *model, const bpv_bench_options *opts, bpv_bench_result *res,
                     bpv_error **err);
 
 /* ---- snapshots -------------------------------------------------------- */
 
+/* The step (from 1); with `snap` NULL these three return -1, -1 and NAN. */
 long bpv_snapshot_step(const bpv_snapshot *snap);
 /* The epoch (from 0) and the objective's value at this step. */
 long bpv_snapshot_epoch(const bpv_snapshot *snap);
@@ -180,7 +203,8 @@ double bpv_snapshot_loss(const bpv_snapshot *snap);
  * `*value` to its forward value, `*grad` to d objective / d node or NULL
  * when no gradient reaches it (either pointer argument may be NULL). The
  * numbers belong to the snapshot and live as long as it does. Returns -1
- * when no node has that name. */
+ * when no node has that name, and when `snap` or `name` is NULL (the
+ * outputs are then left as they were). */
 long bpv_snapshot_node(const bpv_snapshot *snap, const char *name, const double **value,
                        const double **grad);
 
@@ -196,9 +220,11 @@ typedef enum bpv_format {
     BPV_FORMAT_COUNT
 } bpv_format;
 
-/* "dot"/"gv", "svg", "png", "pdf", "json", "html" -> format; -1 when unknown. */
+/* "dot"/"gv", "svg", "png", "pdf", "json", "html" -> format; -1 when unknown
+ * or NULL. */
 int bpv_format_from_name(const char *name);
-/* The format a file name's extension selects; -1 when none matches. */
+/* The format a file name's extension selects; -1 when none matches or
+ * `path` is NULL. */
 int bpv_format_from_path(const char *path);
 
 /* BPV_LABELS_SHAPES (additive): tensors as their shapes (W₁ 3×2), no
@@ -264,20 +290,24 @@ typedef struct bpv_figure_options {
  * unreadable (measured: docs/language.md, "Large graphs"). */
 #define BPV_FIGURE_MAX_NODES 150
 
-/* Fills in the defaults above. */
+/* Fills in the defaults above. `opts` NULL: does nothing. */
 void bpv_figure_options_init(bpv_figure_options *opts);
 
 /* Whether fontconfig has the font family `family` (case and spaces
  * ignored), the family every figure format then draws with (additive).
  * Returns 1 if it has it, 0 if it falls back to another family, -1 if it
- * cannot tell; `used` (n bytes, may be NULL) receives the family used. */
+ * cannot tell (also for `family` NULL or empty); `used` (n bytes, may be
+ * NULL) receives the family used. */
 int bpv_font_check(const char *family, char *used, size_t n);
 
 /* Exports the snapshots of a run as one document: JSON and HTML (the step
  * player, laid out once for all of them) hold them all, the figure formats
  * draw the first one. On success stores a malloc'd buffer and
  * its length (PNG and PDF hold NUL bytes) that the caller frees with free().
- * Returns BPV_OK or an error status with `err` set. */
+ * Returns BPV_OK or an error status with `err` set, and then *out NULL and
+ * *out_len 0. `fig` NULL: the defaults. `snaps` may be NULL only when
+ * `nsnaps` is 0. `model`, an element of `snaps`, `out` or `out_len` NULL:
+ * an error. */
 int bpv_export(const bpv_model *model, const bpv_snapshot *const *snaps, size_t nsnaps,
                bpv_format format, const bpv_figure_options *fig,
                char **out, size_t *out_len, bpv_error **err);
@@ -285,14 +315,15 @@ int bpv_export(const bpv_model *model, const bpv_snapshot *const *snaps, size_t 
 /* Exports one snapshot (from a run or a builder) in any format: JSON
  * writes a trace of that one step. On success stores a malloc'd buffer and
  * its length the caller frees with free(); `fig` may be NULL for the
- * defaults. Returns BPV_OK or an error status with `err` set. */
+ * defaults. Returns BPV_OK or an error status with `err` set (*out NULL,
+ * *out_len 0). `snap`, `out` or `out_len` NULL: an error. */
 int bpv_snapshot_export(const bpv_snapshot *snap, bpv_format format,
                         const bpv_figure_options *fig, char **out, size_t *out_len,
                         bpv_error **err);
 
 /* bpv_snapshot_export into the file `path`, written atomically ("-":
  * standard output). `format` is a bpv_format, or -1 to take it from the
- * extension. */
+ * extension. `fig` NULL: the defaults. `snap` or `path` NULL: an error. */
 int bpv_snapshot_write(const bpv_snapshot *snap, const char *path, int format,
                        const bpv_figure_options *fig, bpv_error **err);
 
@@ -320,20 +351,24 @@ typedef struct bpv_builder bpv_builder;
 bpv_builder *bpv_builder_new(void);
 /* The same with every number a double (the language's `dtype f64`). */
 bpv_builder *bpv_builder_new_f64(void);
-/* Frees the builder and every snapshot it returned. NULL is allowed. */
+/* Frees the builder and every snapshot it returned. NULL is allowed (does
+ * nothing). */
 void bpv_builder_free(bpv_builder *b);
 
 /* A trainable parameter, or a data value (one sample), called `name`: an
  * identifier, not a keyword or built-in. `values` holds the elements in
  * row-major order of a tensor of shape dims[0] x ... x dims[rank-1]
  * (rank 0, dims NULL: a scalar, one value); it is copied. Values must be
- * finite. Returns the node's handle, or -1. */
+ * finite. Returns the node's handle, or -1. `b` NULL: -1 (bpv_builder_run
+ * reports it). `name` or `values` NULL, or `dims` NULL with rank > 0: -1
+ * and the builder's error "bpv_builder_param: name is NULL" (or
+ * "bpv_builder_data: ..."). */
 int bpv_builder_param(bpv_builder *b, const char *name, const double *values,
                       const int64_t *dims, int rank);
 int bpv_builder_data(bpv_builder *b, const char *name, const double *values,
                      const int64_t *dims, int rank);
 /* A literal scalar constant; figures fold it into the op that uses it
- * (x^2, x + 1). Returns its handle, or -1. */
+ * (x^2, x + 1). Returns its handle, or -1 (and -1 when `b` is NULL). */
 int bpv_builder_const(bpv_builder *b, double value);
 
 /* The op `op` over the nodes `a` and `c` (c is -1 for a one-input op). Op
@@ -341,20 +376,24 @@ int bpv_builder_const(bpv_builder *b, double value);
  * tanh exp log sqrt abs sum mean T mse bce softmax log_softmax
  * cross_entropy max min (not clamp, which takes its bounds as numbers). `name` (copied) names the result in figures, or is NULL
  * for an unnamed intermediate, drawn as its expression. Shapes are checked
- * by bpv_builder_run. Returns the result's handle, or -1. */
+ * by bpv_builder_run. Returns the result's handle, or -1. `b` NULL: -1.
+ * `op` NULL: -1 and the builder's error "bpv_builder_op: op is NULL". */
 int bpv_builder_op(bpv_builder *b, const char *name, const char *op, int a, int c);
 
 /* Compiles the graph, runs forward, then backward from `objective` (a
  * scalar node), then, if lr > 0, one SGD update p = p - lr * grad so the
  * figure shows each parameter after the step too. Returns the snapshot,
  * owned by the builder and valid until the next bpv_builder_run or
- * bpv_builder_free; or NULL with `err` set (the caller frees it). */
+ * bpv_builder_free; or NULL with `err` set (the caller frees it). `b` NULL
+ * (bpv_builder_new ran out of memory): NULL and a BPV_ERR_RUNTIME error
+ * "bpv_builder_run: b is NULL". */
 const bpv_snapshot *bpv_builder_run(bpv_builder *b, int objective, double lr,
                                     bpv_error **err);
 
 /* The .bp program equivalent to what has been built, NUL-terminated and
  * owned by the builder (valid until its next call); save it to go on with
- * the command line. NULL after an error. */
+ * the command line. NULL after an error, before the first run, and when `b`
+ * is NULL. */
 const char *bpv_builder_source(bpv_builder *b);
 
 /* ---- the whole job ------------------------------------------------------ */
@@ -380,11 +419,14 @@ typedef struct bpv_render_options {
 } bpv_render_options;
 
 /* Fills in the defaults: standard output, format from the extension,
- * step 1, default figure options. */
+ * step 1, default figure options. `opts` NULL: does nothing. Its `model`
+ * is NULL: set it before bpv_render. */
 void bpv_render_options_init(bpv_render_options *opts);
 
 /* Returns BPV_OK or an error status with `err` set (the caller frees it). An
- * existing output file is left untouched on any failure. */
+ * existing output file is left untouched on any failure. `opts` NULL or
+ * `opts->model` NULL: an error ("bpv_render: opts->model is NULL"); the
+ * other pointer fields may be NULL as their comments say. */
 int bpv_render(const bpv_render_options *opts, bpv_error **err);
 
 /* Writes `len` bytes to `path` atomically: a temporary file in the same
@@ -392,7 +434,9 @@ int bpv_render(const bpv_render_options *opts, bpv_error **err);
  * failure the existing file is untouched and no temporary file remains. A
  * symbolic link stays a link (its target is replaced); a device or a pipe
  * (/dev/null, a FIFO) is written to directly, not replaced. A dangling link
- * is written through: its target is created, as a shell's `>` would. */
+ * is written through: its target is created, as a shell's `>` would.
+ * Returns BPV_OK or an error status with `err` set. `path` NULL: an error.
+ * `data` NULL: an error when `len` > 0, an empty file when `len` is 0. */
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
 
 /* Installs handlers for SIGINT, SIGTERM and SIGHUP that remove the
@@ -423,7 +467,8 @@ typedef struct bpv_watch_options {
  * renaming it over the old one work too. A failed rendering is reported to
  * on_render and watching goes on. The model must be a file and the output a
  * file (not "-"). Returns BPV_OK once stopped, or an error status with
- * `err` set when watching cannot start. */
+ * `err` set when watching cannot start. `render` NULL: an error; `watch`
+ * NULL: no callback and no stop flag (it then watches until an error). */
 int bpv_watch(const bpv_render_options *render, const bpv_watch_options *watch,
               bpv_error **err);
 
