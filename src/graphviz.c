@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
@@ -1564,6 +1565,34 @@ static void output_options(fig *f, bpv_format fmt) {
     }
 }
 
+/* cairo dates each PDF (/CreationDate (D:YYYYMMDDHHMMSSZ)): the same figure
+ * would differ from run to run. The date becomes SOURCE_DATE_EPOCH's (the
+ * reproducible-builds convention) or, without it, 1970-01-01: digits
+ * rewritten in place, so the file's cross-reference offsets stay right. */
+static void pdf_fixed_date(char *pdf, size_t len) {
+    static const char key[] = "/CreationDate (D:";
+    const size_t klen = sizeof key - 1;
+    time_t when = 0;
+    const char *env = getenv("SOURCE_DATE_EPOCH");
+    if (env && *env) {
+        char *end;
+        long long v = strtoll(env, &end, 10);
+        if (*end == '\0' && v >= 0 && v < 253402300800LL) when = (time_t)v;
+    }
+    struct tm tm;
+    char digits[16];
+    if (!gmtime_r(&when, &tm) ||
+        strftime(digits, sizeof digits, "%Y%m%d%H%M%S", &tm) != 14)
+        return;
+    for (size_t i = 0; i + klen + 14 <= len; i++) {
+        if (memcmp(pdf + i, key, klen) != 0) continue;
+        char *d = pdf + i + klen;
+        bool ok = true;
+        for (int k = 0; k < 14; k++) ok = ok && d[k] >= '0' && d[k] <= '9';
+        if (ok) memcpy(d, digits, 14);
+    }
+}
+
 static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_error **err) {
     if (fmt == BPV_FORMAT_DOT) {
         char *text = NULL;
@@ -1610,6 +1639,7 @@ static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_
     (*out)[len] = '\0';
     *out_len = len;
     gvFreeRenderData(data);
+    if (fmt == BPV_FORMAT_PDF) pdf_fixed_date(*out, len);
     return BPV_OK;
 }
 

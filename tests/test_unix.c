@@ -149,6 +149,21 @@ static unsigned char *read_pgm(const char *path, int *w, int *h) {
 }
 
 /* A PDF for LaTeX: fonts embedded, and a page no larger than the drawing. */
+/* The same figure twice is the same PDF, byte for byte: cairo's creation
+ * date becomes SOURCE_DATE_EPOCH's, or 1970-01-01 without it. */
+static void test_pdf_reproducible(void **state) {
+    (void)state;
+    const char *a = tu_tmp_path("a.pdf"), *b = tu_tmp_path("b.pdf"), *c = tu_tmp_path("c.pdf");
+    assert_int_equal(tu_sh("'%s' '%s' -o '%s'", CLI, LINEAR, a), 0);
+    nanosleep(&(struct timespec){1, 100000000}, NULL); /* a second apart */
+    assert_int_equal(tu_sh("'%s' '%s' -o '%s'", CLI, LINEAR, b), 0);
+    assert_int_equal(tu_sh("cmp -s '%s' '%s'", a, b), 0);
+    assert_int_equal(tu_sh("grep -a -q 'CreationDate (D:19700101000000' '%s'", a), 0);
+    assert_int_equal(tu_sh("SOURCE_DATE_EPOCH=1700000000 '%s' '%s' -o '%s'", CLI, LINEAR, c), 0);
+    assert_int_equal(tu_sh("grep -a -q 'CreationDate (D:20231114221320' '%s'", c), 0);
+    assert_int_equal(tu_sh("cmp -s '%s' '%s'", a, c), 1);
+}
+
 static void test_pdf_for_latex(void **state) {
     (void)state;
     if (tu_sh("command -v pdffonts >/dev/null && command -v pdftoppm >/dev/null") != 0) {
@@ -394,6 +409,7 @@ int main(void) {
         cmocka_unit_test(test_png_size_dpi), cmocka_unit_test(test_font),
         cmocka_unit_test(test_watch),             cmocka_unit_test(test_signal_leaves_no_temp),
         cmocka_unit_test(test_watch_ignores_own_output),
+        cmocka_unit_test(test_pdf_reproducible),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, teardown);
 }
