@@ -12,6 +12,7 @@
  * - Nodes and edges are created in snapshot order with fixed names
  *   (n3, f3, b3), so the output is byte-for-byte deterministic. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1565,6 +1566,32 @@ static void output_options(fig *f, bpv_format fmt) {
     }
 }
 
+/* A PNG's size is known once the graph is laid out: its drawing (bb, in
+ * points), scaled to --size if given, plus the pad, at the dpi. cairo would
+ * allocate it whole (--dpi 2400 on a 150-node figure: 2.5 GB, 35 s), so it
+ * is refused above BPV_MAX_RASTER_MP or 32767 pixels a side (cairo's). */
+static bool raster_fits(Agraph_t *g, bpv_error **err) {
+    const boxf bb = GD_bb(g);
+    double w = bb.UR.x - bb.LL.x, h = bb.UR.y - bb.LL.y;
+    const char *sz = agget(g, S("size")), *dp = agget(g, S("dpi")), *pd = agget(g, S("pad"));
+    double sw = 0, sh = 0;
+    if (sz && *sz && sscanf(sz, "%lf,%lf", &sw, &sh) == 2 && sw > 0 && sh > 0 && w > 0 && h > 0) {
+        double k = fmin(sw * 72 / w, sh * 72 / h);
+        w *= k, h *= k;
+    }
+    double dpi = dp && *dp ? atof(dp) : 96, pad = pd && *pd ? atof(pd) : 0.0555;
+    if (!(dpi > 0)) dpi = 96;
+    const double pw = (w / 72 + 2 * pad) * dpi, ph = (h / 72 + 2 * pad) * dpi;
+    const double limit = (double)bpv_limits_get()->raster_pixels;
+    if (pw <= 32767 && ph <= 32767 && pw * ph <= limit) return true;
+    bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                     "the PNG would be %.0f x %.0f pixels (%.0f megapixels); the "
+                                     "limit is %.0f megapixels (BPV_MAX_RASTER_MP) and 32767 "
+                                     "pixels a side: lower --dpi or --size, or draw SVG or PDF",
+                                     pw, ph, pw * ph / 1e6, limit / 1e6));
+    return false;
+}
+
 /* cairo dates each PDF (/CreationDate (D:YYYYMMDDHHMMSSZ)): the same figure
  * would differ from run to run. The date becomes SOURCE_DATE_EPOCH's (the
  * reproducible-builds convention) or, without it, 1970-01-01: digits
@@ -1614,6 +1641,10 @@ static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_
     if (gvLayout(gvc, g, "dot") != 0 || agerrors() >= AGERR) {
         gvFreeLayout(gvc, g);
         return gv_error(err, "layout failed");
+    }
+    if (fmt == BPV_FORMAT_PNG && !raster_fits(g, err)) {
+        gvFreeLayout(gvc, g);
+        return BPV_ERR_MODEL;
     }
     char *data = NULL;
     unsigned int len = 0;

@@ -120,6 +120,27 @@ static void test_hostile_outputs(void **state) {
 /* Outputs that are not plain files keep what they are: a FIFO (or a device
  * such as /dev/null) is written through, never replaced by a regular file,
  * and a symbolic link stays a link to the figure it names. */
+/* A PNG too large to allocate is refused before cairo tries (--dpi 2400
+ * on a figure took 2.5 GB and 35 s), and an existing file is kept. */
+static void test_raster_bounded(void **state) {
+    (void)state;
+    char *png = tu_tmp_path("big.png"), *out = NULL, *err = NULL;
+    assert_int_equal(tu_write_file(png, PRECIOUS, strlen(PRECIOUS)), 0);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("two_layer_sigmoid.bp"), "--dpi", "2400", "-o",
+                              png, NULL),
+                     2);
+    assert_non_null(strstr(err, "megapixels (BPV_MAX_RASTER_MP)"));
+    free(out), free(err);
+    char *kept = tu_read_file(png, NULL);
+    assert_string_equal(kept, PRECIOUS);
+    free(kept);
+    /* the limit is the environment's to raise */
+    setenv("BPV_MAX_RASTER_MP", "2000", 1);
+    assert_int_equal(tu_bpviz(NULL, NULL, SAMPLE("linear.bp"), "--dpi", "600", "-o", png, NULL), 0);
+    unsetenv("BPV_MAX_RASTER_MP");
+    unlink(png);
+}
+
 static void test_hostile_special_outputs(void **state) {
     (void)state;
     char *fifo = tu_tmp_path("pipe.svg"), *got = tu_tmp_path("from-pipe.svg");
@@ -463,6 +484,7 @@ int main(void) {
         cmocka_unit_test(test_bad_option_values),
         cmocka_unit_test(test_hostile_outputs),
         cmocka_unit_test(test_hostile_special_outputs),
+        cmocka_unit_test(test_raster_bounded),
         cmocka_unit_test(test_files_around_a_run),
         cmocka_unit_test(test_hostile_models),
         cmocka_unit_test(test_limits_from_environment),
