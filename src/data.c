@@ -96,19 +96,38 @@ static bool data_list(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error *
     return data_store(m, d, e, err);
 }
 
-/* Parses one CSV number cell: surrounding blanks and quotes are ignored. */
-static bool csv_cell(const char *s, size_t n, double *v) {
+/* Whether s is a number as the language writes one (lexer.c): an optional
+ * sign, digits with at most one '.', at least one digit, and an optional
+ * exponent with digits: no inf, nan or hexadecimal, which strtod takes. */
+static bool number_syntax(const char *s) {
+    if (*s == '+' || *s == '-') s++;
+    int digits = 0;
+    while (*s >= '0' && *s <= '9') s++, digits++;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++) digits++;
+    if (!digits) return false;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-') s++;
+        if (!(*s >= '0' && *s <= '9')) return false;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    return *s == '\0';
+}
+
+/* Parses one CSV number cell: surrounding blanks and quotes are ignored.
+ * 0: a number; 1: not a number; 2: a number too large for a double. */
+static int csv_cell(const char *s, size_t n, double *v) {
     while (n && (*s == ' ' || *s == '\t')) s++, n--;
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
     if (n >= 2 && s[0] == '"' && s[n - 1] == '"') s++, n -= 2;
-    if (n == 0 || n > 63) return false;
+    if (n == 0 || n > 63) return 1;
     char buf[64];
     memcpy(buf, s, n);
     buf[n] = '\0';
-    char *end;
-    errno = 0;
-    *v = strtod(buf, &end);
-    return *end == '\0' && end != buf;
+    if (!number_syntax(buf)) return 1;
+    *v = strtod(buf, NULL);
+    return isinf(*v) ? 2 : 0;
 }
 
 static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
@@ -195,7 +214,9 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     int64_t rows = 0;
     bool ok = true, first = true;
     int lineno = 0;
-    for (size_t p = 0; p < len && ok;) {
+    /* a spreadsheet's UTF-8 byte order mark is not part of the first cell */
+    size_t start = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    for (size_t p = start; p < len && ok;) {
         size_t q = p;
         while (q < len && text[q] != '\n') q++;
         size_t end = q;
@@ -218,15 +239,17 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
         }
         int c = 0, got = 0;
         size_t cs = 0;
-        bool bad = false;
+        bool bad = false, huge = false;
         size_t bad_s = 0, bad_n = 0;
         int bad_c = 0;
         for (size_t i = 0; i <= ll; i++) {
             if (i < ll && ln[i] != ',') continue;
             if (c >= col0 && c < col0 + ncol) {
                 double v = 0;
-                if (!csv_cell(ln + cs, i - cs, &v) && !bad) {
+                int st = csv_cell(ln + cs, i - cs, &v);
+                if (st != 0 && !bad) {
                     bad = true;
+                    huge = st == 2;
                     bad_s = cs;
                     bad_n = i - cs;
                     bad_c = c;
@@ -237,7 +260,7 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
             c++;
             cs = i + 1;
         }
-        if (first && bad) { /* a header row */
+        if (first && bad && !huge) { /* a header row */
             first = false;
             if (rv != row) free(rv);
             continue;
@@ -246,8 +269,15 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
         if (got < ncol) {
             ok = bpv_model_fail(m, err, ca->off, ca->len, "%s:%d: this row has %d column%s; column %d is missing",
                       fa->name, lineno, c, c == 1 ? "" : "s", col0 + got);
+        } else if (bad && huge) {
+            ok = bpv_model_fail(m, err, fa->off, fa->len,
+                      "%s:%d: '%.*s' in column %d is out of range: larger than the largest "
+                      "double (about 1.8e308)",
+                      fa->name, lineno, (int)(bad_n > 40 ? 40 : bad_n), ln + bad_s, bad_c);
         } else if (bad) {
-            ok = bpv_model_fail(m, err, fa->off, fa->len, "%s:%d: '%.*s' in column %d is not a number",
+            ok = bpv_model_fail(m, err, fa->off, fa->len,
+                      "%s:%d: '%.*s' in column %d is not a number (numbers are written as in "
+                      "the language: 1, -2.5, 1e-3)",
                       fa->name, lineno, (int)(bad_n > 40 ? 40 : bad_n), ln + bad_s, bad_c);
         } else {
             if (nvals + (size_t)ncol > (size_t)BPV_MAX_TENSOR_ELEMS) {

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bpviz/bpviz.h>
+
 #include "testutil.h"
 
 #define SAMPLE(name) BPV_SOURCE_DIR "/samples/" name
@@ -122,6 +124,22 @@ static void test_hostile_outputs(void **state) {
  * and a symbolic link stays a link to the figure it names. */
 /* A PNG too large to allocate is refused before cairo tries (--dpi 2400
  * on a figure took 2.5 GB and 35 s), and an existing file is kept. */
+/* A CSV saved by a spreadsheet with a UTF-8 byte order mark: its first row
+ * is data, not a header (it was dropped as one). */
+static void test_csv_bom(void **state) {
+    (void)state;
+    char *csv = tu_tmp_path("bom.csv"), *bp = tu_tmp_path("bom.bp");
+    assert_int_equal(tu_write_file(csv, "\xEF\xBB\xBF" "1,2\n3,4\n", 11), 0);
+    const char *src = "data x = csv(\"bom.csv\", 0)\nparam w = 1\nloss = sum(x * w)\ntrain epochs=1\n";
+    assert_int_equal(tu_write_file(bp, src, strlen(src)), 0);
+    bpv_error *err = NULL;
+    bpv_model *m = bpv_model_load(bp, &err);
+    assert_non_null(m);
+    assert_int_equal(bpv_model_step_count(m), 2);
+    bpv_model_free(m);
+    unlink(csv), unlink(bp);
+}
+
 static void test_raster_bounded(void **state) {
     (void)state;
     char *png = tu_tmp_path("big.png"), *out = NULL, *err = NULL;
@@ -485,6 +503,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_outputs),
         cmocka_unit_test(test_hostile_special_outputs),
         cmocka_unit_test(test_raster_bounded),
+        cmocka_unit_test(test_csv_bom),
         cmocka_unit_test(test_files_around_a_run),
         cmocka_unit_test(test_hostile_models),
         cmocka_unit_test(test_limits_from_environment),
