@@ -176,6 +176,10 @@ static bool lex_number(bpv_lexer *lx, size_t start, bpv_token *tok, bpv_error **
         size_t end = i;
         while (is_alnum(at(lx, end)) || at(lx, end) == '.')
             end++;
+        /* `1e+` : the sign belongs to the exponent being written */
+        if ((at(lx, end - 1) == 'e' || at(lx, end - 1) == 'E') &&
+            (at(lx, end) == '+' || at(lx, end) == '-') && !is_digit(at(lx, end + 1)))
+            end++;
         const char *s = lx->src->text;
         bpv_buf b;
         bpv_buf_init(&b);
@@ -187,7 +191,8 @@ static bool lex_number(bpv_lexer *lx, size_t start, bpv_token *tok, bpv_error **
             if (s[k] == '.') name_follows = false;
         if (numlen == 1 && s[start] == '0' && strchr("xXbBoO", at(lx, i)))
             bpv_buf_puts(&b, "; only decimal numbers are allowed");
-        else if ((at(lx, i) == 'e' || at(lx, i) == 'E') && end == i + 1)
+        else if ((at(lx, i) == 'e' || at(lx, i) == 'E') &&
+                 (end == i + 1 || (end == i + 2 && (s[i + 1] == '+' || s[i + 1] == '-'))))
             bpv_buf_puts(&b, "; an exponent needs digits, as in 1e-3");
         else if (name_follows && end - start <= 32)
             bpv_buf_printf(&b, "; to multiply, write '%.*s * %.*s'", (int)numlen, s + start,

@@ -115,6 +115,10 @@ static void on_warning(const char *message, void *user) {
 static int cmd_run(int argc, char **argv) {
     const char *path = NULL;
     for (int i = 0; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] != '\0') /* `run -o x m.bp` took -o as the model */
+            return usage_error("run takes no option '%s': it trains MODEL.bp and prints to "
+                               "standard output (bpviz run MODEL.bp > FILE)",
+                               argv[i]);
         if (path) return usage_error("unexpected argument '%s' after the model", argv[i]);
         path = argv[i];
     }
@@ -450,6 +454,10 @@ int main(int argc, char **argv) {
                             "'%s' instead (fc-list : family lists the installed ones)\n",
                     o.figure.font, used[0] ? used : "a fallback font");
     }
+    for (int k = 0; k < nseen; k++) /* --depth alone would be ignored silently */
+        if (strcmp(seen[k], "--depth") == 0 && !o.figure.focus)
+            return usage_error("%s", "--depth K goes with --focus NAME: the nodes within K "
+                                     "edges of NAME");
     for (int k = 0; k < nseen; k++) /* --fit keeps a --rankdir given */
         if (strcmp(seen[k], "--rankdir") == 0) o.figure.fit_keep_rankdir = 1;
     o.steps = steps ? steps : step;

@@ -54,6 +54,21 @@ static void test_usage_errors(void **state) {
     assert_non_null(strstr(err, "cannot open model '/nonexistent/model.bp'"));
     free(out);
     free(err);
+    /* run takes only the model: -o was read as the model's name */
+    assert_int_equal(tu_bpviz(&out, &err, "run", "-o", "x", SAMPLE("linear.bp"), NULL), 2);
+    assert_non_null(strstr(err, "run takes no option '-o'"));
+    free(out);
+    free(err);
+    /* --depth without --focus was ignored silently */
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--depth", "2", NULL), 2);
+    assert_non_null(strstr(err, "--depth K goes with --focus NAME"));
+    free(out);
+    free(err);
+    /* a folder as the output: named as one, not "Device or resource busy" */
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "-T", "svg", "-o", ".", NULL), 1);
+    assert_non_null(strstr(err, "cannot write '.': it is a folder"));
+    free(out);
+    free(err);
 }
 
 static void test_run_prints_predictions(void **state) {

@@ -158,7 +158,7 @@ static void test_number_errors(void **state) {
                 "t.bp:1:5: error: malformed number '3w_1'; to multiply, write '3 * w_1'");
     check_error("x = 1e", "t.bp:1:5: error: malformed number '1e'; an exponent needs digits, as "
                           "in 1e-3");
-    check_error("x = 1e+", "t.bp:1:5: error: malformed number '1e'; an exponent needs digits, as "
+    check_error("x = 1e+", "t.bp:1:5: error: malformed number '1e+'; an exponent needs digits, as "
                            "in 1e-3");
     check_error("x = 1.2.3", "t.bp:1:5: error: malformed number '1.2.3'");
     check_error("x = 1_0", "t.bp:1:5: error: malformed number '1_0'");
