@@ -1944,6 +1944,17 @@ void bpv_figure_options_init(bpv_figure_options *o) {
     o->focus_depth = 2;
 }
 
+/* A font family goes into DOT, SVG attributes and the player's page as
+ * it is (Graphviz writes it unescaped into SVG's font-family="..."): a
+ * name with markup or quotes would inject attributes or break the XML, so
+ * only plain text is taken. UTF-8 letters pass (bytes from 0x80). */
+static bool font_name_safe(const char *f) {
+    if (!*f || strlen(f) > 200) return false;
+    for (const unsigned char *p = (const unsigned char *)f; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || strchr("\"'<>&\\", *p)) return false;
+    return true;
+}
+
 int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure_options *opt,
                       char **out, size_t *out_len, bpv_error **err) {
     *out = NULL;
@@ -1956,6 +1967,11 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
         bpv_figure_options_init(&defaults);
         opt = &defaults;
     }
+    if (opt->font && !font_name_safe(opt->font))
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                "--font: a family name is text without quotes, "
+                                                "'<', '>', '&', '\\' or control characters, "
+                                                "like \"Latin Modern Roman\""));
     if (!context())
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot start Graphviz"));
     agreseterrors();

@@ -126,6 +126,29 @@ static void test_hostile_outputs(void **state) {
  * on a figure took 2.5 GB and 35 s), and an existing file is kept. */
 /* A CSV saved by a spreadsheet with a UTF-8 byte order mark: its first row
  * is data, not a header (it was dropped as one). */
+/* A font name with markup or quotes would reach SVG's font-family="..."
+ * and the player's page unescaped (attribute injection, broken XML): it is
+ * refused, for every format, and nothing is written. */
+static void test_font_name_injection(void **state) {
+    (void)state;
+    const char *bad[] = {"x\" onmouseover=\"alert(1)", "a<b", "a&b", "a\\b", "a\tb", "it's"};
+    const char *ext[] = {"svg", "html", "dot"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        for (size_t e = 0; e < 3; e++) {
+            char name[32];
+            snprintf(name, sizeof name, "inj%zu.%s", k, ext[e]);
+            char *path = tu_tmp_path(name), *out = NULL, *err = NULL;
+            int rc = e == 1 ? tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--font", bad[k],
+                                       "--steps", "1-2", "-o", path, NULL)
+                            : tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--font", bad[k], "-o",
+                                       path, NULL);
+            assert_int_equal(rc, 2);
+            assert_non_null(strstr(err, "--font: a family name is text without quotes"));
+            assert_int_equal(access(path, F_OK), -1);
+            free(out), free(err);
+        }
+}
+
 static void test_csv_bom(void **state) {
     (void)state;
     char *csv = tu_tmp_path("bom.csv"), *bp = tu_tmp_path("bom.bp");
@@ -504,6 +527,7 @@ int main(void) {
         cmocka_unit_test(test_hostile_special_outputs),
         cmocka_unit_test(test_raster_bounded),
         cmocka_unit_test(test_csv_bom),
+        cmocka_unit_test(test_font_name_injection),
         cmocka_unit_test(test_files_around_a_run),
         cmocka_unit_test(test_hostile_models),
         cmocka_unit_test(test_limits_from_environment),
