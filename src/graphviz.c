@@ -931,16 +931,7 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     agxset(nd, f->n_fill, S(f->t->op_fill));
     agxset(nd, f->n_margin, S("0.02"));
     agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
-    mark_node(f, i, nd, bad_edge_into(f, i));
-    if (is_origin_node(f, i) && f->uses[i] < 0) { /* now on its out-edge: origin_note */
-        b.len = 0;
-        bpv_buf_printf(&b, "<FONT COLOR=\"%s\" POINT-SIZE=\"12\">", origin_line);
-        sym.len = 0;
-        origin_text(f, &sym);
-        esc(&b, sym.data);
-        bpv_buf_puts(&b, "</FONT>");
-        set_html(f, nd, agattr(f->g, AGNODE, S("xlabel"), S("")), b.data);
-    }
+    mark_node(f, i, nd, bad_edge_into(f, i)); /* an origin's note is on its edge out */
     bpv_buf_free(&b);
     bpv_buf_free(&sym);
 }
