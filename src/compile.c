@@ -1267,13 +1267,11 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     size_t ncw = 0;
     for (int i = 0; i < n; i++) {
         if (nd[i].kind != BPV_NODE_OP || nd[i].op != BPV_OP_CONV2D) continue;
-        const bpv_shape *x = &nd[nd[i].in[0]].shape, *w = &nd[nd[i].in[1]].shape;
-        const int r = x->rank - 3;
-        bpv_conv2d_dims cd = {.n = r ? x->dim[0] : 1, .c = x->dim[r], .h = x->dim[r + 1],
-                              .w = x->dim[r + 2], .o = w->dim[0], .kh = w->dim[2],
-                              .kw = w->dim[3], .stride = (int64_t)nd[i].attr[0],
-                              .pad = (int64_t)nd[i].attr[1]};
-        if (bpv_conv2d_dims_fill(&cd) && bpv_conv2d_work(&cd) > ncw) ncw = bpv_conv2d_work(&cd);
+        bpv_conv2d_dims cd;
+        if (bpv_conv2d_dims_of(&nd[nd[i].in[0]].shape, &nd[nd[i].in[1]].shape,
+                               (int64_t)nd[i].attr[0], (int64_t)nd[i].attr[1], &cd) &&
+            bpv_conv2d_work(&cd) > ncw)
+            ncw = bpv_conv2d_work(&cd);
     }
     need += ncw * esz;
     /* a binary op whose trainable input was broadcast gathers its

@@ -41,6 +41,26 @@ static size_t mm_work(const bpv_conv2d_dims *d) {
 /* work: the unfolded input [K][P], a second buffer for the column gradient
  * [K][P] or a sample's weight gradient [o][K], then bpv_matmul's floats
  * (counted as whole elements: more than enough when they are doubles). */
+bool bpv_conv2d_dims_of(const bpv_shape *x, const bpv_shape *w, int64_t stride, int64_t pad,
+                        bpv_conv2d_dims *d) {
+    if ((x->rank != 3 && x->rank != 4) || w->rank != 4) return false;
+    const int c = x->rank - 3; /* 1 with a batch in front */
+    *d = (bpv_conv2d_dims){.n = c ? x->dim[0] : 1, .c = x->dim[c], .h = x->dim[c + 1],
+                           .w = x->dim[c + 2], .o = w->dim[0], .kh = w->dim[2], .kw = w->dim[3],
+                           .stride = stride, .pad = pad};
+    return bpv_conv2d_dims_fill(d);
+}
+
+bpv_pool2d_dims bpv_pool2d_dims_of(const bpv_shape *x, int64_t k, double stride, int64_t pad) {
+    const int c = x->rank - 3;
+    bpv_pool2d_dims d = {.n = c ? x->dim[0] : 1, .c = x->dim[c], .h = x->dim[c + 1],
+                         .w = x->dim[c + 2], .k = k,
+                         .stride = isnan(stride) ? k : (int64_t)stride, .pad = pad};
+    d.oh = (d.h + 2 * d.pad - k) / d.stride + 1;
+    d.ow = (d.w + 2 * d.pad - k) / d.stride + 1;
+    return d;
+}
+
 size_t bpv_conv2d_work(const bpv_conv2d_dims *d) {
     const int64_t K = kdim(d), P = pdim(d), g = K * P > d->o * K ? K * P : d->o * K;
     return (size_t)(K * P + g) + mm_work(d) + 8;

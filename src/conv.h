@@ -42,6 +42,12 @@ typedef struct bpv_conv2d_dims {
  * padded input is smaller than the kernel or a size is not positive. */
 bool bpv_conv2d_dims_fill(bpv_conv2d_dims *d);
 
+/* The dims of conv2d(x, w, stride, pad) from the shapes: x [c,h,w] (one
+ * sample) or [n,c,h,w], w [o,c,kh,kw]; false when they do not fit. One
+ * place for the engine's kernels and the compiler's scratch sizing. */
+bool bpv_conv2d_dims_of(const bpv_shape *x, const bpv_shape *w, int64_t stride, int64_t pad,
+                        bpv_conv2d_dims *d);
+
 /* Elements of scratch space (of the storage type: floats for the 32
  * functions, doubles for the 64 ones) that the conv2d functions below
  * need; it does not depend on n. */
@@ -78,6 +84,10 @@ typedef struct bpv_pool2d_dims {
     int64_t n, c, h, w, k, oh, ow;
     int64_t stride, pad;
 } bpv_pool2d_dims;
+
+/* The dims of a pooling of x [c,h,w] or [n,c,h,w] with kernel k, stride
+ * (NAN: the kernel, as torch's stride=None) and padding. */
+bpv_pool2d_dims bpv_pool2d_dims_of(const bpv_shape *x, int64_t k, double stride, int64_t pad);
 
 /* x [n,c,h,w] -> y [n,c,oh,ow]: each window's maximum, scanned row by row;
  * a NaN counts as the maximum (the window's last NaN); a later equal value

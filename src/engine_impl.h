@@ -953,12 +953,10 @@ void KN(index_bwd)(bpv_graph *g, bpv_node *n) {
 /* ---- convolution and pooling (conv.c) -------------------------------------- */
 
 static bpv_conv2d_dims conv_dims(const bpv_graph *g, const bpv_node *n) {
-    const bpv_shape *x = &g->nodes[n->in[0]].shape, *w = &g->nodes[n->in[1]].shape;
-    const int c = x->rank - 3; /* 1 with a batch in front */
-    bpv_conv2d_dims d = {.n = c ? x->dim[0] : 1, .c = x->dim[c], .h = x->dim[c + 1],
-                         .w = x->dim[c + 2], .o = w->dim[0], .kh = w->dim[2], .kw = w->dim[3],
-                         .stride = (int64_t)n->attr[0], .pad = (int64_t)n->attr[1]};
-    bpv_conv2d_dims_fill(&d); /* the shape rule checked the sizes */
+    bpv_conv2d_dims d;
+    /* the shape rule checked the sizes */
+    bpv_conv2d_dims_of(&g->nodes[n->in[0]].shape, &g->nodes[n->in[1]].shape,
+                       (int64_t)n->attr[0], (int64_t)n->attr[1], &d);
     return d;
 }
 
@@ -990,16 +988,8 @@ void KN(conv_bwd)(bpv_graph *g, bpv_node *n) {
 }
 
 static bpv_pool2d_dims pool_dims(const bpv_graph *g, const bpv_node *n) {
-    const bpv_shape *x = &g->nodes[n->in[0]].shape;
-    const int c = x->rank - 3;
-    const int64_t k = (int64_t)n->attr[0];
-    bpv_pool2d_dims d = {.n = c ? x->dim[0] : 1, .c = x->dim[c], .h = x->dim[c + 1],
-                         .w = x->dim[c + 2], .k = k,
-                         .stride = isnan(n->attr[1]) ? k : (int64_t)n->attr[1],
-                         .pad = (int64_t)n->attr[2]};
-    d.oh = (d.h + 2 * d.pad - k) / d.stride + 1;
-    d.ow = (d.w + 2 * d.pad - k) / d.stride + 1;
-    return d;
+    return bpv_pool2d_dims_of(&g->nodes[n->in[0]].shape, (int64_t)n->attr[0], n->attr[1],
+                              (int64_t)n->attr[2]);
 }
 
 void KN(pool_fwd)(bpv_graph *g, bpv_node *n) {
