@@ -713,19 +713,32 @@ static bool parse_fn(parser *p, bpv_stmt *st, size_t start) {
 
 static bool member_name(parser *p, bpv_stmt *st, const bpv_loop_env *env);
 
+/* `[I]` after a statement's name: the one family member it defines or
+ * predicts (a range is for stack() and cat()); the name's span then covers
+ * the brackets. */
+static bool member_index(parser *p, bpv_stmt *st) {
+    char b[40];
+    if (!open_bracket(p) || !(st->index = parse_expr(p))) return false;
+    if (p->tok.kind == TK_DOTDOT)
+        return error_at(p, p->tok.off, p->tok.len,
+                        "a definition names one member, like %s[t]; a range A..B selects "
+                        "several, for stack() and cat()",
+                        clip(st->name, st->name_len, b));
+    if (p->tok.kind != TK_RBRACKET)
+        return expected_hint(p, true, NULL, "expected ']' after the index of '%s'",
+                             clip(st->name, st->name_len, b));
+    if (!close_bracket(p)) return false;
+    st->name_len = prev_end(p) - st->name_off;
+    return true;
+}
+
 static bool parse_predict(parser *p, bpv_stmt *st) {
     if (!expect_name(p, "expected the name of a node after '%s'", "predict") ||
         !take_name(p, &st->name, &st->name_off, &st->name_len))
         return false;
     if (p->tok.kind == TK_LBRACKET) { /* predict h[2](...): a family member */
-        char b[40];
-        if (!open_bracket(p) || !(st->index = parse_expr(p))) return false;
-        if (p->tok.kind != TK_RBRACKET)
-            return expected_hint(p, true, NULL, "expected ']' after the index of '%s'",
-                                 clip(st->name, st->name_len, b));
-        if (!close_bracket(p) || !member_name(p, st, NULL)) return false;
+        if (!member_index(p, st) || !member_name(p, st, NULL)) return false;
         st->family = NULL;
-        st->name_len = prev_end(p) - st->name_off;
     }
     if (p->tok.kind != TK_LPAREN) return true; /* `predict w`: nothing to bind */
     vec kv = {0};
@@ -990,19 +1003,8 @@ static bool parse_statement(parser *p, bpv_stmt *st) {
     case TK_NAME:
         st->kind = ST_LET;
         if (!take_name(p, &st->name, &st->name_off, &st->name_len)) return false;
-        if (p->tok.kind == TK_LBRACKET) { /* h[t] = ...: a family member */
-            if (!open_bracket(p) || !(st->index = parse_expr(p))) return false;
-            if (p->tok.kind == TK_DOTDOT)
-                return error_at(p, p->tok.off, p->tok.len,
-                                "a definition names one member, like %s[t]; a range A..B "
-                                "selects several, for stack() and cat()",
-                                clip(st->name, st->name_len, b));
-            if (p->tok.kind != TK_RBRACKET)
-                return expected_hint(p, true, NULL, "expected ']' after the index of '%s'",
-                                     clip(st->name, st->name_len, b));
-            if (!close_bracket(p)) return false;
-            st->name_len = prev_end(p) - st->name_off;
-        }
+        if (p->tok.kind == TK_LBRACKET && !member_index(p, st)) /* h[t] = ... */
+            return false;
         if (p->tok.kind == TK_LPAREN)
             return expected_hint(p, false, "; to define a function, write 'fn NAME(a, b) = ...'",
                                  "expected '=' after '%s'", so_far(p, start, b));
