@@ -1023,6 +1023,25 @@ static int compile_index(cc *c, const bpv_ast *e, const frame *f) {
     return op_node(c, BPV_OP_INDEX, e, (int[]){x}, 1, attr, NULL);
 }
 
+/* Whether argument a is a range of family members, h[1..5] (1, with its
+ * bounds), or not (0); -1 after an error: a range where the op takes a
+ * fixed number of inputs (`many` false), bounds that do not evaluate, or
+ * a name that is no family. */
+static int arg_range(cc *c, const bpv_ast *a, const frame *f, bool many, int64_t *lo,
+                     int64_t *hi) {
+    if (a->kind != AST_INDEX || a->args[0]->kind != AST_RANGE) return 0;
+    if (!many) { /* compile_index says a range stands for several nodes */
+        compile_index(c, a, f);
+        return -1;
+    }
+    if (!index_value(c, a->args[0]->args[0], f, lo) || !index_value(c, a->args[0]->args[1], f, hi))
+        return -1;
+    if (*hi < *lo || *hi - *lo >= BPV_MAX_NODES)
+        return cfail(c, a->off, a->len, "this range selects no members");
+    if (!is_family(c, a, f)) return cfail(c, a->off, a->len, "'%s' is not a family of nodes", a->name);
+    return 1;
+}
+
 static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
     bpv_op op = bpv_op_by_call(e->name);
     if (op != BPV_OP_NONE) {
@@ -1031,19 +1050,11 @@ static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
         op = bpv_call_op(e, op);
         if (!bpv_call_args(c->m, e, op, &nin, attr, c->err)) return -1;
         /* a range h[1..5] is one argument but several inputs */
-        int64_t total = 0;
+        int64_t total = 0, lo, hi;
         for (int i = 0; i < nin; i++) {
-            const bpv_ast *a = e->args[i];
-            int64_t lo = 0, hi = 0;
-            if (a->kind == AST_INDEX && a->args[0]->kind == AST_RANGE) {
-                if (bpv_ops[op].max_in >= 0) return compile_index(c, a, f); /* its error */
-                if (!index_value(c, a->args[0]->args[0], f, &lo) ||
-                    !index_value(c, a->args[0]->args[1], f, &hi))
-                    return -1;
-                if (hi < lo || hi - lo >= BPV_MAX_NODES)
-                    return cfail(c, a->off, a->len, "this range selects no members");
-            }
-            total += hi - lo + 1;
+            int k = arg_range(c, e->args[i], f, bpv_ops[op].max_in < 0, &lo, &hi);
+            if (k < 0) return -1;
+            total += k ? hi - lo + 1 : 1;
         }
         if (total > BPV_MAX_NODES) return cfail(c, e->off, e->len, "too many inputs");
         int one[4], *args = total <= 4 ? one : malloc((size_t)total * sizeof *args);
@@ -1051,18 +1062,10 @@ static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
         int r = 0, q = 0;
         for (int i = 0; i < nin && r >= 0; i++) {
             const bpv_ast *a = e->args[i];
-            int64_t lo, hi;
-            if (a->kind == AST_INDEX && a->args[0]->kind == AST_RANGE &&
-                index_value(c, a->args[0]->args[0], f, &lo) &&
-                index_value(c, a->args[0]->args[1], f, &hi)) {
-                if (!is_family(c, a, f)) {
-                    r = cfail(c, a->off, a->len, "'%s' is not a family of nodes", a->name);
-                    break;
-                }
+            if (arg_range(c, a, f, true, &lo, &hi) > 0)
                 for (int64_t k = lo; k <= hi && r >= 0; k++) r = args[q++] = member_node(c, a, k, f);
-            } else {
+            else
                 r = args[q++] = compile_expr(c, a, f);
-            }
         }
         if (r >= 0) r = op_node(c, op, e, args, q, attr, NULL);
         if (args != one) free(args);
