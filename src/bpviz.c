@@ -373,13 +373,13 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
         return BPV_OK;
     }
     struct stat st, lst;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) /* rename would say "busy" */
+    const bool exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) /* rename would say "busy" */
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
                                                 "cannot write '%s': it is a folder; give a file "
                                                 "name, like %s/figure.svg",
                                                 path, path));
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-        return write_in_place(path, data, len, err);
+    if (exists && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
     /* a symbolic link stays one: its target is what gets replaced */
     if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
         char *real = realpath(path, NULL);
