@@ -225,11 +225,7 @@ static void append_caret(bpv_buf *b, const bpv_source *src, size_t off, size_t l
     bpv_buf_putc(b, '\n');
 }
 
-/* Appends message text that may quote what a user wrote (file names, CSV
- * cells): valid UTF-8, tabs and line ends are kept; other control bytes
- * (a terminal's escape sequences) and invalid UTF-8 show as '?', so a
- * message is always valid UTF-8 and safe to print. */
-static void append_clean(bpv_buf *b, const char *s, size_t n) {
+void bpv_buf_put_clean(bpv_buf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         unsigned char ch = (unsigned char)s[i];
         size_t k = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : 4;
@@ -238,9 +234,18 @@ static void append_clean(bpv_buf *b, const char *s, size_t n) {
             i += k;
             continue;
         }
-        bpv_buf_putc(b, (ch < 0x20 && ch != '\t' && ch != '\n') || ch >= 0x7f ? '?' : (char)ch);
+        bpv_buf_putc(b, (ch < 0x20 && ch != '\t') || ch >= 0x7f ? '?' : (char)ch);
         i++;
     }
+}
+
+/* A message is one line: what it quotes (a file name, a CSV cell) goes
+ * through bpv_buf_put_clean, so a newline in a file name cannot split
+ * FILE:LINE:COL; the message's own final newline is dropped here and put
+ * back by the caller. */
+static void append_clean(bpv_buf *b, const char *s, size_t n) {
+    while (n > 0 && s[n - 1] == '\n') n--;
+    bpv_buf_put_clean(b, s, n);
 }
 
 static bpv_error *error_make(int status, char *msg) {

@@ -76,6 +76,12 @@ bpv_error *bpv_error_null(const char *fn, const char *arg);
 /* Stores e in *err when err is not NULL, frees it otherwise; returns status. */
 int bpv_error_set(bpv_error **err, bpv_error *e);
 
+/* Appends n bytes of text a user wrote (a file name, an argument, a CSV
+ * cell) for a message on one line: valid UTF-8 and tabs are kept; line
+ * ends, other control bytes (a terminal's escape sequences) and invalid
+ * UTF-8 show as '?'. */
+void bpv_buf_put_clean(bpv_buf *b, const char *s, size_t n);
+
 /* Checks that text is valid UTF-8 with no NUL bytes; on failure returns
  * false and the offset of the first bad byte. */
 bool bpv_utf8_valid(const char *s, size_t len, size_t *bad_off);

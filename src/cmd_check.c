@@ -91,7 +91,8 @@ int bpv_check(const char *path, const char *steps, char **report, bpv_error **er
                                      "steps (a dead relu?)\n", mp->name, m->run.step);
             problems++;
         }
-        bpv_buf_printf(&out, "%s: ", m->src.name);
+        bpv_buf_put_clean(&out, m->src.name, strlen(m->src.name));
+        bpv_buf_puts(&out, ": ");
         if (problems) bpv_buf_printf(&out, "%ld problem%s", problems, problems == 1 ? "" : "s");
         else bpv_buf_puts(&out, "ok");
         if (total) bpv_buf_printf(&out, " (%ld training step%s; gradient check at step%s %s)\n",

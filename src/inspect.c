@@ -174,9 +174,15 @@ void bpv_inspect_node_text(const bpv_model *m, const bpv_snapshot *s, int i, bpv
     /* the expression as written, on one line and clipped */
     size_t len = n->src_len, shown = 0;
     if (n->src_off + len > m->src.len) len = 0;
-    bool space = false;
+    bool space = false, quoted = false;
     for (size_t k = 0; k < len && shown < 40; k++) {
         char c = m->src.text[n->src_off + k];
+        if (c == '"') quoted = !quoted;
+        if (c == '#' && !quoted) { /* a comment inside a bracket, not the expression */
+            while (k + 1 < len && m->src.text[n->src_off + k + 1] != '\n') k++;
+            space = true;
+            continue;
+        }
         if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
             space = true;
             continue;
@@ -196,7 +202,8 @@ void bpv_nonfinite_message(const bpv_model *m, const bpv_snapshot *s, bool is_er
     int i = s->nf_node >= 0 ? s->nf_node : 0;
     const bpv_snap_node *n = &s->nodes[i];
     bpv_source_locate(&m->src, n->src_off, &line, &col);
-    bpv_buf_printf(b, "%s:%d:%d: %s: step %ld (epoch %ld): ", m->src.name, line, col,
+    bpv_buf_put_clean(b, m->src.name, strlen(m->src.name));
+    bpv_buf_printf(b, ":%d:%d: %s: step %ld (epoch %ld): ", line, col,
                    is_error ? "error" : "warning", s->step, s->epoch);
     const char *op = n->kind == BPV_NODE_OP ? (n->fn ? n->fn : bpv_ops[n->op].name)
                                             : n->kind == BPV_NODE_PARAM ? "param" : "data";
@@ -550,7 +557,8 @@ typedef struct finding {
 void bpv_inspect_loc(const bpv_model *m, size_t off, bpv_buf *b) {
     int line = 1, col = 1;
     bpv_source_locate(&m->src, off, &line, &col);
-    bpv_buf_printf(b, "%s:%d:%d: ", m->src.name, line, col);
+    bpv_buf_put_clean(b, m->src.name, strlen(m->src.name));
+    bpv_buf_printf(b, ":%d:%d: ", line, col);
 }
 
 static void put_mark(bpv_buf *b, const bpv_gradcheck_mark *mk, int64_t numel) {

@@ -1,5 +1,6 @@
 /* The bpviz command: parses options and calls the library. */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,10 +91,28 @@ static void progress_done(progress *p) {
     p->shown = 0;
 }
 
+/* Prints "bpviz: error: " and the message on one line, the arguments it
+ * quotes cleaned as the library cleans its messages (an escape sequence
+ * or a newline in an argument reaches the terminal as '?'). */
+static void print_error(const char *fmt, ...) BPV_PRINTF(1, 2);
+static void print_error(const char *fmt, ...) {
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_puts(&b, "bpviz: error: ");
+    bpv_buf_put_clean(&b, text, n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+    bpv_buf_putc(&b, '\n');
+    fputs(b.data, stderr);
+    bpv_buf_free(&b);
+}
+
 static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "bpviz: error: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'bpviz --help'.\n");
+    print_error(fmt, arg);
+    fprintf(stderr, "Try 'bpviz --help'.\n");
     return BPV_ERR_MODEL;
 }
 
@@ -223,7 +242,7 @@ static const char *const options[] = {
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
     if (!near) return usage_error("unknown option '%s'", a);
-    fprintf(stderr, "bpviz: error: unknown option '%s' (did you mean '%s'?)\n", a, near);
+    print_error("unknown option '%s' (did you mean '%s'?)", a, near);
     fprintf(stderr, "Try 'bpviz --help'.\n");
     return BPV_ERR_MODEL;
 }
@@ -262,8 +281,12 @@ static int on_render(int rc, const bpv_error *err, void *user) {
     char when[16];
     time_t t = time(NULL);
     strftime(when, sizeof when, "%H:%M:%S", localtime(&t));
-    if (rc == BPV_OK) fprintf(stderr, "bpviz: %s wrote %s\n", when, output);
+    bpv_buf shown;
+    bpv_buf_init(&shown);
+    bpv_buf_put_clean(&shown, output, strlen(output));
+    if (rc == BPV_OK) fprintf(stderr, "bpviz: %s wrote %s\n", when, shown.data);
     else fprintf(stderr, "bpviz: %s failed:\n%s", when, err ? err->message : "\n");
+    bpv_buf_free(&shown);
     return 0; /* keep watching: errors are for fixing in the editor */
 }
 
@@ -449,10 +472,15 @@ int main(int argc, char **argv) {
     if (step && steps) return usage_error("%s", "use --step or --steps, not both");
     if (o.figure.font && *o.figure.font) { /* cairo and pango would fall back silently */
         char used[256];
-        if (bpv_font_check(o.figure.font, used, sizeof used) == 0)
+        if (bpv_font_check(o.figure.font, used, sizeof used) == 0) {
+            bpv_buf w;
+            bpv_buf_init(&w);
+            bpv_buf_put_clean(&w, o.figure.font, strlen(o.figure.font));
             fprintf(stderr, "bpviz: warning: font family '%s' not found; figures are drawn in "
                             "'%s' instead (fc-list : family lists the installed ones)\n",
-                    o.figure.font, used[0] ? used : "a fallback font");
+                    w.data, used[0] ? used : "a fallback font");
+            bpv_buf_free(&w);
+        }
     }
     for (int k = 0; k < nseen; k++) /* --depth alone would be ignored silently */
         if (strcmp(seen[k], "--depth") == 0 && !o.figure.focus)

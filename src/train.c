@@ -133,7 +133,14 @@ static int inspect_step(bpv_model *m, const bpv_graph *g, const bpv_train *t,
     } else {
         bpv_nonfinite_message(m, s, false,
                               o->gradcheck ? "the first NaN or infinity" : "training goes on", &b);
-        if (o->on_warning) o->on_warning(b.data, o->warning_user);
+        if (o->on_warning) { /* it quotes the file name and source text: one clean line */
+            bpv_buf w;
+            bpv_buf_init(&w);
+            bpv_buf_put_clean(&w, b.data, b.len - (b.len > 0 && b.data[b.len - 1] == '\n'));
+            bpv_buf_putc(&w, '\n');
+            o->on_warning(w.data, o->warning_user);
+            bpv_buf_free(&w);
+        }
     }
     bpv_buf_free(&b);
     if (keep) *snap = s;
