@@ -57,8 +57,14 @@ int bpv_snapshot_write(const bpv_snapshot *s, const char *path, int fmt,
                        const bpv_figure_options *fig, bpv_error **err) {
     if (!s) return bpv_error_set(err, bpv_error_null("bpv_snapshot_write", "snap"));
     if (!path) return bpv_error_set(err, bpv_error_null("bpv_snapshot_write", "path"));
+    if (fmt >= BPV_FORMAT_COUNT || fmt < -1) /* the caller's value, not the file's name */
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                "bpv_snapshot_write: format %d is not a "
+                                                "bpv_format (BPV_FORMAT_DOT ... "
+                                                "BPV_FORMAT_HTML) nor -1 (from the extension)",
+                                                fmt));
     if (fmt < 0) fmt = strcmp(path, "-") == 0 ? BPV_FORMAT_DOT : bpv_format_from_path(path);
-    if (fmt < 0 || fmt >= BPV_FORMAT_COUNT)
+    if (fmt < 0)
         return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
                                                 "cannot tell the format of '%s' from its "
                                                 "extension; use .dot, .gv, .svg, .png, .pdf "

@@ -702,6 +702,8 @@ typedef struct cc {
     size_t target_off, target_len;
     int depth;
     int64_t visits; /* expressions compiled: fn inlining can multiply them */
+    const bpv_ast *outer_call; /* the model's own fn call being inlined, or NULL */
+    double *fn_count[2]; /* per fn statement: nodes, sub-expressions once inlined (or -1) */
     const bpv_loop_env *env; /* the loop variables of the statement being compiled */
     bpv_error **err;
 } cc;
@@ -715,13 +717,78 @@ static int cfail(cc *c, size_t off, size_t len, const char *fmt, ...) {
     return -1;
 }
 
+/* Nodes an expression adds once its fn calls are inlined, counted on the
+ * AST (a name adds none, a call of a fn its body's count), each fn's body
+ * counted once (memo, per statement); with `visits`, the sub-expressions
+ * compiled instead (names too). An estimate (a list or an index counts
+ * one), for catching and reporting a blow-up: nested fns can ask for 2^40
+ * nodes, which are counted, never built. */
+static double inlined_count(const bpv_model *m, const bpv_ast *e, bool visits, double *memo,
+                            int depth) {
+    if (depth > MAX_INLINE_DEPTH) return HUGE_VAL;
+    if (e->kind == AST_LIST || e->kind == AST_INDEX || e->kind == AST_NUMBER) return 1;
+    double n = visits;
+    for (int i = 0; i < e->nargs; i++)
+        if (!e->kwnames || !e->kwnames[i]) n += inlined_count(m, e->args[i], visits, memo, depth);
+    switch (e->kind) {
+    case AST_NAME:
+    case AST_STRING:
+    case AST_RANGE: return n;
+    case AST_UNARY: return e->op == TK_PLUS || visits ? n : n + 1;
+    case AST_CALL: {
+        int k = bpv_sym_find(m, e->name);
+        int st = k >= 0 && m->syms[k].kind == BPV_SYM_FN ? m->syms[k].stmt : -1;
+        if (st < 0 || (m->customs && m->customs[st])) return visits ? n : n + 1;
+        if (memo[st] < 0) {
+            memo[st] = HUGE_VAL; /* a cycle counts as too many */
+            memo[st] = inlined_count(m, m->prog.stmts[st].value, visits, memo, depth + 1);
+        }
+        return n + memo[st];
+    }
+    default: return visits ? n : n + 1;
+    }
+}
+
+/* inlined_count of a call, with the fn bodies' counts kept for the
+ * compilation's other calls; HUGE_VAL when out of memory. */
+static double call_count(cc *c, const bpv_ast *e, bool visits) {
+    double **memo = &c->fn_count[visits];
+    if (!*memo) {
+        *memo = malloc(((size_t)c->m->prog.nstmts + 1) * sizeof **memo);
+        if (!*memo) return HUGE_VAL;
+        for (int i = 0; i <= c->m->prog.nstmts; i++) (*memo)[i] = -1;
+    }
+    return inlined_count(c->m, e, visits, *memo, 0);
+}
+
+/* A limit passed inside the model's own fn call e (or about to be): the
+ * message points at that call, which the model wrote, not at an inner fn's
+ * body, and says how much it asks for. */
+static int blowup(cc *c, const bpv_ast *e, bool visits) {
+    double n = call_count(c, e, visits);
+    char count[64];
+    if (n < 1e18) snprintf(count, sizeof count, "about %.0f", n);
+    else snprintf(count, sizeof count, "more than 10^18");
+    if (visits)
+        return cfail(c, e->off, e->len,
+                     "this call of %s() expands to %s sub-expressions once its fn calls are "
+                     "inlined, more than %lld (8 x BPV_MAX_NODES); simplify the fns it calls",
+                     e->name, count, (long long)8 * BPV_MAX_NODES);
+    return cfail(c, e->off, e->len,
+                 "this call of %s() adds %s nodes once its fn calls are inlined, and the graph "
+                 "would have more than %d nodes (BPV_MAX_NODES); simplify the fns it calls",
+                 e->name, count, BPV_MAX_NODES);
+}
+
 static int node_add(cc *c, bpv_node_kind kind, bpv_op op, const int *ins, int nin,
                     const bpv_shape *shape_in, size_t off, size_t len) {
     /* callers may pass an existing node's shape, which the realloc below
      * would free: copy it first */
     const bpv_shape sh = *shape_in, *shape = &sh;
-    if (c->n >= BPV_MAX_NODES)
+    if (c->n >= BPV_MAX_NODES) {
+        if (c->outer_call) return blowup(c, c->outer_call, false);
         return cfail(c, off, len, "the graph would have more than %d nodes (BPV_MAX_NODES)", BPV_MAX_NODES);
+    }
     int64_t numel = bpv_shape_numel(shape);
     if (numel > BPV_MAX_TENSOR_ELEMS) {
         char sb[128];
@@ -1103,9 +1170,21 @@ static int compile_call(cc *c, const bpv_ast *e, const frame *f) {
         r = op_node(c, BPV_OP_CUSTOM, e, bound, cf->nargs, NULL, cf);
     } else if (r >= 0) {
         frame inner = {fs->params, bound, fs->nparams, c->m->syms[k].stmt};
+        bool outermost = !c->outer_call;
+        if (outermost) { /* where a blow-up inside is reported */
+            /* far past a limit: refused before building a million nodes */
+            if (call_count(c, e, false) > 4.0 * BPV_MAX_NODES) r = blowup(c, e, false);
+            else if (call_count(c, e, true) > 16.0 * BPV_MAX_NODES) r = blowup(c, e, true);
+            if (r < 0) {
+                free(bound);
+                return -1;
+            }
+            c->outer_call = e;
+        }
         c->depth++;
         r = compile_expr(c, fs->value, &inner);
         c->depth--;
+        if (outermost) c->outer_call = NULL;
     }
     free(bound);
     return r;
@@ -1115,7 +1194,8 @@ static int compile_expr(cc *c, const bpv_ast *e, const frame *f) {
     /* Each inlined fn call compiles its body again, so nested calls can ask
      * for exponentially many visits even when they add no nodes (a body
      * that returns its argument); bound the work, not only the nodes. */
-    if (++c->visits > 8 * (int64_t)BPV_MAX_NODES)
+    if (++c->visits > 8 * (int64_t)BPV_MAX_NODES && c->outer_call) return blowup(c, c->outer_call, true);
+    if (c->visits > 8 * (int64_t)BPV_MAX_NODES)
         return cfail(c, e->off, e->len,
                      "this expression expands to more than %lld sub-expressions once its fn "
                      "calls are inlined (8 x BPV_MAX_NODES); simplify the fns it calls",
@@ -1461,6 +1541,8 @@ bpv_graph *bpv_compile_ex(bpv_model *m, int upto, const char *target, size_t tar
 done:
     free(c.memo);
     free(c.nodes);
+    free(c.fn_count[0]);
+    free(c.fn_count[1]);
     free(need);
     return g;
 }

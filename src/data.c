@@ -217,14 +217,13 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     /* a spreadsheet's UTF-8 byte order mark is not part of the first cell */
     size_t start = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
     for (size_t p = start; p < len && ok;) {
+        /* a row ends at \n, \r\n or a lone \r (old Mac spreadsheets) */
         size_t q = p;
-        while (q < len && text[q] != '\n') q++;
-        size_t end = q;
-        if (end > p && text[end - 1] == '\r') end--;
+        while (q < len && text[q] != '\n' && text[q] != '\r') q++;
         lineno++;
         const char *ln = text + p;
-        size_t ll = end - p;
-        p = q + 1;
+        size_t ll = q - p;
+        p = q + (q + 1 < len && text[q] == '\r' && text[q + 1] == '\n' ? 2 : 1);
         bool blank = true;
         for (size_t i = 0; i < ll; i++)
             if (ln[i] != ' ' && ln[i] != '\t') blank = false;

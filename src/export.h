@@ -55,4 +55,10 @@ int bpv_export_player(const bpv_snapshot *const *snaps, size_t n, const bpv_figu
  * run afterwards. */
 void bpv_graphviz_shutdown(void);
 
+/* Graphviz's messages about one figure (what its agerr printed, lines of
+ * "Warning: ..." or "Error: ..."): BPV_OK when there are none or all are
+ * known to be harmless, else an error (status 1) quoting the first other
+ * one, which fails the figure. */
+int bpv_graphviz_messages(const char *log, size_t len, bpv_error **err);
+
 #endif

@@ -65,30 +65,84 @@ static const char warn_fill[] = "#FFE08A", origin_line[] = "#C03000";
  * other cgraph use (it installs the default label attribute). */
 static GVC_t *gvc;
 
+/* Graphviz's messages (agerr: warnings and errors, from cgraph, the
+ * layout and the cairo renderer) come here in fragments instead of going
+ * to standard error; gv_messages() reads them after each figure. */
+static bpv_buf gv_log;
+
+static int on_gv_message(char *text) {
+    bpv_buf_puts(&gv_log, text);
+    return 0;
+}
+
 static GVC_t *context(void) {
     if (!gvc) {
-        agseterr(AGMAX); /* keep Graphviz quiet; messages come back via aglasterr */
+        agseterrf(on_gv_message);
+        agseterr(AGWARN); /* every message to on_gv_message, none to the terminal */
         gvc = gvContext();
     }
     return gvc;
+}
+
+/* Warnings that say nothing wrong about a figure, each with the reason. */
+static bool gv_harmless(const char *line, size_t n) {
+    /* the objective's arrow ends in a fixedsize spacer node "outN" whose
+     * one-space label is meant not to fit (set in build()) */
+    static const char spacer[] = "Warning: node 'out", small[] = "size too small for label";
+    if (n >= sizeof spacer - 1 && memcmp(line, spacer, sizeof spacer - 1) == 0) {
+        size_t k = sizeof small - 1;
+        return n >= k && memcmp(line + n - k, small, k) == 0;
+    }
+    return false;
+}
+
+/* The first message in log[0..len) not known to be harmless (NULL if
+ * none), its length in *n. */
+static const char *gv_first_message(const char *log, size_t len, size_t *n) {
+    for (size_t at = 0; at < len;) {
+        const char *line = log + at, *nl = memchr(line, '\n', len - at);
+        size_t k = nl ? (size_t)(nl - line) : len - at;
+        at += k + 1;
+        while (k > 0 && (line[k - 1] == ' ' || line[k - 1] == '\r')) k--;
+        if (k == 0 || gv_harmless(line, k)) continue;
+        *n = k > 400 ? 400 : k;
+        return line;
+    }
+    return NULL;
+}
+
+int bpv_graphviz_messages(const char *log, size_t len, bpv_error **err) {
+    size_t n = 0;
+    const char *msg = log ? gv_first_message(log, len, &n) : NULL;
+    if (!msg) return BPV_OK;
+    return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                            "cannot draw the figure: Graphviz says \"%.*s\"",
+                                            (int)n, msg));
+}
+
+/* After a figure: Graphviz's messages about it, checked and cleared. */
+static int gv_messages(bpv_error **err) {
+    int rc = bpv_graphviz_messages(gv_log.data, gv_log.len, err);
+    gv_log.len = 0;
+    return rc;
 }
 
 /* Frees the Graphviz context at the end of the process (optional). */
 void bpv_graphviz_shutdown(void) {
     if (gvc) gvFreeContext(gvc);
     gvc = NULL;
+    bpv_buf_free(&gv_log);
 }
 
-/* An error carrying Graphviz's last message, if it left one. */
+/* An error carrying Graphviz's first message about this figure, if it
+ * gave one. */
 static int gv_error(bpv_error **err, const char *what) {
-    char *msg = aglasterr();
-    if (msg) {
-        size_t n = strlen(msg);
-        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
-    }
-    int rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot draw the figure: %s%s%s",
-                                              what, msg && *msg ? ": " : "", msg ? msg : ""));
-    free(msg);
+    size_t n = 0;
+    const char *msg = gv_log.data ? gv_first_message(gv_log.data, gv_log.len, &n) : NULL;
+    int rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot draw the figure: %s%s%.*s",
+                                              what, msg ? ": " : "", msg ? (int)n : 0,
+                                              msg ? msg : ""));
+    gv_log.len = 0;
     return rc;
 }
 
@@ -1966,6 +2020,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     if (!context())
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot start Graphviz"));
     agreseterrors();
+    gv_log.len = 0;
 
     int n = snap->nnodes;
     bpv_snapshot_locals(snap);
@@ -2024,6 +2079,11 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
     if (rc == BPV_OK && (fmt == BPV_FORMAT_DOT || fmt == BPV_FORMAT_SVG))
         plain_font_names(*out, out_len);
     agclose(f.g);
+    if (rc == BPV_OK && (rc = gv_messages(err)) != BPV_OK) {
+        free(*out);
+        *out = NULL;
+        *out_len = 0;
+    }
 
 done:
     for (int i = 0; f.disp && i < n; i++) free(f.disp[i]);
