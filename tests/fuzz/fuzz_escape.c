@@ -3,7 +3,9 @@
  * JSON string in valid UTF-8; HTML-label escaping must give valid UTF-8 with
  * no raw markup character, every '&' starting an entity; the name and formula
  * prettifiers must not read or write out of bounds and, fed valid UTF-8,
- * must give valid UTF-8. */
+ * must give valid UTF-8; text cleaned for a message (bpv_buf_put_clean,
+ * NUL bytes included) must be one line of valid UTF-8 with no control
+ * byte but tabs. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bpv_buf_init(&b);
     bpv_fig_html(&b, s);
     check_html(b.data, b.len);
+    bpv_buf_free(&b);
+
+    /* text quoted in a message: one line, valid UTF-8, nothing a terminal
+     * would act on (tabs only); ASCII printable bytes kept as they are */
+    bpv_buf_init(&b);
+    bpv_buf_put_clean(&b, (const char *)data, size);
+    FUZZ_CHECK(b.len == 0 || fuzz_utf8_valid(b.data, b.len));
+    for (size_t i = 0; i < b.len; i++) {
+        unsigned char c = (unsigned char)b.data[i];
+        FUZZ_CHECK((c >= 0x20 || c == '\t') && c != 0x7f);
+    }
     bpv_buf_free(&b);
 
     for (int plain = 0; plain < 2; plain++) {
