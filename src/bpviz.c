@@ -377,8 +377,9 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
     if (exists && S_ISDIR(st.st_mode)) /* rename would say "busy" */
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
                                                 "cannot write '%s': it is a folder; give a file "
-                                                "name, like %s/figure.svg",
-                                                path, path));
+                                                "name, like %s%sfigure.svg",
+                                                path, path,
+                                                path[strlen(path) - 1] == '/' ? "" : "/"));
     if (exists && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
     /* a symbolic link stays one: its target is what gets replaced */
     if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
@@ -551,6 +552,13 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
     int fmt = o->format;
     if (fmt < 0) {
         fmt = strcmp(output, "-") == 0 ? BPV_FORMAT_DOT : bpv_format_from_path(output);
+        struct stat ds;
+        if (fmt < 0 && stat(output, &ds) == 0 && S_ISDIR(ds.st_mode)) /* -o ./ or -o . */
+            return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                                    "cannot write '%s': it is a folder; give a "
+                                                    "file name, like %s%sfigure.svg",
+                                                    output, output,
+                                                    output[strlen(output) - 1] == '/' ? "" : "/"));
         if (fmt < 0) {
             const char *dot = strrchr(output, '.');
             return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
