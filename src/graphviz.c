@@ -25,6 +25,7 @@
 #include "focus.h"
 #include "noise.h"
 #include "heatmap.h"
+#include "inspect.h"
 
 /* Graphviz takes `char *` everywhere, even for text it only reads. */
 #define S(x) ((char *)(x))
@@ -513,7 +514,7 @@ static bool heat_row(const fig *f, bpv_buf *b, const char *prefix, const double 
                  sh->dim[0] == f->s->nsamples && (sh->rank == 4 || f->s->nsamples > 1);
     bpv_buf_puts(b, "<TD ALIGN=\"LEFT\">");
     bpv_heat_table(b, v, sh, batch, grad ? BPV_HEAT_GRAD : BPV_HEAT_VALUE, color,
-                   f->o->precision < 3 ? f->o->precision : 3);
+                   f->o->precision);
     bpv_buf_puts(b, "</TD></TR>");
     if (f->vary) /* the player swaps texts, not colours */
         bpv_buf_printf(b, "<TR><TD COLSPAN=\"2\" ALIGN=\"RIGHT\"><FONT POINT-SIZE=\"8\" "
@@ -775,7 +776,7 @@ static bool is_origin_node(const fig *f, int i) {
 
 static void origin_text(const fig *f, bpv_buf *b) {
     bpv_buf_puts(b, "origin: ");
-    bpv_buf_puts(b, f->s->nf_note);
+    bpv_inspect_origin_note(f->s, f->o->precision, b); /* --precision reaches it */
 }
 
 /* Fill, border and class of a node's marks, after its own styling. */
