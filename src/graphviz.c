@@ -475,11 +475,29 @@ static bool heat_wanted(const fig *f, const bpv_shape *sh) {
     case BPV_TENSORS_HEATMAP:
         return true;
     case BPV_TENSORS_AUTO:
-        /* the player keeps min/mean/max: they change step by step */
-        return !f->vary && !is_matrix(sh);
+        return !is_matrix(sh);
     default:
         return false;
     }
+}
+
+/* A heatmap's range in the player: texts that vary like every number. */
+static void heat_number(void *ctx, bpv_buf *b, double v) { num(ctx, b, v); }
+
+/* The player: a heatmap's cell colours at this step (bpv_heat_codes) as a
+ * varying text that is never printed. Returns its index in the template
+ * pass when it differs between steps, else -1. */
+static long vary_cells(const fig *f, const char *codes) {
+    vary *v = f->vary;
+    if (!v || v->depth > 0) return -1;
+    size_t k = v->k;
+    bpv_buf t;
+    bpv_buf_init(&t);
+    size_t at = vary_begin(f, &t);
+    bpv_buf_puts(&t, codes);
+    vary_end(f, &t, at);
+    bpv_buf_free(&t);
+    return v->mode == VARY_TEMPLATE && k < v->n && v->widest[k] ? (long)k : -1;
 }
 
 /* row() for a heatmap: the prefix, then the grids beside it. A gradient
@@ -512,14 +530,23 @@ static bool heat_row(const fig *f, bpv_buf *b, const char *prefix, const double 
     const bpv_snap_node *n = o >= 0 ? &f->s->nodes[o] : NULL;
     bool batch = n && n->kind != BPV_NODE_PARAM && sh->rank >= 3 && f->s->nsamples >= 1 &&
                  sh->dim[0] == f->s->nsamples && (sh->rank == 4 || f->s->nsamples > 1);
+    bpv_heat_scale scale = grad ? BPV_HEAT_GRAD : BPV_HEAT_VALUE;
+    bpv_heat_step hs = {.number = heat_number, .ctx = (void *)f};
+    char anchor[32];
+    if (f->vary) { /* the player recolours the cells at every step */
+        bpv_buf codes;
+        bpv_buf_init(&codes);
+        bpv_heat_codes(&codes, v, sh, batch, scale);
+        long k = vary_cells(f, str(&codes));
+        bpv_buf_free(&codes);
+        if (k >= 0) {
+            snprintf(anchor, sizeof anchor, BPV_HEAT_ANCHOR "%ld", k);
+            hs.anchor = anchor;
+        }
+    }
     bpv_buf_puts(b, "<TD ALIGN=\"LEFT\">");
-    bpv_heat_table(b, v, sh, batch, grad ? BPV_HEAT_GRAD : BPV_HEAT_VALUE, color,
-                   f->o->precision);
+    bpv_heat_table(b, v, sh, batch, scale, color, f->o->precision, f->vary ? &hs : NULL);
     bpv_buf_puts(b, "</TD></TR>");
-    if (f->vary) /* the player swaps texts, not colours */
-        bpv_buf_printf(b, "<TR><TD COLSPAN=\"2\" ALIGN=\"RIGHT\"><FONT POINT-SIZE=\"8\" "
-                          "COLOR=\"%s\">colours of step %ld</FONT></TD></TR>",
-                       f->t->muted, f->s->step);
     return true;
 }
 

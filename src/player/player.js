@@ -19,6 +19,21 @@
     var k = +t.getAttribute('data-k');
     (slots[k] = slots[k] || []).push(t);
   });
+  /* Heatmaps recoloured at every step: S[D.text[i][K]] is 'v' or 'g' (the
+   * value or gradient scale) and one character a cell, '!' + its level
+   * (D.heatColors[scale][level]); the cells are the polygons without a
+   * stroke, in order. */
+  var heats = [];
+  Array.prototype.forEach.call(figure.querySelectorAll('g[data-heat]'), function (g) {
+    var k = +g.getAttribute('data-heat');
+    (heats[k] = heats[k] || []).push(g.querySelectorAll('polygon[stroke="transparent"]'));
+  });
+  function paint(cells, codes) {
+    var pal = D.heatColors[codes.charAt(0) === 'g' ? 1 : 0];
+    for (var c = 1; c < codes.length && c <= cells.length; c++)
+      cells[c - 1].setAttribute('fill', pal[codes.charCodeAt(c) - 33] || pal[pal.length - 1]);
+  }
+
   /* Each text was laid out with its widest value and starts at x. Anchor it
    * where a figure of any one step would put it: centred in its cell, or
    * right-aligned for matrix entries (padded with thin spaces). */
@@ -294,6 +309,10 @@
     for (var k = 0; k < slots.length; k++) {
       if (!slots[k] || (prev && prev[k] === T[k])) continue;
       for (var j = 0; j < slots[k].length; j++) slots[k][j].textContent = S[T[k]];
+    }
+    for (k = 0; k < heats.length; k++) {
+      if (!heats[k] || (prev && prev[k] === T[k])) continue;
+      for (j = 0; j < heats[k].length; j++) paint(heats[k][j], S[T[k]]);
     }
     cur = i;
     $('bpv-step').textContent = D.step[i];

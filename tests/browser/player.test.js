@@ -57,18 +57,26 @@ function fmt(v) {
   return sign + trim(m) + '×10' + ex;
 }
 
-// The texts of a static figure of one step, as bpviz draws it on its own.
+// A static figure of one step, as bpviz draws it on its own: its texts
+// (sorted) and the fills of its stroke-less polygons but white ones
+// (heatmap cells and colour bars), in document order.
 const staticCache = new Map();
-function staticTexts(step) {
-  if (staticCache.has(step)) return staticCache.get(step);
-  const svg = execFileSync(bpviz, [model, '--step', String(step), '-T', 'svg']).toString();
-  const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) =>
-    m[1].replace(/&#45;/g, '-').replace(/&lt;/g, '<').replace(/&gt;/g, '>')
+function staticFigure(step, m = model, extra = []) {
+  const key = JSON.stringify([step, m, extra]);
+  if (staticCache.has(key)) return staticCache.get(key);
+  const svg = execFileSync(bpviz, [m, ...extra, '--step', String(step), '-T', 'svg']).toString();
+  const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) =>
+    t[1].replace(/&#45;/g, '-').replace(/&lt;/g, '<').replace(/&gt;/g, '>')
       .replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&'));
   texts.sort();
-  staticCache.set(step, texts);
-  return texts;
+  const fills = [...svg.matchAll(/<polygon fill="([^"]*)" stroke="transparent"/g)].map((f) => f[1])
+    .filter((f) => f !== 'white'); // backgrounds: the player's page has its own
+
+  const fig = { texts, fills };
+  staticCache.set(key, fig);
+  return fig;
 }
+const staticTexts = (step) => staticFigure(step).texts;
 
 (async () => {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'bpv-chromium-'));
@@ -181,6 +189,39 @@ function staticTexts(step) {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: path.join(outdir, 'player-dark.png'), fullPage: true });
 
+  // Heatmaps (--tensors heatmap) are recoloured at every step: every cell,
+  // and the range printed beside it, as in a static figure of that step.
+  const heat = path.join(outdir, 'heatmap.html');
+  const sigmoidModel = path.join(path.dirname(model), 'two_layer_sigmoid.bp');
+  execFileSync(bpviz, [sigmoidModel, '--tensors', 'heatmap', '--steps', '1-20', '-o', heat]);
+  const heatUrl = 'file://' + path.resolve(heat);
+  const heatShown = () => page.evaluate(() => ({
+    step: +document.getElementById('bpv-step').textContent,
+    groups: document.querySelectorAll('#bpv-figure svg g[data-heat]').length,
+    fills: [...document.querySelectorAll('#bpv-figure svg polygon[stroke="transparent"]')]
+      .map((p) => p.getAttribute('fill')).filter((f) => f !== 'white'),
+    texts: [...document.querySelectorAll('#bpv-figure svg text')].map((t) => t.textContent).sort(),
+  }));
+  await page.goto(heatUrl);
+  await page.waitForFunction(() => document.getElementById('bpv-step').textContent !== '');
+  const heatFills = {};
+  for (const step of [1, 8, 20]) {
+    if (step !== 1) {
+      await page.evaluate((st) => { location.hash = '#step=' + st; }, step);
+      await page.waitForFunction((st) => document.getElementById('bpv-step').textContent === String(st), step);
+    }
+    const h = await heatShown();
+    const want = staticFigure(step, sigmoidModel, ['--tensors', 'heatmap']);
+    check(h.groups > 0, `heatmap player, step ${step}: ${h.groups} heatmaps recoloured by step`);
+    same(h.fills, want.fills, `heatmap player, step ${step}: every cell's colour as in a static figure of step ${step}`);
+    same(h.texts, want.texts, `heatmap player, step ${step}: every text (the ranges too) as in a static figure`);
+    heatFills[step] = h.fills;
+  }
+  const changed = heatFills[1].filter((c, i) => c !== heatFills[20][i]).length;
+  check(changed > 10, `heatmap player: ${changed} cells change colour from step 1 to step 20`);
+  await page.keyboard.press('Home');
+  same((await heatShown()).fills, heatFills[1], 'heatmap player: back at step 1, the colours of step 1');
+
   // At 1280x720 the figure fits the window: no horizontal scrollbar, the
   // whole drawing visible; +, −, fit and Ctrl+wheel zoom, dragging pans.
   // Also two_layer_sigmoid.bp (7:1 as a plain figure), whose parameter
@@ -243,7 +284,7 @@ function staticTexts(step) {
 
   same(errors, [], 'no console errors or warnings');
   check(requests.some((u) => u.startsWith(url.split('#')[0])), 'requests are observed');
-  const mine = [url.split('#')[0], 'file://' + path.resolve(sigmoid)];
+  const mine = [url.split('#')[0], 'file://' + path.resolve(sigmoid), heatUrl];
   const foreign = requests.filter((u) => !mine.some((m) => u.startsWith(m)));
   same(foreign, [], 'no request but the file itself');
   console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
