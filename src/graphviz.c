@@ -1470,8 +1470,10 @@ static void build(fig *f) {
     agattr(g, AGRAPH, S("fontname"), S(face));
     agattr(g, AGRAPH, S("bgcolor"), S("white"));
     agattr(g, AGRAPH, S("pad"), S("0.3"));
-    agattr(g, AGRAPH, S("nodesep"), S("0.45"));
-    agattr(g, AGRAPH, S("ranksep"), S("0.4"));
+    /* the player's figure is fitted to a window: tighter, so its text
+     * comes out larger */
+    agattr(g, AGRAPH, S("nodesep"), S(f->vary ? "0.25" : "0.45"));
+    agattr(g, AGRAPH, S("ranksep"), S(f->vary ? "0.25" : "0.4"));
     agattr(g, AGRAPH, S("labelloc"), S("b"));
     agattr(g, AGRAPH, S("outputorder"), S("edgesfirst"));
     agattr(g, AGRAPH, S("linelength"), S("0")); /* agwrite: no folded lines */

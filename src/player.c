@@ -136,19 +136,20 @@ static void put_tensor_text(bpv_buf *b, strtab *t, const double *v, int64_t nume
     bpv_buf_free(&s);
 }
 
-/* "sample 3", "samples 1–4", "batch of 32 samples" (numbered from 1) */
+/* "sample 3", "samples 0–3", "batch of 32 samples": numbered from 0, as
+ * the figure's caption and the JSON trace number them */
 static void put_samples(bpv_buf *b, strtab *t, const bpv_snapshot *s) {
     bpv_buf d;
     bpv_buf_init(&d);
     if (s->nsamples == 1) {
-        bpv_buf_printf(&d, "sample %lld", (long long)s->samples[0] + 1);
+        bpv_buf_printf(&d, "sample %lld", (long long)s->samples[0]);
     } else if (s->nsamples > 1) {
         bool run = true;
         for (int64_t k = 1; k < s->nsamples; k++)
             run = run && s->samples[k] == s->samples[k - 1] + 1;
         if (run)
-            bpv_buf_printf(&d, "samples %lld–%lld", (long long)s->samples[0] + 1,
-                           (long long)s->samples[s->nsamples - 1] + 1);
+            bpv_buf_printf(&d, "samples %lld–%lld", (long long)s->samples[0],
+                           (long long)s->samples[s->nsamples - 1]);
         else
             bpv_buf_printf(&d, "batch of %lld samples", (long long)s->nsamples);
     }

@@ -51,6 +51,17 @@
    * Ctrl+wheel zoom, dragging pans. Natural size: Graphviz's points at
    * 96 pixels per inch. */
   var view = $('bpv-view');
+  /* The drawing without Graphviz's pad (its margin, and the room that gave
+   * the page the --fit shape): the window has a shape of its own, and the
+   * fitted text comes out larger. */
+  var bg = figure.querySelector('g.graph > polygon');
+  if (bg && figure.getBBox && figure.viewBox && figure.viewBox.baseVal) {
+    bg.style.display = 'none';
+    var bb = figure.getBBox(), m = 6;
+    bg.style.display = '';
+    if (bb.width > 0 && bb.height > 0)
+      figure.setAttribute('viewBox', [bb.x - m, bb.y - m, bb.width + 2 * m, bb.height + 2 * m].join(' '));
+  }
   var vb = figure.viewBox && figure.viewBox.baseVal;
   var natW = vb && vb.width ? vb.width * 4 / 3 : 800, natH = vb && vb.height ? vb.height * 4 / 3 : 600;
   figure.removeAttribute('width');
@@ -59,7 +70,7 @@
   function fitScale() {
     var w = view.clientWidth || natW;
     var top = view.getBoundingClientRect().top + (window.scrollY || 0);
-    var h = Math.max(200, window.innerHeight - Math.min(top, window.innerHeight / 2) - 24);
+    var h = Math.max(200, window.innerHeight - Math.min(top, window.innerHeight / 2) - 12);
     return Math.min(w / natW, h / natH, 1.5);
   }
   /* zooms to s keeping the figure's point under (cx, cy) (view pixels) in place */
@@ -98,6 +109,7 @@
   var drag = null;
   view.addEventListener('pointerdown', function (ev) {
     if (ev.button !== 0) return;
+    ev.preventDefault(); /* a drag pans; it does not select the figure's text */
     drag = {x: ev.clientX, y: ev.clientY, l: view.scrollLeft, t: view.scrollTop};
     view.classList.add('dragging');
     if (view.setPointerCapture) view.setPointerCapture(ev.pointerId);

@@ -104,9 +104,12 @@ const staticTexts = (step) => staticFigure(step).texts;
     params: [...document.querySelectorAll('#bpv-params tbody tr')].map((tr) =>
       [...tr.children].map((td) => td.textContent)),
     texts: [...document.querySelectorAll('#bpv-figure svg text')].map((t) => t.textContent).sort(),
+    samples: document.getElementById('bpv-samples').textContent,
   }));
   async function expectStep(step, how) {
     const s = await shown();
+    check(s.texts.some((t) => t.startsWith('step ') && t.includes(` · ${s.samples} `)),
+      `${how}: the header's "${s.samples}" is numbered as in the caption`);
     const t = T.steps[step - 1];
     same(s.step, step, `${how}: shows step ${step}`);
     same(s.hash, `#step=${step}`, `${how}: the fragment is #step=${step}`);
@@ -230,6 +233,9 @@ const staticTexts = (step) => staticFigure(step).texts;
   await page.setViewportSize({ width: 1280, height: 720 });
   execFileSync(bpviz, [path.join(path.dirname(model), 'two_layer_sigmoid.bp'), '--steps', '1-20',
     '-o', sigmoid]);
+  const linear2 = path.join(outdir, 'two_layer_linear.html');
+  execFileSync(bpviz, [path.join(path.dirname(model), 'two_layer_linear.bp'), '--steps', '1-20',
+    '-o', linear2]);
   const measure = () => page.evaluate(() => {
     const svg = document.querySelector('#bpv-view svg'), r = svg.getBoundingClientRect();
     const k = r.width / svg.viewBox.baseVal.width;
@@ -238,19 +244,20 @@ const staticTexts = (step) => staticFigure(step).texts;
     const view = document.getElementById('bpv-view');
     return { scrollW: document.documentElement.scrollWidth, clientW: document.documentElement.clientWidth,
       left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width,
-      viewBottom: view.getBoundingClientRect().bottom, median: sizes[sizes.length >> 1],
+      viewBottom: view.getBoundingClientRect().bottom, median: sizes[sizes.length >> 1], smallest: sizes[0],
       scrollLeft: view.scrollLeft,
       mats: [...document.querySelectorAll('#bpv-params table.mat')].map((t) =>
         [...t.rows].map((row) => [...row.cells].map((c) => c.textContent))) };
   });
-  for (const [file, name] of [[url, 'quadratic'], ['file://' + path.resolve(sigmoid), 'two_layer_sigmoid']]) {
+  for (const [file, name] of [[url, 'quadratic'], ['file://' + path.resolve(sigmoid), 'two_layer_sigmoid'],
+    ['file://' + path.resolve(linear2), 'two_layer_linear']]) {
     await page.goto(file);
     await page.waitForFunction(() => document.getElementById('bpv-step').textContent !== '');
     const m = await measure();
-    console.log(`     ${name} at 1280x720: drawing ${Math.round(m.width)} px wide, median text ${m.median.toFixed(1)} px`);
+    console.log(`     ${name} at 1280x720: drawing ${Math.round(m.width)} px wide, median text ${m.median.toFixed(2)} px, smallest ${m.smallest.toFixed(2)} px`);
     check(m.scrollW <= m.clientW, `${name} at 1280x720: no horizontal scrollbar (${m.scrollW} <= ${m.clientW})`);
     check(m.left >= 0 && m.right <= 1280 && m.bottom <= 720 + 1, `${name} at 1280x720: the figure fits the window`);
-    check(m.median >= 6, `${name} at 1280x720: median text ${m.median.toFixed(1)} px, at least 6`);
+    check(m.median >= 9, `${name} at 1280x720: median text ${m.median.toFixed(2)} px, at least 9`);
     await page.click('#bpv-zoom-in');
     const zin = await measure();
     check(zin.width > m.width * 1.2, `${name}: + zooms in (${Math.round(m.width)} -> ${Math.round(zin.width)} px)`);
@@ -284,7 +291,8 @@ const staticTexts = (step) => staticFigure(step).texts;
 
   same(errors, [], 'no console errors or warnings');
   check(requests.some((u) => u.startsWith(url.split('#')[0])), 'requests are observed');
-  const mine = [url.split('#')[0], 'file://' + path.resolve(sigmoid), heatUrl];
+  const mine = [url.split('#')[0], 'file://' + path.resolve(sigmoid), heatUrl,
+    'file://' + path.resolve(linear2)];
   const foreign = requests.filter((u) => !mine.some((m) => u.startsWith(m)));
   same(foreign, [], 'no request but the file itself');
   console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
