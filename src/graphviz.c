@@ -609,67 +609,71 @@ static bool any_heatmap(const fig *f) {
 
 static void set_attr(void *obj, const char *name, const char *value);
 
-/* --legend: a key in the bottom corner (right, or bottom in TB), kept out
- * of the way by a rank of its own at the end of the flow. */
-static void legend(fig *f) {
+/* --legend: a key, appended to b as an HTML <TABLE>. build() puts it in
+ * the graph's label beside the caption, and the label in the bottom right
+ * corner (labeljust=r): it takes no rank or room of the graph's own, so
+ * it never widens a figure along its flow and never stops --fit from
+ * wrapping, and it only adds its height over the caption's. Its items go
+ * three to a row to keep that small. */
+static void legend(const fig *f, bpv_buf *b) {
     const theme *t = f->t;
-    Agraph_t *sub = agsubg(f->g, S("legend_rank"), 1);
-    if (!sub) return;
-    set_attr(sub, "rank", "sink");
-    Agnode_t *nd = agnode(sub, S("legend"), 1);
-    bpv_buf b;
-    bpv_buf_init(&b);
-    bpv_buf_puts(&b, "<TABLE BORDER=\"1\" COLOR=\"#b0b0b0\" CELLBORDER=\"0\" CELLSPACING=\"2\" "
-                     "CELLPADDING=\"2\" BGCOLOR=\"white\">");
-    bpv_buf_puts(&b, "<TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\"><B>key</B>"
-                     "</FONT></TD></TR>");
-    /* a line in a colour: a few em dashes */
-    bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">━━ 1.5</FONT>"
-                       "</TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">forward value</FONT></TD></TR>",
-                   t->fwd_text);
+    bpv_buf item[8];
+    int n = 0;
+    for (int k = 0; k < 8; k++) bpv_buf_init(&item[k]);
     bpv_buf L;
     bpv_buf_init(&L);
     esc(&L, f->L);
-    bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">╍╍ ∂%s/∂x"
-                       "</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">backward partial"
-                       "</FONT></TD></TR>",
+    /* a line in a colour: a few em dashes */
+    bpv_buf_printf(&item[n++], "<TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">━━ 1.5</FONT>"
+                               "</TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">forward value</FONT></TD>",
+                   t->fwd_text);
+    bpv_buf_printf(&item[n++], "<TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">╍╍ ∂%s/∂x"
+                               "</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">backward partial"
+                               "</FONT></TD>",
                    t->bwd_text, str(&L));
-    bpv_buf_printf(&b, "<TR><TD BGCOLOR=\"%s\" BORDER=\"1\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
-                       "x</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">input, data"
-                       "</FONT></TD></TR>",
+    bpv_buf_printf(&item[n++], "<TD BGCOLOR=\"%s\" BORDER=\"1\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
+                               "x</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">input, data"
+                               "</FONT></TD>",
                    t->leaf_fill, t->border);
-    bpv_buf_printf(&b, "<TR><TD BGCOLOR=\"%s\" BORDER=\"2\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
-                       "w</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">parameter (double "
-                       "border)</FONT></TD></TR>",
+    bpv_buf_printf(&item[n++], "<TD BGCOLOR=\"%s\" BORDER=\"2\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
+                               "w</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">parameter "
+                               "(double border)</FONT></TD>",
                    t->param_fill, t->border);
-    bpv_buf_printf(&b, "<TR><TD BORDER=\"1\" COLOR=\"%s\" STYLE=\"ROUNDED\"><FONT POINT-SIZE=\"11\">"
-                       "+</FONT><BR/><FONT COLOR=\"%s\" POINT-SIZE=\"8\">0.29</FONT><BR/>"
-                       "<FONT COLOR=\"%s\" POINT-SIZE=\"8\">−0.21</FONT></TD><TD ALIGN=\"LEFT\">"
-                       "<FONT POINT-SIZE=\"10\">operation: its value<BR ALIGN=\"LEFT\"/>and "
-                       "gradient ∂%s/∂out<BR ALIGN=\"LEFT\"/></FONT></TD></TR>",
+    bpv_buf_printf(&item[n++], "<TD BORDER=\"1\" COLOR=\"%s\" STYLE=\"ROUNDED\"><FONT POINT-SIZE=\"11\">"
+                               "+</FONT><BR/><FONT COLOR=\"%s\" POINT-SIZE=\"8\">0.29</FONT><BR/>"
+                               "<FONT COLOR=\"%s\" POINT-SIZE=\"8\">−0.21</FONT></TD><TD ALIGN=\"LEFT\">"
+                               "<FONT POINT-SIZE=\"10\">operation: its value<BR ALIGN=\"LEFT\"/>and "
+                               "gradient ∂%s/∂out<BR ALIGN=\"LEFT\"/></FONT></TD>",
                    t->border, t->fwd_text, t->bwd_text, str(&L));
     bpv_buf_free(&L);
     if (any_heatmap(f)) {
         static const bpv_heat_scale sc[2] = {BPV_HEAT_VALUE, BPV_HEAT_GRAD};
         static const char *const what[2] = {"values: −max … 0 … max", "gradients: −max … 0 … max"};
         for (int k = 0; k < 2; k++) {
-            bpv_buf_puts(&b, "<TR><TD ALIGN=\"LEFT\"><TABLE BORDER=\"0\" CELLSPACING=\"0\" "
-                             "CELLPADDING=\"0\"><TR>");
+            bpv_buf_puts(&item[n], "<TD ALIGN=\"LEFT\"><TABLE BORDER=\"0\" CELLSPACING=\"0\" "
+                                   "CELLPADDING=\"0\"><TR>");
             for (int c = -4; c <= 4; c++) {
                 char col[8];
                 bpv_heat_color(sc[k], c / 4.0, 1, col);
-                bpv_buf_printf(&b, "<TD BGCOLOR=\"%s\" WIDTH=\"7\" HEIGHT=\"9\" "
-                                   "FIXEDSIZE=\"TRUE\"></TD>", col);
+                bpv_buf_printf(&item[n], "<TD BGCOLOR=\"%s\" WIDTH=\"7\" HEIGHT=\"9\" "
+                                         "FIXEDSIZE=\"TRUE\"></TD>", col);
             }
-            bpv_buf_printf(&b, "</TR></TABLE></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">%s"
-                               "</FONT></TD></TR>", what[k]);
+            bpv_buf_printf(&item[n++], "</TR></TABLE></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">"
+                                       "%s</FONT></TD>", what[k]);
         }
     }
-    bpv_buf_puts(&b, "</TABLE>");
-    set_html(f, nd, f->n_label, b.data);
-    agxset(nd, f->n_shape, S("plain"));
-    set_attr(nd, "class", "bpv-legend");
-    bpv_buf_free(&b);
+    enum { ACROSS = 3 };
+    bpv_buf_puts(b, "<TABLE BORDER=\"1\" COLOR=\"#b0b0b0\" CELLBORDER=\"0\" CELLSPACING=\"2\" "
+                    "CELLPADDING=\"2\" BGCOLOR=\"white\">");
+    bpv_buf_printf(b, "<TR><TD COLSPAN=\"%d\" ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\"><B>key</B>"
+                      "</FONT></TD></TR>", 2 * ACROSS);
+    for (int k = 0; k < n; k++) {
+        if (k % ACROSS == 0) bpv_buf_puts(b, k ? "</TR><TR>" : "<TR>");
+        bpv_buf_puts(b, item[k].data);
+    }
+    if (n % ACROSS) bpv_buf_printf(b, "<TD COLSPAN=\"%d\"> </TD>", 2 * (ACROSS - n % ACROSS));
+    bpv_buf_puts(b, "</TR></TABLE>");
+    for (int k = 0; k < 8; k++) bpv_buf_free(&item[k]);
 }
 
 /* Rows of a label table. A label's rows all show tensors of one shape, so
@@ -1597,9 +1601,18 @@ static void build(fig *f) {
         style_edge(f, be, true);
     }
 
-    if (f->o->legend) legend(f);
     b.len = 0;
-    caption(f, &b);
+    if (f->o->legend) { /* caption and key side by side, bottom right */
+        bpv_buf_puts(&b, "<TABLE BORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"0\"><TR>"
+                         "<TD VALIGN=\"BOTTOM\">");
+        caption(f, &b);
+        bpv_buf_puts(&b, "</TD><TD VALIGN=\"BOTTOM\">");
+        legend(f, &b);
+        bpv_buf_puts(&b, "</TD></TR></TABLE>");
+        agattr(g, AGRAPH, S("labeljust"), S("r"));
+    } else {
+        caption(f, &b);
+    }
     set_html(f, g, agattr(g, AGRAPH, S("label"), S("")), b.data);
     bpv_buf_free(&b);
 }

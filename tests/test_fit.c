@@ -83,6 +83,30 @@ static int clusters(Agraph_t *g) {
     return n;
 }
 
+/* --legend puts its key in the bottom right corner, beside the caption,
+ * without widening the figure along its flow (it had a rank of its own at
+ * the end: linear.bp 1128x339 became 1416x340). */
+static void legend_in_the_corner(void **state) {
+    (void)state;
+    const char *samples[] = {SAMPLE("linear.bp"), SAMPLE("two_layer_sigmoid.bp")};
+    for (int i = 0; i < 2; i++) {
+        unsigned w0, h0, w, h;
+        char *err = NULL;
+        assert_int_equal(tu_bpviz(NULL, &err, samples[i], "-o", tu_tmp_path("nokey.png"), NULL), 0);
+        free(err);
+        assert_int_equal(
+            tu_bpviz(NULL, &err, samples[i], "--legend", "-o", tu_tmp_path("key.png"), NULL), 0);
+        free(err);
+        png_size(tu_tmp_path("nokey.png"), &w0, &h0);
+        png_size(tu_tmp_path("key.png"), &w, &h);
+        print_message("%s: %ux%u, with --legend %ux%u\n", strrchr(samples[i], '/') + 1, w0, h0, w,
+                      h);
+        assert_true(w <= w0 * 1.05 + 10);
+        assert_true(h <= h0 * 1.25);
+        assert_true((double)w * h <= 1.25 * (double)w0 * h0);
+    }
+}
+
 /* Drawing area / slide area once the page (padded to the slide's shape)
  * is the slide: the SVG's page size less the DOT's pad. */
 static double fill_of(const char *sample, const char *shape) {
@@ -190,6 +214,7 @@ int main(void) {
         cmocka_unit_test(two_layer_samples_fit_slides),
         cmocka_unit_test(dot_carries_the_choices),
         cmocka_unit_test(branched_and_unrolled_samples_fill_slides),
+        cmocka_unit_test(legend_in_the_corner),
         cmocka_unit_test(bad_shapes_are_usage_errors),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
