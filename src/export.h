@@ -31,6 +31,9 @@ void bpv_json_string(bpv_buf *b, const char *s);
 #define BPV_VARY_ONE "\xe2\x80\x8c"   /* U+200C */
 #define BPV_VARY_MID "\xe2\x81\xa4"   /* U+2064 */
 #define BPV_VARY_CLOSE "\xe2\x81\xa2" /* U+2062 */
+/* A heatmap whose colours vary is a group <g id="a_bpvheatK"><a ...>
+ * around its cells; text K holds its colours (heatmap.h, bpv_heat_codes). */
+#define BPV_HEAT_ANCHOR "bpvheat"
 
 typedef struct bpv_fig_steps {
     char *svg;      /* the figure of the first snapshot, texts marked */

@@ -25,6 +25,7 @@
 #include "focus.h"
 #include "noise.h"
 #include "heatmap.h"
+#include "inspect.h"
 
 /* Graphviz takes `char *` everywhere, even for text it only reads. */
 #define S(x) ((char *)(x))
@@ -172,6 +173,7 @@ typedef struct fig {
     bool *keep;        /* --focus: the nodes drawn, or NULL for all */
     bpv_noise *nz;     /* rounding-noise bounds (noise.h), NULL: print as stored */
     size_t vary_k0;    /* --fit: vary->k before build(), to build again */
+    int step_rows;     /* --fit: unrolled steps wrapped into this many rows (0: not) */
 } fig;
 
 static const char *const kind_names[] = {"data", "param", "const", "op"};
@@ -528,11 +530,29 @@ static bool heat_wanted(const fig *f, const bpv_shape *sh) {
     case BPV_TENSORS_HEATMAP:
         return true;
     case BPV_TENSORS_AUTO:
-        /* the player keeps min/mean/max: they change step by step */
-        return !f->vary && !is_matrix(sh);
+        return !is_matrix(sh);
     default:
         return false;
     }
+}
+
+/* A heatmap's range in the player: texts that vary like every number. */
+static void heat_number(void *ctx, bpv_buf *b, double v) { num(ctx, b, v); }
+
+/* The player: a heatmap's cell colours at this step (bpv_heat_codes) as a
+ * varying text that is never printed. Returns its index in the template
+ * pass when it differs between steps, else -1. */
+static long vary_cells(const fig *f, const char *codes) {
+    vary *v = f->vary;
+    if (!v || v->depth > 0) return -1;
+    size_t k = v->k;
+    bpv_buf t;
+    bpv_buf_init(&t);
+    size_t at = vary_begin(f, &t);
+    bpv_buf_puts(&t, codes);
+    vary_end(f, &t, at);
+    bpv_buf_free(&t);
+    return v->mode == VARY_TEMPLATE && k < v->n && v->widest[k] ? (long)k : -1;
 }
 
 /* row() for a heatmap: the prefix, then the grids beside it. A gradient
@@ -565,14 +585,23 @@ static bool heat_row(const fig *f, bpv_buf *b, const char *prefix, const double 
     const bpv_snap_node *n = o >= 0 ? &f->s->nodes[o] : NULL;
     bool batch = n && n->kind != BPV_NODE_PARAM && sh->rank >= 3 && f->s->nsamples >= 1 &&
                  sh->dim[0] == f->s->nsamples && (sh->rank == 4 || f->s->nsamples > 1);
+    bpv_heat_scale scale = grad ? BPV_HEAT_GRAD : BPV_HEAT_VALUE;
+    bpv_heat_step hs = {.number = heat_number, .ctx = (void *)f};
+    char anchor[32];
+    if (f->vary) { /* the player recolours the cells at every step */
+        bpv_buf codes;
+        bpv_buf_init(&codes);
+        bpv_heat_codes(&codes, v, sh, batch, scale);
+        long k = vary_cells(f, str(&codes));
+        bpv_buf_free(&codes);
+        if (k >= 0) {
+            snprintf(anchor, sizeof anchor, BPV_HEAT_ANCHOR "%ld", k);
+            hs.anchor = anchor;
+        }
+    }
     bpv_buf_puts(b, "<TD ALIGN=\"LEFT\">");
-    bpv_heat_table(b, v, sh, batch, grad ? BPV_HEAT_GRAD : BPV_HEAT_VALUE, color,
-                   f->o->precision < 3 ? f->o->precision : 3);
+    bpv_heat_table(b, v, sh, batch, scale, color, f->o->precision, f->vary ? &hs : NULL);
     bpv_buf_puts(b, "</TD></TR>");
-    if (f->vary) /* the player swaps texts, not colours */
-        bpv_buf_printf(b, "<TR><TD COLSPAN=\"2\" ALIGN=\"RIGHT\"><FONT POINT-SIZE=\"8\" "
-                          "COLOR=\"%s\">colours of step %ld</FONT></TD></TR>",
-                       f->t->muted, f->s->step);
     return true;
 }
 
@@ -634,67 +663,71 @@ static bool any_heatmap(const fig *f) {
 
 static void set_attr(void *obj, const char *name, const char *value);
 
-/* --legend: a key in the bottom corner (right, or bottom in TB), kept out
- * of the way by a rank of its own at the end of the flow. */
-static void legend(fig *f) {
+/* --legend: a key, appended to b as an HTML <TABLE>. build() puts it in
+ * the graph's label beside the caption, and the label in the bottom right
+ * corner (labeljust=r): it takes no rank or room of the graph's own, so
+ * it never widens a figure along its flow and never stops --fit from
+ * wrapping, and it only adds its height over the caption's. Its items go
+ * three to a row to keep that small. */
+static void legend(const fig *f, bpv_buf *b) {
     const theme *t = f->t;
-    Agraph_t *sub = agsubg(f->g, S("legend_rank"), 1);
-    if (!sub) return;
-    set_attr(sub, "rank", "sink");
-    Agnode_t *nd = agnode(sub, S("legend"), 1);
-    bpv_buf b;
-    bpv_buf_init(&b);
-    bpv_buf_puts(&b, "<TABLE BORDER=\"1\" COLOR=\"#b0b0b0\" CELLBORDER=\"0\" CELLSPACING=\"2\" "
-                     "CELLPADDING=\"2\" BGCOLOR=\"white\">");
-    bpv_buf_puts(&b, "<TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\"><B>key</B>"
-                     "</FONT></TD></TR>");
-    /* a line in a colour: a few em dashes */
-    bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">━━ 1.5</FONT>"
-                       "</TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">forward value</FONT></TD></TR>",
-                   t->fwd_text);
+    bpv_buf item[8];
+    int n = 0;
+    for (int k = 0; k < 8; k++) bpv_buf_init(&item[k]);
     bpv_buf L;
     bpv_buf_init(&L);
     esc(&L, f->L);
-    bpv_buf_printf(&b, "<TR><TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">╍╍ ∂%s/∂x"
-                       "</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">backward partial"
-                       "</FONT></TD></TR>",
+    /* a line in a colour: a few em dashes */
+    bpv_buf_printf(&item[n++], "<TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">━━ 1.5</FONT>"
+                               "</TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">forward value</FONT></TD>",
+                   t->fwd_text);
+    bpv_buf_printf(&item[n++], "<TD ALIGN=\"LEFT\"><FONT COLOR=\"%s\" POINT-SIZE=\"10\">╍╍ ∂%s/∂x"
+                               "</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">backward partial"
+                               "</FONT></TD>",
                    t->bwd_text, str(&L));
-    bpv_buf_printf(&b, "<TR><TD BGCOLOR=\"%s\" BORDER=\"1\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
-                       "x</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">input, data"
-                       "</FONT></TD></TR>",
+    bpv_buf_printf(&item[n++], "<TD BGCOLOR=\"%s\" BORDER=\"1\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
+                               "x</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">input, data"
+                               "</FONT></TD>",
                    t->leaf_fill, t->border);
-    bpv_buf_printf(&b, "<TR><TD BGCOLOR=\"%s\" BORDER=\"2\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
-                       "w</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">parameter (double "
-                       "border)</FONT></TD></TR>",
+    bpv_buf_printf(&item[n++], "<TD BGCOLOR=\"%s\" BORDER=\"2\" COLOR=\"%s\"><FONT POINT-SIZE=\"10\">"
+                               "w</FONT></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">parameter "
+                               "(double border)</FONT></TD>",
                    t->param_fill, t->border);
-    bpv_buf_printf(&b, "<TR><TD BORDER=\"1\" COLOR=\"%s\" STYLE=\"ROUNDED\"><FONT POINT-SIZE=\"11\">"
-                       "+</FONT><BR/><FONT COLOR=\"%s\" POINT-SIZE=\"8\">0.29</FONT><BR/>"
-                       "<FONT COLOR=\"%s\" POINT-SIZE=\"8\">−0.21</FONT></TD><TD ALIGN=\"LEFT\">"
-                       "<FONT POINT-SIZE=\"10\">operation: its value<BR ALIGN=\"LEFT\"/>and "
-                       "gradient ∂%s/∂out<BR ALIGN=\"LEFT\"/></FONT></TD></TR>",
+    bpv_buf_printf(&item[n++], "<TD BORDER=\"1\" COLOR=\"%s\" STYLE=\"ROUNDED\"><FONT POINT-SIZE=\"11\">"
+                               "+</FONT><BR/><FONT COLOR=\"%s\" POINT-SIZE=\"8\">0.29</FONT><BR/>"
+                               "<FONT COLOR=\"%s\" POINT-SIZE=\"8\">−0.21</FONT></TD><TD ALIGN=\"LEFT\">"
+                               "<FONT POINT-SIZE=\"10\">operation: its value<BR ALIGN=\"LEFT\"/>and "
+                               "gradient ∂%s/∂out<BR ALIGN=\"LEFT\"/></FONT></TD>",
                    t->border, t->fwd_text, t->bwd_text, str(&L));
     bpv_buf_free(&L);
     if (any_heatmap(f)) {
         static const bpv_heat_scale sc[2] = {BPV_HEAT_VALUE, BPV_HEAT_GRAD};
         static const char *const what[2] = {"values: −max … 0 … max", "gradients: −max … 0 … max"};
         for (int k = 0; k < 2; k++) {
-            bpv_buf_puts(&b, "<TR><TD ALIGN=\"LEFT\"><TABLE BORDER=\"0\" CELLSPACING=\"0\" "
-                             "CELLPADDING=\"0\"><TR>");
+            bpv_buf_puts(&item[n], "<TD ALIGN=\"LEFT\"><TABLE BORDER=\"0\" CELLSPACING=\"0\" "
+                                   "CELLPADDING=\"0\"><TR>");
             for (int c = -4; c <= 4; c++) {
                 char col[8];
                 bpv_heat_color(sc[k], c / 4.0, 1, col);
-                bpv_buf_printf(&b, "<TD BGCOLOR=\"%s\" WIDTH=\"7\" HEIGHT=\"9\" "
-                                   "FIXEDSIZE=\"TRUE\"></TD>", col);
+                bpv_buf_printf(&item[n], "<TD BGCOLOR=\"%s\" WIDTH=\"7\" HEIGHT=\"9\" "
+                                         "FIXEDSIZE=\"TRUE\"></TD>", col);
             }
-            bpv_buf_printf(&b, "</TR></TABLE></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">%s"
-                               "</FONT></TD></TR>", what[k]);
+            bpv_buf_printf(&item[n++], "</TR></TABLE></TD><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">"
+                                       "%s</FONT></TD>", what[k]);
         }
     }
-    bpv_buf_puts(&b, "</TABLE>");
-    set_html(f, nd, f->n_label, b.data);
-    agxset(nd, f->n_shape, S("plain"));
-    set_attr(nd, "class", "bpv-legend");
-    bpv_buf_free(&b);
+    enum { ACROSS = 3 };
+    bpv_buf_puts(b, "<TABLE BORDER=\"1\" COLOR=\"#b0b0b0\" CELLBORDER=\"0\" CELLSPACING=\"2\" "
+                    "CELLPADDING=\"2\" BGCOLOR=\"white\">");
+    bpv_buf_printf(b, "<TR><TD COLSPAN=\"%d\" ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\"><B>key</B>"
+                      "</FONT></TD></TR>", 2 * ACROSS);
+    for (int k = 0; k < n; k++) {
+        if (k % ACROSS == 0) bpv_buf_puts(b, k ? "</TR><TR>" : "<TR>");
+        bpv_buf_puts(b, item[k].data);
+    }
+    if (n % ACROSS) bpv_buf_printf(b, "<TD COLSPAN=\"%d\"> </TD>", 2 * (ACROSS - n % ACROSS));
+    bpv_buf_puts(b, "</TR></TABLE>");
+    for (int k = 0; k < 8; k++) bpv_buf_free(&item[k]);
 }
 
 /* Rows of a label table. A label's rows all show tensors of one shape, so
@@ -829,7 +862,7 @@ static bool is_origin_node(const fig *f, int i) {
 
 static void origin_text(const fig *f, bpv_buf *b) {
     bpv_buf_puts(b, "origin: ");
-    bpv_buf_puts(b, f->s->nf_note);
+    bpv_inspect_origin_note(f->s, f->o->precision, b); /* --precision reaches it */
 }
 
 /* Fill, border and class of a node's marks, after its own styling. */
@@ -1389,15 +1422,53 @@ static void focus_mark(fig *f) {
 
 /* The graph node i is drawn in: the cluster of its unrolled time step
  * (labelled "t = 3"), made on first use, or the root. */
+/* The unrolled steps of a figure whose nodes come from one loop: the
+ * first step and the count; false for none or several loops. */
+static bool step_range(const fig *f, long long *first, long long *count) {
+    const char *var = NULL;
+    long long lo = 0, hi = -1;
+    for (int i = 0; i < f->s->nnodes; i++) {
+        const bpv_snap_node *n = &f->s->nodes[i];
+        if (!n->loop_var) continue;
+        if (var && strcmp(var, n->loop_var) != 0) return false;
+        if (!var || n->loop_value < lo) lo = n->loop_value;
+        if (!var || n->loop_value > hi) hi = n->loop_value;
+        var = n->loop_var;
+    }
+    *first = lo;
+    *count = hi - lo + 1;
+    return var != NULL;
+}
+
+/* --fit: the row of node i when unrolled steps are wrapped, or -1 (not in
+ * a step, or not wrapped). */
+static int step_row(const fig *f, int i) {
+    const bpv_snap_node *n = &f->s->nodes[i];
+    long long first, count;
+    if (f->step_rows < 2 || !n->loop_var || !step_range(f, &first, &count)) return -1;
+    return (int)((n->loop_value - first) * f->step_rows / count);
+}
+
 static Agraph_t *step_cluster(fig *f, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
     if (!n->loop_var) return f->g;
     char name[160], label[160];
+    Agraph_t *parent = f->g;
+    int row = step_row(f, i);
+    if (row >= 0) { /* --fit: the step's cluster inside its row's */
+        snprintf(name, sizeof name, "cluster_fit%d", row);
+        if (!(parent = agsubg(f->g, name, 0))) {
+            if (!(parent = agsubg(f->g, name, 1))) return f->g;
+            set_attr(parent, "peripheries", "0");
+            set_attr(parent, "label", "");
+        }
+    }
     snprintf(name, sizeof name, "cluster_%.60s_%lld", n->loop_var, (long long)n->loop_value);
-    Agraph_t *sub = agsubg(f->g, name, 0);
+    Agraph_t *sub = agsubg(parent, name, 0);
     if (sub) return sub;
-    sub = agsubg(f->g, name, 1);
+    sub = agsubg(parent, name, 1);
     if (!sub) return f->g;
+    if (parent != f->g) set_attr(sub, "peripheries", "1"); /* not its row's 0 */
     bpv_buf b;
     bpv_buf_init(&b);
     bpv_fig_html(&b, n->loop_var);
@@ -1437,7 +1508,7 @@ static void step_order(fig *f) {
                 strcmp(m->loop_var, n->loop_var) == 0)
                 prev = j;
         }
-        if (prev < 0) continue;
+        if (prev < 0 || step_row(f, prev) != step_row(f, i)) continue; /* --fit: a new row */
         snprintf(id, sizeof id, "step%d", i);
         Agedge_t *e = agedge(f->g, f->gv[prev], f->gv[i], id, 1);
         if (e) agxset(e, f->e_style, S("invis"));
@@ -1457,8 +1528,10 @@ static void build(fig *f) {
     agattr(g, AGRAPH, S("fontname"), S(face));
     agattr(g, AGRAPH, S("bgcolor"), S("white"));
     agattr(g, AGRAPH, S("pad"), S("0.3"));
-    agattr(g, AGRAPH, S("nodesep"), S("0.45"));
-    agattr(g, AGRAPH, S("ranksep"), S("0.4"));
+    /* the player's figure is fitted to a window: tighter, so its text
+     * comes out larger */
+    agattr(g, AGRAPH, S("nodesep"), S(f->vary ? "0.25" : "0.45"));
+    agattr(g, AGRAPH, S("ranksep"), S(f->vary ? "0.25" : "0.4"));
     agattr(g, AGRAPH, S("labelloc"), S("b"));
     agattr(g, AGRAPH, S("outputorder"), S("edgesfirst"));
     agattr(g, AGRAPH, S("linelength"), S("0")); /* agwrite: no folded lines */
@@ -1582,9 +1655,18 @@ static void build(fig *f) {
         style_edge(f, be, true);
     }
 
-    if (f->o->legend) legend(f);
     b.len = 0;
-    caption(f, &b);
+    if (f->o->legend) { /* caption and key side by side, bottom right */
+        bpv_buf_puts(&b, "<TABLE BORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"0\"><TR>"
+                         "<TD VALIGN=\"BOTTOM\">");
+        caption(f, &b);
+        bpv_buf_puts(&b, "</TD><TD VALIGN=\"BOTTOM\">");
+        legend(f, &b);
+        bpv_buf_puts(&b, "</TD></TR></TABLE>");
+        agattr(g, AGRAPH, S("labeljust"), S("r"));
+    } else {
+        caption(f, &b);
+    }
     set_html(f, g, agattr(g, AGRAPH, S("label"), S("")), b.data);
     bpv_buf_free(&b);
 }
@@ -1722,13 +1804,16 @@ static int render(Agraph_t *g, bpv_format fmt, char **out, size_t *out_len, bpv_
 /* ---- --fit W:H: a figure for a slide -------------------------------------------
  *
  * The text keeps its natural size: nothing is scaled down. Instead
- * 1. the graph is laid out in both directions (LR, TB) and the one whose
- *    page comes closer to W:H is kept (unless --rankdir was given);
- * 2. a drawing still too long along its flow is wrapped: its nodes go into
- *    2-4 invisible clusters by where the unwrapped layout put them, the
- *    edges between clusters do not constrain the ranks, so each cluster
- *    starts again at the left (or top) and dot stacks them as rows (or
- *    columns); the count whose page comes closest wins;
+ * 1. the graph is laid out in both directions (LR, TB; unless --rankdir
+ *    was given);
+ * 2. a drawing still too long along its flow is also laid out wrapped: its
+ *    nodes go into 2-4 invisible clusters by where the unwrapped layout
+ *    put them (fit_wrap), or an unrolled loop's steps by their number
+ *    (fit_wrap_steps); the edges between clusters do not constrain the
+ *    ranks, so each cluster starts again at the left (or top) and dot
+ *    stacks them as rows (or columns);
+ *    of all these the layout whose text comes out largest on a W:H slide
+ *    wins (fit_off);
  * 3. the page is padded to exactly W:H (graph attribute pad), the drawing
  *    centred. A ratio=W/H layout was tried instead of padding: it spreads
  *    the nodes apart over the whole page, far worse to read.
@@ -1748,11 +1833,12 @@ typedef struct fit_pos {
     double t;
 } fit_pos;
 
-/* How far a page is from the shape T, as a factor (1: exact). */
-static double fit_off(fit_box b, double T) {
-    double a = b.w / b.h / T;
-    return a >= 1 ? a : 1 / a;
-}
+/* The width of the slide of shape T the page needs at its natural size:
+ * the smaller, the larger the text once the slide is shown. (The page's
+ * closeness to T alone favoured wrapped layouts whose text came out
+ * smaller: inception at 4:3 filled 84% instead of 65% with 6.2 instead of
+ * 7.3 px text.) */
+static double fit_off(fit_box b, double T) { return fmax(b.w, b.h * T); }
 
 /* Lays g out and measures it; with `pos`, also records each node's place
  * along the flow (malloc'd names, *npos of them). */
@@ -1816,9 +1902,53 @@ static double fit_t(const fit_pos *pos, size_t npos, Agnode_t *nd) {
     return 0;
 }
 
+/* A leaf goes with the op it feeds first, a sink (the objective's arrow)
+ * with its producer. */
+static void fit_follow(Agraph_t *g, Agnode_t **nodes, int k, int *seg) {
+    for (int i = 0; i < k; i++) {
+        Agedge_t *e = agfstout(g, nodes[i]);
+        Agedge_t *in = agfstin(g, nodes[i]);
+        Agnode_t *other = !in && e ? aghead(e) : in && !e ? agtail(in) : NULL;
+        for (int j = 0; other && j < k; j++)
+            if (nodes[j] == other) seg[i] = seg[j];
+    }
+}
+
+static int fit_index(Agnode_t **nodes, int k, Agnode_t *nd) {
+    int j = 0;
+    while (j < k && nodes[j] != nd) j++;
+    return j;
+}
+
+/* Whether the cut between segment r - 1 and r is crossed by one pair of
+ * nodes only (an edge and its backward twin), from r - 1 into r, and no
+ * edge skips a segment or goes back. */
+static bool fit_cut_ok(Agraph_t *g, Agnode_t **nodes, int k, const int *seg, int r) {
+    Agnode_t *t = NULL, *h = NULL;
+    for (int i = 0; i < k; i++)
+        for (Agedge_t *e = agfstout(g, nodes[i]); e; e = agnxtout(g, e)) {
+            int j = fit_index(nodes, k, aghead(e));
+            if (j == k || seg[j] == seg[i]) continue;
+            if (seg[j] != seg[i] + 1) return false;
+            if (seg[i] != r - 1) continue;
+            if (t && (t != nodes[i] || h != nodes[j])) return false;
+            t = nodes[i];
+            h = nodes[j];
+        }
+    return t != NULL; /* else a row of its own: nothing to wrap */
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Wraps the graph into `rows` invisible clusters (see above). Only a chain
  * is wrapped: each cut must cross one pair of nodes (an edge and its
- * backward twin), from one row into the next. Graphviz 2.42's dot frees
+ * backward twin), from one row into the next. A cut goes where the
+ * unwrapped layout's place along the flow is r/rows, or the nearest place
+ * within half a row where the graph is a chain (between a residual
+ * block's join and the next split, say). Graphviz 2.42's dot frees
  * memory twice when laying out some graphs with more edges between such
  * clusters (inception.bp cut in two: a chain of three turned edges), so
  * anything else is left alone and false returned. */
@@ -1827,39 +1957,51 @@ static bool fit_wrap(fig *f, int rows, const fit_pos *pos, size_t npos) {
     Agraph_t *g = f->g;
     int n = agnnodes(g);
     int *seg = calloc((size_t)n + 1, sizeof *seg);
+    double *tt = calloc((size_t)n + 1, sizeof *tt), *mid = calloc((size_t)n + 1, sizeof *mid);
+    double *cut = calloc((size_t)rows, sizeof *cut);
     Agnode_t **nodes = calloc((size_t)n + 1, sizeof *nodes);
     Agraph_t **sub = calloc((size_t)rows, sizeof *sub);
-    if (!seg || !nodes || !sub) goto out;
+    if (!seg || !tt || !mid || !cut || !nodes || !sub) goto out;
     int k = 0;
     for (Agnode_t *nd = agfstnode(g); nd && k < n; nd = agnxtnode(g, nd)) {
-        double t = fit_t(pos, npos, nd);
-        int s = (int)(t * rows);
-        seg[k] = s < 0 ? 0 : s >= rows ? rows - 1 : s;
+        tt[k] = fit_t(pos, npos, nd);
         nodes[k++] = nd;
     }
-    /* a leaf goes with the op it feeds first, the objective's arrow with it */
-    for (int i = 0; i < k; i++) {
-        Agedge_t *e = agfstout(g, nodes[i]);
-        Agedge_t *in = agfstin(g, nodes[i]);
-        Agnode_t *other = !in && e ? aghead(e) : in && !e ? agtail(in) : NULL;
-        for (int j = 0; other && j < k; j++)
-            if (nodes[j] == other) seg[i] = seg[j];
-    }
-    for (int r = 1; r < rows; r++) { /* one pair across each cut, nothing more */
-        Agnode_t *t = NULL, *h = NULL;
-        for (int i = 0; i < k; i++)
-            for (Agedge_t *e = agfstout(g, nodes[i]); e; e = agnxtout(g, e)) {
-                int j = 0;
-                while (j < k && nodes[j] != aghead(e)) j++;
-                if (j == k || seg[j] == seg[i]) continue;
-                if (seg[j] != seg[i] + 1) goto out;
-                if (seg[i] != r - 1) continue;
-                if (t && (t != nodes[i] || h != nodes[j])) goto out;
-                t = nodes[i];
-                h = nodes[j];
+    /* candidate cuts: midway between neighbouring places along the flow */
+    memcpy(mid, tt, (size_t)k * sizeof *mid);
+    qsort(mid, (size_t)k, sizeof *mid, cmp_double);
+    int nmid = 0;
+    for (int i = 1; i < k; i++)
+        if (mid[i] > mid[i - 1]) mid[nmid++] = (mid[i] + mid[i - 1]) / 2;
+    for (int r = 1; r < rows; r++) {
+        double want = (double)r / rows, best = HUGE_VAL;
+        cut[r] = -1;
+        for (int c = 0; c < nmid; c++) {
+            double d = fabs(mid[c] - want);
+            if (d >= 0.5 / rows || d >= best || (r > 1 && mid[c] <= cut[r - 1])) continue;
+            for (int i = 0; i < k; i++) seg[i] = tt[i] >= mid[c] ? r : r - 1;
+            fit_follow(g, nodes, k, seg);
+            /* only this cut counts here: nodes far off are in neither row */
+            bool ok = true;
+            for (int i = 0; i < k && ok; i++)
+                for (Agedge_t *e = agfstout(g, nodes[i]); e && ok; e = agnxtout(g, e)) {
+                    int j = fit_index(nodes, k, aghead(e));
+                    ok = j == k || seg[j] >= seg[i];
+                }
+            if (ok && fit_cut_ok(g, nodes, k, seg, r)) {
+                best = d;
+                cut[r] = mid[c];
             }
-        if (!t) goto out; /* a row of its own: nothing to wrap */
+        }
+        if (cut[r] < 0) goto out;
     }
+    for (int i = 0; i < k; i++) {
+        seg[i] = 0;
+        for (int r = 1; r < rows; r++) seg[i] += tt[i] >= cut[r];
+    }
+    fit_follow(g, nodes, k, seg);
+    for (int r = 1; r < rows; r++) /* one pair across each cut, nothing more */
+        if (!fit_cut_ok(g, nodes, k, seg, r)) goto out;
     done = true;
     for (int r = 0; r < rows; r++) {
         char name[32];
@@ -1894,9 +2036,75 @@ static bool fit_wrap(fig *f, int rows, const fit_pos *pos, size_t npos) {
     }
 out:
     free(seg);
+    free(tt);
+    free(mid);
+    free(cut);
     free(nodes);
     free(sub);
     return done;
+}
+
+/* The snapshot node drawn as nd, or -1. */
+static int node_of(const fig *f, Agnode_t *nd) {
+    for (int i = 0; i < f->s->nnodes; i++)
+        if (f->gv[i] == nd) return i;
+    return -1;
+}
+
+/* --fit for unrolled loops: build() put each row of steps (f->step_rows)
+ * in a cluster of its own, around the steps' clusters; the nodes outside
+ * the loop (parameters, inputs, the loss) stay outside every row. The
+ * edges from one row into the next are turned round, as fit_wrap() turns
+ * them, so each row starts again at the left (or top). As there, only a
+ * chain between rows is wrapped: every edge from row r - 1 into row r
+ * must join the same two nodes (h[t-1] into step t: the value and its
+ * gradient), or the graph is left as built and false returned. */
+static bool fit_wrap_steps(fig *f) {
+    Agraph_t *g = f->g;
+    int n = agnnodes(g), k = 0;
+    Agnode_t **nodes = calloc((size_t)n + 1, sizeof *nodes);
+    int *row = calloc((size_t)n + 1, sizeof *row);
+    Agnode_t **t = calloc((size_t)f->step_rows + 1, sizeof *t);
+    Agnode_t **h = calloc((size_t)f->step_rows + 1, sizeof *h);
+    bool ok = nodes && row && t && h;
+    for (Agnode_t *nd = agfstnode(g); ok && nd && k < n; nd = agnxtnode(g, nd)) {
+        int i = node_of(f, nd);
+        row[k] = i >= 0 ? step_row(f, i) : -1;
+        nodes[k++] = nd;
+    }
+    for (int i = 0; ok && i < k; i++)
+        for (Agedge_t *e = agfstout(g, nodes[i]); ok && e; e = agnxtout(g, e)) {
+            int j = fit_index(nodes, k, aghead(e));
+            if (j == k || row[i] < 0 || row[j] < 0 || row[i] == row[j]) continue;
+            int r = row[j];
+            ok = r == row[i] + 1 && (!t[r] || (t[r] == nodes[i] && h[r] == nodes[j]));
+            t[r] = nodes[i];
+            h[r] = nodes[j];
+        }
+    for (int r = 1; ok && r < f->step_rows; r++) ok = t[r] != NULL;
+    for (int i = 0; ok && i < k; i++) {
+        Agedge_t *next;
+        for (Agedge_t *e = agfstout(g, nodes[i]); e; e = next) {
+            next = agnxtout(g, e);
+            int j = fit_index(nodes, k, aghead(e));
+            const char *was = agnameof(e);
+            if (j == k || row[i] < 0 || row[j] < 0 || row[i] == row[j] || !was || was[0] == 'w')
+                continue;
+            char name[64];
+            snprintf(name, sizeof name, "w%s", was);
+            Agedge_t *turned = agedge(g, aghead(e), nodes[i], name, 1);
+            if (!turned) continue;
+            agcopyattr(e, turned);
+            const char *dir = agget(e, S("dir"));
+            agxset(turned, f->e_dir, S(dir && strcmp(dir, "back") == 0 ? "forward" : "back"));
+            agdelete(g, e);
+        }
+    }
+    free(nodes);
+    free(row);
+    free(t);
+    free(h);
+    return ok;
 }
 
 /* Pads the page of the laid-out box b to the shape T. */
@@ -1932,6 +2140,9 @@ static bool fit(fig *f, bpv_format fmt, bpv_figure_options *alt) {
     alt->rankdir_tb = !mine->rankdir_tb;
     /* every direction and row count; another row must earn its place */
     int best_dir = 0, best_rows = 1;
+    bool best_steps = false; /* the rows are unrolled steps (fit_wrap_steps) */
+    long long first_step = 0, nsteps = 0;
+    bool loop = step_range(f, &first_step, &nsteps);
     fit_box best = {0, 0, 0, 0, false};
     double best_score = HUGE_VAL;
     fit_pos *pos[2] = {NULL, NULL};
@@ -1955,19 +2166,41 @@ static bool fit(fig *f, bpv_format fmt, bpv_figure_options *alt) {
             if (!(ok = fit_rebuild(f, fmt))) break;
             if (!fit_wrap(f, rows, pos[dir], npos[dir])) continue;
             fit_box w = fit_measure(f, NULL, NULL);
-            double score = fit_off(w, T) * (1 + 0.1 * (rows - 1));
+            double score = fit_off(w, T) * (1 + 0.03 * (rows - 1));
             if (w.ok && score < best_score) {
                 best_dir = dir;
                 best_rows = rows;
+                best_steps = false;
                 best = w;
                 best_score = score;
             }
         }
+        /* an unrolled loop: whole steps to a row (its steps often lie in a
+         * staircase, as long across the flow as along it) */
+        for (int rows = 2; loop && rows <= FIT_MAX_ROWS && rows <= nsteps; rows++) {
+            f->step_rows = rows;
+            ok = fit_rebuild(f, fmt);
+            bool wrapped = ok && fit_wrap_steps(f); 
+            f->step_rows = 0;
+            if (!wrapped) continue;
+            fit_box w = fit_measure(f, NULL, NULL);
+            double score = fit_off(w, T) * (1 + 0.03 * (rows - 1));
+            if (w.ok && score < best_score) {
+                best_dir = dir;
+                best_rows = rows;
+                best_steps = true;
+                best = w;
+                best_score = score;
+            }
+        }
+        if (!ok) break;
     }
     if (ok && best.ok) { /* build the winner */
         f->o = best_dir ? alt : mine;
+        f->step_rows = best_steps ? best_rows : 0;
         if ((ok = fit_rebuild(f, fmt))) {
-            if (best_rows > 1) fit_wrap(f, best_rows, pos[best_dir], npos[best_dir]);
+            if (best_steps) fit_wrap_steps(f);
+            else if (best_rows > 1) fit_wrap(f, best_rows, pos[best_dir], npos[best_dir]);
             fit_pad(f, best, T);
         }
     }

@@ -16,15 +16,20 @@ static const unsigned char puor[11][3] = {
     {0xd8, 0xda, 0xeb}, {0xf7, 0xf7, 0xf7}, {0xfe, 0xe0, 0xb6}, {0xfd, 0xb8, 0x63},
     {0xe0, 0x82, 0x14}, {0xb3, 0x58, 0x06}, {0x7f, 0x3b, 0x08}};
 
-void bpv_heat_color(bpv_heat_scale sc, double v, double m, char out[8]) {
-    if (isnan(v)) {
-        snprintf(out, 8, "#%02x%02x%02x", 0x99, 0x99, 0x99);
-        return;
-    }
+int bpv_heat_level(double v, double m) {
+    if (isnan(v)) return BPV_HEAT_NAN;
     double t = m > 0 && isfinite(m) ? v / m : 0; /* -1 .. 1 */
     if (isinf(v)) t = v > 0 ? 1 : -1;
     t = t < -1 ? -1 : t > 1 ? 1 : t;
-    double x = (t + 1) * 5; /* 0 .. 10 */
+    return (int)lround((t + 1) * ((BPV_HEAT_LEVELS - 1) / 2));
+}
+
+void bpv_heat_level_color(bpv_heat_scale sc, int level, char out[8]) {
+    if (level < 0 || level >= BPV_HEAT_LEVELS) {
+        snprintf(out, 8, "#%02x%02x%02x", 0x99, 0x99, 0x99);
+        return;
+    }
+    double x = level * 10.0 / (BPV_HEAT_LEVELS - 1); /* 0 .. 10 */
     int k = (int)floor(x);
     if (k >= 10) k = 9;
     double u = x - k;
@@ -32,6 +37,10 @@ void bpv_heat_color(bpv_heat_scale sc, double v, double m, char out[8]) {
     int rgb[3];
     for (int c = 0; c < 3; c++) rgb[c] = (int)lround(s[k][c] * (1 - u) + s[k + 1][c] * u);
     snprintf(out, 8, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+}
+
+void bpv_heat_color(bpv_heat_scale sc, double v, double m, char out[8]) {
+    bpv_heat_level_color(sc, bpv_heat_level(v, m), out);
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -88,16 +97,49 @@ static void font_open(bpv_buf *b, const char *color) {
     bpv_buf_printf(b, "<FONT POINT-SIZE=\"9\" COLOR=\"%s\">", color);
 }
 
-void bpv_heat_table(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch,
-                    bpv_heat_scale sc, const char *text_color, int precision) {
-    bpv_heat_plan p;
-    bpv_heat_plan_make(sh, batch, &p);
-    int64_t per = p.rows * p.cols, drawn = p.ngrid * per;
-    /* the scale: symmetric about 0, from everything drawn (the first
-     * sample of a batch, every grid of it, hidden ones too) */
+/* The scale's half-range: the largest finite magnitude of everything
+ * drawn (the first sample of a batch, every grid of it, hidden ones too). */
+static double scale_of(const double *v, const bpv_heat_plan *p) {
+    int64_t drawn = p->ngrid * p->rows * p->cols;
     double m = 0;
     for (int64_t i = 0; i < drawn; i++)
         if (isfinite(v[i]) && fabs(v[i]) > m) m = fabs(v[i]);
+    return m;
+}
+
+/* The level of cell (r, c) of grid g, as drawn. */
+static int cell_level(const double *v, const bpv_heat_plan *p, int64_t g, int64_t r, int64_t c,
+                      double m) {
+    int64_t r0 = r * p->fr, c0 = c * p->fc;
+    int64_t r1 = r0 + p->fr < p->rows ? r0 + p->fr : p->rows;
+    int64_t c1 = c0 + p->fc < p->cols ? c0 + p->fc : p->cols;
+    return bpv_heat_level(block_value(v + g * p->rows * p->cols, p->cols, r0, r1, c0, c1), m);
+}
+
+void bpv_heat_codes(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch,
+                    bpv_heat_scale sc) {
+    bpv_heat_plan p;
+    bpv_heat_plan_make(sh, batch, &p);
+    double m = scale_of(v, &p);
+    int64_t rows = ceil_div(p.rows, p.fr), cols = ceil_div(p.cols, p.fc);
+    bpv_buf_putc(b, sc == BPV_HEAT_GRAD ? 'g' : 'v');
+    for (int64_t g = 0; g < p.nshow; g++)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++)
+                bpv_buf_putc(b, (char)(BPV_HEAT_CODE0 + cell_level(v, &p, g, r, c, m)));
+}
+
+static void range_number(const bpv_heat_step *step, bpv_buf *b, double v, int precision) {
+    if (step && step->number) step->number(step->ctx, b, v);
+    else bpv_fig_number(b, v, precision);
+}
+
+void bpv_heat_table(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch,
+                    bpv_heat_scale sc, const char *text_color, int precision,
+                    const bpv_heat_step *step) {
+    bpv_heat_plan p;
+    bpv_heat_plan_make(sh, batch, &p);
+    double m = scale_of(v, &p);
     int64_t rows = ceil_div(p.rows, p.fr), cols = ceil_div(p.cols, p.fc);
     int64_t side = rows > cols ? rows : cols;
     int cell = (int)(84 / (side > 0 ? side : 1));
@@ -105,10 +147,11 @@ void bpv_heat_table(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch
     int across = p.nshow < 5 ? (int)p.nshow : 5;
     char col[8];
 
-    bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"3\" CELLPADDING=\"0\">");
+    bpv_buf_puts(b, "<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"3\" CELLPADDING=\"0\"");
+    if (step && step->anchor) bpv_buf_printf(b, " ID=\"%s\" HREF=\"#\"", step->anchor);
+    bpv_buf_putc(b, '>');
     for (int64_t g = 0; g < p.nshow; g++) {
         if (g % across == 0) bpv_buf_puts(b, g ? "</TR><TR>" : "<TR>");
-        const double *gv = v + g * per;
         /* a fixed size: a wider row elsewhere must not stretch the cells */
         bpv_buf_printf(b, "<TD VALIGN=\"TOP\" ALIGN=\"LEFT\"><TABLE BORDER=\"1\" COLOR=\"#9a9a9a\" "
                           "CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"0\" FIXEDSIZE=\"TRUE\" "
@@ -117,10 +160,7 @@ void bpv_heat_table(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch
         for (int64_t r = 0; r < rows; r++) {
             bpv_buf_puts(b, "<TR>");
             for (int64_t c = 0; c < cols; c++) {
-                int64_t r0 = r * p.fr, c0 = c * p.fc;
-                int64_t r1 = r0 + p.fr < p.rows ? r0 + p.fr : p.rows;
-                int64_t c1 = c0 + p.fc < p.cols ? c0 + p.fc : p.cols;
-                bpv_heat_color(sc, block_value(gv, p.cols, r0, r1, c0, c1), m, col);
+                bpv_heat_level_color(sc, cell_level(v, &p, g, r, c, m), col);
                 bpv_buf_printf(b, "<TD BGCOLOR=\"%s\" WIDTH=\"%d\" HEIGHT=\"%d\" FIXEDSIZE=\"TRUE\"></TD>",
                                col, cell, cell);
             }
@@ -135,7 +175,7 @@ void bpv_heat_table(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch
                       "CELLSPACING=\"0\" CELLPADDING=\"0\"><TR><TD>",
                    across > 0 ? across : 1);
     font_open(b, text_color);
-    bpv_fig_number(b, -m, precision);
+    range_number(step, b, -m, precision);
     bpv_buf_puts(b, "&#160;</FONT></TD>");
     for (int k = -4; k <= 4; k++) {
         bpv_heat_color(sc, k / 4.0, 1, col);
@@ -144,7 +184,7 @@ void bpv_heat_table(bpv_buf *b, const double *v, const bpv_shape *sh, bool batch
     bpv_buf_puts(b, "<TD>");
     font_open(b, text_color);
     bpv_buf_puts(b, "&#160;");
-    bpv_fig_number(b, m, precision);
+    range_number(step, b, m, precision);
     bpv_buf_puts(b, "</FONT></TD></TR></TABLE></TD></TR>");
 
     /* what is not drawn one element a cell */

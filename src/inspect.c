@@ -35,15 +35,17 @@ static int64_t bcast_index(const bpv_shape *out, const bpv_shape *in, int64_t i)
     return idx;
 }
 
-static void put_num(bpv_buf *b, double v) { bpv_fig_number(b, v, 4); }
+/* The origin note's numbers: --precision significant digits (the
+ * messages and the JSON trace's note: the default 4). */
+static void put_num(bpv_buf *b, double v, int prec) { bpv_fig_number(b, v, prec); }
 
 /* "log(−0.5) = NaN", "3.4×10³⁸ × 10 = ∞": element j of op node i. */
-static void op_note(const bpv_snapshot *s, int i, int64_t j, bpv_buf *b) {
+static void op_note(const bpv_snapshot *s, int i, int64_t j, int prec, bpv_buf *b) {
     const bpv_snap_node *n = &s->nodes[i];
     const char *name = n->fn ? n->fn : bpv_ops[n->op].name;
     if (!elementwise(n->op)) {
         bpv_buf_printf(b, "%s(…) = ", name);
-        put_num(b, n->value[j]);
+        put_num(b, n->value[j], prec);
         return;
     }
     double v[2] = {0, 0};
@@ -53,28 +55,64 @@ static void op_note(const bpv_snapshot *s, int i, int64_t j, bpv_buf *b) {
     }
     const char *infix = bpv_ops[n->op].note_infix;
     if (infix) {
-        put_num(b, v[0]);
+        put_num(b, v[0], prec);
         bpv_buf_puts(b, infix);
-        put_num(b, v[1]);
+        put_num(b, v[1], prec);
     } else if (n->op == BPV_OP_NEG) {
         bpv_buf_puts(b, "−(");
-        put_num(b, v[0]);
+        put_num(b, v[0], prec);
         bpv_buf_putc(b, ')');
     } else {
         bpv_buf_printf(b, "%s(", name);
         for (int k = 0; k < n->nin && k < 2; k++) {
             if (k) bpv_buf_puts(b, ", ");
-            put_num(b, v[k]);
+            put_num(b, v[k], prec);
         }
         bpv_buf_putc(b, ')');
     }
     bpv_buf_puts(b, " = ");
-    put_num(b, n->value[j]);
+    put_num(b, n->value[j], prec);
 }
 
-static void set_note(bpv_snapshot *s, bpv_buf *b) {
-    snprintf(s->nf_note, sizeof s->nf_note, "%s", b->data ? b->data : "");
-    bpv_buf_free(b);
+void bpv_inspect_origin_note(const bpv_snapshot *s, int prec, bpv_buf *b) {
+    if (!s || !b || !s->nf_pass || s->nf_node < 0 || s->nf_node >= s->nnodes) return;
+    const bpv_snap_node *n = &s->nodes[s->nf_node];
+    if (s->nf_pass == 1) {
+        int64_t j = bpv_first_nonfinite(n->value, n->numel);
+        if (j < 0) return;
+        if (n->kind == BPV_NODE_OP) {
+            op_note(s, s->nf_node, j, prec, b);
+        } else {
+            bpv_buf_printf(b, "%s = ", n->name ? n->name : "const");
+            put_num(b, n->value[j], prec);
+        }
+    } else if (s->nf_edge >= 0 && s->nf_edge < s->nedges) {
+        const bpv_snap_edge *ed = &s->edges[s->nf_edge];
+        const bpv_snap_node *to = n, *from = &s->nodes[ed->from];
+        int64_t j = bpv_first_nonfinite(ed->chained, from->numel);
+        if (j < 0) return;
+        const char *name = to->fn ? to->fn : bpv_ops[to->op].name;
+        bpv_buf_printf(b, "%s backward: ", name);
+        int64_t o = to->numel == from->numel ? j : 0;
+        if (to->grad) {
+            bpv_buf_puts(b, "upstream ");
+            put_num(b, to->grad[o], prec);
+        }
+        if (ed->local) {
+            bpv_buf_puts(b, " × local ");
+            put_num(b, ed->local[ed->nlocal > o ? o : 0], prec);
+        }
+        bpv_buf_puts(b, " at ");
+        put_num(b, from->value[j], prec);
+        bpv_buf_puts(b, " = ");
+        put_num(b, ed->chained[j], prec);
+    } else {
+        /* a parameter whose finite contributions add up past the float range */
+        int64_t j = bpv_first_nonfinite(n->grad, n->numel);
+        if (j < 0) return;
+        bpv_buf_printf(b, "∂/∂%s adds up to ", n->name ? n->name : "const");
+        put_num(b, n->grad[j], prec);
+    }
 }
 
 static bool mark_nonfinite(bpv_snapshot *s) {
@@ -90,67 +128,39 @@ static bool mark_nonfinite(bpv_snapshot *s) {
         any = any || n->nonfinite;
     }
     if (!any) return false;
-    bpv_buf b;
-    bpv_buf_init(&b);
     /* forward: inputs come first, so the first non-finite value in order
      * has finite inputs */
-    for (int i = 0; i < s->nnodes; i++) {
-        const bpv_snap_node *n = &s->nodes[i];
-        int64_t j = bpv_first_nonfinite(n->value, n->numel);
-        if (j < 0) continue;
-        s->nf_pass = 1;
-        s->nf_node = i;
-        if (n->kind == BPV_NODE_OP) {
-            op_note(s, i, j, &b);
-        } else {
-            bpv_buf_printf(&b, "%s = ", n->name ? n->name : "const");
-            put_num(&b, n->value[j]);
+    for (int i = 0; i < s->nnodes && !s->nf_pass; i++)
+        if (bpv_first_nonfinite(s->nodes[i].value, s->nodes[i].numel) >= 0) {
+            s->nf_pass = 1;
+            s->nf_node = i;
         }
-        set_note(s, &b);
-        return true;
-    }
     /* backward: edges are stored by consumer, so in reverse they follow the
      * backward pass; the first non-finite partial whose consumer's gradient
      * is finite is where it starts */
-    for (int e = s->nedges - 1; e >= 0; e--) {
+    for (int e = s->nedges - 1; e >= 0 && !s->nf_pass; e--) {
         const bpv_snap_edge *ed = &s->edges[e];
         const bpv_snap_node *to = &s->nodes[ed->to], *from = &s->nodes[ed->from];
-        int64_t j = bpv_first_nonfinite(ed->chained, from->numel);
-        if (j < 0 || bpv_first_nonfinite(to->grad, to->numel) >= 0) continue;
+        if (bpv_first_nonfinite(ed->chained, from->numel) < 0 ||
+            bpv_first_nonfinite(to->grad, to->numel) >= 0)
+            continue;
         s->nf_pass = 2;
         s->nf_edge = e;
         s->nf_node = ed->to;
-        const char *name = to->fn ? to->fn : bpv_ops[to->op].name;
-        bpv_buf_printf(&b, "%s backward: ", name);
-        int64_t o = to->numel == from->numel ? j : 0;
-        if (to->grad) {
-            bpv_buf_puts(&b, "upstream ");
-            put_num(&b, to->grad[o]);
-        }
-        if (ed->local) {
-            bpv_buf_puts(&b, " × local ");
-            put_num(&b, ed->local[ed->nlocal > o ? o : 0]);
-        }
-        bpv_buf_puts(&b, " at ");
-        put_num(&b, from->value[j]);
-        bpv_buf_puts(&b, " = ");
-        put_num(&b, ed->chained[j]);
-        set_note(s, &b);
-        return true;
     }
     /* a parameter whose finite contributions add up past the float range */
-    for (int i = 0; i < s->nnodes; i++) {
-        const bpv_snap_node *n = &s->nodes[i];
-        int64_t j = bpv_first_nonfinite(n->grad, n->numel);
-        if (j < 0) continue;
-        s->nf_pass = 2;
-        s->nf_node = i;
-        bpv_buf_printf(&b, "∂/∂%s adds up to ", n->name ? n->name : "const");
-        put_num(&b, n->grad[j]);
-        set_note(s, &b);
-        return true;
+    for (int i = 0; i < s->nnodes && !s->nf_pass; i++)
+        if (bpv_first_nonfinite(s->nodes[i].grad, s->nodes[i].numel) >= 0) {
+            s->nf_pass = 2;
+            s->nf_node = i;
+        }
+    if (s->nf_pass) {
+        bpv_buf b;
+        bpv_buf_init(&b);
+        bpv_inspect_origin_note(s, 4, &b);
+        snprintf(s->nf_note, sizeof s->nf_note, "%s", b.data ? b.data : "");
+        bpv_buf_free(&b);
     }
-    bpv_buf_free(&b);
     return true;
 }
 
@@ -563,10 +573,10 @@ void bpv_inspect_loc(const bpv_model *m, size_t off, bpv_buf *b) {
 
 static void put_mark(bpv_buf *b, const bpv_gradcheck_mark *mk, int64_t numel) {
     bpv_buf_puts(b, "analytic ");
-    put_num(b, mk->analytic);
+    put_num(b, mk->analytic, 4);
     bpv_buf_puts(b, " vs numeric ");
     if (isnan(mk->numeric)) bpv_buf_puts(b, "?");
-    else put_num(b, mk->numeric);
+    else put_num(b, mk->numeric, 4);
     if (numel > 1) bpv_buf_printf(b, " at [%lld]", (long long)mk->elem);
 }
 

@@ -25,6 +25,11 @@
  * no node marked becomes pristine. NULL is allowed. */
 void bpv_inspect_nonfinite(bpv_snapshot *s);
 
+/* Appends the origin note of a snapshot bpv_inspect_nonfinite marked
+ * ("log(−0.4) = NaN") with `precision` significant digits; nothing when
+ * everything is finite. s->nf_note holds it at the default 4 digits. */
+void bpv_inspect_origin_note(const bpv_snapshot *s, int precision, bpv_buf *b);
+
 /* Runs the gradient check for graph g at its current step (after backward,
  * before the update) and stores the marks in s, the snapshot of that step.
  * Returns false when out of memory. */

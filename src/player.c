@@ -9,6 +9,7 @@
 
 #include "export.h"
 #include "figure.h"
+#include "heatmap.h"
 
 /* the files of src/player/, NUL-terminated (player_assets.c, generated) */
 extern const char bpv_asset_player_html[], bpv_asset_player_css[], bpv_asset_player_js[];
@@ -135,19 +136,20 @@ static void put_tensor_text(bpv_buf *b, strtab *t, const double *v, int64_t nume
     bpv_buf_free(&s);
 }
 
-/* "sample 3", "samples 1–4", "batch of 32 samples" (numbered from 1) */
+/* "sample 3", "samples 0–3", "batch of 32 samples": numbered from 0, as
+ * the figure's caption and the JSON trace number them */
 static void put_samples(bpv_buf *b, strtab *t, const bpv_snapshot *s) {
     bpv_buf d;
     bpv_buf_init(&d);
     if (s->nsamples == 1) {
-        bpv_buf_printf(&d, "sample %lld", (long long)s->samples[0] + 1);
+        bpv_buf_printf(&d, "sample %lld", (long long)s->samples[0]);
     } else if (s->nsamples > 1) {
         bool run = true;
         for (int64_t k = 1; k < s->nsamples; k++)
             run = run && s->samples[k] == s->samples[k - 1] + 1;
         if (run)
-            bpv_buf_printf(&d, "samples %lld–%lld", (long long)s->samples[0] + 1,
-                           (long long)s->samples[s->nsamples - 1] + 1);
+            bpv_buf_printf(&d, "samples %lld–%lld", (long long)s->samples[0],
+                           (long long)s->samples[s->nsamples - 1]);
         else
             bpv_buf_printf(&d, "batch of %lld samples", (long long)s->nsamples);
     }
@@ -194,9 +196,26 @@ static long map_columns(const bpv_fig_steps *fs, long *map, size_t *first) {
  * turned into <tspan data-k="COLUMN">widest value</tspan>. */
 static void put_svg(bpv_buf *b, const char *svg, size_t len, const long *map, size_t nvary) {
     const char *p = strstr(svg, "<svg"), *end = svg + len;
+    int heat_open = 0; /* heatmap groups whose </a> is still to come */
     if (!p) p = end;
     while (p < end) {
-        if (starts(p, end, "<!--")) {
+        if (starts(p, end, "<g id=\"a_" BPV_HEAT_ANCHOR)) {
+            /* <g id="a_bpvheatK"><a xlink:href="#" ...> around a heatmap's
+             * cells: <g data-heat="COLUMN"><g>, no link */
+            char *num_end;
+            unsigned long k = strtoul(p + strlen("<g id=\"a_" BPV_HEAT_ANCHOR), &num_end, 10);
+            const char *a = strstr(num_end, "<a ");
+            const char *gt = a ? strchr(a, '>') : NULL;
+            if (!gt) gt = end - 1;
+            if (k < nvary && map[k] >= 0) bpv_buf_printf(b, "<g data-heat=\"%ld\"><g>", map[k]);
+            else bpv_buf_puts(b, "<g><g>");
+            heat_open++;
+            p = gt + 1;
+        } else if (heat_open && starts(p, end, "</a>")) {
+            bpv_buf_puts(b, "</g>");
+            heat_open--;
+            p += 4;
+        } else if (starts(p, end, "<!--")) {
             const char *q = strstr(p, "-->");
             p = q ? q + 3 : end;
             if (p < end && *p == '\n') p++;
@@ -298,6 +317,19 @@ static void put_data(bpv_buf *b, const bpv_snapshot *const *snaps, size_t n,
                             prec);
             bpv_buf_putc(b, ',');
             put_tensor_text(b, st, q->after, q->numel, q->shape.rank, q->shape.dim, prec);
+        }
+        bpv_buf_putc(b, ']');
+    }
+    /* the heatmaps' colours by level (heatmap.h), if the figure has any */
+    if (strstr(fs->svg, "a_" BPV_HEAT_ANCHOR)) {
+        bpv_buf_puts(b, "],\n\"heatColors\":[");
+        for (int sc = 0; sc < 2; sc++) {
+            bpv_buf_puts(b, sc ? "],[" : "[");
+            for (int l = 0; l <= BPV_HEAT_NAN; l++) {
+                char col[8];
+                bpv_heat_level_color(sc ? BPV_HEAT_GRAD : BPV_HEAT_VALUE, l, col);
+                bpv_buf_printf(b, "%s\"%s\"", l ? "," : "", col);
+            }
         }
         bpv_buf_putc(b, ']');
     }

@@ -60,6 +60,18 @@ static Agraph_t *dot_of(const char *model, const char *a1, const char *a2, const
     return g;
 }
 
+/* The DOT of the first step with a NaN or inf at --precision P. */
+static Agraph_t *dot_at_precision(const char *model, const char *p) {
+    char *out = NULL, *err = NULL;
+    int rc = tu_bpviz(&out, &err, (char *)model, "-T", "dot", "--step", "first-nonfinite",
+                      "--precision", (char *)p, NULL);
+    if (rc != 0) fail_msg("bpviz failed (%d): %s", rc, err);
+    Agraph_t *g = read_dot(out);
+    free(out);
+    free(err);
+    return g;
+}
+
 /* Every node and edge whose `class` is cls: "n3", "b7" ... joined by spaces. */
 static void with_class(Agraph_t *g, const char *cls, char *buf, size_t n) {
     buf[0] = '\0';
@@ -229,6 +241,15 @@ static void test_broken_grad_dot(void **state) {
     g = dot_of(SAMPLE("broken_grad.bp"), NULL, NULL, NULL);
     with_class(g, "bpv-mismatch", marked, sizeof marked);
     assert_string_equal(marked, "");
+    agclose(g);
+    /* --precision reaches the note as every other number of the figure */
+    g = dot_at_precision(SAMPLE("exploding.bp"), "2");
+    assert_contains(attr(agedge(g, agnode(g, "n6", 0), agnode(g, "out6", 0), "f_out6", 0), "label"),
+                    "origin: 3.7×10¹⁹ ^ 2 = ∞");
+    agclose(g);
+    g = dot_at_precision(SAMPLE("nan_log.bp"), "9");
+    assert_contains(attr(agedge(g, agnode(g, "n3", 0), agnode(g, "n5", 0), "f3", 0), "label"),
+                    "origin: log(−0.400000095) = NaN");
     agclose(g);
 }
 

@@ -511,6 +511,31 @@ static void test_heatmap(void **state) {
     bpv_heat_color(BPV_HEAT_GRAD, -1, 1, c);
     assert_string_equal(c, "#2d004b");
 
+    /* 91 levels, 0 in the middle; NaN grey */
+    assert_int_equal(bpv_heat_level(-3, 3), 0);
+    assert_int_equal(bpv_heat_level(0, 3), 45);
+    assert_int_equal(bpv_heat_level(3, 3), 90);
+    assert_int_equal(bpv_heat_level(1, 3), 60);
+    assert_int_equal(bpv_heat_level(-INFINITY, 3), 0);
+    assert_int_equal(bpv_heat_level(NAN, 3), BPV_HEAT_NAN);
+    bpv_heat_level_color(BPV_HEAT_VALUE, BPV_HEAT_NAN, c);
+    assert_string_equal(c, "#999999");
+    bpv_heat_color(BPV_HEAT_VALUE, 1, 3, c);
+    char c2[8];
+    bpv_heat_level_color(BPV_HEAT_VALUE, 60, c2);
+    assert_string_equal(c, c2);
+    /* the player's codes: the scale, then a level a cell, in table order */
+    {
+        double v[6] = {-2, 0, 2, 1, NAN, -1};
+        bpv_shape sh = {.rank = 2, .dim = {2, 3}};
+        bpv_buf b;
+        bpv_buf_init(&b);
+        bpv_heat_codes(&b, v, &sh, false, BPV_HEAT_GRAD);
+        char want_codes[8] = {'g', '!' + 0, '!' + 45, '!' + 90, '!' + 68, '!' + 91, '!' + 23, 0};
+        assert_string_equal(b.data, want_codes);
+        bpv_buf_free(&b);
+    }
+
     /* auto: the 8x8 B is a heatmap, the 2x2 W stays numbers */
     char *dot = export(&h.s, BPV_FORMAT_DOT, NULL, NULL);
     Agraph_t *g = read_dot(dot);
@@ -546,11 +571,17 @@ static void test_heatmap(void **state) {
     wl = attr(agnode(g, "n0", 0), "label");
     assert_int_equal(count(wl, "BGCOLOR="), 2 * (4 + 9));
     assert_null(strstr(wl, "−0.25"));
-    Agnode_t *key = agnode(g, "legend", 0);
-    assert_non_null(key);
-    assert_contains(attr(key, "label"), "forward value");
-    assert_contains(attr(key, "label"), "backward partial");
-    assert_contains(attr(key, "label"), "parameter");
+    /* the key sits in the graph's label, beside the caption, bottom right:
+     * no node of its own that would take a rank */
+    assert_null(agnode(g, "legend", 0));
+    assert_string_equal(agget(g, "labeljust"), "r");
+    const char *gl = agget(g, "label");
+    assert_contains(gl, "step 1");
+    assert_contains(gl, "forward value");
+    assert_contains(gl, "backward partial");
+    assert_contains(gl, "parameter");
+    assert_contains(gl, "gradients: −max … 0 … max"); /* heatmaps: their scales */
+    assert_null(agfstsubg(g)); /* nothing to keep --fit from wrapping */
     assert_contains(attr(agnode(g, "n2", 0), "label"), "MM");
     agclose(g);
     free(dot);

@@ -83,6 +83,72 @@ static int clusters(Agraph_t *g) {
     return n;
 }
 
+/* --legend puts its key in the bottom right corner, beside the caption,
+ * without widening the figure along its flow (it had a rank of its own at
+ * the end: linear.bp 1128x339 became 1416x340). */
+static void legend_in_the_corner(void **state) {
+    (void)state;
+    const char *samples[] = {SAMPLE("linear.bp"), SAMPLE("two_layer_sigmoid.bp")};
+    for (int i = 0; i < 2; i++) {
+        unsigned w0, h0, w, h;
+        char *err = NULL;
+        assert_int_equal(tu_bpviz(NULL, &err, samples[i], "-o", tu_tmp_path("nokey.png"), NULL), 0);
+        free(err);
+        assert_int_equal(
+            tu_bpviz(NULL, &err, samples[i], "--legend", "-o", tu_tmp_path("key.png"), NULL), 0);
+        free(err);
+        png_size(tu_tmp_path("nokey.png"), &w0, &h0);
+        png_size(tu_tmp_path("key.png"), &w, &h);
+        print_message("%s: %ux%u, with --legend %ux%u\n", strrchr(samples[i], '/') + 1, w0, h0, w,
+                      h);
+        assert_true(w <= w0 * 1.05 + 10);
+        assert_true(h <= h0 * 1.25);
+        assert_true((double)w * h <= 1.25 * (double)w0 * h0);
+    }
+}
+
+/* Drawing area / slide area once the page (padded to the slide's shape)
+ * is the slide: the SVG's page size less the DOT's pad. */
+static double fill_of(const char *sample, const char *shape) {
+    Agraph_t *g = fit_dot(sample, shape, NULL);
+    double px = 0, py = 0;
+    assert_int_equal(sscanf(agget(g, "pad"), "%lf,%lf", &px, &py), 2);
+    agclose(g);
+    char *svg = NULL, *err = NULL;
+    assert_int_equal(tu_bpviz(&svg, &err, sample, "--fit", shape, "-T", "svg", NULL), 0);
+    free(err);
+    double w = 0, h = 0;
+    const char *at = strstr(svg, "<svg width=\"");
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "<svg width=\"%lfpt\" height=\"%lfpt\"", &w, &h), 2);
+    free(svg);
+    double fill = (w - 2 * px * 72) * (h - 2 * py * 72) / (w * h);
+    print_message("%s --fit %s: page %.0fx%.0f pt, fill %.1f%%\n", strrchr(sample, '/') + 1, shape,
+                  w, h, 100 * fill);
+    return fill;
+}
+
+/* Branched CNNs and unrolled RNNs fill a 16:9 slide: a residual block's
+ * chain is cut where only one edge pair crosses (before: one column, 27%),
+ * and bptt's eight steps go four to a row (before: a staircase, 50%), the
+ * step boxes inside the rows' clusters. */
+static void branched_and_unrolled_samples_fill_slides(void **state) {
+    (void)state;
+    const char *samples[] = {SAMPLE("residual.bp"), SAMPLE("lenet.bp"), SAMPLE("inception.bp"),
+                             SAMPLE("bptt.bp")};
+    for (int i = 0; i < 4; i++) assert_true(fill_of(samples[i], "16:9") >= 0.75);
+    Agraph_t *g = fit_dot(SAMPLE("residual.bp"), "16:9", NULL);
+    assert_true(clusters(g) >= 2);
+    agclose(g);
+    g = fit_dot(SAMPLE("bptt.bp"), "16:9", NULL);
+    assert_true(clusters(g) >= 2);
+    Agraph_t *row = agsubg(g, "cluster_fit0", 0);
+    assert_non_null(row);
+    assert_non_null(agsubg(row, "cluster_t_1", 0));
+    assert_string_equal(agget(agsubg(row, "cluster_t_1", 0), "peripheries"), "1");
+    agclose(g);
+}
+
 /* The DOT carries the choices: a direction, the wrapping clusters and a pad
  * that gives the page its shape. An explicit --rankdir is kept. */
 static void dot_carries_the_choices(void **state) {
@@ -147,6 +213,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(two_layer_samples_fit_slides),
         cmocka_unit_test(dot_carries_the_choices),
+        cmocka_unit_test(branched_and_unrolled_samples_fill_slides),
+        cmocka_unit_test(legend_in_the_corner),
         cmocka_unit_test(bad_shapes_are_usage_errors),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);

@@ -134,6 +134,46 @@ static void player_of_one_step_and_themes(void **state) {
     free(html);
 }
 
+static int count_of(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what)) n++;
+    return n;
+}
+
+/* Heatmaps in the player: each tensor's cells in a group the page
+ * recolours at every step (data-heat), its colours by level in the data;
+ * Graphviz's link around the group is gone. The browser test compares the
+ * colours with static figures. */
+static void player_recolours_heatmaps(void **state) {
+    (void)state;
+    char *err = NULL;
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("two_layer_sigmoid.bp"), "--tensors", "heatmap",
+                              "--steps", "1-5", "-o", tu_tmp_path("heat.html"), NULL),
+                     0);
+    free(err);
+    size_t len;
+    char *html = tu_read_file(tu_tmp_path("heat.html"), &len);
+    assert_non_null(html);
+    /* W₁, b₁, W₂ ... as values and gradients, each at least once */
+    assert_true(count_of(html, "<g data-heat=\"") >= 6);
+    assert_non_null(strstr(html, "\"heatColors\":[[\"#053061\""));
+    assert_null(strstr(html, "colours of step"));
+    assert_null(strstr(html, "<a "));
+    assert_null(strstr(html, "</a>"));
+    assert_null(strstr(html, "bpvheat"));
+    free(html);
+    /* no heatmap, no palette */
+    assert_int_equal(tu_bpviz(NULL, &err, SAMPLE("linear.bp"), "--steps", "1-5", "-o",
+                              tu_tmp_path("plain.html"), NULL),
+                     0);
+    free(err);
+    html = tu_read_file(tu_tmp_path("plain.html"), &len);
+    assert_non_null(html);
+    assert_null(strstr(html, "\"heatColors\":"));
+    assert_null(strstr(html, "<g data-heat"));
+    free(html);
+}
+
 /* Finds a program on PATH; NULL when it is not there. */
 static char *which(const char *name) {
     const char *path = getenv("PATH");
@@ -187,6 +227,7 @@ int main(void) {
         cmocka_unit_test(several_steps_need_a_pattern),
         cmocka_unit_test(player_is_small_fast_and_self_contained),
         cmocka_unit_test(player_of_one_step_and_themes),
+        cmocka_unit_test(player_recolours_heatmaps),
         cmocka_unit_test(player_in_a_browser),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);

@@ -19,6 +19,21 @@
     var k = +t.getAttribute('data-k');
     (slots[k] = slots[k] || []).push(t);
   });
+  /* Heatmaps recoloured at every step: S[D.text[i][K]] is 'v' or 'g' (the
+   * value or gradient scale) and one character a cell, '!' + its level
+   * (D.heatColors[scale][level]); the cells are the polygons without a
+   * stroke, in order. */
+  var heats = [];
+  Array.prototype.forEach.call(figure.querySelectorAll('g[data-heat]'), function (g) {
+    var k = +g.getAttribute('data-heat');
+    (heats[k] = heats[k] || []).push(g.querySelectorAll('polygon[stroke="transparent"]'));
+  });
+  function paint(cells, codes) {
+    var pal = D.heatColors[codes.charAt(0) === 'g' ? 1 : 0];
+    for (var c = 1; c < codes.length && c <= cells.length; c++)
+      cells[c - 1].setAttribute('fill', pal[codes.charCodeAt(c) - 33] || pal[pal.length - 1]);
+  }
+
   /* Each text was laid out with its widest value and starts at x. Anchor it
    * where a figure of any one step would put it: centred in its cell, or
    * right-aligned for matrix entries (padded with thin spaces). */
@@ -36,6 +51,17 @@
    * Ctrl+wheel zoom, dragging pans. Natural size: Graphviz's points at
    * 96 pixels per inch. */
   var view = $('bpv-view');
+  /* The drawing without Graphviz's pad (its margin, and the room that gave
+   * the page the --fit shape): the window has a shape of its own, and the
+   * fitted text comes out larger. */
+  var bg = figure.querySelector('g.graph > polygon');
+  if (bg && figure.getBBox && figure.viewBox && figure.viewBox.baseVal) {
+    bg.style.display = 'none';
+    var bb = figure.getBBox(), m = 6;
+    bg.style.display = '';
+    if (bb.width > 0 && bb.height > 0)
+      figure.setAttribute('viewBox', [bb.x - m, bb.y - m, bb.width + 2 * m, bb.height + 2 * m].join(' '));
+  }
   var vb = figure.viewBox && figure.viewBox.baseVal;
   var natW = vb && vb.width ? vb.width * 4 / 3 : 800, natH = vb && vb.height ? vb.height * 4 / 3 : 600;
   figure.removeAttribute('width');
@@ -44,7 +70,7 @@
   function fitScale() {
     var w = view.clientWidth || natW;
     var top = view.getBoundingClientRect().top + (window.scrollY || 0);
-    var h = Math.max(200, window.innerHeight - Math.min(top, window.innerHeight / 2) - 24);
+    var h = Math.max(200, window.innerHeight - Math.min(top, window.innerHeight / 2) - 12);
     return Math.min(w / natW, h / natH, 1.5);
   }
   /* zooms to s keeping the figure's point under (cx, cy) (view pixels) in place */
@@ -83,6 +109,7 @@
   var drag = null;
   view.addEventListener('pointerdown', function (ev) {
     if (ev.button !== 0) return;
+    ev.preventDefault(); /* a drag pans; it does not select the figure's text */
     drag = {x: ev.clientX, y: ev.clientY, l: view.scrollLeft, t: view.scrollTop};
     view.classList.add('dragging');
     if (view.setPointerCapture) view.setPointerCapture(ev.pointerId);
@@ -294,6 +321,10 @@
     for (var k = 0; k < slots.length; k++) {
       if (!slots[k] || (prev && prev[k] === T[k])) continue;
       for (var j = 0; j < slots[k].length; j++) slots[k][j].textContent = S[T[k]];
+    }
+    for (k = 0; k < heats.length; k++) {
+      if (!heats[k] || (prev && prev[k] === T[k])) continue;
+      for (j = 0; j < heats[k].length; j++) paint(heats[k][j], S[T[k]]);
     }
     cur = i;
     $('bpv-step').textContent = D.step[i];

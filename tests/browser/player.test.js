@@ -57,18 +57,26 @@ function fmt(v) {
   return sign + trim(m) + '×10' + ex;
 }
 
-// The texts of a static figure of one step, as bpviz draws it on its own.
+// A static figure of one step, as bpviz draws it on its own: its texts
+// (sorted) and the fills of its stroke-less polygons but white ones
+// (heatmap cells and colour bars), in document order.
 const staticCache = new Map();
-function staticTexts(step) {
-  if (staticCache.has(step)) return staticCache.get(step);
-  const svg = execFileSync(bpviz, [model, '--step', String(step), '-T', 'svg']).toString();
-  const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) =>
-    m[1].replace(/&#45;/g, '-').replace(/&lt;/g, '<').replace(/&gt;/g, '>')
+function staticFigure(step, m = model, extra = []) {
+  const key = JSON.stringify([step, m, extra]);
+  if (staticCache.has(key)) return staticCache.get(key);
+  const svg = execFileSync(bpviz, [m, ...extra, '--step', String(step), '-T', 'svg']).toString();
+  const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) =>
+    t[1].replace(/&#45;/g, '-').replace(/&lt;/g, '<').replace(/&gt;/g, '>')
       .replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&'));
   texts.sort();
-  staticCache.set(step, texts);
-  return texts;
+  const fills = [...svg.matchAll(/<polygon fill="([^"]*)" stroke="transparent"/g)].map((f) => f[1])
+    .filter((f) => f !== 'white'); // backgrounds: the player's page has its own
+
+  const fig = { texts, fills };
+  staticCache.set(key, fig);
+  return fig;
 }
+const staticTexts = (step) => staticFigure(step).texts;
 
 (async () => {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'bpv-chromium-'));
@@ -96,9 +104,12 @@ function staticTexts(step) {
     params: [...document.querySelectorAll('#bpv-params tbody tr')].map((tr) =>
       [...tr.children].map((td) => td.textContent)),
     texts: [...document.querySelectorAll('#bpv-figure svg text')].map((t) => t.textContent).sort(),
+    samples: document.getElementById('bpv-samples').textContent,
   }));
   async function expectStep(step, how) {
     const s = await shown();
+    check(s.texts.some((t) => t.startsWith('step ') && t.includes(` · ${s.samples} `)),
+      `${how}: the header's "${s.samples}" is numbered as in the caption`);
     const t = T.steps[step - 1];
     same(s.step, step, `${how}: shows step ${step}`);
     same(s.hash, `#step=${step}`, `${how}: the fragment is #step=${step}`);
@@ -181,6 +192,39 @@ function staticTexts(step) {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: path.join(outdir, 'player-dark.png'), fullPage: true });
 
+  // Heatmaps (--tensors heatmap) are recoloured at every step: every cell,
+  // and the range printed beside it, as in a static figure of that step.
+  const heat = path.join(outdir, 'heatmap.html');
+  const sigmoidModel = path.join(path.dirname(model), 'two_layer_sigmoid.bp');
+  execFileSync(bpviz, [sigmoidModel, '--tensors', 'heatmap', '--steps', '1-20', '-o', heat]);
+  const heatUrl = 'file://' + path.resolve(heat);
+  const heatShown = () => page.evaluate(() => ({
+    step: +document.getElementById('bpv-step').textContent,
+    groups: document.querySelectorAll('#bpv-figure svg g[data-heat]').length,
+    fills: [...document.querySelectorAll('#bpv-figure svg polygon[stroke="transparent"]')]
+      .map((p) => p.getAttribute('fill')).filter((f) => f !== 'white'),
+    texts: [...document.querySelectorAll('#bpv-figure svg text')].map((t) => t.textContent).sort(),
+  }));
+  await page.goto(heatUrl);
+  await page.waitForFunction(() => document.getElementById('bpv-step').textContent !== '');
+  const heatFills = {};
+  for (const step of [1, 8, 20]) {
+    if (step !== 1) {
+      await page.evaluate((st) => { location.hash = '#step=' + st; }, step);
+      await page.waitForFunction((st) => document.getElementById('bpv-step').textContent === String(st), step);
+    }
+    const h = await heatShown();
+    const want = staticFigure(step, sigmoidModel, ['--tensors', 'heatmap']);
+    check(h.groups > 0, `heatmap player, step ${step}: ${h.groups} heatmaps recoloured by step`);
+    same(h.fills, want.fills, `heatmap player, step ${step}: every cell's colour as in a static figure of step ${step}`);
+    same(h.texts, want.texts, `heatmap player, step ${step}: every text (the ranges too) as in a static figure`);
+    heatFills[step] = h.fills;
+  }
+  const changed = heatFills[1].filter((c, i) => c !== heatFills[20][i]).length;
+  check(changed > 10, `heatmap player: ${changed} cells change colour from step 1 to step 20`);
+  await page.keyboard.press('Home');
+  same((await heatShown()).fills, heatFills[1], 'heatmap player: back at step 1, the colours of step 1');
+
   // At 1280x720 the figure fits the window: no horizontal scrollbar, the
   // whole drawing visible; +, −, fit and Ctrl+wheel zoom, dragging pans.
   // Also two_layer_sigmoid.bp (7:1 as a plain figure), whose parameter
@@ -189,6 +233,9 @@ function staticTexts(step) {
   await page.setViewportSize({ width: 1280, height: 720 });
   execFileSync(bpviz, [path.join(path.dirname(model), 'two_layer_sigmoid.bp'), '--steps', '1-20',
     '-o', sigmoid]);
+  const linear2 = path.join(outdir, 'two_layer_linear.html');
+  execFileSync(bpviz, [path.join(path.dirname(model), 'two_layer_linear.bp'), '--steps', '1-20',
+    '-o', linear2]);
   const measure = () => page.evaluate(() => {
     const svg = document.querySelector('#bpv-view svg'), r = svg.getBoundingClientRect();
     const k = r.width / svg.viewBox.baseVal.width;
@@ -197,19 +244,20 @@ function staticTexts(step) {
     const view = document.getElementById('bpv-view');
     return { scrollW: document.documentElement.scrollWidth, clientW: document.documentElement.clientWidth,
       left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width,
-      viewBottom: view.getBoundingClientRect().bottom, median: sizes[sizes.length >> 1],
+      viewBottom: view.getBoundingClientRect().bottom, median: sizes[sizes.length >> 1], smallest: sizes[0],
       scrollLeft: view.scrollLeft,
       mats: [...document.querySelectorAll('#bpv-params table.mat')].map((t) =>
         [...t.rows].map((row) => [...row.cells].map((c) => c.textContent))) };
   });
-  for (const [file, name] of [[url, 'quadratic'], ['file://' + path.resolve(sigmoid), 'two_layer_sigmoid']]) {
+  for (const [file, name] of [[url, 'quadratic'], ['file://' + path.resolve(sigmoid), 'two_layer_sigmoid'],
+    ['file://' + path.resolve(linear2), 'two_layer_linear']]) {
     await page.goto(file);
     await page.waitForFunction(() => document.getElementById('bpv-step').textContent !== '');
     const m = await measure();
-    console.log(`     ${name} at 1280x720: drawing ${Math.round(m.width)} px wide, median text ${m.median.toFixed(1)} px`);
+    console.log(`     ${name} at 1280x720: drawing ${Math.round(m.width)} px wide, median text ${m.median.toFixed(2)} px, smallest ${m.smallest.toFixed(2)} px`);
     check(m.scrollW <= m.clientW, `${name} at 1280x720: no horizontal scrollbar (${m.scrollW} <= ${m.clientW})`);
     check(m.left >= 0 && m.right <= 1280 && m.bottom <= 720 + 1, `${name} at 1280x720: the figure fits the window`);
-    check(m.median >= 6, `${name} at 1280x720: median text ${m.median.toFixed(1)} px, at least 6`);
+    check(m.median >= 9, `${name} at 1280x720: median text ${m.median.toFixed(2)} px, at least 9`);
     await page.click('#bpv-zoom-in');
     const zin = await measure();
     check(zin.width > m.width * 1.2, `${name}: + zooms in (${Math.round(m.width)} -> ${Math.round(zin.width)} px)`);
@@ -243,7 +291,8 @@ function staticTexts(step) {
 
   same(errors, [], 'no console errors or warnings');
   check(requests.some((u) => u.startsWith(url.split('#')[0])), 'requests are observed');
-  const mine = [url.split('#')[0], 'file://' + path.resolve(sigmoid)];
+  const mine = [url.split('#')[0], 'file://' + path.resolve(sigmoid), heatUrl,
+    'file://' + path.resolve(linear2)];
   const foreign = requests.filter((u) => !mine.some((m) => u.startsWith(m)));
   same(foreign, [], 'no request but the file itself');
   console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
