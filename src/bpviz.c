@@ -14,6 +14,7 @@
 
 #include "export.h"
 #include "inspect.h"
+#include "snapshot.h"
 #include "train.h"
 
 /* A model file larger than this (default 16 MiB, BPV_MAX_SOURCE_MB) is
@@ -156,20 +157,56 @@ void bpv_model_free(bpv_model *m) {
 
 /* ---- running --------------------------------------------------------------- */
 
+/* Checks, before a run, that the model and what the run will hold fit the
+ * memory budget: each kept snapshot (the largest a train statement's graph
+ * makes), the gradient check's copy, and, for a JSON trace or HTML player
+ * holding every kept step, about text_per_number bytes of text per number
+ * (0: none). */
+static int run_budget(const bpv_model *m, const bpv_run_options *o, size_t text_per_number,
+                      bpv_error **err) {
+    long kept = o->keep ? bpv_step_set_count(o->keep, m->total_steps) : 0;
+    if (o->keep_first_nonfinite || o->on_snapshot) kept++; /* the one in hand */
+    size_t per = 0, gc = 0;
+    int64_t numbers = 0;
+    for (int t = 0; t < m->ntrains; t++) {
+        const bpv_train *tr = &m->trains[t];
+        const bpv_graph *gs[2] = {tr->full, tr->part};
+        for (int k = 0; k < 2; k++) {
+            if (!gs[k]) continue;
+            int64_t nums = 0;
+            size_t b = bpv_snapshot_bytes(m, gs[k], tr->bsize, &nums);
+            if (b > per) per = b;
+            if (nums > numbers) numbers = nums;
+            if (o->gradcheck && bpv_gradcheck_bytes(gs[k]) > gc) gc = bpv_gradcheck_bytes(gs[k]);
+        }
+    }
+    per += (size_t)numbers * text_per_number;
+    const uint64_t used = bpv_arena_used(m->arena) + gc;
+    uint64_t need = (uint64_t)kept * per;
+    if (kept == 0 || bpv_memory_fits(used, need)) return BPV_OK;
+    need += used;
+    char what[160], advice[160], each[32];
+    snprintf(what, sizeof what, "keeping %ld step%s of this model (%s a step%s%s)", kept,
+             kept == 1 ? "" : "s", bpv_size_text(each, per),
+             text_per_number ? ", with its text" : "", o->gradcheck ? ", and the gradient check" : "");
+    const uint64_t budget = bpv_memory_budget();
+    long fit = used < budget ? (long)((budget - used) / (per ? per : 1)) : 0;
+    long first = o->keep ? bpv_step_set_min(o->keep, m->total_steps) : 0;
+    long last = o->keep ? bpv_step_set_max(o->keep, m->total_steps) : 0;
+    if (fit >= 1 && o->keep && last > first)
+        snprintf(advice, sizeof advice, "keep fewer steps (--steps %ld-%ld/%ld)", first, last,
+                 (last - first) / fit + 1);
+    else
+        snprintf(advice, sizeof advice, "make its tensors or batches smaller");
+    return bpv_error_set(err, bpv_memory_error(what, need, advice));
+}
+
 int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
     if (!m) return bpv_error_set(err, bpv_error_null("bpv_model_run", "model"));
     bpv_run_options none = {0};
     if (!opts) opts = &none;
-    /* every kept step is a copy of the graph: bound how many stay in memory */
-    long kept = opts->keep ? bpv_step_set_count(opts->keep, m->total_steps) : 0;
-    long max_kept = bpv_limits_get()->kept_steps;
-    if (kept > max_kept)
-        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
-                                                "the step selection keeps %ld steps in memory; "
-                                                "the limit is %ld (BPV_MAX_KEPT_STEPS): select "
-                                                "fewer, like A-B/K",
-                                                kept, max_kept));
-    return bpv_model_exec(m, opts, err);
+    int rc = run_budget(m, opts, 0, err);
+    return rc != BPV_OK ? rc : bpv_model_exec(m, opts, err);
 }
 
 long bpv_model_step_count(const bpv_model *m) { return m ? m->total_steps : -1; }
@@ -605,7 +642,12 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
         ro.gradcheck = o->gradcheck;
         ro.on_progress = o->on_progress;
         ro.progress_user = o->progress_user;
-        rc = bpv_model_run(m, &ro, err);
+        /* a trace or player holds every kept step's text until written:
+         * a number takes at most 25 bytes ("-1.2345678901234567e-123, ") */
+        bool one_doc = (fmt == BPV_FORMAT_JSON || fmt == BPV_FORMAT_HTML) &&
+                       step_patterns(output) == 0;
+        rc = run_budget(m, &ro, one_doc ? 25 : 0, err);
+        if (rc == BPV_OK) rc = bpv_model_run(m, &ro, err);
     }
     if (rc == BPV_OK && first_nf && bpv_model_snapshot_count(m) == 0)
         rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
