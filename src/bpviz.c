@@ -325,23 +325,47 @@ static int write_in_place(const char *path, const char *data, size_t len, bpv_er
 }
 
 /* ---- temporary files and signals ----------------------------------------------
- * The temporary file of the write in progress (one at a time: writes run on
- * the calling thread), for bpv_signals_cleanup's handler to remove. */
-static char pending_tmp[PATH_MAX + 32];
-static volatile sig_atomic_t pending_set;
+ * The temporary files written and not yet renamed (one for a single write,
+ * one per file of a per-step set), for bpv_signals_cleanup's handler to
+ * remove. The list changes only with the signals blocked, so the handler
+ * never sees it half-updated. */
+static char **pending_v;
+static size_t pending_cap;
+static volatile sig_atomic_t pending_n;
 
-static void pending_remember(const char *tmp) {
-    size_t n = strlen(tmp);
-    if (n >= sizeof pending_tmp) return;
-    memcpy(pending_tmp, tmp, n + 1);
-    pending_set = 1;
+static void block_signals(sigset_t *old) {
+    sigset_t all;
+    sigemptyset(&all);
+    sigaddset(&all, SIGINT), sigaddset(&all, SIGTERM), sigaddset(&all, SIGHUP);
+    sigprocmask(SIG_BLOCK, &all, old);
 }
 
-static void pending_forget(void) { pending_set = 0; }
+/* Called with the signals blocked; false when out of memory. */
+static bool pending_add(char *tmp) {
+    if ((size_t)pending_n == pending_cap) {
+        size_t cap = pending_cap ? 2 * pending_cap : 8;
+        char **v = realloc(pending_v, cap * sizeof *v);
+        if (!v) return false;
+        pending_v = v, pending_cap = cap;
+    }
+    pending_v[pending_n] = tmp;
+    pending_n = pending_n + 1;
+    return true;
+}
+
+/* Called with the signals blocked. */
+static void pending_drop(const char *tmp) {
+    for (sig_atomic_t i = 0; i < pending_n; i++)
+        if (pending_v[i] == tmp) {
+            pending_v[i] = pending_v[pending_n - 1];
+            pending_n = pending_n - 1;
+            return;
+        }
+}
 
 /* Async-signal-safe: unlink, then the signal's own default action. */
 static void on_fatal_signal(int sig) {
-    if (pending_set) unlink(pending_tmp);
+    for (sig_atomic_t i = 0; i < pending_n; i++) unlink(pending_v[i]);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -357,7 +381,7 @@ void bpv_signals_cleanup(void) {
 }
 
 /* The test suite's hook: BPV_TEST_WRITE_PAUSE_MS holds a write between its
- * temporary file and the rename, so a signal can be sent in between. */
+ * temporary files and the renames, so a signal can be sent in between. */
 static void test_pause(void) {
     const char *ms = getenv("BPV_TEST_WRITE_PAUSE_MS");
     if (!ms) return;
@@ -367,11 +391,18 @@ static void test_pause(void) {
     nanosleep(&ts, NULL);
 }
 
-int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
+/* A write made but not yet visible: its temporary file, to be renamed over
+ * target; tmp NULL when the data went straight to its place (standard
+ * output, a device, a pipe), where there is nothing to rename. */
+typedef struct staged {
+    char *tmp, *target;
+} staged;
+
+static int stage(const char *path, const char *data, size_t len, staged *st, bpv_error **err);
 
 /* A symbolic link whose target does not exist: the target is written (its
  * path relative to the link's folder), at most 8 links deep. */
-static int write_through_dangling(const char *path, const char *data, size_t len,
+static int stage_through_dangling(const char *path, const char *data, size_t len, staged *st,
                                   bpv_error **err) {
     static int depth;
     char target[PATH_MAX];
@@ -391,16 +422,16 @@ static int write_through_dangling(const char *path, const char *data, size_t len
         memcpy(full + d, target, (size_t)n + 1);
     }
     depth++;
-    int rc = bpv_file_write_atomic(full ? full : target, data, len, err);
+    int rc = stage(full ? full : target, data, len, st, err);
     depth--;
     free(full);
     return rc;
 }
 
-int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
-    if (!path) return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "path"));
-    if (!data && len > 0)
-        return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "data"));
+/* Writes data to a temporary file beside the file path names (through
+ * symbolic links), ready to be renamed over it; see bpv_file_write_atomic. */
+static int stage(const char *path, const char *data, size_t len, staged *st, bpv_error **err) {
+    st->tmp = st->target = NULL;
     if (strcmp(path, "-") == 0) {
         fflush(stdout);
         if (write_all(STDOUT_FILENO, data, len) != 0)
@@ -409,31 +440,34 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
                                                     strerror(errno)));
         return BPV_OK;
     }
-    struct stat st, lst;
-    const bool exists = stat(path, &st) == 0;
-    if (exists && S_ISDIR(st.st_mode)) /* rename would say "busy" */
+    struct stat st_, lst;
+    const bool exists = stat(path, &st_) == 0;
+    if (exists && S_ISDIR(st_.st_mode)) /* rename would say "busy" */
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
                                                 "cannot write '%s': it is a folder; give a file "
                                                 "name, like %s/figure.svg",
                                                 path, path));
-    if (exists && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
+    if (exists && !S_ISREG(st_.st_mode)) return write_in_place(path, data, len, err);
     /* a symbolic link stays one: its target is what gets replaced */
     if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
         char *real = realpath(path, NULL);
         if (real) {
-            int rc = bpv_file_write_atomic(real, data, len, err);
+            int rc = stage(real, data, len, st, err);
             free(real);
             return rc;
         }
         /* a dangling link: written through, like a shell's `>`: its target
          * is created (relative to the link's folder), the link stays */
-        if (errno == ENOENT) return write_through_dangling(path, data, len, err);
+        if (errno == ENOENT) return stage_through_dangling(path, data, len, st, err);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
                                                 strerror(errno))); /* a loop of links */
     }
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    char *tmp = malloc(plen + 16), *target = strdup(path);
+    if (!tmp || !target) {
+        free(tmp), free(target);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    }
     /* The temporary file sits beside the target so rename() stays within
      * one file system and is atomic. */
     const char *slash = strrchr(path, '/');
@@ -445,26 +479,29 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
     const size_t blen = strlen(path + dirlen);
     snprintf(tmp + dirlen, plen - dirlen + 16, ".%.*s.XXXXXX",
              blen > (size_t)base_max ? base_max : (int)blen, path + dirlen);
-    /* a SIGINT or SIGTERM between here and the rename removes the
-     * temporary file (bpv_signals_cleanup): it is registered before the
-     * signals are let through again */
-    sigset_t all, old;
-    sigemptyset(&all);
-    sigaddset(&all, SIGINT), sigaddset(&all, SIGTERM), sigaddset(&all, SIGHUP);
-    sigprocmask(SIG_BLOCK, &all, &old);
+    /* a SIGINT or SIGTERM from here until the rename removes the temporary
+     * file (bpv_signals_cleanup): it is registered before the signals are
+     * let through again */
+    sigset_t old;
+    block_signals(&old);
     int fd = mkstemp(tmp);
-    if (fd >= 0) pending_remember(tmp);
+    if (fd >= 0 && !pending_add(tmp)) {
+        close(fd);
+        unlink(tmp);
+        fd = -1;
+        errno = ENOMEM;
+    }
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (fd < 0) {
         int e = errno;
-        free(tmp);
+        free(tmp), free(target);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
                                                 strerror(e)));
     }
     /* keep the permissions an ordinary new file would get */
     mode_t mask = umask(0);
     umask(mask);
-    mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : (0666 & ~mask);
+    mode_t mode = stat(path, &st_) == 0 ? (st_.st_mode & 07777) : (0666 & ~mask);
     int rc = write_all(fd, data, len);
     int e = errno;
     if (rc == 0 && fchmod(fd, mode) != 0) (void)0; /* best effort */
@@ -472,21 +509,48 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
         rc = -1;
         e = errno;
     }
-    test_pause();
-    sigprocmask(SIG_BLOCK, &all, &old);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc != 0) unlink(tmp);
-    pending_forget();
-    sigprocmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        free(tmp);
+        block_signals(&old);
+        unlink(tmp);
+        pending_drop(tmp);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        free(tmp), free(target);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
                                                 strerror(e)));
     }
-    free(tmp);
+    st->tmp = tmp, st->target = target;
+    return BPV_OK;
+}
+
+/* Renames a staged write over its target (rename_it) or removes it, and
+ * frees it; returns 0 or the rename's errno. */
+static int unstage(staged *st, bool rename_it) {
+    int e = 0;
+    if (st->tmp) {
+        sigset_t old;
+        block_signals(&old);
+        if (rename_it && rename(st->tmp, st->target) != 0) e = errno;
+        if (!rename_it || e) unlink(st->tmp);
+        pending_drop(st->tmp);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    free(st->tmp), free(st->target);
+    st->tmp = st->target = NULL;
+    return e;
+}
+
+int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
+    if (!path) return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "path"));
+    if (!data && len > 0)
+        return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "data"));
+    staged st;
+    int rc = stage(path, data, len, &st, err);
+    if (rc != BPV_OK || !st.tmp) return rc;
+    test_pause();
+    int e = unstage(&st, true);
+    if (e)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
+                                                strerror(e)));
     return BPV_OK;
 }
 
@@ -557,19 +621,65 @@ static int write_selection(const bpv_model *m, const char *output, int fmt, cons
     if (!snaps) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
     for (size_t i = 0; i < n; i++) snaps[i] = bpv_model_snapshot(m, i);
     int rc = BPV_OK;
-    /* one document, or one per step */
-    size_t docs = patterns ? n : 1, per_doc = patterns ? 1 : n;
-    for (size_t d = 0; d < docs && rc == BPV_OK; d++) {
-        char *data = NULL, *path = NULL;
+    if (!patterns) {
+        char *data = NULL;
         size_t len = 0;
-        if (patterns && !(path = step_path(output, bpv_snapshot_step(snaps[d]))))
-            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
-        if (rc == BPV_OK)
-            rc = bpv_export(m, snaps + d, per_doc, (bpv_format)fmt, fig, &data, &len, err);
-        if (rc == BPV_OK) rc = bpv_file_write_atomic(path ? path : output, data, len, err);
+        rc = bpv_export(m, snaps, n, (bpv_format)fmt, fig, &data, &len, err);
+        if (rc == BPV_OK) rc = bpv_file_write_atomic(output, data, len, err);
+        free(data);
+        free(snaps);
+        return rc;
+    }
+    /* one file per step, all or nothing: every file is written to its
+     * temporary first, and only when all are written are they renamed */
+    staged *st = calloc(n ? n : 1, sizeof *st);
+    if (!st) rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    size_t nst = 0;
+    for (size_t d = 0; d < n && rc == BPV_OK; d++) {
+        char *data = NULL, *path = step_path(output, bpv_snapshot_step(snaps[d]));
+        size_t len = 0;
+        if (!path) rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        if (rc == BPV_OK) rc = bpv_export(m, snaps + d, 1, (bpv_format)fmt, fig, &data, &len, err);
+        if (rc == BPV_OK) rc = stage(path, data, len, &st[nst], err);
+        if (rc == BPV_OK) nst++;
         free(data);
         free(path);
     }
+    if (rc != BPV_OK) { /* nothing replaced yet: drop what was written */
+        for (size_t d = 0; d < nst; d++) unstage(&st[d], false);
+        free(st);
+        free(snaps);
+        return rc;
+    }
+    test_pause();
+    /* a rename can still fail (a folder put there meanwhile): the message
+     * says which files are new and which are not */
+    size_t done = 0;
+    int e = 0;
+    for (; done < nst && !e; done++) e = unstage(&st[done], true);
+    if (e) {
+        done--; /* st[done] failed */
+        char *bad = step_path(output, bpv_snapshot_step(snaps[done]));
+        char *first = step_path(output, bpv_snapshot_step(snaps[0]));
+        char *prev = done ? step_path(output, bpv_snapshot_step(snaps[done - 1])) : NULL;
+        char *last = step_path(output, bpv_snapshot_step(snaps[n - 1]));
+        char written[PATH_MAX * 2 + 64];
+        if (done == 0) snprintf(written, sizeof written, "no file was written");
+        else if (done == 1) snprintf(written, sizeof written, "'%s' was written", first ? first : "?");
+        else
+            snprintf(written, sizeof written, "the %zu files '%s' to '%s' were written", done,
+                     first ? first : "?", prev ? prev : "?");
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                              "cannot write '%s': %s; %s, '%s'%s%s%s kept its "
+                                              "old content or does not exist",
+                                              bad ? bad : "?", strerror(e), written,
+                                              bad ? bad : "?", done + 1 < n ? " to '" : "",
+                                              done + 1 < n ? (last ? last : "?") : "",
+                                              done + 1 < n ? "' each" : ""));
+        for (size_t d = done + 1; d < nst; d++) unstage(&st[d], false);
+        free(bad), free(first), free(prev), free(last);
+    }
+    free(st);
     free(snaps);
     return rc;
 }
