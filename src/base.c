@@ -583,6 +583,19 @@ bpv_error *bpv_limits_error(void) {
     return NULL;
 }
 
+/* ---- notes ------------------------------------------------------------------ */
+
+static FILE *notes_stream;
+
+void bpv_notes_to(FILE *stream) { notes_stream = stream; }
+
+void bpv_note(const char *line) {
+    if (!notes_stream || !line) return;
+    fflush(stdout); /* after what was printed before it */
+    fputs(line, notes_stream);
+    fflush(notes_stream);
+}
+
 /* ---- the memory budget ------------------------------------------------------ */
 
 static uint64_t budget_set; /* bpv_memory_budget_set's; 0: none */

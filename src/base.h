@@ -107,6 +107,10 @@ const bpv_limits *bpv_limits_get(void);
  * not a valid limit, or NULL when all are valid. */
 bpv_error *bpv_limits_error(void);
 
+/* Writes one note (a whole line, newline included) to bpv_notes_to's
+ * stream, if any. */
+void bpv_note(const char *line);
+
 /* ---- the memory budget ------------------------------------------------------
  * One budget covers everything a run holds: the model (data, params with
  * gradients and optimizer state, compiled graphs), the files read whole

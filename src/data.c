@@ -129,6 +129,33 @@ static int csv_cell(const char *s, size_t n, double *v) {
     return isinf(*v) ? 2 : 0;
 }
 
+/* Text of a CSV row or cell for a message: at most `max` bytes, control
+ * bytes shown as '?'. */
+static void put_clipped(bpv_buf *b, const char *s, size_t n, size_t max) {
+    for (size_t i = 0; i < n && i < max; i++)
+        bpv_buf_putc(b, (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i]);
+    if (n > max) bpv_buf_puts(b, "...");
+}
+
+/* The note that a CSV's first row was taken as a header: a row of numbers
+ * with a typo would otherwise vanish without a word. */
+static void header_note(const bpv_model *m, const bpv_ast *fa, int lineno, const char *row,
+                        size_t rowlen, const char *cell, size_t celllen, int col) {
+    int line, c;
+    bpv_source_locate(&m->src, fa->off, &line, &c);
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_printf(&b, "%s:%d:%d: note: line %d of '", m->src.name, line, c, lineno);
+    put_clipped(&b, fa->name, strlen(fa->name), 200);
+    bpv_buf_puts(&b, "' is taken as a header and skipped (");
+    put_clipped(&b, row, rowlen, 60);
+    bpv_buf_puts(&b, "): '");
+    put_clipped(&b, cell, celllen, 40);
+    bpv_buf_printf(&b, "' in column %d is not a number\n", col);
+    if (b.data) bpv_note(b.data);
+    bpv_buf_free(&b);
+}
+
 static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
     const bpv_ast *e = st->value;
     if (e->kwnames)
@@ -268,9 +295,10 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
             c++;
             cs = i + 1;
         }
-        if (first && bad && !huge) { /* a header row */
+        if (first && bad && !huge) { /* a header row: said, never silent */
             first = false;
             if (rv != row) free(rv);
+            header_note(m, fa, lineno, ln, ll, ln + bad_s, bad_n, bad_c);
             continue;
         }
         first = false;

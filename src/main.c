@@ -333,6 +333,7 @@ static int take_memory(int *argc, char **argv) {
 
 int main(int argc, char **argv) {
     bpv_signals_cleanup(); /* an interrupted write leaves no temporary file */
+    bpv_notes_to(stderr);  /* a CSV's header row is said, not skipped silently */
     int mrc = take_memory(&argc, argv);
     if (mrc != 0) return mrc;
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);

@@ -165,6 +165,52 @@ static void test_csv_bom(void **state) {
     unlink(csv), unlink(bp);
 }
 
+/* A first row that is not numbers is taken as a header, and a note on
+ * standard error says which (a typo in a row of numbers would otherwise
+ * lose it silently); a first row of numbers gives no note. The library
+ * writes notes only where bpv_notes_to says. */
+static void test_csv_header_note(void **state) {
+    (void)state;
+    char csv[512], bp[512];
+    snprintf(csv, sizeof csv, "%s", tu_tmp_path("hdr.csv"));
+    snprintf(bp, sizeof bp, "%s", tu_tmp_path("hdr.bp"));
+    const char *src = "# header\ndata x = csv(\"hdr.csv\", 1)\nparam w = 1\nloss = sum(x * w)\n"
+                      "train epochs=1\n";
+    assert_int_equal(tu_write_file(bp, src, strlen(src)), 0);
+    assert_int_equal(tu_write_file(csv, "1,2.5.\n3,4\n", 11), 0);
+    char *out = NULL, *err = NULL;
+    assert_int_equal(tu_bpviz(&out, &err, "run", bp, NULL), 0);
+    assert_non_null(strstr(err, "hdr.bp:2:14: note: line 1 of 'hdr.csv' is taken as a header and "
+                                "skipped (1,2.5.): '2.5.' in column 1 is not a number\n"));
+    free(out), free(err);
+    assert_int_equal(tu_write_file(csv, "1,2\n3,4\n", 8), 0);
+    assert_int_equal(tu_bpviz(&out, &err, "run", bp, NULL), 0);
+    assert_null(strstr(err, "note:"));
+    free(out), free(err);
+    /* the library: dropped by default, written where asked */
+    assert_int_equal(tu_write_file(csv, "a,b\n3,4\n", 8), 0);
+    FILE *notes = tmpfile();
+    assert_non_null(notes);
+    bpv_notes_to(notes);
+    bpv_error *e = NULL;
+    bpv_model *m = bpv_model_load(bp, &e);
+    assert_non_null(m);
+    assert_int_equal(bpv_model_step_count(m), 1);
+    bpv_model_free(m);
+    bpv_notes_to(NULL);
+    m = bpv_model_load(bp, &e);
+    assert_non_null(m);
+    bpv_model_free(m);
+    rewind(notes);
+    char line[512] = "";
+    assert_non_null(fgets(line, sizeof line, notes));
+    assert_non_null(strstr(line, "note: line 1 of 'hdr.csv' is taken as a header and skipped "
+                                 "(a,b): 'b' in column 1 is not a number"));
+    assert_null(fgets(line, sizeof line, notes)); /* once: not after bpv_notes_to(NULL) */
+    fclose(notes);
+    unlink(csv), unlink(bp);
+}
+
 static void test_raster_bounded(void **state) {
     (void)state;
     char *png = tu_tmp_path("big.png"), *out = NULL, *err = NULL;
@@ -589,6 +635,7 @@ int main(void) {
         cmocka_unit_test(test_markup_in_names_is_escaped),
         cmocka_unit_test(test_csv_cell_message_is_clean),
         cmocka_unit_test(test_check_within_budget),
+        cmocka_unit_test(test_csv_header_note),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

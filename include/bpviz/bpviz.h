@@ -439,6 +439,13 @@ int bpv_render(const bpv_render_options *opts, bpv_error **err);
  * `data` NULL: an error when `len` > 0, an empty file when `len` is 0. */
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
 
+/* Where notes go: remarks on a model that are not errors, made while it
+ * loads, one line each ("m.bp:1:14: note: the first row of 'data.csv' ...
+ * is taken as a header and skipped"). NULL (the default) drops them; the
+ * bpviz command sends them to standard error. Process-wide; the stream is
+ * the caller's and stays open. */
+void bpv_notes_to(FILE *stream);
+
 /* The memory budget, in bytes, that everything a run holds must fit: the
  * model, files read whole (CSV, .npy), kept snapshots, the text of a JSON
  * trace or HTML player, the gradient check's copies and a PNG's pixels.
