@@ -3,8 +3,12 @@
 #include "base.h"
 
 #include <math.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* CMake defines it for the library's objects (the project's VERSION); the
  * version lives at the bottom so every module, the player's page included,
@@ -507,15 +511,10 @@ static const struct limit_def {
     unsigned long long def, min, max, unit; /* value = env * unit */
 } limit_defs[] = {
     {"BPV_MAX_TENSOR_ELEMS", 1ull << 26, 1, 1ull << 40, 1},
-    {"BPV_MAX_MODEL_MB", 4096, 1, 1ull << 24, 1ull << 20},
     {"BPV_MAX_NODES", 1000000, 1, 100000000, 1},
     {"BPV_MAX_NESTING", 200, 1, BPV_NESTING_CEILING, 1},
     {"BPV_MAX_LINE_BYTES", 1ull << 20, 80, 1ull << 30, 1},
-    {"BPV_MAX_KEPT_STEPS", 10000, 1, 1ull << 31, 1},
-    {"BPV_MAX_CSV_MB", 256, 1, 1ull << 24, 1ull << 20},
     {"BPV_MAX_SOURCE_MB", 16, 1, 1ull << 12, 1ull << 20},
-    {"BPV_MAX_NPY_MB", 1024, 1, 1ull << 24, 1ull << 20},
-    {"BPV_MAX_RASTER_MP", 100, 1, 1ull << 12, 1000000},
 };
 enum { NLIMITS = sizeof limit_defs / sizeof limit_defs[0] };
 
@@ -550,23 +549,155 @@ const bpv_limits *bpv_limits_get(void) {
         v[i] *= limit_defs[i].unit;
     }
     limits.tensor_elems = (int64_t)v[0];
-    limits.model_bytes = (size_t)v[1];
-    limits.nodes = (int)v[2];
-    limits.nesting = (int)v[3];
-    limits.line_bytes = (size_t)v[4];
-    limits.kept_steps = (long)v[5];
-    limits.csv_bytes = (size_t)v[6];
-    limits.source_bytes = (size_t)v[7];
-    limits.npy_bytes = (size_t)v[8];
-    limits.raster_pixels = (int64_t)v[9];
+    limits.nodes = (int)v[1];
+    limits.nesting = (int)v[2];
+    limits.line_bytes = (size_t)v[3];
+    limits.source_bytes = (size_t)v[4];
     limits_read = true;
     return &limits;
 }
 
+/* The separate memory limits of earlier versions, now one budget: a run
+ * that sets one is told, rather than silently getting the budget's
+ * default. */
+static const char *const retired_limits[] = {"BPV_MAX_MODEL_MB", "BPV_MAX_KEPT_STEPS",
+                                              "BPV_MAX_CSV_MB", "BPV_MAX_NPY_MB",
+                                              "BPV_MAX_RASTER_MP"};
+
 bpv_error *bpv_limits_error(void) {
     bpv_limits_get();
-    if (limits_bad < 0) return NULL;
-    const struct limit_def *d = &limit_defs[limits_bad];
-    return bpv_error_new(BPV_ERR_MODEL, "%s must be a whole number from %llu to %llu, not '%s'",
-                         d->env, d->min, d->max, getenv(d->env));
+    if (limits_bad >= 0) {
+        const struct limit_def *d = &limit_defs[limits_bad];
+        return bpv_error_new(BPV_ERR_MODEL, "%s must be a whole number from %llu to %llu, not '%s'",
+                             d->env, d->min, d->max, getenv(d->env));
+    }
+    const char *mem = getenv("BPV_MEMORY");
+    uint64_t v;
+    if (mem && *mem && (!bpv_size_parse(mem, &v) || v < (1u << 20)))
+        return bpv_error_new(BPV_ERR_MODEL,
+                             "BPV_MEMORY must be a size of at least 1M, like 512M or 16G, not "
+                             "'%s'",
+                             mem);
+    for (size_t i = 0; i < sizeof retired_limits / sizeof *retired_limits; i++)
+        if (getenv(retired_limits[i]))
+            return bpv_error_new(BPV_ERR_MODEL,
+                                 "%s is no longer read: one memory budget covers the model, "
+                                 "kept steps, data files and PNGs; set BPV_MEMORY (like "
+                                 "BPV_MEMORY=16G) or --memory instead",
+                                 retired_limits[i]);
+    return NULL;
+}
+
+/* ---- notes ------------------------------------------------------------------ */
+
+static FILE *notes_stream;
+
+void bpv_notes_to(FILE *stream) { notes_stream = stream; }
+
+void bpv_note(const char *line) {
+    if (!notes_stream || !line) return;
+    fflush(stdout); /* after what was printed before it */
+    fputs(line, notes_stream);
+    fflush(notes_stream);
+}
+
+/* ---- the memory budget ------------------------------------------------------ */
+
+static uint64_t budget_set; /* bpv_memory_budget_set's; 0: none */
+
+bool bpv_size_parse(const char *s, uint64_t *out) {
+    if (!s || *s < '0' || *s > '9') return false;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    int shift = 0;
+    switch (*s) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default: break;
+    }
+    if (shift) {
+        s++;
+        if (*s == 'i' && s[1] == 'B') s++;
+    }
+    if (*s == 'B') s++;
+    if (*s || v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
+    return true;
+}
+
+char *bpv_size_text(char *buf, uint64_t bytes) {
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (bytes < 1024) {
+        snprintf(buf, 32, "%llu bytes", (unsigned long long)bytes);
+        return buf;
+    }
+    int u = 0;
+    double v = (double)bytes / 1024;
+    while (v >= 1024 && u < 5) v /= 1024, u++;
+    /* one decimal, rounded up so that a need is never understated */
+    double t = ceil(v * 10 - 1e-9) / 10;
+    if (t == floor(t)) snprintf(buf, 32, "%.0f %s", t, unit[u]);
+    else snprintf(buf, 32, "%.1f %s", t, unit[u]);
+    return buf;
+}
+
+/* Physical memory in bytes, or 0 when the system does not say. */
+static uint64_t physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+uint64_t bpv_memory_budget(void) {
+    if (budget_set) return budget_set;
+    const char *mem = getenv("BPV_MEMORY");
+    uint64_t v;
+    if (mem && *mem && bpv_size_parse(mem, &v) && v >= (1u << 20)) return v;
+    uint64_t def = 4ull << 30, half = physical_memory() / 2;
+    return half && half < def ? half : def;
+}
+
+int bpv_memory_budget_set(uint64_t bytes) {
+    if (bytes != 0 && bytes < (1u << 20)) return BPV_ERR_MODEL;
+    budget_set = bytes;
+    return BPV_OK;
+}
+
+uint64_t bpv_memory_held(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+bool bpv_memory_fits(uint64_t used, uint64_t need) {
+    uint64_t b = bpv_memory_budget();
+    return need <= b && used <= b - need;
+}
+
+char *bpv_memory_text(char *buf, size_t size, const char *what, uint64_t need,
+                      const char *advice) {
+    char n[32], b[32], sugg[32];
+    /* a budget to suggest: the next power of two GiB (or MiB) that holds it */
+    uint64_t want = 1ull << 20;
+    while (want < need && want < (1ull << 62)) want <<= 1;
+    if (want >= (1ull << 30)) snprintf(sugg, sizeof sugg, "%lluG", (unsigned long long)(want >> 30));
+    else snprintf(sugg, sizeof sugg, "%lluM", (unsigned long long)(want >> 20));
+    snprintf(buf, size,
+             "%s needs %s, more than the memory budget of %s; %s%sraise it with --memory %s "
+             "(or BPV_MEMORY=%s)",
+             what, bpv_size_text(n, need), bpv_size_text(b, bpv_memory_budget()),
+             advice ? advice : "", advice ? ", or " : "", sugg, sugg);
+    return buf;
+}
+
+bpv_error *bpv_memory_error(const char *what, uint64_t need, const char *advice) {
+    char msg[1024];
+    return bpv_error_new(BPV_ERR_MODEL, "%s", bpv_memory_text(msg, sizeof msg, what, need, advice));
 }

@@ -97,15 +97,10 @@ const char *bpv_closest(const char *name, const char *const *known, size_t n);
  * first use. */
 typedef struct bpv_limits {
     int64_t tensor_elems; /* BPV_MAX_TENSOR_ELEMS: elements of one tensor */
-    size_t model_bytes;   /* BPV_MAX_MODEL_MB: memory of one model (bytes) */
     int nodes;            /* BPV_MAX_NODES: nodes of one compiled graph */
     int nesting;          /* BPV_MAX_NESTING: brackets/unary/^ nesting depth */
     size_t line_bytes;    /* BPV_MAX_LINE_BYTES: bytes in one source line */
-    long kept_steps;      /* BPV_MAX_KEPT_STEPS: snapshots kept in memory */
-    size_t csv_bytes;     /* BPV_MAX_CSV_MB: size of one CSV file (bytes) */
     size_t source_bytes;  /* BPV_MAX_SOURCE_MB: size of a model file (bytes) */
-    size_t npy_bytes;     /* BPV_MAX_NPY_MB: size of one .npy file (bytes) */
-    int64_t raster_pixels; /* BPV_MAX_RASTER_MP: pixels of one PNG (megapixels x 10^6) */
 } bpv_limits;
 
 /* Hard ceiling of BPV_MAX_NESTING: the parser and compiler recurse once per
@@ -117,6 +112,38 @@ const bpv_limits *bpv_limits_get(void);
 /* An error (status 2) naming the first environment variable whose value is
  * not a valid limit, or NULL when all are valid. */
 bpv_error *bpv_limits_error(void);
+
+/* Writes one note (a whole line, newline included) to bpv_notes_to's
+ * stream, if any. */
+void bpv_note(const char *line);
+
+/* ---- the memory budget ------------------------------------------------------
+ * One budget covers everything a run holds: the model (data, params with
+ * gradients and optimizer state, compiled graphs), the files read whole
+ * (CSV, .npy), the kept snapshots, the output text of a JSON trace or HTML
+ * player, the gradient check's double copy of a graph and a PNG's pixels.
+ * Each is sized before it is allocated and refused with a message that
+ * says what needed how much. The budget is bpv_memory_budget_set's, else
+ * BPV_MEMORY's (a size: 512M, 16G), else 4 GiB or half the physical memory
+ * when that is less. */
+uint64_t bpv_memory_budget(void);
+/* A size: a whole number of bytes, or with K, M, G or T (powers of 1024),
+ * optionally followed by "B" or "iB" ("512M", "16GiB"). */
+bool bpv_size_parse(const char *s, uint64_t *out);
+/* "4 GiB", "12.8 GiB", "512 MiB", "1.5 KiB", "300 bytes" into buf (>= 32 bytes). */
+char *bpv_size_text(char *buf, uint64_t bytes);
+/* The message for `need` bytes over the budget:
+ * "WHAT needs 12.8 GiB, more than the memory budget of 4 GiB; ADVICE, or
+ * raise it with --memory 16G (or BPV_MEMORY)". advice may be NULL. */
+bpv_error *bpv_memory_error(const char *what, uint64_t need, const char *advice);
+/* The same message into buf (for located errors); returns buf. */
+char *bpv_memory_text(char *buf, size_t size, const char *what, uint64_t need,
+                      const char *advice);
+/* The heap bytes the process holds now (glibc's count; 0 elsewhere), for
+ * a check made where the model's own count is not at hand. */
+uint64_t bpv_memory_held(void);
+/* Whether `need` more bytes on top of `used` fit the budget. */
+bool bpv_memory_fits(uint64_t used, uint64_t need);
 
 /* ---- numbers ----------------------------------------------------------- */
 /* Formats v the way Python's repr() formats a float: shortest text that

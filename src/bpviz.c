@@ -14,6 +14,7 @@
 
 #include "export.h"
 #include "inspect.h"
+#include "snapshot.h"
 #include "train.h"
 
 /* A model file larger than this (default 16 MiB, BPV_MAX_SOURCE_MB) is
@@ -156,20 +157,56 @@ void bpv_model_free(bpv_model *m) {
 
 /* ---- running --------------------------------------------------------------- */
 
+/* Checks, before a run, that the model and what the run will hold fit the
+ * memory budget: each kept snapshot (the largest a train statement's graph
+ * makes), the gradient check's copy, and, for a JSON trace or HTML player
+ * holding every kept step, about text_per_number bytes of text per number
+ * (0: none). */
+static int run_budget(const bpv_model *m, const bpv_run_options *o, size_t text_per_number,
+                      bpv_error **err) {
+    long kept = o->keep ? bpv_step_set_count(o->keep, m->total_steps) : 0;
+    if (o->keep_first_nonfinite || o->on_snapshot) kept++; /* the one in hand */
+    size_t per = 0, gc = 0;
+    int64_t numbers = 0;
+    for (int t = 0; t < m->ntrains; t++) {
+        const bpv_train *tr = &m->trains[t];
+        const bpv_graph *gs[2] = {tr->full, tr->part};
+        for (int k = 0; k < 2; k++) {
+            if (!gs[k]) continue;
+            int64_t nums = 0;
+            size_t b = bpv_snapshot_bytes(m, gs[k], tr->bsize, &nums);
+            if (b > per) per = b;
+            if (nums > numbers) numbers = nums;
+            if (o->gradcheck && bpv_gradcheck_bytes(gs[k]) > gc) gc = bpv_gradcheck_bytes(gs[k]);
+        }
+    }
+    per += (size_t)numbers * text_per_number;
+    const uint64_t used = bpv_arena_used(m->arena) + gc;
+    uint64_t need = (uint64_t)kept * per;
+    if (kept == 0 || bpv_memory_fits(used, need)) return BPV_OK;
+    need += used;
+    char what[160], advice[160], each[32];
+    snprintf(what, sizeof what, "keeping %ld step%s of this model (%s a step%s%s)", kept,
+             kept == 1 ? "" : "s", bpv_size_text(each, per),
+             text_per_number ? ", with its text" : "", o->gradcheck ? ", and the gradient check" : "");
+    const uint64_t budget = bpv_memory_budget();
+    long fit = used < budget ? (long)((budget - used) / (per ? per : 1)) : 0;
+    long first = o->keep ? bpv_step_set_min(o->keep, m->total_steps) : 0;
+    long last = o->keep ? bpv_step_set_max(o->keep, m->total_steps) : 0;
+    if (fit >= 1 && o->keep && last > first)
+        snprintf(advice, sizeof advice, "keep fewer steps (--steps %ld-%ld/%ld)", first, last,
+                 (last - first) / fit + 1);
+    else
+        snprintf(advice, sizeof advice, "make its tensors or batches smaller");
+    return bpv_error_set(err, bpv_memory_error(what, need, advice));
+}
+
 int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
     if (!m) return bpv_error_set(err, bpv_error_null("bpv_model_run", "model"));
     bpv_run_options none = {0};
     if (!opts) opts = &none;
-    /* every kept step is a copy of the graph: bound how many stay in memory */
-    long kept = opts->keep ? bpv_step_set_count(opts->keep, m->total_steps) : 0;
-    long max_kept = bpv_limits_get()->kept_steps;
-    if (kept > max_kept)
-        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
-                                                "the step selection keeps %ld steps in memory; "
-                                                "the limit is %ld (BPV_MAX_KEPT_STEPS): select "
-                                                "fewer, like A-B/K",
-                                                kept, max_kept));
-    return bpv_model_exec(m, opts, err);
+    int rc = run_budget(m, opts, 0, err);
+    return rc != BPV_OK ? rc : bpv_model_exec(m, opts, err);
 }
 
 long bpv_model_step_count(const bpv_model *m) { return m ? m->total_steps : -1; }
@@ -288,23 +325,47 @@ static int write_in_place(const char *path, const char *data, size_t len, bpv_er
 }
 
 /* ---- temporary files and signals ----------------------------------------------
- * The temporary file of the write in progress (one at a time: writes run on
- * the calling thread), for bpv_signals_cleanup's handler to remove. */
-static char pending_tmp[PATH_MAX + 32];
-static volatile sig_atomic_t pending_set;
+ * The temporary files written and not yet renamed (one for a single write,
+ * one per file of a per-step set), for bpv_signals_cleanup's handler to
+ * remove. The list changes only with the signals blocked, so the handler
+ * never sees it half-updated. */
+static char **pending_v;
+static size_t pending_cap;
+static volatile sig_atomic_t pending_n;
 
-static void pending_remember(const char *tmp) {
-    size_t n = strlen(tmp);
-    if (n >= sizeof pending_tmp) return;
-    memcpy(pending_tmp, tmp, n + 1);
-    pending_set = 1;
+static void block_signals(sigset_t *old) {
+    sigset_t all;
+    sigemptyset(&all);
+    sigaddset(&all, SIGINT), sigaddset(&all, SIGTERM), sigaddset(&all, SIGHUP);
+    sigprocmask(SIG_BLOCK, &all, old);
 }
 
-static void pending_forget(void) { pending_set = 0; }
+/* Called with the signals blocked; false when out of memory. */
+static bool pending_add(char *tmp) {
+    if ((size_t)pending_n == pending_cap) {
+        size_t cap = pending_cap ? 2 * pending_cap : 8;
+        char **v = realloc(pending_v, cap * sizeof *v);
+        if (!v) return false;
+        pending_v = v, pending_cap = cap;
+    }
+    pending_v[pending_n] = tmp;
+    pending_n = pending_n + 1;
+    return true;
+}
+
+/* Called with the signals blocked. */
+static void pending_drop(const char *tmp) {
+    for (sig_atomic_t i = 0; i < pending_n; i++)
+        if (pending_v[i] == tmp) {
+            pending_v[i] = pending_v[pending_n - 1];
+            pending_n = pending_n - 1;
+            return;
+        }
+}
 
 /* Async-signal-safe: unlink, then the signal's own default action. */
 static void on_fatal_signal(int sig) {
-    if (pending_set) unlink(pending_tmp);
+    for (sig_atomic_t i = 0; i < pending_n; i++) unlink(pending_v[i]);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -320,7 +381,7 @@ void bpv_signals_cleanup(void) {
 }
 
 /* The test suite's hook: BPV_TEST_WRITE_PAUSE_MS holds a write between its
- * temporary file and the rename, so a signal can be sent in between. */
+ * temporary files and the renames, so a signal can be sent in between. */
 static void test_pause(void) {
     const char *ms = getenv("BPV_TEST_WRITE_PAUSE_MS");
     if (!ms) return;
@@ -330,11 +391,18 @@ static void test_pause(void) {
     nanosleep(&ts, NULL);
 }
 
-int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
+/* A write made but not yet visible: its temporary file, to be renamed over
+ * target; tmp NULL when the data went straight to its place (standard
+ * output, a device, a pipe), where there is nothing to rename. */
+typedef struct staged {
+    char *tmp, *target;
+} staged;
+
+static int stage(const char *path, const char *data, size_t len, staged *st, bpv_error **err);
 
 /* A symbolic link whose target does not exist: the target is written (its
  * path relative to the link's folder), at most 8 links deep. */
-static int write_through_dangling(const char *path, const char *data, size_t len,
+static int stage_through_dangling(const char *path, const char *data, size_t len, staged *st,
                                   bpv_error **err) {
     static int depth;
     char target[PATH_MAX];
@@ -354,16 +422,16 @@ static int write_through_dangling(const char *path, const char *data, size_t len
         memcpy(full + d, target, (size_t)n + 1);
     }
     depth++;
-    int rc = bpv_file_write_atomic(full ? full : target, data, len, err);
+    int rc = stage(full ? full : target, data, len, st, err);
     depth--;
     free(full);
     return rc;
 }
 
-int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
-    if (!path) return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "path"));
-    if (!data && len > 0)
-        return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "data"));
+/* Writes data to a temporary file beside the file path names (through
+ * symbolic links), ready to be renamed over it; see bpv_file_write_atomic. */
+static int stage(const char *path, const char *data, size_t len, staged *st, bpv_error **err) {
+    st->tmp = st->target = NULL;
     if (strcmp(path, "-") == 0) {
         fflush(stdout);
         if (write_all(STDOUT_FILENO, data, len) != 0)
@@ -372,32 +440,35 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
                                                     strerror(errno)));
         return BPV_OK;
     }
-    struct stat st, lst;
-    const bool exists = stat(path, &st) == 0;
-    if (exists && S_ISDIR(st.st_mode)) /* rename would say "busy" */
+    struct stat st_, lst;
+    const bool exists = stat(path, &st_) == 0;
+    if (exists && S_ISDIR(st_.st_mode)) /* rename would say "busy" */
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
                                                 "cannot write '%s': it is a folder; give a file "
                                                 "name, like %s%sfigure.svg",
                                                 path, path,
                                                 path[strlen(path) - 1] == '/' ? "" : "/"));
-    if (exists && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
+    if (exists && !S_ISREG(st_.st_mode)) return write_in_place(path, data, len, err);
     /* a symbolic link stays one: its target is what gets replaced */
     if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
         char *real = realpath(path, NULL);
         if (real) {
-            int rc = bpv_file_write_atomic(real, data, len, err);
+            int rc = stage(real, data, len, st, err);
             free(real);
             return rc;
         }
         /* a dangling link: written through, like a shell's `>`: its target
          * is created (relative to the link's folder), the link stays */
-        if (errno == ENOENT) return write_through_dangling(path, data, len, err);
+        if (errno == ENOENT) return stage_through_dangling(path, data, len, st, err);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
                                                 strerror(errno))); /* a loop of links */
     }
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    char *tmp = malloc(plen + 16), *target = strdup(path);
+    if (!tmp || !target) {
+        free(tmp), free(target);
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    }
     /* The temporary file sits beside the target so rename() stays within
      * one file system and is atomic. */
     const char *slash = strrchr(path, '/');
@@ -409,26 +480,29 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
     const size_t blen = strlen(path + dirlen);
     snprintf(tmp + dirlen, plen - dirlen + 16, ".%.*s.XXXXXX",
              blen > (size_t)base_max ? base_max : (int)blen, path + dirlen);
-    /* a SIGINT or SIGTERM between here and the rename removes the
-     * temporary file (bpv_signals_cleanup): it is registered before the
-     * signals are let through again */
-    sigset_t all, old;
-    sigemptyset(&all);
-    sigaddset(&all, SIGINT), sigaddset(&all, SIGTERM), sigaddset(&all, SIGHUP);
-    sigprocmask(SIG_BLOCK, &all, &old);
+    /* a SIGINT or SIGTERM from here until the rename removes the temporary
+     * file (bpv_signals_cleanup): it is registered before the signals are
+     * let through again */
+    sigset_t old;
+    block_signals(&old);
     int fd = mkstemp(tmp);
-    if (fd >= 0) pending_remember(tmp);
+    if (fd >= 0 && !pending_add(tmp)) {
+        close(fd);
+        unlink(tmp);
+        fd = -1;
+        errno = ENOMEM;
+    }
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (fd < 0) {
         int e = errno;
-        free(tmp);
+        free(tmp), free(target);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
                                                 strerror(e)));
     }
     /* keep the permissions an ordinary new file would get */
     mode_t mask = umask(0);
     umask(mask);
-    mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : (0666 & ~mask);
+    mode_t mode = stat(path, &st_) == 0 ? (st_.st_mode & 07777) : (0666 & ~mask);
     int rc = write_all(fd, data, len);
     int e = errno;
     if (rc == 0 && fchmod(fd, mode) != 0) (void)0; /* best effort */
@@ -436,21 +510,48 @@ int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_er
         rc = -1;
         e = errno;
     }
-    test_pause();
-    sigprocmask(SIG_BLOCK, &all, &old);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc != 0) unlink(tmp);
-    pending_forget();
-    sigprocmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        free(tmp);
+        block_signals(&old);
+        unlink(tmp);
+        pending_drop(tmp);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        free(tmp), free(target);
         return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
                                                 strerror(e)));
     }
-    free(tmp);
+    st->tmp = tmp, st->target = target;
+    return BPV_OK;
+}
+
+/* Renames a staged write over its target (rename_it) or removes it, and
+ * frees it; returns 0 or the rename's errno. */
+static int unstage(staged *st, bool rename_it) {
+    int e = 0;
+    if (st->tmp) {
+        sigset_t old;
+        block_signals(&old);
+        if (rename_it && rename(st->tmp, st->target) != 0) e = errno;
+        if (!rename_it || e) unlink(st->tmp);
+        pending_drop(st->tmp);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    free(st->tmp), free(st->target);
+    st->tmp = st->target = NULL;
+    return e;
+}
+
+int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err) {
+    if (!path) return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "path"));
+    if (!data && len > 0)
+        return bpv_error_set(err, bpv_error_null("bpv_file_write_atomic", "data"));
+    staged st;
+    int rc = stage(path, data, len, &st, err);
+    if (rc != BPV_OK || !st.tmp) return rc;
+    test_pause();
+    int e = unstage(&st, true);
+    if (e)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot write '%s': %s", path,
+                                                strerror(e)));
     return BPV_OK;
 }
 
@@ -521,19 +622,65 @@ static int write_selection(const bpv_model *m, const char *output, int fmt, cons
     if (!snaps) return bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
     for (size_t i = 0; i < n; i++) snaps[i] = bpv_model_snapshot(m, i);
     int rc = BPV_OK;
-    /* one document, or one per step */
-    size_t docs = patterns ? n : 1, per_doc = patterns ? 1 : n;
-    for (size_t d = 0; d < docs && rc == BPV_OK; d++) {
-        char *data = NULL, *path = NULL;
+    if (!patterns) {
+        char *data = NULL;
         size_t len = 0;
-        if (patterns && !(path = step_path(output, bpv_snapshot_step(snaps[d]))))
-            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
-        if (rc == BPV_OK)
-            rc = bpv_export(m, snaps + d, per_doc, (bpv_format)fmt, fig, &data, &len, err);
-        if (rc == BPV_OK) rc = bpv_file_write_atomic(path ? path : output, data, len, err);
+        rc = bpv_export(m, snaps, n, (bpv_format)fmt, fig, &data, &len, err);
+        if (rc == BPV_OK) rc = bpv_file_write_atomic(output, data, len, err);
+        free(data);
+        free(snaps);
+        return rc;
+    }
+    /* one file per step, all or nothing: every file is written to its
+     * temporary first, and only when all are written are they renamed */
+    staged *st = calloc(n ? n : 1, sizeof *st);
+    if (!st) rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+    size_t nst = 0;
+    for (size_t d = 0; d < n && rc == BPV_OK; d++) {
+        char *data = NULL, *path = step_path(output, bpv_snapshot_step(snaps[d]));
+        size_t len = 0;
+        if (!path) rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "out of memory"));
+        if (rc == BPV_OK) rc = bpv_export(m, snaps + d, 1, (bpv_format)fmt, fig, &data, &len, err);
+        if (rc == BPV_OK) rc = stage(path, data, len, &st[nst], err);
+        if (rc == BPV_OK) nst++;
         free(data);
         free(path);
     }
+    if (rc != BPV_OK) { /* nothing replaced yet: drop what was written */
+        for (size_t d = 0; d < nst; d++) unstage(&st[d], false);
+        free(st);
+        free(snaps);
+        return rc;
+    }
+    test_pause();
+    /* a rename can still fail (a folder put there meanwhile): the message
+     * says which files are new and which are not */
+    size_t done = 0;
+    int e = 0;
+    for (; done < nst && !e; done++) e = unstage(&st[done], true);
+    if (e) {
+        done--; /* st[done] failed */
+        char *bad = step_path(output, bpv_snapshot_step(snaps[done]));
+        char *first = step_path(output, bpv_snapshot_step(snaps[0]));
+        char *prev = done ? step_path(output, bpv_snapshot_step(snaps[done - 1])) : NULL;
+        char *last = step_path(output, bpv_snapshot_step(snaps[n - 1]));
+        char written[PATH_MAX * 2 + 64];
+        if (done == 0) snprintf(written, sizeof written, "no file was written");
+        else if (done == 1) snprintf(written, sizeof written, "'%s' was written", first ? first : "?");
+        else
+            snprintf(written, sizeof written, "the %zu files '%s' to '%s' were written", done,
+                     first ? first : "?", prev ? prev : "?");
+        rc = bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME,
+                                              "cannot write '%s': %s; %s, '%s'%s%s%s kept its "
+                                              "old content or does not exist",
+                                              bad ? bad : "?", strerror(e), written,
+                                              bad ? bad : "?", done + 1 < n ? " to '" : "",
+                                              done + 1 < n ? (last ? last : "?") : "",
+                                              done + 1 < n ? "' each" : ""));
+        for (size_t d = done + 1; d < nst; d++) unstage(&st[d], false);
+        free(bad), free(first), free(prev), free(last);
+    }
+    free(st);
     free(snaps);
     return rc;
 }
@@ -613,7 +760,12 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
         ro.gradcheck = o->gradcheck;
         ro.on_progress = o->on_progress;
         ro.progress_user = o->progress_user;
-        rc = bpv_model_run(m, &ro, err);
+        /* a trace or player holds every kept step's text until written:
+         * a number takes at most 25 bytes ("-1.2345678901234567e-123, ") */
+        bool one_doc = (fmt == BPV_FORMAT_JSON || fmt == BPV_FORMAT_HTML) &&
+                       step_patterns(output) == 0;
+        rc = run_budget(m, &ro, one_doc ? 25 : 0, err);
+        if (rc == BPV_OK) rc = bpv_model_run(m, &ro, err);
     }
     if (rc == BPV_OK && first_nf && bpv_model_snapshot_count(m) == 0)
         rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,

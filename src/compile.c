@@ -1372,14 +1372,13 @@ static bpv_graph *finish(cc *c, int target, bool objective) {
     need += (size_t)nred * sizeof(double) + (m->f32store ? (size_t)maxel * sizeof(double) : 0);
     free(from);
     free(anc);
-    if (need > BPV_MAX_MODEL_BYTES || bpv_arena_used(m->arena) > BPV_MAX_MODEL_BYTES - need) {
+    if (!bpv_memory_fits(bpv_arena_used(m->arena), need)) {
         const bpv_node *t = &nd[target];
-        bpv_error_set(c->err,
-                      bpv_error_at(&m->src, t->src_off, t->src_len, BPV_ERR_MODEL,
-                                   "this model needs more than %zu MiB of memory (%zu MiB for "
-                                   "this graph); make its tensors or batches smaller, or raise "
-                                   "BPV_MAX_MODEL_MB",
-                                   BPV_MAX_MODEL_BYTES >> 20, need >> 20));
+        char what[64], msg[1024];
+        snprintf(what, sizeof what, "the model with this graph (%zu MiB)", (need + (1u << 20) - 1) >> 20);
+        bpv_memory_text(msg, sizeof msg, what, bpv_arena_used(m->arena) + need,
+                        "make its tensors or batches smaller");
+        bpv_error_set(c->err, bpv_error_at(&m->src, t->src_off, t->src_len, BPV_ERR_MODEL, "%s", msg));
         return NULL;
     }
     bpv_graph *g = bpv_arena_alloc(m->arena, sizeof *g);

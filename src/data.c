@@ -66,8 +66,7 @@ static bool data_store(bpv_model *m, bpv_data *d, const bpv_ast *e, bpv_error **
     const int64_t nv = d->nsamples * bpv_shape_numel(&d->sample);
     const size_t bytes = (size_t)(nv ? nv : 1) * sizeof(float);
     if (!bpv_model_fits(m, bytes))
-        return bpv_model_fail(m, err, e->off, e->len,
-                    "this data is too large for the model memory limit (BPV_MAX_MODEL_MB)");
+        return bpv_model_too_big(m, err, e->off, e->len, "the model with this data", bytes);
     if (!(d->values32 = bpv_arena_alloc(m->arena, bytes))) return bpv_model_oom(err);
     for (int64_t i = 0; i < nv; i++) d->values32[i] = (float)d->values[i];
     return true;
@@ -130,6 +129,33 @@ static int csv_cell(const char *s, size_t n, double *v) {
     return isinf(*v) ? 2 : 0;
 }
 
+/* Text of a CSV row or cell for a message: at most `max` bytes, control
+ * bytes shown as '?'. */
+static void put_clipped(bpv_buf *b, const char *s, size_t n, size_t max) {
+    for (size_t i = 0; i < n && i < max; i++)
+        bpv_buf_putc(b, (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i]);
+    if (n > max) bpv_buf_puts(b, "...");
+}
+
+/* The note that a CSV's first row was taken as a header: a row of numbers
+ * with a typo would otherwise vanish without a word. */
+static void header_note(const bpv_model *m, const bpv_ast *fa, int lineno, const char *row,
+                        size_t rowlen, const char *cell, size_t celllen, int col) {
+    int line, c;
+    bpv_source_locate(&m->src, fa->off, &line, &c);
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_printf(&b, "%s:%d:%d: note: line %d of '", m->src.name, line, c, lineno);
+    put_clipped(&b, fa->name, strlen(fa->name), 200);
+    bpv_buf_puts(&b, "' is taken as a header and skipped (");
+    put_clipped(&b, row, rowlen, 60);
+    bpv_buf_puts(&b, "): '");
+    put_clipped(&b, cell, celllen, 40);
+    bpv_buf_printf(&b, "' in column %d is not a number\n", col);
+    if (b.data) bpv_note(b.data);
+    bpv_buf_free(&b);
+}
+
 static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **err) {
     const bpv_ast *e = st->value;
     if (e->kwnames)
@@ -168,22 +194,27 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     char *text = NULL;
     size_t len = 0;
     int saved = errno;
-    bool too_big = false; /* BPV_MAX_CSV_MB */
-    if (f) {
+    /* the file is read whole: its bytes count against the memory budget,
+     * before they are read (its size) and while (a file that grows) */
+    const uint64_t used = bpv_arena_used(m->arena), budget = bpv_memory_budget();
+    const uint64_t room = used < budget ? budget - used : 0;
+    bool too_big = f && S_ISREG(fst.st_mode) && (uint64_t)fst.st_size > room;
+    if (f && !too_big) {
         size_t cap = 1 << 16;
         text = malloc(cap);
         size_t r;
         while (text && (r = fread(text + len, 1, cap - len - 1, f)) > 0) {
             len += r;
-            if (len > bpv_limits_get()->csv_bytes) {
+            if (len > room) {
                 too_big = true;
                 break;
             }
             if (len + 1 == cap) {
-                char *t = cap > ((size_t)1 << 40) ? NULL : realloc(text, cap * 2);
+                size_t next = cap * 2 > room + 2 ? (size_t)room + 2 : cap * 2;
+                char *t = realloc(text, next);
                 if (!t) free(text);
                 text = t;
-                cap *= 2;
+                cap = next;
             }
         }
         saved = ferror(f) ? errno : 0;
@@ -193,11 +224,15 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
         }
         fclose(f);
         if (!text && !saved) saved = ENOMEM;
+    } else if (f) {
+        fclose(f);
     }
     if (too_big) {
         free(text);
-        bpv_model_fail(m, err, fa->off, fa->len, "'%s' is larger than %zu MiB (BPV_MAX_CSV_MB)", path.data,
-             bpv_limits_get()->csv_bytes >> 20);
+        char what[600];
+        snprintf(what, sizeof what, "the model with '%s' read", path.data);
+        uint64_t size = S_ISREG(fst.st_mode) && (uint64_t)fst.st_size > len ? (uint64_t)fst.st_size : len;
+        bpv_model_too_big(m, err, fa->off, fa->len, what, (size_t)size);
         bpv_buf_free(&path);
         return false;
     }
@@ -259,9 +294,10 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
             c++;
             cs = i + 1;
         }
-        if (first && bad && !huge) { /* a header row */
+        if (first && bad && !huge) { /* a header row: said, never silent */
             first = false;
             if (rv != row) free(rv);
+            header_note(m, fa, lineno, ln, ll, ln + bad_s, bad_n, bad_c);
             continue;
         }
         first = false;
@@ -313,9 +349,11 @@ static bool data_csv(bpv_model *m, const bpv_stmt *st, bpv_data *d, bpv_error **
     /* a file's values go to the model in its storage only: float32 under
      * f32 (the compiler's checks read them there), so no second copy */
     const size_t esz = m->f32store ? sizeof(float) : sizeof(double);
-    if (ok && !bpv_model_fits(m, nvals * esz))
-        ok = bpv_model_fail(m, err, fa->off, fa->len, "'%s' is too large for the model memory limit (BPV_MAX_MODEL_MB)",
-                  path.data);
+    if (ok && !bpv_model_fits(m, nvals * esz)) {
+        char what[600];
+        snprintf(what, sizeof what, "the model with the values of '%s'", path.data);
+        ok = bpv_model_too_big(m, err, fa->off, fa->len, what, nvals * esz);
+    }
     if (ok && m->f32store) {
         d->values32 = bpv_arena_alloc(m->arena, (nvals ? nvals : 1) * esz);
         if (!d->values32) ok = bpv_model_oom(err);

@@ -1695,8 +1695,9 @@ static void output_options(fig *f, bpv_format fmt) {
 
 /* A PNG's size is known once the graph is laid out: its drawing (bb, in
  * points), scaled to --size if given, plus the pad, at the dpi. cairo would
- * allocate it whole (--dpi 2400 on a 150-node figure: 2.5 GB, 35 s), so it
- * is refused above BPV_MAX_RASTER_MP or 32767 pixels a side (cairo's). */
+ * allocate it whole, 4 bytes a pixel (--dpi 2400 on a 150-node figure: 2.5
+ * GB, 35 s), so it is refused above 32767 pixels a side (cairo's) or when
+ * its pixels and what the process holds pass the memory budget. */
 static bool raster_fits(Agraph_t *g, bpv_error **err) {
     const boxf bb = GD_bb(g);
     double w = bb.UR.x - bb.LL.x, h = bb.UR.y - bb.LL.y;
@@ -1709,13 +1710,20 @@ static bool raster_fits(Agraph_t *g, bpv_error **err) {
     double dpi = dp && *dp ? atof(dp) : 96, pad = pd && *pd ? atof(pd) : 0.0555;
     if (!(dpi > 0)) dpi = 96;
     const double pw = (w / 72 + 2 * pad) * dpi, ph = (h / 72 + 2 * pad) * dpi;
-    const double limit = (double)bpv_limits_get()->raster_pixels;
-    if (pw <= 32767 && ph <= 32767 && pw * ph <= limit) return true;
-    bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
-                                     "the PNG would be %.0f x %.0f pixels (%.0f megapixels); the "
-                                     "limit is %.0f megapixels (BPV_MAX_RASTER_MP) and 32767 "
-                                     "pixels a side: lower --dpi or --size, or draw SVG or PDF",
-                                     pw, ph, pw * ph / 1e6, limit / 1e6));
+    if (!(pw <= 32767 && ph <= 32767)) {
+        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                         "the PNG would be %.0f x %.0f pixels; cairo draws at "
+                                         "most 32767 a side: lower --dpi or --size, or draw SVG "
+                                         "or PDF",
+                                         pw, ph));
+        return false;
+    }
+    const uint64_t held = bpv_memory_held(), bytes = (uint64_t)(ceil(pw) * ceil(ph)) * 4;
+    if (bpv_memory_fits(held, bytes)) return true;
+    char what[96];
+    snprintf(what, sizeof what, "drawing the PNG (%.0f x %.0f pixels, 4 bytes each)", pw, ph);
+    bpv_error_set(err, bpv_memory_error(what, held + bytes, "lower --dpi or --size, or draw SVG "
+                                                            "or PDF"));
     return false;
 }
 

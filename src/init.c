@@ -85,7 +85,8 @@ bool bpv_param_init(bpv_model *m, const bpv_stmt *st, bpv_param *p, bpv_error **
     }
     p->numel = bpv_shape_numel(&p->shape);
     if (!bpv_model_fits(m, (size_t)p->numel * 8))
-        return bpv_model_fail(m, err, e->off, e->len, "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
+        return bpv_model_too_big(m, err, e->off, e->len, "the model with this param",
+                                 (size_t)p->numel * 8);
     p->val = bpv_arena_calloc(m->arena, (size_t)p->numel, sizeof(double));
     if (!p->val) return bpv_model_oom(err);
     uint64_t s = (uint64_t)seed;

@@ -331,6 +331,22 @@ static bool ck_init(ck *c, const bpv_graph *g) {
 }
 
 
+size_t bpv_gradcheck_bytes(const bpv_graph *g) {
+    size_t total = 0, nedges = 0;
+    int64_t maxel = 1;
+    for (int i = 0; i < g->nnodes; i++) { /* as ck_init counts */
+        const bpv_node *x = &g->nodes[i];
+        nedges += (size_t)x->nin;
+        if (x->numel > maxel) maxel = x->numel;
+        total += (size_t)x->numel * (x->grad ? 2 : 1);
+        for (int k = 0; k < x->nin; k++)
+            if (x->edge_grad[k]) total += (size_t)g->nodes[x->in[k]].numel;
+    }
+    total += 6 * (size_t)maxel; /* five work rows, and a param's analytic gradient */
+    return (total + (size_t)g->nred + (size_t)g->nconv_work) * sizeof(double) +
+           ((size_t)g->nnodes + 1) * sizeof(bpv_node) + (nedges + 1) * (sizeof(int) + sizeof(double *));
+}
+
 /* Perturbation for a value: relative, with a floor so 0 moves too. */
 static double step_for(double v) { return 1e-6 * fmax(fabs(v), 1e-3); }
 

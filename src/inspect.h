@@ -34,6 +34,9 @@ void bpv_inspect_origin_note(const bpv_snapshot *s, int precision, bpv_buf *b);
  * before the update) and stores the marks in s, the snapshot of that step.
  * Returns false when out of memory. */
 bool bpv_gradcheck(const bpv_model *m, const bpv_graph *g, bpv_snapshot *s);
+/* The bytes bpv_gradcheck allocates for graph g at most (its double copy of
+ * the graph and one param's gradient), for the memory budget. */
+size_t bpv_gradcheck_bytes(const bpv_graph *g);
 
 /* Appends one line per distinct gradient-check mismatch found in the
  * model's kept snapshots ("file.bp:L:C: gradient check: the partial of ...

@@ -15,8 +15,7 @@ static const char usage[] =
     "       bpviz run MODEL.bp\n"
     "       bpviz bench MODEL.bp [--steps N] [--snapshot every|none]\n"
     "\n"
-    "Trains the model and draws its computation graph at one training step, with\n"
-    "forward values (red) and backward partial derivatives (orange).\n"
+    "Trains the model and draws its graph with values (red) and partials (orange).\n"
     "\n"
     "commands:\n"
     "  run MODEL.bp         train; print each `predict` and one line per epoch\n"
@@ -48,6 +47,7 @@ static const char usage[] =
     "  --size W[xH], --dpi N  W x H inches (<= 1000), PNG dpi 1-2400 (default: 96)\n"
     "  --fit W:H            fill a W:H slide (16:9, 4:3), text kept (default: off)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
+    "  --memory SIZE        memory budget of a run, like 16G (default: 4G or RAM/2)\n"
     "  -h, --help           show this help (--version: the version)\n"
     "\n"
     "exit status: 0 success, 1 run-time failure (I/O), 2 bad model or usage\n";
@@ -237,7 +237,8 @@ static const char *const options[] = {
     "-o",          "-T",     "--step", "--steps", "--rankdir", "--theme", "--labels",
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
     "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
-    "--exact-numbers", "--no-update", "--tensors", "--legend", "--op-symbols", "--fit"};
+    "--exact-numbers", "--no-update", "--tensors", "--legend", "--op-symbols", "--fit",
+    "--memory"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -333,8 +334,31 @@ static int slide_option(int argc, char **argv, int *i, bpv_figure_options *fo) {
     return 0;
 }
 
+/* --memory SIZE, taken out of argv wherever it stands (every command has a
+ * budget); returns 0, or the status of a usage error. */
+static int take_memory(int *argc, char **argv) {
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--memory") != 0) continue;
+        uint64_t v = 0;
+        if (i + 1 >= *argc) return usage_error("option '%s' needs a value", argv[i]);
+        if (!bpv_size_parse(argv[i + 1], &v) || bpv_memory_budget_set(v) != BPV_OK || v == 0)
+            return usage_error("--memory takes a size of at least 1M, like 512M or 16G, not '%s'",
+                               argv[i + 1]);
+        for (int k = i + 2; k <= *argc; k++) argv[k - 2] = argv[k]; /* argv[argc] is NULL */
+        *argc -= 2;
+        for (int k = i; k < *argc; k++) /* given twice */
+            if (strcmp(argv[k], "--memory") == 0)
+                return usage_error("option '%s' given twice", "--memory");
+        return 0;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     bpv_signals_cleanup(); /* an interrupted write leaves no temporary file */
+    bpv_notes_to(stderr);  /* a CSV's header row is said, not skipped silently */
+    int mrc = take_memory(&argc, argv);
+    if (mrc != 0) return mrc;
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);

@@ -36,8 +36,15 @@ static int line_of(const bpv_model *m, size_t off) {
 }
 
 bool bpv_model_fits(const bpv_model *m, size_t bytes) {
-    size_t used = bpv_arena_used(m->arena);
-    return bytes <= BPV_MAX_MODEL_BYTES && used <= BPV_MAX_MODEL_BYTES - bytes;
+    return bpv_memory_fits(bpv_arena_used(m->arena), bytes);
+}
+
+bool bpv_model_too_big(const bpv_model *m, bpv_error **err, size_t off, size_t len,
+                       const char *what, size_t bytes) {
+    char msg[1024];
+    bpv_memory_text(msg, sizeof msg, what, (uint64_t)bpv_arena_used(m->arena) + bytes,
+                    "make its tensors or batches smaller");
+    return bpv_model_fail(m, err, off, len, "%s", msg);
 }
 
 /* ---- number helpers --------------------------------------------------------------- */
@@ -121,8 +128,10 @@ static bool validate_param(bpv_model *m, const bpv_stmt *st, int i, bpv_error **
     const size_t esz = m->f32store ? sizeof(float) : sizeof(double);
     size_t bytes = (size_t)p->numel * 4 * esz;
     if (!bpv_model_fits(m, bytes))
-        return bpv_model_fail(m, err, st->value->off, st->value->len,
-                    "this param is too large for the model memory limit (BPV_MAX_MODEL_MB)");
+        return bpv_model_too_big(m, err, st->value->off, st->value->len,
+                                 "the model with this param (its value, gradient and optimizer "
+                                 "state)",
+                                 bytes);
     p->init = p->val;
     bpv_optim_state *os = &m->run.optim[m->nparams];
     p->val = bpv_arena_alloc(m->arena, (size_t)p->numel * esz);

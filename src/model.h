@@ -9,10 +9,9 @@
 #include "graph.h"
 
 /* Limits; a model beyond them gets a clear error, not an OOM. Defaults
- * (64 Mi elements per tensor, 4 GiB per model, 1e6 nodes per graph) that
+ * (64 Mi elements per tensor, 1e6 nodes per graph) that
  * environment variables override: see bpv_limits in base.h. */
 #define BPV_MAX_TENSOR_ELEMS (bpv_limits_get()->tensor_elems)
-#define BPV_MAX_MODEL_BYTES (bpv_limits_get()->model_bytes)
 #define BPV_MAX_NODES (bpv_limits_get()->nodes)
 
 typedef struct bpv_data {
@@ -157,12 +156,15 @@ static inline bool bpv_model_params_f32(const struct bpv_model *m) { return m->f
 /* Shared by the declaration checkers (model.c, data.c, init.c): a located
  * model error (returns false, so checks read `return bpv_model_fail(...)`),
  * "out of memory" (returns false), and whether `bytes` more fit within
- * BPV_MAX_MODEL_BYTES, which every arena allocation a model's size decides
- * asks first. */
+ * the memory budget (bpv_memory_budget), which every arena allocation a
+ * model's size decides asks first; bpv_model_too_big is the located error
+ * when they do not ("WHAT needs N GiB, more than the memory budget..."). */
 bool bpv_model_fail(const bpv_model *m, bpv_error **err, size_t off, size_t len,
                     const char *fmt, ...) BPV_PRINTF(5, 6);
 bool bpv_model_oom(bpv_error **err);
 bool bpv_model_fits(const bpv_model *m, size_t bytes);
+bool bpv_model_too_big(const bpv_model *m, bpv_error **err, size_t off, size_t len,
+                       const char *what, size_t bytes);
 /* True when e is a number that is a whole number in [lo, hi] (stored in *v). */
 bool bpv_ast_whole(const bpv_ast *e, double lo, double hi, double *v);
 

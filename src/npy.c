@@ -503,9 +503,6 @@ static bool npy_values(npy_file *f, const npy_header *h, int64_t nvals, void *ds
 
 static bool npy_load(npy_file *f, bpv_data *d) {
     bpv_model *m = f->m;
-    if (f->size > 0 && (uint64_t)f->size > bpv_limits_get()->npy_bytes)
-        return NPY_FAIL(f, "'%s' is larger than %zu MiB (BPV_MAX_NPY_MB)", f->path,
-                        bpv_limits_get()->npy_bytes >> 20);
     npy_header h;
     int64_t data_off = 0;
     if (!npy_header_read(f, &h, &data_off)) return false;
@@ -546,9 +543,11 @@ static bool npy_load(npy_file *f, bpv_data *d) {
             f, "%s holds %lld values (shape %s); the limit is %lld (BPV_MAX_TENSOR_ELEMS)", f->name,
             (long long)nvals, shape_text(&h, sh, sizeof sh), (long long)BPV_MAX_TENSOR_ELEMS);
     const size_t esz = m->f32store ? sizeof(float) : sizeof(double);
-    if (!bpv_model_fits(m, (size_t)nvals * esz))
-        return NPY_FAIL(f, "'%s' is too large for the model memory limit (BPV_MAX_MODEL_MB)",
-                        f->path);
+    if (!bpv_model_fits(m, (size_t)nvals * esz)) {
+        char what[600];
+        snprintf(what, sizeof what, "the model with the values of '%s'", f->path);
+        return bpv_model_too_big(m, f->err, f->fa->off, f->fa->len, what, (size_t)nvals * esz);
+    }
     void *dst = bpv_arena_alloc(m->arena, (size_t)nvals * esz);
     if (!dst) return bpv_model_oom(f->err);
     if (!npy_values(f, &h, nvals, dst)) return false;

@@ -320,6 +320,30 @@ static bpv_snap_cache *cache_build(const bpv_model *m, const bpv_graph *g) {
     return ok ? c : NULL;
 }
 
+/* cache_build's count of numbers, without building anything: every local
+ * partial an op has a formula for is counted (some are Jacobians and take
+ * none), and every param is listed. */
+size_t bpv_snapshot_bytes(const bpv_model *m, const bpv_graph *g, int64_t nsamples,
+                          int64_t *numbers) {
+    int64_t num = g->nums ? g->nnums : 0, nedges = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const bpv_node *n = &g->nodes[i];
+        if (block_off(g, n->val) < 0) num += n->numel;
+        if (n->grad && block_off(g, n->grad) < 0) num += n->numel;
+        for (int k = 0; k < n->nin; k++, nedges++) {
+            const char *f = n->custom ? n->custom->dlocal[k] : bpv_ops[n->op].dlocal[k < 1 ? k : 1];
+            if (f) num += n->numel;
+            if (n->edge_grad[k] && block_off(g, n->edge_grad[k]) < 0)
+                num += g->nodes[n->in[k]].numel;
+        }
+    }
+    for (int k = 0; k < m->nparams; k++) num += m->params[k].numel;
+    if (numbers) *numbers = num;
+    return ALIGN8(sizeof(bpv_snapshot)) + (size_t)g->nnodes * sizeof(bpv_snap_node) +
+           (size_t)nedges * sizeof(bpv_snap_edge) + (size_t)m->nparams * sizeof(bpv_snap_param) +
+           32 + ((size_t)num + (size_t)nsamples) * sizeof(double);
+}
+
 /* Copies n numbers and tells whether all are finite, in the same pass (a
  * tensor model's snapshot is mostly this): x * 0 is 0 for finite x and NaN
  * otherwise, summed in four lanes so the loop does not wait on one add. */

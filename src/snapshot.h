@@ -119,6 +119,11 @@ struct bpv_model;
 bpv_snapshot *bpv_snapshot_take(struct bpv_model *m, const bpv_graph *g, long step, long epoch,
                                 const int64_t *samples, int64_t nsamples);
 void bpv_snapshot_set_after(bpv_snapshot *s, const struct bpv_model *m);
+/* An upper bound of the bytes one snapshot of graph g takes (records and
+ * numbers, with room for nsamples sample indices), for the memory budget
+ * before a run; *numbers (if not NULL) gets how many numbers it holds. */
+size_t bpv_snapshot_bytes(const struct bpv_model *m, const bpv_graph *g, int64_t nsamples,
+                          int64_t *numbers);
 /* Fills edges[].local. A take records values, grads and chained partials;
  * the local partials are functions of the recorded values, so they are
  * computed from them (the engine's own bpv_graph_local, on a copy of the

@@ -506,8 +506,45 @@ static void test_api_demo(void **state) {
     rmdir(dir);
 }
 
+/* The memory budget: set, refused below 1 MiB, and 0 back to the default;
+ * a model past it fails to load with the budget named, and a run whose kept
+ * steps would pass it fails before training. */
+static void test_memory_budget(void **state) {
+    (void)state;
+    const char *src = "param W = zeros([256, 256])\nloss = sum(W * W)\ntrain epochs=50\n";
+    assert_int_equal(bpv_memory_budget_set(1000), BPV_ERR_MODEL);
+    assert_int_equal(bpv_memory_budget_set(1u << 20), BPV_OK);
+    bpv_error *err = NULL;
+    assert_null(bpv_model_load_string("m.bp", src, strlen(src), &err));
+    assert_non_null(err);
+    assert_int_equal(err->status, BPV_ERR_MODEL);
+    assert_non_null(strstr(err->message, "m.bp:1:11: error: the model with this param "));
+    assert_non_null(strstr(err->message, "more than the memory budget of 1 MiB"));
+    bpv_error_free(err);
+    err = NULL;
+    assert_int_equal(bpv_memory_budget_set(8u << 20), BPV_OK);
+    bpv_model *m = bpv_model_load_string("m.bp", src, strlen(src), &err);
+    assert_non_null(m);
+    bpv_step_set *all = bpv_step_set_parse("all", &err);
+    assert_non_null(all);
+    bpv_run_options ro = {0};
+    ro.keep = all;
+    assert_int_equal(bpv_model_run(m, &ro, &err), BPV_ERR_MODEL);
+    assert_non_null(strstr(err->message, "keeping 50 steps of this model ("));
+    assert_non_null(strstr(err->message, "keep fewer steps (--steps 1-50/"));
+    assert_int_equal(bpv_model_snapshot_count(m), 0);
+    bpv_error_free(err);
+    err = NULL;
+    assert_int_equal(bpv_memory_budget_set(0), BPV_OK); /* the default: at least 8 MiB */
+    assert_int_equal(bpv_model_run(m, &ro, &err), BPV_OK);
+    assert_int_equal(bpv_model_snapshot_count(m), 50);
+    bpv_step_set_free(all);
+    bpv_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_builder_sigmoid), cmocka_unit_test(test_builder_tensors),
         cmocka_unit_test(test_builder_errors),  cmocka_unit_test(test_run_callback),
         cmocka_unit_test(test_api_demo),        cmocka_unit_test(test_null_arguments),

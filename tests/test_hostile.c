@@ -58,6 +58,8 @@ static int entries(void) {
     } while (0)
 
 #define OUT tu_tmp_path("out.svg")
+#define OUT_PATTERN tu_tmp_path("out%d.svg")
+#define OUT_JSON tu_tmp_path("out.json")
 
 static void test_duplicate_and_conflicting_options(void **state) {
     (void)state;
@@ -163,6 +165,52 @@ static void test_csv_bom(void **state) {
     unlink(csv), unlink(bp);
 }
 
+/* A first row that is not numbers is taken as a header, and a note on
+ * standard error says which (a typo in a row of numbers would otherwise
+ * lose it silently); a first row of numbers gives no note. The library
+ * writes notes only where bpv_notes_to says. */
+static void test_csv_header_note(void **state) {
+    (void)state;
+    char csv[512], bp[512];
+    snprintf(csv, sizeof csv, "%s", tu_tmp_path("hdr.csv"));
+    snprintf(bp, sizeof bp, "%s", tu_tmp_path("hdr.bp"));
+    const char *src = "# header\ndata x = csv(\"hdr.csv\", 1)\nparam w = 1\nloss = sum(x * w)\n"
+                      "train epochs=1\n";
+    assert_int_equal(tu_write_file(bp, src, strlen(src)), 0);
+    assert_int_equal(tu_write_file(csv, "1,2.5.\n3,4\n", 11), 0);
+    char *out = NULL, *err = NULL;
+    assert_int_equal(tu_bpviz(&out, &err, "run", bp, NULL), 0);
+    assert_non_null(strstr(err, "hdr.bp:2:14: note: line 1 of 'hdr.csv' is taken as a header and "
+                                "skipped (1,2.5.): '2.5.' in column 1 is not a number\n"));
+    free(out), free(err);
+    assert_int_equal(tu_write_file(csv, "1,2\n3,4\n", 8), 0);
+    assert_int_equal(tu_bpviz(&out, &err, "run", bp, NULL), 0);
+    assert_null(strstr(err, "note:"));
+    free(out), free(err);
+    /* the library: dropped by default, written where asked */
+    assert_int_equal(tu_write_file(csv, "a,b\n3,4\n", 8), 0);
+    FILE *notes = tmpfile();
+    assert_non_null(notes);
+    bpv_notes_to(notes);
+    bpv_error *e = NULL;
+    bpv_model *m = bpv_model_load(bp, &e);
+    assert_non_null(m);
+    assert_int_equal(bpv_model_step_count(m), 1);
+    bpv_model_free(m);
+    bpv_notes_to(NULL);
+    m = bpv_model_load(bp, &e);
+    assert_non_null(m);
+    bpv_model_free(m);
+    rewind(notes);
+    char line[512] = "";
+    assert_non_null(fgets(line, sizeof line, notes));
+    assert_non_null(strstr(line, "note: line 1 of 'hdr.csv' is taken as a header and skipped "
+                                 "(a,b): 'b' in column 1 is not a number"));
+    assert_null(fgets(line, sizeof line, notes)); /* once: not after bpv_notes_to(NULL) */
+    fclose(notes);
+    unlink(csv), unlink(bp);
+}
+
 static void test_raster_bounded(void **state) {
     (void)state;
     char *png = tu_tmp_path("big.png"), *out = NULL, *err = NULL;
@@ -170,15 +218,24 @@ static void test_raster_bounded(void **state) {
     assert_int_equal(tu_bpviz(&out, &err, SAMPLE("two_layer_sigmoid.bp"), "--dpi", "2400", "-o",
                               png, NULL),
                      2);
-    assert_non_null(strstr(err, "megapixels (BPV_MAX_RASTER_MP)"));
+    assert_non_null(strstr(err, "pixels; cairo draws at most 32767 a side"));
     free(out), free(err);
     char *kept = tu_read_file(png, NULL);
     assert_string_equal(kept, PRECIOUS);
     free(kept);
-    /* the limit is the environment's to raise */
-    setenv("BPV_MAX_RASTER_MP", "2000", 1);
+    /* within cairo's sides, the pixels count against the memory budget */
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--dpi", "600", "--memory", "16M",
+                              "-o", png, NULL),
+                     2);
+    assert_non_null(strstr(err, "error: drawing the PNG ("));
+    assert_non_null(strstr(err, "pixels, 4 bytes each) needs "));
+    assert_non_null(strstr(err, "more than the memory budget of 16 MiB; lower --dpi or --size, "
+                                "or draw SVG or PDF, or raise it with --memory"));
+    free(out), free(err);
+    kept = tu_read_file(png, NULL);
+    assert_string_equal(kept, PRECIOUS);
+    free(kept);
     assert_int_equal(tu_bpviz(NULL, NULL, SAMPLE("linear.bp"), "--dpi", "600", "-o", png, NULL), 0);
-    unsetenv("BPV_MAX_RASTER_MP");
     unlink(png);
 }
 
@@ -308,10 +365,32 @@ static void test_limits_from_environment(void **state) {
     EXPECT_FAIL(2, "more than 3 nodes (BPV_MAX_NODES)", SAMPLE("linear.bp"), "-o", OUT);
     unsetenv("BPV_MAX_NODES");
 
-    setenv("BPV_MAX_KEPT_STEPS", "2", 1);
-    EXPECT_FAIL(2, "keeps 3 steps in memory; the limit is 2 (BPV_MAX_KEPT_STEPS)",
-                SAMPLE("linear.bp"), "--steps", "1-3", "-T", "json", "-o", OUT);
-    unsetenv("BPV_MAX_KEPT_STEPS");
+    /* kept steps count in bytes against the memory budget, before the run */
+    setenv("BPV_MEMORY", "1M", 1);
+    char wideparam[512]; /* tu_tmp_path's buffers are reused */
+    snprintf(wideparam, sizeof wideparam, "%s", tu_tmp_path("wideparam.bp"));
+    const char *wt = "param W = zeros([128, 128])\nloss = sum(W * W)\ntrain epochs=200\n";
+    assert_int_equal(tu_write_file(wideparam, wt, strlen(wt)), 0);
+    EXPECT_FAIL(2, "error: keeping 200 steps of this model (", wideparam, "--steps", "1-200",
+                "-o", OUT_PATTERN);
+    EXPECT_FAIL(2, "more than the memory budget of 1 MiB; make its tensors or batches smaller, "
+                   "or raise it with --memory 256M (or BPV_MEMORY=256M)",
+                wideparam, "--steps", "1-200", "-o", OUT_PATTERN);
+    unsetenv("BPV_MEMORY");
+    EXPECT_FAIL(2, "more than the memory budget of 4 MiB; keep fewer steps (--steps 1-200/",
+                "--memory", "4M", wideparam, "--steps", "1-200", "-o", OUT_PATTERN);
+    EXPECT_FAIL(2, "(1.2 MiB a step) needs 226.1 MiB, more than the memory budget of 2 MiB; keep "
+                   "fewer steps (--steps 1-200/200), or raise it with --memory 256M",
+                "--memory", "2M", wideparam, "--steps", "1-200", "-o", OUT_PATTERN);
+    assert_int_equal(tu_bpviz(NULL, NULL, "--memory", "64M", wideparam, "--steps", "1-3", "-o",
+                              OUT_JSON, NULL),
+                     0);
+    unlink(OUT_JSON);
+    EXPECT_FAIL(2, "with its text) needs", "--memory", "8M", wideparam, "--steps", "1-200",
+                "-o", OUT_JSON);
+    EXPECT_FAIL(2, "--memory takes a size of at least 1M, like 512M or 16G, not '1k'",
+                "--memory", "1k", wideparam);
+    unlink(wideparam);
 
     setenv("BPV_MAX_TENSOR_ELEMS", "3", 1);
     EXPECT_FAIL(2, "the limit is 3 (BPV_MAX_TENSOR_ELEMS)", SAMPLE("linear.bp"), "-o", OUT);
@@ -350,14 +429,16 @@ static void test_limits_from_environment(void **state) {
         "data x = csv(\"/dev/zero\", 0)\nparam w = 1\nloss = (x * w)^2\ntrain epochs=1\n";
     assert_int_equal(tu_write_file(zero, zt, strlen(zt)), 0);
     EXPECT_FAIL(2, "zero.bp:1:14: error: '/dev/zero' is not a regular file", zero, "-o", OUT);
-    setenv("BPV_MAX_CSV_MB", "1", 1);
+    setenv("BPV_MEMORY", "1M", 1);
     char *big = tu_tmp_path("big.bp"), *bigcsv = tu_tmp_path("big.csv");
     assert_int_equal(tu_sh("yes 1 | head -c 2100000 > '%s'", bigcsv), 0);
     const char *bt =
         "data x = csv(\"big.csv\", 0)\nparam w = 1\nloss = (x * w)^2\ntrain epochs=1\n";
     assert_int_equal(tu_write_file(big, bt, strlen(bt)), 0);
-    EXPECT_FAIL(2, "big.csv' is larger than 1 MiB (BPV_MAX_CSV_MB)", big, "-o", OUT);
-    unsetenv("BPV_MAX_CSV_MB");
+    EXPECT_FAIL(2, "big.bp:1:14: error: the model with '", big, "-o", OUT);
+    EXPECT_FAIL(2, "big.csv' read needs 2.1 MiB, more than the memory budget of 1 MiB", big, "-o",
+                OUT);
+    unsetenv("BPV_MEMORY");
     unlink(big), unlink(bigcsv);
 
     setenv("BPV_MAX_NESTING", "3", 1);
@@ -519,6 +600,26 @@ static void test_csv_cell_message_is_clean(void **state) {
     unlink(model);
 }
 
+/* bpviz check's double copy of the graph counts against the budget too,
+ * before anything runs (an 8192 x 8192 param once took 135 s and 7.3 GB) */
+static void test_check_within_budget(void **state) {
+    (void)state;
+    char *bp = tu_tmp_path("wide-check.bp"), *err = NULL;
+    const char *src = "param W = zeros([512, 512])\nloss = sum(W * W)\ntrain epochs=1\n";
+    assert_int_equal(tu_write_file(bp, src, strlen(src)), 0);
+    assert_int_equal(tu_bpviz(NULL, &err, "check", "--memory", "24M", bp, NULL), 2);
+    assert_non_null(strstr(err, "error: keeping 1 step of this model ("));
+    assert_non_null(strstr(err, "a step, and the gradient check) needs "));
+    assert_non_null(strstr(err, "more than the memory budget of 24 MiB"));
+    free(err);
+    assert_int_equal(tu_bpviz(NULL, &err, "--gradcheck", "--memory", "24M", bp, "-o",
+                              tu_tmp_path("wide-check.svg"), NULL),
+                     2);
+    assert_non_null(strstr(err, "and the gradient check) needs "));
+    free(err);
+    unlink(bp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duplicate_and_conflicting_options),
@@ -533,6 +634,8 @@ int main(void) {
         cmocka_unit_test(test_limits_from_environment),
         cmocka_unit_test(test_markup_in_names_is_escaped),
         cmocka_unit_test(test_csv_cell_message_is_clean),
+        cmocka_unit_test(test_check_within_budget),
+        cmocka_unit_test(test_csv_header_note),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -353,26 +353,28 @@ static void test_limits_and_files(void **state) {
     assert_non_null(strstr(err, "lim.bp:1:14: error: in.npy holds 12 values (shape (4, 3)); "
                                 "the limit is 5 (BPV_MAX_TENSOR_ELEMS)"));
     free(err);
-    /* 2 MiB of float32 against 1 MiB of model memory */
+    /* 2 MiB of float32 against a memory budget of 1 MiB */
     write_npy("in.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (524288,), }",
               (size_t)2 << 20);
-    setenv("BPV_MAX_MODEL_MB", "1", 1);
+    setenv("BPV_MEMORY", "1M", 1);
     assert_int_equal(tu_bpviz(NULL, &err, "run", bp, NULL), 2);
-    unsetenv("BPV_MAX_MODEL_MB");
-    assert_non_null(
-        strstr(err, "in.npy' is too large for the model memory limit (BPV_MAX_MODEL_MB)"));
+    unsetenv("BPV_MEMORY");
+    assert_non_null(strstr(err, "lim.bp:1:14: error: the model with the values of "));
+    assert_non_null(strstr(err, "in.npy' needs 2.1 MiB, more than the memory budget of 1 MiB; "
+                                "make its tensors or batches smaller, or raise it with "
+                                "--memory 4M (or BPV_MEMORY=4M)"));
     free(err);
-    /* the same file against 1 MiB of .npy */
+    /* the retired limit is named, not silently ignored */
     setenv("BPV_MAX_NPY_MB", "1", 1);
     assert_int_equal(tu_bpviz(NULL, &err, "run", bp, NULL), 2);
     unsetenv("BPV_MAX_NPY_MB");
-    assert_non_null(strstr(err, "in.npy' is larger than 1 MiB (BPV_MAX_NPY_MB)"));
+    assert_non_null(strstr(err, "BPV_MAX_NPY_MB is no longer read"));
     free(err);
-    setenv("BPV_MAX_NPY_MB", "lots", 1);
+    setenv("BPV_MEMORY", "lots", 1);
     assert_int_equal(tu_bpviz(NULL, &err, "run", bp, NULL), 2);
-    unsetenv("BPV_MAX_NPY_MB");
-    assert_non_null(
-        strstr(err, "BPV_MAX_NPY_MB must be a whole number from 1 to 16777216, not 'lots'"));
+    unsetenv("BPV_MEMORY");
+    assert_non_null(strstr(err, "BPV_MEMORY must be a size of at least 1M, like 512M or 16G, not "
+                                "'lots'"));
     free(err);
     /* within the limits it trains */
     assert_int_equal(tu_bpviz(NULL, &err, "run", bp, NULL), 0);

@@ -298,7 +298,8 @@ static void test_signal_leaves_no_temp(void **state) {
     const int sigs[2] = {SIGTERM, SIGINT};
     for (int k = 0; k < 2; k++) {
         assert_int_equal(mkdir(tu_tmp_path(k ? "sig1" : "sig0"), 0755), 0);
-        const char *out = tu_tmp_path(k ? "sig1/f.svg" : "sig0/f.svg");
+        char out[600]; /* tu_tmp_path's buffers are reused by the wait below */
+        snprintf(out, sizeof out, "%s", tu_tmp_path(k ? "sig1/f.svg" : "sig0/f.svg"));
         assert_int_equal(tu_write_file(out, "old", 3), 0);
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -327,6 +328,99 @@ static void test_signal_leaves_no_temp(void **state) {
         assert_string_equal(s, "old");
         free(s);
     }
+}
+
+/* Waits until `want` hidden temporary files are in dir; false after 10 s. */
+static bool temps_appear(const char *dir, int want) {
+    for (int i = 0; i < 400; i++) {
+        if (tu_sh("test \"$(ls -A '%s' | grep -c '^\\.')\" -eq %d", dir, want) == 0) return true;
+        nanosleep(&(struct timespec){0, 25000000}, NULL);
+    }
+    return false;
+}
+
+/* -o 'set/s%d.svg' writes every step's file to a temporary first and
+ * renames them only when all are written: a failure at one step leaves the
+ * old files as they were; a rename that fails midway names the files
+ * written; a signal removes every temporary file. */
+static void test_step_files_all_or_nothing(void **state) {
+    (void)state;
+    char dir[512]; /* tu_tmp_path's buffers are reused */
+    snprintf(dir, sizeof dir, "%s", tu_tmp_path("set"));
+    assert_int_equal(mkdir(dir, 0755), 0);
+    char path[3][600];
+    for (int k = 0; k < 3; k++) {
+        snprintf(path[k], sizeof path[k], "%s/s%d.svg", dir, k + 1);
+        assert_int_equal(tu_write_file(path[k], "old", 3), 0);
+    }
+    char pattern[600];
+    snprintf(pattern, sizeof pattern, "%s/s%%d.svg", dir);
+    /* step 2's file is a folder: nothing is replaced, nothing left behind */
+    assert_int_equal(unlink(path[1]), 0);
+    assert_int_equal(mkdir(path[1], 0755), 0);
+    char *err = NULL;
+    assert_int_equal(tu_bpviz(NULL, &err, LINEAR, "--steps", "1-3", "-o", pattern, NULL), 1);
+    assert_non_null(strstr(err, "s2.svg': it is a folder"));
+    free(err);
+    for (int k = 0; k < 3; k += 2) {
+        char *s = slurp(path[k]);
+        assert_string_equal(s, "old");
+        free(s);
+    }
+    assert_int_equal(tu_sh("ls -A '%s' | grep -q '^\\.'", dir), 1);
+    assert_int_equal(rmdir(path[1]), 0);
+    assert_int_equal(tu_write_file(path[1], "old", 3), 0);
+
+    /* a folder appears at step 2's name after every file is written: step
+     * 1's file is new, steps 2 and 3 keep theirs, and the message says so */
+    char log[512];
+    snprintf(log, sizeof log, "%s", tu_tmp_path("set.log"));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("BPV_TEST_WRITE_PAUSE_MS", "3000", 1);
+        assert_non_null(freopen(log, "w", stderr));
+        execl(CLI, CLI, LINEAR, "--steps", "1-3", "-o", pattern, (char *)NULL);
+        _exit(127);
+    }
+    assert_true(temps_appear(dir, 3));
+    assert_int_equal(unlink(path[1]), 0);
+    assert_int_equal(mkdir(path[1], 0755), 0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    char *msg = slurp(log);
+    assert_non_null(strstr(msg, "s2.svg': Is a directory; '"));
+    assert_non_null(strstr(msg, "s1.svg' was written, '"));
+    assert_non_null(strstr(msg, "s3.svg' each kept its old content or does not exist"));
+    free(msg);
+    char *s = slurp(path[0]);
+    assert_non_null(strstr(s, "<svg"));
+    free(s);
+    s = slurp(path[2]);
+    assert_string_equal(s, "old");
+    free(s);
+    assert_int_equal(tu_sh("ls -A '%s' | grep -q '^\\.'", dir), 1);
+    assert_int_equal(rmdir(path[1]), 0);
+
+    /* SIGTERM while the three are written and none renamed: all removed */
+    assert_int_equal(tu_write_file(path[0], "old", 3), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("BPV_TEST_WRITE_PAUSE_MS", "20000", 1);
+        execl(CLI, CLI, LINEAR, "--steps", "1-3", "-o", pattern, (char *)NULL);
+        _exit(127);
+    }
+    assert_true(temps_appear(dir, 3));
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(tu_sh("ls -A '%s' | grep -q '^\\.'", dir), 1);
+    s = slurp(path[0]);
+    assert_string_equal(s, "old");
+    free(s);
 }
 
 /* --watch does not react to its own output, even when the figure's name
@@ -408,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_stdin_stdout), cmocka_unit_test(test_pdf_for_latex),
         cmocka_unit_test(test_png_size_dpi), cmocka_unit_test(test_font),
         cmocka_unit_test(test_watch),             cmocka_unit_test(test_signal_leaves_no_temp),
+        cmocka_unit_test(test_step_files_all_or_nothing),
         cmocka_unit_test(test_watch_ignores_own_output),
         cmocka_unit_test(test_pdf_reproducible),
     };

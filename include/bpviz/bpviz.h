@@ -439,6 +439,24 @@ int bpv_render(const bpv_render_options *opts, bpv_error **err);
  * `data` NULL: an error when `len` > 0, an empty file when `len` is 0. */
 int bpv_file_write_atomic(const char *path, const char *data, size_t len, bpv_error **err);
 
+/* Where notes go: remarks on a model that are not errors, made while it
+ * loads, one line each ("m.bp:1:14: note: the first row of 'data.csv' ...
+ * is taken as a header and skipped"). NULL (the default) drops them; the
+ * bpviz command sends them to standard error. Process-wide; the stream is
+ * the caller's and stays open. */
+void bpv_notes_to(FILE *stream);
+
+/* The memory budget, in bytes, that everything a run holds must fit: the
+ * model, files read whole (CSV, .npy), kept snapshots, the text of a JSON
+ * trace or HTML player, the gradient check's copies and a PNG's pixels.
+ * Each is sized before it is allocated; a run past the budget fails with
+ * an error saying what needs how much. `bytes` 0 restores the default:
+ * the environment's BPV_MEMORY (like 16G), else 4 GiB or half the physical
+ * memory when that is less. Process-wide, like the limits; set it before
+ * loading. Returns BPV_OK, or BPV_ERR_MODEL (and changes nothing) when
+ * bytes is not 0 and below 1 MiB. */
+int bpv_memory_budget_set(uint64_t bytes);
+
 /* Installs handlers for SIGINT, SIGTERM and SIGHUP that remove the
  * temporary file of a write in progress (bpv_file_write_atomic) and then
  * end the process as the signal would have. For programs, like the bpviz

@@ -52,11 +52,8 @@ static inline bool fuzz_utf8_valid(const char *s, size_t n) { return fuzz_utf8_c
  * themselves get fuzzed. Models the size of the samples fit easily. */
 static inline void fuzz_small_limits(void) {
     setenv("BPV_MAX_TENSOR_ELEMS", "100000", 1);
-    setenv("BPV_MAX_MODEL_MB", "64", 1);
+    setenv("BPV_MEMORY", "64M", 1);
     setenv("BPV_MAX_NODES", "20000", 1);
-    setenv("BPV_MAX_KEPT_STEPS", "100", 1);
-    setenv("BPV_MAX_CSV_MB", "4", 1);
-    setenv("BPV_MAX_NPY_MB", "4", 1);
 }
 
 /* Moves into a fresh temporary folder so that relative CSV and .npy paths a
