@@ -573,14 +573,42 @@ class Recorder:
             nodes.append(node)
             return node["id"]
 
+        # ops with several outputs (unbind, split): one node for the op and one
+        # "getitem" node for each output used, with that output's value and grad
+        multi = {nf for fn in order for nf, nr in fn.next_functions if nf is not None and nr > 0}
+        multi |= {fn for fn in order if len(got.get(fn, ((), ()))[1]) > 1}
+
+        def input_id(nf, nr):
+            if nf not in multi:
+                return ids[nf]
+            if (nf, nr) not in ids:
+                m = nodes[ids[nf]]
+                go = got.get(nf, ((), ()))[1]
+                value = self._values.get((nf, nr))
+                grad = go[nr] if nr < len(go) else None
+                shape = value.shape if value is not None else (
+                    grad.shape if grad is not None else ())
+                node = {"name": out_names.get((nf, nr)), "kind": "op", "op": "getitem",
+                        "inputs": [m["id"]], "shape": list(shape),
+                        "value": _json_value(value), "grad": _json_value(grad),
+                        "torch": m["torch"], "output": nr, "module": m["module"]}
+                if "module_class" in m:
+                    node["module_class"] = m["module_class"]
+                if _nonfinite(value) or _nonfinite(grad):
+                    node["nonfinite"] = True
+                ids[(nf, nr)] = add(node)
+                edges.append({"from": m["id"], "to": ids[(nf, nr)], "slot": 0, "formula": None,
+                              "local": None, "chained": None})
+            return ids[(nf, nr)]
+
         leaves = 0
         for fn in order:
             gi, go = got.get(fn, ((), ()))
             cls = type(fn).__name__
             inputs, slots = [], []
-            for slot, (nf, _) in enumerate(fn.next_functions):
+            for slot, (nf, nr) in enumerate(fn.next_functions):
                 if nf is not None:
-                    inputs.append(ids[nf])
+                    inputs.append(input_id(nf, nr))
                     slots.append(slot)
             # data tensors fill the slots PyTorch left empty, in order
             free = [s for s, (nf, _) in enumerate(fn.next_functions) if nf is None]
@@ -632,8 +660,8 @@ class Recorder:
                 dtype = dtype or v.dtype
                 continue
             nouts = max(len(go), 1)
-            value = self._values.get((fn, 0)) if nouts == 1 else None
-            grad = go[0] if nouts == 1 and go else None
+            value = self._values.get((fn, 0)) if fn not in multi else None
+            grad = go[0] if fn not in multi and go else None
             shape = value.shape if value is not None else (
                 grad.shape if grad is not None else None)
             op, attrs, custom = _op_of(fn, len(shape) if shape is not None else None)
@@ -649,7 +677,7 @@ class Recorder:
                 node["attrs"] = attrs
             if custom:
                 node["fn"] = custom
-            if nouts > 1:
+            if fn in multi:
                 node["outputs"] = nouts
             if _nonfinite(value) or _nonfinite(grad):
                 node["nonfinite"] = True

@@ -422,6 +422,23 @@ class RecorderCase(unittest.TestCase):
                     pass
         self.assertNoHooksLeft()
 
+    def test_sample(self):
+        """samples/torch_mlp.py, the figure of docs/torch.md, records a step."""
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "mlp.json")
+            env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+            subprocess.run([sys.executable, os.path.join(root, "samples", "torch_mlp.py"), out],
+                           env=env, check=True)
+            with open(out) as f:
+                text = f.read()
+        TRACES.append(("torch_mlp", text))
+        trace = json.loads(text)
+        self.assertEqual(trace["model"], "torch_mlp.py")
+        names = [n["name"] for n in trace["steps"][0]["nodes"]]
+        self.assertTrue({"0.weight", "2.bias", "x", "y", "out", "loss"} <= set(names))
+        self.assertTrue(all(p["after"] is not None for p in trace["steps"][0]["params"]))
+
     def test_no_backward(self):
         with bpviz_torch.record() as rec:
             torch.ones(2, requires_grad=True).sum()
