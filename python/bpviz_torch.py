@@ -393,8 +393,10 @@ class Recorder:
         taken = set()
         for fn in new:
             for name in dir(fn):
+                # outputs PyTorch saved are not inputs: result, result1 (max_pool2d's
+                # indices, dropout's mask), nll_loss's total_weight
                 if not name.startswith("_saved_") or name.startswith("_saved_result") \
-                        or name in ("_saved_total_weight", "_saved_indices"):
+                        or name == "_saved_total_weight":
                     continue
                 try:
                     v = getattr(fn, name)
@@ -553,6 +555,9 @@ class Recorder:
                 mpath, _, _ = qn.rpartition(".")
                 param_names.setdefault(id(p), (self._join(prefixes[id(r)], qn),
                                                self._join(prefixes[id(r)], mpath), r, mpath))
+        for r in self._roots:  # buffers: batch norm's running_mean
+            for qn, b in r.named_buffers():
+                names.setdefault(id(b), (self._join(prefixes[id(r)], qn), b))
         out_names = {}
         for oid, (k, v) in names.items():
             if isinstance(v, torch.Tensor) and v.grad_fn is not None:

@@ -277,6 +277,40 @@ class RecorderCase(unittest.TestCase):
                 self.assertEqual(n["module"], "")
         self.assertEqual(step["nodes"][step["objective"]]["op"], "sum")
 
+    def test_lstm_cell_outputs(self):
+        """An op with several outputs (the gates' unsafe_split): one getitem
+        node per output, with that output's value and gradient."""
+        torch.manual_seed(6)
+        cell = torch.nn.LSTMCell(3, 2)
+        ref = copy.deepcopy(cell)
+        x = torch.randn(4, 3)
+        with bpviz_torch.record() as rec:
+            h, c = cell(x)
+            loss = h.sum() + c.sum()
+            loss.backward()
+        step = self.save(rec, "lstm")["steps"][0]
+        gates = F.linear(x, ref.weight_ih, ref.bias_ih) + F.linear(
+            torch.zeros(4, 2), ref.weight_hh, ref.bias_hh)
+        chunks = gates.chunk(4, 1)
+        for t in chunks:
+            t.retain_grad()
+        i, f, g, o = chunks
+        c1 = torch.sigmoid(f) * torch.zeros(4, 2) + torch.sigmoid(i) * torch.tanh(g)
+        h1 = torch.sigmoid(o) * torch.tanh(c1)
+        (h1.sum() + c1.sum()).backward()
+        split = [n for n in step["nodes"] if n.get("outputs")]
+        self.assertEqual([(n["torch"], n["outputs"], n["value"]) for n in split],
+                         [("UnsafeSplitBackward0", 4, None)])
+        items = [n for n in step["nodes"] if n["op"] == "getitem"]
+        self.assertEqual(sorted(n["output"] for n in items), [0, 1, 2, 3])
+        for n in items:
+            self.assertEqual(n["inputs"], [split[0]["id"]])
+            self.same(n["value"], chunks[n["output"]], f"output {n['output']}")
+            self.same(n["grad"], chunks[n["output"]].grad, f"grad of output {n['output']}")
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            p = next(n for n in step["nodes"] if n["name"] == k)
+            self.same(p["grad"], getattr(cell, k).grad, k)
+
     def test_nan(self):
         torch.manual_seed(4)
         w = torch.tensor([[1.0, -2.0], [0.5, 0.25]], requires_grad=True)
