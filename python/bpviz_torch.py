@@ -759,7 +759,10 @@ class Recorder:
             return "<p>bpviz_torch: nothing recorded yet</p>"
         try:
             if len(self.steps) > 1:
-                return self.figure("html", "--steps", "all")
+                # the player is a whole page with its script: in a frame of its own
+                page = self.figure("html", "--steps", "all")
+                return ('<iframe style="width: 100%; height: 720px; border: 0" srcdoc="'
+                        + html.escape(page, quote=True) + '"></iframe>')
             self.figure("svg", "--step", "last")
             return None
         except (OSError, RuntimeError) as e:

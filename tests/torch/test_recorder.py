@@ -473,6 +473,19 @@ class RecorderCase(unittest.TestCase):
         self.assertTrue({"0.weight", "2.bias", "x", "y", "out", "loss"} <= set(names))
         self.assertTrue(all(p["after"] is not None for p in trace["steps"][0]["params"]))
 
+    def test_repr_without_bpviz(self):
+        """In Jupyter without a bpviz to run: the cell says why, no exception."""
+        w = torch.ones(2, requires_grad=True)
+        with bpviz_torch.record() as rec:
+            (w * 3).sum().backward()
+        old = bpviz_torch.BPVIZ
+        bpviz_torch.BPVIZ = "/nonexistent/bpviz"
+        try:
+            self.assertIsNone(rec._repr_svg_())
+            self.assertIn("/nonexistent/bpviz", rec._repr_html_())
+        finally:
+            bpviz_torch.BPVIZ = old
+
     def test_no_backward(self):
         with bpviz_torch.record() as rec:
             torch.ones(2, requires_grad=True).sum()
@@ -509,6 +522,23 @@ def draw_all():
                 ok = r.returncode == 0 and os.path.getsize(out) > 0
                 print(f"{'ok' if ok else 'FAIL'}: bpviz {name}.json -T {fmt} {r.stderr.strip()}")
                 failed += not ok
+        # Jupyter's figure: the SVG of one step, the player of several
+        bpviz_torch.BPVIZ = BPVIZ
+        w = torch.tensor([1.0, 2.0], requires_grad=True)
+        with bpviz_torch.record(steps=None) as rec:
+            for _ in range(2):
+                (w * w).sum().backward()
+                with torch.no_grad():
+                    w -= 0.1 * w.grad
+                w.grad = None
+        one = bpviz_torch.Recorder()
+        one.steps = rec.steps[:1]
+        checks = [("_repr_svg_ of one step", "</svg>" in (one._repr_svg_() or "")),
+                  ("_repr_html_ of one step is None", one._repr_html_() is None),
+                  ("_repr_html_ of two steps", "<iframe" in (rec._repr_html_() or ""))]
+        for what, ok in checks:
+            print(f"{'ok' if ok else 'FAIL'}: {what}")
+            failed += not ok
         return 1 if failed else 0
 
 
