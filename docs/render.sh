@@ -29,3 +29,15 @@ render residual residual --step 1 --rankdir TB
 render inception inception --step 1 --rankdir TB
 render rnn_hello rnn_hello --step 1
 render bptt bptt --step 1
+# a PyTorch MLP recorded with python/bpviz_torch.py (docs/torch.md), when a
+# python3 with torch is at hand
+py=${PYTHON:-python3}
+if "$py" -c "import torch" 2>/dev/null || { py=/usr/bin/python3; "$py" -c "import torch" 2>/dev/null; }; then
+    trace=$(mktemp)
+    PYTHONPATH="$root/python" "$py" "$root/samples/torch_mlp.py" "$trace"
+    "$bpviz" "$trace" -o "$here/torch_mlp.svg"
+    rm -f "$trace"
+    echo "docs/torch_mlp.svg"
+else
+    echo "docs/torch_mlp.svg: skipped, no python3 with torch" >&2
+fi

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages bpviz needs to build and test.
-#   --torch  also python3-torch, to regenerate golden outputs from PyTorch
+# python3-torch: the PyTorch recorder's tests (python/bpviz_torch.py) and the
+# golden outputs (tests/torch); --torch, which once added it, is still accepted.
 set -eu
 # valgrind, clang (libFuzzer) and libxml2-utils (xmllint, to check SVG) serve
 # the hardening checks of .ci/run and the tests; poppler-utils (pdffonts,
@@ -9,7 +10,7 @@ pkgs="cmake gcc make pkg-config libgraphviz-dev libsleef-dev libfontconfig1-dev 
 # fonts-urw-base35: Nimbus Roman and Nimbus Sans, for the tests of --font
 # (a family whose last word pango would read as a style: "Roman")
 pkgs="$pkgs fonts-urw-base35"
-[ "${1:-}" = "--torch" ] && pkgs="$pkgs python3-torch"
+pkgs="$pkgs python3-torch"
 # chromium and node run the HTML player's browser test (tests/browser)
 pkgs="$pkgs chromium"
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

@@ -186,11 +186,30 @@ static void test_docs_in_step(void **state) {
     free(z);
 }
 
+/* python/bpviz_torch.py lands in BPV_INSTALL_PYTHONDIR (lib/python3.X/
+ * dist-packages on Debian, which python3 searches under /usr and /usr/local),
+ * and imports from there with the PYTHONPATH line docs/torch.md gives for
+ * other prefixes; the import needs torch, so that part needs a python3 with it. */
+static void test_python_module(void **state) {
+    (void)state;
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/bpviz_torch.py", BPV_INSTALL_PYTHONDIR);
+    if (!exists(rel)) fail_msg("not installed: %s", rel);
+    if (!*BPV_PYTHON || tu_sh("'%s' -c 'import torch' >/dev/null 2>&1", BPV_PYTHON) != 0) {
+        print_message("python3 with torch not found: the import of bpviz_torch is not tried\n");
+        return;
+    }
+    assert_int_equal(tu_sh("cd / && PYTHONPATH='%s/%s' '%s' -c 'import bpviz_torch, sys; "
+                           "sys.exit(not bpviz_torch.__file__.startswith(sys.argv[1]))' '%s/'",
+                           prefix, BPV_INSTALL_PYTHONDIR, BPV_PYTHON, prefix),
+                     0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_files),         cmocka_unit_test(test_pkg_config),
         cmocka_unit_test(test_cmake_package), cmocka_unit_test(test_exports),
-        cmocka_unit_test(test_docs_in_step),
+        cmocka_unit_test(test_docs_in_step),  cmocka_unit_test(test_python_module),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
