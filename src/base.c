@@ -511,6 +511,7 @@ static const struct limit_def {
     {"BPV_MAX_SOURCE_MB", 16, 1, 1ull << 12, 1ull << 20},
     {"BPV_MAX_NPY_MB", 1024, 1, 1ull << 24, 1ull << 20},
     {"BPV_MAX_RASTER_MP", 100, 1, 1ull << 12, 1000000},
+    {"BPV_MAX_TRACE_MB", 1024, 1, 1ull << 24, 1ull << 20},
 };
 enum { NLIMITS = sizeof limit_defs / sizeof limit_defs[0] };
 
@@ -554,6 +555,7 @@ const bpv_limits *bpv_limits_get(void) {
     limits.source_bytes = (size_t)v[7];
     limits.npy_bytes = (size_t)v[8];
     limits.raster_pixels = (int64_t)v[9];
+    limits.trace_bytes = (size_t)v[10];
     limits_read = true;
     return &limits;
 }

@@ -100,6 +100,7 @@ typedef struct bpv_limits {
     size_t source_bytes;  /* BPV_MAX_SOURCE_MB: size of a model file (bytes) */
     size_t npy_bytes;     /* BPV_MAX_NPY_MB: size of one .npy file (bytes) */
     int64_t raster_pixels; /* BPV_MAX_RASTER_MP: pixels of one PNG (megapixels x 10^6) */
+    size_t trace_bytes;   /* BPV_MAX_TRACE_MB: size of a JSON trace file (bytes) */
 } bpv_limits;
 
 /* Hard ceiling of BPV_MAX_NESTING: the parser and compiler recurse once per

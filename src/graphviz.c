@@ -932,6 +932,7 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     agxset(nd, f->n_margin, S("0.02"));
     agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
     mark_node(f, i, nd, bad_edge_into(f, i)); /* an origin's note is on its edge out */
+    if (n->torch) set_attr(nd, "tooltip", n->torch); /* a recorded op's own class */
     bpv_buf_free(&b);
     bpv_buf_free(&sym);
 }
@@ -1333,10 +1334,62 @@ static void focus_mark(fig *f) {
 /* Above this many drawn nodes, build() sets faster layout limits. */
 #define BIG_GRAPH 200
 
-/* The graph node i is drawn in: the cluster of its unrolled time step
- * (labelled "t = 3"), made on first use, or the root. */
+/* The cluster of module `path` (its first `len` bytes) of a recorded
+ * trace, inside its parent's ("features" holds "features.0"), made on
+ * first use and labelled "features.0 · Conv2d" when some node names the
+ * module's class. */
+static Agraph_t *module_cluster(fig *f, const char *path, size_t len) {
+    const char *dot = NULL;
+    for (size_t k = 0; k < len; k++)
+        if (path[k] == '.') dot = path + k;
+    Agraph_t *parent = dot ? module_cluster(f, path, (size_t)(dot - path)) : f->g;
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_puts(&b, "cluster_module:");
+    bpv_buf_add(&b, path, len);
+    Agraph_t *sub = agsubg(parent, b.data, 0);
+    if (sub || !(sub = agsubg(parent, b.data, 1))) { /* made before, or cannot be */
+        bpv_buf_free(&b);
+        return sub ? sub : parent;
+    }
+    const char *cls = NULL;
+    for (int i = 0; i < f->s->nnodes && !cls; i++) {
+        const bpv_snap_node *n = &f->s->nodes[i];
+        if (n->module && n->module_class && strlen(n->module) == len &&
+            memcmp(n->module, path, len) == 0)
+            cls = n->module_class;
+    }
+    char *raw = malloc(len + 1);
+    if (raw) {
+        memcpy(raw, path, len);
+        raw[len] = '\0';
+        b.len = 0;
+        bpv_fig_html(&b, raw); /* a path is the user's text: escaped */
+        if (cls) {
+            bpv_buf_puts(&b, " · ");
+            bpv_fig_html(&b, cls);
+        }
+        char *h = agstrdup_html(f->g, S(b.data ? b.data : ""));
+        agsafeset(sub, S("label"), h, S(""));
+        agstrfree(f->g, h);
+        free(raw);
+    }
+    bpv_buf_free(&b);
+    set_attr(sub, "labeljust", "l");
+    set_attr(sub, "labelloc", "t");
+    set_attr(sub, "style", "rounded");
+    set_attr(sub, "color", "#9a9a9a");
+    set_attr(sub, "fontcolor", "#606060");
+    set_attr(sub, "fontsize", "11");
+    return sub;
+}
+
+/* The graph node i is drawn in: the cluster of its module (a recorded
+ * trace's), or of its unrolled time step (labelled "t = 3"), made on first
+ * use, or the root. */
 static Agraph_t *step_cluster(fig *f, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
+    if (n->module) return module_cluster(f, n->module, strlen(n->module));
     if (!n->loop_var) return f->g;
     char name[160], label[160];
     snprintf(name, sizeof name, "cluster_%.60s_%lld", n->loop_var, (long long)n->loop_value);

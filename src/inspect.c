@@ -19,7 +19,9 @@
 #include "inspect.h"
 #include "figure.h"
 
-static bool elementwise(bpv_op op) { return bpv_ops[op].flags & BPV_OPF_ELEMWISE; }
+static bool elementwise(const bpv_snap_node *n) {
+    return !n->recorded && (bpv_ops[n->op].flags & BPV_OPF_ELEMWISE);
+}
 
 /* Flat index into `in` of element i of `out`, under broadcasting. */
 static int64_t bcast_index(const bpv_shape *out, const bpv_shape *in, int64_t i) {
@@ -41,7 +43,7 @@ static void put_num(bpv_buf *b, double v) { bpv_fig_number(b, v, 4); }
 static void op_note(const bpv_snapshot *s, int i, int64_t j, bpv_buf *b) {
     const bpv_snap_node *n = &s->nodes[i];
     const char *name = n->fn ? n->fn : bpv_ops[n->op].name;
-    if (!elementwise(n->op)) {
+    if (!elementwise(n)) {
         bpv_buf_printf(b, "%s(…) = ", name);
         put_num(b, n->value[j]);
         return;
@@ -85,10 +87,15 @@ static bool mark_nonfinite(bpv_snapshot *s) {
     bool any = false;
     for (int i = 0; i < s->nnodes; i++) {
         bpv_snap_node *n = &s->nodes[i];
-        n->nonfinite = bpv_first_nonfinite(n->value, n->numel) >= 0 ||
+        /* a value a trace did not record stands as NaN: not a finding */
+        n->nonfinite = (!n->novalue && bpv_first_nonfinite(n->value, n->numel) >= 0) ||
                        bpv_first_nonfinite(n->grad, n->numel) >= 0;
         any = any || n->nonfinite;
     }
+    /* a recorded trace may hold a partial that is not finite where the
+     * node's gradient it adds to is (bpviz's own never does) */
+    for (int e = 0; e < s->nedges && !any; e++)
+        any = bpv_first_nonfinite(s->edges[e].chained, s->nodes[s->edges[e].from].numel) >= 0;
     if (!any) return false;
     bpv_buf b;
     bpv_buf_init(&b);
@@ -96,7 +103,7 @@ static bool mark_nonfinite(bpv_snapshot *s) {
      * has finite inputs */
     for (int i = 0; i < s->nnodes; i++) {
         const bpv_snap_node *n = &s->nodes[i];
-        int64_t j = bpv_first_nonfinite(n->value, n->numel);
+        int64_t j = n->novalue ? -1 : bpv_first_nonfinite(n->value, n->numel);
         if (j < 0) continue;
         s->nf_pass = 1;
         s->nf_node = i;
