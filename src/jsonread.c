@@ -133,6 +133,10 @@ static bool string(jp *p, const char **out, size_t *outlen) {
         }
         unsigned char c = (unsigned char)p->t[p->pos];
         if (c == '"') break;
+        if (c == '\n' || c == '\r') {
+            bpv_buf_free(&b);
+            return fail(p, start, 1, "this string has no closing '\"' on its line");
+        }
         if (c < 0x20) {
             bpv_buf_free(&b);
             return fail(p, p->pos, 1, "a control character in a string must be escaped "

@@ -43,10 +43,11 @@ static bool bad(tr *t, const bpv_jval *at, const char *field, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *dot = t->where[0] && field && field[0] && field[0] != '[' ? "." : "";
+    char path[160];
+    snprintf(path, sizeof path, "%s%s%s", t->where, t->where[0] && field && *field ? "." : "",
+             field ? field : "");
     bpv_error_set(t->err, bpv_error_at(&t->m->src, at ? at->off : 0, at ? at->len : 1,
-                                       BPV_ERR_MODEL, "%s%s%s: %s", t->where, dot,
-                                       field ? field : "", msg));
+                                       BPV_ERR_MODEL, "%s%s%s", path, *path ? ": " : "", msg));
     return false;
 }
 
@@ -91,8 +92,11 @@ static bool whole(tr *t, const bpv_jval *v, const char *field, double lo, double
         return bad(t, v, field, "expected a whole number, found %s", bpv_json_type_name(v));
     if (v->num != floor(v->num))
         return bad(t, v, field, "expected a whole number, found %.17g", v->num);
-    if (v->num < lo || v->num > hi)
+    if (v->num < lo || v->num > hi) {
+        if (hi >= 1e15)
+            return bad(t, v, field, "%.17g: expected a whole number from %.0f", v->num, lo);
         return bad(t, v, field, "%.17g is out of range: expected %.0f to %.0f", v->num, lo, hi);
+    }
     *out = (int64_t)v->num;
     return true;
 }
@@ -148,9 +152,11 @@ static bool round_dtype(tr *t, const bpv_jval *at, const char *field, double *v,
     if (!t->f32) return true;
     for (int64_t i = 0; i < n; i++) {
         double r = (double)(float)v[i];
-        if (isfinite(v[i]) && !isfinite(r))
-            return bad(t, at, field, "%.17g is beyond float32's range (the trace's dtype is "
-                                     "f32)", v[i]);
+        if (isfinite(v[i]) && !isfinite(r)) {
+            char num[32];
+            return bad(t, at, field, "%s is beyond float32's range (the trace's dtype is f32)",
+                       bpv_fmt_repr_s(num, v[i]));
+        }
         v[i] = r;
     }
     return true;
@@ -209,11 +215,9 @@ static bool tensor_fill(tr *t, const bpv_jval *v, const char *field, const bpv_s
         *k += want;
         return true;
     }
-    if (v->type == BPV_J_NUMS || (v->type == BPV_J_ARR && d == s->rank - 1 && v->arr.n))
-        return bad(t, v, field, "expected %s of shape %s, found a list of %s",
-                   d == s->rank - 1 ? "numbers" : "nested lists",
-                   bpv_shape_str(s, sb, sizeof sb),
-                   v->type == BPV_J_NUMS ? "numbers" : "other values");
+    if (v->type == BPV_J_NUMS)
+        return bad(t, v, field, "expected nested lists of shape %s, found a list of numbers",
+                   bpv_shape_str(s, sb, sizeof sb));
     if (v->type != BPV_J_ARR)
         return bad(t, v, field, "expected %s of shape %s, found %s",
                    s->rank - d == 1 ? "a list of numbers" : "nested lists",
@@ -643,7 +647,8 @@ static bool read_params(tr *t, bpv_snapshot *s, long si, const bpv_jval *list) {
             return false;
         p->node = (int)node;
         if (node >= 0 && s->nodes[node].kind != BPV_NODE_PARAM)
-            return bad(t, x, "node", "node %lld is a %s node, not a param", (long long)node,
+            return bad(t, x, "node", "node %lld is %s %s node, not a param", (long long)node,
+                       s->nodes[node].kind == BPV_NODE_OP ? "an" : "a",
                        kind_names[s->nodes[node].kind]);
         const bpv_jval *after = member(t, v, "after", false);
         if (node >= 0) {
