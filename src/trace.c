@@ -553,6 +553,9 @@ static bool read_node(tr *t, bpv_snapshot *s, int i, const bpv_jval *v) {
                     return false;
         }
         if (n->nin >= 1 && n->nin <= 2 && op_fits(s, n)) return true;
+        /* bpviz's own kind of op: wrong inputs are a wrong trace */
+        return bad(t, opv, "op", "a fn with grad takes one or two inputs whose shapes "
+                                 "broadcast to its own");
     } else if (x && !want_object(t, x, "attrs")) {
         return false;
     }

@@ -57,6 +57,7 @@ static inline void fuzz_small_limits(void) {
     setenv("BPV_MAX_KEPT_STEPS", "100", 1);
     setenv("BPV_MAX_CSV_MB", "4", 1);
     setenv("BPV_MAX_NPY_MB", "4", 1);
+    setenv("BPV_MAX_TRACE_MB", "4", 1);
 }
 
 /* Moves into a fresh temporary folder so that relative CSV and .npy paths a
