@@ -92,6 +92,131 @@ static int gv_error(bpv_error **err, const char *what) {
     return rc;
 }
 
+/* ---- object IDs in order of creation ------------------------------------------
+ * cgraph lists subgraphs (clusters: loop steps, modules, --fit rows) in the
+ * order of their IDs, and its default ID of a named object is the address
+ * of its interned name: an order that depends on what the heap held
+ * before, so two drawings of the same snapshot in one process, or a run
+ * and a trace read back, could list clusters differently. Here a named
+ * object's ID counts up as names are first seen. */
+typedef struct ordered_ids {
+    Agraph_t *g;       /* the root graph, whose string dictionary holds the names */
+    char **names;      /* names[k]: the name with ID 2k + 2 (even: named), interned */
+    size_t n, cap;
+    size_t *slots;     /* open addressing over names: k + 1, or 0 for empty */
+    size_t nslots;
+    IDTYPE anon;       /* the next anonymous ID (odd) */
+} ordered_ids;
+
+static size_t name_hash(const char *s) {
+    size_t h = 1469598103934665603u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static void *ids_open(Agraph_t *g, Agdisc_t *d) {
+    (void)d;
+    ordered_ids *o = calloc(1, sizeof *o);
+    if (o) o->anon = 1, o->g = g;
+    return o;
+}
+
+/* The slot of `name`, or of the empty slot where it would go. */
+static size_t ids_slot(const ordered_ids *o, const char *name) {
+    size_t i = name_hash(name) & (o->nslots - 1);
+    while (o->slots[i] && strcmp(o->names[o->slots[i] - 1], name) != 0)
+        i = (i + 1) & (o->nslots - 1);
+    return i;
+}
+
+static bool ids_grow(ordered_ids *o) {
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 64;
+        char **nn = realloc(o->names, cap * sizeof *nn);
+        if (!nn) return false;
+        o->names = nn;
+        o->cap = cap;
+    }
+    if (2 * (o->n + 1) <= o->nslots) return true;
+    size_t ns = o->nslots ? o->nslots * 2 : 128;
+    size_t *old = o->slots, oldn = o->nslots;
+    if (!(o->slots = calloc(ns, sizeof *o->slots))) {
+        o->slots = old;
+        return false;
+    }
+    o->nslots = ns;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i]) o->slots[ids_slot(o, o->names[old[i] - 1])] = old[i];
+    free(old);
+    return true;
+}
+
+static long ids_map(void *state, int objtype, char *str, IDTYPE *id, int createflag) {
+    ordered_ids *o = state;
+    (void)objtype;
+    if (!o) return 0;
+    if (!str) {
+        *id = o->anon;
+        o->anon += 2;
+        return 1;
+    }
+    size_t i = o->nslots ? ids_slot(o, str) : 0;
+    if (o->nslots && o->slots[i]) {
+        *id = (IDTYPE)(2 * o->slots[i]);
+        return 1;
+    }
+    if (!createflag || !ids_grow(o)) return 0;
+    /* interned as cgraph's own IDs are: agwrite asks the string whether it
+     * is HTML-like, which only an interned string can tell */
+    char *copy = agstrdup(o->g, str);
+    if (!copy) return 0;
+    o->names[o->n++] = copy;
+    o->slots[ids_slot(o, str)] = o->n;
+    *id = (IDTYPE)(2 * o->n);
+    return 1;
+}
+
+static long ids_alloc(void *state, int objtype, IDTYPE request) {
+    (void)state, (void)objtype, (void)request;
+    return 0; /* no object asks for an ID of its choice here */
+}
+
+static void ids_free(void *state, int objtype, IDTYPE id) {
+    (void)state, (void)objtype, (void)id; /* names live until the graph closes */
+}
+
+static char *ids_print(void *state, int objtype, IDTYPE id) {
+    ordered_ids *o = state;
+    (void)objtype;
+    if (!o || id % 2 || id < 2 || (size_t)(id / 2) > o->n) return NULL;
+    return o->names[id / 2 - 1];
+}
+
+static void ids_close(void *state) {
+    ordered_ids *o = state;
+    if (!o) return;
+    /* the names go with the graph's string dictionary, closed after this */
+    free(o->names);
+    free(o->slots);
+    free(o);
+}
+
+static void ids_register(void *state, int objtype, void *obj) {
+    (void)state, (void)objtype, (void)obj;
+}
+
+static Agiddisc_t ordered_id_disc = {ids_open, ids_map,   ids_alloc,   ids_free,
+                                     ids_print, ids_close, ids_register};
+
+/* A new root graph with IDs in order of creation. */
+static Agraph_t *graph_open(void) {
+    static Agdisc_t disc;
+    disc.mem = &AgMemDisc;
+    disc.id = &ordered_id_disc;
+    disc.io = &AgIoDisc;
+    return agopen(S("bpviz"), Agdirected, &disc);
+}
+
 /* ---- the figure being built ------------------------------------------------- */
 
 /* Precedence of a display expression, for parentheses. */
@@ -1801,7 +1926,7 @@ static bool fit_rebuild(fig *f, bpv_format fmt) {
         f->vary->k = f->vary_k0;
         f->vary->depth = 0;
     }
-    f->g = agopen(S("bpviz"), Agdirected, NULL);
+    f->g = graph_open();
     if (!f->g) return false;
     build(f);
     output_options(f, fmt);
@@ -2058,7 +2183,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
                                               drawn, limit));
         goto done;
     }
-    f.g = agopen(S("bpviz"), Agdirected, NULL);
+    f.g = graph_open();
     if (!f.g) {
         rc = gv_error(err, "cannot create the graph");
         goto done;

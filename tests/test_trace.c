@@ -49,9 +49,7 @@ static int render(const char *input, const char *output, int format, const char 
 
 /* The figure of a model's step and the figure of its trace are the same
  * bytes, in `format`: `bpviz m.bp -T json -o t.json; bpviz t.json` as
- * `bpviz m.bp`. Each drawing runs in a process of its own, as it does for
- * a user: within one process Graphviz orders clusters by where their names
- * happen to lie in memory, which earlier drawings change. */
+ * `bpviz m.bp`, each drawing in a process of its own as a user runs them. */
 static void same_figure(const char *model, const char *steps, int format, int gradcheck,
                         bpv_tensors tensors) {
     static const char *const fmts[] = {"dot", "svg", "png", "pdf", "json", "html"};
