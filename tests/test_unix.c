@@ -298,7 +298,9 @@ static void test_signal_leaves_no_temp(void **state) {
     const int sigs[2] = {SIGTERM, SIGINT};
     for (int k = 0; k < 2; k++) {
         assert_int_equal(mkdir(tu_tmp_path(k ? "sig1" : "sig0"), 0755), 0);
-        const char *out = tu_tmp_path(k ? "sig1/f.svg" : "sig0/f.svg");
+        /* a copy: tu_tmp_path's buffers are reused by the polling below */
+        char out[512];
+        snprintf(out, sizeof out, "%s", tu_tmp_path(k ? "sig1/f.svg" : "sig0/f.svg"));
         assert_int_equal(tu_write_file(out, "old", 3), 0);
         pid_t pid = fork();
         assert_true(pid >= 0);
