@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "figure.h"
 #include "inspect.h"
 #include "jsonread.h"
 #include "trace.h"
@@ -479,11 +480,11 @@ static bool read_node(tr *t, bpv_snapshot *s, int i, const bpv_jval *v) {
         return false;
     if (!(x = member(t, v, "value", true))) return false;
     if (!read_tensor(t, x, "value", &n->shape, n->numel, true, &n->value)) return false;
-    if (!n->value) { /* not recorded: drawn as NaN, not reported as one */
+    if (!n->value) { /* not recorded: drawn as "?", not reported as a NaN */
         n->novalue = true;
         double *nan = talloc(t, x, (size_t)(n->numel ? n->numel : 1), sizeof *nan);
         if (!nan) return false;
-        for (int64_t j = 0; j < n->numel; j++) nan[j] = NAN;
+        for (int64_t j = 0; j < n->numel; j++) nan[j] = bpv_unknown();
         n->value = nan;
     }
     if ((x = member(t, v, "grad", false)) &&

@@ -185,6 +185,11 @@ static void test_recorded_trace_figure(void **state) {
     assert_non_null(strstr(attr(addmm, "label"), ">addmm<"));
     assert_string_equal(attr(addmm, "tooltip"), "AddmmBackward0");
     assert_non_null(strstr(attr(agnode(g, "n5", 0), "label"), "ReLU")); /* bpviz's own op */
+    /* view's value was not recorded: "?" on its edge out, not NaN */
+    Agedge_t *out = agedge(g, agnode(g, "n6", 0), agnode(g, "n7", 0), "f6", 0);
+    assert_non_null(out);
+    assert_non_null(strstr(attr(out, "label"), "&#8201;?&#8201;"));
+    assert_null(strstr(attr(out, "label"), "NaN"));
     agclose(g);
     free(dot);
 
