@@ -29,9 +29,14 @@ _bpviz() {
             --exact-numbers --no-update --tensors --legend --op-symbols
             --fit --memory --snapshot -h --help --version' -- "$cur"))
     elif [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W 'run bench check' -- "$cur") $(compgen -f -X '!*.bp' -- "$cur") $(compgen -d -- "$cur"))
-    else
+        # a model, or a JSON trace to draw
+        COMPREPLY=($(compgen -W 'run bench check' -- "$cur") $(compgen -f -X '!*.bp' -- "$cur")
+            $(compgen -f -X '!*.json' -- "$cur") $(compgen -d -- "$cur"))
+    elif [[ ${COMP_WORDS[1]} == @(run|bench|check) ]]; then
         COMPREPLY=($(compgen -f -X '!*.bp' -- "$cur") $(compgen -d -- "$cur"))
+    else
+        COMPREPLY=($(compgen -f -X '!*.bp' -- "$cur") $(compgen -f -X '!*.json' -- "$cur")
+            $(compgen -d -- "$cur"))
     fi
 }
 complete -o filenames -F _bpviz bpviz

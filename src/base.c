@@ -515,6 +515,7 @@ static const struct limit_def {
     {"BPV_MAX_NESTING", 200, 1, BPV_NESTING_CEILING, 1},
     {"BPV_MAX_LINE_BYTES", 1ull << 20, 80, 1ull << 30, 1},
     {"BPV_MAX_SOURCE_MB", 16, 1, 1ull << 12, 1ull << 20},
+    {"BPV_MAX_TRACE_MB", 1024, 1, 1ull << 24, 1ull << 20},
 };
 enum { NLIMITS = sizeof limit_defs / sizeof limit_defs[0] };
 
@@ -553,6 +554,7 @@ const bpv_limits *bpv_limits_get(void) {
     limits.nesting = (int)v[2];
     limits.line_bytes = (size_t)v[3];
     limits.source_bytes = (size_t)v[4];
+    limits.trace_bytes = (size_t)v[5];
     limits_read = true;
     return &limits;
 }

@@ -101,6 +101,7 @@ typedef struct bpv_limits {
     int nesting;          /* BPV_MAX_NESTING: brackets/unary/^ nesting depth */
     size_t line_bytes;    /* BPV_MAX_LINE_BYTES: bytes in one source line */
     size_t source_bytes;  /* BPV_MAX_SOURCE_MB: size of a model file (bytes) */
+    size_t trace_bytes;   /* BPV_MAX_TRACE_MB: size of a JSON trace file (bytes) */
 } bpv_limits;
 
 /* Hard ceiling of BPV_MAX_NESTING: the parser and compiler recurse once per

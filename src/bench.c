@@ -41,6 +41,11 @@ static int on_snap(const bpv_snapshot *snap, void *user) {
 int bpv_model_bench(bpv_model *m, const bpv_bench_options *opts, bpv_bench_result *res,
                     bpv_error **err) {
     if (!m) return bpv_error_set(err, bpv_error_null("bpv_model_bench", "model"));
+    if (m->trace)
+        return bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                "'%s' is a JSON trace, not a model: there is "
+                                                "no training to time",
+                                                m->src.name));
     bpv_bench_options def = {0, -1, 0};
     if (!opts) opts = &def;
     if (m->ntrains == 0 || m->total_steps == 0)

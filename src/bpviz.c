@@ -15,6 +15,7 @@
 #include "export.h"
 #include "inspect.h"
 #include "snapshot.h"
+#include "trace.h"
 #include "train.h"
 
 /* A model file larger than this (default 16 MiB, BPV_MAX_SOURCE_MB) is
@@ -24,16 +25,28 @@
 
 /* ---- loading --------------------------------------------------------------- */
 
-static char *read_stream(FILE *f, size_t *len, bool *too_big) {
+/* A trace given where a model is wanted (bpviz run t.json). */
+static bpv_error *not_a_model(const char *name) {
+    return bpv_error_new(BPV_ERR_MODEL,
+                         "'%s' is a JSON trace, not a model: bpviz draws it (bpviz %s -o "
+                         "figure.svg), but running, checking and timing need the model",
+                         name, name);
+}
+
+/* Reads a stream to its end, at most `limit` bytes, or `trace_limit` when
+ * it is non-zero and the text is a trace's (bpv_trace_detect). */
+static char *read_stream(FILE *f, size_t limit, size_t trace_limit, size_t *len,
+                         int *too_big) {
     size_t cap = 8192, n = 0;
     char *buf = malloc(cap);
-    *too_big = false;
+    *too_big = 0;
     while (buf) {
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
         if (r == 0) break;
-        if (n > BPV_MAX_SOURCE_BYTES) {
-            *too_big = true;
+        bool trace = trace_limit && bpv_trace_detect(NULL, buf, n);
+        if (n > (trace ? trace_limit : limit)) {
+            *too_big = trace ? 2 : 1; /* which limit */
             free(buf);
             return NULL;
         }
@@ -53,6 +66,55 @@ static char *read_stream(FILE *f, size_t *len, bool *too_big) {
     return buf;
 }
 
+/* What an input file is, for messages: its noun and its size limit; a
+ * model that may be a trace (bpviz FILE) has the trace's limit too. */
+typedef struct input_kind {
+    const char *what;  /* "model", "trace" */
+    size_t limit;
+    const char *too_big; /* the rest of the message after "larger than N MiB" */
+    size_t trace_limit;  /* 0, or: a trace's text may be this long */
+} input_kind;
+
+static const char trace_too_big[] = " (BPV_MAX_TRACE_MB)";
+
+/* Reads the whole file `path` ("-": standard input), NUL-terminated and
+ * malloc'd; NULL with an error. */
+static char *slurp(const char *path, const input_kind *k, size_t *len, bpv_error **err) {
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "cannot open %s '%s': %s", k->what, path,
+                                         strerror(errno)));
+        return NULL;
+    }
+    struct stat st;
+    if (!is_stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "'%s' is a folder, not a %s file",
+                                         path, k->what));
+        return NULL;
+    }
+    int too_big, saved = 0;
+    char *text = read_stream(f, k->limit, k->trace_limit, len, &too_big);
+    if (!text) saved = errno;
+    if (!is_stdin) fclose(f);
+    if (!text) {
+        if (too_big == 2) /* bpviz FILE: the first bytes told which */
+            bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "trace '%s' is larger than %zu "
+                                                            "MiB%s",
+                                             path, k->trace_limit >> 20, trace_too_big));
+        else if (too_big)
+            bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "%s '%s' is larger than %zu MiB%s",
+                                             k->what, path, k->limit >> 20, k->too_big));
+        else
+            bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot read %s '%s': %s",
+                                             k->what, path, strerror(saved ? saved : EIO)));
+    }
+    return text;
+}
+
+static const char model_too_big[] = "; is it really a model file? (BPV_MAX_SOURCE_MB)";
+
 bpv_model *bpv_model_load(const char *path, bpv_error **err) {
     if (!path) {
         bpv_error_set(err, bpv_error_null("bpv_model_load", "path"));
@@ -63,38 +125,76 @@ bpv_model *bpv_model_load(const char *path, bpv_error **err) {
         bpv_error_set(err, lim);
         return NULL;
     }
-    bool is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) {
-        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "cannot open model '%s': %s", path,
-                                         strerror(errno)));
+    size_t len = 0;
+    input_kind k = {"model", BPV_MAX_SOURCE_BYTES, model_too_big, 0};
+    char *text = slurp(path, &k, &len, err);
+    if (!text) return NULL;
+    bpv_model *m = bpv_model_load_string(strcmp(path, "-") == 0 ? "<stdin>" : path, text, len,
+                                         err);
+    free(text);
+    return m;
+}
+
+/* ---- traces ------------------------------------------------------------------ */
+
+bpv_model *bpv_trace_load_string(const char *name, const char *text, size_t len,
+                                 bpv_error **err) {
+    if (!name) name = "<string>";
+    if (!text && len > 0) {
+        bpv_error_set(err, bpv_error_null("bpv_trace_load_string", "text"));
         return NULL;
     }
-    struct stat st;
-    if (!is_stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "'%s' is a folder, not a model file",
-                                         path));
+    bpv_error *lim = bpv_limits_error();
+    if (lim) {
+        bpv_error_set(err, lim);
+        return NULL;
+    }
+    if (len > bpv_limits_get()->trace_bytes) {
+        bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL, "trace '%s' is larger than %zu MiB%s",
+                                         name, bpv_limits_get()->trace_bytes >> 20,
+                                         trace_too_big));
+        return NULL;
+    }
+    return bpv_trace_read(name, text ? text : "", len, err);
+}
+
+bpv_model *bpv_trace_load(const char *path, bpv_error **err) {
+    if (!path) {
+        bpv_error_set(err, bpv_error_null("bpv_trace_load", "path"));
+        return NULL;
+    }
+    bpv_error *lim = bpv_limits_error();
+    if (lim) {
+        bpv_error_set(err, lim);
         return NULL;
     }
     size_t len = 0;
-    bool too_big;
-    int saved = 0;
-    char *text = read_stream(f, &len, &too_big);
-    if (!text) saved = errno;
-    if (!is_stdin) fclose(f);
-    if (!text) {
-        if (too_big)
-            bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
-                                             "model '%s' is larger than %zu MiB; is it really a "
-                                             "model file? (BPV_MAX_SOURCE_MB)",
-                                             path, BPV_MAX_SOURCE_BYTES >> 20));
-        else
-            bpv_error_set(err, bpv_error_new(BPV_ERR_RUNTIME, "cannot read model '%s': %s", path,
-                                             strerror(saved ? saved : EIO)));
+    input_kind k = {"trace", bpv_limits_get()->trace_bytes, trace_too_big, 0};
+    char *text = slurp(path, &k, &len, err);
+    if (!text) return NULL;
+    bpv_model *m = bpv_trace_read(strcmp(path, "-") == 0 ? "<stdin>" : path, text, len, err);
+    free(text);
+    return m;
+}
+
+int bpv_model_is_trace(const bpv_model *m) { return m ? m->trace : -1; }
+
+/* What bpviz draws: a trace (its name ends in .json, or its text starts
+ * with '{') or a model. */
+static bpv_model *load_input(const char *path, bpv_error **err) {
+    if (bpv_trace_detect(path, NULL, 0)) return bpv_trace_load(path, err);
+    bpv_error *lim = bpv_limits_error();
+    if (lim) {
+        bpv_error_set(err, lim);
         return NULL;
     }
-    bpv_model *m = bpv_model_load_string(is_stdin ? "<stdin>" : path, text, len, err);
+    size_t len = 0;
+    input_kind k = {"model", BPV_MAX_SOURCE_BYTES, model_too_big, bpv_limits_get()->trace_bytes};
+    char *text = slurp(path, &k, &len, err);
+    if (!text) return NULL;
+    const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+    bpv_model *m = bpv_trace_detect(NULL, text, len) ? bpv_trace_read(name, text, len, err)
+                                                     : bpv_model_load_string(name, text, len, err);
     free(text);
     return m;
 }
@@ -110,6 +210,10 @@ bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
     bpv_error *lim = bpv_limits_error();
     if (lim) {
         bpv_error_set(err, lim);
+        return NULL;
+    }
+    if (bpv_trace_detect(NULL, text, len)) {
+        bpv_error_set(err, not_a_model(name));
         return NULL;
     }
     if (len > BPV_MAX_SOURCE_BYTES) {
@@ -203,6 +307,7 @@ static int run_budget(const bpv_model *m, const bpv_run_options *o, size_t text_
 
 int bpv_model_run(bpv_model *m, const bpv_run_options *opts, bpv_error **err) {
     if (!m) return bpv_error_set(err, bpv_error_null("bpv_model_run", "model"));
+    if (m->trace) return bpv_error_set(err, not_a_model(m->src.name));
     bpv_run_options none = {0};
     if (!opts) opts = &none;
     int rc = run_budget(m, opts, 0, err);
@@ -259,7 +364,8 @@ int bpv_export(const bpv_model *m, const bpv_snapshot *const *snaps, size_t n, b
     if (fmt == BPV_FORMAT_JSON) {
         bpv_buf b;
         bpv_buf_init(&b);
-        bpv_export_json(&b, m->src.name, m->dtype, snaps, n);
+        /* a trace keeps the name it was written with */
+        bpv_export_json(&b, m->trace && n ? snaps[0]->model : m->src.name, m->dtype, snaps, n);
         *out_len = b.len;
         *out = bpv_buf_take(&b);
         return BPV_OK;
@@ -731,10 +837,26 @@ int bpv_render(const bpv_render_options *o, bpv_error **err) {
     bool first_nf = strcmp(spec, "first-nonfinite") == 0;
     bpv_step_set *keep = first_nf ? NULL : bpv_step_set_parse(spec, err);
     if (!keep && !first_nf) return BPV_ERR_MODEL;
-    bpv_model *m = bpv_model_load(o->model, err);
+    bpv_model *m = load_input(o->model, err);
     if (!m) {
         bpv_step_set_free(keep);
         return err && *err ? (*err)->status : BPV_ERR_MODEL;
+    }
+    if (m->trace) { /* its steps are there already: select, draw */
+        bpv_step_set_free(keep);
+        int rc = BPV_OK;
+        if (o->gradcheck)
+            rc = bpv_error_set(err, bpv_error_new(BPV_ERR_MODEL,
+                                                  "the gradient check runs the model, and '%s' "
+                                                  "is a trace: it holds the numbers only (the "
+                                                  "marks of a trace written with --gradcheck "
+                                                  "are drawn without it)",
+                                                  o->model));
+        if (rc == BPV_OK && !bpv_trace_select(m, o->steps, err))
+            rc = err && *err ? (*err)->status : BPV_ERR_MODEL;
+        if (rc == BPV_OK) rc = write_selection(m, output, fmt, spec, &o->figure, err);
+        bpv_model_free(m);
+        return rc;
     }
     int rc = BPV_OK;
     long total = bpv_model_step_count(m);

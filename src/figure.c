@@ -130,7 +130,7 @@ void bpv_fig_number(bpv_buf *b, double v, int precision) {
     if (precision < 1) precision = 1;
     if (precision > 17) precision = 17;
     if (isnan(v)) {
-        bpv_buf_puts(b, "NaN");
+        bpv_buf_puts(b, bpv_is_unknown(v) ? "?" : "NaN");
         return;
     }
     if (v == 0) { /* -0 too: a sign on zero only confuses a reader */

@@ -147,6 +147,131 @@ static int gv_error(bpv_error **err, const char *what) {
     return rc;
 }
 
+/* ---- object IDs in order of creation ------------------------------------------
+ * cgraph lists subgraphs (clusters: loop steps, modules, --fit rows) in the
+ * order of their IDs, and its default ID of a named object is the address
+ * of its interned name: an order that depends on what the heap held
+ * before, so two drawings of the same snapshot in one process, or a run
+ * and a trace read back, could list clusters differently. Here a named
+ * object's ID counts up as names are first seen. */
+typedef struct ordered_ids {
+    Agraph_t *g;       /* the root graph, whose string dictionary holds the names */
+    char **names;      /* names[k]: the name with ID 2k + 2 (even: named), interned */
+    size_t n, cap;
+    size_t *slots;     /* open addressing over names: k + 1, or 0 for empty */
+    size_t nslots;
+    IDTYPE anon;       /* the next anonymous ID (odd) */
+} ordered_ids;
+
+static size_t name_hash(const char *s) {
+    size_t h = 1469598103934665603u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static void *ids_open(Agraph_t *g, Agdisc_t *d) {
+    (void)d;
+    ordered_ids *o = calloc(1, sizeof *o);
+    if (o) o->anon = 1, o->g = g;
+    return o;
+}
+
+/* The slot of `name`, or of the empty slot where it would go. */
+static size_t ids_slot(const ordered_ids *o, const char *name) {
+    size_t i = name_hash(name) & (o->nslots - 1);
+    while (o->slots[i] && strcmp(o->names[o->slots[i] - 1], name) != 0)
+        i = (i + 1) & (o->nslots - 1);
+    return i;
+}
+
+static bool ids_grow(ordered_ids *o) {
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 64;
+        char **nn = realloc(o->names, cap * sizeof *nn);
+        if (!nn) return false;
+        o->names = nn;
+        o->cap = cap;
+    }
+    if (2 * (o->n + 1) <= o->nslots) return true;
+    size_t ns = o->nslots ? o->nslots * 2 : 128;
+    size_t *old = o->slots, oldn = o->nslots;
+    if (!(o->slots = calloc(ns, sizeof *o->slots))) {
+        o->slots = old;
+        return false;
+    }
+    o->nslots = ns;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i]) o->slots[ids_slot(o, o->names[old[i] - 1])] = old[i];
+    free(old);
+    return true;
+}
+
+static long ids_map(void *state, int objtype, char *str, IDTYPE *id, int createflag) {
+    ordered_ids *o = state;
+    (void)objtype;
+    if (!o) return 0;
+    if (!str) {
+        *id = o->anon;
+        o->anon += 2;
+        return 1;
+    }
+    size_t i = o->nslots ? ids_slot(o, str) : 0;
+    if (o->nslots && o->slots[i]) {
+        *id = (IDTYPE)(2 * o->slots[i]);
+        return 1;
+    }
+    if (!createflag || !ids_grow(o)) return 0;
+    /* interned as cgraph's own IDs are: agwrite asks the string whether it
+     * is HTML-like, which only an interned string can tell */
+    char *copy = agstrdup(o->g, str);
+    if (!copy) return 0;
+    o->names[o->n++] = copy;
+    o->slots[ids_slot(o, str)] = o->n;
+    *id = (IDTYPE)(2 * o->n);
+    return 1;
+}
+
+static long ids_alloc(void *state, int objtype, IDTYPE request) {
+    (void)state, (void)objtype, (void)request;
+    return 0; /* no object asks for an ID of its choice here */
+}
+
+static void ids_free(void *state, int objtype, IDTYPE id) {
+    (void)state, (void)objtype, (void)id; /* names live until the graph closes */
+}
+
+static char *ids_print(void *state, int objtype, IDTYPE id) {
+    ordered_ids *o = state;
+    (void)objtype;
+    if (!o || id % 2 || id < 2 || (size_t)(id / 2) > o->n) return NULL;
+    return o->names[id / 2 - 1];
+}
+
+static void ids_close(void *state) {
+    ordered_ids *o = state;
+    if (!o) return;
+    /* the names go with the graph's string dictionary, closed after this */
+    free(o->names);
+    free(o->slots);
+    free(o);
+}
+
+static void ids_register(void *state, int objtype, void *obj) {
+    (void)state, (void)objtype, (void)obj;
+}
+
+static Agiddisc_t ordered_id_disc = {ids_open, ids_map,   ids_alloc,   ids_free,
+                                     ids_print, ids_close, ids_register};
+
+/* A new root graph with IDs in order of creation. */
+static Agraph_t *graph_open(void) {
+    static Agdisc_t disc;
+    disc.mem = &AgMemDisc;
+    disc.id = &ordered_id_disc;
+    disc.io = &AgIoDisc;
+    return agopen(S("bpviz"), Agdirected, &disc);
+}
+
 /* ---- the figure being built ------------------------------------------------- */
 
 /* Precedence of a display expression, for parentheses. */
@@ -1019,6 +1144,7 @@ static void op_node(fig *f, int i, Agnode_t *nd) {
     agxset(nd, f->n_margin, S("0.02"));
     agxset(nd, f->n_width, S("0.7")); /* equal circles for short symbols */
     mark_node(f, i, nd, bad_edge_into(f, i)); /* an origin's note is on its edge out */
+    if (n->torch) set_attr(nd, "tooltip", n->torch); /* a recorded op's own class */
     bpv_buf_free(&b);
     bpv_buf_free(&sym);
 }
@@ -1420,8 +1546,6 @@ static void focus_mark(fig *f) {
 /* Above this many drawn nodes, build() sets faster layout limits. */
 #define BIG_GRAPH 200
 
-/* The graph node i is drawn in: the cluster of its unrolled time step
- * (labelled "t = 3"), made on first use, or the root. */
 /* The unrolled steps of a figure whose nodes come from one loop: the
  * first step and the count; false for none or several loops. */
 static bool step_range(const fig *f, long long *first, long long *count) {
@@ -1449,8 +1573,62 @@ static int step_row(const fig *f, int i) {
     return (int)((n->loop_value - first) * f->step_rows / count);
 }
 
+/* The cluster of module `path` (its first `len` bytes) of a recorded
+ * trace, inside its parent's ("features" holds "features.0"), made on
+ * first use and labelled "features.0 · Conv2d" when some node names the
+ * module's class. */
+static Agraph_t *module_cluster(fig *f, const char *path, size_t len) {
+    const char *dot = NULL;
+    for (size_t k = 0; k < len; k++)
+        if (path[k] == '.') dot = path + k;
+    Agraph_t *parent = dot ? module_cluster(f, path, (size_t)(dot - path)) : f->g;
+    bpv_buf b;
+    bpv_buf_init(&b);
+    bpv_buf_puts(&b, "cluster_module:");
+    bpv_buf_add(&b, path, len);
+    Agraph_t *sub = agsubg(parent, b.data, 0);
+    if (sub || !(sub = agsubg(parent, b.data, 1))) { /* made before, or cannot be */
+        bpv_buf_free(&b);
+        return sub ? sub : parent;
+    }
+    const char *cls = NULL;
+    for (int i = 0; i < f->s->nnodes && !cls; i++) {
+        const bpv_snap_node *n = &f->s->nodes[i];
+        if (n->module && n->module_class && strlen(n->module) == len &&
+            memcmp(n->module, path, len) == 0)
+            cls = n->module_class;
+    }
+    char *raw = malloc(len + 1);
+    if (raw) {
+        memcpy(raw, path, len);
+        raw[len] = '\0';
+        b.len = 0;
+        bpv_fig_html(&b, raw); /* a path is the user's text: escaped */
+        if (cls) {
+            bpv_buf_puts(&b, " · ");
+            bpv_fig_html(&b, cls);
+        }
+        char *h = agstrdup_html(f->g, S(b.data ? b.data : ""));
+        agsafeset(sub, S("label"), h, S(""));
+        agstrfree(f->g, h);
+        free(raw);
+    }
+    bpv_buf_free(&b);
+    set_attr(sub, "labeljust", "l");
+    set_attr(sub, "labelloc", "t");
+    set_attr(sub, "style", "rounded");
+    set_attr(sub, "color", "#9a9a9a");
+    set_attr(sub, "fontcolor", "#606060");
+    set_attr(sub, "fontsize", "11");
+    return sub;
+}
+
+/* The graph node i is drawn in: the cluster of its module (a recorded
+ * trace's), or of its unrolled time step (labelled "t = 3"), made on first
+ * use, or the root. */
 static Agraph_t *step_cluster(fig *f, int i) {
     const bpv_snap_node *n = &f->s->nodes[i];
+    if (n->module) return module_cluster(f, n->module, strlen(n->module));
     if (!n->loop_var) return f->g;
     char name[160], label[160];
     Agraph_t *parent = f->g;
@@ -1896,7 +2074,7 @@ static bool fit_rebuild(fig *f, bpv_format fmt) {
         f->vary->k = f->vary_k0;
         f->vary->depth = 0;
     }
-    f->g = agopen(S("bpviz"), Agdirected, NULL);
+    f->g = graph_open();
     if (!f->g) return false;
     build(f);
     output_options(f, fmt);
@@ -2301,7 +2479,7 @@ int bpv_export_figure(const bpv_snapshot *snap, bpv_format fmt, const bpv_figure
                                               drawn, limit));
         goto done;
     }
-    f.g = agopen(S("bpviz"), Agdirected, NULL);
+    f.g = graph_open();
     if (!f.g) {
         rc = gv_error(err, "cannot create the graph");
         goto done;

@@ -19,7 +19,9 @@
 #include "inspect.h"
 #include "figure.h"
 
-static bool elementwise(bpv_op op) { return bpv_ops[op].flags & BPV_OPF_ELEMWISE; }
+static bool elementwise(const bpv_snap_node *n) {
+    return !n->recorded && (bpv_ops[n->op].flags & BPV_OPF_ELEMWISE);
+}
 
 /* Flat index into `in` of element i of `out`, under broadcasting. */
 static int64_t bcast_index(const bpv_shape *out, const bpv_shape *in, int64_t i) {
@@ -43,7 +45,7 @@ static void put_num(bpv_buf *b, double v, int prec) { bpv_fig_number(b, v, prec)
 static void op_note(const bpv_snapshot *s, int i, int64_t j, int prec, bpv_buf *b) {
     const bpv_snap_node *n = &s->nodes[i];
     const char *name = n->fn ? n->fn : bpv_ops[n->op].name;
-    if (!elementwise(n->op)) {
+    if (!elementwise(n)) {
         bpv_buf_printf(b, "%s(…) = ", name);
         put_num(b, n->value[j], prec);
         return;
@@ -123,15 +125,20 @@ static bool mark_nonfinite(bpv_snapshot *s) {
     bool any = false;
     for (int i = 0; i < s->nnodes; i++) {
         bpv_snap_node *n = &s->nodes[i];
-        n->nonfinite = bpv_first_nonfinite(n->value, n->numel) >= 0 ||
+        /* a value a trace did not record stands as NaN: not a finding */
+        n->nonfinite = (!n->novalue && bpv_first_nonfinite(n->value, n->numel) >= 0) ||
                        bpv_first_nonfinite(n->grad, n->numel) >= 0;
         any = any || n->nonfinite;
     }
+    /* a recorded trace may hold a partial that is not finite where the
+     * node's gradient it adds to is (bpviz's own never does) */
+    for (int e = 0; e < s->nedges && !any; e++)
+        any = bpv_first_nonfinite(s->edges[e].chained, s->nodes[s->edges[e].from].numel) >= 0;
     if (!any) return false;
     /* forward: inputs come first, so the first non-finite value in order
      * has finite inputs */
     for (int i = 0; i < s->nnodes && !s->nf_pass; i++)
-        if (bpv_first_nonfinite(s->nodes[i].value, s->nodes[i].numel) >= 0) {
+        if (!s->nodes[i].novalue && bpv_first_nonfinite(s->nodes[i].value, s->nodes[i].numel) >= 0) {
             s->nf_pass = 1;
             s->nf_node = i;
         }

@@ -143,14 +143,15 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
         bpv_buf_puts(b, ", \"kind\": ");
         bpv_json_string(b, kind_names[n->kind]);
         bpv_buf_puts(b, ", \"op\": ");
-        if (n->kind == BPV_NODE_OP) bpv_json_string(b, bpv_ops[n->op].name);
+        if (n->kind == BPV_NODE_OP)
+            bpv_json_string(b, n->recorded && n->fn ? n->fn : bpv_ops[n->op].name);
         else bpv_buf_puts(b, "null");
         bpv_buf_puts(b, ", \"inputs\": [");
         for (int k = 0; k < n->nin; k++) bpv_buf_printf(b, "%s%d", k ? ", " : "", n->in[k]);
         bpv_buf_puts(b, "], \"shape\": ");
         json_shape(b, &n->shape);
         bpv_buf_puts(b, ", \"value\": ");
-        json_tensor(b, n->value, &n->shape);
+        json_tensor(b, n->novalue ? NULL : n->value, &n->shape);
         bpv_buf_puts(b, ", \"grad\": ");
         json_tensor(b, n->grad, &n->shape);
         const bpv_op_def *d = &bpv_ops[n->op];
@@ -181,9 +182,27 @@ static void json_snapshot(bpv_buf *b, const bpv_snapshot *s) {
             bpv_json_string(b, n->loop_var);
             bpv_buf_printf(b, ": %lld}", (long long)n->loop_value);
         }
-        if (n->fn) {
+        if (n->fn && !n->recorded) {
             bpv_buf_puts(b, ", \"fn\": ");
             bpv_json_string(b, n->fn);
+            /* its partials as written, over a, b and out: figures spell
+             * them with the inputs' names */
+            bpv_buf_puts(b, ", \"fn_grad\": [");
+            for (int k = 0; k < n->nin && k < 2; k++) {
+                if (k) bpv_buf_puts(b, ", ");
+                if (n->fn_dlocal[k]) bpv_json_string(b, n->fn_dlocal[k]);
+                else bpv_buf_puts(b, "null");
+            }
+            bpv_buf_putc(b, ']');
+        }
+        /* a recorded trace's additions (docs/json-trace.md) */
+        const char *const extra[][2] = {{"torch", n->torch},
+                                        {"module", n->module},
+                                        {"module_class", n->module_class}};
+        for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++) {
+            if (!extra[k][1]) continue;
+            bpv_buf_printf(b, ", \"%s\": ", extra[k][0]);
+            bpv_json_string(b, extra[k][1]);
         }
         if (n->nonfinite) bpv_buf_puts(b, ", \"nonfinite\": true");
         bpv_buf_putc(b, '}');

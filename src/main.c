@@ -23,7 +23,7 @@ static const char usage[] =
     "                       every|none, default: none): `bench: N steps, X ns/step`\n"
     "  check MODEL.bp       find wrong gradients, NaN/inf, dead params (exit 1)\n"
     "\n"
-    "options (MODEL.bp may be - for standard input):\n"
+    "options (MODEL.bp may be - for standard input, or a JSON trace to draw):\n"
     "  -o FILE              output file; the extension picks the format\n"
     "                       (.dot .gv .svg .png .pdf .json .html); - is stdout\n"
     "                       (default: DOT on standard output)\n"

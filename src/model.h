@@ -147,6 +147,9 @@ struct bpv_model {
 
     long total_steps; /* known after loading */
     bpv_run run;      /* the latest run's state */
+    /* a trace read from a file (trace.c): no program; run.snaps holds its
+     * steps, total_steps is its last step's number, and nothing runs it */
+    bool trace;
 };
 
 /* Whether the params (and every graph of the model) store float32: the

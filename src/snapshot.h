@@ -49,6 +49,16 @@ typedef struct bpv_snap_node {
      * variable and value; loop_var NULL outside loops */
     const char *loop_var;
     int64_t loop_value;
+    /* additive, for traces read from a file (trace.c) that another program
+     * recorded: `recorded` marks an op bpviz has no row for, drawn by its
+     * name (op is BPV_OP_CUSTOM and fn holds the name; no elementwise rule
+     * applies); `novalue`: the trace holds no forward value (value is NaN,
+     * not reported as non-finite); `torch`: the recorder's class of the op
+     * (AddmmBackward0), a tooltip; `module`: the dotted path of the module
+     * that made the node ("features.0"), NULL at top level, drawn as nested
+     * clusters; `module_class` its class ("Linear") or NULL */
+    bool recorded, novalue;
+    const char *torch, *module, *module_class;
 } bpv_snap_node;
 
 typedef struct bpv_snap_edge {

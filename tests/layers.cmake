@@ -15,6 +15,8 @@ cmake_minimum_required(VERSION 3.25)
 set(LAYERS base lexer parser engine compiler snapshot inspect runner exporters api cli)
 # foundations; figure.c: the text of numbers and names, shared by messages and figures
 set(FILES_base base.c base.h figure.c figure.h bpviz/bpviz.h)
+# the JSON reader: text -> a tree with offsets, for located errors (traces)
+list(APPEND FILES_base jsonread.c jsonread.h)
 set(FILES_lexer lexer.c lexer.h)
 set(FILES_parser parser.c ast.h)
 # the op definitions, shapes, kernels, forward and backward; the compiler
@@ -29,6 +31,8 @@ set(FILES_inspect inspect.c inspect.h)
 # params' initial values (init.c); the run: statements, the training loop
 # (train.c) and its optimizers (optim.c)
 set(FILES_runner model.c data.c data.h npy.c init.c init.h optim.c optim.h train.c train.h stepset.c)
+# traces read back: checked and turned into a model's snapshots (trace.c)
+list(APPEND FILES_runner trace.c trace.h)
 set(FILES_exporters export.h json.c graphviz.c player.c player_assets.c focus.c focus.h noise.c noise.h
     heatmap.c heatmap.h fonts.c)
 set(FILES_api bpviz.c api.c bench.c watch.c cmd_check.c)

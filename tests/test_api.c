@@ -259,6 +259,21 @@ static void test_null_arguments(void **state) {
     free(text);
     bpv_model_free(NULL);
 
+    /* traces */
+    assert_null(bpv_trace_load(NULL, NULL));
+    assert_null(bpv_trace_load(NULL, &err));
+    EXPECT_NULL_ARG(&err, "bpv_trace_load: path");
+    assert_null(bpv_trace_load_string("t.json", NULL, 5, NULL));
+    assert_null(bpv_trace_load_string("t.json", NULL, 5, &err));
+    EXPECT_NULL_ARG(&err, "bpv_trace_load_string: text");
+    assert_null(bpv_trace_load_string(NULL, NULL, 0, &err)); /* empty: not a trace */
+    assert_non_null(err);
+    assert_non_null(strstr(err->message, "<string>:1:1: error: the file is empty"));
+    bpv_error_free(err);
+    err = NULL;
+    assert_int_equal(bpv_model_is_trace(NULL), -1);
+    assert_int_equal(bpv_model_is_trace(m), 0);
+
     /* step sets and running */
     assert_null(bpv_step_set_parse(NULL, NULL));
     assert_null(bpv_step_set_parse(NULL, &err));

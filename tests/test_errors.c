@@ -1,6 +1,7 @@
 /* Golden error messages: every tests/errors/NAME.bp must fail to load with
  * exactly the text in tests/errors/NAME.err and status 2, or the status a
- * first line "# status: N" names. BPV_UPDATE_GOLDEN=1 rewrites the .err
+ * first line "# status: N" names; every tests/errors/NAME.json, a JSON
+ * trace, must fail to load (bpv_trace_load) the same way, with status 2. BPV_UPDATE_GOLDEN=1 rewrites the .err
  * files from the current messages (review the diff before committing). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,19 +32,23 @@ static int expected_status(const char *text) {
 /* Runs one case; returns 0 when it behaves as its golden file says. */
 static int run_case(const char *base, bool update) {
     char bp[1024], golden[1024];
-    snprintf(bp, sizeof bp, "errors/%s.bp", base);
-    snprintf(golden, sizeof golden, "errors/%s.err", base);
+    /* a trace's name keeps its extension: NAME.json */
+    size_t bl = strlen(base);
+    bool trace = bl > 5 && strcmp(base + bl - 5, ".json") == 0;
+    if (trace) snprintf(bp, sizeof bp, "errors/%s", base);
+    else snprintf(bp, sizeof bp, "errors/%s.bp", base);
+    snprintf(golden, sizeof golden, "errors/%.*s.err", (int)(trace ? bl - 5 : bl), base);
     size_t len;
     char *text = tu_read_file(bp, &len);
     if (!text) {
         print_error("%s: cannot read\n", bp);
         return 1;
     }
-    int want_status = expected_status(text);
+    int want_status = trace ? BPV_ERR_MODEL : expected_status(text);
     free(text);
 
     bpv_error *err = NULL;
-    bpv_model *m = bpv_model_load(bp, &err);
+    bpv_model *m = trace ? bpv_trace_load(bp, &err) : bpv_model_load(bp, &err);
     if (m) {
         print_error("%s: loaded without an error\n", bp);
         bpv_model_free(m);
@@ -96,13 +101,14 @@ static void test_golden_errors(void **state) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t l = strlen(e->d_name);
-        if (l <= 3 || strcmp(e->d_name + l - 3, ".bp") != 0) continue;
+        bool json = l > 5 && strcmp(e->d_name + l - 5, ".json") == 0;
+        if (!json && (l <= 3 || strcmp(e->d_name + l - 3, ".bp") != 0)) continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             names = realloc(names, cap * sizeof *names);
             assert_non_null(names);
         }
-        names[n] = strndup(e->d_name, l - 3);
+        names[n] = json ? strdup(e->d_name) : strndup(e->d_name, l - 3);
         assert_non_null(names[n]);
         n++;
     }

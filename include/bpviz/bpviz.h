@@ -75,6 +75,29 @@ bpv_model *bpv_model_load_string(const char *name, const char *text, size_t len,
 /* `model` NULL: does nothing. */
 void bpv_model_free(bpv_model *model);
 
+/* ---- traces (additive) -------------------------------------------------- */
+
+/* Reads a JSON trace (docs/json-trace.md), written by `bpviz -T json` or
+ * recorded from PyTorch (python/bpviz_torch.py), checked like a model: a
+ * wrong or oversized trace gives a located error ("t.json:12:40: error:
+ * steps[0].nodes[3].value: expected 6 numbers (shape [2, 3]), found 5")
+ * with status BPV_ERR_MODEL. Returns a model that holds no program, only
+ * the trace's steps: bpv_model_snapshot_count and bpv_model_snapshot list
+ * them, bpv_export draws them, bpv_model_step_count is the last step's
+ * number and bpv_model_nonfinite_step the first with a NaN or infinity;
+ * bpv_model_run and bpv_model_bench refuse it. The caller frees it with
+ * bpv_model_free. `path` "-" reads standard input ("<stdin>" in
+ * messages). `path` NULL: an error. */
+bpv_model *bpv_trace_load(const char *path, bpv_error **err);
+
+/* The same for text in memory (copied; the caller keeps `text`). `name`
+ * NULL: "<string>". `text` NULL: an error when `len` > 0. */
+bpv_model *bpv_trace_load_string(const char *name, const char *text, size_t len,
+                                 bpv_error **err);
+
+/* 1 when `model` was read from a trace, 0 for a model, -1 when NULL. */
+int bpv_model_is_trace(const bpv_model *model);
+
 /* ---- running ---------------------------------------------------------- */
 
 /* Which training steps to keep snapshots of. Steps count from 1. */
@@ -399,7 +422,10 @@ const char *bpv_builder_source(bpv_builder *b);
 /* ---- the whole job ------------------------------------------------------ */
 
 /* What `bpviz MODEL.bp -o FILE ...` does, as one call: load the model, train
- * it up to the last selected step, export the selection and write it. */
+ * it up to the last selected step, export the selection and write it. A
+ * trace (a name ending in .json, or text starting with '{') is read
+ * instead of trained (additive): its selected steps are drawn, "last" is
+ * its last step, no `steps` its first, and gradcheck is an error. */
 typedef struct bpv_render_options {
     const char *model;   /* path, or "-" for standard input */
     const char *output;  /* path, or "-"/NULL for standard output */

@@ -54,6 +54,7 @@ static inline void fuzz_small_limits(void) {
     setenv("BPV_MAX_TENSOR_ELEMS", "100000", 1);
     setenv("BPV_MEMORY", "64M", 1);
     setenv("BPV_MAX_NODES", "20000", 1);
+    setenv("BPV_MAX_TRACE_MB", "4", 1);
 }
 
 /* Moves into a fresh temporary folder so that relative CSV and .npy paths a

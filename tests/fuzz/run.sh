@@ -7,7 +7,8 @@
 #                configured and built here with CC=clang -DBPV_FUZZ=ON
 #   -m MINUTES   minutes per target (default: 10); fractions like 0.5 work
 #   -w WORKDIR   corpora, crashes and the CPU-time log (default: BUILD/fuzz)
-#   TARGET       fuzz_load fuzz_run fuzz_csv fuzz_npy fuzz_escape (default: all five)
+#   TARGET       fuzz_load fuzz_run fuzz_csv fuzz_npy fuzz_escape fuzz_trace
+#                (default: all six)
 #
 # The corpus of each target lives in WORKDIR/corpus/TARGET and grows from
 # run to run; it starts from the seeds in samples/, tests/golden/,
@@ -43,7 +44,7 @@ if [ $summary = 1 ]; then
 fi
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_load fuzz_run fuzz_csv fuzz_npy fuzz_escape)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_load fuzz_run fuzz_csv fuzz_npy fuzz_escape fuzz_trace)
 
 if [ ! -x "$build/tests/fuzz/fuzz_load" ]; then
   CC=clang cmake -S "$src" -B "$build" -DBPV_FUZZ=ON -DBPV_TESTS=OFF >/dev/null
@@ -79,6 +80,10 @@ seed() { # seed TARGET: fill an empty corpus from the tree
           { printf "$b"; cat "$f"; } > "$dir/$(basename "$f")-$(printf '%s' "$b" | tr -d '\\')"
         done
       done ;;
+    fuzz_trace) # JSON traces: hand-written, recorded-style, and the malformed ones
+      for f in "$src"/tests/data/traces/*.json "$src"/tests/errors/*.json; do
+        [ -f "$f" ] && cp "$f" "$dir/$(basename "$(dirname "$f")")-$(basename "$f")"
+      done ;;
     fuzz_escape)
       printf 'y_hat1' > "$dir/seed-name"
       printf 'omega_bar_2' > "$dir/seed-greek"
@@ -91,6 +96,8 @@ found=0
 for t in "${targets[@]}"; do
   seed "$t"
   mkdir -p "$work/artifacts/$t"
+  dict="$src/tests/fuzz/bp.dict"
+  [ "$t" = fuzz_trace ] && dict="$src/tests/fuzz/trace.dict"
   secs=$(awk -v m="$minutes" 'BEGIN {printf "%d", m * 60}')
   echo "== $t for ${secs}s" >&2
   start=$(date +%s)
@@ -100,7 +107,7 @@ for t in "${targets[@]}"; do
     env LSAN_OPTIONS="suppressions=$src/tests/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     nice -n 19 "$build/tests/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
-    -max_len=8192 -dict="$src/tests/fuzz/bp.dict" -print_final_stats=1 \
+    -max_len=8192 -dict="$dict" -print_final_stats=1 \
     -artifact_prefix="$work/artifacts/$t/" "$work/corpus/$t" 2>"$work/$t.log"
   rc=$?
   set -e
