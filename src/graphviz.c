@@ -1249,7 +1249,8 @@ static bool grad_name_only(const fig *f, const bpv_snap_edge *e) {
 static bool broadcast_edge(const fig *f, const bpv_snap_edge *e, bool *batch) {
     const bpv_snap_node *from = &f->s->nodes[e->from], *to = &f->s->nodes[e->to];
     *batch = false;
-    if (to->kind != BPV_NODE_OP || !(bpv_ops[to->op].flags & BPV_OPF_ELEMWISE) ||
+    /* a recorded op bpviz has no row for (addmm) has no elementwise rule */
+    if (to->kind != BPV_NODE_OP || to->recorded || !(bpv_ops[to->op].flags & BPV_OPF_ELEMWISE) ||
         from->numel >= to->numel || from->shape.rank > to->shape.rank)
         return false;
     *batch = from->shape.rank < to->shape.rank;
