@@ -19,14 +19,14 @@ _bpviz() {
             local IFS=$'\n'
             COMPREPLY=($(compgen -W "$(fc-list : family 2>/dev/null | cut -d, -f1 | sort -u)" -- "$cur"))
             return ;;
-        --precision|--size|--dpi|--focus|--depth|--max-nodes) return ;;
+        --precision|--size|--dpi|--focus|--depth|--max-nodes|--threads) return ;;
         --fit) COMPREPLY=($(compgen -W '16:9 4:3 16:10 1:1' -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W '-o -T --step --steps --gradcheck --focus --depth --max-nodes
             --rankdir --theme --labels --precision --plain-names --font --size --dpi --watch
             --exact-numbers --no-update --tensors --legend --op-symbols
-            --fit --snapshot -h --help --version' -- "$cur"))
+            --fit --snapshot --threads -h --help --version' -- "$cur"))
     elif [[ $COMP_CWORD -eq 1 ]]; then
         COMPREPLY=($(compgen -W 'run bench check' -- "$cur") $(compgen -f -X '!*.bp' -- "$cur") $(compgen -d -- "$cur"))
     else
