@@ -47,14 +47,15 @@ static struct {
     uint32_t start_gen[MAX_THREADS];
     float *scratch[MAX_THREADS];
     size_t nscratch[MAX_THREADS];
-    /* the job's generation (high half) and its next unclaimed part (low) */
+    /* the job's generation (bits 32-63), its parts (16-31) and its next
+     * unclaimed part (0-15): one word, so that a claim is checked against
+     * the parts of the same job */
     _Atomic uint64_t work;
     atomic_int done; /* parts finished */
     atomic_bool quit;
     /* the job; read only by a thread that has claimed one of its parts */
     _Atomic(bpv_pool_fn *) fn;
     _Atomic(void *) ctx;
-    atomic_int nparts;
     bool registered; /* the atexit handler */
     int spin;        /* BPV_POOL_SPIN (default 1) */
 } P = {.busy = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
@@ -154,8 +155,7 @@ static void run_parts(uint32_t gen, int tid) {
     for (;;) {
         uint64_t w = atomic_load_explicit(&P.work, memory_order_acquire);
         if (gen_of(w) != gen) return;
-        const int n = atomic_load_explicit(&P.nparts, memory_order_relaxed);
-        const int part = (int)(uint32_t)w;
+        const int n = (int)(w >> 16 & 0xffff), part = (int)(w & 0xffff);
         if (part >= n) return;
         if (!atomic_compare_exchange_weak_explicit(&P.work, &w, w + 1, memory_order_acq_rel,
                                                    memory_order_relaxed))
@@ -210,7 +210,7 @@ static void shutdown_pool(void) {
     pthread_mutex_lock(&P.busy);
     pthread_mutex_lock(&P.mu);
     atomic_store(&P.quit, true);
-    atomic_store(&P.work, ((uint64_t)(gen_of(atomic_load(&P.work)) + 1) << 32) | 0x7fffffffu);
+    atomic_store(&P.work, (uint64_t)(gen_of(atomic_load(&P.work)) + 1) << 32); /* no parts */
     pthread_cond_broadcast(&P.wake);
     pthread_mutex_unlock(&P.mu);
     for (int t = 1; t <= P.nworkers; t++) pthread_join(P.th[t], NULL);
@@ -267,11 +267,11 @@ int bpv_pool_run(int nparts, size_t scratch, bpv_pool_fn *fn, void *ctx) {
     pthread_mutex_lock(&P.mu);
     atomic_store_explicit(&P.fn, fn, memory_order_relaxed);
     atomic_store_explicit(&P.ctx, ctx, memory_order_relaxed);
-    atomic_store_explicit(&P.nparts, nparts, memory_order_relaxed);
     atomic_store_explicit(&P.done, 0, memory_order_relaxed);
     const uint32_t gen = gen_of(atomic_load(&P.work)) + 1;
     ANNOTATE_HAPPENS_BEFORE(&P.work);
-    atomic_store_explicit(&P.work, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&P.work, (uint64_t)gen << 32 | (uint64_t)nparts << 16,
+                          memory_order_release);
     pthread_cond_broadcast(&P.wake);
     pthread_mutex_unlock(&P.mu);
     run_parts(gen, 0);
