@@ -714,6 +714,112 @@ static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
 DEFINE_POOL(32, float, RD32)
 DEFINE_POOL(64, double, R)
 
+/* ---- 2 x 2 max pooling, stride 2, no padding, over float32 ---------------------
+ * The common case, eight windows at a time: the scan above as selects. The
+ * window's four elements in scan order are row 0's even and odd columns,
+ * then row 1's; each replaces the running maximum when greater or NaN, so
+ * the value and the index are the scalar scan's. The backward pass writes
+ * +0.0 + gy at the pick and +0.0 elsewhere (the windows do not overlap). */
+typedef int v8i __attribute__((vector_size(32)));
+
+/* the even and odd elements of 16 floats at p */
+static inline void deinterleave(const float *p, v8f *even, v8f *odd) {
+    v8f a, b;
+    LOAD8F(a, p), LOAD8F(b, p + 8);
+    *even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+    *odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+}
+
+/* the scan's step: take v (index k) where it is greater or NaN */
+#define SCAN_STEP(v, k)                                                                   \
+    do {                                                                                  \
+        const v8i take_ = ((v) > m) | ((v) != (v));                                      \
+        m = (v8f)(((v8i)(v) & take_) | ((v8i)m & ~take_));                                \
+        idx = (SPLAT8I(k) & take_) | (idx & ~take_);                                      \
+    } while (0)
+#define SPLAT8I(a) ((v8i){(a), (a), (a), (a), (a), (a), (a), (a)})
+
+static inline bool pool22(const bpv_pool2d_dims *d) {
+    return d->k == 2 && d->stride == 2 && d->pad == 0;
+}
+
+/* The picks (0-3, scan order) and maxima of windows ox .. ox+7 of row oy. */
+static inline void picks8(const float *plane, int64_t w, int64_t oy, int64_t ox, v8f *max,
+                          v8i *pick) {
+    const float *r0 = plane + 2 * oy * w + 2 * ox, *r1 = r0 + w;
+    v8f e0, o0, e1, o1;
+    deinterleave(r0, &e0, &o0);
+    deinterleave(r1, &e1, &o1);
+    v8f m = SPLAT8F(-INFINITY);
+    v8i idx = SPLAT8I(0);
+    SCAN_STEP(e0, 0);
+    SCAN_STEP(o0, 1);
+    SCAN_STEP(e1, 2);
+    SCAN_STEP(o1, 3);
+    *max = m, *pick = idx;
+}
+
+CONV_CLONES
+static void maxfwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, const void *unused,
+                     void *y_, int64_t q0, int64_t q1) {
+    (void)dt, (void)unused;
+    const float *x = x_;
+    float *y = y_;
+    const int64_t v8 = d->ow / 8 * 8; /* windows in whole vectors; the rest scalar */
+    for (int64_t q = q0; q < q1; q++) {
+        const float *plane = x + q * d->h * d->w;
+        float *yq = y + q * d->oh * d->ow;
+        for (int64_t oy = 0; oy < d->oh; oy++) {
+            for (int64_t ox = 0; ox < v8; ox += 8) {
+                v8f m;
+                v8i idx;
+                picks8(plane, d->w, oy, ox, &m, &idx);
+                STORE8F(yq + oy * d->ow + ox, m);
+            }
+            for (int64_t ox = v8; ox < d->ow; ox++)
+                yq[oy * d->ow + ox] = plane[argmax32(plane, d, oy, ox)];
+        }
+    }
+}
+
+CONV_CLONES
+static void maxbwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, const void *gy_,
+                     void *gx_, int64_t q0, int64_t q1) {
+    (void)dt;
+    const float *x = x_, *gy = gy_;
+    float *gx = gx_;
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow, v8 = d->ow / 8 * 8;
+    memset(gx + q0 * hw, 0, (size_t)((q1 - q0) * hw) * sizeof *gx);
+    for (int64_t q = q0; q < q1; q++) {
+        const float *plane = x + q * hw;
+        float *gq = gx + q * hw;
+        for (int64_t oy = 0; oy < d->oh; oy++) {
+            for (int64_t ox = 0; ox < v8; ox += 8) {
+                v8f m, g;
+                v8i idx;
+                picks8(plane, d->w, oy, ox, &m, &idx);
+                LOAD8F(g, gy + q * ohw + oy * d->ow + ox);
+                const v8i val = (v8i)(SPLAT8F(0.0f) + g);
+                const v8f e0 = (v8f)(val & (idx == SPLAT8I(0)));
+                const v8f o0 = (v8f)(val & (idx == SPLAT8I(1)));
+                const v8f e1 = (v8f)(val & (idx == SPLAT8I(2)));
+                const v8f o1 = (v8f)(val & (idx == SPLAT8I(3)));
+                float *r0 = gq + 2 * oy * d->w + 2 * ox, *r1 = r0 + d->w;
+                v8f lo = __builtin_shufflevector(e0, o0, 0, 8, 1, 9, 2, 10, 3, 11);
+                v8f hi = __builtin_shufflevector(e0, o0, 4, 12, 5, 13, 6, 14, 7, 15);
+                STORE8F(r0, lo), STORE8F(r0 + 8, hi);
+                lo = __builtin_shufflevector(e1, o1, 0, 8, 1, 9, 2, 10, 3, 11);
+                hi = __builtin_shufflevector(e1, o1, 4, 12, 5, 13, 6, 14, 7, 15);
+                STORE8F(r1, lo), STORE8F(r1 + 8, hi);
+            }
+            for (int64_t ox = v8; ox < d->ow; ox++) {
+                float *g = &gq[argmax32(plane, d, oy, ox)];
+                *g = *g + gy[q * ohw + oy * d->ow + ox];
+            }
+        }
+    }
+}
+
 typedef void pool_kernel(bpv_dtype dt, const bpv_pool2d_dims *d, const void *a, const void *b,
                          void *out, int64_t q0, int64_t q1);
 
@@ -746,10 +852,10 @@ static void pool_run(pool_kernel *k, bpv_dtype dt, const bpv_pool2d_dims *d, con
 }
 
 void bpv_maxpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
-    pool_run(maxfwd32, BPV_F32, d, x, NULL, y);
+    pool_run(pool22(d) ? maxfwd22 : maxfwd32, BPV_F32, d, x, NULL, y);
 }
 void bpv_maxpool2d_bwd32(const bpv_pool2d_dims *d, const float *x, const float *gy, float *gx) {
-    pool_run(maxbwd32, BPV_F32, d, x, gy, gx);
+    pool_run(pool22(d) ? maxbwd22 : maxbwd32, BPV_F32, d, x, gy, gx);
 }
 void bpv_avgpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
     pool_run(avgfwd32, BPV_F32, d, x, NULL, y);

@@ -277,11 +277,53 @@ static void test_conv_threads(void **state) {
     bpv_threads_set(0);
 }
 
+/* 2 x 2 max pooling's vector path against the scan written out: ties keep
+ * the first element, NaN replaces anything (the last NaN wins), -0.0 and
+ * +0.0 tie; the gradient goes to the pick as +0.0 + gy. */
+static void test_maxpool22_scan(void **state) {
+    (void)state;
+    const float special[] = {0.0f, -0.0f, 1.0f, 1.0f, -1.0f, NAN, -NAN, INFINITY, -INFINITY, 0.5f};
+    for (int64_t w = 2; w <= 37; w += 5) {
+        const int64_t h = 5, n = 2, c = 3, hw = h * w;
+        const bpv_shape sh = {.rank = 4, .dim = {n, c, h, w}};
+        const bpv_pool2d_dims pd = bpv_pool2d_dims_of(&sh, 2, NAN, 0);
+        const int64_t ohw = pd.oh * pd.ow;
+        float *x = rand32(n * c * hw), *gy = rand32(n * c * ohw);
+        for (int64_t i = 0; i < n * c * hw; i++)
+            if (rng % 3 == 0) x[i] = special[rnd() > 0 ? i % 10 : (i * 7) % 10];
+        for (int64_t i = 0; i < n * c * ohw; i += 5) gy[i] = -0.0f;
+        float *y = rand32(n * c * ohw), *gx = rand32(n * c * hw);
+        float *ey = calloc((size_t)(n * c * ohw), sizeof *ey);
+        float *egx = calloc((size_t)(n * c * hw), sizeof *egx);
+        for (int64_t q = 0; q < n * c; q++)
+            for (int64_t oy = 0; oy < pd.oh; oy++)
+                for (int64_t ox = 0; ox < pd.ow; ox++) {
+                    int64_t best = 2 * oy * w + 2 * ox;
+                    float m = -INFINITY;
+                    for (int64_t i = 2 * oy; i < 2 * oy + 2; i++)
+                        for (int64_t j = 2 * ox; j < 2 * ox + 2; j++) {
+                            const float v = x[q * hw + i * w + j];
+                            if (v > m || isnan(v)) m = v, best = i * w + j;
+                        }
+                    ey[q * ohw + oy * pd.ow + ox] = x[q * hw + best];
+                    egx[q * hw + best] = 0.0f + gy[q * ohw + oy * pd.ow + ox];
+                }
+        bpv_maxpool2d_fwd32(&pd, x, y);
+        bpv_maxpool2d_bwd32(&pd, x, gy, gx);
+        if (memcmp(y, ey, (size_t)(n * c * ohw) * sizeof *y) != 0)
+            fail_msg("max pool 2x2 forward, width %lld", (long long)w);
+        if (memcmp(gx, egx, (size_t)(n * c * hw) * sizeof *gx) != 0)
+            fail_msg("max pool 2x2 backward, width %lld", (long long)w);
+        free(x), free(gy), free(y), free(gx), free(ey), free(egx);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_range),           cmocka_unit_test(test_threads_setting),
         cmocka_unit_test(test_every_part_once), cmocka_unit_test(test_concurrent_callers),
         cmocka_unit_test(test_matmul_threads),  cmocka_unit_test(test_conv_threads),
+        cmocka_unit_test(test_maxpool22_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
