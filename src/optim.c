@@ -8,7 +8,7 @@
 #include "optim.h"
 #include "vmath.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define SGD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define SGD_CLONES
