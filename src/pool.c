@@ -3,9 +3,10 @@
  * waking a sleeping thread costs more than most of them), then sleep on a
  * condition variable. The caller does part 0 itself and waits the same
  * way for the others. Every hand-over that a sleeping thread sees goes
- * through the mutex; the spins read C11 atomics (ThreadSanitizer follows
- * both). BPV_POOL_SPIN=0 turns the spins off, so that valgrind's helgrind
- * and drd, which do not follow atomics, see only the mutex. */
+ * through the mutex; the spins and the claims of parts use C11 atomics
+ * (ThreadSanitizer follows both). Under valgrind, or with BPV_POOL_SPIN=0,
+ * nothing spins and parts are claimed under the mutex, so that helgrind
+ * and drd, which do not follow atomics, see every hand-over. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -17,13 +18,13 @@
 #include "bpviz/bpviz.h"
 #include "pool.h"
 
-/* helgrind and drd follow the mutex, not the atomics: the hand-overs
- * through atomics are annotated for them (no-ops outside valgrind) */
-#if defined(__has_include) && __has_include(<valgrind/helgrind.h>)
-#include <valgrind/helgrind.h>
+/* helgrind and drd follow mutexes, not atomics: under valgrind the pool
+ * does not spin and hands every part over under the mutex */
+#if defined(__has_include) && __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ON_VALGRIND() RUNNING_ON_VALGRIND
 #else
-#define ANNOTATE_HAPPENS_BEFORE(obj) ((void)0)
-#define ANNOTATE_HAPPENS_AFTER(obj) ((void)0)
+#define ON_VALGRIND() 0
 #endif
 
 #define MAX_THREADS 256
@@ -151,22 +152,31 @@ static bool spin_gen(uint32_t old) {
  * claimed by advancing the counter of that very generation, so a thread
  * that arrives late claims nothing from a later job; the job's caller
  * waits for every part, so what a claimed part reads stays valid. */
+/* Claims the next part of job `gen`: false when none is left. */
+static bool claim(uint32_t gen, int *part, int *n) {
+    if (!P.spin) pthread_mutex_lock(&P.mu);
+    bool ok = false;
+    uint64_t w = atomic_load_explicit(&P.work, memory_order_acquire);
+    while (gen_of(w) == gen && (int)(w & 0xffff) < (int)(w >> 16 & 0xffff)) {
+        if (atomic_compare_exchange_weak_explicit(&P.work, &w, w + 1, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            *part = (int)(w & 0xffff), *n = (int)(w >> 16 & 0xffff);
+            ok = true;
+            break;
+        }
+    }
+    if (!P.spin) pthread_mutex_unlock(&P.mu);
+    return ok;
+}
+
 static void run_parts(uint32_t gen, int tid) {
-    for (;;) {
-        uint64_t w = atomic_load_explicit(&P.work, memory_order_acquire);
-        if (gen_of(w) != gen) return;
-        const int n = (int)(w >> 16 & 0xffff), part = (int)(w & 0xffff);
-        if (part >= n) return;
-        if (!atomic_compare_exchange_weak_explicit(&P.work, &w, w + 1, memory_order_acq_rel,
-                                                   memory_order_relaxed))
-            continue;
-        ANNOTATE_HAPPENS_AFTER(&P.work);
+    int part, n;
+    while (claim(gen, &part, &n)) {
         bpv_pool_fn *fn = atomic_load_explicit(&P.fn, memory_order_relaxed);
         fn(atomic_load_explicit(&P.ctx, memory_order_relaxed), part, n, P.scratch[tid]);
         /* under the mutex: the last part wakes a caller that sleeps, and
          * helgrind sees the part's writes happen before the caller's reads */
         pthread_mutex_lock(&P.mu);
-        ANNOTATE_HAPPENS_BEFORE(&P.done);
         if (atomic_fetch_add_explicit(&P.done, 1, memory_order_acq_rel) + 1 == n)
             pthread_cond_signal(&P.done_cv);
         pthread_mutex_unlock(&P.mu);
@@ -231,7 +241,7 @@ static bool prepare(int nt, size_t scratch) {
         if (atexit(shutdown_pool) != 0) return false;
         P.registered = true;
         const char *s = getenv("BPV_POOL_SPIN");
-        P.spin = !(s && strcmp(s, "0") == 0);
+        P.spin = !(s && strcmp(s, "0") == 0) && !ON_VALGRIND();
     }
     /* every thread that exists may claim a part, not only the nt wanted */
     const int nthreads = nt > P.nworkers + 1 ? nt : P.nworkers + 1;
@@ -269,7 +279,6 @@ int bpv_pool_run(int nparts, size_t scratch, bpv_pool_fn *fn, void *ctx) {
     atomic_store_explicit(&P.ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&P.done, 0, memory_order_relaxed);
     const uint32_t gen = gen_of(atomic_load(&P.work)) + 1;
-    ANNOTATE_HAPPENS_BEFORE(&P.work);
     atomic_store_explicit(&P.work, (uint64_t)gen << 32 | (uint64_t)nparts << 16,
                           memory_order_release);
     pthread_cond_broadcast(&P.wake);
@@ -280,7 +289,6 @@ int bpv_pool_run(int nparts, size_t scratch, bpv_pool_fn *fn, void *ctx) {
         while (atomic_load(&P.done) < nparts) pthread_cond_wait(&P.done_cv, &P.mu);
         pthread_mutex_unlock(&P.mu);
     }
-    ANNOTATE_HAPPENS_AFTER(&P.done);
     pthread_mutex_unlock(&P.busy);
     return nparts;
 }
