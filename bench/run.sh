@@ -63,14 +63,14 @@ echo "  BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3) (the system'
 echo "  best = the fastest of those (the rival); (x) = its time / bpviz's"
 configs="1t dflt"
 [ -n "$ob" ] && configs="$configs ob_1t ob_dflt"
-# torch ns/step of one config: MODEL STEPS CONFIG [--no-mkldnn]
+# torch ns/step of one config: MODEL STEPS CONFIG
 torch_cfg() {
   case $3 in
-    1t) torch_ns $4 "$1" "$2" ;;
+    1t) torch_ns "$1" "$2" ;;
     1t-dnn) torch_ns --no-mkldnn "$1" "$2" ;;
-    dflt) torch_ns $4 --threads default "$1" "$2" ;;
-    ob_1t) OPENBLAS_NUM_THREADS=1 LD_LIBRARY_PATH=$ob torch_ns $4 "$1" "$2" ;;
-    ob_dflt) LD_LIBRARY_PATH=$ob torch_ns $4 --threads default "$1" "$2" ;;
+    dflt) torch_ns --threads default "$1" "$2" ;;
+    ob_1t) OPENBLAS_NUM_THREADS=1 LD_LIBRARY_PATH=$ob torch_ns "$1" "$2" ;;
+    ob_dflt) LD_LIBRARY_PATH=$ob torch_ns --threads default "$1" "$2" ;;
   esac
 }
 # One table row: NAME BPVIZ_ARGS BSTEPS TSTEPS CONFIGS, times in UNIT (ns or µs),
