@@ -576,7 +576,8 @@ void bpv_conv2d_bwd_b32(const bpv_conv2d_dims *d, const float *gy, float *gb) {
         return;
     }
     bias_job j = {d, gy, gb};
-    const int np = bpv_pool_want((double)d->n * (double)d->o * (double)P, d->o);
+    /* an element of a vector row sum: about 4 multiply-adds of a product */
+    const int np = bpv_pool_want(4.0 * (double)d->n * (double)d->o * (double)P, d->o);
     if (np > 1 && bpv_pool_run(np, 0, bias_part, &j)) return;
     bias_range(&j, 0, d->o);
 }
@@ -840,12 +841,12 @@ static void pool_part(void *ctx, int part, int nparts, float *scratch) {
 }
 
 /* Over the planes, on threads when there are enough of them: a window
- * costs about k*k element steps. */
+ * costs k*k element steps, each about 8 multiply-adds of a product. */
 static void pool_run(pool_kernel *k, bpv_dtype dt, const bpv_pool2d_dims *d, const void *a,
                      const void *b, void *out) {
     pool_job j = {k, dt, d, a, b, out};
     const int64_t planes = d->n * d->c;
-    const double cost = (double)planes * (double)(d->oh * d->ow) * (double)(d->k * d->k);
+    const double cost = 8.0 * (double)planes * (double)(d->oh * d->ow) * (double)(d->k * d->k);
     const int np = bpv_pool_want(cost, planes);
     if (np > 1 && bpv_pool_run(np, 0, pool_part, &j)) return;
     k(dt, d, a, b, out, 0, planes);

@@ -29,13 +29,15 @@
 
 #define MAX_THREADS 256
 
-/* Operations per thread before a job is split. Measured (bench/README.md,
- * "threads"): a fork-join of two spinning threads costs about 2 µs here,
- * while a 4x16 tile of the f32 product does about 8 multiply-adds a
- * nanosecond: with less than ~64k multiply-adds a thread the split saves
- * nothing; elementwise kernels (about 1 element a nanosecond) reach the
- * same time at a few thousand elements, which callers scale. */
-#define MIN_COST 65536.0
+/* Operations (multiply-adds of the tiled product, or their equivalent:
+ * callers weigh other kernels' elements) a part must have before a job is
+ * split. Measured (bench/README.md, "Threads"): a fork-join of two spinning
+ * threads costs 0.1-0.2 µs, but two threads on this 2-core VM slow each
+ * other's vector arithmetic (a half product alone 97 µs, beside the other
+ * half 150 µs); the f32 product broke even at 128k-512k multiply-adds
+ * (ratio 0.92-1.13 at 131k, 1.04 at 524k, 1.34 at 1M): 256k a part keeps
+ * every product under 512k on one thread. */
+#define MIN_COST 262144.0
 /* how long an idle thread spins before it sleeps */
 #define SPIN_NS 200000L
 
