@@ -760,6 +760,17 @@ static inline void picks8(const float *plane, int64_t w, int64_t oy, int64_t ox,
     *max = m, *pick = idx;
 }
 
+/* one window's pick (0-3, scan order) by the same scan, for the windows
+ * left over after the whole vectors */
+static inline int pick1(const float *r0, int64_t w) {
+    const float v[4] = {r0[0], r0[1], r0[w], r0[w + 1]};
+    float m = -INFINITY;
+    int best = 0;
+    for (int k = 0; k < 4; k++)
+        if (v[k] > m || isnan(v[k])) m = v[k], best = k;
+    return best;
+}
+
 CONV_CLONES
 static void maxfwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, const void *unused,
                      void *y_, int64_t q0, int64_t q1) {
@@ -777,8 +788,11 @@ static void maxfwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, con
                 picks8(plane, d->w, oy, ox, &m, &idx);
                 STORE8F(yq + oy * d->ow + ox, m);
             }
-            for (int64_t ox = v8; ox < d->ow; ox++)
-                yq[oy * d->ow + ox] = plane[argmax32(plane, d, oy, ox)];
+            for (int64_t ox = v8; ox < d->ow; ox++) {
+                const float *r0 = plane + 2 * oy * d->w + 2 * ox;
+                const int k = pick1(r0, d->w);
+                yq[oy * d->ow + ox] = r0[(k >> 1) * d->w + (k & 1)];
+            }
         }
     }
 }
@@ -814,8 +828,9 @@ static void maxbwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, con
                 STORE8F(r1, lo), STORE8F(r1 + 8, hi);
             }
             for (int64_t ox = v8; ox < d->ow; ox++) {
-                float *g = &gq[argmax32(plane, d, oy, ox)];
-                *g = *g + gy[q * ohw + oy * d->ow + ox];
+                const int64_t o = 2 * oy * d->w + 2 * ox;
+                const int k = pick1(plane + o, d->w);
+                gq[o + (k >> 1) * d->w + (k & 1)] = 0.0f + gy[q * ohw + oy * d->ow + ox];
             }
         }
     }
