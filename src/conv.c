@@ -760,6 +760,37 @@ static inline void picks8(const float *plane, int64_t w, int64_t oy, int64_t ox,
     *max = m, *pick = idx;
 }
 
+typedef float v4f_ __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+#define SPLAT4I(a) ((v4i){(a), (a), (a), (a)})
+
+/* the same for four windows (a row's last ones) */
+static inline void picks4(const float *plane, int64_t w, int64_t oy, int64_t ox, v4f_ *max,
+                          v4i *pick) {
+    const float *r0 = plane + 2 * oy * w + 2 * ox, *r1 = r0 + w;
+    v4f_ a, b, c, e;
+    memcpy(&a, r0, sizeof a), memcpy(&b, r0 + 4, sizeof b);
+    memcpy(&c, r1, sizeof c), memcpy(&e, r1 + 4, sizeof e);
+    const v4f_ e0 = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+    const v4f_ o0 = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    const v4f_ e1 = __builtin_shufflevector(c, e, 0, 2, 4, 6);
+    const v4f_ o1 = __builtin_shufflevector(c, e, 1, 3, 5, 7);
+    v4f_ m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    v4i idx = SPLAT4I(0);
+#define SCAN_STEP4(v, k)                                                                  \
+    do {                                                                                  \
+        const v4i take_ = ((v) > m) | ((v) != (v));                                      \
+        m = (v4f_)(((v4i)(v) & take_) | ((v4i)m & ~take_));                              \
+        idx = (SPLAT4I(k) & take_) | (idx & ~take_);                                      \
+    } while (0)
+    SCAN_STEP4(e0, 0);
+    SCAN_STEP4(o0, 1);
+    SCAN_STEP4(e1, 2);
+    SCAN_STEP4(o1, 3);
+#undef SCAN_STEP4
+    *max = m, *pick = idx;
+}
+
 /* one window's pick (0-3, scan order) by the same scan, for the windows
  * left over after the whole vectors */
 static inline int pick1(const float *r0, int64_t w) {
@@ -788,7 +819,15 @@ static void maxfwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, con
                 picks8(plane, d->w, oy, ox, &m, &idx);
                 STORE8F(yq + oy * d->ow + ox, m);
             }
-            for (int64_t ox = v8; ox < d->ow; ox++) {
+            int64_t ox = v8;
+            if (ox + 4 <= d->ow) {
+                v4f_ m;
+                v4i idx;
+                picks4(plane, d->w, oy, ox, &m, &idx);
+                memcpy(yq + oy * d->ow + ox, &m, sizeof m);
+                ox += 4;
+            }
+            for (; ox < d->ow; ox++) {
                 const float *r0 = plane + 2 * oy * d->w + 2 * ox;
                 const int k = pick1(r0, d->w);
                 yq[oy * d->ow + ox] = r0[(k >> 1) * d->w + (k & 1)];
@@ -827,7 +866,27 @@ static void maxbwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, con
                 hi = __builtin_shufflevector(e1, o1, 4, 12, 5, 13, 6, 14, 7, 15);
                 STORE8F(r1, lo), STORE8F(r1 + 8, hi);
             }
-            for (int64_t ox = v8; ox < d->ow; ox++) {
+            int64_t ox = v8;
+            if (ox + 4 <= d->ow) {
+                v4f_ m, g;
+                v4i idx;
+                picks4(plane, d->w, oy, ox, &m, &idx);
+                memcpy(&g, gy + q * ohw + oy * d->ow + ox, sizeof g);
+                const v4i val = (v4i)((v4f_){0.0f, 0.0f, 0.0f, 0.0f} + g);
+                const v4f_ e0 = (v4f_)(val & (idx == SPLAT4I(0)));
+                const v4f_ o0 = (v4f_)(val & (idx == SPLAT4I(1)));
+                const v4f_ e1 = (v4f_)(val & (idx == SPLAT4I(2)));
+                const v4f_ o1 = (v4f_)(val & (idx == SPLAT4I(3)));
+                float *r0 = gq + 2 * oy * d->w + 2 * ox, *r1 = r0 + d->w;
+                v4f_ lo = __builtin_shufflevector(e0, o0, 0, 4, 1, 5);
+                v4f_ hi = __builtin_shufflevector(e0, o0, 2, 6, 3, 7);
+                memcpy(r0, &lo, sizeof lo), memcpy(r0 + 4, &hi, sizeof hi);
+                lo = __builtin_shufflevector(e1, o1, 0, 4, 1, 5);
+                hi = __builtin_shufflevector(e1, o1, 2, 6, 3, 7);
+                memcpy(r1, &lo, sizeof lo), memcpy(r1 + 4, &hi, sizeof hi);
+                ox += 4;
+            }
+            for (; ox < d->ow; ox++) {
                 const int64_t o = 2 * oy * d->w + 2 * ox;
                 const int k = pick1(plane + o, d->w);
                 gq[o + (k >> 1) * d->w + (k & 1)] = 0.0f + gy[q * ohw + oy * d->ow + ox];
