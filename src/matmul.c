@@ -357,13 +357,15 @@ static void outer(bpv_dtype dt, int64_t M, int64_t N, const double *x, int64_t x
 BPV_CLONES
 static void outer32(int64_t M, int64_t N, const float *x, int64_t xr, const float *y, int64_t yc,
                     float *c, int64_t cr, int64_t cc) {
+    if (cc != 1) { /* a thread's columns of a transposed product */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) c[i * cr + j * cc] = x[i * xr] * y[j * yc] + 0.0f;
+        return;
+    }
     for (int64_t i = 0; i < M; i++) {
         const float a = x[i * xr];
         float *ci = c + i * cr;
-        if (cc == 1)
-            for (int64_t j = 0; j < N; j++) ci[j] = a * y[j * yc] + 0.0f;
-        else
-            for (int64_t j = 0; j < N; j++) ci[j * cc] = a * y[j * yc] + 0.0f;
+        for (int64_t j = 0; j < N; j++) ci[j] = a * y[j * yc] + 0.0f;
     }
 }
 
@@ -444,7 +446,7 @@ static void matvec32(int64_t M, int64_t K, const float *x, int64_t xr, int64_t x
 
 /* The f32 product into c with row stride cr and column stride cc: a
  * thread's block of a larger product is one of these. */
-static void mm32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
+static inline __attribute__((always_inline)) void mm32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
                  const float *y, int64_t yr, int64_t yc, float *c, int64_t cr, int64_t cc,
                  float *work) {
     if (K == 0) {
@@ -520,14 +522,20 @@ static bool mm_threads(mm_job *j) {
 
 void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
                 int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work) {
-    mm_job j = {.f32s = false, .dt = dt, .M = M, .N = N, .K = K, .x = x, .xr = xr, .xc = xc,
-                .y = y, .yr = yr, .yc = yc, .c = c};
-    if (!mm_threads(&j)) mm64(dt, M, N, K, x, xr, xc, y, yr, yc, c, work);
+    if (bpv_pool_big((double)M * (double)N * (double)K)) {
+        mm_job j = {.f32s = false, .dt = dt, .M = M, .N = N, .K = K, .x = x, .xr = xr,
+                    .xc = xc, .y = y, .yr = yr, .yc = yc, .c = c};
+        if (mm_threads(&j)) return;
+    }
+    mm64(dt, M, N, K, x, xr, xc, y, yr, yc, c, work);
 }
 
 void bpv_matmul32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
                   const float *y, int64_t yr, int64_t yc, float *c, float *work) {
-    mm_job j = {.f32s = true, .M = M, .N = N, .K = K, .x = x, .xr = xr, .xc = xc,
-                .y = y, .yr = yr, .yc = yc, .c = c};
-    if (!mm_threads(&j)) mm32(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
+    if (bpv_pool_big((double)M * (double)N * (double)K)) {
+        mm_job j = {.f32s = true, .M = M, .N = N, .K = K, .x = x, .xr = xr, .xc = xc,
+                    .y = y, .yr = yr, .yc = yc, .c = c};
+        if (mm_threads(&j)) return;
+    }
+    mm32(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
 }

@@ -167,7 +167,7 @@ typedef struct opt_job {
     double lr, mom, k[7];
 } opt_job;
 
-static void opt_range(const opt_job *j, int64_t lo, int64_t hi) {
+static inline void opt_range(const opt_job *j, int64_t lo, int64_t hi) {
     const bpv_dtype dt = j->dt;
     const int64_t n = hi - lo;
     if (!j->f32s) {
@@ -209,13 +209,15 @@ static void opt_part(void *ctx, int part, int nparts, float *scratch) {
  * product (memory-bound SGD; Adam's square root and divisions, 32). */
 static void opt_run(opt_job *j) {
     const double cost = (double)j->n * (j->kind == ADAM ? 32 : 16);
-    const int np = bpv_pool_want(cost, (j->n + LINE - 1) / LINE);
-    if (np > 1 && bpv_pool_run(np, 0, opt_part, j)) return;
+    if (bpv_pool_big(cost)) {
+        const int np = bpv_pool_want(cost, (j->n + LINE - 1) / LINE);
+        if (np > 1 && bpv_pool_run(np, 0, opt_part, j)) return;
+    }
     opt_range(j, 0, j->n);
 }
 
 /* The job for one param's step: the kind, the rates and Adam's constants. */
-static opt_job opt_job_of(bpv_dtype dt, bool f32s, const bpv_train *t, bpv_param *p,
+static inline opt_job opt_job_of(bpv_dtype dt, bool f32s, const bpv_train *t, bpv_param *p,
                           bpv_optim_state *st) {
     opt_job j = {.f32s = f32s, .dt = dt, .n = p->numel,
                  .lr = R(p->has_lr ? p->lr : t->lr)};
@@ -252,7 +254,13 @@ void bpv_optim_update_f64(bpv_dtype dt, const bpv_train *t, bpv_param *p,
 /* The same over float32 storage: eight lanes at a time with AVX2 and FMA
  * where the CPU has them, the rest through the loops above. */
 void bpv_optim_update_f32(const bpv_train *t, bpv_param *p, bpv_optim_state *st) {
-    opt_job j = opt_job_of(BPV_F32, true, t, p, st);
+    const bpv_dtype dt = BPV_F32;
+    if (!t->adam && t->momentum == 0 && !bpv_pool_big(16.0 * (double)p->numel)) {
+        /* a small param's SGD step: no job to build */
+        sgd_f32(dt, p->val32, p->grad32, p->numel, R(p->has_lr ? p->lr : t->lr));
+        return;
+    }
+    opt_job j = opt_job_of(dt, true, t, p, st);
     opt_run(&j);
 }
 

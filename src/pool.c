@@ -65,7 +65,7 @@ static struct {
        .wake = PTHREAD_COND_INITIALIZER, .done_cv = PTHREAD_COND_INITIALIZER, .spin = 1};
 
 static atomic_int threads_setting; /* 0: not set yet */
-static _Atomic double min_cost = -1; /* -1: BPV_POOL_MIN_COST not read yet */
+_Atomic double bpv_pool_min_cost_ = -1; /* -1: BPV_POOL_MIN_COST not read yet */
 
 /* a positive count up to MAX_THREADS, else 0 */
 static int parse_count(const char *s) {
@@ -98,19 +98,20 @@ int bpv_threads_set(int n) {
     return n;
 }
 
-double bpv_pool_min_cost_set(double cost) { return atomic_exchange(&min_cost, cost); }
+double bpv_pool_min_cost_set(double cost) { return atomic_exchange(&bpv_pool_min_cost_, cost); }
 
 int bpv_pool_want(double cost, int64_t units) {
+    if (!bpv_pool_big(cost) || units < 2) return 1;
     int nt = bpv_threads_get();
-    if (nt < 2 || units < 2) return 1;
-    double per = atomic_load_explicit(&min_cost, memory_order_relaxed);
+    if (nt < 2) return 1;
+    double per = atomic_load_explicit(&bpv_pool_min_cost_, memory_order_relaxed);
     if (per < 0) { /* the tests' knob: 0 splits every job that has units */
         const char *s = getenv("BPV_POOL_MIN_COST");
         char *end;
         double v = s && *s ? strtod(s, &end) : -1;
         per = s && *s && *end == '\0' && v >= 0 ? v : MIN_COST;
         double unset = -1;
-        atomic_compare_exchange_strong(&min_cost, &unset, per);
+        atomic_compare_exchange_strong(&bpv_pool_min_cost_, &unset, per);
     }
     if (per > 0) {
         const double by_cost = cost / per;

@@ -14,6 +14,8 @@
 #ifndef BPV_POOL_H
 #define BPV_POOL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +29,18 @@ typedef void bpv_pool_fn(void *ctx, int part, int nparts, float *scratch);
  * count, the units, and one part per bpv_pool_min_cost operations; 1
  * means: compute serially. */
 int bpv_pool_want(double cost, int64_t units);
+
+/* The operations a part needs (bpv_pool_min_cost_set), read by
+ * bpv_pool_big; -1 until the environment's knob has been read. */
+extern _Atomic double bpv_pool_min_cost_;
+
+/* Whether `cost` operations may be worth a second thread: a test cheap
+ * enough to put before any other work of splitting a job, so that small
+ * work pays nothing for the pool. */
+static inline bool bpv_pool_big(double cost) {
+    const double m = atomic_load_explicit(&bpv_pool_min_cost_, memory_order_relaxed);
+    return m < 0 || cost >= 2 * m;
+}
 
 /* Runs parts 0..nparts-1 of fn (nparts from bpv_pool_want) on the pool's
  * threads and the caller's, and returns nparts once all are done; or
