@@ -13,10 +13,10 @@
 # The training table ends with mlp64 and mnist trained with momentum 0.9 and
 # with Adam (models/*_momentum.bp, *_adam.bp) against torch.optim's.
 # bpviz runs on its default thread count (the online CPUs) and with
-# --threads 1; PyTorch at one thread and at its default, with the system's
-# (reference) BLAS and, if libopenblas0-pthread is installed, with OpenBLAS
-# through LD_LIBRARY_PATH; each row names the fastest of those, the rival,
-# and bpviz's speed-up against it.
+# --threads 1; PyTorch at one thread, at its default and at one thread per
+# CPU, with the system's (reference) BLAS and, if libopenblas0-pthread is
+# installed, with OpenBLAS through LD_LIBRARY_PATH; each row names the
+# fastest of those, the rival, and bpviz's speed-up against it.
 # A second table times the course's CNN and RNN (models/lenet*.bp, rnn*.bp)
 # the same way, plus PyTorch with oneDNN (mkldnn) off; it first checks that
 # one epoch of each prints the same line in both.
@@ -57,12 +57,12 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(c
 echo "bpviz $("$BPVIZ" --version | cut -d' ' -f2) on $bpv_threads threads (its default: the online CPUs) and on 1 (--threads 1); torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'); median of $reps, spread min-max"
 ob=/usr/lib/x86_64-linux-gnu/openblas-pthread
 [ -e "$ob/libblas.so.3" ] || ob=
-echo "torch configs: 1t = torch.set_num_threads(1); dflt = PyTorch's default ($(/usr/bin/python3 -c 'import torch; print(torch.get_num_threads())') threads here);"
+echo "torch configs: 1t = torch.set_num_threads(1); dflt = PyTorch's default ($(/usr/bin/python3 -c 'import torch; print(torch.get_num_threads())') threads here); nt = torch.set_num_threads($(nproc));"
 echo "  BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3) (the system's, reference)"
 [ -n "$ob" ] && echo "  ob = OpenBLAS: LD_LIBRARY_PATH=$ob (ob 1t also OPENBLAS_NUM_THREADS=1)"
 echo "  best = the fastest of those (the rival); (x) = its time / bpviz's"
-configs="1t dflt"
-[ -n "$ob" ] && configs="$configs ob_1t ob_dflt"
+configs="1t dflt nt"
+[ -n "$ob" ] && configs="$configs ob_1t ob_dflt ob_nt"
 # torch ns/step of one config: MODEL STEPS CONFIG
 torch_cfg() {
   case $3 in
@@ -71,6 +71,8 @@ torch_cfg() {
     dflt) torch_ns --threads default "$1" "$2" ;;
     ob_1t) OPENBLAS_NUM_THREADS=1 LD_LIBRARY_PATH=$ob torch_ns "$1" "$2" ;;
     ob_dflt) LD_LIBRARY_PATH=$ob torch_ns --threads default "$1" "$2" ;;
+    nt) torch_ns --threads "$(nproc)" "$1" "$2" ;;
+    ob_nt) LD_LIBRARY_PATH=$ob torch_ns --threads "$(nproc)" "$1" "$2" ;;
   esac
 }
 # One table row: NAME BPVIZ_ARGS BSTEPS TSTEPS CONFIGS, times in UNIT (ns or µs),
@@ -140,8 +142,8 @@ for m in lenet lenet_b1 rnn rnn_b64; do  # one epoch, mkldnn off: the whole prin
     echo "  $m: one epoch, bpviz run and torch (mkldnn off) DIFFER"
   fi
 done
-cconfigs="1t 1t-dnn dflt"
-[ -n "$ob" ] && cconfigs="$cconfigs ob_1t ob_dflt"
+cconfigs="1t 1t-dnn dflt nt"
+[ -n "$ob" ] && cconfigs="$cconfigs ob_1t ob_dflt ob_nt"
 header µs "$cconfigs"
 # name, bpviz steps, torch steps
 while read -r name bsteps tsteps; do
