@@ -1,8 +1,8 @@
 /* The engine's thread pool (pool.h). Workers wait for a job generation:
  * they spin briefly on it (a training step dispatches many small jobs, and
  * waking a sleeping thread costs more than most of them), then sleep on a
- * condition variable. The caller does part 0 itself and waits the same
- * way for the others. Every hand-over that a sleeping thread sees goes
+ * condition variable. The caller claims parts like the workers, then
+ * waits the same way for the parts others claimed. Every hand-over that a sleeping thread sees goes
  * through the mutex; the spins and the claims of parts use C11 atomics
  * (ThreadSanitizer follows both). Under valgrind, or with BPV_POOL_SPIN=0,
  * nothing spins and parts are claimed under the mutex, so that helgrind
@@ -18,8 +18,6 @@
 #include "bpviz/bpviz.h"
 #include "pool.h"
 
-/* helgrind and drd follow mutexes, not atomics: under valgrind the pool
- * does not spin and hands every part over under the mutex */
 #if defined(__has_include) && __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #define ON_VALGRIND() RUNNING_ON_VALGRIND
