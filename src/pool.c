@@ -212,7 +212,9 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&P.mu);
         }
         if (atomic_load(&P.quit)) return NULL;
-        run_parts(seen, tid);
+        /* a thread made when the count was higher sits the jobs out */
+        if (tid < atomic_load_explicit(&threads_setting, memory_order_relaxed))
+            run_parts(seen, tid);
     }
 }
 

@@ -109,6 +109,37 @@ static void test_every_part_once(void **state) {
     assert_int_equal(n.nested, 0);
 }
 
+/* After the count is lowered, the threads made before sit the jobs out. */
+#define MAXSEEN 8
+typedef struct who_job {
+    pthread_mutex_t mu;
+    pthread_t seen[MAXSEEN];
+    int nseen;
+} who_job;
+
+static void who_part(void *ctx, int part, int nparts, float *scratch) {
+    (void)part, (void)nparts, (void)scratch;
+    who_job *j = ctx;
+    for (volatile int spin = 0; spin < 20000; spin++) continue; /* long enough to share */
+    pthread_mutex_lock(&j->mu);
+    bool known = false;
+    for (int i = 0; i < j->nseen; i++) known = known || pthread_equal(j->seen[i], pthread_self());
+    if (!known && j->nseen < MAXSEEN) j->seen[j->nseen++] = pthread_self();
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void test_lowered_count(void **state) {
+    (void)state;
+    bpv_threads_set(4);
+    who_job j = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    for (int i = 0; i < 50; i++) assert_int_equal(bpv_pool_run(8, 0, who_part, &j), 8);
+    bpv_threads_set(2);
+    j.nseen = 0;
+    for (int i = 0; i < 200; i++) assert_int_equal(bpv_pool_run(8, 0, who_part, &j), 8);
+    assert_true(j.nseen >= 1 && j.nseen <= 2);
+    bpv_threads_set(0);
+}
+
 /* Two user threads dispatching at once: each job runs in the pool or
  * reports that it did not, never half. */
 static void *dispatcher(void *arg) {
@@ -323,7 +354,7 @@ int main(void) {
         cmocka_unit_test(test_range),           cmocka_unit_test(test_threads_setting),
         cmocka_unit_test(test_every_part_once), cmocka_unit_test(test_concurrent_callers),
         cmocka_unit_test(test_matmul_threads),  cmocka_unit_test(test_conv_threads),
-        cmocka_unit_test(test_maxpool22_scan),
+        cmocka_unit_test(test_maxpool22_scan),  cmocka_unit_test(test_lowered_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
