@@ -295,6 +295,12 @@ static void save_by_rename(const char *path, const char *text) {
  * the temporary file and its rename. */
 static void test_signal_leaves_no_temp(void **state) {
     (void)state;
+#ifdef BPV_TSAN
+    /* ThreadSanitizer holds an asynchronous signal back until its own next
+     * safe point, so the handler does not run where the test interrupts
+     * the write: nothing to check under it */
+    skip();
+#endif
     const int sigs[2] = {SIGTERM, SIGINT};
     for (int k = 0; k < 2; k++) {
         assert_int_equal(mkdir(tu_tmp_path(k ? "sig1" : "sig0"), 0755), 0);
