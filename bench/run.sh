@@ -12,11 +12,14 @@
 # spread (min-max) beside it; recording ratios take the best run of each.
 # The training table ends with mlp64 and mnist trained with momentum 0.9 and
 # with Adam (models/*_momentum.bp, *_adam.bp) against torch.optim's.
+# bpviz runs on its default thread count (the online CPUs) and with
+# --threads 1; PyTorch at one thread, at its default and at one thread per
+# CPU, with the system's (reference) BLAS and, if libopenblas0-pthread is
+# installed, with OpenBLAS through LD_LIBRARY_PATH; each row names the
+# fastest of those, the rival, and bpviz's speed-up against it.
 # A second table times the course's CNN and RNN (models/lenet*.bp, rnn*.bp)
-# against several PyTorch configurations: one thread and PyTorch's default
-# thread count, oneDNN (mkldnn) on and off, the system's BLAS and, if
-# libopenblas0-pthread is installed, OpenBLAS through LD_LIBRARY_PATH; it
-# first checks that one epoch of each prints the same line in both.
+# the same way, plus PyTorch with oneDNN (mkldnn) off; it first checks that
+# one epoch of each prints the same line in both.
 # --course: that table only.
 # Instruction counts and memory per model: bench/instructions.sh.
 # Set BPVIZ=path to time an existing binary.
@@ -49,58 +52,17 @@ stats() { sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1]
 bpv_ns() { "$BPVIZ" bench "$@" | sed 's/.*steps, \([0-9.]*\) ns.*/\1/'; }
 torch_ns() { /usr/bin/python3 "$here/torch_bench.py" "$@" "$data" | sed 's/.*steps, \([0-9.]*\) ns.*/\1/'; }
 
+bpv_threads=$("$BPVIZ" bench "$root/samples/linear.bp" --steps 10 | sed 's/.*, \([0-9]*\) threads*$/\1/')
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "bpviz $("$BPVIZ" --version | cut -d' ' -f2), torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') (1 thread); median of $reps, spread min-max"
-if [ "$course" = 0 ]; then
-echo
-echo "## training steps"
-printf '%-14s %12s %21s %14s %21s %9s\n' model "bpviz ns" "(spread)" "torch ns" "(spread)" speed-up
-# name, model file, bpviz steps, torch steps
-while read -r name file bsteps tsteps; do
-  bsteps=$((bsteps / scale)) tsteps=$((tsteps / scale))
-  : >"$out/b" ; : >"$out/t"
-  i=0
-  while [ $i -lt "$reps" ]; do # interleaved, so both see the same load
-    bpv_ns "$file" --steps "$bsteps" >>"$out/b"
-    torch_ns "$name" "$tsteps" >>"$out/t"
-    i=$((i + 1))
-  done
-  set -- $(stats <"$out/b") $(stats <"$out/t")
-  printf '%-14s %12.1f %21s %14.0f %21s %8.0fx\n' "$name" "$1" "($2-$3)" "$4" "($5-$6)" \
-    "$(echo "$4 / $1" | bc -l)"
-done <<EOF2
-linear $root/samples/linear.bp 2000000 20000
-quadratic $root/samples/quadratic.bp 1000000 10000
-mlp8641 $here/models/mlp8641.bp 50000 3000
-mlp64 $here/models/mlp64.bp 5000 1000
-mnist $here/models/mnist.bp 300 100
-micrograd $data/micrograd.bp 5000 50
-mlp64_momentum $here/models/mlp64_momentum.bp 5000 1000
-mlp64_adam $here/models/mlp64_adam.bp 5000 1000
-mnist_momentum $here/models/mnist_momentum.bp 300 100
-mnist_adam $here/models/mnist_adam.bp 300 100
-EOF2
-fi
-
-echo
-echo "## the course's CNN and RNN: µs/step, median of $reps; (x) = torch / bpviz"
+echo "bpviz $("$BPVIZ" --version | cut -d' ' -f2) on $bpv_threads threads (its default: the online CPUs) and on 1 (--threads 1); torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'); median of $reps, spread min-max"
 ob=/usr/lib/x86_64-linux-gnu/openblas-pthread
 [ -e "$ob/libblas.so.3" ] || ob=
-echo "torch configs: 1t = torch.set_num_threads(1); dflt = PyTorch's default ($(/usr/bin/python3 -c 'import torch; print(torch.get_num_threads())') threads here);"
-echo "  -dnn = torch.backends.mkldnn disabled (the im2col path bpviz matches); BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)"
+echo "torch configs: 1t = torch.set_num_threads(1); dflt = PyTorch's default ($(/usr/bin/python3 -c 'import torch; print(torch.get_num_threads())') threads here); nt = torch.set_num_threads($(nproc));"
+echo "  BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3) (the system's, reference)"
 [ -n "$ob" ] && echo "  ob = OpenBLAS: LD_LIBRARY_PATH=$ob (ob 1t also OPENBLAS_NUM_THREADS=1)"
-for m in lenet lenet_b1 rnn rnn_b64; do  # one epoch, mkldnn off: the whole printed line
-  /usr/bin/python3 "$here/torch_bench.py" --epoch $m "$data" >"$out/e"
-  if "$BPVIZ" run "$here/models/$m.bp" | cmp -s - "$out/e"; then
-    echo "  $m: one epoch, bpviz run = torch (mkldnn off): loss and params bit for bit"
-  else
-    echo "  $m: one epoch, bpviz run and torch (mkldnn off) DIFFER"
-  fi
-done
-configs="1t 1t-dnn dflt"
-[ -n "$ob" ] && configs="$configs ob_1t ob_dflt"
-printf '%-9s %9s %17s' model "bpviz µs" "(spread)"
-for c in $configs; do printf ' %16s' "$c µs"; done; echo
+echo "  best = the fastest of those (the rival); (x) = its time / bpviz's"
+configs="1t dflt nt"
+[ -n "$ob" ] && configs="$configs ob_1t ob_dflt ob_nt"
 # torch ns/step of one config: MODEL STEPS CONFIG
 torch_cfg() {
   case $3 in
@@ -109,27 +71,83 @@ torch_cfg() {
     dflt) torch_ns --threads default "$1" "$2" ;;
     ob_1t) OPENBLAS_NUM_THREADS=1 LD_LIBRARY_PATH=$ob torch_ns "$1" "$2" ;;
     ob_dflt) LD_LIBRARY_PATH=$ob torch_ns --threads default "$1" "$2" ;;
+    nt) torch_ns --threads "$(nproc)" "$1" "$2" ;;
+    ob_nt) LD_LIBRARY_PATH=$ob torch_ns --threads "$(nproc)" "$1" "$2" ;;
   esac
 }
-# name, bpviz steps, torch steps
-while read -r name bsteps tsteps; do
-  bsteps=$((bsteps / scale)) tsteps=$((tsteps / scale))
-  : >"$out/b"
-  for c in $configs; do : >"$out/t_$c"; done
+# One table row: NAME BPVIZ_ARGS BSTEPS TSTEPS CONFIGS, times in UNIT (ns or µs),
+# every run of bpviz (N threads, 1 thread) and torch config interleaved.
+row() {
+  name=$1 file=$2 bsteps=$3 tsteps=$4 cfgs=$5 div=$6
+  : >"$out/b" ; : >"$out/b1"
+  for c in $cfgs; do : >"$out/t_$c"; done
   i=0
   while [ $i -lt "$reps" ]; do # interleaved, so all see the same load
-    bpv_ns "$here/models/$name.bp" --steps "$bsteps" >>"$out/b"
-    for c in $configs; do torch_cfg "$name" "$tsteps" "$c" >>"$out/t_$c"; done
+    bpv_ns "$file" --steps "$bsteps" >>"$out/b"
+    bpv_ns "$file" --steps "$bsteps" --threads 1 >>"$out/b1"
+    for c in $cfgs; do torch_cfg "$name" "$tsteps" "$c" >>"$out/t_$c"; done
     i=$((i + 1))
   done
   set -- $(stats <"$out/b")
-  printf '%-9s %8.1f %17s' "$name" "$(echo "$1 / 1000" | bc -l)" \
-    "($(printf '%.1f-%.1f' "$(echo "$2 / 1000" | bc -l)" "$(echo "$3 / 1000" | bc -l)"))"
-  for c in $configs; do
+  b=$1
+  b1=$(stats <"$out/b1" | cut -d' ' -f1)
+  printf '%-14s %9.1f %17s %9.1f' "$name" "$(echo "$1 / $div" | bc -l)" \
+    "($(printf '%.1f-%.1f' "$(echo "$2 / $div" | bc -l)" "$(echo "$3 / $div" | bc -l)"))" \
+    "$(echo "$b1 / $div" | bc -l)"
+  best= bestc=
+  for c in $cfgs; do
     t=$(stats <"$out/t_$c" | cut -d' ' -f1)
-    printf ' %8.0f %7s' "$(echo "$t / 1000" | bc -l)" "($(printf '%.1f' "$(echo "$t / $1" | bc -l)")x)"
+    printf ' %8.1f %6s' "$(echo "$t / $div" | bc -l)" "($(printf '%.1f' "$(echo "$t / $b" | bc -l)")x)"
+    case $c in *-dnn) continue ;; esac # not a configuration a user runs
+    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t bestc=$c; fi
   done
-  echo
+  printf '   %-7s %8.1f %6sx\n' "$bestc" "$(echo "$best / $div" | bc -l)" \
+    "$(printf '%.2f' "$(echo "$best / $b" | bc -l)")"
+}
+header() { # UNIT CONFIGS
+  printf '%-14s %9s %17s %9s' model "bpviz $1" "(spread)" "1t $1"
+  for c in $2; do printf ' %15s' "$c"; done
+  printf '   %-7s %8s %7s\n' best "$1" "speed-up"
+}
+
+if [ "$course" = 0 ]; then
+echo
+echo "## training steps: ns/step"
+header ns "$configs"
+# name, model file, bpviz steps, torch steps
+while read -r name file bsteps tsteps; do
+  row "$name" "$file" $((bsteps / scale)) $((tsteps / scale)) "$configs" 1
+done <<EOF2
+linear $root/samples/linear.bp 2000000 20000
+quadratic $root/samples/quadratic.bp 1000000 10000
+mlp8641 $here/models/mlp8641.bp 50000 3000
+mlp64 $here/models/mlp64.bp 5000 1000
+mnist $here/models/mnist.bp 1000 300
+micrograd $data/micrograd.bp 5000 50
+mlp64_momentum $here/models/mlp64_momentum.bp 5000 1000
+mlp64_adam $here/models/mlp64_adam.bp 5000 1000
+mnist_momentum $here/models/mnist_momentum.bp 1000 300
+mnist_adam $here/models/mnist_adam.bp 1000 300
+EOF2
+fi
+
+echo
+echo "## the course's CNN and RNN: µs/step; 1t-dnn = 1t with torch.backends.mkldnn disabled"
+echo "   (the im2col path bpviz matches bit for bit; not counted as a rival)"
+for m in lenet lenet_b1 rnn rnn_b64; do  # one epoch, mkldnn off: the whole printed line
+  /usr/bin/python3 "$here/torch_bench.py" --epoch $m "$data" >"$out/e"
+  if "$BPVIZ" run "$here/models/$m.bp" | cmp -s - "$out/e"; then
+    echo "  $m: one epoch, bpviz run = torch (mkldnn off): loss and params bit for bit"
+  else
+    echo "  $m: one epoch, bpviz run and torch (mkldnn off) DIFFER"
+  fi
+done
+cconfigs="1t 1t-dnn dflt nt"
+[ -n "$ob" ] && cconfigs="$cconfigs ob_1t ob_dflt ob_nt"
+header µs "$cconfigs"
+# name, bpviz steps, torch steps
+while read -r name bsteps tsteps; do
+  row "$name" "$here/models/$name.bp" $((bsteps / scale)) $((tsteps / scale)) "$cconfigs" 1000
 done <<EOF2
 lenet_b1 2000 300
 lenet 100 30

@@ -19,7 +19,7 @@ _bpviz() {
             local IFS=$'\n'
             COMPREPLY=($(compgen -W "$(fc-list : family 2>/dev/null | cut -d, -f1 | sort -u)" -- "$cur"))
             return ;;
-        --precision|--size|--dpi|--focus|--depth|--max-nodes) return ;;
+        --precision|--size|--dpi|--focus|--depth|--max-nodes|--threads) return ;;
         --memory) COMPREPLY=($(compgen -W '1G 2G 4G 8G 16G 32G' -- "$cur")); return ;;
         --fit) COMPREPLY=($(compgen -W '16:9 4:3 16:10 1:1' -- "$cur")); return ;;
     esac
@@ -27,7 +27,7 @@ _bpviz() {
         COMPREPLY=($(compgen -W '-o -T --step --steps --gradcheck --focus --depth --max-nodes
             --rankdir --theme --labels --precision --plain-names --font --size --dpi --watch
             --exact-numbers --no-update --tensors --legend --op-symbols
-            --fit --memory --snapshot -h --help --version' -- "$cur"))
+            --fit --memory --snapshot --threads -h --help --version' -- "$cur"))
     elif [[ $COMP_CWORD -eq 1 ]]; then
         # a model, or a JSON trace to draw
         COMPREPLY=($(compgen -W 'run bench check' -- "$cur") $(compgen -f -X '!*.bp' -- "$cur")

@@ -90,6 +90,7 @@ int bpv_model_bench(bpv_model *m, const bpv_bench_options *opts, bpv_bench_resul
         res->steps = steps;
         res->seconds = s;
         res->ns_per_step = s * 1e9 / (double)steps;
+        res->threads = bpv_threads_get();
     }
     return BPV_OK;
 }

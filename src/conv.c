@@ -12,6 +12,7 @@
 #include "conv.h"
 #include "csum.h"
 #include "graph.h"
+#include "pool.h"
 #include "simd.h"
 
 #define CONV_CLONES BPV_CLONES
@@ -79,15 +80,16 @@ static void valid_range(int64_t w, int64_t ow, int64_t stride, int64_t pad, int6
 }
 
 /* im2col of one sample: col[(ci*kh + ki)*kw + kj][oy*ow + ox] = the input
- * under kernel tap (ki, kj) of output (oy, ox), 0 in the padding. Written
- * once per element type. */
+ * under kernel tap (ki, kj) of output (oy, ox), 0 in the padding; only rows
+ * l0 <= l < l1, stored from col's row 0. Written once per element type. */
 #define DEFINE_IM2COL(NAME, T)                                                             \
-    CONV_CLONES static void NAME(const bpv_conv2d_dims *d, const T *x, T *col) {                      \
+    CONV_CLONES static void NAME(const bpv_conv2d_dims *d, const T *x, T *col, int64_t l0,            \
+                                 int64_t l1) {                                                       \
         const int64_t P = pdim(d), s = d->stride;                                         \
-        for (int64_t ci = 0; ci < d->c; ci++)                                             \
-            for (int64_t ki = 0; ki < d->kh; ki++)                                        \
-                for (int64_t kj = 0; kj < d->kw; kj++) {                                  \
-                    T *dst = col + ((ci * d->kh + ki) * d->kw + kj) * P;                  \
+        for (int64_t l = l0; l < l1; l++) {                                               \
+                    const int64_t ci = l / (d->kh * d->kw), ki = l / d->kw % d->kh;      \
+                    const int64_t kj = l % d->kw;                                         \
+                    T *dst = col + (l - l0) * P;                                          \
                     int64_t lo, hi;                                                       \
                     valid_range(d->w, d->ow, s, d->pad, kj, &lo, &hi);                    \
                     for (int64_t oy = 0; oy < d->oh; oy++) {                              \
@@ -110,7 +112,7 @@ static void valid_range(int64_t w, int64_t ow, int64_t stride, int64_t pad, int6
                             for (int64_t ox = lo; ox < hi; ox++) row[ox] = x[off + ox * s]; \
                         for (int64_t ox = hi; ox < d->ow; ox++) row[ox] = 0;              \
                     }                                                                     \
-                }                                                                         \
+        }                                                                                 \
     }
 DEFINE_IM2COL(im2col32, float)
 DEFINE_IM2COL(im2col64, double)
@@ -280,15 +282,18 @@ static void gemm_acc64(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const doub
     }
 }
 
-/* ---- convolution ------------------------------------------------------------- */
+/* ---- convolution -------------------------------------------------------------
+ * Each entry point computes samples [s0, s1) (or weight columns [l0, l1) of
+ * the weight gradient) with its own scratch; on several threads each part
+ * is one such range (pool.h), computed exactly as the whole. */
 
-void bpv_conv2d_fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, const float *b,
-                      float *y, float *work) {
+static void fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, const float *b,
+                  float *y, float *work, int64_t s0, int64_t s1) {
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
     const bool direct = d->stride == 1 && d->ow % 8 == 0;
     const int64_t hp = d->h + 2 * d->pad, wp = d->w + 2 * d->pad;
     float *col = work; /* the unfolded input, or the padded one (smaller) */
-    for (int64_t s = 0; s < d->n; s++) {
+    for (int64_t s = s0; s < s1; s++) {
         float *ys = y + s * out;
         for (int64_t o = 0; o < d->o; o++) { /* beta = 1 over the bias, else C = 0 */
             const float init = b ? b[o] : 0.0f;
@@ -304,18 +309,18 @@ void bpv_conv2d_fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, 
                            x + s * in + (ci * d->h + i) * d->w, (size_t)d->w * sizeof *col);
             direct_fwd32(d, col, hp, wp, w, ys);
         } else {
-            im2col32(d, x + s * in, col);
+            im2col32(d, x + s * in, col, 0, K);
             gemm_acc32(d->o, P, K, w, K, col, P, ys, P);
         }
     }
 }
 
-void bpv_conv2d_fwd64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *x, const double *w,
-                      const double *b, double *y, double *work) {
+static void fwd64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *x, const double *w,
+                  const double *b, double *y, double *work, int64_t s0, int64_t s1) {
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
     double *col = work;
-    for (int64_t s = 0; s < d->n; s++) {
-        im2col64(d, x + s * in, col);
+    for (int64_t s = s0; s < s1; s++) {
+        im2col64(d, x + s * in, col, 0, K);
         double *ys = y + s * out;
         for (int64_t o = 0; o < d->o; o++) {
             const double init = b ? b[o] : 0.0;
@@ -327,22 +332,22 @@ void bpv_conv2d_fwd64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *x, c
 
 /* The column gradient colg[l][p] = sum over o of w[o][l] * gy[o][p], in o
  * order from +0.0 (reference sgemm's NT loop), then col2im. */
-void bpv_conv2d_bwd_x32(const bpv_conv2d_dims *d, const float *gy, const float *w, float *gx,
-                        float *work) {
+static void bwd_x32(const bpv_conv2d_dims *d, const float *gy, const float *w, float *gx,
+                    float *work, int64_t s0, int64_t s1) {
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
     float *colg = work + K * P, *mm = colg + (K * P > d->o * K ? K * P : d->o * K);
-    for (int64_t s = 0; s < d->n; s++) {
+    for (int64_t s = s0; s < s1; s++) {
         bpv_matmul32(K, P, d->o, w, 1, K, gy + s * out, P, 1, colg, mm);
         col2im32(BPV_F32, d, colg, gx + s * in);
     }
 }
 
-void bpv_conv2d_bwd_x64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy,
-                        const double *w, double *gx, double *work) {
+static void bwd_x64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, const double *w,
+                    double *gx, double *work, int64_t s0, int64_t s1) {
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
     double *colg = work + K * P;
     float *mm = (float *)(colg + (K * P > d->o * K ? K * P : d->o * K));
-    for (int64_t s = 0; s < d->n; s++) {
+    for (int64_t s = s0; s < s1; s++) {
         bpv_matmul(dt, K, P, d->o, w, 1, K, gy + s * out, P, 1, colg, mm);
         col2im64(dt, d, colg, gx + s * in);
     }
@@ -352,30 +357,141 @@ void bpv_conv2d_bwd_x64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy
  * order from +0.0 (reference sgemm's TN loop: a dot product), then added to
  * the running gradient: gw = gw + gw_s with beta = 1, sample by sample from
  * +0.0. The first sample's sum is written directly: +0.0 + v is v, since a
- * sum from +0.0 is never -0.0. */
-void bpv_conv2d_bwd_w32(const bpv_conv2d_dims *d, const float *gy, const float *x, float *gw,
-                        float *work) {
+ * sum from +0.0 is never -0.0. Here only columns l0 <= l < l1 of gw (all
+ * samples, in order): the unfolded rows of those columns, and gw_s for
+ * them, [o][l1 - l0]. */
+static void bwd_w32(const bpv_conv2d_dims *d, const float *gy, const float *x, float *gw,
+                    float *work, int64_t l0, int64_t l1) {
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    const int64_t L = l1 - l0;
     float *col = work, *g = work + K * P, *mm = g + (K * P > d->o * K ? K * P : d->o * K);
     for (int64_t s = 0; s < d->n; s++) {
-        im2col32(d, x + s * in, col);
-        bpv_matmul32(d->o, K, P, gy + s * out, P, 1, col, 1, P, s == 0 ? gw : g, mm);
-        if (s > 0)
-            for (int64_t i = 0; i < d->o * K; i++) gw[i] += g[i];
+        im2col32(d, x + s * in, col, l0, l1);
+        if (L == K) { /* the whole gradient: gw_s straight into gw at first */
+            bpv_matmul32(d->o, K, P, gy + s * out, P, 1, col, 1, P, s == 0 ? gw : g, mm);
+            if (s > 0)
+                for (int64_t i = 0; i < d->o * K; i++) gw[i] += g[i];
+            continue;
+        }
+        bpv_matmul32(d->o, L, P, gy + s * out, P, 1, col, 1, P, g, mm);
+        for (int64_t o = 0; o < d->o; o++) {
+            float *gwo = gw + o * K + l0;
+            const float *go = g + o * L;
+            if (s == 0) memcpy(gwo, go, (size_t)L * sizeof *gwo);
+            else
+                for (int64_t l = 0; l < L; l++) gwo[l] += go[l];
+        }
     }
+}
+
+static void bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, const double *x,
+                    double *gw, double *work, int64_t l0, int64_t l1) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    const int64_t L = l1 - l0;
+    double *col = work, *g = work + K * P;
+    float *mm = (float *)(g + (K * P > d->o * K ? K * P : d->o * K));
+    for (int64_t s = 0; s < d->n; s++) {
+        im2col64(d, x + s * in, col, l0, l1);
+        if (L == K) {
+            bpv_matmul(dt, d->o, K, P, gy + s * out, P, 1, col, 1, P, s == 0 ? gw : g, mm);
+            if (s > 0)
+                for (int64_t i = 0; i < d->o * K; i++) gw[i] = R(gw[i] + g[i]);
+            continue;
+        }
+        bpv_matmul(dt, d->o, L, P, gy + s * out, P, 1, col, 1, P, g, mm);
+        for (int64_t o = 0; o < d->o; o++) {
+            double *gwo = gw + o * K + l0;
+            const double *go = g + o * L;
+            if (s == 0) memcpy(gwo, go, (size_t)L * sizeof *gwo);
+            else
+                for (int64_t l = 0; l < L; l++) gwo[l] = R(gwo[l] + go[l]);
+        }
+    }
+}
+
+typedef enum { FWD, BWD_X, BWD_W } conv_kind;
+
+typedef struct conv_job {
+    conv_kind kind;
+    bool f32s; /* float32 storage, else double in dt */
+    bpv_dtype dt;
+    const bpv_conv2d_dims *d;
+    const void *a, *b, *bias; /* the kernel's two inputs and the bias */
+    void *out;
+    int64_t units; /* samples, or weight columns (BWD_W) */
+} conv_job;
+
+static void conv_range(const conv_job *j, void *work, int64_t lo, int64_t hi) {
+    const bpv_conv2d_dims *d = j->d;
+    switch (j->kind) {
+    case FWD:
+        if (j->f32s) fwd32(d, j->a, j->b, j->bias, j->out, work, lo, hi);
+        else fwd64(j->dt, d, j->a, j->b, j->bias, j->out, work, lo, hi);
+        break;
+    case BWD_X:
+        if (j->f32s) bwd_x32(d, j->a, j->b, j->out, work, lo, hi);
+        else bwd_x64(j->dt, d, j->a, j->b, j->out, work, lo, hi);
+        break;
+    case BWD_W:
+        if (j->f32s) bwd_w32(d, j->a, j->b, j->out, work, lo, hi);
+        else bwd_w64(j->dt, d, j->a, j->b, j->out, work, lo, hi);
+        break;
+    }
+}
+
+static void conv_part(void *ctx, int part, int nparts, float *scratch) {
+    const conv_job *j = ctx;
+    int64_t lo, hi;
+    bpv_pool_range(j->units, part, nparts, &lo, &hi);
+    if (hi > lo) conv_range(j, scratch, lo, hi);
+}
+
+/* On threads when the work is worth it, else serially in `work`. */
+static void conv_run(conv_job *j, void *work) {
+    const bpv_conv2d_dims *d = j->d;
+    j->units = j->kind == BWD_W ? kdim(d) : d->n;
+    const double cost = (double)d->n * (double)d->o * (double)kdim(d) * (double)pdim(d);
+    const int np = bpv_pool_want(cost, j->units);
+    /* the scratch in floats: the storage type's elements, doubles twice */
+    const size_t scratch = bpv_conv2d_work(d) * (j->f32s ? 1 : 2);
+    if (np > 1 && bpv_pool_run(np, scratch, conv_part, j)) return;
+    conv_range(j, work, 0, j->units);
+}
+
+void bpv_conv2d_fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, const float *b,
+                      float *y, float *work) {
+    conv_job j = {.kind = FWD, .f32s = true, .d = d, .a = x, .b = w, .bias = b, .out = y};
+    conv_run(&j, work);
+}
+
+void bpv_conv2d_fwd64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *x, const double *w,
+                      const double *b, double *y, double *work) {
+    conv_job j = {.kind = FWD, .dt = dt, .d = d, .a = x, .b = w, .bias = b, .out = y};
+    conv_run(&j, work);
+}
+
+void bpv_conv2d_bwd_x32(const bpv_conv2d_dims *d, const float *gy, const float *w, float *gx,
+                        float *work) {
+    conv_job j = {.kind = BWD_X, .f32s = true, .d = d, .a = gy, .b = w, .out = gx};
+    conv_run(&j, work);
+}
+
+void bpv_conv2d_bwd_x64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy,
+                        const double *w, double *gx, double *work) {
+    conv_job j = {.kind = BWD_X, .dt = dt, .d = d, .a = gy, .b = w, .out = gx};
+    conv_run(&j, work);
+}
+
+void bpv_conv2d_bwd_w32(const bpv_conv2d_dims *d, const float *gy, const float *x, float *gw,
+                        float *work) {
+    conv_job j = {.kind = BWD_W, .f32s = true, .d = d, .a = gy, .b = x, .out = gw};
+    conv_run(&j, work);
 }
 
 void bpv_conv2d_bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy,
                         const double *x, double *gw, double *work) {
-    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
-    double *col = work, *g = work + K * P;
-    float *mm = (float *)(g + (K * P > d->o * K ? K * P : d->o * K));
-    for (int64_t s = 0; s < d->n; s++) {
-        im2col64(d, x + s * in, col);
-        bpv_matmul(dt, d->o, K, P, gy + s * out, P, 1, col, 1, P, s == 0 ? gw : g, mm);
-        if (s > 0)
-            for (int64_t i = 0; i < d->o * K; i++) gw[i] = R(gw[i] + g[i]);
-    }
+    conv_job j = {.kind = BWD_W, .dt = dt, .d = d, .a = gy, .b = x, .out = gw};
+    conv_run(&j, work);
 }
 
 /* x[0] + ... + x[n-1] in torch's cascade order over float32, as
@@ -418,6 +534,32 @@ static float row_sum32(const float *x, int64_t n) {
     return r;
 }
 
+/* gb[o] for channels [o0, o1): each channel's sum, sample by sample, is
+ * one thread's (a part of the float32 channel loop below) */
+typedef struct bias_job {
+    const bpv_conv2d_dims *d;
+    const float *gy;
+    float *gb;
+} bias_job;
+
+static void bias_range(const bias_job *j, int64_t o0, int64_t o1) {
+    const bpv_conv2d_dims *d = j->d;
+    const int64_t P = pdim(d);
+    for (int64_t o = o0; o < o1; o++) {
+        float acc = 0.0f;
+        for (int64_t s = 0; s < d->n; s++) acc += row_sum32(j->gy + (s * d->o + o) * P, P);
+        j->gb[o] = acc;
+    }
+}
+
+static void bias_part(void *ctx, int part, int nparts, float *scratch) {
+    (void)scratch;
+    const bias_job *j = ctx;
+    int64_t lo, hi;
+    bpv_pool_range(j->d->o, part, nparts, &lo, &hi);
+    bias_range(j, lo, hi);
+}
+
 /* torch's sum over (n, oh, ow) of gy [n][o][oh*ow]. The reduction's
  * iterator puts the plane innermost and the samples next; each sample's
  * plane is a contiguous cascade sum added to the output (+0.0 at first).
@@ -433,11 +575,11 @@ void bpv_conv2d_bwd_b32(const bpv_conv2d_dims *d, const float *gy, float *gb) {
         bpv_csum_columns32(BPV_F32, gy, d->n, d->o, false, gb);
         return;
     }
-    for (int64_t o = 0; o < d->o; o++) {
-        float acc = 0.0f;
-        for (int64_t s = 0; s < d->n; s++) acc += row_sum32(gy + (s * d->o + o) * P, P);
-        gb[o] = acc;
-    }
+    bias_job j = {d, gy, gb};
+    /* an element of a vector row sum: about 4 multiply-adds of a product */
+    const int np = bpv_pool_want(4.0 * (double)d->n * (double)d->o * (double)P, d->o);
+    if (np > 1 && bpv_pool_run(np, 0, bias_part, &j)) return;
+    bias_range(&j, 0, d->o);
 }
 
 void bpv_conv2d_bwd_b64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, double *gb) {
@@ -481,8 +623,10 @@ static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
 
 /* The index (within its plane) of a window's maximum: scanned row by row
  * from -inf, replaced by a greater value or by any NaN; nothing greater
- * keeps the first element. */
-#define DEFINE_POOL(SFX, T, RD, DTARG, DTUSE)                                              \
+ * keeps the first element. Each kernel runs over planes [q0, q1) (a
+ * thread's part; the planes are independent) and takes its arrays untyped,
+ * so that one job type serves them all. */
+#define DEFINE_POOL(SFX, T, RD)                                                            \
     static inline int64_t argmax##SFX(const T *plane, const bpv_pool2d_dims *d, int64_t oy,  \
                                       int64_t ox) {                                         \
         const win r = window(d, oy, ox);                                                   \
@@ -495,9 +639,12 @@ static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
             }                                                                              \
         return best;                                                                       \
     }                                                                                      \
-    void bpv_maxpool2d_fwd##SFX(DTARG const bpv_pool2d_dims *d, const T *x, T *y) {        \
-        DTUSE;                                                                             \
-        for (int64_t q = 0; q < d->n * d->c; q++) {                                        \
+    static void maxfwd##SFX(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_,         \
+                            const void *unused, void *y_, int64_t q0, int64_t q1) {         \
+        (void)dt, (void)unused;                                                            \
+        const T *x = x_;                                                                   \
+        T *y = y_;                                                                         \
+        for (int64_t q = q0; q < q1; q++) {                                                \
             const T *plane = x + q * d->h * d->w;                                          \
             T *yq = y + q * d->oh * d->ow;                                                 \
             for (int64_t oy = 0; oy < d->oh; oy++)                                         \
@@ -508,12 +655,14 @@ static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
     /* +0.0, then each window's gy added at its pick: +0.0 + gy where windows \
      * do not overlap (a -0.0 gradient arrives as +0.0, as into torch's zeroed \
      * buffer) */                                                                          \
-    void bpv_maxpool2d_bwd##SFX(DTARG const bpv_pool2d_dims *d, const T *x, const T *gy,   \
-                                T *gx) {                                                   \
-        DTUSE;                                                                             \
+    static void maxbwd##SFX(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_,         \
+                            const void *gy_, void *gx_, int64_t q0, int64_t q1) {           \
+        (void)dt;                                                                          \
+        const T *x = x_, *gy = gy_;                                                        \
+        T *gx = gx_;                                                                       \
         const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;                               \
-        for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0;                          \
-        for (int64_t q = 0; q < d->n * d->c; q++)                                          \
+        for (int64_t i = q0 * hw; i < q1 * hw; i++) gx[i] = 0;                             \
+        for (int64_t q = q0; q < q1; q++)                                                  \
             for (int64_t oy = 0; oy < d->oh; oy++)                                         \
                 for (int64_t ox = 0; ox < d->ow; ox++) {                                   \
                     T *g = &gx[q * hw + argmax##SFX(x + q * hw, d, oy, ox)];               \
@@ -522,10 +671,13 @@ static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
     }                                                                                      \
     /* the window summed row by row from +0.0 in the dtype, divided by k*k \
      * (a division, as torch's kernel, not a product with 1/(k*k)) */                     \
-    void bpv_avgpool2d_fwd##SFX(DTARG const bpv_pool2d_dims *d, const T *x, T *y) {        \
-        DTUSE;                                                                             \
+    static void avgfwd##SFX(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_,         \
+                            const void *unused, void *y_, int64_t q0, int64_t q1) {         \
+        (void)dt, (void)unused;                                                            \
+        const T *x = x_;                                                                   \
+        T *y = y_;                                                                         \
         const T kk = (T)(d->k * d->k);                                                     \
-        for (int64_t q = 0; q < d->n * d->c; q++) {                                        \
+        for (int64_t q = q0; q < q1; q++) {                                                \
             const T *plane = x + q * d->h * d->w;                                          \
             T *yq = y + q * d->oh * d->ow;                                                 \
             for (int64_t oy = 0; oy < d->oh; oy++)                                         \
@@ -538,12 +690,15 @@ static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
                 }                                                                          \
         }                                                                                  \
     }                                                                                      \
-    void bpv_avgpool2d_bwd##SFX(DTARG const bpv_pool2d_dims *d, const T *gy, T *gx) {      \
-        DTUSE;                                                                             \
+    static void avgbwd##SFX(bpv_dtype dt, const bpv_pool2d_dims *d, const void *unused,     \
+                            const void *gy_, void *gx_, int64_t q0, int64_t q1) {           \
+        (void)dt, (void)unused;                                                            \
+        const T *gy = gy_;                                                                 \
+        T *gx = gx_;                                                                       \
         const T kk = (T)(d->k * d->k);                                                     \
         const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;                               \
-        for (int64_t i = 0; i < d->n * d->c * hw; i++) gx[i] = 0;                          \
-        for (int64_t q = 0; q < d->n * d->c; q++)                                          \
+        for (int64_t i = q0 * hw; i < q1 * hw; i++) gx[i] = 0;                             \
+        for (int64_t q = q0; q < q1; q++)                                                  \
             for (int64_t oy = 0; oy < d->oh; oy++)                                         \
                 for (int64_t ox = 0; ox < d->ow; ox++) {                                   \
                     const win r = window(d, oy, ox);                                       \
@@ -557,6 +712,242 @@ static inline win window(const bpv_pool2d_dims *d, int64_t oy, int64_t ox) {
     }
 
 #define RD32(x) ((float)(x))
-#define COMMA ,
-DEFINE_POOL(32, float, RD32, , (void)0)
-DEFINE_POOL(64, double, R, bpv_dtype dt COMMA, (void)dt)
+DEFINE_POOL(32, float, RD32)
+DEFINE_POOL(64, double, R)
+
+/* ---- 2 x 2 max pooling, stride 2, no padding, over float32 ---------------------
+ * The common case, eight windows at a time: the scan above as selects. The
+ * window's four elements in scan order are row 0's even and odd columns,
+ * then row 1's; each replaces the running maximum when greater or NaN, so
+ * the value and the index are the scalar scan's. The backward pass writes
+ * +0.0 + gy at the pick and +0.0 elsewhere (the windows do not overlap). */
+typedef int v8i __attribute__((vector_size(32)));
+
+/* the even and odd elements of 16 floats at p */
+static inline void deinterleave(const float *p, v8f *even, v8f *odd) {
+    v8f a, b;
+    LOAD8F(a, p), LOAD8F(b, p + 8);
+    *even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+    *odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+}
+
+/* the scan's step: take v (index k) where it is greater or NaN */
+#define SCAN_STEP(v, k)                                                                   \
+    do {                                                                                  \
+        const v8i take_ = ((v) > m) | ((v) != (v));                                      \
+        m = (v8f)(((v8i)(v) & take_) | ((v8i)m & ~take_));                                \
+        idx = (SPLAT8I(k) & take_) | (idx & ~take_);                                      \
+    } while (0)
+#define SPLAT8I(a) ((v8i){(a), (a), (a), (a), (a), (a), (a), (a)})
+
+static inline bool pool22(const bpv_pool2d_dims *d) {
+    return d->k == 2 && d->stride == 2 && d->pad == 0;
+}
+
+/* The picks (0-3, scan order) and maxima of windows ox .. ox+7 of row oy. */
+static inline void picks8(const float *plane, int64_t w, int64_t oy, int64_t ox, v8f *max,
+                          v8i *pick) {
+    const float *r0 = plane + 2 * oy * w + 2 * ox, *r1 = r0 + w;
+    v8f e0, o0, e1, o1;
+    deinterleave(r0, &e0, &o0);
+    deinterleave(r1, &e1, &o1);
+    v8f m = SPLAT8F(-INFINITY);
+    v8i idx = SPLAT8I(0);
+    SCAN_STEP(e0, 0);
+    SCAN_STEP(o0, 1);
+    SCAN_STEP(e1, 2);
+    SCAN_STEP(o1, 3);
+    *max = m, *pick = idx;
+}
+
+typedef float v4f_ __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+#define SPLAT4I(a) ((v4i){(a), (a), (a), (a)})
+
+/* the same for four windows (a row's last ones) */
+static inline void picks4(const float *plane, int64_t w, int64_t oy, int64_t ox, v4f_ *max,
+                          v4i *pick) {
+    const float *r0 = plane + 2 * oy * w + 2 * ox, *r1 = r0 + w;
+    v4f_ a, b, c, e;
+    memcpy(&a, r0, sizeof a), memcpy(&b, r0 + 4, sizeof b);
+    memcpy(&c, r1, sizeof c), memcpy(&e, r1 + 4, sizeof e);
+    const v4f_ e0 = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+    const v4f_ o0 = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    const v4f_ e1 = __builtin_shufflevector(c, e, 0, 2, 4, 6);
+    const v4f_ o1 = __builtin_shufflevector(c, e, 1, 3, 5, 7);
+    v4f_ m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    v4i idx = SPLAT4I(0);
+#define SCAN_STEP4(v, k)                                                                  \
+    do {                                                                                  \
+        const v4i take_ = ((v) > m) | ((v) != (v));                                      \
+        m = (v4f_)(((v4i)(v) & take_) | ((v4i)m & ~take_));                              \
+        idx = (SPLAT4I(k) & take_) | (idx & ~take_);                                      \
+    } while (0)
+    SCAN_STEP4(e0, 0);
+    SCAN_STEP4(o0, 1);
+    SCAN_STEP4(e1, 2);
+    SCAN_STEP4(o1, 3);
+#undef SCAN_STEP4
+    *max = m, *pick = idx;
+}
+
+/* one window's pick (0-3, scan order) by the same scan, for the windows
+ * left over after the whole vectors */
+static inline int pick1(const float *r0, int64_t w) {
+    const float v[4] = {r0[0], r0[1], r0[w], r0[w + 1]};
+    float m = -INFINITY;
+    int best = 0;
+    for (int k = 0; k < 4; k++)
+        if (v[k] > m || isnan(v[k])) m = v[k], best = k;
+    return best;
+}
+
+CONV_CLONES
+static void maxfwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, const void *unused,
+                     void *y_, int64_t q0, int64_t q1) {
+    (void)dt, (void)unused;
+    const float *x = x_;
+    float *y = y_;
+    const int64_t v8 = d->ow / 8 * 8; /* windows in whole vectors; the rest scalar */
+    for (int64_t q = q0; q < q1; q++) {
+        const float *plane = x + q * d->h * d->w;
+        float *yq = y + q * d->oh * d->ow;
+        for (int64_t oy = 0; oy < d->oh; oy++) {
+            for (int64_t ox = 0; ox < v8; ox += 8) {
+                v8f m;
+                v8i idx;
+                picks8(plane, d->w, oy, ox, &m, &idx);
+                STORE8F(yq + oy * d->ow + ox, m);
+            }
+            int64_t ox = v8;
+            if (ox + 4 <= d->ow) {
+                v4f_ m;
+                v4i idx;
+                picks4(plane, d->w, oy, ox, &m, &idx);
+                memcpy(yq + oy * d->ow + ox, &m, sizeof m);
+                ox += 4;
+            }
+            for (; ox < d->ow; ox++) {
+                const float *r0 = plane + 2 * oy * d->w + 2 * ox;
+                const int k = pick1(r0, d->w);
+                yq[oy * d->ow + ox] = r0[(k >> 1) * d->w + (k & 1)];
+            }
+        }
+    }
+}
+
+CONV_CLONES
+static void maxbwd22(bpv_dtype dt, const bpv_pool2d_dims *d, const void *x_, const void *gy_,
+                     void *gx_, int64_t q0, int64_t q1) {
+    (void)dt;
+    const float *x = x_, *gy = gy_;
+    float *gx = gx_;
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow, v8 = d->ow / 8 * 8;
+    memset(gx + q0 * hw, 0, (size_t)((q1 - q0) * hw) * sizeof *gx);
+    for (int64_t q = q0; q < q1; q++) {
+        const float *plane = x + q * hw;
+        float *gq = gx + q * hw;
+        for (int64_t oy = 0; oy < d->oh; oy++) {
+            for (int64_t ox = 0; ox < v8; ox += 8) {
+                v8f m, g;
+                v8i idx;
+                picks8(plane, d->w, oy, ox, &m, &idx);
+                LOAD8F(g, gy + q * ohw + oy * d->ow + ox);
+                const v8i val = (v8i)(SPLAT8F(0.0f) + g);
+                const v8f e0 = (v8f)(val & (idx == SPLAT8I(0)));
+                const v8f o0 = (v8f)(val & (idx == SPLAT8I(1)));
+                const v8f e1 = (v8f)(val & (idx == SPLAT8I(2)));
+                const v8f o1 = (v8f)(val & (idx == SPLAT8I(3)));
+                float *r0 = gq + 2 * oy * d->w + 2 * ox, *r1 = r0 + d->w;
+                v8f lo = __builtin_shufflevector(e0, o0, 0, 8, 1, 9, 2, 10, 3, 11);
+                v8f hi = __builtin_shufflevector(e0, o0, 4, 12, 5, 13, 6, 14, 7, 15);
+                STORE8F(r0, lo), STORE8F(r0 + 8, hi);
+                lo = __builtin_shufflevector(e1, o1, 0, 8, 1, 9, 2, 10, 3, 11);
+                hi = __builtin_shufflevector(e1, o1, 4, 12, 5, 13, 6, 14, 7, 15);
+                STORE8F(r1, lo), STORE8F(r1 + 8, hi);
+            }
+            int64_t ox = v8;
+            if (ox + 4 <= d->ow) {
+                v4f_ m, g;
+                v4i idx;
+                picks4(plane, d->w, oy, ox, &m, &idx);
+                memcpy(&g, gy + q * ohw + oy * d->ow + ox, sizeof g);
+                const v4i val = (v4i)((v4f_){0.0f, 0.0f, 0.0f, 0.0f} + g);
+                const v4f_ e0 = (v4f_)(val & (idx == SPLAT4I(0)));
+                const v4f_ o0 = (v4f_)(val & (idx == SPLAT4I(1)));
+                const v4f_ e1 = (v4f_)(val & (idx == SPLAT4I(2)));
+                const v4f_ o1 = (v4f_)(val & (idx == SPLAT4I(3)));
+                float *r0 = gq + 2 * oy * d->w + 2 * ox, *r1 = r0 + d->w;
+                v4f_ lo = __builtin_shufflevector(e0, o0, 0, 4, 1, 5);
+                v4f_ hi = __builtin_shufflevector(e0, o0, 2, 6, 3, 7);
+                memcpy(r0, &lo, sizeof lo), memcpy(r0 + 4, &hi, sizeof hi);
+                lo = __builtin_shufflevector(e1, o1, 0, 4, 1, 5);
+                hi = __builtin_shufflevector(e1, o1, 2, 6, 3, 7);
+                memcpy(r1, &lo, sizeof lo), memcpy(r1 + 4, &hi, sizeof hi);
+                ox += 4;
+            }
+            for (; ox < d->ow; ox++) {
+                const int64_t o = 2 * oy * d->w + 2 * ox;
+                const int k = pick1(plane + o, d->w);
+                gq[o + (k >> 1) * d->w + (k & 1)] = 0.0f + gy[q * ohw + oy * d->ow + ox];
+            }
+        }
+    }
+}
+
+typedef void pool_kernel(bpv_dtype dt, const bpv_pool2d_dims *d, const void *a, const void *b,
+                         void *out, int64_t q0, int64_t q1);
+
+typedef struct pool_job {
+    pool_kernel *k;
+    bpv_dtype dt;
+    const bpv_pool2d_dims *d;
+    const void *a, *b;
+    void *out;
+} pool_job;
+
+static void pool_part(void *ctx, int part, int nparts, float *scratch) {
+    (void)scratch;
+    const pool_job *j = ctx;
+    int64_t lo, hi;
+    bpv_pool_range(j->d->n * j->d->c, part, nparts, &lo, &hi);
+    if (hi > lo) j->k(j->dt, j->d, j->a, j->b, j->out, lo, hi);
+}
+
+/* Over the planes, on threads when there are enough of them: a window
+ * costs k*k element steps, each about 8 multiply-adds of a product. */
+static void pool_run(pool_kernel *k, bpv_dtype dt, const bpv_pool2d_dims *d, const void *a,
+                     const void *b, void *out) {
+    pool_job j = {k, dt, d, a, b, out};
+    const int64_t planes = d->n * d->c;
+    const double cost = 8.0 * (double)planes * (double)(d->oh * d->ow) * (double)(d->k * d->k);
+    const int np = bpv_pool_want(cost, planes);
+    if (np > 1 && bpv_pool_run(np, 0, pool_part, &j)) return;
+    k(dt, d, a, b, out, 0, planes);
+}
+
+void bpv_maxpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
+    pool_run(pool22(d) ? maxfwd22 : maxfwd32, BPV_F32, d, x, NULL, y);
+}
+void bpv_maxpool2d_bwd32(const bpv_pool2d_dims *d, const float *x, const float *gy, float *gx) {
+    pool_run(pool22(d) ? maxbwd22 : maxbwd32, BPV_F32, d, x, gy, gx);
+}
+void bpv_avgpool2d_fwd32(const bpv_pool2d_dims *d, const float *x, float *y) {
+    pool_run(avgfwd32, BPV_F32, d, x, NULL, y);
+}
+void bpv_avgpool2d_bwd32(const bpv_pool2d_dims *d, const float *gy, float *gx) {
+    pool_run(avgbwd32, BPV_F32, d, NULL, gy, gx);
+}
+void bpv_maxpool2d_fwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x, double *y) {
+    pool_run(maxfwd64, dt, d, x, NULL, y);
+}
+void bpv_maxpool2d_bwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x,
+                         const double *gy, double *gx) {
+    pool_run(maxbwd64, dt, d, x, gy, gx);
+}
+void bpv_avgpool2d_fwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *x, double *y) {
+    pool_run(avgfwd64, dt, d, x, NULL, y);
+}
+void bpv_avgpool2d_bwd64(bpv_dtype dt, const bpv_pool2d_dims *d, const double *gy, double *gx) {
+    pool_run(avgbwd64, dt, d, NULL, gy, gx);
+}

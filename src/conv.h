@@ -20,7 +20,8 @@
  * float64 path), BPV_F32 rounds each step to float32 exactly where the
  * float32 path rounds, so they give the 32 functions' bits over double
  * storage. Arrays are contiguous and row-major; outputs must not overlap
- * inputs. */
+ * inputs. Large batches are split over the engine's threads (pool.h) by
+ * samples, weight columns, channels or planes: the same bits. */
 #ifndef BPV_CONV_H
 #define BPV_CONV_H
 

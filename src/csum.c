@@ -135,7 +135,7 @@ enum { CHUNK = 64 };
 CASCADE_COLS(cascade_cols, double, double, RD_DT)
 CASCADE_COLS(cascade_cols32, float, float, RD_NONE)
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define CSUM_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define CSUM_CLONES

@@ -73,7 +73,7 @@
 
 /* The elementwise loops run in AVX2 where the CPU has it (four doubles a
  * lane set): the same IEEE operations, so the same bits, in fewer steps. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define ENGINE_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define ENGINE_CLONES

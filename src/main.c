@@ -19,8 +19,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run MODEL.bp         train; print each `predict` and one line per epoch\n"
-    "  bench MODEL.bp       time training steps (--steps N, default: 1000; --snapshot\n"
-    "                       every|none, default: none): `bench: N steps, X ns/step`\n"
+    "  bench MODEL.bp       time training steps (--steps N, default: 1000)\n"
     "  check MODEL.bp       find wrong gradients, NaN/inf, dead params (exit 1)\n"
     "\n"
     "options (MODEL.bp may be - for standard input, or a JSON trace to draw):\n"
@@ -47,7 +46,7 @@ static const char usage[] =
     "  --size W[xH], --dpi N  W x H inches (<= 1000), PNG dpi 1-2400 (default: 96)\n"
     "  --fit W:H            fill a W:H slide (16:9, 4:3), text kept (default: off)\n"
     "  --watch              render again each time MODEL.bp changes (needs -o)\n"
-    "  --memory SIZE        memory budget of a run, like 16G (default: 4G or RAM/2)\n"
+    "  --memory SIZE, --threads N  budget and threads (default: 4G or RAM/2, CPUs)\n"
     "  -h, --help           show this help (--version: the version)\n"
     "\n"
     "exit status: 0 success, 1 run-time failure (I/O), 2 bad model or usage\n";
@@ -202,8 +201,9 @@ static int cmd_bench(int argc, char **argv) {
     int rc = bpv_model_bench(m, &bo, &r, &err);
     bpv_model_free(m);
     if (rc == BPV_OK)
-        printf("bench: %ld steps, %.1f ns/step, %.0f steps/s\n", r.steps, r.ns_per_step,
-               r.seconds > 0 ? (double)r.steps / r.seconds : 0.0);
+        printf("bench: %ld steps, %.1f ns/step, %.0f steps/s, %d thread%s\n", r.steps,
+               r.ns_per_step, r.seconds > 0 ? (double)r.steps / r.seconds : 0.0, r.threads,
+               r.threads == 1 ? "" : "s");
     return report(rc, err);
 }
 
@@ -238,7 +238,7 @@ static const char *const options[] = {
     "--precision", "--plain-names", "--font", "--size", "--dpi", "--watch", "--help",
     "--version", "--gradcheck", "--focus", "--depth", "--max-nodes",
     "--exact-numbers", "--no-update", "--tensors", "--legend", "--op-symbols", "--fit",
-    "--memory"};
+    "--memory", "--threads"};
 
 static int unknown_option(const char *a) {
     const char *near = bpv_closest(a, options, sizeof options / sizeof options[0]);
@@ -354,11 +354,44 @@ static int take_memory(int *argc, char **argv) {
     return 0;
 }
 
+/* --threads N (any command, anywhere on the line) and BPV_THREADS: set the
+ * engine's thread count and taken out of argv. Returns 0 or the usage
+ * error's status. */
+static int take_threads(int *argc, char **argv) {
+    const char *env = getenv("BPV_THREADS");
+    long n = 0;
+    char *end;
+    if (env && *env) {
+        n = strtol(env, &end, 10);
+        if (*end != '\0' || n < 1 || n > 256)
+            return usage_error("BPV_THREADS takes a number of threads from 1 to 256, not '%s'",
+                               env);
+    }
+    int k = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--threads") != 0) {
+            argv[k++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= *argc) return usage_error("option '%s' needs a value", argv[i]);
+        const char *v = argv[++i];
+        n = strtol(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || n < 1 || n > 256)
+            return usage_error("--threads takes a number of threads from 1 to 256, not '%s'", v);
+    }
+    *argc = k;
+    argv[k] = NULL;
+    if (n > 0) bpv_threads_set((int)n);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     bpv_signals_cleanup(); /* an interrupted write leaves no temporary file */
     bpv_notes_to(stderr);  /* a CSV's header row is said, not skipped silently */
     int mrc = take_memory(&argc, argv);
     if (mrc != 0) return mrc;
+    int trc = take_threads(&argc, argv);
+    if (trc != 0) return trc;
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "check") == 0) return cmd_check(argc - 2, argv + 2);

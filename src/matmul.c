@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "pool.h"
 #include "simd.h"
 
 #define MR 4    /* f64: rows of the register tile */
@@ -355,10 +356,15 @@ static void outer(bpv_dtype dt, int64_t M, int64_t N, const double *x, int64_t x
 /* outer over float32 storage: a float32 product is the rounded double one */
 BPV_CLONES
 static void outer32(int64_t M, int64_t N, const float *x, int64_t xr, const float *y, int64_t yc,
-                    float *c) {
+                    float *c, int64_t cr, int64_t cc) {
+    if (cc != 1) { /* a thread's columns of a transposed product */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) c[i * cr + j * cc] = x[i * xr] * y[j * yc] + 0.0f;
+        return;
+    }
     for (int64_t i = 0; i < M; i++) {
         const float a = x[i * xr];
-        float *ci = c + i * N;
+        float *ci = c + i * cr;
         for (int64_t j = 0; j < N; j++) ci[j] = a * y[j * yc] + 0.0f;
     }
 }
@@ -366,8 +372,8 @@ static void outer32(int64_t M, int64_t N, const float *x, int64_t xr, const floa
 /* Lanes a product computes with its tiles, padding included. */
 static int64_t padded(int64_t M, int64_t N) { return round_up(M, MRF) * round_up(N, NRF); }
 
-void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
-                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work) {
+static void mm64(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
+                 int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work) {
     if (K == 0) { /* an empty sum is +0.0 */
         for (int64_t i = 0; i < M * N; i++) c[i] = 0.0;
         return;
@@ -438,26 +444,98 @@ static void matvec32(int64_t M, int64_t K, const float *x, int64_t xr, int64_t x
     }
 }
 
-void bpv_matmul32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
-                  const float *y, int64_t yr, int64_t yc, float *c, float *work) {
+/* The f32 product into c with row stride cr and column stride cc: a
+ * thread's block of a larger product is one of these. */
+static inline __attribute__((always_inline)) void mm32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
+                 const float *y, int64_t yr, int64_t yc, float *c, int64_t cr, int64_t cc,
+                 float *work) {
     if (K == 0) {
-        for (int64_t i = 0; i < M * N; i++) c[i] = 0.0f;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) c[i * cr + j * cc] = 0.0f;
         return;
     }
     if (K == 1) {
-        outer32(M, N, x, xr, y, yc, c);
+        outer32(M, N, x, xr, y, yc, c, cr, cc);
         return;
     }
-    if (N == 1) {
+    if (N == 1 && (cr == 1 || M == 1)) {
         matvec32(M, K, x, xr, xc, y, yr, c, work);
         return;
     }
-    if (M == 1) { /* c^T = Y^T x^T: the same products, the same order */
+    if (M == 1 && cc == 1) { /* c^T = Y^T x^T: the same products, the same order */
         matvec32(N, K, y, yc, yr, x, xc, c, work);
         return;
     }
     if (padded(N, M) < padded(M, N))
-        matmul_f32s(N, M, K, y, yc, yr, x, xc, xr, c, 1, N, work);
+        matmul_f32s(N, M, K, y, yc, yr, x, xc, xr, c, cc, cr, work);
     else
-        matmul_f32s(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
+        matmul_f32s(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work);
+}
+
+/* ---- threads -------------------------------------------------------------------
+ * A product on several threads: each computes a block of whole rows or
+ * whole columns of c, by the serial kernel, with its own packing space; an
+ * element's sum is the same whichever block it is in. Rows are split when
+ * the operand every thread then packs whole (Y, K x N) is the smaller,
+ * else columns (each packs X, M x K). */
+typedef struct mm_job {
+    bool f32s, rows;
+    bpv_dtype dt;
+    int64_t M, N, K, units, xr, xc, yr, yc;
+    const void *x, *y;
+    void *c;
+} mm_job;
+
+static void mm_part(void *ctx, int tid, int nt, float *work) {
+    const mm_job *j = ctx;
+    int64_t lo, hi;
+    bpv_pool_range(j->units, tid, nt, &lo, &hi);
+    if (j->rows) {
+        const int64_t i0 = lo * MRF, i1 = hi * MRF < j->M ? hi * MRF : j->M;
+        if (i1 <= i0) return;
+        if (j->f32s)
+            mm32(i1 - i0, j->N, j->K, (const float *)j->x + i0 * j->xr, j->xr, j->xc, j->y, j->yr,
+                 j->yc, (float *)j->c + i0 * j->N, j->N, 1, work);
+        else
+            mm64(j->dt, i1 - i0, j->N, j->K, (const double *)j->x + i0 * j->xr, j->xr, j->xc,
+                 j->y, j->yr, j->yc, (double *)j->c + i0 * j->N, work);
+    } else {
+        const int64_t j0 = lo * NRF, j1 = hi * NRF < j->N ? hi * NRF : j->N;
+        if (j1 > j0)
+            mm32(j->M, j1 - j0, j->K, j->x, j->xr, j->xc, (const float *)j->y + j0 * j->yc, j->yr,
+                 j->yc, (float *)j->c + j0, j->N, 1, work);
+    }
+}
+
+/* Runs the product on threads when it is worth it; false: run it serially. */
+static bool mm_threads(mm_job *j) {
+    if (j->K < 2) return false;
+    const int64_t ru = (j->M + MRF - 1) / MRF, cu = (j->N + NRF - 1) / NRF;
+    /* only float32 storage has a column-split kernel (strided c) */
+    j->rows = !j->f32s || j->N == 1 || (j->M > 1 && j->N <= j->M);
+    if (j->f32s && j->M > 1 && j->N > 1 && (j->rows ? ru : cu) < bpv_threads_get())
+        j->rows = ru >= cu; /* the dimension with more blocks */
+    j->units = j->rows ? ru : cu;
+    const int nt = bpv_pool_want((double)j->M * (double)j->N * (double)j->K, j->units);
+    return nt > 1 && bpv_pool_run(nt, bpv_matmul_work(j->M, j->N, j->K), mm_part, j) > 0;
+}
+
+void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
+                int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work) {
+    if (bpv_pool_big((double)M * (double)N * (double)K)) {
+        mm_job j = {.f32s = false, .dt = dt, .M = M, .N = N, .K = K, .x = x, .xr = xr,
+                    .xc = xc, .y = y, .yr = yr, .yc = yc, .c = c};
+        if (mm_threads(&j)) return;
+    }
+    mm64(dt, M, N, K, x, xr, xc, y, yr, yc, c, work);
+}
+
+void bpv_matmul32(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr, int64_t xc,
+                  const float *y, int64_t yr, int64_t yc, float *c, float *work) {
+    if (bpv_pool_big((double)M * (double)N * (double)K)) {
+        mm_job j = {.f32s = true, .M = M, .N = N, .K = K, .x = x, .xr = xr, .xc = xc,
+                    .y = y, .yr = yr, .yc = yc, .c = c};
+        if (mm_threads(&j)) return;
+    }
+    mm32(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
 }

@@ -6,9 +6,10 @@
 #include <string.h>
 
 #include "optim.h"
+#include "pool.h"
 #include "vmath.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define SGD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define SGD_CLONES
@@ -149,49 +150,118 @@ static void adam_consts(bpv_dtype dt, const bpv_train *t, const bpv_param *p,
     k[4] = R(sqrt(bc2)), k[5] = R(t->eps), k[6] = R(-step_size);
 }
 
-/* One optimizer step for one param over double storage (an f64 model, or
- * an f32 one under BPV_STORE_F64=1). */
-void bpv_optim_update_f64(bpv_dtype dt, const bpv_train *t, bpv_param *p,
+/* ---- one param's update, on threads when it is large --------------------------
+ * Each element's update reads and writes that element only, so the
+ * elements split into ranges (whole cache lines) that threads update with
+ * the same code: the same bits for any split. Adam's step count and
+ * constants are taken once, before. */
+typedef enum { SGD, MOMENTUM, ADAM } opt_kind;
+
+typedef struct opt_job {
+    opt_kind kind;
+    bool f32s, first;
+    bpv_dtype dt;
+    void *w, *m, *v;
+    const void *g;
+    int64_t n;
+    double lr, mom, k[7];
+} opt_job;
+
+static inline void opt_range(const opt_job *j, int64_t lo, int64_t hi) {
+    const bpv_dtype dt = j->dt;
+    const int64_t n = hi - lo;
+    if (!j->f32s) {
+        double *w = (double *)j->w + lo, *m = j->m ? (double *)j->m + lo : NULL;
+        double *v = j->v ? (double *)j->v + lo : NULL;
+        const double *g = (const double *)j->g + lo;
+        if (j->kind == SGD) sgd_f64(dt, w, g, n, j->lr);
+        else if (j->kind == MOMENTUM) momentum_f64(dt, w, g, m, n, j->lr, j->mom, j->first);
+        else adam_f64(dt, w, g, m, v, n, j->k);
+        return;
+    }
+    float *w = (float *)j->w + lo, *m = j->m ? (float *)j->m + lo : NULL;
+    float *v = j->v ? (float *)j->v + lo : NULL;
+    const float *g = (const float *)j->g + lo;
+    if (j->kind == SGD) {
+        sgd_f32(dt, w, g, n, j->lr);
+    } else if (j->kind == MOMENTUM) {
+        const int64_t done =
+            opt_avx2() ? momentum8(w, g, m, n, (float)j->lr, (float)j->mom, j->first) : 0;
+        momentum_f32(dt, w + done, g + done, m + done, n - done, j->lr, j->mom, j->first);
+    } else {
+        const int64_t done = opt_avx2() ? adam8(w, g, m, v, n, j->k) : 0;
+        adam_f32(dt, w + done, g + done, m + done, v + done, n - done, j->k);
+    }
+}
+
+enum { LINE = 16 }; /* elements of a part's boundary: a cache line of floats */
+
+static void opt_part(void *ctx, int part, int nparts, float *scratch) {
+    (void)scratch;
+    const opt_job *j = ctx;
+    int64_t lo, hi;
+    bpv_pool_range((j->n + LINE - 1) / LINE, part, nparts, &lo, &hi);
+    lo *= LINE, hi = hi * LINE < j->n ? hi * LINE : j->n;
+    if (hi > lo) opt_range(j, lo, hi);
+}
+
+/* An element's update costs about as much as 16 multiply-adds of a
+ * product (memory-bound SGD; Adam's square root and divisions, 32). */
+static void opt_run(opt_job *j) {
+    const double cost = (double)j->n * (j->kind == ADAM ? 32 : 16);
+    if (bpv_pool_big(cost)) {
+        const int np = bpv_pool_want(cost, (j->n + LINE - 1) / LINE);
+        if (np > 1 && bpv_pool_run(np, 0, opt_part, j)) return;
+    }
+    opt_range(j, 0, j->n);
+}
+
+/* The job for one param's step: the kind, the rates and Adam's constants. */
+static inline opt_job opt_job_of(bpv_dtype dt, bool f32s, const bpv_train *t, bpv_param *p,
                           bpv_optim_state *st) {
-    const double lr = R(p->has_lr ? p->lr : t->lr);
-    const int64_t n = p->numel;
+    opt_job j = {.f32s = f32s, .dt = dt, .n = p->numel,
+                 .lr = R(p->has_lr ? p->lr : t->lr)};
+    j.w = f32s ? (void *)p->val32 : (void *)p->val;
+    j.g = f32s ? (const void *)p->grad32 : (const void *)p->grad;
     if (!t->adam && t->momentum == 0) {
-        sgd_f64(dt, p->val, p->grad, n, lr); /* a scalar's is optim.h's */
+        j.kind = SGD; /* a scalar's is optim.h's */
     } else if (!t->adam) {
-        const bool first = !st->has_momentum;
+        j.kind = MOMENTUM;
+        j.first = !st->has_momentum;
         st->has_momentum = true;
-        momentum_f64(dt, p->val, p->grad, st->m, n, lr, R(t->momentum), first);
+        j.mom = R(t->momentum);
+        j.m = f32s ? (void *)st->m32 : (void *)st->m;
     } else {
         /* exp_avg.mul_(b1).add_(g, alpha=1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2);
          * denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps);
          * p.addcdiv_(exp_avg, denom, value=-lr/bc1) */
-        double k[7];
-        adam_consts(dt, t, p, st, k);
-        adam_f64(dt, p->val, p->grad, st->m, st->v, n, k);
+        j.kind = ADAM;
+        adam_consts(dt, t, p, st, j.k);
+        j.m = f32s ? (void *)st->m32 : (void *)st->m;
+        j.v = f32s ? (void *)st->v32 : (void *)st->v;
     }
+    return j;
+}
+
+/* One optimizer step for one param over double storage (an f64 model, or
+ * an f32 one under BPV_STORE_F64=1). */
+void bpv_optim_update_f64(bpv_dtype dt, const bpv_train *t, bpv_param *p,
+                          bpv_optim_state *st) {
+    opt_job j = opt_job_of(dt, false, t, p, st);
+    opt_run(&j);
 }
 
 /* The same over float32 storage: eight lanes at a time with AVX2 and FMA
  * where the CPU has them, the rest through the loops above. */
 void bpv_optim_update_f32(const bpv_train *t, bpv_param *p, bpv_optim_state *st) {
     const bpv_dtype dt = BPV_F32;
-    const double lr = R(p->has_lr ? p->lr : t->lr);
-    const int64_t n = p->numel;
-    float *w = p->val32, *g = p->grad32;
-    if (!t->adam && t->momentum == 0) {
-        sgd_f32(dt, w, g, n, lr); /* a scalar's is optim.h's */
-    } else if (!t->adam) {
-        const bool first = !st->has_momentum;
-        const double mom = R(t->momentum);
-        st->has_momentum = true;
-        const int64_t done = opt_avx2() ? momentum8(w, g, st->m32, n, (float)lr, (float)mom, first) : 0;
-        momentum_f32(dt, w + done, g + done, st->m32 + done, n - done, lr, mom, first);
-    } else {
-        double k[7];
-        adam_consts(dt, t, p, st, k);
-        const int64_t done = opt_avx2() ? adam8(w, g, st->m32, st->v32, n, k) : 0;
-        adam_f32(dt, w + done, g + done, st->m32 + done, st->v32 + done, n - done, k);
+    if (!t->adam && t->momentum == 0 && !bpv_pool_big(16.0 * (double)p->numel)) {
+        /* a small param's SGD step: no job to build */
+        sgd_f32(dt, p->val32, p->grad32, p->numel, R(p->has_lr ? p->lr : t->lr));
+        return;
     }
+    opt_job j = opt_job_of(dt, true, t, p, st);
+    opt_run(&j);
 }
 
 #undef R

@@ -9,7 +9,10 @@
 
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* Not under ThreadSanitizer: a clone's resolver runs while the program is
+ * relocated, before TSan's runtime is ready, and its instrumented code
+ * crashes there. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define BPV_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define BPV_CLONES

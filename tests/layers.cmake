@@ -23,7 +23,7 @@ set(FILES_parser parser.c ast.h)
 # builds its graphs
 set(FILES_engine ops.h ops.c op_elem.h graph.h shape.c engine.c engine_impl.h engine_f32.c
     engine_f64.c scalar.c scalar.h vmath.c vmath.h csum.c csum.h matmul.c simd.h finite.c
-    conv.c conv.h)
+    conv.c conv.h pool.c pool.h)
 set(FILES_compiler model.h compile.c fnprog.c)
 set(FILES_snapshot snapshot.c snapshot.h)
 set(FILES_inspect inspect.c inspect.h)

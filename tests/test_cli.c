@@ -71,6 +71,50 @@ static void test_usage_errors(void **state) {
     free(err);
 }
 
+/* --threads N anywhere on the line, for every command, and BPV_THREADS;
+ * bench reports the count; the numbers do not depend on it. */
+static void test_threads(void **state) {
+    (void)state;
+    char *out, *err, *one = NULL;
+    assert_int_equal(tu_bpviz(&out, &err, "bench", "--threads", "1", SAMPLE("linear.bp"),
+                              "--steps", "5", NULL), 0);
+    assert_non_null(strstr(out, " ns/step, "));
+    assert_non_null(strstr(out, ", 1 thread\n"));
+    free(out), free(err);
+    assert_int_equal(tu_bpviz(&out, &err, "bench", SAMPLE("linear.bp"), "--steps", "5",
+                              "--threads", "3", NULL), 0);
+    assert_non_null(strstr(out, ", 3 threads\n"));
+    free(out), free(err);
+    setenv("BPV_THREADS", "2", 1);
+    assert_int_equal(tu_bpviz(&out, &err, "bench", SAMPLE("linear.bp"), "--steps", "5", NULL), 0);
+    assert_non_null(strstr(out, ", 2 threads\n"));
+    free(out), free(err);
+    /* the option wins over the environment */
+    assert_int_equal(tu_bpviz(&out, &err, "run", SAMPLE("two_layer_sigmoid.bp"), "--threads",
+                              "1", NULL), 0);
+    one = out;
+    free(err);
+    assert_int_equal(tu_bpviz(&out, &err, "--threads", "3", "run",
+                              SAMPLE("two_layer_sigmoid.bp"), NULL), 0); /* before the command */
+    assert_string_equal(out, one);
+    free(out), free(err);
+    setenv("BPV_THREADS", "3", 1);
+    assert_int_equal(tu_bpviz(&out, &err, "run", SAMPLE("two_layer_sigmoid.bp"), NULL), 0);
+    assert_string_equal(out, one);
+    free(out), free(err), free(one);
+    setenv("BPV_THREADS", "many", 1);
+    assert_int_equal(tu_bpviz(&out, &err, "run", SAMPLE("linear.bp"), NULL), 2);
+    assert_non_null(strstr(err, "BPV_THREADS takes a number of threads from 1 to 256, not 'many'"));
+    free(out), free(err);
+    unsetenv("BPV_THREADS");
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--threads", "0", NULL), 2);
+    assert_non_null(strstr(err, "--threads takes a number of threads from 1 to 256, not '0'"));
+    free(out), free(err);
+    assert_int_equal(tu_bpviz(&out, &err, SAMPLE("linear.bp"), "--threads", NULL), 2);
+    assert_non_null(strstr(err, "option '--threads' needs a value"));
+    free(out), free(err);
+}
+
 static void test_run_prints_predictions(void **state) {
     (void)state;
     char *out, *err;
@@ -170,6 +214,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_run_prints_predictions),
         cmocka_unit_test(test_step_past_end_keeps_file),
         cmocka_unit_test(test_json_trace),

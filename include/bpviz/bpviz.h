@@ -200,6 +200,7 @@ typedef struct bpv_bench_result {
     long steps;         /* steps timed */
     double seconds;     /* their wall-clock time */
     double ns_per_step;
+    int threads;        /* the engine's thread count it ran with (bpv_threads_get) */
 } bpv_bench_result;
 
 /* Trains the model as bpv_model_run does, printing nothing, and times
@@ -212,6 +213,22 @@ typedef struct bpv_bench_result {
  * Returns BPV_OK or an error status with `err` set (the caller frees it). */
 int bpv_model_bench(bpv_model *model, const bpv_bench_options *opts, bpv_bench_result *res,
                     bpv_error **err);
+
+/* ---- threads ---------------------------------------------------------- */
+
+/* The engine computes large products, convolutions, poolings and updates on
+ * up to this many threads; small work stays on the calling thread. Every
+ * number is the same bit for bit whatever the count: each output element is
+ * computed by one thread, in the order one thread computes it. The setting
+ * is process-wide; the threads (one pool per process, created when first
+ * needed) are joined at exit. Models run from several threads at once share
+ * the pool: a kernel that finds it busy computes on its caller alone.
+ * bpv_threads_set: n from 1 to 256, or 0 for the number of online CPUs;
+ * returns the count now set, or -1 (nothing changed) for any other n. */
+int bpv_threads_set(int n);
+/* The count set, else the environment's BPV_THREADS (1 to 256), else the
+ * number of online CPUs. */
+int bpv_threads_get(void);
 
 /* ---- snapshots -------------------------------------------------------- */
 
