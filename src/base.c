@@ -415,8 +415,9 @@ const char *bpv_closest(const char *name, const char *const *known, size_t n) {
  * than one unit; the paper proves this never changes that floor nor hides a
  * fraction, for every double's c and q, hence "mid > 1" below. */
 #if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 u128; /* GCC and Clang, even with -pedantic */
 static inline uint64_t mul_hi(uint64_t a, uint64_t b, uint64_t *lo) {
-    unsigned __int128 p = (unsigned __int128)a * b;
+    u128 p = (u128)a * b;
     *lo = (uint64_t)p;
     return (uint64_t)(p >> 64);
 }
