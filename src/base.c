@@ -397,81 +397,117 @@ const char *bpv_closest(const char *name, const char *const *known, size_t n) {
 
 /* ---- numbers ------------------------------------------------------------------ */
 
-/* Adds one unit in the last mantissa digit of "-d.ddde+XX" text, carrying
- * into the exponent when the digits were all nines. */
-static bool bump_last_digit(char *t) {
-    char *e = strchr(t, 'e');
-    if (!e) return false;
-    char *q = e - 1;
-    for (;; q--) {
-        if (*q == '.') continue;
-        if (*q == '-' || q < t) break;
-        if (*q < '9') {
-            (*q)++;
-            return true;
-        }
-        *q = '0';
-        if (q == t || q[-1] == '-') break;
-    }
-    /* all nines: 9.99e+05 -> 1.00e+06 */
-    *q = '1';
-    int ex = atoi(e + 1) + 1;
-    sprintf(e, "e%+d", ex);
-    return true;
+/* Shortest digits by Schubfach (R. Giulietti, "The Schubfach way to render
+ * doubles", 2020), which gives the text Python's repr() gives. A finite
+ * v > 0 is c * 2^q; every real in its rounding interval R = [(c - 1/2) 2^q,
+ * (c + 1/2) 2^q] (lower half-gap 1/4 at a power of two; the ends belong to R
+ * when c is even, as strtod rounds ties to even) reads back to v. With
+ * k = floor(log10 |R|), R holds at most one multiple of 10^(k+1) and at least
+ * one of 10^k. So the answer is the multiple of 10^(k+1) in R if there is
+ * one, else whichever of s*10^k, (s+1)*10^k (s = floor(v 10^-k)) is in R,
+ * the nearer to v when both are, the even one on a tie.
+ * Invariant that makes the 64-bit arithmetic exact: R's ends and v are
+ * scaled by 4 * 10^-k, so every comparison above is with an even integer
+ * (4s, 4s+2, 4s+4, 40s', 40s'+40), and each scaled value is computed as its
+ * floor with the lowest bit set when it is not an integer ("round to odd"),
+ * which decides every comparison with an even integer as the exact value
+ * would. g(-k) (cmake/pow10_gen.c) is 10^-k to 128 bits rounded up by less
+ * than one unit; the paper proves this never changes that floor nor hides a
+ * fraction, for every double's c and q, hence "mid > 1" below. */
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 u128; /* GCC and Clang, even with -pedantic */
+static inline uint64_t mul_hi(uint64_t a, uint64_t b, uint64_t *lo) {
+    u128 p = (u128)a * b;
+    *lo = (uint64_t)p;
+    return (uint64_t)(p >> 64);
+}
+#else
+static inline uint64_t mul_hi(uint64_t a, uint64_t b, uint64_t *lo) {
+    uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+    *lo = (mid << 32) | (uint32_t)p00;
+    return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+#endif
+
+#include "pow10_table.h"
+
+/* floor(g * cp / 2^128), its lowest bit set when the rest is not zero
+ * (g overestimates by less than one unit, hence "> 1"). */
+static inline uint64_t round_to_odd(const uint64_t g[2], uint64_t cp) {
+    uint64_t xlo, ylo;
+    uint64_t xhi = mul_hi(g[1], cp, &xlo);
+    uint64_t yhi = mul_hi(g[0], cp, &ylo);
+    uint64_t mid = ylo + xhi;
+    uint64_t hi = yhi + (mid < xhi);
+    return hi | (mid > 1);
 }
 
-/* Whether a prec-digit decimal reads back to v, left in digits ("-d.ddde+XX")
- * when it does: glibc's printf rounds correctly, so it is the nearest one,
- * or, at a power of two, where the gap below v is half the gap above, the
- * next one up in magnitude (the one Python's repr then uses). */
-static bool reads_back(double v, int prec, char *digits, size_t n) {
-    snprintf(digits, n, "%.*e", prec - 1, v);
-    if (strtod(digits, NULL) == v) return true;
-    return bump_last_digit(digits) && strtod(digits, NULL) == v;
+/* v = c * 2^q > 0 -> shortest decimal sig * 10^*exp10 that reads back. */
+static uint64_t shortest(uint64_t c, int q, bool lower_closer, int *exp10) {
+    bool even = (c & 1) == 0;
+    uint64_t cbl = 4 * c - 2 + lower_closer, cb = 4 * c, cbr = 4 * c + 2;
+    /* k = floor(log10(2^q)), or floor(log10(3/4 2^q)) when the lower gap is
+     * half the upper; exact over the doubles' q (fixed-point log10 2). */
+    int k = (q * 315653 - (lower_closer ? 131237 : 0)) >> 20;
+    int h = q + ((-k * 217707) >> 16) + 1; /* 1..4 */
+    const uint64_t *g = bpv_pow10_g[-k - BPV_POW10_MIN];
+    uint64_t vbl = round_to_odd(g, cbl << h);
+    uint64_t vb = round_to_odd(g, cb << h);
+    uint64_t vbr = round_to_odd(g, cbr << h);
+    uint64_t lower = vbl + !even, upper = vbr - !even;
+    uint64_t s = vb / 4;
+    if (s >= 10) {
+        uint64_t sp = s / 10;
+        bool u_in = lower <= 40 * sp, w_in = 40 * sp + 40 <= upper;
+        if (u_in != w_in) {
+            *exp10 = k + 1;
+            return sp + w_in;
+        }
+    }
+    bool u_in = lower <= 4 * s, w_in = 4 * s + 4 <= upper;
+    *exp10 = k;
+    if (u_in != w_in) return s + w_in;
+    uint64_t mid = 4 * s + 2;
+    return s + (vb > mid || (vb == mid && (s & 1)));
 }
 
 char *bpv_fmt_repr_s(char *buf, double v) {
-    if (isnan(v)) {
-        strcpy(buf, "nan");
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bool neg = bits >> 63;
+    unsigned be = (unsigned)(bits >> 52) & 0x7ff;
+    uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
+    char *o = buf;
+    if (be == 0x7ff) {
+        strcpy(buf, frac ? "nan" : neg ? "-inf" : "inf");
         return buf;
     }
-    if (isinf(v)) {
-        strcpy(buf, v < 0 ? "-inf" : "inf");
+    if (neg) *o++ = '-';
+    if (be == 0 && frac == 0) {
+        strcpy(o, "0.0");
         return buf;
     }
-    if (v == 0) {
-        strcpy(buf, signbit(v) ? "-0.0" : "0.0");
-        return buf;
-    }
-    /* Shortest digit string that reads back to v. Whether some prec-digit
-     * decimal reads back is monotone in prec (one more digit can always be
-     * a 0), so the shortest is found by bisection over 1..17: five or six
-     * printf and strtod rounds instead of up to seventeen. */
-    char digits[40];
-    int lo = 1, hi = 17;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (reads_back(v, mid, digits, sizeof digits))
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    reads_back(v, lo, digits, sizeof digits); /* 17 digits always do */
-    /* digits looks like "-d.ddde+XX": split into sign, mantissa digits and
-     * decimal exponent, then lay them out as Python's repr does. */
-    const char *p = digits;
-    bool neg = *p == '-';
-    if (neg) p++;
+    int exp10;
+    uint64_t sig = be ? shortest(frac | UINT64_C(1) << 52, (int)be - 1075, frac == 0 && be > 1,
+                                 &exp10)
+                      : shortest(frac, -1074, false, &exp10);
+    /* digits of sig, trailing zeros dropped: value = 0.MANT x 10^decpt */
     char mant[24];
     int nm = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.') mant[nm++] = *p;
-    while (nm > 1 && mant[nm - 1] == '0') nm--;
-    mant[nm] = '\0';
-    int exp10 = atoi(p + 1);
-    int decpt = exp10 + 1; /* value = 0.MANT x 10^decpt */
-    char *o = buf;
-    if (neg) *o++ = '-';
+    while (sig % 10 == 0) {
+        sig /= 10;
+        exp10++;
+    }
+    char rev[24];
+    do {
+        rev[nm++] = (char)('0' + sig % 10);
+        sig /= 10;
+    } while (sig);
+    for (int i = 0; i < nm; i++) mant[i] = rev[nm - 1 - i];
+    int decpt = exp10 + nm;
+    /* Python's repr layout: positional for 1e-4 <= |v| < 1e16 */
     if (decpt > -4 && decpt <= 16) {
         if (decpt <= 0) {
             *o++ = '0';
@@ -494,7 +530,13 @@ char *bpv_fmt_repr_s(char *buf, double v) {
             for (int i = 1; i < nm; i++) *o++ = mant[i];
         }
         int e = decpt - 1;
-        sprintf(o, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        *o++ = 'e';
+        *o++ = e < 0 ? '-' : '+';
+        if (e < 0) e = -e;
+        if (e >= 100) *o++ = (char)('0' + e / 100);
+        *o++ = (char)('0' + e / 10 % 10);
+        *o++ = (char)('0' + e % 10);
+        *o = '\0';
     }
     return buf;
 }

@@ -17,6 +17,8 @@ set(LAYERS base lexer parser engine compiler snapshot inspect runner exporters a
 set(FILES_base base.c base.h figure.c figure.h bpviz/bpviz.h)
 # the JSON reader: text -> a tree with offsets, for located errors (traces)
 list(APPEND FILES_base jsonread.c jsonread.h)
+# the number formatter's powers of ten, generated at build time (cmake/pow10_gen.c)
+list(APPEND FILES_base pow10_table.h)
 set(FILES_lexer lexer.c lexer.h)
 set(FILES_parser parser.c ast.h)
 # the op definitions, shapes, kernels, forward and backward; the compiler

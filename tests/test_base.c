@@ -15,6 +15,7 @@
 
 #include "export.h"
 #include "model.h"
+#include "repr_ref.h"
 #include "testutil.h"
 
 static void check_repr(double v, const char *want) {
@@ -46,6 +47,102 @@ static void test_repr_python(void **state) {
     /* powers of two, where the shortest text is not the nearest one */
     check_repr(0x1p-652, "5.351097043477547e-197");
     check_repr(0x1p122, "5.316911983139664e+36");
+}
+
+#define REPR_DIR BPV_TEST_DIR "/data/repr"
+
+static double repr_bits(uint64_t b) {
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+/* Edge cases (powers of two and ten and their neighbours, subnormals, the
+ * extremes, the layout's switch points) against Python's repr(), written
+ * by tests/data/repr/make_vectors.py; the old formatter must agree too. */
+static void test_repr_edges(void **state) {
+    (void)state;
+    FILE *f = fopen(REPR_DIR "/edges.txt", "r");
+    assert_non_null(f);
+    char line[128], want[64], got[40], ref[40];
+    unsigned long long bits;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        assert_int_equal(sscanf(line, "%llx %63s", &bits, want), 2);
+        double v = repr_bits(bits);
+        if (strcmp(bpv_fmt_repr_s(got, v), want) != 0) fail_msg("%016llx: %s, Python %s", bits, got, want);
+        if (strcmp(repr_ref(ref, v), want) != 0) fail_msg("%016llx: old %s, Python %s", bits, ref, want);
+        n++;
+    }
+    fclose(f);
+    assert_true(n > 9000);
+}
+
+static uint64_t repr_splitmix(uint64_t *s) {
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* Case i of make_vectors.py's stream, from the random r. */
+static double repr_stream_case(uint64_t i, uint64_t r) {
+    switch (i % 4) {
+    case 0:
+        if ((r >> 52 & 0x7ff) == 0x7ff) r ^= UINT64_C(1) << 62;
+        return repr_bits(r);
+    case 1: {
+        uint32_t b = (uint32_t)r;
+        if ((b >> 23 & 0xff) == 0xff) b ^= UINT32_C(1) << 30;
+        float x;
+        memcpy(&x, &b, sizeof x);
+        return x;
+    }
+    case 2:
+        return (double)(r >> 11);
+    default: {
+        int d = 1 + (int)(r % 17);
+        uint64_t p = 1;
+        for (int k = 0; k < d; k++) p *= 10;
+        char t[48];
+        snprintf(t, sizeof t, "%llue%d", (unsigned long long)((r >> 8) % p),
+                 (int)((r >> 40) % 660) - 340);
+        return strtod(t, NULL);
+    }
+    }
+}
+
+/* Two million generated cases (random doubles and float32 values, integers,
+ * short decimals) against the hashes of Python's repr() of the same, block
+ * by block; every 16th also against the old formatter. */
+static void test_repr_stream(void **state) {
+    (void)state;
+    FILE *f = fopen(REPR_DIR "/stream.txt", "r");
+    assert_non_null(f);
+    char line[128], got[40], ref[40];
+    unsigned seed, nblocks, block;
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_int_equal(sscanf(line, "# seed %u, %u blocks of %u", &seed, &nblocks, &block), 3);
+    uint64_t s = seed, i = 0;
+    for (unsigned b = 0; b < nblocks; b++) {
+        unsigned idx;
+        unsigned long long want;
+        assert_non_null(fgets(line, sizeof line, f));
+        assert_int_equal(sscanf(line, "%u %llx", &idx, &want), 2);
+        assert_int_equal(idx, b);
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+        for (unsigned k = 0; k < block; k++, i++) {
+            double v = repr_stream_case(i, repr_splitmix(&s));
+            bpv_fmt_repr_s(got, v);
+            for (const char *c = got; *c; c++) h = (h ^ (unsigned char)*c) * UINT64_C(0x100000001b3);
+            h = (h ^ '\n') * UINT64_C(0x100000001b3);
+            if (i % 16 == 0 && strcmp(got, repr_ref(ref, v)) != 0)
+                fail_msg("case %llu: %s, old %s", (unsigned long long)i, got, ref);
+        }
+        if (h != want) fail_msg("block %u (cases %u..): hash differs from Python's", b, b * block);
+    }
+    fclose(f);
+    assert_true(i >= 2000000);
 }
 
 static void test_utf8(void **state) {
@@ -202,7 +299,8 @@ static void test_json_string(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_repr_python),  cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_repr_python),  cmocka_unit_test(test_repr_edges),
+        cmocka_unit_test(test_repr_stream),  cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_error_caret),  cmocka_unit_test(test_closest),
         cmocka_unit_test(test_step_set),     cmocka_unit_test(test_atomic_write),
         cmocka_unit_test(test_json_string),
