@@ -266,21 +266,31 @@ static void ck_free(ck *c) {
     free(c->conv);
 }
 
-static bool ck_init(ck *c, const bpv_graph *g) {
-    memset(c, 0, sizeof *c);
-    int n = g->nnodes;
+/* What the double copy of g holds: doubles for values, gradients and edge
+ * gradients plus five work rows of the largest node's size (returned),
+ * its largest node and its edges. ck_init allocates it and
+ * bpv_gradcheck_bytes sizes it for the memory budget. */
+static size_t ck_count(const bpv_graph *g, int64_t *maxel, size_t *nedges) {
     size_t total = 0;
-    int64_t maxel = 1;
-    size_t nedges = 0;
-    for (int i = 0; i < n; i++) {
+    *maxel = 1;
+    *nedges = 0;
+    for (int i = 0; i < g->nnodes; i++) {
         const bpv_node *x = &g->nodes[i];
-        nedges += (size_t)x->nin;
-        if (x->numel > maxel) maxel = x->numel;
+        *nedges += (size_t)x->nin;
+        if (x->numel > *maxel) *maxel = x->numel;
         total += (size_t)x->numel * (x->grad ? 2 : 1);
         for (int k = 0; k < x->nin; k++)
             if (x->edge_grad[k]) total += (size_t)g->nodes[x->in[k]].numel;
     }
-    total += 5 * (size_t)maxel;
+    return total + 5 * (size_t)*maxel;
+}
+
+static bool ck_init(ck *c, const bpv_graph *g) {
+    memset(c, 0, sizeof *c);
+    int n = g->nnodes;
+    int64_t maxel;
+    size_t nedges;
+    size_t total = ck_count(g, &maxel, &nedges);
     c->g = g;
     c->maxel = maxel;
     c->nodes = malloc(((size_t)n + 1) * sizeof *c->nodes);
@@ -339,17 +349,10 @@ static bool ck_init(ck *c, const bpv_graph *g) {
 
 
 size_t bpv_gradcheck_bytes(const bpv_graph *g) {
-    size_t total = 0, nedges = 0;
-    int64_t maxel = 1;
-    for (int i = 0; i < g->nnodes; i++) { /* as ck_init counts */
-        const bpv_node *x = &g->nodes[i];
-        nedges += (size_t)x->nin;
-        if (x->numel > maxel) maxel = x->numel;
-        total += (size_t)x->numel * (x->grad ? 2 : 1);
-        for (int k = 0; k < x->nin; k++)
-            if (x->edge_grad[k]) total += (size_t)g->nodes[x->in[k]].numel;
-    }
-    total += 6 * (size_t)maxel; /* five work rows, and a param's analytic gradient */
+    int64_t maxel;
+    size_t nedges;
+    /* and a param's analytic gradient beside the work rows */
+    size_t total = ck_count(g, &maxel, &nedges) + (size_t)maxel;
     return (total + (size_t)g->nred + (size_t)g->nconv_work) * sizeof(double) +
            ((size_t)g->nnodes + 1) * sizeof(bpv_node) + (nedges + 1) * (sizeof(int) + sizeof(double *));
 }
