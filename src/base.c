@@ -36,6 +36,12 @@ struct bpv_arena {
 
 #define ARENA_CHUNK ((size_t)64 * 1024)
 #define ARENA_ALIGN (sizeof(max_align_t))
+/* Requests of ARENA_LINE_MIN bytes or more (tensors) start on a cache
+ * line: the engine's threads split a tensor into blocks of whole lines
+ * (pool.h), and a line shared by two threads' blocks would travel between
+ * their cores at every write. */
+#define ARENA_LINE 64
+#define ARENA_LINE_MIN 256
 
 bpv_arena *bpv_arena_new(void) { return calloc(1, sizeof(bpv_arena)); }
 
@@ -50,18 +56,27 @@ void bpv_arena_free(bpv_arena *a) {
     free(a);
 }
 
+/* bytes to skip in c so that the next request starts at a multiple of align */
+static size_t arena_pad(const chunk *c, size_t align) {
+    const uintptr_t at = (uintptr_t)((const char *)c->data + c->used);
+    return (align - at % align) % align;
+}
+
 void *bpv_arena_alloc(bpv_arena *a, size_t size) {
     if (size == 0) size = 1;
     if (size > SIZE_MAX / 2) return NULL;
     size = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+    const size_t align = size >= ARENA_LINE_MIN ? ARENA_LINE : ARENA_ALIGN;
     chunk *c = a->head;
-    if (!c || c->size - c->used < size) {
-        size_t cap = size > ARENA_CHUNK / 4 ? size : ARENA_CHUNK;
+    size_t pad = c ? arena_pad(c, align) : 0;
+    if (!c || c->size - c->used < size + pad) {
+        const bool own = size + align > ARENA_CHUNK / 4;
+        const size_t cap = own ? size + align : ARENA_CHUNK;
         chunk *n = malloc(sizeof(chunk) + cap);
         if (!n) return NULL;
         n->size = cap;
         n->used = 0;
-        if (c && cap == size) {
+        if (c && own) {
             /* keep the partly used head for later small requests */
             n->next = c->next;
             c->next = n;
@@ -70,10 +85,11 @@ void *bpv_arena_alloc(bpv_arena *a, size_t size) {
             a->head = n;
         }
         c = n;
+        pad = arena_pad(c, align);
     }
-    void *p = (char *)c->data + c->used;
-    c->used += size;
-    a->total += size;
+    void *p = (char *)c->data + c->used + pad;
+    c->used += pad + size;
+    a->total += pad + size;
     memset(p, 0, size);
     return p;
 }

@@ -62,9 +62,23 @@ bpv_pool2d_dims bpv_pool2d_dims_of(const bpv_shape *x, int64_t k, double stride,
     return d;
 }
 
-size_t bpv_conv2d_work(const bpv_conv2d_dims *d) {
+/* One thread's scratch: the unfolded input, a second buffer, the product's
+ * packing space. */
+static size_t thread_work(const bpv_conv2d_dims *d) {
     const int64_t K = kdim(d), P = pdim(d), g = K * P > d->o * K ? K * P : d->o * K;
     return (size_t)(K * P + g) + mm_work(d) + 8;
+}
+
+/* Samples whose weight gradients the threads compute at once, each into a
+ * buffer of its own (bwd_w_threads): up to 1M elements of them. */
+enum { SAMPLE_GRADS_MAX = 1 << 20 };
+static int64_t grads_at_once(const bpv_conv2d_dims *d) {
+    const int64_t per = d->o * kdim(d), k = per < SAMPLE_GRADS_MAX ? SAMPLE_GRADS_MAX / per : 1;
+    return d->n < 2 ? 0 : k < d->n ? k : d->n;
+}
+
+size_t bpv_conv2d_work(const bpv_conv2d_dims *d) {
+    return thread_work(d) + (size_t)(grads_at_once(d) * d->o * kdim(d));
 }
 
 /* The range [lo, hi) of output columns ox whose input column
@@ -409,7 +423,52 @@ static void bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, co
     }
 }
 
-typedef enum { FWD, BWD_X, BWD_W } conv_kind;
+/* The weight gradient on threads by samples, for a batch: each sample's
+ * gw_s (bwd_w32's product, from +0.0) into a buffer of its own, the samples
+ * split over the threads (each unfolds and multiplies its own samples);
+ * then gw = gw_0 + gw_1 + ... added sample by sample in order, the
+ * elements split over the threads: every element the same sums in the
+ * same order as bwd_w32 and bwd_w64. Samples s0..s1-1 at a time (their
+ * buffers: grads_at_once). */
+static void sample_grad(const bpv_conv2d_dims *d, bool f32s, bpv_dtype dt, const void *gy,
+                        const void *x, void *gs, void *work, int64_t s) {
+    const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
+    const int64_t g = K * P > d->o * K ? K * P : d->o * K;
+    if (f32s) {
+        float *col = work, *mm = col + K * P + g;
+        im2col32(d, (const float *)x + s * in, col, 0, K);
+        bpv_matmul32(d->o, K, P, (const float *)gy + s * out, P, 1, col, 1, P, gs, mm);
+    } else {
+        double *col = work;
+        float *mm = (float *)(col + K * P + g);
+        im2col64(d, (const double *)x + s * in, col, 0, K);
+        bpv_matmul(dt, d->o, K, P, (const double *)gy + s * out, P, 1, col, 1, P, gs, mm);
+    }
+}
+
+/* gw's elements [lo, hi) plus the gradients of samples s0..s1-1 (gs[s - s0]),
+ * in sample order; sample 0's is gw's first value */
+static void sample_grads_add(const bpv_conv2d_dims *d, bool f32s, bpv_dtype dt, const void *gs,
+                             void *gw, int64_t s0, int64_t s1, int64_t lo, int64_t hi) {
+    const int64_t ok = d->o * kdim(d);
+    for (int64_t s = s0; s < s1; s++) {
+        if (f32s) {
+            const float *g = (const float *)gs + (s - s0) * ok;
+            float *w = gw;
+            if (s == 0) memcpy(w + lo, g + lo, (size_t)(hi - lo) * sizeof *w);
+            else
+                for (int64_t i = lo; i < hi; i++) w[i] += g[i];
+        } else {
+            const double *g = (const double *)gs + (s - s0) * ok;
+            double *w = gw;
+            if (s == 0) memcpy(w + lo, g + lo, (size_t)(hi - lo) * sizeof *w);
+            else
+                for (int64_t i = lo; i < hi; i++) w[i] = R(w[i] + g[i]);
+        }
+    }
+}
+
+typedef enum { FWD, BWD_X, BWD_W, BWD_W_SAMPLES, BWD_W_ADD } conv_kind;
 
 typedef struct conv_job {
     conv_kind kind;
@@ -418,8 +477,14 @@ typedef struct conv_job {
     const bpv_conv2d_dims *d;
     const void *a, *b, *bias; /* the kernel's two inputs and the bias */
     void *out;
-    int64_t units; /* samples, or weight columns (BWD_W) */
+    /* samples, weight columns (BWD_W), a block's samples (BWD_W_SAMPLES) or
+     * lines of gw's elements (BWD_W_ADD) */
+    int64_t units;
+    void *grads;    /* BWD_W_*: the samples' gradients */
+    int64_t s0, s1; /* BWD_W_*: the block of samples */
 } conv_job;
+
+enum { LINE = 16 }; /* BWD_W_ADD's unit: a cache line of floats */
 
 static void conv_range(const conv_job *j, void *work, int64_t lo, int64_t hi) {
     const bpv_conv2d_dims *d = j->d;
@@ -436,6 +501,19 @@ static void conv_range(const conv_job *j, void *work, int64_t lo, int64_t hi) {
         if (j->f32s) bwd_w32(d, j->a, j->b, j->out, work, lo, hi);
         else bwd_w64(j->dt, d, j->a, j->b, j->out, work, lo, hi);
         break;
+    case BWD_W_SAMPLES: {
+        const int64_t ok = d->o * kdim(d), esz = j->f32s ? sizeof(float) : sizeof(double);
+        for (int64_t s = j->s0 + lo; s < j->s0 + hi; s++)
+            sample_grad(d, j->f32s, j->dt, j->a, j->b,
+                        (char *)j->grads + (size_t)((s - j->s0) * ok * esz), work, s);
+        break;
+    }
+    case BWD_W_ADD: {
+        const int64_t ok = d->o * kdim(d);
+        sample_grads_add(d, j->f32s, j->dt, j->grads, j->out, j->s0, j->s1, lo * LINE,
+                         hi * LINE < ok ? hi * LINE : ok);
+        break;
+    }
     }
 }
 
@@ -446,16 +524,48 @@ static void conv_part(void *ctx, int part, int nparts, float *scratch) {
     if (hi > lo) conv_range(j, scratch, lo, hi);
 }
 
+/* Runs job j's units on np threads, or serially in work when the pool is
+ * taken. */
+static void conv_parts(conv_job *j, int np, void *work) {
+    /* the scratch in floats: the storage type's elements, doubles twice */
+    const size_t scratch = thread_work(j->d) * (j->f32s ? 1 : 2);
+    if (np > 1 && bpv_pool_run(np, scratch, conv_part, j)) return;
+    conv_range(j, work, 0, j->units);
+}
+
+/* The weight gradient of a batch by samples (sample_grad): block by block,
+ * the samples' gradients after work's first thread_work elements, then
+ * added into gw. False when the pool is taken before anything is done. */
+static bool bwd_w_threads(const conv_job *j, int np, void *work) {
+    const bpv_conv2d_dims *d = j->d;
+    const int64_t at_once = grads_at_once(d), ok = d->o * kdim(d);
+    const size_t esz = j->f32s ? sizeof(float) : sizeof(double);
+    void *grads = (char *)work + thread_work(d) * esz;
+    for (int64_t s0 = 0; s0 < d->n; s0 += at_once) {
+        const int64_t s1 = d->n - s0 < at_once ? d->n : s0 + at_once;
+        conv_job b = *j;
+        b.kind = BWD_W_SAMPLES, b.grads = grads, b.s0 = s0, b.s1 = s1, b.units = s1 - s0;
+        const int nb = np < b.units ? np : (int)b.units;
+        if (s0 == 0 && !bpv_pool_run(nb, thread_work(d) * (esz / sizeof(float)), conv_part, &b))
+            return false;
+        if (s0 > 0) conv_parts(&b, nb, work);
+        b.kind = BWD_W_ADD, b.units = (ok + LINE - 1) / LINE;
+        /* an addition: about a multiply-add of a product */
+        conv_parts(&b, bpv_pool_want((double)(s1 - s0) * (double)ok, b.units), work);
+    }
+    return true;
+}
+
 /* On threads when the work is worth it, else serially in `work`. */
 static void conv_run(conv_job *j, void *work) {
     const bpv_conv2d_dims *d = j->d;
-    j->units = j->kind == BWD_W ? kdim(d) : d->n;
     const double cost = (double)d->n * (double)d->o * (double)kdim(d) * (double)pdim(d);
-    const int np = bpv_pool_want(cost, j->units);
-    /* the scratch in floats: the storage type's elements, doubles twice */
-    const size_t scratch = bpv_conv2d_work(d) * (j->f32s ? 1 : 2);
-    if (np > 1 && bpv_pool_run(np, scratch, conv_part, j)) return;
-    conv_range(j, work, 0, j->units);
+    if (j->kind == BWD_W && d->n > 1) { /* a batch: by samples */
+        const int np = bpv_pool_want(cost, d->n);
+        if (np > 1 && bwd_w_threads(j, np, work)) return;
+    }
+    j->units = j->kind == BWD_W ? kdim(d) : d->n;
+    conv_parts(j, bpv_pool_want(cost, j->units), work);
 }
 
 void bpv_conv2d_fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, const float *b,

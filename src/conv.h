@@ -51,7 +51,8 @@ bool bpv_conv2d_dims_of(const bpv_shape *x, const bpv_shape *w, int64_t stride, 
 
 /* Elements of scratch space (of the storage type: floats for the 32
  * functions, doubles for the 64 ones) that the conv2d functions below
- * need; it does not depend on n. */
+ * need: one thread's, and for a batch the buffers in which the threads put
+ * each sample's weight gradient (up to 1M elements). */
 size_t bpv_conv2d_work(const bpv_conv2d_dims *d);
 
 /* x [n,c,h,w], w [o,c,kh,kw], b [o] or NULL -> y [n,o,oh,ow] (written). */

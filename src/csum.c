@@ -135,6 +135,52 @@ enum { CHUNK = 64 };
 CASCADE_COLS(cascade_cols, double, double, RD_DT)
 CASCADE_COLS(cascade_cols32, float, float, RD_NONE)
 
+/* The columns left after the groups: each column's sum is bpv_csum's with
+ * one-element vectors (its terms as rows of four, term k of a row into
+ * accumulator k, the levels cascading every level_step rows; the levels,
+ * then the last rows % 4 terms into accumulator 0, then accumulators 1, 2,
+ * 3 into 0, then that added to +0.0), for nc columns at once so that the
+ * loops run across the columns rather than one call per term. */
+#define ROW_SUM_COLS(NAME, IN, ACC, RD)                                                  \
+    static inline __attribute__((always_inline)) void NAME(                              \
+        bpv_dtype dt, const IN *x, int64_t rows, int64_t cols, int64_t j0, int64_t nc,   \
+        double sign, IN *out) {                                                          \
+        (void)dt;                                                                        \
+        const int64_t quads = rows / 4;                                                  \
+        int p = bpv_ceil_log2(quads) / 4;                                                \
+        const int power = p > 4 ? p : 4;                                                 \
+        const int64_t step = (int64_t)1 << power, blocks = quads / step * step;          \
+        const ACC sg = (ACC)sign;                                                        \
+        ACC acc[4][4][CHUNK] = {{{0}}}; /* [level][term of the row][column] */          \
+        for (int64_t q = 0; q < quads; q++) {                                            \
+            for (int k = 0; k < 4; k++) {                                                \
+                const IN *row = x + (4 * q + k) * cols + j0;                             \
+                for (int64_t c = 0; c < nc; c++)                                         \
+                    acc[0][k][c] = RD(acc[0][k][c] + sg * row[c]);                       \
+            }                                                                            \
+            if (q + 1 > blocks || (q + 1) % step != 0) continue;                         \
+            for (int j = 1; j < 4; j++) {                                                \
+                for (int k = 0; k < 4; k++)                                              \
+                    for (int64_t c = 0; c < nc; c++) {                                   \
+                        acc[j][k][c] = RD(acc[j][k][c] + acc[j - 1][k][c]);              \
+                        acc[j - 1][k][c] = 0;                                            \
+                    }                                                                    \
+                if (((q + 1) & ((step - 1) << (j * power))) != 0) break;                 \
+            }                                                                            \
+        }                                                                                \
+        for (int j = 1; j < 4; j++)                                                      \
+            for (int k = 0; k < 4; k++)                                                  \
+                for (int64_t c = 0; c < nc; c++) acc[0][k][c] = RD(acc[0][k][c] + acc[j][k][c]); \
+        for (int64_t i = 4 * quads; i < rows; i++)                                       \
+            for (int64_t c = 0; c < nc; c++)                                             \
+                acc[0][0][c] = RD(acc[0][0][c] + sg * x[i * cols + j0 + c]);             \
+        for (int k = 1; k < 4; k++)                                                      \
+            for (int64_t c = 0; c < nc; c++) acc[0][0][c] = RD(acc[0][0][c] + acc[0][k][c]); \
+        for (int64_t c = 0; c < nc; c++) out[j0 + c] = RD((ACC)0 + acc[0][0][c]);        \
+    }
+ROW_SUM_COLS(row_sum_cols, double, double, RD_DT)
+ROW_SUM_COLS(row_sum_cols32, float, float, RD_NONE)
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define CSUM_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -149,6 +195,16 @@ CSUM_CLONES
 static void column_cascade32(bpv_dtype dt, const float *x, int64_t rows, int64_t cols,
                              int64_t j0, int64_t nc, double sign, float *out) {
     cascade_cols32(dt, x, rows, cols, j0, nc, sign, out);
+}
+CSUM_CLONES
+static void column_rows(bpv_dtype dt, const double *x, int64_t rows, int64_t cols, int64_t j0,
+                        int64_t nc, double sign, double *out) {
+    row_sum_cols(dt, x, rows, cols, j0, nc, sign, out);
+}
+CSUM_CLONES
+static void column_rows32(bpv_dtype dt, const float *x, int64_t rows, int64_t cols, int64_t j0,
+                          int64_t nc, double sign, float *out) {
+    row_sum_cols32(dt, x, rows, cols, j0, nc, sign, out);
 }
 
 static void columns(bpv_dtype dt, const void *x, bool f32, int64_t rows, int64_t cols,
@@ -172,11 +228,10 @@ static void columns(bpv_dtype dt, const void *x, bool f32, int64_t rows, int64_t
         if (f32) column_cascade32(dt, x, rows, cols, j, nc, sign, out);
         else column_cascade(dt, x, rows, cols, j, nc, sign, out);
     }
-    for (int64_t j = full; j < cols; j++) {
-        bpv_csum c;
-        init_lanes(&c, dt, rows, 1);
-        for (int64_t i = 0; i < rows; i++) bpv_csum_add(&c, sign * at(x, f32, i * cols + j));
-        put(out, f32, j, bpv_csum_result(&c));
+    for (int64_t j = full; j < cols; j += CHUNK) {
+        const int64_t nc = cols - j < CHUNK ? cols - j : CHUNK;
+        if (f32) column_rows32(dt, x, rows, cols, j, nc, sign, out);
+        else column_rows(dt, x, rows, cols, j, nc, sign, out);
     }
 }
 

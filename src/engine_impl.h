@@ -18,6 +18,7 @@
 #include "csum.h"
 #include "graph.h"
 #include "op_elem.h"
+#include "pool.h"
 #include "vmath.h"
 
 #define R(x) bpv_round(dt, (x))
@@ -144,48 +145,52 @@ static inline bool bcast_tail(const bpv_shape *o, const bpv_shape *b) {
     return true;
 }
 
-/* Runs the body for every element i of shape *osh (N elements) with ia, ib
- * the offsets of inputs A and B. Equal sizes and scalar operands skip the index
- * walk: equal numel means the same flat layout (only size-1 dims differ). */
-#define FOR_BCAST(...)                                                            \
+/* Runs the body for every element i in [lo_, hi_) of shape *osh (N
+ * elements) with ia, ib the offsets of inputs A and B. Equal sizes and
+ * scalar operands skip the index walk: equal numel means the same flat
+ * layout (only size-1 dims differ). Only those and a bias (B repeating
+ * along the leading dimensions) have offsets known from i alone; the
+ * general walk starts at 0 (lo_ must be 0 there: elem_split). */
+#define FOR_BCAST_RANGE(lo_, hi_, ...)                                            \
     do {                                                                          \
         if (A->numel == N && B->numel == N) {                                     \
-            for (int64_t i = 0; i < N; i++) {                                     \
+            for (int64_t i = (lo_); i < (hi_); i++) {                             \
                 const int64_t ia = i, ib = i;                                     \
                 __VA_ARGS__;                                                      \
             }                                                                     \
         } else if (A->numel == N && B->numel == 1) {                              \
-            for (int64_t i = 0; i < N; i++) {                                     \
+            for (int64_t i = (lo_); i < (hi_); i++) {                             \
                 const int64_t ia = i, ib = 0;                                     \
                 __VA_ARGS__;                                                      \
             }                                                                     \
         } else if (A->numel == 1 && B->numel == N) {                              \
-            for (int64_t i = 0; i < N; i++) {                                     \
+            for (int64_t i = (lo_); i < (hi_); i++) {                             \
                 const int64_t ia = 0, ib = i;                                     \
                 __VA_ARGS__;                                                      \
             }                                                                     \
         } else if (A->numel == N && B->numel > 0 && bcast_tail(osh, &B->shape)) { \
             /* a bias: B repeats along the leading dimensions */                  \
             const int64_t nb_ = B->numel;                                         \
-            for (int64_t r_ = 0, i = 0; r_ < N / nb_; r_++)                       \
-                for (int64_t ib = 0; ib < nb_; ib++, i++) {                       \
-                    const int64_t ia = i;                                         \
-                    __VA_ARGS__;                                                  \
-                }                                                                 \
+            for (int64_t i = (lo_), ib = (lo_) % nb_; i < (hi_); i++) {           \
+                const int64_t ia = i;                                             \
+                __VA_ARGS__;                                                      \
+                if (++ib == nb_) ib = 0;                                          \
+            }                                                                     \
         } else {                                                                  \
             bcast_it it_;                                                         \
-            bcast_init(&it_, osh, &A->shape, &B->shape);                    \
-            for (int64_t i = 0; i < N; i++) {                                     \
+            bcast_init(&it_, osh, &A->shape, &B->shape);                          \
+            for (int64_t i = 0; i < (hi_); i++) {                                 \
                 const int64_t ia = it_.off[0], ib = it_.off[1];                   \
                 __VA_ARGS__;                                                      \
                 bcast_next(&it_);                                                 \
             }                                                                     \
         }                                                                         \
     } while (0)
+#define FOR_BCAST(...) FOR_BCAST_RANGE(0, N, __VA_ARGS__)
 
-/* out[i] = EXPR(a, b) */
+/* out[i] = EXPR(a, b) for i in [lo, hi) */
 #define FWD2(...)                                                                 \
-    FOR_BCAST({                                                                   \
+    FOR_BCAST_RANGE(lo, hi, {                                                     \
         const double a = A->VAL[ia], b = B->VAL[ib];                              \
         (void)a; (void)b;                                                         \
         o[i] = (__VA_ARGS__);                                                     \
@@ -275,6 +280,42 @@ static double row_logsumexp(bpv_dtype dt, const NUM *x, int64_t c, double m) {
     return bpv_vmath1(BPV_VF_LOG, dt, rs_result(&r));
 }
 
+/* row_logsumexp of nr rows of c (x row-major, nr * c <= LSE_BLOCK), with
+ * their maxima m, into lse: one call of the vector exp for all their
+ * elements and one of log for all their sums, rather than a call each row
+ * (a call costs more than ten classes' exps); the exps and logs are the
+ * same, each lane computed alone. */
+enum { LSE_BLOCK = 512 };
+static void rows_logsumexp(bpv_dtype dt, const NUM *x, int64_t c, int64_t nr, const double *m,
+                           double *lse) {
+    double e[LSE_BLOCK];
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t j = 0; j < c; j++) e[r * c + j] = R(x[r * c + j] - m[r]);
+    bpv_vmath(BPV_VF_EXP, dt, e, e, nr * c);
+    for (int64_t r = 0; r < nr; r++) {
+        row_sum rs;
+        rs_init(&rs, dt, c);
+        for (int64_t j = 0; j < c; j++) rs_add(&rs, e[r * c + j], 1, false);
+        lse[r] = rs_result(&rs);
+    }
+    bpv_vmath(BPV_VF_LOG, dt, lse, lse, nr);
+}
+
+/* Rows of c that rows_logsumexp takes at a time: 0 when one row is longer
+ * than its block (row_logsumexp then takes each row alone). */
+static int64_t lse_rows(int64_t c) { return c > 0 && c <= LSE_BLOCK ? LSE_BLOCK / c : 0; }
+
+/* The maxima and log-sum-exps of rows r0..r0+nr-1 of x (nr <= lse_rows(c),
+ * or 1). */
+static void block_lse(bpv_dtype dt, const NUM *x, int64_t c, int64_t r0, int64_t nr, double *m,
+                      double *lse) {
+    for (int64_t r = 0; r < nr; r++) m[r] = row_max(x + (r0 + r) * c, c);
+    if (lse_rows(c) == 0)
+        lse[0] = row_logsumexp(dt, x + r0 * c, c, m[0]);
+    else
+        rows_logsumexp(dt, x + r0 * c, c, nr, m, lse);
+}
+
 /* Last-dimension rows of a node: softmax and friends work row by row. */
 static int64_t last_dim(const bpv_node *x) {
     return x->shape.rank ? x->shape.dim[x->shape.rank - 1] : 1;
@@ -303,8 +344,9 @@ static int64_t class_index(double t, int64_t c) {
 #define EDT dt
 #endif
 
+/* Elements [lo, hi) of an elementwise op's forward. */
 ENGINE_CLONES
-void KN(elem_fwd)(bpv_graph *g, bpv_node *n) {
+static void elem_fwd_range(bpv_graph *g, bpv_node *n, int64_t lo, int64_t hi) {
     const bpv_dtype dt = g->dtype;
     const bpv_ectx ctx = bpv_elem_ctx(g, n), *c = &ctx;
     const bpv_node *A = &g->nodes[n->in[0]];
@@ -314,20 +356,17 @@ void KN(elem_fwd)(bpv_graph *g, bpv_node *n) {
     const int64_t N = n->numel;
     const bpv_shape *osh = &n->shape;
     /* sigmoid and pow split like torch's kernels: whole vector blocks, then
-     * the rest (vmath.c) */
+     * the rest (vmath.c); a part's range starts on a block (elem_split), so
+     * a vector function over it makes the same split */
     const int64_t vend = bpv_vmath_blocks(dt, N);
-    (void)vend, (void)c, (void)B, (void)osh;
-    if (n->op == BPV_OP_CUSTOM && !n->custom) { /* only a hand-built graph lacks its fn */
-        fill(o, N, NAN);
-        return;
-    }
+    (void)vend, (void)c, (void)B, (void)osh, (void)N;
     switch (n->op) {
 #define X(OP, f, vf, arity)                                                       \
     case OP:                                                                      \
         if ((int)(vf) >= 0)                                                       \
-            VMATH((bpv_vfn)(vf), dt, x, o, N);                                    \
+            VMATH((bpv_vfn)(vf), dt, x + lo, o + lo, hi - lo);                    \
         else if ((arity) == 1 || n->nin == 1)                                     \
-            for (int64_t i = 0; i < N; i++) o[i] = bpv_ef_##f(EDT, c, x[i], 0, i < vend); \
+            for (int64_t i = lo; i < hi; i++) o[i] = bpv_ef_##f(EDT, c, x[i], 0, i < vend); \
         else                                                                      \
             FWD2(bpv_ef_##f(EDT, c, a, b, i < vend));                             \
         break;
@@ -335,6 +374,75 @@ void KN(elem_fwd)(bpv_graph *g, bpv_node *n) {
 #undef X
     default: break;
     }
+}
+
+/* ---- elementwise ops on threads -------------------------------------------------
+ * Large elementwise ops split their elements into ranges of whole blocks
+ * (ELEM_BLOCK elements: a cache line of floats, and a multiple of the
+ * vector blocks in which sigmoid and pow differ from their tails), each
+ * computed as the serial loop computes it. Forward: every op whose inputs
+ * have offsets known from the index (FOR_BCAST_RANGE); backward: one-input
+ * ops and two-input ops of equal shapes. Not a user's fn (its context is
+ * not known to be reentrant). */
+enum { ELEM_BLOCK = 16 };
+
+static void elem_bwd_range(bpv_graph *g, bpv_node *n, int64_t lo, int64_t hi);
+
+static bool elem_transcendental(bpv_op op) {
+    switch (op) {
+#define X(OP, f, vf, arity)                                                       \
+    case OP: return (int)(vf) >= 0 || (OP) == BPV_OP_POW;
+        BPV_ELEM_OPS(X)
+#undef X
+    default: return false;
+    }
+}
+
+typedef struct elem_job {
+    bpv_graph *g;
+    bpv_node *n;
+    bool bwd;
+} elem_job;
+
+static void elem_part(void *ctx, int part, int nparts, float *scratch) {
+    (void)scratch;
+    const elem_job *j = ctx;
+    const int64_t N = j->n->numel;
+    int64_t lo, hi;
+    bpv_pool_range((N + ELEM_BLOCK - 1) / ELEM_BLOCK, part, nparts, &lo, &hi);
+    lo *= ELEM_BLOCK, hi = hi * ELEM_BLOCK < N ? hi * ELEM_BLOCK : N;
+    if (hi <= lo) return;
+    if (j->bwd) elem_bwd_range(j->g, j->n, lo, hi);
+    else elem_fwd_range(j->g, j->n, lo, hi);
+}
+
+/* Runs the op's elements on threads when they are worth it; false: run
+ * them serially. */
+static bool elem_split(bpv_graph *g, bpv_node *n, bool bwd) {
+    const int64_t N = n->numel;
+    /* an element of a transcendental function costs about 32 multiply-adds
+     * of a product, of arithmetic 8 (bench/README.md, "Threads") */
+    const double cost = (double)N * (elem_transcendental(n->op) ? 32 : 8);
+    if (!bpv_pool_big(cost) || n->op == BPV_OP_CUSTOM) return false;
+    if (bwd && (bpv_ops[n->op].flags & BPV_OPF_LINEAR)) return false; /* grad_addsub */
+    if (n->nin > 1) {
+        const bpv_node *A = &g->nodes[n->in[0]], *B = &g->nodes[n->in[1]];
+        const bool known = (A->numel == N && (B->numel == N || B->numel == 1 ||
+                                              (B->numel > 0 && bcast_tail(&n->shape, &B->shape)))) ||
+                           (A->numel == 1 && B->numel == N);
+        if (!known || (bwd && (A->numel != N || B->numel != N))) return false;
+    }
+    const int np = bpv_pool_want(cost, (N + ELEM_BLOCK - 1) / ELEM_BLOCK);
+    elem_job j = {g, n, bwd};
+    return np > 1 && bpv_pool_run(np, 0, elem_part, &j) > 0;
+}
+
+void KN(elem_fwd)(bpv_graph *g, bpv_node *n) {
+    if (n->op == BPV_OP_CUSTOM && !n->custom) { /* only a hand-built graph lacks its fn */
+        fill(n->VAL, n->numel, NAN);
+        return;
+    }
+    if (!elem_split(g, n, false)) elem_fwd_range(g, n, 0, n->numel);
 }
 
 /* ---- other forward kernels --------------------------------------------------- */
@@ -444,15 +552,17 @@ void KN(xent_fwd)(bpv_graph *g, bpv_node *n) {
     const int p = bpv_ceil_log2(rows), lp = p / LEVELS > 4 ? p / LEVELS : 4;
     const int64_t mask = ((int64_t)1 << lp) - 1;
     bool bad = false;
+    const int64_t blk = lse_rows(c) ? lse_rows(c) : 1;
+    double m[LSE_BLOCK], lse[LSE_BLOCK];
     for (int64_t r = 0; r < rows; r++) {
         const NUM *xr = x + r * c;
+        if (r % blk == 0) block_lse(dt, x, c, r, rows - r < blk ? rows - r : blk, m, lse);
         int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
         if (t < 0) {
             bad = true;
             continue;
         }
-        double m = row_max(xr, c);
-        lv[0] = R(lv[0] - R(R(xr[t] - m) - row_logsumexp(dt, xr, c, m)));
+        lv[0] = R(lv[0] - R(R(xr[t] - m[r % blk]) - lse[r % blk]));
         for (int j = 0; j + 1 < LEVELS; j++) {
             if ((r & (mask << (j * lp))) != 0) break;
             lv[j + 1] = R(lv[j + 1] + lv[j]);
@@ -689,6 +799,11 @@ void KN(elem_bwd)(bpv_graph *g, bpv_node *n) {
     const bool linear = bpv_ops[n->op].flags & BPV_OPF_LINEAR;
     (void)vend, (void)c, (void)B, (void)osh, (void)x;
     if (n->op == BPV_OP_CUSTOM && !n->custom) return;
+    if (elem_split(g, n, true)) { /* the edges computed on threads */
+        for (int k = 0; k < n->nin; k++)
+            if (edge_live(g, n, k)) pass_grad(g, n, k);
+        return;
+    }
     switch (n->op) {
 #define X(OP, f, vf, arity)                                                       \
     case OP:                                                                      \
@@ -699,6 +814,36 @@ void KN(elem_bwd)(bpv_graph *g, bpv_node *n) {
                 GRAD2(0, bpv_eb_##f(EDT, c, 0, a, b, y, gv, i < vend));           \
             if (!linear || !grad_addsub(g, n, 1, bpv_eb_##f(EDT, c, 1, 0, 0, 0, 1, 0) < 0)) \
                 GRAD2(1, bpv_eb_##f(EDT, c, 1, a, b, y, gv, i < vend));           \
+        }                                                                         \
+        break;
+        BPV_ELEM_OPS(X)
+#undef X
+    default: break;
+    }
+}
+
+/* Elements [lo, hi) of the live edges of a one-input op, or of a two-input
+ * op whose inputs have its shape (elem_split): what GRAD1 and GRAD2 compute
+ * there, without passing them on. */
+ENGINE_CLONES
+static void elem_bwd_range(bpv_graph *g, bpv_node *n, int64_t lo, int64_t hi) {
+    const bpv_dtype dt = g->dtype;
+    const bpv_ectx ctx = bpv_elem_ctx(g, n), *c = &ctx;
+    const bpv_node *A = &g->nodes[n->in[0]];
+    const bpv_node *B = n->nin > 1 ? &g->nodes[n->in[1]] : A;
+    const NUM *y = n->VAL, *gr = n->GRAD;
+    const int64_t vend = bpv_vmath_blocks(dt, n->numel);
+    (void)vend, (void)c, (void)B;
+    switch (n->op) {
+#define X(OP, f, vf, arity)                                                       \
+    case OP:                                                                      \
+        for (int k = 0; k < ((arity) == 1 || n->nin == 1 ? 1 : 2); k++) {         \
+            if (!edge_live(g, n, k)) continue;                                    \
+            NUM *e = n->EDGE[k];                                                  \
+            for (int64_t i = lo; i < hi; i++) {                                   \
+                const double b = (arity) == 1 || n->nin == 1 ? 0 : B->VAL[i];     \
+                e[i] = bpv_eb_##f(EDT, c, k, A->VAL[i], b, y[i], gr[i], i < vend); \
+            }                                                                     \
         }                                                                         \
         break;
         BPV_ELEM_OPS(X)
@@ -827,20 +972,26 @@ void KN(xent_bwd)(bpv_graph *g, bpv_node *n) {
     NUM *e = n->EDGE[0];
     int64_t c = last_dim(A), rows = A->shape.rank >= 2 ? A->shape.dim[0] : 1;
     double gt = -R(gr[0] / (double)rows);
-    for (int64_t r = 0; r < rows; r++) {
-        const NUM *xr = x + r * c;
-        NUM *er = e + r * c;
-        int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
-        if (t < 0) {
-            fill(er, c, NAN);
-            continue;
+    const bool fused = bpv_vmath_sleef();
+    const int64_t blk = lse_rows(c) ? lse_rows(c) : 1;
+    double m[LSE_BLOCK], lse[LSE_BLOCK];
+    for (int64_t r0 = 0; r0 < rows; r0 += blk) { /* a block of rows: one exp call */
+        const int64_t nr = rows - r0 < blk ? rows - r0 : blk;
+        block_lse(dt, x, c, r0, nr, m, lse);
+        for (int64_t r = r0; r < r0 + nr; r++)
+            for (int64_t j = 0; j < c; j++)
+                e[r * c + j] = R(R(x[r * c + j] - m[r - r0]) - lse[r - r0]);
+        VMATH(BPV_VF_EXP, dt, e + r0 * c, e + r0 * c, nr * c);
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            NUM *er = e + r * c;
+            int64_t t = class_index(B->VAL[r < B->numel ? r : 0], c);
+            if (t < 0) {
+                fill(er, c, NAN);
+                continue;
+            }
+            for (int64_t j = 0; j < c; j++)
+                er[j] = minus_product(dt, fused, j == t ? gt : 0.0, er[j], gt);
         }
-        const double m = row_max(xr, c), lse = row_logsumexp(dt, xr, c, m);
-        const bool fused = bpv_vmath_sleef();
-        for (int64_t j = 0; j < c; j++) er[j] = R(R(xr[j] - m) - lse);
-        VMATH(BPV_VF_EXP, dt, er, er, c);
-        for (int64_t j = 0; j < c; j++)
-            er[j] = minus_product(dt, fused, j == t ? gt : 0.0, er[j], gt);
     }
     pass_grad(g, n, 0);
 }

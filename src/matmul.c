@@ -16,6 +16,8 @@
  * accumulators (each fed by one broadcast and one load per t) walks them.
  * The f32 tile's multiplies and adds go to separate pipes. Clones are
  * chosen at run time: AVX2, SSE2 by default. */
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph.h"
@@ -26,24 +28,16 @@
 #define NR 8    /* f64: columns, two vectors of four doubles */
 #define MRF 4   /* f32: rows of the register tile */
 #define NRF 16  /* f32: columns, two vectors of eight floats */
+#define NRW 32  /* f32 under AVX-512: columns, two vectors of sixteen floats */
 #define KC 256  /* rows of a packed K-block */
 #define DIRECT_MAX 8192 /* floats of a float32 operand read in place (32 KiB) */
-
-/* eight floats widened to doubles (exact) and stored: as a loop over the
- * lanes, which GCC turns into two whole-register conversions; a 64-byte
- * vector, or two converted halves, went through the stack */
-#define STORE8D(p, v)                                                             \
-    do {                                                                          \
-        double *p_ = (p);                                                         \
-        for (int l_ = 0; l_ < 8; l_++) p_[l_] = (double)(v)[l_];                  \
-    } while (0)
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 size_t bpv_matmul_work(int64_t M, int64_t N, int64_t K) {
     /* either orientation (bpv_matmul picks one) */
-    int64_t kc = K < KC ? K : KC, a = round_up(M, MRF) + round_up(N, NRF);
-    int64_t b = round_up(N, MRF) + round_up(M, NRF);
+    int64_t kc = K < KC ? K : KC, a = round_up(M, MRF) + round_up(N, NRW);
+    int64_t b = round_up(N, MRF) + round_up(M, NRW);
     return (size_t)((a > b ? a : b) * kc);
 }
 
@@ -199,126 +193,141 @@ static inline __attribute__((always_inline)) void pack_f32(float *dst, const voi
     for (int64_t l0 = 0; l0 < n; l0 += w, dst += kc * w) {
         const int64_t nl = n - l0 < w ? n - l0 : w;
         const int64_t o = l0 * ls; /* s0 = src + o */
-        if (nl == w && ls == 1 && s32) { /* a time's lanes are contiguous */
-            for (int64_t t = 0; t < kc; t++)
+        /* a partial panel's padding lanes: zeroed by one call for the whole
+         * panel first (a short fill each time became a slow `rep stos`) */
+        if (nl < w) memset(dst, 0, (size_t)(kc * w) * sizeof *dst);
+        int64_t done = 0; /* lanes packed by a fast path; the rest below */
+        if (ls == 1 && s32 && nl == w) { /* a time's lanes are contiguous */
+            for (int64_t t = 0; t < kc; t++) /* w is a constant here: no call */
                 memcpy(dst + t * w, (const float *)src + o + t * ts, (size_t)w * sizeof *dst);
-        } else if (nl == w && ls == 1) {
-            const double *s0 = (const double *)src + o;
-            for (int64_t t = 0; t < kc; t++)
-                for (int64_t l = 0; l < w; l++) dst[t * w + l] = (float)s0[t * ts + l];
-        } else if (nl == w && ts == 1) { /* each lane is contiguous in time */
-            for (int64_t l = 0; l < w; l += 4)
-                pack_t4(dst + l, w,
-                        s32 ? (const void *)((const float *)src + o + l * ls)
-                            : (const void *)((const double *)src + o + l * ls),
-                        s32, ls, kc);
-        } else {
-            for (int64_t t = 0; t < kc; t++)
-                for (int64_t l = 0; l < w; l++)
-                    dst[t * w + l] = l < nl ? AT(src, s32, o + l * ls + t * ts) : 0.0f;
+            continue;
         }
+        if (ls == 1) {
+            for (int64_t t = 0; t < kc; t++)
+                for (int64_t l = 0; l < nl; l++) dst[t * w + l] = AT(src, s32, o + t * ts + l);
+            continue;
+        }
+        if (ts == 1) /* each lane is contiguous in time: four at a time */
+            for (; done + 4 <= nl; done += 4)
+                pack_t4(dst + done, w,
+                        s32 ? (const void *)((const float *)src + o + done * ls)
+                            : (const void *)((const double *)src + o + done * ls),
+                        s32, ls, kc);
+        for (int64_t t = 0; t < kc; t++)
+            for (int64_t l = done; l < nl; l++) dst[t * w + l] = AT(src, s32, o + l * ls + t * ts);
     }
 }
 
+/* One MRF x (2 * VW)-column tile of c, c[r * cr + j * cc] for r < mr,
+ * j < nr: each element's sum over t < kc, from +0.0 (first) or from c's
+ * partial sum of the K-blocks before. a[r * ar] is row r's element at t and
+ * steps by as per t, b holds the tile's columns at t and steps by bs: in
+ * the panels or in the operands. VT is a vector of VW floats: the kernel is
+ * written once and instantiated for 8-float (AVX2, SSE2) and 16-float
+ * (AVX-512) registers, and the lanes never change an element's sum. */
+#define DEFINE_TILE_F32(name, VT, VW)                                                    \
+    static inline __attribute__((always_inline)) void name(                             \
+        const float *a, int64_t ar, int64_t as, const float *b, int64_t bs, int64_t kc,   \
+        bool first, void *c_, int64_t o0, int64_t cr, int64_t cc, int64_t mr, int64_t nr,  \
+        bool io32) {                                                                      \
+        float tile[MRF][2 * VW];                                                          \
+        VT c00, c01, c10, c11, c20, c21, c30, c31;                                        \
+        if (first) { /* the sums start from +0.0 */                                      \
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = (VT){0};                      \
+        } else { /* partial sums of the K-blocks before: float32 values */               \
+            for (int r = 0; r < MRF; r++)                                                 \
+                for (int jj = 0; jj < 2 * VW; jj++)                                       \
+                    tile[r][jj] = r < mr && jj < nr ? AT(c_, io32, o0 + r * cr + jj * cc) \
+                                                    : 0.0f;                               \
+            memcpy(&c00, &tile[0][0], sizeof c00), memcpy(&c01, &tile[0][VW], sizeof c01); \
+            memcpy(&c10, &tile[1][0], sizeof c10), memcpy(&c11, &tile[1][VW], sizeof c11); \
+            memcpy(&c20, &tile[2][0], sizeof c20), memcpy(&c21, &tile[2][VW], sizeof c21); \
+            memcpy(&c30, &tile[3][0], sizeof c30), memcpy(&c31, &tile[3][VW], sizeof c31); \
+        }                                                                                 \
+        const int64_t ar2 = 2 * ar, ar3 = 3 * ar;                                         \
+        /* one rounded multiply and one rounded add per element and t: never             \
+         * contracted (-ffp-contract=off); a scalar times a vector is that                \
+         * scalar in every lane */                                                        \
+        _Pragma("GCC unroll 2") for (int64_t t = 0; t < kc; t++, a += as, b += bs) {      \
+            VT b0, b1;                                                                    \
+            memcpy(&b0, b, sizeof b0), memcpy(&b1, b + VW, sizeof b1);                    \
+            c00 += a[0] * b0;                                                             \
+            c01 += a[0] * b1;                                                             \
+            c10 += a[ar] * b0;                                                            \
+            c11 += a[ar] * b1;                                                            \
+            c20 += a[ar2] * b0;                                                           \
+            c21 += a[ar2] * b1;                                                           \
+            c30 += a[ar3] * b0;                                                           \
+            c31 += a[ar3] * b1;                                                           \
+        }                                                                                 \
+        if (mr == MRF && nr == 2 * VW && cc == 1 && io32) {                               \
+            float *cf = (float *)c_ + o0;                                                 \
+            memcpy(cf, &c00, sizeof c00), memcpy(cf + VW, &c01, sizeof c01);              \
+            memcpy(cf + cr, &c10, sizeof c10), memcpy(cf + cr + VW, &c11, sizeof c11);    \
+            memcpy(cf + 2 * cr, &c20, sizeof c20), memcpy(cf + 2 * cr + VW, &c21, sizeof c21); \
+            memcpy(cf + 3 * cr, &c30, sizeof c30), memcpy(cf + 3 * cr + VW, &c31, sizeof c31); \
+            return;                                                                       \
+        }                                                                                 \
+        memcpy(&tile[0][0], &c00, sizeof c00), memcpy(&tile[0][VW], &c01, sizeof c01);    \
+        memcpy(&tile[1][0], &c10, sizeof c10), memcpy(&tile[1][VW], &c11, sizeof c11);    \
+        memcpy(&tile[2][0], &c20, sizeof c20), memcpy(&tile[2][VW], &c21, sizeof c21);    \
+        memcpy(&tile[3][0], &c30, sizeof c30), memcpy(&tile[3][VW], &c31, sizeof c31);    \
+        double *cd = io32 ? NULL : (double *)c_ + o0;                                     \
+        float *cf = io32 ? (float *)c_ + o0 : NULL;                                       \
+        for (int64_t r = 0; r < mr; r++)                                                  \
+            for (int64_t jj = 0; jj < nr; jj++) {                                         \
+                if (io32) cf[r * cr + jj * cc] = tile[r][jj];                             \
+                else cd[r * cr + jj * cc] = tile[r][jj]; /* exact */                      \
+            }                                                                             \
+    }
+
+DEFINE_TILE_F32(tile_f32_8, v8f, 8)
+DEFINE_TILE_F32(tile_f32_16, v16f, 16)
+
 /* The f32 product; io32: x, y and c are float32 arrays, else doubles
- * holding float32 values. Inlined into one function per storage type. */
+ * holding float32 values; nrf: the tile's columns (NRF, or NRW in the
+ * AVX-512 kernel). Inlined into one function per storage type and width. */
 static inline __attribute__((always_inline)) void
 matmul_f32_io(int64_t M, int64_t N, int64_t K, const void *x, int64_t xr, int64_t xc,
               const void *y, int64_t yr, int64_t yc, void *c_, int64_t cr, int64_t cc,
-              float *work, bool io32) {
+              float *work, bool io32, const int64_t nrf) {
     const int64_t kcmax = K < KC ? K : KC;
     float *xp = work, *yp = work + round_up(M, MRF) * kcmax;
     /* Float32 operands small enough to stay in cache are read in place
-     * rather than packed: X when its rows fill whole tiles, Y when its
-     * columns do and each row of them is contiguous. */
-    const bool xdir = io32 && M % MRF == 0 && M * K <= DIRECT_MAX;
-    const bool ydir = io32 && N % NRF == 0 && yc == 1 && K * N <= DIRECT_MAX;
+     * rather than packed: X (also when its rows are adjacent, xr == 1),
+     * and Y when each of its rows is contiguous. Only a last partial tile
+     * of rows, or panel of columns, is then packed, zero-padded. */
+    const bool xdir = io32 && (M * K <= DIRECT_MAX || xr == 1);
+    const bool ydir = io32 && yc == 1 && K * N <= DIRECT_MAX;
+    const int64_t mfull = M / MRF * MRF, nfull = N / nrf * nrf;
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = K - k0 < KC ? K - k0 : KC;
-        const bool first = k0 == 0;
-        /* X's rows, Y's columns */
+        /* X's rows, Y's columns: all of them, or the partial ones */
         if (io32) {
-            if (!xdir) pack_f32(xp, (const float *)x + k0 * xc, true, xr, xc, M, MRF, kc);
-            if (!ydir) pack_f32(yp, (const float *)y + k0 * yr, true, yc, yr, N, NRF, kc);
+            const float *xk = (const float *)x + k0 * xc, *yk = (const float *)y + k0 * yr;
+            if (!xdir) pack_f32(xp, xk, true, xr, xc, M, MRF, kc);
+            else if (mfull < M)
+                pack_f32(xp + mfull * kc, xk + mfull * xr, true, xr, xc, M - mfull, MRF, kc);
+            if (!ydir) pack_f32(yp, yk, true, yc, yr, N, nrf, kc);
+            else if (nfull < N)
+                pack_f32(yp + nfull * kc, yk + nfull * yc, true, yc, yr, N - nfull, nrf, kc);
         } else {
             pack_f32(xp, (const double *)x + k0 * xc, false, xr, xc, M, MRF, kc);
-            pack_f32(yp, (const double *)y + k0 * yr, false, yc, yr, N, NRF, kc);
+            pack_f32(yp, (const double *)y + k0 * yr, false, yc, yr, N, nrf, kc);
         }
         for (int64_t i0 = 0; i0 < M; i0 += MRF) {
             const int64_t mr = M - i0 < MRF ? M - i0 : MRF;
-            const float *xpan = xp + i0 * kc;
-            for (int64_t j0 = 0; j0 < N; j0 += NRF) {
-                const int64_t nr = N - j0 < NRF ? N - j0 : NRF;
-                const float *ypan = yp + j0 * kc;
+            for (int64_t j0 = 0; j0 < N; j0 += nrf) {
+                const int64_t nr = N - j0 < nrf ? N - j0 : nrf;
+                const float *a = xp + i0 * kc, *b = yp + j0 * kc;
+                int64_t ar = 1, as = MRF, bs = nrf;
+                if (xdir && mr == MRF) a = (const float *)x + i0 * xr + k0 * xc, ar = xr, as = xc;
+                if (ydir && nr == nrf) b = (const float *)y + k0 * yr + j0, bs = yr;
                 const int64_t o0 = i0 * cr + j0 * cc; /* the tile's corner in c */
-                double *c0 = io32 ? NULL : (double *)c_ + o0;
-                float *c0f = io32 ? (float *)c_ + o0 : NULL;
-                float tile[MRF][NRF];
-                v8f c00, c01, c10, c11, c20, c21, c30, c31;
-                if (first) { /* the sums start from +0.0 */
-                    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = SPLAT8F(0.0f);
-                } else { /* partial sums of the K-blocks before: float32 values */
-                    for (int r = 0; r < MRF; r++)
-                        for (int jj = 0; jj < NRF; jj++)
-                            tile[r][jj] = r < mr && jj < nr ? AT(c_, io32, o0 + r * cr + jj * cc) : 0.0f;
-                    LOAD8F(c00, &tile[0][0]), LOAD8F(c01, &tile[0][8]);
-                    LOAD8F(c10, &tile[1][0]), LOAD8F(c11, &tile[1][8]);
-                    LOAD8F(c20, &tile[2][0]), LOAD8F(c21, &tile[2][8]);
-                    LOAD8F(c30, &tile[3][0]), LOAD8F(c31, &tile[3][8]);
-                }
-                /* a[r * ar] is row r's element at t, a steps by as and b
-                 * by bs per t: in the panels or in the operands */
-                const float *a = xpan, *b = ypan;
-                int64_t ar = 1, as = MRF, bs = NRF;
-                if (xdir) a = (const float *)x + i0 * xr + k0 * xc, ar = xr, as = xc;
-                if (ydir) b = (const float *)y + k0 * yr + j0, bs = yr;
-                const int64_t ar2 = 2 * ar, ar3 = 3 * ar;
-                /* one rounded multiply and one rounded add per element and
-                 * t: never contracted (-ffp-contract=off) */
-#pragma GCC unroll 2
-                for (int64_t t = 0; t < kc; t++, a += as, b += bs) {
-                    v8f b0, b1;
-                    LOAD8F(b0, b), LOAD8F(b1, b + 8);
-                    v8f s = SPLAT8F(a[0]);
-                    c00 += s * b0;
-                    c01 += s * b1;
-                    s = SPLAT8F(a[ar]);
-                    c10 += s * b0;
-                    c11 += s * b1;
-                    s = SPLAT8F(a[ar2]);
-                    c20 += s * b0;
-                    c21 += s * b1;
-                    s = SPLAT8F(a[ar3]);
-                    c30 += s * b0;
-                    c31 += s * b1;
-                }
-                if (mr == MRF && nr == NRF && cc == 1 && io32) {
-                    memcpy(c0f, &c00, sizeof c00), memcpy(c0f + 8, &c01, sizeof c01);
-                    memcpy(c0f + cr, &c10, sizeof c10), memcpy(c0f + cr + 8, &c11, sizeof c11);
-                    memcpy(c0f + 2 * cr, &c20, sizeof c20), memcpy(c0f + 2 * cr + 8, &c21, sizeof c21);
-                    memcpy(c0f + 3 * cr, &c30, sizeof c30), memcpy(c0f + 3 * cr + 8, &c31, sizeof c31);
-                    continue;
-                }
-                if (mr == MRF && nr == NRF && cc == 1) {
-                    STORE8D(c0, c00);
-                    STORE8D(c0 + 8, c01);
-                    STORE8D(c0 + cr, c10);
-                    STORE8D(c0 + cr + 8, c11);
-                    STORE8D(c0 + 2 * cr, c20);
-                    STORE8D(c0 + 2 * cr + 8, c21);
-                    STORE8D(c0 + 3 * cr, c30);
-                    STORE8D(c0 + 3 * cr + 8, c31);
-                    continue;
-                }
-                memcpy(&tile[0][0], &c00, sizeof c00), memcpy(&tile[0][8], &c01, sizeof c01);
-                memcpy(&tile[1][0], &c10, sizeof c10), memcpy(&tile[1][8], &c11, sizeof c11);
-                memcpy(&tile[2][0], &c20, sizeof c20), memcpy(&tile[2][8], &c21, sizeof c21);
-                memcpy(&tile[3][0], &c30, sizeof c30), memcpy(&tile[3][8], &c31, sizeof c31);
-                for (int64_t r = 0; r < mr; r++)
-                    for (int64_t jj = 0; jj < nr; jj++) {
-                        if (io32) c0f[r * cr + jj * cc] = tile[r][jj];
-                        else c0[r * cr + jj * cc] = tile[r][jj];
-                    }
+                if (nrf == 2 * 16)
+                    tile_f32_16(a, ar, as, b, bs, kc, k0 == 0, c_, o0, cr, cc, mr, nr, io32);
+                else
+                    tile_f32_8(a, ar, as, b, bs, kc, k0 == 0, c_, o0, cr, cc, mr, nr, io32);
             }
         }
     }
@@ -328,14 +337,55 @@ BPV_CLONES
 static void matmul_f32(int64_t M, int64_t N, int64_t K, const double *x, int64_t xr, int64_t xc,
                        const double *y, int64_t yr, int64_t yc, double *c, int64_t cr,
                        int64_t cc, float *work) {
-    matmul_f32_io(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work, false);
+    matmul_f32_io(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work, false, NRF);
 }
 
 BPV_CLONES
 static void matmul_f32s(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr,
                         int64_t xc, const float *y, int64_t yr, int64_t yc, float *c,
                         int64_t cr, int64_t cc, float *work) {
-    matmul_f32_io(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work, true);
+    matmul_f32_io(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work, true, NRF);
+}
+
+#if BPV_HAVE_WIDE
+BPV_WIDE
+static void matmul_f32s_wide(int64_t M, int64_t N, int64_t K, const float *x, int64_t xr,
+                             int64_t xc, const float *y, int64_t yr, int64_t yc, float *c,
+                             int64_t cr, int64_t cc, float *work) {
+    matmul_f32_io(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work, true, NRW);
+}
+#endif
+
+bool bpv_simd_wide(void) {
+    static atomic_int wide = -1; /* -1: not decided yet */
+    int w = atomic_load_explicit(&wide, memory_order_relaxed);
+    if (w < 0) {
+#if BPV_HAVE_WIDE
+        const char *e = getenv("BPV_AVX512");
+        w = __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "0") == 0);
+#else
+        w = 0;
+#endif
+        atomic_store_explicit(&wide, w, memory_order_relaxed);
+    }
+    return w;
+}
+
+/* The float32 tile's columns on this CPU. */
+static int64_t tile_cols(void) { return bpv_simd_wide() ? NRW : NRF; }
+
+
+/* matmul_f32s by the kernel of tiles nrf columns wide */
+static void f32s(int64_t nrf, int64_t M, int64_t N, int64_t K, const float *x, int64_t xr,
+                 int64_t xc, const float *y, int64_t yr, int64_t yc, float *c, int64_t cr,
+                 int64_t cc, float *work) {
+#if BPV_HAVE_WIDE
+    if (nrf == NRW) {
+        matmul_f32s_wide(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work);
+        return;
+    }
+#endif
+    matmul_f32s(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work);
 }
 
 /* K = 1, an outer product: +0.0 plus one rounded product (-0.0 becomes
@@ -369,8 +419,12 @@ static void outer32(int64_t M, int64_t N, const float *x, int64_t xr, const floa
     }
 }
 
-/* Lanes a product computes with its tiles, padding included. */
-static int64_t padded(int64_t M, int64_t N) { return round_up(M, MRF) * round_up(N, NRF); }
+/* The register tiles of nrf columns an M x N product takes: a wide tile
+ * costs the cycles of a narrow one (twice the lanes), so the fewest tiles
+ * win. */
+static int64_t tiles(int64_t M, int64_t N, int64_t nrf) {
+    return (M + MRF - 1) / MRF * ((N + nrf - 1) / nrf);
+}
 
 static void mm64(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,
                  int64_t xc, const double *y, int64_t yr, int64_t yc, double *c, float *work) {
@@ -385,7 +439,7 @@ static void mm64(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x,
     /* A narrow product (a few columns, many rows) fills the 16-lane tiles
      * better as its transpose, C^T = Y^T X^T: each element is the same sum
      * of the same products in the same order (a * b == b * a exactly). */
-    if (dt == BPV_F32 && padded(N, M) < padded(M, N))
+    if (dt == BPV_F32 && tiles(N, M, NRF) < tiles(M, N, NRF))
         matmul_f32(N, M, K, y, yc, yr, x, xc, xr, c, 1, N, work);
     else if (dt == BPV_F32)
         matmul_f32(M, N, K, x, xr, xc, y, yr, yc, c, N, 1, work);
@@ -466,10 +520,20 @@ static inline __attribute__((always_inline)) void mm32(int64_t M, int64_t N, int
         matvec32(N, K, y, yc, yr, x, xc, c, work);
         return;
     }
-    if (padded(N, M) < padded(M, N))
-        matmul_f32s(N, M, K, y, yc, yr, x, xc, xr, c, cc, cr, work);
+    /* C or its transpose, C^T = Y^T X^T (the same products in the same
+     * order), by narrow or wide tiles: the fewest tiles, narrow ones on a
+     * tie (less padding to pack) */
+    int64_t nrf = NRF, best = tiles(M, N, NRF);
+    bool tr = tiles(N, M, NRF) < best;
+    if (tr) best = tiles(N, M, NRF);
+    if (bpv_simd_wide()) {
+        if (tiles(M, N, NRW) < best) nrf = NRW, tr = false, best = tiles(M, N, NRW);
+        if (tiles(N, M, NRW) < best) nrf = NRW, tr = true;
+    }
+    if (tr)
+        f32s(nrf, N, M, K, y, yc, yr, x, xc, xr, c, cc, cr, work);
     else
-        matmul_f32s(M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work);
+        f32s(nrf, M, N, K, x, xr, xc, y, yr, yc, c, cr, cc, work);
 }
 
 /* ---- threads -------------------------------------------------------------------
@@ -500,24 +564,42 @@ static void mm_part(void *ctx, int tid, int nt, float *work) {
             mm64(j->dt, i1 - i0, j->N, j->K, (const double *)j->x + i0 * j->xr, j->xr, j->xc,
                  j->y, j->yr, j->yc, (double *)j->c + i0 * j->N, work);
     } else {
-        const int64_t j0 = lo * NRF, j1 = hi * NRF < j->N ? hi * NRF : j->N;
-        if (j1 > j0)
-            mm32(j->M, j1 - j0, j->K, j->x, j->xr, j->xc, (const float *)j->y + j0 * j->yc, j->yr,
+        const int64_t tw = tile_cols();
+        const int64_t j0 = lo * tw, j1 = hi * tw < j->N ? hi * tw : j->N;
+        if (j1 <= j0) return;
+        /* A product of several K-blocks stores and reloads each tile's
+         * partial sums once a block: into the thread's own block of c,
+         * then copied, or the other part's tiles beside them in c slow
+         * both threads (a 64 x 128 x 784 product on two: 56 µs in place,
+         * 47 µs so). With one K-block the copy costs more than it saves. */
+        const int64_t w = j1 - j0;
+        if (j->K <= KC) {
+            mm32(j->M, w, j->K, j->x, j->xr, j->xc, (const float *)j->y + j0 * j->yc, j->yr,
                  j->yc, (float *)j->c + j0, j->N, 1, work);
+            return;
+        }
+        float *blk = work + bpv_matmul_work(j->M, j->N, j->K);
+        mm32(j->M, w, j->K, j->x, j->xr, j->xc, (const float *)j->y + j0 * j->yc, j->yr, j->yc,
+             blk, w, 1, work);
+        for (int64_t i = 0; i < j->M; i++)
+            memcpy((float *)j->c + i * j->N + j0, blk + i * w, (size_t)w * sizeof *blk);
     }
 }
 
 /* Runs the product on threads when it is worth it; false: run it serially. */
 static bool mm_threads(mm_job *j) {
     if (j->K < 2) return false;
-    const int64_t ru = (j->M + MRF - 1) / MRF, cu = (j->N + NRF - 1) / NRF;
+    const int64_t w = j->f32s ? tile_cols() : NRF;
+    const int64_t ru = (j->M + MRF - 1) / MRF, cu = (j->N + w - 1) / w;
     /* only float32 storage has a column-split kernel (strided c) */
     j->rows = !j->f32s || j->N == 1 || (j->M > 1 && j->N <= j->M);
     if (j->f32s && j->M > 1 && j->N > 1 && (j->rows ? ru : cu) < bpv_threads_get())
         j->rows = ru >= cu; /* the dimension with more blocks */
     j->units = j->rows ? ru : cu;
     const int nt = bpv_pool_want((double)j->M * (double)j->N * (double)j->K, j->units);
-    return nt > 1 && bpv_pool_run(nt, bpv_matmul_work(j->M, j->N, j->K), mm_part, j) > 0;
+    /* a column part's own block of c (mm_part) after its packing space */
+    const size_t blk = j->rows || j->K <= KC ? 0 : (size_t)j->M * (size_t)j->N;
+    return nt > 1 && bpv_pool_run(nt, bpv_matmul_work(j->M, j->N, j->K) + blk, mm_part, j) > 0;
 }
 
 void bpv_matmul(bpv_dtype dt, int64_t M, int64_t N, int64_t K, const double *x, int64_t xr,

@@ -48,10 +48,11 @@ static struct {
     uint32_t start_gen[MAX_THREADS];
     float *scratch[MAX_THREADS];
     size_t nscratch[MAX_THREADS];
-    /* the job's generation (bits 32-63), its parts (16-31) and its next
-     * unclaimed part (0-15): one word, so that a claim is checked against
-     * the parts of the same job */
+    /* the job's generation (bits 32-63) and its parts (16-31): one word,
+     * so that a thread reads the parts of the generation it claims in */
     _Atomic uint64_t work;
+    /* the generation in which each part was last claimed */
+    _Atomic uint32_t claimed[MAX_THREADS];
     atomic_int done; /* parts finished */
     atomic_bool quit;
     /* the job; read only by a thread that has claimed one of its parts */
@@ -149,22 +150,29 @@ static bool spin_gen(uint32_t old) {
     }
 }
 
-/* Claims and runs parts of job `gen` until none is left. A part is
- * claimed by advancing the counter of that very generation, so a thread
- * that arrives late claims nothing from a later job; the job's caller
- * waits for every part, so what a claimed part reads stays valid. */
-/* Claims the next part of job `gen`: false when none is left. */
-static bool claim(uint32_t gen, int *part, int *n) {
+/* Claims a part of job `gen` for thread tid: its own part (part tid)
+ * first, so that a thread keeps working on the same rows, columns or
+ * elements from job to job and finds them in its cache; then any other
+ * part left, so that a thread the system does not schedule in time stalls
+ * nothing. A part is claimed by moving its word from an older generation
+ * to `gen`: a thread that arrives after its job ended finds every part of
+ * it at that generation or later, and claims nothing. The job's caller
+ * waits for every part, so what a claimed part reads stays valid. False
+ * when no part is left. */
+static bool claim(uint32_t gen, int tid, int *part, int *n) {
+    const uint64_t w = atomic_load_explicit(&P.work, memory_order_acquire);
+    if (gen_of(w) != gen) return false;
+    const int np = (int)(w >> 16 & 0xffff);
     if (!P.spin) pthread_mutex_lock(&P.mu);
     bool ok = false;
-    uint64_t w = atomic_load_explicit(&P.work, memory_order_acquire);
-    while (gen_of(w) == gen && (int)(w & 0xffff) < (int)(w >> 16 & 0xffff)) {
-        if (atomic_compare_exchange_weak_explicit(&P.work, &w, w + 1, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            *part = (int)(w & 0xffff), *n = (int)(w >> 16 & 0xffff);
-            ok = true;
-            break;
-        }
+    for (int i = 0; i < np && !ok; i++) {
+        const int p = (tid + i) % np;
+        uint32_t v = atomic_load_explicit(&P.claimed[p], memory_order_acquire);
+        while ((int32_t)(gen - v) > 0 && !ok)
+            ok = atomic_compare_exchange_weak_explicit(&P.claimed[p], &v, gen,
+                                                       memory_order_acq_rel,
+                                                       memory_order_acquire);
+        if (ok) *part = p, *n = np;
     }
     if (!P.spin) pthread_mutex_unlock(&P.mu);
     return ok;
@@ -172,7 +180,7 @@ static bool claim(uint32_t gen, int *part, int *n) {
 
 static void run_parts(uint32_t gen, int tid) {
     int part, n;
-    while (claim(gen, &part, &n)) {
+    while (claim(gen, tid, &part, &n)) {
         bpv_pool_fn *fn = atomic_load_explicit(&P.fn, memory_order_relaxed);
         fn(atomic_load_explicit(&P.ctx, memory_order_relaxed), part, n, P.scratch[tid]);
         /* under the mutex: the last part wakes a caller that sleeps, and

@@ -46,9 +46,12 @@ static inline bool bpv_pool_big(double cost) {
  * threads and the caller's, and returns nparts once all are done; or
  * returns 0 without running anything, and fn must run serially instead:
  * nparts < 2, the pool held by another job, or no memory for threads or
- * scratch. A part a thread has not claimed yet is run by whichever thread
- * gets to it first, so a thread the system does not schedule in time
- * leaves its part to the caller rather than stalling the job. */
+ * scratch. Thread t (the caller is 0) claims part t first, so that from
+ * job to job a thread works on the same rows, samples or elements and
+ * finds them in its core's cache; a part not claimed yet is run by
+ * whichever thread gets to it first, so a thread the system does not
+ * schedule in time leaves its part to another rather than stalling the
+ * job. */
 int bpv_pool_run(int nparts, size_t scratch, bpv_pool_fn *fn, void *ctx);
 
 /* Part p's units [lo, hi) of n, in order; contiguous over the parts. */

@@ -18,8 +18,27 @@
 #define BPV_CLONES
 #endif
 
+/* BPV_WIDE marks a kernel compiled for AVX-512 (sixteen-float vectors),
+ * run only where bpv_simd_wide() says the CPU has it. A plain target
+ * attribute, not a clone: the choice is made by the caller at run time. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define BPV_HAVE_WIDE 1
+#define BPV_WIDE __attribute__((target("avx512f")))
+#else
+#define BPV_HAVE_WIDE 0
+#define BPV_WIDE
+#endif
+
+#include <stdbool.h>
+
+/* Whether the AVX-512 kernels run: the CPU has AVX-512F and BPV_AVX512 is
+ * not 0 (the tests' knob to compare both kernels); read once. Either
+ * kernel gives the same bits. */
+bool bpv_simd_wide(void);
+
 typedef double v4d __attribute__((vector_size(32)));
 typedef float v8f __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
 
 #define LOAD4(v, p) memcpy(&(v), (p), sizeof(v4d)) /* unaligned load */
 #define STORE4(p, v) memcpy((p), &(v), sizeof(v4d))

@@ -1,5 +1,5 @@
 /* Foundations: number format, UTF-8, located errors, suggestions, step
- * selections, atomic writes, JSON strings. */
+ * selections, atomic writes, JSON strings, the arena. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -297,13 +297,36 @@ static void test_json_string(void **state) {
     bpv_buf_free(&b);
 }
 
+/* The arena: every request zeroed and aligned for any type, requests of
+ * 256 bytes or more (tensors) on a 64-byte cache line, in shared chunks and
+ * in chunks of their own, and the bytes counted include the padding. */
+static void test_arena(void **state) {
+    (void)state;
+    bpv_arena *a = bpv_arena_new();
+    assert_non_null(a);
+    static const size_t sizes[] = {1, 3, 16, 255, 256, 257, 1000, 4096, 40000, 100000, 7, 300};
+    size_t asked = 0;
+    for (int round = 0; round < 20; round++)
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            const size_t n = sizes[i] + (size_t)round;
+            unsigned char *p = bpv_arena_alloc(a, n);
+            assert_non_null(p);
+            assert_int_equal((uintptr_t)p % (n >= 256 ? 64 : sizeof(max_align_t)), 0);
+            for (size_t j = 0; j < n; j++) assert_int_equal(p[j], 0);
+            memset(p, 0xab, n); /* no later request may overlap it */
+            asked += n;
+        }
+    assert_true(bpv_arena_used(a) >= asked);
+    bpv_arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_repr_python),  cmocka_unit_test(test_repr_edges),
         cmocka_unit_test(test_repr_stream),  cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_error_caret),  cmocka_unit_test(test_closest),
         cmocka_unit_test(test_step_set),     cmocka_unit_test(test_atomic_write),
-        cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_json_string),  cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "conv.h"
 #include "graph.h"
 #include "pool.h"
+#include "simd.h"
 
 /* ---- the pool ------------------------------------------------------------- */
 
@@ -237,6 +238,56 @@ static void test_matmul_threads(void **state) {
     bpv_threads_set(0);
 }
 
+/* Every product against the sum written out (each element from +0.0, one
+ * rounded multiply and one rounded add per term, in t order), over shapes
+ * that take each kernel's paths: narrow (8-float) and, where the CPU has
+ * AVX-512, wide (16-float) tiles, partial tiles and panels, the
+ * transposed product, direct and packed operands, several K-blocks, the
+ * vector and outer-product forms; on 1 and 2 threads. ctest runs it again
+ * with BPV_AVX512=0 (test_pool_avx2): both kernels give these bits. */
+static void test_matmul_reference(void **state) {
+    (void)state;
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 8, 12, 13, 17, 31, 33, 64};
+    static const int64_t ns[] = {1, 2, 7, 10, 12, 16, 17, 25, 32, 33, 40, 128};
+    static const int64_t ks[] = {1, 2, 17, 300};
+    printf("product kernels: %s\n", bpv_simd_wide() ? "AVX-512 (16-float) and 8-float"
+                                                   : "8-float only (no AVX-512 here, or BPV_AVX512=0)");
+    double old = bpv_pool_min_cost_set(0);
+    for (int nt = 1; nt <= 2; nt++) {
+        bpv_threads_set(nt);
+        for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+                for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++)
+                    for (int layout = 0; layout < 3; layout++) {
+                        const int64_t M = ms[a], N = ns[b], K = ks[k];
+                        int64_t xr = K, xc = 1, yr = N, yc = 1;
+                        if (layout == 1) yr = 1, yc = K;
+                        if (layout == 2) xr = 1, xc = M;
+                        float *x = rand32(M * K), *y = rand32(K * N);
+                        float *work = malloc(bpv_matmul_work(M, N, K) * sizeof *work + 64);
+                        float *got = malloc((size_t)(M * N) * sizeof *got);
+                        bpv_matmul32(M, N, K, x, xr, xc, y, yr, yc, got, work);
+                        for (int64_t i = 0; i < M; i++)
+                            for (int64_t j = 0; j < N; j++) {
+                                float sum = 0.0f;
+                                for (int64_t t = 0; t < K; t++) {
+                                    const float p = x[i * xr + t * xc] * y[t * yr + j * yc];
+                                    sum = sum + p;
+                                }
+                                if (memcmp(&sum, &got[i * N + j], sizeof sum) != 0)
+                                    fail_msg("matmul32 %lldx%lldx%lld layout %d, %d threads: "
+                                             "[%lld, %lld] is %a, not %a",
+                                             (long long)M, (long long)N, (long long)K, layout,
+                                             nt, (long long)i, (long long)j,
+                                             (double)got[i * N + j], (double)sum);
+                            }
+                        free(x), free(y), free(work), free(got);
+                    }
+    }
+    bpv_pool_min_cost_set(old);
+    bpv_threads_set(0);
+}
+
 typedef struct conv_out {
     float *y, *gx, *gw, *gb, *py, *pgx, *ay, *agx;
 } conv_out;
@@ -263,7 +314,11 @@ static void test_conv_threads(void **state) {
                                      {6, 1, 28, 28, 10, 5, 1, 0},
                                      {5, 3, 12, 12, 4, 3, 1, 1},
                                      {3, 2, 9, 9, 3, 3, 2, 1},
-                                     {1, 4, 8, 8, 5, 2, 1, 0}};
+                                     {1, 4, 8, 8, 5, 2, 1, 0},
+                                     /* weight gradients by samples in two
+                                      * blocks (10 of 102,400 elements fit
+                                      * in the 1M buffers, src/conv.c) */
+                                     {12, 64, 8, 8, 64, 5, 1, 0}};
     double old = bpv_pool_min_cost_set(0);
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         bpv_conv2d_dims d = {.n = cfg[c][0], .c = cfg[c][1], .h = cfg[c][2], .w = cfg[c][3],
@@ -355,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_every_part_once), cmocka_unit_test(test_concurrent_callers),
         cmocka_unit_test(test_matmul_threads),  cmocka_unit_test(test_conv_threads),
         cmocka_unit_test(test_maxpool22_scan),  cmocka_unit_test(test_lowered_count),
+        cmocka_unit_test(test_matmul_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
