@@ -277,6 +277,85 @@ static void direct_fwd32(const bpv_conv2d_dims *d, const float *xp, int64_t hp, 
     }
 }
 
+#if BPV_HAVE_WIDE
+/* direct_fwd32 with 16-float vectors (AVX-512, bpv_simd_wide): a tile of 4
+ * channels by 32 outputs, each vector two groups of eight adjacent outputs
+ * of a row (so any ow % 8 == 0 works). Groups past P repeat the last one
+ * and store the same sums again. The same sums in the same order. */
+#define HALVES(lo, hi) __builtin_shufflevector((lo), (hi), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+BPV_WIDE
+static void direct_fwd32_wide(const bpv_conv2d_dims *d, const float *xp, int64_t hp, int64_t wp,
+                              const float *w, float *y) {
+    const int64_t K = kdim(d), P = pdim(d), ow = d->ow;
+    for (int64_t i0 = 0; i0 < d->o; i0 += 4) {
+        const int64_t mr = d->o - i0 < 4 ? d->o - i0 : 4;
+        const int64_t r1 = i0 + (mr > 1 ? 1 : 0), r2 = i0 + (mr > 2 ? 2 : 0),
+                      r3 = i0 + (mr > 3 ? 3 : 0);
+        const float *a0 = w + i0 * K, *a1 = w + r1 * K, *a2 = w + r2 * K, *a3 = w + r3 * K;
+        float *cr[4] = {y + i0 * P, y + r1 * P, y + r2 * P, y + r3 * P};
+        for (int64_t p0 = 0; p0 < P; p0 += 32) {
+            int64_t pg[4], base[4]; /* each group's first output, and its input */
+            for (int g = 0; g < 4; g++) {
+                pg[g] = p0 + 8 * g < P ? p0 + 8 * g : P - 8;
+                base[g] = pg[g] / ow * wp + pg[g] % ow;
+            }
+            /* named accumulators: an array of them was kept on the stack */
+            v8f l0, h0, l1, h1;
+#define LOADS(r, c)                                                               \
+    LOAD8F(l0, cr[r] + pg[0]), LOAD8F(h0, cr[r] + pg[1]);                         \
+    LOAD8F(l1, cr[r] + pg[2]), LOAD8F(h1, cr[r] + pg[3]);                         \
+    c##0 = HALVES(l0, h0), c##1 = HALVES(l1, h1)
+            v16f s00, s01, s10, s11, s20, s21, s30, s31;
+            LOADS(0, s0);
+            LOADS(1, s1);
+            LOADS(2, s2);
+            LOADS(3, s3);
+#undef LOADS
+            int64_t t = 0;
+            for (int64_t ci = 0; ci < d->c; ci++)
+                for (int64_t ki = 0; ki < d->kh; ki++) {
+                    const float *row = xp + (ci * hp + ki) * wp;
+                    for (int64_t kj = 0; kj < d->kw; kj++, t++) {
+                        v8f g0, g1, g2, g3;
+                        LOAD8F(g0, row + kj + base[0]), LOAD8F(g1, row + kj + base[1]);
+                        LOAD8F(g2, row + kj + base[2]), LOAD8F(g3, row + kj + base[3]);
+                        const v16f b0 = HALVES(g0, g1), b1 = HALVES(g2, g3);
+                        s00 += a0[t] * b0, s01 += a0[t] * b1;
+                        s10 += a1[t] * b0, s11 += a1[t] * b1;
+                        s20 += a2[t] * b0, s21 += a2[t] * b1;
+                        s30 += a3[t] * b0, s31 += a3[t] * b1;
+                    }
+                }
+            /* repeated rows store the same sums, row 0 last (by value: an
+             * accumulator whose address is taken lives on the stack) */
+#define STORES(r, v, h)                                                           \
+    do {                                                                          \
+        const v8f lo_ = __builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7); \
+        const v8f hi_ = __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15); \
+        STORE8F(cr[r] + pg[2 * (h)], lo_);                                        \
+        STORE8F(cr[r] + pg[2 * (h) + 1], hi_);                                    \
+    } while (0)
+            STORES(3, s30, 0); STORES(3, s31, 1); STORES(2, s20, 0); STORES(2, s21, 1);
+            STORES(1, s10, 0); STORES(1, s11, 1); STORES(0, s00, 0); STORES(0, s01, 1);
+#undef STORES
+        }
+    }
+}
+#undef HALVES
+#endif
+
+/* direct_fwd32 by the widest vectors this CPU runs */
+static void direct_fwd(const bpv_conv2d_dims *d, const float *xp, int64_t hp, int64_t wp,
+                       const float *w, float *y) {
+#if BPV_HAVE_WIDE
+    if (bpv_simd_wide()) {
+        direct_fwd32_wide(d, xp, hp, wp, w, y);
+        return;
+    }
+#endif
+    direct_fwd32(d, xp, hp, wp, w, y);
+}
+
 /* The same over double storage in dt: rows of c updated along j, which
  * vectorises without changing any element's order. */
 CONV_CLONES
@@ -314,14 +393,14 @@ static void fwd32(const bpv_conv2d_dims *d, const float *x, const float *w, cons
             for (int64_t p = 0; p < P; p++) ys[o * P + p] = init;
         }
         if (direct && d->pad == 0) {
-            direct_fwd32(d, x + s * in, hp, wp, w, ys);
+            direct_fwd(d, x + s * in, hp, wp, w, ys);
         } else if (direct) {
             memset(col, 0, (size_t)(d->c * hp * wp) * sizeof *col);
             for (int64_t ci = 0; ci < d->c; ci++)
                 for (int64_t i = 0; i < d->h; i++)
                     memcpy(col + (ci * hp + i + d->pad) * wp + d->pad,
                            x + s * in + (ci * d->h + i) * d->w, (size_t)d->w * sizeof *col);
-            direct_fwd32(d, col, hp, wp, w, ys);
+            direct_fwd(d, col, hp, wp, w, ys);
         } else {
             im2col32(d, x + s * in, col, 0, K);
             gemm_acc32(d->o, P, K, w, K, col, P, ys, P);
@@ -346,12 +425,56 @@ static void fwd64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *x, const
 
 /* The column gradient colg[l][p] = sum over o of w[o][l] * gy[o][p], in o
  * order from +0.0 (reference sgemm's NT loop), then col2im. */
+#if BPV_HAVE_WIDE
+#include <immintrin.h>
+/* col2im32 for stride 1 with AVX-512: each row of gx, sixteen elements at
+ * a time, takes its taps' terms in (ki, kj) order in a register and is
+ * stored once (col2im32's stores of rows shifted by one element each tap
+ * were most of its time). A term that does not fall on an element is a
+ * masked-off +0.0 there, which leaves the sum as it is: a sum from +0.0
+ * is never -0.0. */
+BPV_WIDE
+static void col2im32_wide(const bpv_conv2d_dims *d, const float *colg, float *gx) {
+    const int64_t P = pdim(d), ow = d->ow, pad = d->pad;
+    for (int64_t ci = 0; ci < d->c; ci++)
+        for (int64_t iy = 0; iy < d->h; iy++)
+            for (int64_t ix0 = 0; ix0 < d->w; ix0 += 16) {
+                const int64_t n = d->w - ix0 < 16 ? d->w - ix0 : 16;
+                __m512 acc = _mm512_setzero_ps();
+                for (int64_t ki = 0; ki < d->kh; ki++) {
+                    const int64_t oy = iy + pad - ki;
+                    if (oy < 0 || oy >= d->oh) continue;
+                    for (int64_t kj = 0; kj < d->kw; kj++) {
+                        /* lane e is output column ox0 + e */
+                        const int64_t ox0 = ix0 + pad - kj;
+                        const int64_t lo = ox0 < 0 ? -ox0 : 0, hi = ow - ox0 < n ? ow - ox0 : n;
+                        if (hi <= lo) continue;
+                        const __mmask16 m = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                        const float *row = colg + ((ci * d->kh + ki) * d->kw + kj) * P + oy * ow;
+                        /* a lane before the row's start is expanded into
+                         * place rather than addressed */
+                        acc = _mm512_add_ps(acc, lo ? _mm512_maskz_expandloadu_ps(m, row)
+                                                    : _mm512_maskz_loadu_ps(m, row + ox0));
+                    }
+                }
+                _mm512_mask_storeu_ps(gx + (ci * d->h + iy) * d->w + ix0,
+                                      (__mmask16)((1u << n) - 1), acc);
+            }
+}
+#endif
+
 static void bwd_x32(const bpv_conv2d_dims *d, const float *gy, const float *w, float *gx,
                     float *work, int64_t s0, int64_t s1) {
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
     float *colg = work + K * P, *mm = colg + (K * P > d->o * K ? K * P : d->o * K);
     for (int64_t s = s0; s < s1; s++) {
         bpv_matmul32(K, P, d->o, w, 1, K, gy + s * out, P, 1, colg, mm);
+#if BPV_HAVE_WIDE
+        if (d->stride == 1 && bpv_simd_wide()) {
+            col2im32_wide(d, colg, gx + s * in);
+            continue;
+        }
+#endif
         col2im32(BPV_F32, d, colg, gx + s * in);
     }
 }
@@ -367,6 +490,9 @@ static void bwd_x64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, co
     }
 }
 
+static bool wgrad_direct(const bpv_conv2d_dims *d, const float *gy, const float *x, float *g,
+                         float *work, int64_t s);
+
 /* Each sample's gw_s[o][l] = sum over p of gy[o][p] * col[l][p], in p
  * order from +0.0 (reference sgemm's TN loop: a dot product), then added to
  * the running gradient: gw = gw + gw_s with beta = 1, sample by sample from
@@ -380,13 +506,17 @@ static void bwd_w32(const bpv_conv2d_dims *d, const float *gy, const float *x, f
     const int64_t L = l1 - l0;
     float *col = work, *g = work + K * P, *mm = g + (K * P > d->o * K ? K * P : d->o * K);
     for (int64_t s = 0; s < d->n; s++) {
-        im2col32(d, x + s * in, col, l0, l1);
         if (L == K) { /* the whole gradient: gw_s straight into gw at first */
-            bpv_matmul32(d->o, K, P, gy + s * out, P, 1, col, 1, P, s == 0 ? gw : g, mm);
+            float *gs = s == 0 ? gw : g;
+            if (!wgrad_direct(d, gy, x, gs, work, s)) {
+                im2col32(d, x + s * in, col, 0, K);
+                bpv_matmul32(d->o, K, P, gy + s * out, P, 1, col, 1, P, gs, mm);
+            }
             if (s > 0)
                 for (int64_t i = 0; i < d->o * K; i++) gw[i] += g[i];
             continue;
         }
+        im2col32(d, x + s * in, col, l0, l1);
         bpv_matmul32(d->o, L, P, gy + s * out, P, 1, col, 1, P, g, mm);
         for (int64_t o = 0; o < d->o; o++) {
             float *gwo = gw + o * K + l0;
@@ -423,6 +553,82 @@ static void bwd_w64(bpv_dtype dt, const bpv_conv2d_dims *d, const double *gy, co
     }
 }
 
+/* One sample's weight gradient without unfolding x, for no padding (any
+ * stride): gw_s[o][l] = sum over outputs p in order, from +0.0, of
+ * gy[o][p] times the input under tap l at p, each product and sum rounded:
+ * the unfolded product's numbers (bwd_w32). A tile's rows are four taps
+ * (pointers into x that walk each output row, then jump to the next), its
+ * columns 2 * VW channels read from gyT [P][opad] (gy transposed, the
+ * channels past o zero; their sums are not stored). Instantiated for
+ * 8-float and, with AVX-512, 16-float vectors. */
+#define DEFINE_WGRAD(NAME, VT, VW, ATTR)                                                   \
+    ATTR static void NAME(const bpv_conv2d_dims *d, const float *x, const float *gyT,     \
+                          int64_t opad, float *g) {                                        \
+        const int64_t K = kdim(d), st = d->stride, hw = d->h * d->w, rs = st * d->w;      \
+        for (int64_t l0 = 0; l0 < K; l0 += 4) {                                            \
+            const float *xr[4]; /* rows past K repeat the last tap, not stored */          \
+            for (int r = 0; r < 4; r++) {                                                  \
+                const int64_t l = l0 + r < K ? l0 + r : K - 1;                             \
+                xr[r] = x + l / (d->kh * d->kw) * hw + l / d->kw % d->kh * d->w + l % d->kw; \
+            }                                                                              \
+            for (int64_t o0 = 0; o0 < d->o; o0 += 2 * VW) {                                \
+                VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0},       \
+                   c30 = {0}, c31 = {0};                                                   \
+                const float *b = gyT + o0;                                                 \
+                for (int64_t oy = 0; oy < d->oh; oy++) {                                   \
+                    const float *q0 = xr[0] + oy * rs, *q1 = xr[1] + oy * rs;              \
+                    const float *q2 = xr[2] + oy * rs, *q3 = xr[3] + oy * rs;              \
+                    for (int64_t ox = 0; ox < d->ow; ox++, b += opad) {                    \
+                        VT b0, b1;                                                         \
+                        memcpy(&b0, b, sizeof b0), memcpy(&b1, b + VW, sizeof b1);         \
+                        const float a0 = q0[ox * st], a1 = q1[ox * st];                    \
+                        const float a2 = q2[ox * st], a3 = q3[ox * st];                    \
+                        c00 += a0 * b0, c01 += a0 * b1, c10 += a1 * b0, c11 += a1 * b1;    \
+                        c20 += a2 * b0, c21 += a2 * b1, c30 += a3 * b0, c31 += a3 * b1;    \
+                    }                                                                      \
+                }                                                                          \
+                float t[4][2 * VW];                                                        \
+                memcpy(t[0], &c00, sizeof c00), memcpy(t[0] + VW, &c01, sizeof c01);      \
+                memcpy(t[1], &c10, sizeof c10), memcpy(t[1] + VW, &c11, sizeof c11);      \
+                memcpy(t[2], &c20, sizeof c20), memcpy(t[2] + VW, &c21, sizeof c21);      \
+                memcpy(t[3], &c30, sizeof c30), memcpy(t[3] + VW, &c31, sizeof c31);      \
+                for (int64_t r = 0; r < 4 && l0 + r < K; r++)                              \
+                    for (int64_t j = 0; j < 2 * VW && o0 + j < d->o; j++)                  \
+                        g[(o0 + j) * K + l0 + r] = t[r][j];                                \
+            }                                                                              \
+        }                                                                                  \
+    }
+DEFINE_WGRAD(wgrad_direct8, v8f, 8, CONV_CLONES)
+#if BPV_HAVE_WIDE
+DEFINE_WGRAD(wgrad_direct16, v16f, 16, BPV_WIDE)
+#endif
+
+/* Sample s's weight gradient into g [o][K] by wgrad_direct, when x has no
+ * padding and gy transposed fits in the unfolded input's space of work;
+ * false: unfold and multiply instead. */
+static bool wgrad_direct(const bpv_conv2d_dims *d, const float *gy, const float *x, float *g,
+                         float *work, int64_t s) {
+    /* 16-float vectors only when they take fewer blocks of channels */
+    const int64_t K = kdim(d), P = pdim(d);
+    const int64_t vw = bpv_simd_wide() && (d->o + 31) / 32 < (d->o + 15) / 16 ? 16 : 8;
+    const int64_t opad = (d->o + 2 * vw - 1) / (2 * vw) * (2 * vw);
+    if (d->pad != 0 || P * opad > K * P) return false;
+    const float *gs = gy + s * d->o * P;
+    float *gyT = work;
+    if (opad > d->o) memset(gyT, 0, (size_t)(P * opad) * sizeof *gyT);
+    for (int64_t o = 0; o < d->o; o++) /* gy read along its rows */
+        for (int64_t p = 0; p < P; p++) gyT[p * opad + o] = gs[o * P + p];
+    const float *xs = x + s * d->c * d->h * d->w;
+#if BPV_HAVE_WIDE
+    if (vw == 16) {
+        wgrad_direct16(d, xs, gyT, opad, g);
+        return true;
+    }
+#endif
+    wgrad_direct8(d, xs, gyT, opad, g);
+    return true;
+}
+
 /* The weight gradient on threads by samples, for a batch: each sample's
  * gw_s (bwd_w32's product, from +0.0) into a buffer of its own, the samples
  * split over the threads (each unfolds and multiplies its own samples);
@@ -435,6 +641,7 @@ static void sample_grad(const bpv_conv2d_dims *d, bool f32s, bpv_dtype dt, const
     const int64_t K = kdim(d), P = pdim(d), in = d->c * d->h * d->w, out = d->o * P;
     const int64_t g = K * P > d->o * K ? K * P : d->o * K;
     if (f32s) {
+        if (wgrad_direct(d, gy, x, gs, work, s)) return;
         float *col = work, *mm = col + K * P + g;
         im2col32(d, (const float *)x + s * in, col, 0, K);
         bpv_matmul32(d->o, K, P, (const float *)gy + s * out, P, 1, col, 1, P, gs, mm);
