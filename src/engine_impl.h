@@ -420,9 +420,13 @@ static void elem_part(void *ctx, int part, int nparts, float *scratch) {
  * them serially. */
 static bool elem_split(bpv_graph *g, bpv_node *n, bool bwd) {
     const int64_t N = n->numel;
-    /* an element of a transcendental function costs about 32 multiply-adds
-     * of a product, of arithmetic 8 (bench/README.md, "Threads") */
-    const double cost = (double)N * (elem_transcendental(n->op) ? 32 : 8);
+    /* An element weighs 64 multiply-adds of a product in a transcendental
+     * forward (tanh, exp, log, sigmoid, pow), else 8: a part then needs
+     * 4096 and 32768 elements. Measured on two threads against one (a chain
+     * of eight ops, bench/README.md "Threads"): tanh breaks even at 2048
+     * elements and is 1.45x at 8192; relu loses at 8192 (100 against 85
+     * us) and gains 4% at 32768, 11% at 131072 (memory-bound). */
+    const double cost = (double)N * (!bwd && elem_transcendental(n->op) ? 64 : 8);
     if (!bpv_pool_big(cost) || n->op == BPV_OP_CUSTOM) return false;
     if (bwd && (bpv_ops[n->op].flags & BPV_OPF_LINEAR)) return false; /* grad_addsub */
     if (n->nin > 1) {
