@@ -235,16 +235,27 @@ static void gemm_acc32(int64_t M, int64_t N, int64_t K, const float *a, int64_t 
  * adjacent inputs, so the unfolded operand's vectors are loads from the
  * (padded) input, xp [c][hp][wp]. Each output still sums over l = (ci, ki,
  * kj) in order from what y holds, as gemm_acc32. */
+/* The weights and outputs of a tile's four channels from i0: channels past
+ * o repeat the first, whose sums they compute and store again. */
+static inline void tile_channels(const bpv_conv2d_dims *d, const float *w, float *y, int64_t i0,
+                                 const float *a[4], float *c[4]) {
+    const int64_t K = kdim(d), P = pdim(d);
+    for (int r = 0; r < 4; r++) {
+        const int64_t i = i0 + r < d->o ? i0 + r : i0;
+        a[r] = w + i * K, c[r] = y + i * P;
+    }
+}
+
 CONV_CLONES
 static void direct_fwd32(const bpv_conv2d_dims *d, const float *xp, int64_t hp, int64_t wp,
                          const float *w, float *y) {
-    const int64_t K = kdim(d), P = pdim(d), ow = d->ow;
+    const int64_t P = pdim(d), ow = d->ow;
     for (int64_t i0 = 0; i0 < d->o; i0 += 4) {
-        const int64_t mr = d->o - i0 < 4 ? d->o - i0 : 4;
-        const int64_t r1 = i0 + (mr > 1 ? 1 : 0), r2 = i0 + (mr > 2 ? 2 : 0),
-                      r3 = i0 + (mr > 3 ? 3 : 0);
-        const float *a0 = w + i0 * K, *a1 = w + r1 * K, *a2 = w + r2 * K, *a3 = w + r3 * K;
-        float *c0 = y + i0 * P, *c1 = y + r1 * P, *c2 = y + r2 * P, *c3 = y + r3 * P;
+        const float *a[4];
+        float *cr[4];
+        tile_channels(d, w, y, i0, a, cr);
+        const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+        float *c0 = cr[0], *c1 = cr[1], *c2 = cr[2], *c3 = cr[3];
         for (int64_t p0 = 0; p0 < P; p0 += 16) {
             /* a second vector when one is left (P is a multiple of 8) */
             const bool two = p0 + 8 < P;
@@ -286,13 +297,12 @@ static void direct_fwd32(const bpv_conv2d_dims *d, const float *xp, int64_t hp, 
 BPV_WIDE
 static void direct_fwd32_wide(const bpv_conv2d_dims *d, const float *xp, int64_t hp, int64_t wp,
                               const float *w, float *y) {
-    const int64_t K = kdim(d), P = pdim(d), ow = d->ow;
+    const int64_t P = pdim(d), ow = d->ow;
     for (int64_t i0 = 0; i0 < d->o; i0 += 4) {
-        const int64_t mr = d->o - i0 < 4 ? d->o - i0 : 4;
-        const int64_t r1 = i0 + (mr > 1 ? 1 : 0), r2 = i0 + (mr > 2 ? 2 : 0),
-                      r3 = i0 + (mr > 3 ? 3 : 0);
-        const float *a0 = w + i0 * K, *a1 = w + r1 * K, *a2 = w + r2 * K, *a3 = w + r3 * K;
-        float *cr[4] = {y + i0 * P, y + r1 * P, y + r2 * P, y + r3 * P};
+        const float *a[4];
+        float *cr[4];
+        tile_channels(d, w, y, i0, a, cr);
+        const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
         for (int64_t p0 = 0; p0 < P; p0 += 32) {
             int64_t pg[4], base[4]; /* each group's first output, and its input */
             for (int g = 0; g < 4; g++) {

@@ -171,10 +171,14 @@ static inline bool bcast_tail(const bpv_shape *o, const bpv_shape *b) {
         } else if (A->numel == N && B->numel > 0 && bcast_tail(osh, &B->shape)) { \
             /* a bias: B repeats along the leading dimensions */                  \
             const int64_t nb_ = B->numel;                                         \
-            for (int64_t i = (lo_), ib = (lo_) % nb_; i < (hi_); i++) {           \
-                const int64_t ia = i;                                             \
-                __VA_ARGS__;                                                      \
-                if (++ib == nb_) ib = 0;                                          \
+            /* row by row of B's length: an inner loop that vectorises */         \
+            for (int64_t row_ = (lo_) - (lo_) % nb_; row_ < (hi_); row_ += nb_) { \
+                const int64_t rend_ = row_ + nb_ < (hi_) ? row_ + nb_ : (hi_);    \
+                const int64_t rbeg_ = row_ > (lo_) ? row_ : (lo_);                \
+                for (int64_t i = rbeg_, ib = rbeg_ - row_; i < rend_; i++, ib++) { \
+                    const int64_t ia = i;                                         \
+                    __VA_ARGS__;                                                  \
+                }                                                                 \
             }                                                                     \
         } else {                                                                  \
             bcast_it it_;                                                         \
