@@ -3,6 +3,7 @@
  * SGD, SGD with momentum, Adam, over double or float32 storage. The update
  * of one scalar by plain SGD is optim.h's, inline. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "optim.h"
@@ -78,14 +79,16 @@ OPTIM(f32, float, BPV_F32) /* a constant dtype: R() folds into float32 operation
 #define OPT_AVX2 __attribute__((target("avx2,fma")))
 
 static bool opt_avx2(void) {
-    static int have = -1;
-    if (have < 0) {
+    static atomic_int have = -1; /* atomic: asked from the engine's threads */
+    int h = atomic_load_explicit(&have, memory_order_relaxed);
+    if (h < 0) {
         __builtin_cpu_init();
         /* their FMAs are the AVX2 build's: not with the portable kernels */
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               bpv_vmath_sleef();
+        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+            bpv_vmath_sleef();
+        atomic_store_explicit(&have, h, memory_order_relaxed);
     }
-    return have;
+    return h;
 }
 
 OPT_AVX2

@@ -19,6 +19,7 @@
  * kernels use libm's float and double functions element by element, and so
  * does this file. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,14 +46,17 @@ VM_AVX2 __m256d Sleef_powd4_u10(__m256d, __m256d);
  * its portable "default" kernels. */
 static bool vm_avx2(void) {
 #ifdef VM_SLEEF
-    static int have = -1;
-    if (have < 0) {
+    /* atomic: the engine's threads ask too (the same answer for all) */
+    static atomic_int have = -1;
+    int h = atomic_load_explicit(&have, memory_order_relaxed);
+    if (h < 0) {
         const char *cap = getenv("ATEN_CPU_CAPABILITY");
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               !(cap && strcmp(cap, "default") == 0);
+        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+            !(cap && strcmp(cap, "default") == 0);
+        atomic_store_explicit(&have, h, memory_order_relaxed);
     }
-    return have;
+    return h;
 #else
     return false;
 #endif
