@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "csum.h"
+#include "pool.h"
 
 #define R(x) bpv_round(s->dt, (x))
 
@@ -207,6 +208,40 @@ static void column_rows32(bpv_dtype dt, const float *x, int64_t rows, int64_t co
     row_sum_cols32(dt, x, rows, cols, j0, nc, sign, out);
 }
 
+/* Column sums on threads: chunk k of CHUNK columns (the grouped columns'
+ * chunks first, then the rest's) is one part's, summed as serially. */
+typedef struct col_job {
+    bpv_dtype dt;
+    const void *x;
+    bool f32;
+    int64_t rows, cols, full; /* full: the columns in whole groups */
+    double sign;
+    void *out;
+} col_job;
+
+static void col_chunk(const col_job *j, int64_t k) {
+    const int64_t grouped = (j->full + CHUNK - 1) / CHUNK;
+    if (k < grouped) {
+        const int64_t j0 = k * CHUNK, nc = j->full - j0 < CHUNK ? j->full - j0 : CHUNK;
+        if (j->f32) column_cascade32(j->dt, j->x, j->rows, j->cols, j0, nc, j->sign, j->out);
+        else column_cascade(j->dt, j->x, j->rows, j->cols, j0, nc, j->sign, j->out);
+    } else {
+        const int64_t j0 = j->full + (k - grouped) * CHUNK;
+        const int64_t nc = j->cols - j0 < CHUNK ? j->cols - j0 : CHUNK;
+        if (j->f32) column_rows32(j->dt, j->x, j->rows, j->cols, j0, nc, j->sign, j->out);
+        else column_rows(j->dt, j->x, j->rows, j->cols, j0, nc, j->sign, j->out);
+    }
+}
+
+static void col_part(void *ctx, int part, int nparts, float *scratch) {
+    (void)scratch;
+    const col_job *j = ctx;
+    const int64_t chunks = (j->full + CHUNK - 1) / CHUNK + (j->cols - j->full + CHUNK - 1) / CHUNK;
+    int64_t lo, hi;
+    bpv_pool_range(chunks, part, nparts, &lo, &hi);
+    for (int64_t k = lo; k < hi; k++) col_chunk(j, k);
+}
+
 static void columns(bpv_dtype dt, const void *x, bool f32, int64_t rows, int64_t cols,
                     bool negate, void *out) {
     const double sign = negate ? -1.0 : 1.0;
@@ -222,17 +257,16 @@ static void columns(bpv_dtype dt, const void *x, bool f32, int64_t rows, int64_t
      * each a row_sum: four interleaved partial sums, as bpv_csum with
      * one-element vectors */
     const int64_t lanes = dt == BPV_F32 ? 8 : 4, group = cols >= lanes ? 4 * lanes : 4;
-    const int64_t full = cols / group * group;
-    for (int64_t j = 0; j < full; j += CHUNK) {
-        const int64_t nc = full - j < CHUNK ? full - j : CHUNK;
-        if (f32) column_cascade32(dt, x, rows, cols, j, nc, sign, out);
-        else column_cascade(dt, x, rows, cols, j, nc, sign, out);
+    col_job j = {dt, x, f32, rows, cols, cols / group * group, sign, out};
+    const int64_t chunks = (j.full + CHUNK - 1) / CHUNK + (cols - j.full + CHUNK - 1) / CHUNK;
+    /* an element: about 4 multiply-adds of a product, as the convolution's
+     * bias gradient weighs it; the chunks of columns are independent */
+    const double cost = 4.0 * (double)rows * (double)cols;
+    if (bpv_pool_big(cost)) {
+        const int np = bpv_pool_want(cost, chunks);
+        if (np > 1 && bpv_pool_run(np, 0, col_part, &j)) return;
     }
-    for (int64_t j = full; j < cols; j += CHUNK) {
-        const int64_t nc = cols - j < CHUNK ? cols - j : CHUNK;
-        if (f32) column_rows32(dt, x, rows, cols, j, nc, sign, out);
-        else column_rows(dt, x, rows, cols, j, nc, sign, out);
-    }
+    for (int64_t k = 0; k < chunks; k++) col_chunk(&j, k);
 }
 
 void bpv_csum_columns(bpv_dtype dt, const double *x, int64_t rows, int64_t cols, bool negate,
