@@ -160,10 +160,9 @@ static bool spin_gen(uint32_t old) {
  * waits for every part, so what a claimed part reads stays valid. False
  * when no part is left. */
 static bool claim(uint32_t gen, int tid, int *part, int *n) {
+    if (!P.spin) pthread_mutex_lock(&P.mu); /* the job word too, for helgrind and drd */
     const uint64_t w = atomic_load_explicit(&P.work, memory_order_acquire);
-    if (gen_of(w) != gen) return false;
-    const int np = (int)(w >> 16 & 0xffff);
-    if (!P.spin) pthread_mutex_lock(&P.mu);
+    const int np = gen_of(w) == gen ? (int)(w >> 16 & 0xffff) : 0;
     bool ok = false;
     for (int i = 0; i < np && !ok; i++) {
         const int p = (tid + i) % np;
