@@ -215,6 +215,7 @@ typedef struct col_job {
     const void *x;
     bool f32;
     int64_t rows, cols, full; /* full: the columns in whole groups */
+    int64_t chunks;           /* of CHUNK columns, the groups' first */
     double sign;
     void *out;
 } col_job;
@@ -236,9 +237,8 @@ static void col_chunk(const col_job *j, int64_t k) {
 static void col_part(void *ctx, int part, int nparts, float *scratch) {
     (void)scratch;
     const col_job *j = ctx;
-    const int64_t chunks = (j->full + CHUNK - 1) / CHUNK + (j->cols - j->full + CHUNK - 1) / CHUNK;
     int64_t lo, hi;
-    bpv_pool_range(chunks, part, nparts, &lo, &hi);
+    bpv_pool_range(j->chunks, part, nparts, &lo, &hi);
     for (int64_t k = lo; k < hi; k++) col_chunk(j, k);
 }
 
@@ -257,8 +257,9 @@ static void columns(bpv_dtype dt, const void *x, bool f32, int64_t rows, int64_t
      * each a row_sum: four interleaved partial sums, as bpv_csum with
      * one-element vectors */
     const int64_t lanes = dt == BPV_F32 ? 8 : 4, group = cols >= lanes ? 4 * lanes : 4;
-    col_job j = {dt, x, f32, rows, cols, cols / group * group, sign, out};
-    const int64_t chunks = (j.full + CHUNK - 1) / CHUNK + (cols - j.full + CHUNK - 1) / CHUNK;
+    const int64_t full = cols / group * group;
+    const int64_t chunks = (full + CHUNK - 1) / CHUNK + (cols - full + CHUNK - 1) / CHUNK;
+    col_job j = {dt, x, f32, rows, cols, full, chunks, sign, out};
     /* an element: about 4 multiply-adds of a product, as the convolution's
      * bias gradient weighs it; the chunks of columns are independent */
     const double cost = 4.0 * (double)rows * (double)cols;

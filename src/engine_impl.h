@@ -413,8 +413,7 @@ static void elem_part(void *ctx, int part, int nparts, float *scratch) {
     const elem_job *j = ctx;
     const int64_t N = j->n->numel;
     int64_t lo, hi;
-    bpv_pool_range((N + ELEM_BLOCK - 1) / ELEM_BLOCK, part, nparts, &lo, &hi);
-    lo *= ELEM_BLOCK, hi = hi * ELEM_BLOCK < N ? hi * ELEM_BLOCK : N;
+    bpv_pool_blocks(N, ELEM_BLOCK, part, nparts, &lo, &hi);
     if (hi <= lo) return;
     if (j->bwd) elem_bwd_range(j->g, j->n, lo, hi);
     else elem_fwd_range(j->g, j->n, lo, hi);

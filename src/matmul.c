@@ -324,7 +324,7 @@ matmul_f32_io(int64_t M, int64_t N, int64_t K, const void *x, int64_t xr, int64_
                 if (xdir && mr == MRF) a = (const float *)x + i0 * xr + k0 * xc, ar = xr, as = xc;
                 if (ydir && nr == nrf) b = (const float *)y + k0 * yr + j0, bs = yr;
                 const int64_t o0 = i0 * cr + j0 * cc; /* the tile's corner in c */
-                if (nrf == 2 * 16)
+                if (nrf == NRW)
                     tile_f32_16(a, ar, as, b, bs, kc, k0 == 0, c_, o0, cr, cc, mr, nr, io32);
                 else
                     tile_f32_8(a, ar, as, b, bs, kc, k0 == 0, c_, o0, cr, cc, mr, nr, io32);

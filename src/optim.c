@@ -203,8 +203,7 @@ static void opt_part(void *ctx, int part, int nparts, float *scratch) {
     (void)scratch;
     const opt_job *j = ctx;
     int64_t lo, hi;
-    bpv_pool_range((j->n + LINE - 1) / LINE, part, nparts, &lo, &hi);
-    lo *= LINE, hi = hi * LINE < j->n ? hi * LINE : j->n;
+    bpv_pool_blocks(j->n, LINE, part, nparts, &lo, &hi);
     if (hi > lo) opt_range(j, lo, hi);
 }
 

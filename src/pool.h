@@ -60,6 +60,16 @@ static inline void bpv_pool_range(int64_t n, int p, int np, int64_t *lo, int64_t
     *hi = n * (p + 1) / np;
 }
 
+/* Part p's elements [lo, hi) of n in blocks of `block` (a cache line of
+ * them, so that no two parts write one line): contiguous and in order over
+ * the parts, the last block short. */
+static inline void bpv_pool_blocks(int64_t n, int64_t block, int p, int np, int64_t *lo,
+                                   int64_t *hi) {
+    bpv_pool_range((n + block - 1) / block, p, np, lo, hi);
+    *lo *= block;
+    *hi = *hi * block < n ? *hi * block : n;
+}
+
 /* The operations a thread must have before a job is split (see pool.c for
  * the measurement); tests set 0 to split every job that has units. Returns
  * the previous value. */
